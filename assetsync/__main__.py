@@ -1,0 +1,3 @@
+from assetsync.cli import main
+
+raise SystemExit(main())

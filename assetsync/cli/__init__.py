@@ -1,0 +1,72 @@
+"""Command line entry point: argument parsing, exit codes; the only package that prints.
+
+Each subcommand lives in its own module under `assetsync.cli.commands` and exposes
+`register(subparsers)`, which adds its parser and sets `func=handler` where
+`handler(args) -> int` returns the exit status. Modules are discovered, so adding a
+command never touches this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from assetsync import __version__
+from assetsync.errors import AssetsyncError
+
+__all__ = ["build_parser", "main"]
+
+# Exit codes (STYLE.md): 0 ok, 1 error, 2 usage/config, 3 lock held, 130 interrupted.
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 3
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every discovered subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="assetsync",
+        description="Publish a folder of static assets to Twilio Serverless, uploading only what changed.",
+    )
+    parser.add_argument("--version", action="version", version=f"assetsync {__version__}")
+    parser.add_argument(
+        "-c", "--config", help="path to .assetsync.toml (default: ./.assetsync.toml)"
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from assetsync.cli import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one assetsync command; returns the process exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return EXIT_USAGE
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("assetsync: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except AssetsyncError as exc:
+        print(f"assetsync: error: {exc}", file=sys.stderr)
+        return exc.exit_code

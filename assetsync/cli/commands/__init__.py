@@ -1,0 +1,1 @@
+"""One module per `assetsync` subcommand, each exposing `register(subparsers)`."""

@@ -1,0 +1,60 @@
+"""Frozen value types shared by every stage: visibility, digests, scanned and published files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+__all__ = [
+    "DIGEST_PREFIX",
+    "PublishedFile",
+    "ScannedFile",
+    "Visibility",
+]
+
+# Digests always carry their algorithm so a future change of hash can never be mistaken
+# for a content change (or worse, a match).
+DIGEST_PREFIX = "xxh3_128:"
+
+
+class Visibility(StrEnum):
+    """Twilio's asset visibility; the values are the API's strings."""
+
+    PUBLIC = "public"
+    PROTECTED = "protected"
+    PRIVATE = "private"
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedFile:
+    """One regular file found under the source folder, with its content digest.
+
+    `rel_path` is POSIX-style and relative to the source folder (no leading slash).
+    """
+
+    rel_path: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedFile:
+    """One asset to publish: the bytes at `content_path` under the published `path`.
+
+    `path` starts with `/`. `source` is the scanned file it came from (its `rel_path`);
+    `content_path` is that file, or a transform-cache file for optimized output and variants.
+    `variant` names the optimize profile that produced it (None for the file itself).
+    """
+
+    path: str
+    visibility: Visibility
+    digest: str
+    size: int
+    source: str
+    content_path: Path
+    content_type: str
+    variant: str | None = None
