@@ -1,0 +1,174 @@
+"""The rolling-hour build budget, shared by every assetsync process of this user on the machine.
+
+Twilio allows 100 builds per hour per account (limits.BUILDS_PER_HOUR); going past it earns a
+429 on build creation. Every process that builds for an account records each build in one small
+JSON ledger per account, read and rewritten under an `fcntl.flock` lock, so a watch, a cron sync
+and a second watch on another folder of the same account all draw on one budget.
+
+The ledger is keyed by a hash of the account SID and the API host, never by a credential. It lives
+in `$ASSETSYNC_BUDGET_DIR`, else `$XDG_STATE_HOME/assetsync/budget`, else
+`~/.local/state/assetsync/budget`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from assetsync.limits import BUILDS_PER_HOUR
+
+__all__ = ["BuildBudget", "Reservation", "account_key", "default_ledger_dir"]
+
+log = logging.getLogger(__name__)
+
+WINDOW_S = 3600.0
+_LEDGER_VERSION = 1
+
+
+def account_key(account_sid: str, api_host: str) -> str:
+    """A stable, non-secret ledger key for one account on one API host."""
+    digest = hashlib.sha256(f"{account_sid}\n{api_host.lower()}".encode()).hexdigest()
+    return digest[:32]
+
+
+def default_ledger_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where ledgers live: `ASSETSYNC_BUDGET_DIR`, else the XDG state folder of this user."""
+    env = os.environ if environ is None else environ
+    if env.get("ASSETSYNC_BUDGET_DIR"):
+        return Path(env["ASSETSYNC_BUDGET_DIR"])
+    state_home = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "assetsync" / "budget"
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """One build slot taken from the budget at clock time `at`; settle it once the sync is done."""
+
+    token: str
+    at: float
+
+
+class BuildBudget:
+    """A rolling-hour budget of builds for one account, shared through a locked ledger file.
+
+    Args:
+        key: the account's ledger key (`account_key(account_sid, api_host)`).
+        limit: builds this process may count on per rolling hour (all processes' builds count
+            against it), 1 to 100.
+        ledger_dir: the ledger folder (default `default_ledger_dir()`); tests pass a tmp folder.
+        clock: wall-clock seconds; the ledger is shared between processes, so the clock must be
+            one they share too (not `time.monotonic`).
+    """
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        limit: int = BUILDS_PER_HOUR,
+        ledger_dir: Path | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not 1 <= limit <= BUILDS_PER_HOUR:
+            raise ValueError(f"limit must be 1..{BUILDS_PER_HOUR}, got {limit}")
+        self.key = key
+        self.limit = limit
+        self.clock = clock
+        self.ledger_dir = ledger_dir if ledger_dir is not None else default_ledger_dir()
+        self.path = self.ledger_dir / f"{key}.json"
+        self._lock_path = self.ledger_dir / f"{key}.lock"
+
+    def remaining(self) -> int:
+        """Builds still available in the current rolling hour."""
+        with self._ledger() as entries:
+            return max(0, self.limit - len(entries))
+
+    def used(self) -> int:
+        """Builds recorded by any process in the last hour."""
+        with self._ledger() as entries:
+            return len(entries)
+
+    def next_available_at(self) -> float:
+        """Clock time at which the next build may start (now when one is available)."""
+        with self._ledger() as entries:
+            return self._next_at(entries)
+
+    def reserve(self) -> Reservation | None:
+        """Atomically take one build slot, or return None when the hour's budget is spent."""
+        with self._ledger(write=True) as entries:
+            if len(entries) >= self.limit:
+                return None
+            reservation = Reservation(token=uuid.uuid4().hex, at=self.clock())
+            entries.append((reservation.at, reservation.token))
+            return reservation
+
+    def settle(self, reservation: Reservation, builds: int) -> None:
+        """Replace a reservation by the number of builds the sync really made (0 frees it).
+
+        A multi-service sync may make more than one build; the extra ones are recorded even
+        past the limit, because they happened.
+        """
+        with self._ledger(write=True) as entries:
+            entries[:] = [e for e in entries if e[1] != reservation.token]
+            entries.extend((reservation.at, f"{reservation.token}.{i}") for i in range(builds))
+        if builds > 1:
+            log.debug("recorded %d builds for one sync", builds)
+
+    def record(self, builds: int = 1) -> None:
+        """Record builds made without a reservation (e.g. by a one-off `assetsync sync`)."""
+        now = self.clock()
+        with self._ledger(write=True) as entries:
+            entries.extend((now, uuid.uuid4().hex) for _ in range(builds))
+
+    def _next_at(self, entries: list[tuple[float, str]]) -> float:
+        now = self.clock()
+        if len(entries) < self.limit:
+            return now
+        # The slot frees when the oldest build that keeps us at the limit leaves the window.
+        times = sorted(t for t, _ in entries)
+        return times[len(entries) - self.limit] + WINDOW_S
+
+    @contextmanager
+    def _ledger(self, *, write: bool = False) -> Iterator[list[tuple[float, str]]]:
+        """Yield the live entries (last hour) under the lock; rewrite the file if `write`."""
+        self.ledger_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self._lock_path, "a+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                now = self.clock()
+                entries = self._read(now)
+                before = list(entries)
+                yield entries
+                if write or entries != before:
+                    self._write(entries)
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def _read(self, now: float) -> list[tuple[float, str]]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            raw = data["builds"] if data.get("version") == _LEDGER_VERSION else []
+            entries = [(float(t), str(tok)) for t, tok in raw]
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # A damaged ledger only costs pacing accuracy; never let it stop a deploy.
+            log.warning("build budget ledger %s is unreadable (%s); starting it afresh", self.path, exc)
+            return []
+        # An entry from the future means the wall clock went back: count it as made now,
+        # so a clock change can neither free nor block the budget for longer than an hour.
+        return [(min(t, now), tok) for t, tok in entries if now - t < WINDOW_S]
+
+    def _write(self, entries: list[tuple[float, str]]) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        payload = {"version": _LEDGER_VERSION, "builds": [[t, tok] for t, tok in entries]}
+        tmp.write_text(json.dumps(payload), encoding="utf-8")
+        os.replace(tmp, self.path)
