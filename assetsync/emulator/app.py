@@ -1,0 +1,239 @@
+"""The emulator's ASGI application: host dispatch, auth, fault switches, request log, errors.
+
+One app answers the main host's routes, the upload host's two version routes and, for requests
+addressed to an environment's domain, what that environment has deployed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import json
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assetsync.emulator.faults import FaultRule, HostKind, RequestLogEntry
+from assetsync.emulator.routes import ROUTES
+from assetsync.emulator.serving import SERVE_PREFIX, serve_deployed
+from assetsync.emulator.state import EmulatorError, EmulatorState, not_found
+
+__all__ = ["DROP_EXTENSION", "ConnectionDropped", "create_app", "error_body"]
+
+logger = logging.getLogger(__name__)
+
+# ASGI scope extension a server may provide to abort the client's connection with no response
+# (assetsync.emulator.serve does, for uvicorn). Without it, `ConnectionDropped` is raised.
+DROP_EXTENSION = "assetsync.drop"
+_UPLOAD_PATH = re.compile(r"^/v1/Services/[^/]+/(Assets|Functions)/[^/]+/Versions/?$")
+_LOCAL_NAMES = {"localhost", "testserver"}
+_FAULT_ERRORS = {
+    "429": (429, 20429, "Too many requests"),
+    "429-retry-after": (429, 20429, "Too many requests"),
+    "500": (500, 20500, "Internal Server Error"),
+    "503": (503, 20503, "Service Unavailable"),
+}
+
+
+class ConnectionDropped(Exception):
+    """A fault switch dropped the connection and the server cannot abort it for real."""
+
+
+def error_body(status: int, code: int, message: str, kind: HostKind = "api") -> dict[str, Any]:
+    """Twilio's error body; the upload host's 429 has its own shape (serverless-api #37)."""
+    more_info = f"https://www.twilio.com/docs/errors/{code}"
+    if kind == "upload" and status == 429:
+        return {"status": status, "message": message,
+                "detail": "Too many requests for the associated account being sent.",
+                "code": code, "moreInfo": more_info}
+    return {"code": code, "message": message, "more_info": more_info, "status": status}
+
+
+def create_app(state: EmulatorState) -> ASGIApp:
+    """The ASGI application serving `state` (main host, upload host, deployed assets)."""
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, EmulatorError)
+        return JSONResponse(
+            error_body(exc.status, exc.code, exc.message, _kind(request.scope)),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return await on_error(request, not_found(request.url.path))
+        message = f"Method {request.method} is not allowed on {request.url.path}"
+        return await on_error(request, EmulatorError(exc.status_code, 20000 + exc.status_code, message))
+
+    router = Starlette(
+        routes=ROUTES,
+        exception_handlers={EmulatorError: on_error, HTTPException: on_http},
+    )
+    router.state.emulator = state
+    return _EmulatorApp(state, router)
+
+
+def _host(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"host":
+            host = value.decode("latin-1").lower()
+            return host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return ""
+
+
+def _kind(scope: Scope) -> HostKind:
+    kind: HostKind = scope.get("assetsync.kind", "api")
+    return kind
+
+
+def _is_local(host: str) -> bool:
+    if host in _LOCAL_NAMES or not host:
+        return True
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+class _EmulatorApp:
+    """Wraps the router with what every request goes through, in Twilio's order of checks."""
+
+    def __init__(self, state: EmulatorState, router: ASGIApp) -> None:
+        self.state = state
+        self.router = router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.router(scope, receive, send)
+            return
+        state, method, path = self.state, scope["method"], scope["path"]
+        env, serve_path = self._serve_target(scope, path)
+        kind: HostKind = "serve" if env is not None else "upload" if (
+            method == "POST" and _UPLOAD_PATH.match(path)) else "api"
+        scope["assetsync.kind"] = kind
+        counted = {"in": 0, "status": 0}
+
+        async def counting_receive() -> Message:
+            message = await receive()
+            counted["in"] += len(message.get("body", b""))
+            return message
+
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                counted["status"] = message["status"]
+            await send(message)
+
+        try:
+            await self._handle(scope, counting_receive, recording_send, kind, env, serve_path)
+        finally:
+            state.request_log.append(
+                RequestLogEntry(method, kind, path, counted["status"], counted["in"], state.now())
+            )
+
+    def _serve_target(self, scope: Scope, path: str) -> tuple[Any, str]:
+        if path.startswith(SERVE_PREFIX):
+            domain, _, rest = path[len(SERVE_PREFIX):].partition("/")
+            env = self.state.environment_by_domain(domain.lower())
+            return (env, "/" + rest) if env is not None else (None, path)
+        host = _host(scope)
+        if _is_local(host):
+            return None, path
+        env = self.state.environment_by_domain(host)
+        return (env, path) if env is not None else (None, path)
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, send: Send, kind: HostKind, env: Any, serve_path: str
+    ) -> None:
+        state = self.state
+        fault = state.faults.take(scope["method"], scope["path"])
+        if fault is not None:
+            logger.debug("fault %s on %s %s", fault.action, scope["method"], scope["path"])
+            if fault.action == "delay":
+                await asyncio.sleep(fault.delay_s)
+            elif fault.action == "drop":
+                await _drop(scope)
+                return
+            elif fault.action == "drop-after":
+                await self._dispatch(scope, receive, _swallow, kind, env, serve_path)
+                await _drop(scope)
+                return
+            else:
+                await _drain(receive)
+                await _send_fault(fault, kind, send)
+                return
+        if kind != "serve" and not self._authorized(scope):
+            await _drain(receive)
+            body = error_body(401, 20003, "Authenticate")
+            body["detail"] = "Your AccountSid or AuthToken was incorrect."
+            await _send_json(send, 401, body, {"WWW-Authenticate": 'Basic realm="Twilio API"'})
+            return
+        state.sweep()
+        await self._dispatch(scope, receive, send, kind, env, serve_path)
+
+    async def _dispatch(
+        self, scope: Scope, receive: Receive, send: Send, kind: HostKind, env: Any, serve_path: str
+    ) -> None:
+        if kind == "serve":
+            await serve_deployed(self.state, env, serve_path, scope, receive, send)
+        else:
+            await self.router(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        header = dict(scope.get("headers", [])).get(b"authorization", b"")
+        scheme, _, encoded = header.partition(b" ")
+        if scheme.lower() != b"basic":
+            return False
+        try:
+            username, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return bool(sep) and self.state.authenticate(username, password)
+
+
+async def _swallow(message: Message) -> None:
+    """A `send` that loses the response (the request was processed, the answer never arrives)."""
+
+
+async def _drain(receive: Receive) -> None:
+    # Read the whole request body before answering early, so a client still streaming an upload
+    # gets the error response rather than a broken pipe.
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+
+
+async def _drop(scope: Scope) -> None:
+    drop: Callable[[], Awaitable[None]] | None = scope.get("extensions", {}).get(DROP_EXTENSION)
+    if drop is None:
+        raise ConnectionDropped("fault switch: connection dropped without a response")
+    await drop()
+
+
+async def _send_fault(fault: FaultRule, kind: HostKind, send: Send) -> None:
+    status, code, message = _FAULT_ERRORS[fault.action]
+    headers = {}
+    if fault.action == "429-retry-after":
+        headers["Retry-After"] = str(math.ceil(fault.delay_s))
+    await _send_json(send, status, error_body(status, code, message, kind), headers)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+    payload = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})

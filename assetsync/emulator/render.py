@@ -1,0 +1,164 @@
+"""Stored records -> Twilio's JSON: exactly the spec's fields, absolute `url`/`links`, page `meta`.
+
+Every URL is built from the base URL of the request being answered (scheme + Host), so a client
+can follow them back to whichever address reached the emulator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from assetsync.emulator.builds import build_status
+from assetsync.emulator.state import EmulatorState, iso
+from assetsync.emulator.storage import Record
+
+__all__ = ["list_body", "record_path", "render", "render_build_status", "render_content"]
+
+_LINKS: dict[str, dict[str, str]] = {
+    "service": {"environments": "/Environments", "functions": "/Functions", "assets": "/Assets",
+                "builds": "/Builds"},
+    "environment": {"variables": "/Variables", "deployments": "/Deployments", "logs": "/Logs"},
+    "function": {"function_versions": "/Versions"},
+    "asset": {"asset_versions": "/Versions"},
+    "function_version": {"function_version_content": "/Content"},
+    "build": {"build_status": "/Status"},
+}
+
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "service": ("friendly_name", "unique_name", "include_credentials", "ui_editable", "domain_base",
+                "date_created", "date_updated"),
+    "environment": ("service_sid", "build_sid", "unique_name", "domain_suffix", "domain_name",
+                    "date_created", "date_updated"),
+    "function": ("service_sid", "friendly_name", "date_created", "date_updated"),
+    "asset": ("service_sid", "friendly_name", "date_created", "date_updated"),
+    "function_version": ("service_sid", "function_sid", "path", "visibility", "date_created"),
+    "asset_version": ("service_sid", "asset_sid", "path", "visibility", "date_created"),
+    "deployment": ("service_sid", "environment_sid", "build_sid", "date_created", "date_updated"),
+    "variable": ("service_sid", "environment_sid", "key", "value", "date_created", "date_updated"),
+}
+
+_SEGMENT = {"environment": "Environments", "function": "Functions", "asset": "Assets",
+            "build": "Builds", "deployment": "Deployments", "variable": "Variables"}
+
+
+def record_path(rec: Record) -> str:
+    """The API path of a resource (`/v1/Services/ZS…/Assets/ZH…/Versions/ZN…`)."""
+    if rec.kind == "service":
+        return f"/v1/Services/{rec.sid}"
+    svc = f"/v1/Services/{rec.data['service_sid']}"
+    if rec.kind == "asset_version":
+        return f"{svc}/Assets/{rec.data['asset_sid']}/Versions/{rec.sid}"
+    if rec.kind == "function_version":
+        return f"{svc}/Functions/{rec.data['function_sid']}/Versions/{rec.sid}"
+    if rec.kind in ("deployment", "variable"):
+        return f"{svc}/Environments/{rec.data['environment_sid']}/{_SEGMENT[rec.kind]}/{rec.sid}"
+    return f"{svc}/{_SEGMENT[rec.kind]}/{rec.sid}"
+
+
+def render(state: EmulatorState, rec: Record, base: str) -> dict[str, Any]:
+    """The JSON body of one resource as the spec defines it."""
+    if rec.kind == "build":
+        return _render_build(state, rec, base)
+    body: dict[str, Any] = {"sid": rec.sid, "account_sid": state.account_sid}
+    body.update((name, rec.data[name]) for name in _FIELDS[rec.kind])
+    url = base + record_path(rec)
+    body["url"] = url
+    if rec.kind in _LINKS:
+        body["links"] = {name: url + tail for name, tail in _LINKS[rec.kind].items()}
+    return body
+
+
+def _embedded(state: EmulatorState, sids: list[str], owner: str) -> list[dict[str, Any]]:
+    # Builds embed version objects (spec examples; the Node library's `list` reads them), with
+    # visibility in upper case as in the spec's build example (api-contract.md §3.7).
+    found = state.store.get_many(sids)
+    out = []
+    for sid in sids:
+        v = found.get(sid)
+        if v is None:
+            continue
+        out.append({
+            "sid": v.sid, "account_sid": state.account_sid, "service_sid": v.data["service_sid"],
+            owner: v.data[owner], "date_created": v.data["date_created"], "path": v.data["path"],
+            "visibility": str(v.data["visibility"]).upper(),
+        })
+    return out
+
+
+def _render_build(state: EmulatorState, rec: Record, base: str) -> dict[str, Any]:
+    status = build_status(state, rec)
+    updated = rec.data["date_created"] if status == "building" else iso(rec.data["ready_at"])
+    url = base + record_path(rec)
+    return {
+        "sid": rec.sid,
+        "account_sid": state.account_sid,
+        "service_sid": rec.data["service_sid"],
+        "status": status,
+        "asset_versions": _embedded(state, rec.data["asset_versions"], "asset_sid"),
+        "function_versions": _embedded(state, rec.data["function_versions"], "function_sid"),
+        "dependencies": rec.data["dependencies"],
+        "runtime": rec.data["runtime"],
+        "date_created": rec.data["date_created"],
+        "date_updated": updated,
+        "url": url,
+        "links": {"build_status": url + "/Status"},
+    }
+
+
+def render_build_status(state: EmulatorState, rec: Record, base: str) -> dict[str, Any]:
+    """The Build Status resource."""
+    return {
+        "sid": rec.sid,
+        "account_sid": state.account_sid,
+        "service_sid": rec.data["service_sid"],
+        "status": build_status(state, rec),
+        "url": base + record_path(rec) + "/Status",
+    }
+
+
+def render_content(state: EmulatorState, rec: Record, base: str) -> dict[str, Any]:
+    """The Function Version Content resource: the code as a JSON string."""
+    content = state.store.content_path(rec.data["digest"]).read_bytes().decode("utf-8", "replace")
+    return {
+        "sid": rec.sid,
+        "account_sid": state.account_sid,
+        "service_sid": rec.data["service_sid"],
+        "function_sid": rec.data["function_sid"],
+        "content": content,
+        "url": base + record_path(rec) + "/Content",
+    }
+
+
+def list_body(
+    key: str,
+    items: list[dict[str, Any]],
+    url: str,
+    *,
+    page: int,
+    page_size: int,
+    next_token: str | None,
+    prev_token: str | None,
+    extra: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A list response: `{key: items, meta: {...}}` with absolute page URLs (None at the ends)."""
+
+    def page_url(number: int, token: str | None) -> str:
+        query = {**(extra or {}), "PageSize": str(page_size), "Page": str(number)}
+        if token:
+            query["PageToken"] = token
+        return f"{url}?{urlencode(query)}"
+
+    current = page_url(page, None)
+    return {
+        key: items,
+        "meta": {
+            "first_page_url": page_url(0, None),
+            "key": key,
+            "next_page_url": page_url(page + 1, next_token) if next_token else None,
+            "page": page,
+            "page_size": page_size,
+            "previous_page_url": page_url(page - 1, prev_token) if prev_token and page > 0 else None,
+            "url": current,
+        },
+    }

@@ -1,0 +1,130 @@
+"""Running the emulator over a real socket: uvicorn in a background thread (tests, benchmarks)
+or in the foreground (`assetsync emulator`), on loopback by default.
+
+Uvicorn runs with a small subclass of its h11 protocol that offers the app a way to abort the
+client's connection (the `drop` fault): the app calls the scope extension, the transport is
+aborted, and the client sees a connection closed without any HTTP response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from assetsync.emulator.app import DROP_EXTENSION, create_app
+from assetsync.emulator.state import EmulatorState
+
+__all__ = ["RunningEmulator", "serve_forever", "start_in_thread"]
+
+logger = logging.getLogger(__name__)
+
+
+class _DroppableH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol plus the `assetsync.drop` scope extension."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        inner = self.app
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            scope.setdefault("extensions", {})[DROP_EXTENSION] = self._abort
+            await inner(scope, receive, send)
+
+        self.app = app
+
+    async def _abort(self) -> None:
+        self.transport.abort()
+        # Let connection_lost run so uvicorn marks the cycle disconnected and sends nothing.
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+
+def _config(state: EmulatorState, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(state),
+        host=host,
+        port=port,
+        http=_DroppableH11Protocol,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        # Uploads are streamed to disk; keep-alive lets clients reuse connections.
+        timeout_keep_alive=30,
+    )
+
+
+@dataclass
+class RunningEmulator:
+    """An emulator serving in a background thread; `stop()` shuts it down."""
+
+    url: str
+    state: EmulatorState
+    _server: uvicorn.Server
+    _thread: threading.Thread
+
+    @property
+    def account_sid(self) -> str:
+        """The account SID clients authenticate with."""
+        return self.state.account_sid
+
+    @property
+    def auth_token(self) -> str:
+        """The account's auth token."""
+        return self.state.auth_token
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread to end."""
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+def start_in_thread(state: EmulatorState, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
+    """Serve `state` on `host:port` (0: any free port) from a daemon thread; returns once bound."""
+    server = uvicorn.Server(_config(state, host, port))
+    ready = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(server.serve())
+        except BaseException as exc:  # surfaced to the caller below
+            failure.append(exc)
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=run, name="assetsync-emulator", daemon=True)
+    thread.start()
+    while not ready.wait(0.01):
+        if server.started:
+            break
+    if failure or not server.started:
+        thread.join(timeout=5)
+        raise OSError(f"the emulator could not listen on {host}:{port}: {failure[0] if failure else 'unknown error'}")
+    bound_port = server.servers[0].sockets[0].getsockname()[1]
+    return RunningEmulator(f"http://{_url_host(host)}:{bound_port}", state, server, thread)
+
+
+def serve_forever(state: EmulatorState, host: str = "127.0.0.1", port: int = 8787, *, on_ready: Any = None) -> None:
+    """Serve in the foreground until Ctrl-C (or SIGTERM); `on_ready(url)` is called once bound."""
+    server = uvicorn.Server(_config(state, host, port))
+
+    async def main() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.02)
+        if server.started and on_ready is not None:
+            bound = server.servers[0].sockets[0].getsockname()[1]
+            on_ready(f"http://{_url_host(host)}:{bound}")
+        await task
+
+    asyncio.run(main())
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,288 @@
+"""The emulator's persistence: resource metadata in SQLite, uploaded content as files by digest.
+
+One folder holds `emulator.sqlite3` (WAL) and `content/<sha256 hex>`. Every call is its own short
+transaction and nothing is cached in memory, so two processes on one folder (an embedded sync and
+`assetsync emulator --data`) each see the other's writes on their next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+__all__ = ["ContentWriter", "Record", "Store"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    sid TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    parent_sid TEXT,
+    created REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS resources_by_parent ON resources (kind, parent_sid, seq);
+CREATE TABLE IF NOT EXISTS build_members (
+    build_sid TEXT NOT NULL,
+    version_sid TEXT NOT NULL,
+    PRIMARY KEY (build_sid, version_sid)
+);
+CREATE INDEX IF NOT EXISTS build_members_by_version ON build_members (version_sid);
+CREATE TABLE IF NOT EXISTS build_events (time REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One stored resource: its SID, kind, parent SID, creation time and JSON fields."""
+
+    seq: int
+    sid: str
+    kind: str
+    parent_sid: str | None
+    created: float
+    data: dict[str, Any]
+
+
+class ContentWriter:
+    """Receives one upload's bytes into a temporary file while hashing them (never in memory)."""
+
+    def __init__(self, tmp_dir: Path) -> None:
+        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="upload-")
+        self.path = Path(name)
+        self._file: BinaryIO = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        """Append one chunk."""
+        self._file.write(chunk)
+        self._hash.update(chunk)
+        self.size += len(chunk)
+
+    def close(self) -> str:
+        """Close the file and return the content's sha256 hex digest."""
+        self._file.close()
+        return self._hash.hexdigest()
+
+    def discard(self) -> None:
+        """Drop the temporary file (oversize or aborted upload)."""
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class Store:
+    """SQLite metadata and digest-named content files in one folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.content_dir = root / "content"
+        self.tmp_dir = root / "tmp"
+        self.content_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN ourselves, so reads outside a transaction always
+        # see the latest commit of any other process on the same folder.
+        self._db = sqlite3.connect(
+            root / "emulator.sqlite3", timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        self._lock = threading.RLock()
+        self._depth = 0
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction (re-entrant); BEGIN IMMEDIATE so limit checks cannot race."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def _rows(self, sql: str, args: Sequence[object] = ()) -> list[Record]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT seq, sid, kind, parent_sid, created, data FROM resources {sql}", args
+            ).fetchall()
+        return [Record(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def _scalar(self, sql: str, args: Sequence[object] = ()) -> Any:
+        with self._lock:
+            row = self._db.execute(sql, args).fetchone()
+        return None if row is None else row[0]
+
+    def _exec(self, sql: str, args: Sequence[object] = ()) -> None:
+        with self.transaction():
+            self._db.execute(sql, args)
+
+    # resources -------------------------------------------------------------------------------
+
+    def insert(self, sid: str, kind: str, parent_sid: str | None, created: float, data: dict[str, Any]) -> Record:
+        """Store a new resource and return it."""
+        with self.transaction():
+            cur = self._db.execute(
+                "INSERT INTO resources (sid, kind, parent_sid, created, data) VALUES (?, ?, ?, ?, ?)",
+                (sid, kind, parent_sid, created, json.dumps(data)),
+            )
+            seq = int(cur.lastrowid or 0)
+        return Record(seq, sid, kind, parent_sid, created, data)
+
+    def update(self, record: Record, changes: dict[str, Any]) -> Record:
+        """Replace some fields of a resource; returns the updated record."""
+        data = {**record.data, **changes}
+        self._exec("UPDATE resources SET data = ? WHERE sid = ?", (json.dumps(data), record.sid))
+        return Record(record.seq, record.sid, record.kind, record.parent_sid, record.created, data)
+
+    def delete(self, sids: Sequence[str]) -> None:
+        """Delete resources (and their build memberships) by SID."""
+        with self.transaction():
+            for sid in sids:
+                self._db.execute("DELETE FROM resources WHERE sid = ?", (sid,))
+                self._db.execute("DELETE FROM build_members WHERE build_sid = ?", (sid,))
+
+    def get(self, sid: str, kind: str) -> Record | None:
+        """The resource with this SID and kind, if any."""
+        rows = self._rows("WHERE sid = ? AND kind = ?", (sid, kind))
+        return rows[0] if rows else None
+
+    def get_many(self, sids: Sequence[str]) -> dict[str, Record]:
+        """Resources by SID (missing ones are absent from the result)."""
+        found: dict[str, Record] = {}
+        for start in range(0, len(sids), 500):
+            chunk = list(sids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for rec in self._rows(f"WHERE sid IN ({marks})", chunk):
+                found[rec.sid] = rec
+        return found
+
+    def find(self, kind: str, parent_sid: str | None, field: str, value: object) -> Record | None:
+        """The first resource of a kind (under a parent, if given) whose JSON `field` equals value."""
+        where = "WHERE kind = ? AND json_extract(data, ?) = ?"
+        args: list[object] = [kind, f"$.{field}", value]
+        if parent_sid is not None:
+            where += " AND parent_sid = ?"
+            args.append(parent_sid)
+        rows = self._rows(where + " ORDER BY seq LIMIT 1", args)
+        return rows[0] if rows else None
+
+    def children(self, kind: str, parent_sid: str | None) -> list[Record]:
+        """Every resource of a kind under a parent (None: account level), oldest first."""
+        if parent_sid is None:
+            return self._rows("WHERE kind = ? ORDER BY seq", (kind,))
+        return self._rows("WHERE kind = ? AND parent_sid = ? ORDER BY seq", (kind, parent_sid))
+
+    def page(
+        self, kind: str, parent_sid: str | None, *, after: int | None, before: int | None, limit: int, offset: int
+    ) -> list[Record]:
+        """One page of a kind under a parent, by sequence: after/before a seq, or at an offset."""
+        where, args = "WHERE kind = ?", [kind]
+        if parent_sid is not None:
+            where += " AND parent_sid = ?"
+            args.append(parent_sid)
+        if before is not None:
+            rows = self._rows(f"{where} AND seq < ? ORDER BY seq DESC LIMIT ?", [*args, before, limit])
+            return rows[::-1]
+        if after is not None:
+            return self._rows(f"{where} AND seq > ? ORDER BY seq LIMIT ?", [*args, after, limit])
+        return self._rows(f"{where} ORDER BY seq LIMIT ? OFFSET ?", [*args, limit, offset])
+
+    def count(self, kind: str, parent_sid: str | None = None) -> int:
+        """How many resources of a kind exist (under a parent, if given)."""
+        if parent_sid is None:
+            return int(self._scalar("SELECT COUNT(*) FROM resources WHERE kind = ?", (kind,)))
+        return int(
+            self._scalar(
+                "SELECT COUNT(*) FROM resources WHERE kind = ? AND parent_sid = ?", (kind, parent_sid)
+            )
+        )
+
+    def by_service(self, service_sid: str) -> list[Record]:
+        """Every resource that belongs to a service (its `service_sid` field)."""
+        return self._rows("WHERE json_extract(data, '$.service_sid') = ? ORDER BY seq", (service_sid,))
+
+    def older_than(self, kind: str, cutoff: float) -> list[Record]:
+        """Resources of a kind created before `cutoff`."""
+        return self._rows("WHERE kind = ? AND created < ? ORDER BY seq", (kind, cutoff))
+
+    # builds ----------------------------------------------------------------------------------
+
+    def add_build_members(self, build_sid: str, version_sids: Sequence[str]) -> None:
+        """Record which versions a build references (for retention)."""
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO build_members (build_sid, version_sid) VALUES (?, ?)",
+                [(build_sid, v) for v in version_sids],
+            )
+
+    def is_referenced(self, version_sid: str) -> bool:
+        """Whether any existing build references this version."""
+        return self._scalar(
+            "SELECT 1 FROM build_members WHERE version_sid = ? LIMIT 1", (version_sid,)
+        ) is not None
+
+    def record_build_event(self, when: float) -> None:
+        """Count one build creation toward the rolling-hour limit."""
+        self._exec("INSERT INTO build_events (time) VALUES (?)", (when,))
+
+    def build_events_since(self, since: float) -> list[float]:
+        """Creation times of builds at or after `since`, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT time FROM build_events WHERE time >= ? ORDER BY time", (since,)
+            ).fetchall()
+        return [float(r[0]) for r in rows]
+
+    def clear(self) -> None:
+        """Delete every resource (content files stay: they are shared by digest)."""
+        with self.transaction():
+            for table in ("resources", "build_members", "build_events"):
+                self._db.execute(f"DELETE FROM {table}")
+
+    # content ---------------------------------------------------------------------------------
+
+    def new_content(self) -> ContentWriter:
+        """Start receiving one upload's bytes."""
+        return ContentWriter(self.tmp_dir)
+
+    def keep_content(self, writer: ContentWriter, digest: str) -> Path:
+        """Move a finished upload to its digest name (identical content is stored once)."""
+        final = self.content_dir / digest
+        if final.exists():
+            writer.path.unlink(missing_ok=True)
+        else:
+            os.replace(writer.path, final)
+        return final
+
+    def content_path(self, digest: str) -> Path:
+        """Where the content with this sha256 digest lives."""
+        return self.content_dir / digest
