@@ -1,0 +1,243 @@
+"""Watch mode's event side: watchdog events → a queue → the dirty set of paths waiting to sync.
+
+Events are only hints. Nothing here stats, hashes or talks to the network: the watchdog thread
+only appends to a queue (work in that thread lets the kernel queue overflow), and the watch loop
+folds queued changes into a `DirtySet` whose paths the engine then reconciles.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+
+__all__ = ["EVENT_FILTER", "Change", "DirtySet", "OverflowHook", "QueueHandler", "is_editor_temp"]
+
+# Scheduling with this filter drops IN_OPEN, IN_CLOSE_NOWRITE and IN_ATTRIB from the kernel mask
+# (watch-hash-manifest.md §3.4), so the reads of assetsync's own hashing raise no events at all.
+EVENT_FILTER: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
+]
+
+# Editors' temporary names confirmed in watch-hash-manifest.md §3.4: vim swap files and its
+# `4913` probe, backups `name~`, emacs lock files `.#name`, JetBrains safe-write files, Sublime
+# temps, `sed -i` temps (sed + 6 random characters), gedit/GIO temps and macOS folder metadata.
+_EDITOR_TEMP = re.compile(
+    r"""^(?:
+        \..*\.sw[a-px]      # vim swap
+      | 4913                # vim's write probe
+      | .*~                 # vim/emacs backup
+      | \.\#.*              # emacs lock
+      | .*___jb_(?:tmp|old)___
+      | \.subl.*\.tmp
+      | sed[A-Za-z0-9]{6}
+      | \.goutputstream-.*
+      | \.DS_Store
+    )$""",
+    re.VERBOSE,
+)
+
+# Version-control metadata churns on every commit and is never published (scan's deny list).
+_NEVER_WATCHED_DIRS = frozenset({".git", ".hg", ".svn"})
+
+
+def is_editor_temp(name: str) -> bool:
+    """True for a file name that only ever holds an editor's or tool's temporary content."""
+    return bool(_EDITOR_TEMP.match(name))
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One filesystem event as queued by the watchdog thread (absolute paths, monotonic time)."""
+
+    kind: str  # "created" | "modified" | "closed" | "moved" | "deleted"
+    src: str
+    dest: str | None
+    is_dir: bool
+    at: float
+
+
+class QueueHandler(FileSystemEventHandler):
+    """Appends each event to a queue; runs in the watchdog thread, so it does nothing else."""
+
+    def __init__(self, sink: queue.SimpleQueue[Change], clock: Callable[[], float]) -> None:
+        super().__init__()
+        self._sink = sink
+        self._clock = clock
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        dest = os.fsdecode(event.dest_path) if event.dest_path else None
+        self._sink.put(Change(event.event_type, os.fsdecode(event.src_path), dest, event.is_directory, self._clock()))
+
+
+class OverflowHook(logging.Handler):
+    """Notices watchdog's overflow warning, which is the only sign that events were lost.
+
+    watchdog 7.1 logs "Inotify queue overflowed; filesystem events were lost" and re-adds its
+    watches but passes nothing to the handler (watch-hash-manifest.md §3.3); a lost event can only
+    be made up for by a full reconcile. Failing to re-add watches (ENOSPC) is logged there too.
+    """
+
+    LOGGER = "watchdog.observers"
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.overflowed = threading.Event()
+        self.watch_limit_hit = threading.Event()
+        self._logger = logging.getLogger(self.LOGGER)
+        self._saved_level: int | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "overflowed" in message:
+            self.overflowed.set()
+        if "Unable to rebuild" in message or "watch limit" in message:
+            self.watch_limit_hit.set()
+
+    def install(self) -> None:
+        # Logger.warning() drops the record before any handler sees it when the level is above
+        # WARNING (e.g. a quiet CLI), so make sure watchdog's warnings are at least created.
+        if not self._logger.isEnabledFor(logging.WARNING):
+            self._saved_level = self._logger.level
+            self._logger.setLevel(logging.WARNING)
+        self._logger.addHandler(self)
+
+    def uninstall(self) -> None:
+        self._logger.removeHandler(self)
+        if self._saved_level is not None:
+            self._logger.setLevel(self._saved_level)
+
+
+@dataclass(slots=True)
+class _Dirty:
+    first_seen: float
+    last_seen: float
+    writing: bool
+
+
+@dataclass(slots=True)
+class DirtySet:
+    """Paths (POSIX, relative to the source folder) waiting for a reconcile.
+
+    A folder path stands for itself and every file recorded or found under it: that is how a
+    deleted or moved-away folder reaches the engine, whose scan expands it.
+    """
+
+    root: Path
+    ignored_dirs: tuple[str, ...] = ()
+    files: dict[str, _Dirty] = field(default_factory=dict)
+    dirs: dict[str, _Dirty] = field(default_factory=dict)
+    # folders created in the current batch: files that appear inside them arrive complete
+    _new_dirs: set[str] = field(default_factory=set)
+
+    def __len__(self) -> int:
+        return len(self.files) + len(self.dirs)
+
+    def relative(self, path: str) -> str | None:
+        """The watched-relative POSIX path, or None if outside the tree or never watched."""
+        rel = os.path.relpath(path, self.root)
+        if rel == "." or rel.startswith(".." + os.sep) or rel == "..":
+            return None
+        posix = PurePosixPath(*Path(rel).parts)
+        if any(part in _NEVER_WATCHED_DIRS for part in posix.parts[:-1]) or posix.name in _NEVER_WATCHED_DIRS:
+            return None
+        text = str(posix)
+        if any(text == d or text.startswith(d + "/") for d in self.ignored_dirs):
+            return None
+        return text
+
+    def add(self, change: Change, *, trust_close: bool = True) -> None:
+        """Fold one event in. `trust_close=False` (polling) treats every change as complete."""
+        paths = [change.src] if change.dest is None else [change.src, change.dest]
+        for index, path in enumerate(paths):
+            rel = self.relative(path)
+            if rel is None:
+                continue
+            if change.is_dir:
+                if change.kind == "created" or (change.kind == "moved" and index == 1):
+                    self._new_dirs.add(rel)
+                self._mark(self.dirs, rel, change.at, writing=False)
+                continue
+            if is_editor_temp(PurePosixPath(rel).name):
+                continue
+            # Created/modified mean a writer may still hold the file open; a close, a rename
+            # (the file was complete before it) or a delete settle it.
+            writing = trust_close and change.kind in ("created", "modified")
+            if writing and change.kind == "created" and self._in_new_dir(rel):
+                writing = False  # synthesised for a folder moved in: already complete
+            self._mark(self.files, rel, change.at, writing=writing)
+
+    def _in_new_dir(self, rel: str) -> bool:
+        return any(rel.startswith(d + "/") for d in self._new_dirs)
+
+    @staticmethod
+    def _mark(table: dict[str, _Dirty], rel: str, at: float, *, writing: bool) -> None:
+        entry = table.get(rel)
+        if entry is None:
+            table[rel] = _Dirty(at, at, writing)
+        else:
+            entry.last_seen = max(entry.last_seen, at)
+            entry.writing = writing
+
+    def first_seen(self) -> float | None:
+        """When the oldest pending change arrived."""
+        times = [e.first_seen for e in (*self.files.values(), *self.dirs.values())]
+        return min(times) if times else None
+
+    def last_seen(self) -> float | None:
+        """When the newest pending change arrived."""
+        times = [e.last_seen for e in (*self.files.values(), *self.dirs.values())]
+        return max(times) if times else None
+
+    def held(self, now: float, settle_s: float) -> dict[str, float]:
+        """Files still being written: path → when they count as settled if nothing else happens."""
+        return {
+            rel: e.last_seen + settle_s
+            for rel, e in self.files.items()
+            if e.writing and now < e.last_seen + settle_s
+        }
+
+    def take(self, held: Iterable[str]) -> frozenset[str]:
+        """Remove and return every pending path except the held ones."""
+        keep = set(held)
+        batch = frozenset(p for p in (*self.files, *self.dirs) if p not in keep)
+        self.files = {p: e for p, e in self.files.items() if p in keep}
+        self.dirs = {}
+        self._new_dirs = set()
+        return batch
+
+    def clear(self) -> None:
+        """Drop everything pending (a full reconcile covers it)."""
+        self.files.clear()
+        self.dirs.clear()
+        self._new_dirs.clear()
+
+    def restore(self, paths: Iterable[str], at: float) -> None:
+        """Put back a batch whose sync failed, so the retry covers it."""
+        for rel in paths:
+            self._mark(self.files, rel, at, writing=False)
