@@ -1,0 +1,252 @@
+"""Typed, frozen views of the Serverless API's JSON resources, parsed at the client boundary.
+
+Field names mirror Twilio's JSON (api-contract.md §3). Parsing is lenient where real servers are
+(visibility in any case, `dependencies` as a list or a JSON string) and strict where a wrong guess
+would corrupt a build (a SID must be there).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from assetsync.errors import ApiError
+
+__all__ = [
+    "Asset",
+    "AssetVersion",
+    "Build",
+    "Deployment",
+    "Environment",
+    "FunctionResource",
+    "Service",
+    "VersionRef",
+    "parse_asset",
+    "parse_asset_version",
+    "parse_build",
+    "parse_deployment",
+    "parse_environment",
+    "parse_function",
+    "parse_service",
+    "parse_version_ref",
+]
+
+JsonObject = Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A Serverless Service (`ZS…`)."""
+
+    sid: str
+    unique_name: str
+    friendly_name: str
+    domain_base: str
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """An Environment (`ZE…`); `build_sid` is the live build, None before any deployment."""
+
+    sid: str
+    service_sid: str
+    unique_name: str
+    domain_suffix: str | None
+    domain_name: str
+    build_sid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """An Asset resource (`ZH…`); assetsync names it after the published path."""
+
+    sid: str
+    service_sid: str
+    friendly_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionResource:
+    """A Function resource (`ZH…`)."""
+
+    sid: str
+    service_sid: str
+    friendly_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssetVersion:
+    """An Asset Version (`ZN…`) as the upload host acknowledged it or a list returned it."""
+
+    sid: str
+    service_sid: str
+    asset_sid: str
+    path: str
+    visibility: str
+    date_created: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRef:
+    """A version embedded in a build: `parent_sid` is the asset or function SID."""
+
+    sid: str
+    parent_sid: str
+    path: str
+    visibility: str
+
+
+@dataclass(frozen=True, slots=True)
+class Build:
+    """A Build (`ZB…`) with its embedded versions, dependencies and runtime."""
+
+    sid: str
+    service_sid: str
+    status: str
+    asset_versions: tuple[VersionRef, ...]
+    function_versions: tuple[VersionRef, ...]
+    dependencies: tuple[tuple[str, str], ...]
+    runtime: str | None
+    date_created: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A Deployment (`ZD…`): a build made live on an environment."""
+
+    sid: str
+    service_sid: str
+    environment_sid: str
+    build_sid: str | None
+    date_created: str | None
+
+
+def _str(obj: JsonObject, key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise ApiError(f"the API answered without a valid {key!r} field; report this response")
+    return value
+
+
+def _opt(obj: JsonObject, key: str) -> str | None:
+    value = obj.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _text(obj: JsonObject, key: str) -> str:
+    return _opt(obj, key) or ""
+
+
+def parse_service(obj: JsonObject) -> Service:
+    """Parse a Service resource."""
+    return Service(
+        sid=_str(obj, "sid"),
+        unique_name=_text(obj, "unique_name"),
+        friendly_name=_text(obj, "friendly_name"),
+        domain_base=_text(obj, "domain_base"),
+    )
+
+
+def parse_environment(obj: JsonObject) -> Environment:
+    """Parse an Environment resource."""
+    return Environment(
+        sid=_str(obj, "sid"),
+        service_sid=_text(obj, "service_sid"),
+        unique_name=_text(obj, "unique_name"),
+        domain_suffix=_opt(obj, "domain_suffix"),
+        domain_name=_text(obj, "domain_name"),
+        build_sid=_opt(obj, "build_sid"),
+    )
+
+
+def parse_asset(obj: JsonObject) -> Asset:
+    """Parse an Asset resource."""
+    return Asset(
+        sid=_str(obj, "sid"),
+        service_sid=_text(obj, "service_sid"),
+        friendly_name=_text(obj, "friendly_name"),
+    )
+
+
+def parse_function(obj: JsonObject) -> FunctionResource:
+    """Parse a Function resource."""
+    return FunctionResource(
+        sid=_str(obj, "sid"),
+        service_sid=_text(obj, "service_sid"),
+        friendly_name=_text(obj, "friendly_name"),
+    )
+
+
+def parse_asset_version(obj: JsonObject) -> AssetVersion:
+    """Parse an Asset Version resource (visibility normalised to lower case)."""
+    return AssetVersion(
+        sid=_str(obj, "sid"),
+        service_sid=_text(obj, "service_sid"),
+        asset_sid=_text(obj, "asset_sid"),
+        path=_text(obj, "path"),
+        visibility=_text(obj, "visibility").lower(),
+        date_created=_opt(obj, "date_created"),
+    )
+
+
+def parse_version_ref(obj: JsonObject) -> VersionRef:
+    """Parse a version object embedded in a build (asset or function)."""
+    # The spec's build example shows "PUBLIC" while the version resources say "public"
+    # (api-contract.md §3.7): tolerate both.
+    return VersionRef(
+        sid=_str(obj, "sid"),
+        parent_sid=_opt(obj, "asset_sid") or _text(obj, "function_sid"),
+        path=_text(obj, "path"),
+        visibility=_text(obj, "visibility").lower(),
+    )
+
+
+def _dependencies(value: object) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, str):
+        text = value.strip()
+        # The Node library wraps the JSON array in one extra pair of quotes (§7.3 step 6).
+        if text.startswith('"') and text.endswith('"'):
+            text = text[1:-1]
+        try:
+            value = json.loads(text) if text else []
+        except ValueError:
+            raise ApiError("the API answered with unreadable build dependencies") from None
+    if not isinstance(value, list):
+        return ()
+    deps: list[tuple[str, str]] = []
+    for item in value:
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            deps.append((str(item["name"]), str(item.get("version") or "*")))
+    return tuple(deps)
+
+
+def _refs(value: object) -> tuple[VersionRef, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(parse_version_ref(item) for item in value if isinstance(item, Mapping))
+
+
+def parse_build(obj: JsonObject) -> Build:
+    """Parse a Build resource with its embedded versions."""
+    return Build(
+        sid=_str(obj, "sid"),
+        service_sid=_text(obj, "service_sid"),
+        status=_text(obj, "status"),
+        asset_versions=_refs(obj.get("asset_versions")),
+        function_versions=_refs(obj.get("function_versions")),
+        dependencies=_dependencies(obj.get("dependencies")),
+        runtime=_opt(obj, "runtime"),
+        date_created=_opt(obj, "date_created"),
+    )
+
+
+def parse_deployment(obj: JsonObject) -> Deployment:
+    """Parse a Deployment resource."""
+    return Deployment(
+        sid=_str(obj, "sid"),
+        service_sid=_text(obj, "service_sid"),
+        environment_sid=_text(obj, "environment_sid"),
+        build_sid=_opt(obj, "build_sid"),
+        date_created=_opt(obj, "date_created"),
+    )

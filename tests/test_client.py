@@ -1,0 +1,302 @@
+"""ServerlessClient against the emulator over a real socket; faults from its switches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from assetsync.client import ClientEvent, RetryPolicy, ServerlessClient
+from assetsync.config import Credentials
+from assetsync.errors import (
+    ApiConnectionError,
+    ApiStatusError,
+    AuthenticationError,
+    BuildFailedError,
+    NotFoundError,
+    RateLimitError,
+)
+
+T = TypeVar("T")
+
+
+class Sleeps:
+    """An injected sleep that records delays and returns at once (no timed tests)."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def make_client(emulator: Any, **kw: Any) -> ServerlessClient:
+    creds = kw.pop(
+        "credentials",
+        Credentials(account_sid=emulator.account_sid, username=emulator.account_sid,
+                    password=emulator.auth_token),
+    )
+    kw.setdefault("retry", RetryPolicy(sleep=Sleeps(), random=lambda: 0.5))
+    return ServerlessClient(
+        api_base=f"{emulator.url}/v1", upload_base=f"{emulator.url}/v1", credentials=creds, **kw
+    )
+
+
+def run(emulator: Any, body: Callable[[ServerlessClient], Awaitable[T]], **kw: Any) -> T:
+    async def main() -> T:
+        async with make_client(emulator, **kw) as client:
+            return await body(client)
+
+    return asyncio.run(main())
+
+
+def writes(emulator: Any) -> list[tuple[str, str, int]]:
+    return [(e.method, e.path, e.status) for e in emulator.state.request_log if e.method != "GET"]
+
+
+def test_full_publish_round_trip(emulator: Any, tmp_path: Path) -> None:
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 400)
+
+    async def body(c: ServerlessClient) -> tuple[Any, ...]:
+        svc = await c.create_service("site")
+        env = await c.create_environment(svc.sid, "dev", "dev")
+        asset = await c.create_asset(svc.sid, "/logo.png")
+        sent = await c.upload_asset_version(
+            svc.sid, asset.sid, path="/logo.png", visibility="protected",
+            content_path=logo, content_type="image/png",
+        )
+        build = await c.create_build(svc.sid, asset_versions=[sent.version.sid], runtime="node22")
+        done = await c.wait_for_build(svc.sid, build.sid, poll_interval_s=0.01)
+        dep = await c.create_deployment(svc.sid, env.sid, build.sid)
+        live = await c.fetch_environment(svc.sid, env.sid)
+        return svc, env, sent, done, dep, live
+
+    svc, env, sent, done, dep, live = run(emulator, body)
+    assert svc.unique_name == "site" and svc.sid.startswith("ZS")
+    assert env.domain_name.endswith("-dev.twil.io")
+    assert sent.version.path == "/logo.png" and sent.version.visibility == "protected"
+    assert sent.size == logo.stat().st_size
+    import xxhash
+
+    assert sent.digest == "xxh3_128:" + xxhash.xxh3_128(logo.read_bytes()).hexdigest()
+    assert done.status == "completed"
+    assert [v.sid for v in done.asset_versions] == [sent.version.sid]
+    assert done.asset_versions[0].parent_sid == sent.version.asset_sid
+    assert done.runtime == "node22"
+    assert dep.build_sid == done.sid and live.build_sid == done.sid
+    upload = [e for e in emulator.state.request_log if e.kind == "upload"]
+    assert len(upload) == 1 and upload[0].bytes_in > logo.stat().st_size
+
+
+def test_lists_follow_every_page(emulator: Any) -> None:
+    async def body(c: ServerlessClient) -> tuple[int, int]:
+        svc = await c.create_service("paged")
+        for i in range(7):
+            await c.create_asset(svc.sid, f"/a{i}")
+        c.page_size = 3
+        return len(await c.list_assets(svc.sid)), len({a.sid for a in await c.list_assets(svc.sid)})
+
+    count, unique = run(emulator, body)
+    assert (count, unique) == (7, 7)
+    pages = [e for e in emulator.state.request_log if e.method == "GET" and e.path.endswith("/Assets")]
+    assert len(pages) == 6  # 3 pages per listing, twice
+
+
+def test_a_failing_later_page_fails_the_whole_list(emulator: Any) -> None:
+    """The official library returns a partial list here (api-contract.md §5); we must not."""
+
+    def on_event(event: ClientEvent) -> None:
+        if event.kind == "page" and event.attempt == 1:
+            emulator.state.faults.add("GET", "/v1/Services/*/Assets", "500", count=50)
+
+    async def body(c: ServerlessClient) -> object:
+        svc = await c.create_service("paged")
+        for i in range(5):
+            await c.create_asset(svc.sid, f"/a{i}")
+        c.page_size = 2
+        return await c.list_assets(svc.sid)
+
+    with pytest.raises(ApiStatusError) as info:
+        run(emulator, body, on_event=on_event,
+            retry=RetryPolicy(max_attempts=3, sleep=Sleeps(), random=lambda: 0.0))
+    assert info.value.status_code == 500
+    assert "gave up after 3 attempts" in str(info.value)
+
+
+def test_429_with_retry_after_is_honoured(emulator: Any) -> None:
+    emulator.state.faults.add("POST", "/v1/Services", "429-retry-after", count=2, delay_s=3)
+    sleeps = Sleeps()
+    events: list[ClientEvent] = []
+    svc = run(emulator, lambda c: c.create_service("rl"),
+              retry=RetryPolicy(sleep=sleeps, random=lambda: 0.5), on_event=events.append)
+    assert svc.unique_name == "rl"
+    assert sleeps.delays == [3.0, 3.0]
+    assert [e.status for e in events if e.kind == "retry"] == [429, 429]
+    posts = [s for m, p, s in writes(emulator) if p == "/v1/Services"]
+    assert posts == [429, 429, 201]
+
+
+def test_retry_after_beyond_the_cap_fails_fast_with_the_wait(emulator: Any) -> None:
+    emulator.state.faults.add("POST", "/v1/Services", "429-retry-after", count=1, delay_s=600)
+    with pytest.raises(RateLimitError) as info:
+        run(emulator, lambda c: c.create_service("rl"))
+    assert info.value.retry_after == 600
+    assert info.value.code == 20429
+    assert len(writes(emulator)) == 1
+
+
+def test_5xx_and_dropped_connections_back_off_with_jitter(emulator: Any) -> None:
+    emulator.state.faults.add("POST", "/v1/Services", "503", count=2)
+    emulator.state.faults.add("POST", "/v1/Services", "drop", count=1)
+    sleeps = Sleeps()
+    svc = run(emulator, lambda c: c.create_service("flaky"),
+              retry=RetryPolicy(sleep=sleeps, random=lambda: 0.5, base_delay_s=1.0))
+    assert svc.unique_name == "flaky"
+    # full jitter: random() * base * 2**(n-1) with random() = 0.5
+    assert sleeps.delays == [0.5, 1.0, 2.0]
+
+
+def test_upload_is_resent_whole_after_a_dropped_connection(emulator: Any, tmp_path: Path) -> None:
+    big = tmp_path / "clip.mp3"
+    big.write_bytes(b"ID3" + b"\x01\x02\x03\x04" * 300_000)
+
+    async def body(c: ServerlessClient) -> Any:
+        svc = await c.create_service("up")
+        asset = await c.create_asset(svc.sid, "/clip.mp3")
+        emulator.state.faults.add("POST", "/v1/Services/*/Assets/*/Versions", "drop", count=1)
+        return await c.upload_asset_version(
+            svc.sid, asset.sid, path="/clip.mp3", visibility="public",
+            content_path=big, content_type="audio/mpeg",
+        )
+
+    sent = run(emulator, body)
+    assert sent.size == big.stat().st_size
+    ok = [e for e in emulator.state.request_log if e.kind == "upload" and e.status == 201]
+    assert len(ok) == 1 and ok[0].bytes_in > big.stat().st_size
+
+
+def test_bad_credentials_fail_at_once_with_a_clear_error(emulator: Any) -> None:
+    secret = "not-the-token-0123456789"
+    creds = Credentials(account_sid=emulator.account_sid, username=emulator.account_sid,
+                        password=secret)
+    with pytest.raises(AuthenticationError) as info:
+        run(emulator, lambda c: c.list_services(), credentials=creds)
+    err = info.value
+    assert err.status_code == 401 and err.code == 20003
+    assert err.method == "GET" and "/v1/Services" in err.url
+    assert "TWILIO_AUTH_TOKEN" in str(err)
+    assert secret not in str(err) and secret not in err.url
+    assert len(emulator.state.request_log) == 1
+
+
+def test_other_4xx_are_not_retried(emulator: Any) -> None:
+    async def body(c: ServerlessClient) -> object:
+        svc = await c.create_service("x")
+        return await c.create_asset(svc.sid, "")  # FriendlyName is required: 400
+
+    with pytest.raises(ApiStatusError) as info:
+        run(emulator, body)
+    assert info.value.status_code == 400 and info.value.code == 20001
+    assert "POST" in str(info.value) and "/Assets" in str(info.value)
+    assert [s for _, p, s in writes(emulator) if p.endswith("/Assets")] == [400]
+
+
+def test_missing_resource_is_not_found(emulator: Any) -> None:
+    with pytest.raises(NotFoundError) as info:
+        run(emulator, lambda c: c.fetch_service("nope"))
+    assert info.value.code == 20404
+
+
+def test_retries_stop_at_the_time_budget(emulator: Any) -> None:
+    emulator.state.faults.add("GET", "/v1/Services", "503", count=100)
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    policy = RetryPolicy(max_attempts=100, base_delay_s=4.0, max_delay_s=4.0, budget_s=10.0,
+                         random=lambda: 1.0, sleep=sleep, clock=lambda: now[0])
+    with pytest.raises(ApiStatusError) as info:
+        run(emulator, lambda c: c.list_services(), retry=policy)
+    assert info.value.status_code == 503
+    assert now[0] == 8.0  # two 4 s waits fit in 10 s, a third would not
+    assert len(emulator.state.request_log) == 3
+
+
+def test_a_failed_build_names_the_build(emulator: Any, tmp_path: Path) -> None:
+    f = tmp_path / "a.txt"
+    f.write_text("hello")
+    emulator.state.fail_next_builds(1)
+
+    async def body(c: ServerlessClient) -> object:
+        svc = await c.create_service("fails")
+        asset = await c.create_asset(svc.sid, "/a.txt")
+        sent = await c.upload_asset_version(svc.sid, asset.sid, path="/a.txt", visibility="public",
+                                            content_path=f, content_type="text/plain")
+        build = await c.create_build(svc.sid, asset_versions=[sent.version.sid])
+        try:
+            await c.wait_for_build(svc.sid, build.sid, poll_interval_s=0.01)
+        except BuildFailedError as exc:
+            return exc.build_sid, build.sid, str(exc)
+        return None
+
+    got = run(emulator, body)
+    assert got is not None
+    failed_sid, build, message = got
+    assert failed_sid == build and build in message
+
+
+def test_connection_refused_is_a_connection_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    creds = Credentials(account_sid="AC" + "0" * 32, username="AC" + "0" * 32, password="pw")
+    client = ServerlessClient(
+        api_base=f"http://127.0.0.1:{port}/v1", upload_base=f"http://127.0.0.1:{port}/v1",
+        credentials=creds, retry=RetryPolicy(max_attempts=2, sleep=Sleeps()),
+    )
+
+    async def main() -> None:
+        async with client:
+            await client.list_services()
+
+    with pytest.raises(ApiConnectionError) as info:
+        asyncio.run(main())
+    assert f"127.0.0.1:{port}" in str(info.value)
+    assert client.stats.requests == 2
+
+
+@pytest.mark.parametrize(
+    ("target", "environ", "expected"),
+    [
+        (dict(api="twilio"), {},
+         ("https://serverless.twilio.com/v1", "https://serverless-upload.twilio.com/v1")),
+        (dict(api="twilio", region="au1"), {},
+         ("https://serverless.sydney.au1.twilio.com/v1",
+          "https://serverless-upload.sydney.au1.twilio.com/v1")),
+        (dict(api="twilio", region="dev", edge=None), {},
+         ("https://serverless.dev.twilio.com/v1", "https://serverless-upload.dev.twilio.com/v1")),
+        (dict(api="twilio"), {"TWILIO_REGION": "ie1", "TWILIO_EDGE": "frankfurt"},
+         ("https://serverless.frankfurt.ie1.twilio.com/v1",
+          "https://serverless-upload.frankfurt.ie1.twilio.com/v1")),
+        (dict(api="http://127.0.0.1:8765"), {},
+         ("http://127.0.0.1:8765/v1", "http://127.0.0.1:8765/v1")),
+        (dict(api="twilio", api_url="http://10.0.0.1:9/v1/"), {},
+         ("http://10.0.0.1:9/v1", "http://10.0.0.1:9/v1")),
+        (dict(api="twilio"), {"ASSETSYNC_API_URL": "http://a:1", "ASSETSYNC_UPLOAD_URL": "http://b:2"},
+         ("http://a:1/v1", "http://b:2/v1")),
+    ],
+)
+def test_resolve_endpoints(target: dict[str, Any], environ: dict[str, str],
+                           expected: tuple[str, str]) -> None:
+    from assetsync.client import resolve_endpoints
+    from assetsync.config import TargetConfig
+
+    assert resolve_endpoints(TargetConfig(**target), environ) == expected
+
