@@ -1,0 +1,176 @@
+"""Frozen results and progress events of the sync engine (`assetsync.engine`).
+
+Kept apart from the engine so the CLI, watch mode and benchmarks can import the shapes without the
+engine's dependencies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "EventCallback",
+    "PruneResult",
+    "StatusResult",
+    "SyncEvent",
+    "SyncResult",
+    "UrlRow",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncEvent:
+    """One step of a sync, for progress display; nothing below the CLI prints.
+
+    Kinds, in order of appearance: `scanned` (files), `transform_started` (total),
+    `transformed` (path, files = done, total, bytes = output size), `planned` (files = uploads, bytes = upload
+    bytes, total = desired files), `connected` (message = service/environment), `asset_created`
+    (path, sid), `upload_started` (path, bytes), `uploaded` (path, bytes, sid; emitted after the
+    version SID is durable in state), `changed_during_upload` (path), `build_created` (sid),
+    `build_status` (sid, message = status), `deployment_acknowledged` (sid = deployment; before
+    it is recorded), `deployed` (sid), `retry` (message), `recorded` (sid = build), `note`
+    (message).
+    """
+
+    kind: str
+    path: str | None = None
+    sid: str | None = None
+    files: int = 0
+    bytes: int = 0
+    total: int = 0
+    message: str = ""
+
+
+EventCallback = Callable[[SyncEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class UrlRow:
+    """A published path and where it is served (public and protected files only)."""
+
+    path: str
+    visibility: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What one sync did (or, with `dry_run`, would do).
+
+    `requests` counts every HTTP attempt (retries included); `write_requests` those that were not
+    GETs; `bytes_sent` request body bytes.
+    """
+
+    service: str
+    environment: str
+    service_sid: str | None
+    environment_sid: str | None
+    domain_name: str | None
+    build_sid: str | None
+    deployment_sid: str | None
+    uploaded: tuple[str, ...]
+    reused: int
+    created_assets: tuple[str, ...]
+    dropped: tuple[str, ...]
+    kept_foreign: tuple[str, ...]
+    function_versions: int
+    upload_bytes: int
+    bytes_sent: int
+    requests: int
+    write_requests: int
+    retries: int
+    dry_run: bool
+    noop: bool
+    urls: tuple[UrlRow, ...] = ()
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    elapsed_s: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (no credentials: none are ever held here)."""
+        return {
+            "service": self.service,
+            "environment": self.environment,
+            "service_sid": self.service_sid,
+            "environment_sid": self.environment_sid,
+            "domain_name": self.domain_name,
+            "build_sid": self.build_sid,
+            "deployment_sid": self.deployment_sid,
+            "dry_run": self.dry_run,
+            "noop": self.noop,
+            "uploaded": list(self.uploaded),
+            "reused": self.reused,
+            "created_assets": list(self.created_assets),
+            "dropped": list(self.dropped),
+            "kept_foreign": list(self.kept_foreign),
+            "function_versions": self.function_versions,
+            "upload_bytes": self.upload_bytes,
+            "bytes_sent": self.bytes_sent,
+            "requests": self.requests,
+            "write_requests": self.write_requests,
+            "retries": self.retries,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "urls": {row.path: row.url for row in self.urls},
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResult:
+    """The environment's live build next to what assetsync recorded, and what a sync would do."""
+
+    service: str
+    environment: str
+    service_sid: str | None
+    environment_sid: str | None
+    domain_name: str | None
+    live_build_sid: str | None
+    live_build_status: str | None
+    recorded_build_sid: str | None
+    pending_build_sid: str | None
+    drift: str | None
+    pending_uploads: tuple[str, ...]
+    pending_drops: tuple[str, ...]
+    needs_build: bool
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {
+            "service": self.service,
+            "environment": self.environment,
+            "service_sid": self.service_sid,
+            "environment_sid": self.environment_sid,
+            "domain_name": self.domain_name,
+            "live_build_sid": self.live_build_sid,
+            "live_build_status": self.live_build_status,
+            "recorded_build_sid": self.recorded_build_sid,
+            "pending_build_sid": self.pending_build_sid,
+            "drift": self.drift,
+            "in_sync": self.drift is None and not self.needs_build,
+            "pending_uploads": list(self.pending_uploads),
+            "pending_drops": list(self.pending_drops),
+            "needs_build": self.needs_build,
+            "counts": dict(self.counts),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """Asset resources no live build uses: deleted, or (dry run) to delete."""
+
+    service_sid: str | None
+    candidates: tuple[tuple[str, str], ...]  # (asset SID, friendly name)
+    deleted: tuple[str, ...]
+    dry_run: bool
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {
+            "service_sid": self.service_sid,
+            "dry_run": self.dry_run,
+            "candidates": [{"sid": s, "path": n} for s, n in self.candidates],
+            "deleted": list(self.deleted),
+        }
