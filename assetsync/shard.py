@@ -1,200 +1,453 @@
 """Sharding: which service each published file lives in, so that every build stays within limits.
 
-Pure: values in, values out. Owns the `[shard]` config section (`parse_shard_section`), the
-service naming scheme (`service_name`), group globs, and `shard()` itself. The URL map is
-`assetsync.urlmap`; the documented limits are `assetsync.limits`.
+Pure: values in, values out. `shard()` places files stably over the services of the naming
+scheme; the `[shard]` section, group globs and service names are `assetsync.shard_options`
+(re-exported here); the URL map is `assetsync.urlmap`; the limits are `assetsync.limits`.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
 
-from assetsync.errors import ConfigError
-from assetsync.limits import DEFAULT_BUILD_LIMITS, SERVICES_PER_ACCOUNT, BuildLimits
+from assetsync.errors import LimitError
+from assetsync.limits import BuildLimits
+from assetsync.models import PublishedFile, Visibility
+from assetsync.shard_options import (
+    MAX_SERVICE_NAME_LENGTH,
+    ShardGroup,
+    ShardOptions,
+    compile_glob,
+    parse_shard_section,
+    service_name,
+)
 
 __all__ = [
     "MAX_SERVICE_NAME_LENGTH",
+    "BuildCounts",
+    "Move",
+    "MoveReason",
     "ShardGroup",
     "ShardOptions",
+    "ShardResult",
     "compile_glob",
     "parse_shard_section",
     "service_name",
+    "shard",
 ]
 
-# CreateServiceRequest.UniqueName in twilio_serverless_v1.yaml: "This value must be 50 characters
-# or less in length and be unique." The spec names no character set, but the unique name becomes
-# the start of every environment's domain (`domain_base`, api-contract.md §3.1), so derived names
-# only ever append `-<digits>`, which keeps a DNS-label-friendly name DNS-label-friendly.
-MAX_SERVICE_NAME_LENGTH = 50
+logger = logging.getLogger(__name__)
 
-URL_MAP_SUFFIXES = (".json", ".csv")
+
+class MoveReason(StrEnum):
+    """Why a file published in one service moves to another."""
+
+    OVERFLOW = "overflow"  # its service's next build would pass a per-build limit
+    GROUP = "group"  # it joins the service holding most of its group
+    SERVICE_DROPPED = "service-dropped"  # its service left the scheme (renamed, lower max_services)
+    REPACK = "repack"  # no placement that keeps files in place fits; the site was packed afresh
+
+
+_REASON_TEXT = {
+    MoveReason.OVERFLOW: "its service would pass a per-build limit",
+    MoveReason.GROUP: "it joins the rest of its group",
+    MoveReason.SERVICE_DROPPED: "its service is no longer one of the site's services",
+    MoveReason.REPACK: "the groups no longer fit without moving files",
+}
 
 
 @dataclass(frozen=True, slots=True)
-class ShardGroup:
-    """Files whose published path matches any of `globs` must share one service (one domain)."""
+class Move:
+    """One already-published file that changes service, and why."""
 
-    name: str
-    globs: tuple[str, ...]
+    path: str
+    from_service: str
+    to_service: str
+    reason: MoveReason
+
+    def describe(self) -> str:
+        """One line for plan output: `/a.png: media -> media-2 (overflow: ...)`."""
+        return (
+            f"{self.path}: {self.from_service} -> {self.to_service} "
+            f"({self.reason}: {_REASON_TEXT[self.reason]})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
-class ShardOptions:
-    """The `[shard]` section: limits per build, the account's service limit, groups, URL map file.
+class BuildCounts:
+    """Versions one service's build holds, per class that a limit counts."""
 
-    `urls_file` is a path relative to the config file's folder (or absolute), ending in `.json`
-    or `.csv`; None writes no URL map on sync.
+    public_protected: int = 0
+    private: int = 0
+    functions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ShardResult:
+    """Where every file goes.
+
+    Attributes:
+        assignment: published path -> service unique name, for every file given.
+        services: the services to build, in scheme order; the configured one is always first.
+        moves: already-published files that change service, sorted by path.
+        counts: per service in `services`, what its build will hold (reserved content included).
+        limits: the per-build limits the counts were held to.
+        retired: services that held files in `previous` and hold none now; their builds should be
+            emptied of this site's assets (or the services deleted) by the engine.
     """
 
-    limits: BuildLimits = DEFAULT_BUILD_LIMITS
-    max_services: int = SERVICES_PER_ACCOUNT
-    groups: tuple[ShardGroup, ...] = ()
-    urls_file: str | None = None
+    assignment: Mapping[str, str]
+    services: tuple[str, ...]
+    moves: tuple[Move, ...]
+    counts: Mapping[str, BuildCounts]
+    limits: BuildLimits
+    retired: tuple[str, ...] = ()
+
+    def paths_by_service(self) -> dict[str, list[str]]:
+        """Service -> its sorted published paths (every service in `services`, maybe empty)."""
+        grouped: dict[str, list[str]] = {name: [] for name in self.services}
+        for path in sorted(self.assignment):
+            grouped[self.assignment[path]].append(path)
+        return grouped
+
+    def usage_lines(self) -> tuple[str, ...]:
+        """One line per service: its counts against each limit, for plan output."""
+        lim = self.limits
+        return tuple(
+            f"{name}: {c.public_protected}/{lim.public_protected} public+protected, "
+            f"{c.private}/{lim.private} private, {c.functions}/{lim.functions} functions"
+            for name, c in ((name, self.counts[name]) for name in self.services)
+        )
 
 
-_INT_KEYS: dict[str, int] = {
-    # key -> smallest allowed value
-    "max_services": 1,
-    "public_protected_per_build": 1,
-    "private_per_build": 1,
-    "functions_per_build": 0,
-}
-_KNOWN_KEYS = (*_INT_KEYS, "groups", "urls_file")
+@dataclass(slots=True)
+class _Atom:
+    """Files placed as one unit: a whole group, or a single file (working record, never returned)."""
+
+    key: str  # the group's name, or the single file's path
+    group: bool
+    paths: list[str] = field(default_factory=list)
+    pp: int = 0
+    priv: int = 0
+    home: int | None = None  # service index it was in (most of it, for a group)
 
 
-def _config_error(file: str, key: str, problem: str) -> ConfigError:
-    return ConfigError(f"{file}: [shard] {key} {problem}", key=f"shard.{key}", file=file)
+def shard(
+    files: Sequence[PublishedFile],
+    previous: Mapping[str, str],
+    options: ShardOptions,
+    *,
+    base_service: str,
+    reserved: Mapping[str, BuildCounts] | None = None,
+    foreign_services: int = 0,
+    changed: Collection[str] = (),
+) -> ShardResult:
+    """Assign each file to a service so that every build stays within `options.limits`.
 
-
-def parse_shard_section(table: Mapping[str, object], *, file: str) -> ShardOptions:
-    """Build `ShardOptions` from the parsed `[shard]` TOML table.
+    Deterministic, and stable: a file stays in its `previous` service unless that service would
+    overflow (then the fewest files move) or its group lives elsewhere. New files fill the services
+    already in use (next to files of the same folder when there is room) before a new service is
+    opened, so the site uses as few services as it can without moving files.
 
     Args:
-        table: the `[shard]` table (empty when the section is absent).
-        file: the config file's name, used in error messages.
+        files: the classified files to publish (unique paths).
+        previous: published path -> service unique name, from the last sync.
+        options: the `[shard]` section.
+        base_service: the configured service unique name (the first service).
+        reserved: per service, what its build carries that this site does not own (functions and
+            assets outside the source folder, kept by invariant 3); it takes room from the limits.
+        foreign_services: services in the account that are not this site's; they count against
+            `options.max_services`, the account's limit.
+        changed: paths whose content or visibility changed since the last sync. They are uploaded
+            anyway, so when a service overflows they are the first to move (no extra upload).
 
     Raises:
-        ConfigError: an unknown key, a value of the wrong type, or an invalid glob.
+        LimitError: a group cannot fit one build, or the files need more services than allowed;
+            raised before any request is made.
+        ValueError: two files share a published path.
     """
-    for key in table:
-        if key not in _KNOWN_KEYS:
-            raise _config_error(
-                file, key, f"is not a known key; expected one of: {', '.join(_KNOWN_KEYS)}"
-            )
-    ints: dict[str, int] = {}
-    for key, minimum in _INT_KEYS.items():
-        value = table.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise _config_error(file, key, f"must be an integer >= {minimum} (got {value!r})")
-        ints[key] = value
-    defaults = DEFAULT_BUILD_LIMITS
-    limits = BuildLimits(
-        public_protected=ints.get("public_protected_per_build", defaults.public_protected),
-        private=ints.get("private_per_build", defaults.private),
-        functions=ints.get("functions_per_build", defaults.functions),
-    )
-    return ShardOptions(
-        limits=limits,
-        max_services=ints.get("max_services", SERVICES_PER_ACCOUNT),
-        groups=_parse_groups(table.get("groups"), file),
-        urls_file=_parse_urls_file(table.get("urls_file"), file),
-    )
-
-
-def _parse_groups(value: object, file: str) -> tuple[ShardGroup, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, Mapping):
-        raise _config_error(
-            file, "groups", 'must be a table of name = ["/glob/**", ...] (e.g. voice = ["/voice/**"])'
+    limits = options.limits
+    reserved = reserved or {}
+    slots = options.max_services - foreign_services
+    if slots < 1:
+        raise LimitError(
+            f"the account holds {foreign_services} other services and [shard] max_services is "
+            f"{options.max_services}: no service is left for {base_service!r}; delete unused "
+            "services or raise [shard] max_services if your account allows more",
+            limit="services",
         )
-    groups = []
-    for name, globs in value.items():
-        key = f"groups.{name}"
-        if isinstance(globs, str):
-            globs = [globs]
-        if not isinstance(globs, list) or not globs or not all(isinstance(g, str) for g in globs):
-            raise _config_error(file, key, f"must be a non-empty list of globs (got {globs!r})")
-        for glob in globs:
-            try:
-                compile_glob(glob)
-            except ValueError as exc:
-                raise _config_error(file, key, f"has an invalid glob {glob!r}: {exc}") from None
-        groups.append(ShardGroup(name=str(name), globs=tuple(globs)))
-    return tuple(groups)
+    names = [service_name(base_service, i) for i in range(1, slots + 1)]
+    if len(set(names)) != len(names):
+        raise LimitError(
+            f"service name {base_service!r} is too long to derive {slots} distinct service names "
+            f"within {MAX_SERVICE_NAME_LENGTH} characters; choose a shorter service name",
+            limit="services",
+        )
+    index = {name: i for i, name in enumerate(names)}
+    for name, counts in reserved.items():
+        if name in index and counts.functions > limits.functions:
+            raise LimitError(
+                f"service {name!r} carries {counts.functions} function versions, over the "
+                f"{limits.functions} per build of [shard] functions_per_build; raise it",
+                limit="functions",
+            )
+    spare = [
+        (limits.public_protected - reserved.get(n, _NONE).public_protected,
+         limits.private - reserved.get(n, _NONE).private)
+        for n in names
+    ]  # fmt: skip
+    atoms = _make_atoms(files, options.groups, limits)
+    _check_capacity(atoms, spare, options, foreign_services, limits)
+    for atom in atoms:
+        atom.home = _home(atom, previous, index)
+
+    repacked = False
+    placed = _place(atoms, spare, stable=True, changed=frozenset(changed))
+    if placed is None:
+        repacked = True
+        placed = _place(atoms, spare, stable=False, changed=frozenset())
+        if placed is None:
+            raise LimitError(
+                f"the groups in [shard] groups cannot be packed into {slots} services of "
+                f"{limits.public_protected} public/protected and {limits.private} private versions "
+                "each; make the groups smaller or raise [shard] max_services",
+                limit="services",
+            )
+        logger.warning("shard: groups no longer fit in place; every file was re-packed")
+    where, evicted = placed
+    return _result(atoms, where, evicted, repacked, previous, names, index, reserved, limits)
 
 
-def _parse_urls_file(value: object, file: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise _config_error(file, "urls_file", f"must be a file path (got {value!r})")
-    if not value.lower().endswith(URL_MAP_SUFFIXES):
-        raise _config_error(file, "urls_file", f"must end in .json or .csv (got {value!r})")
-    return value
+_NONE = BuildCounts()
 
 
-def compile_glob(pattern: str) -> re.Pattern[str]:
-    """Compile a group glob over published paths.
-
-    `**` matches anything including `/` (`/a/**/x` also matches `/a/x`), `*` and `?` stay within
-    one path segment, `[abc]`/`[!abc]` are character classes. A missing leading `/` is implied and
-    a trailing `/` means "everything below".
-
-    Raises:
-        ValueError: the pattern is empty or malformed (says why).
-    """
-    if not pattern or not pattern.strip():
-        raise ValueError("a glob cannot be empty")
-    p = pattern if pattern.startswith("/") else "/" + pattern
-    if p.endswith("/"):
-        p += "**"
-    out: list[str] = []
-    i = 0
-    while i < len(p):
-        if p.startswith("**/", i) and p[i - 1] == "/":
-            out.append("(?:.*/)?")
-            i += 3
-        elif p.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif p[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif p[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif p[i] == "[":
-            end = p.find("]", i + 2)  # a `]` right after `[` is a literal member
-            if end == -1:
-                raise ValueError("'[' is never closed with ']'")
-            body = p[i + 1 : end]
-            negate = body.startswith("!")
-            body = re.escape(body[1:] if negate else body).replace("\\-", "-")
-            out.append(f"[{'^' if negate else ''}{body}]")
-            i = end + 1
+def _make_atoms(
+    files: Sequence[PublishedFile], groups: tuple[ShardGroup, ...], limits: BuildLimits
+) -> list[_Atom]:
+    matchers = [
+        (g.name, re.compile("|".join(f"(?:{compile_glob(x).pattern})" for x in g.globs)))
+        for g in groups
+    ]
+    by_group: dict[str, _Atom] = {}
+    singles: list[_Atom] = []
+    seen: set[str] = set()
+    for file in sorted(files, key=lambda f: f.path):
+        if file.path in seen:
+            raise ValueError(f"two files are published at {file.path!r}")
+        seen.add(file.path)
+        group = next((name for name, rx in matchers if rx.match(file.path)), None)
+        if group is None:
+            atom = _Atom(key=file.path, group=False)
+            singles.append(atom)
         else:
-            out.append(re.escape(p[i]))
-            i += 1
-    try:
-        return re.compile("".join(out) + r"\Z")
-    except re.error as exc:
-        raise ValueError(str(exc)) from None
+            atom = by_group.setdefault(group, _Atom(key=group, group=True))
+        atom.paths.append(file.path)
+        if file.visibility is Visibility.PRIVATE:
+            atom.priv += 1
+        else:
+            atom.pp += 1
+    for atom in by_group.values():
+        if atom.pp > limits.public_protected or atom.priv > limits.private:
+            raise LimitError(
+                f"group {atom.key!r} in [shard] groups holds {atom.pp} public/protected and "
+                f"{atom.priv} private files, but one build holds at most "
+                f"{limits.public_protected} and {limits.private}; split the group so each part "
+                "fits one service",
+                path=atom.paths[0],
+                limit="private" if atom.priv > limits.private else "public_protected",
+            )
+    ordered = sorted(by_group.values(), key=lambda a: (-(a.pp + a.priv), a.key))
+    return ordered + singles
 
 
-def service_name(base: str, index: int) -> str:
-    """The unique name of the `index`-th service (1-based) of a site whose configured name is `base`.
+def _check_capacity(
+    atoms: list[_Atom],
+    spare: list[tuple[int, int]],
+    options: ShardOptions,
+    foreign_services: int,
+    limits: BuildLimits,
+) -> None:
+    total_pp = sum(a.pp for a in atoms)
+    total_priv = sum(a.priv for a in atoms)
+    if total_pp <= sum(max(0, s[0]) for s in spare) and total_priv <= sum(
+        max(0, s[1]) for s in spare
+    ):
+        return
+    need = max(
+        math.ceil(total_pp / limits.public_protected), math.ceil(total_priv / limits.private)
+    )
+    others = f" (the account holds {foreign_services} other services)" if foreign_services else ""
+    raise LimitError(
+        f"{total_pp} public/protected and {total_priv} private files need at least {need} "
+        f"services of {limits.public_protected} public/protected and {limits.private} private "
+        f"versions each, but [shard] max_services is {options.max_services}{others}; raise it if "
+        "your account allows more services, or publish fewer files",
+        limit="services",
+    )
 
-    The first service keeps `base`; the next ones are `base-2`, `base-3`, ... . When that would pass
-    Twilio's 50-character limit, `base` is shortened just enough to make room for the suffix.
-    """
-    if index < 1:
-        raise ValueError(f"service index starts at 1 (got {index})")
-    if index == 1:
-        return base
-    suffix = f"-{index}"
-    return base[: MAX_SERVICE_NAME_LENGTH - len(suffix)].rstrip("-") + suffix
+
+def _home(atom: _Atom, previous: Mapping[str, str], index: Mapping[str, int]) -> int | None:
+    if not atom.group:
+        name = previous.get(atom.key)
+        return None if name is None else index.get(name)
+    votes: dict[int, int] = {}
+    for path in atom.paths:
+        i = index.get(previous.get(path, ""))
+        if i is not None:
+            votes[i] = votes.get(i, 0) + 1
+    return min(votes, key=lambda i: (-votes[i], i)) if votes else None
+
+
+def _place(
+    atoms: list[_Atom], spare: list[tuple[int, int]], *, stable: bool, changed: frozenset[str]
+) -> tuple[list[int], set[int]] | None:
+    """Place every atom: kept ones first (evicting the fewest files from overflowing services),
+    then the rest first-fit over services in use, opening the lowest free service only when none
+    fits. None when some atom fits nowhere."""
+    free = [list(s) for s in spare]
+    where = [-1] * len(atoms)
+    members: list[list[int]] = [[] for _ in free]
+    used = [False] * len(free)
+    used[0] = True
+    evicted: set[int] = set()
+    if stable:
+        for i, atom in enumerate(atoms):
+            if atom.home is not None:
+                _put(atoms, i, atom.home, where, free, members, used)
+        evicted = _evict(atoms, free, members, where, changed)
+    near: dict[str, dict[int, int]] = {}  # folder -> service -> files placed there
+    for i, atom in enumerate(atoms):
+        if where[i] >= 0 and not atom.group:
+            _note_folder(near, atom.key, where[i])
+    for i, atom in enumerate(atoms):
+        if where[i] >= 0:
+            continue
+        fits = [s for s in range(len(free)) if free[s][0] >= atom.pp and free[s][1] >= atom.priv]
+        if not fits:
+            return None
+        target = next((s for s in fits if used[s]), fits[0])
+        if not atom.group:
+            counts = near.get(_folder(atom.key), {})
+            best = min((s for s in fits if s in counts), key=lambda s: (-counts[s], s), default=None)
+            target = target if best is None else best
+            _note_folder(near, atom.key, target)
+        _put(atoms, i, target, where, free, members, used)
+    return where, evicted
+
+
+def _put(
+    atoms: list[_Atom],
+    i: int,
+    s: int,
+    where: list[int],
+    free: list[list[int]],
+    members: list[list[int]],
+    used: list[bool],
+) -> None:
+    where[i] = s
+    free[s][0] -= atoms[i].pp
+    free[s][1] -= atoms[i].priv
+    members[s].append(i)
+    used[s] = True
+
+
+def _evict(
+    atoms: list[_Atom],
+    free: list[list[int]],
+    members: list[list[int]],
+    where: list[int],
+    changed: frozenset[str],
+) -> set[int]:
+    """Take the fewest files out of each overflowing service: single files of the overflowing
+    class first (changed ones, then last paths first, for determinism), then the smallest groups."""
+    evicted: set[int] = set()
+    for s, ids in enumerate(members):
+        if free[s][0] >= 0 and free[s][1] >= 0:
+            continue
+        singles = sorted(
+            (i for i in ids if not atoms[i].group),
+            key=lambda i: (atoms[i].key in changed, atoms[i].key),
+        )
+        groups = sorted(
+            (i for i in ids if atoms[i].group), key=lambda i: (atoms[i].pp + atoms[i].priv, i)
+        )
+        for i in [*reversed(singles), *groups]:
+            over_pp, over_priv = free[s][0] < 0, free[s][1] < 0
+            if not (over_pp or over_priv):
+                break
+            if (over_pp and atoms[i].pp) or (over_priv and atoms[i].priv):
+                where[i] = -1
+                free[s][0] += atoms[i].pp
+                free[s][1] += atoms[i].priv
+                evicted.add(i)
+        members[s] = [i for i in ids if i not in evicted]
+    return evicted
+
+
+def _folder(path: str) -> str:
+    return path[: path.rfind("/")]
+
+
+def _note_folder(near: dict[str, dict[int, int]], path: str, s: int) -> None:
+    counts = near.setdefault(_folder(path), {})
+    counts[s] = counts.get(s, 0) + 1
+
+
+def _result(
+    atoms: list[_Atom],
+    where: list[int],
+    evicted: set[int],
+    repacked: bool,
+    previous: Mapping[str, str],
+    names: list[str],
+    index: Mapping[str, int],
+    reserved: Mapping[str, BuildCounts],
+    limits: BuildLimits,
+) -> ShardResult:
+    assignment: dict[str, str] = {}
+    moves: list[Move] = []
+    load = [[0, 0] for _ in names]
+    for i, atom in enumerate(atoms):
+        s = where[i]
+        load[s][0] += atom.pp
+        load[s][1] += atom.priv
+        for path in atom.paths:
+            new = assignment[path] = names[s]
+            old = previous.get(path)
+            if old is None or old == new:
+                continue
+            if repacked:
+                reason = MoveReason.REPACK
+            elif old not in index:
+                reason = MoveReason.SERVICE_DROPPED
+            else:
+                reason = MoveReason.OVERFLOW if i in evicted else MoveReason.GROUP
+            moves.append(Move(path, old, new, reason))
+    in_use = [s for s in range(len(names)) if s == 0 or load[s] != [0, 0]]
+    services = tuple(names[s] for s in in_use)
+    counts = {}
+    for s in in_use:
+        extra = reserved.get(names[s], _NONE)
+        counts[names[s]] = BuildCounts(
+            public_protected=load[s][0] + extra.public_protected,
+            private=load[s][1] + extra.private,
+            functions=extra.functions,
+        )
+    retired = sorted(
+        set(previous.values()) - set(services), key=lambda n: (index.get(n, len(names)), n)
+    )
+    moves.sort(key=lambda m: m.path)
+    logger.debug("shard: %d files over %d services, %d moves", len(assignment), len(services), len(moves))
+    return ShardResult(
+        assignment=MappingProxyType(assignment),
+        services=services,
+        moves=tuple(moves),
+        counts=MappingProxyType(counts),
+        limits=limits,
+        retired=tuple(retired),
+    )

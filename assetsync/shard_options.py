@@ -1,0 +1,199 @@
+"""The `[shard]` config section and the service naming scheme: options, group globs, unique names.
+
+Pure. `assetsync.shard` places files using these options (and re-exports them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from assetsync.errors import ConfigError
+from assetsync.limits import DEFAULT_BUILD_LIMITS, SERVICES_PER_ACCOUNT, BuildLimits
+
+__all__ = [
+    "MAX_SERVICE_NAME_LENGTH",
+    "URL_MAP_SUFFIXES",
+    "ShardGroup",
+    "ShardOptions",
+    "compile_glob",
+    "parse_shard_section",
+    "service_name",
+]
+
+# CreateServiceRequest.UniqueName in twilio_serverless_v1.yaml: "This value must be 50 characters
+# or less in length and be unique." The spec names no character set, but the unique name becomes
+# the start of every environment's domain (`domain_base`, api-contract.md §3.1), so derived names
+# only ever append `-<digits>`, which keeps a DNS-label-friendly name DNS-label-friendly.
+MAX_SERVICE_NAME_LENGTH = 50
+
+URL_MAP_SUFFIXES = (".json", ".csv")
+
+
+@dataclass(frozen=True, slots=True)
+class ShardGroup:
+    """Files whose published path matches any of `globs` must share one service (one domain)."""
+
+    name: str
+    globs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShardOptions:
+    """The `[shard]` section: limits per build, the account's service limit, groups, URL map file.
+
+    `urls_file` is a path relative to the config file's folder (or absolute), ending in `.json`
+    or `.csv`; None writes no URL map on sync.
+    """
+
+    limits: BuildLimits = DEFAULT_BUILD_LIMITS
+    max_services: int = SERVICES_PER_ACCOUNT
+    groups: tuple[ShardGroup, ...] = ()
+    urls_file: str | None = None
+
+
+_INT_KEYS: dict[str, int] = {
+    # key -> smallest allowed value
+    "max_services": 1,
+    "public_protected_per_build": 1,
+    "private_per_build": 1,
+    "functions_per_build": 0,
+}
+_KNOWN_KEYS = (*_INT_KEYS, "groups", "urls_file")
+
+
+def _config_error(file: str, key: str, problem: str) -> ConfigError:
+    return ConfigError(f"{file}: [shard] {key} {problem}", key=f"shard.{key}", file=file)
+
+
+def parse_shard_section(table: Mapping[str, object], *, file: str) -> ShardOptions:
+    """Build `ShardOptions` from the parsed `[shard]` TOML table.
+
+    Args:
+        table: the `[shard]` table (empty when the section is absent).
+        file: the config file's name, used in error messages.
+
+    Raises:
+        ConfigError: an unknown key, a value of the wrong type, or an invalid glob.
+    """
+    for key in table:
+        if key not in _KNOWN_KEYS:
+            raise _config_error(
+                file, key, f"is not a known key; expected one of: {', '.join(_KNOWN_KEYS)}"
+            )
+    ints: dict[str, int] = {}
+    for key, minimum in _INT_KEYS.items():
+        value = table.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise _config_error(file, key, f"must be an integer >= {minimum} (got {value!r})")
+        ints[key] = value
+    defaults = DEFAULT_BUILD_LIMITS
+    limits = BuildLimits(
+        public_protected=ints.get("public_protected_per_build", defaults.public_protected),
+        private=ints.get("private_per_build", defaults.private),
+        functions=ints.get("functions_per_build", defaults.functions),
+    )
+    return ShardOptions(
+        limits=limits,
+        max_services=ints.get("max_services", SERVICES_PER_ACCOUNT),
+        groups=_parse_groups(table.get("groups"), file),
+        urls_file=_parse_urls_file(table.get("urls_file"), file),
+    )
+
+
+def _parse_groups(value: object, file: str) -> tuple[ShardGroup, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise _config_error(
+            file, "groups", 'must be a table of name = ["/glob/**", ...] (e.g. voice = ["/voice/**"])'
+        )
+    groups = []
+    for name, globs in value.items():
+        key = f"groups.{name}"
+        if isinstance(globs, str):
+            globs = [globs]
+        if not isinstance(globs, list) or not globs or not all(isinstance(g, str) for g in globs):
+            raise _config_error(file, key, f"must be a non-empty list of globs (got {globs!r})")
+        for glob in globs:
+            try:
+                compile_glob(glob)
+            except ValueError as exc:
+                raise _config_error(file, key, f"has an invalid glob {glob!r}: {exc}") from None
+        groups.append(ShardGroup(name=str(name), globs=tuple(globs)))
+    return tuple(groups)
+
+
+def _parse_urls_file(value: object, file: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _config_error(file, "urls_file", f"must be a file path (got {value!r})")
+    if not value.lower().endswith(URL_MAP_SUFFIXES):
+        raise _config_error(file, "urls_file", f"must end in .json or .csv (got {value!r})")
+    return value
+
+
+def compile_glob(pattern: str) -> re.Pattern[str]:
+    """Compile a group glob over published paths.
+
+    `**` matches anything including `/` (`/a/**/x` also matches `/a/x`), `*` and `?` stay within
+    one path segment, `[abc]`/`[!abc]` are character classes. A missing leading `/` is implied and
+    a trailing `/` means "everything below".
+
+    Raises:
+        ValueError: the pattern is empty or malformed (says why).
+    """
+    if not pattern or not pattern.strip():
+        raise ValueError("a glob cannot be empty")
+    p = pattern if pattern.startswith("/") else "/" + pattern
+    if p.endswith("/"):
+        p += "**"
+    out: list[str] = []
+    i = 0
+    while i < len(p):
+        if p.startswith("**/", i) and p[i - 1] == "/":
+            out.append("(?:.*/)?")
+            i += 3
+        elif p.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif p[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif p[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif p[i] == "[":
+            end = p.find("]", i + 2)  # a `]` right after `[` is a literal member
+            if end == -1:
+                raise ValueError("'[' is never closed with ']'")
+            body = p[i + 1 : end]
+            negate = body.startswith("!")
+            body = re.escape(body[1:] if negate else body).replace("\\-", "-")
+            out.append(f"[{'^' if negate else ''}{body}]")
+            i = end + 1
+        else:
+            out.append(re.escape(p[i]))
+            i += 1
+    try:
+        return re.compile("".join(out) + r"\Z")
+    except re.error as exc:
+        raise ValueError(str(exc)) from None
+
+
+def service_name(base: str, index: int) -> str:
+    """The unique name of the `index`-th service (1-based) of a site whose configured name is `base`.
+
+    The first service keeps `base`; the next ones are `base-2`, `base-3`, ... . When that would pass
+    Twilio's 50-character limit, `base` is shortened just enough to make room for the suffix.
+    """
+    if index < 1:
+        raise ValueError(f"service index starts at 1 (got {index})")
+    if index == 1:
+        return base
+    suffix = f"-{index}"
+    return base[: MAX_SERVICE_NAME_LENGTH - len(suffix)].rstrip("-") + suffix

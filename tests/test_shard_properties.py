@@ -1,0 +1,237 @@
+"""Property tests of shard()'s invariants: limits, groups, stability, fewest moves, determinism."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from assetsync.errors import LimitError
+from assetsync.limits import BuildLimits
+from assetsync.models import PublishedFile, Visibility
+from assetsync.shard import (
+    BuildCounts,
+    ShardGroup,
+    ShardOptions,
+    ShardResult,
+    service_name,
+    shard,
+)
+from tests.test_shard import published
+
+BASE = "site"
+FOLDERS = ("a", "b", "c", "d")
+VISIBILITIES = (Visibility.PUBLIC, Visibility.PROTECTED, Visibility.PRIVATE)
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+paths = st.builds(
+    lambda folder, n: f"/{folder}/{n:03d}.bin", st.sampled_from(FOLDERS), st.integers(0, 60)
+)
+file_sets = st.dictionaries(paths, st.sampled_from(VISIBILITIES), max_size=60)
+limits = st.builds(BuildLimits, st.integers(1, 9), st.integers(1, 4), st.integers(0, 3))
+
+
+def to_files(spec: dict[str, Visibility]) -> list[PublishedFile]:
+    return [published(path, visibility) for path, visibility in spec.items()]
+
+
+def is_private(visibility: Visibility) -> bool:
+    return visibility is Visibility.PRIVATE
+
+
+def check_invariants(
+    result: ShardResult,
+    spec: dict[str, Visibility],
+    previous: dict[str, str],
+    options: ShardOptions,
+    reserved: dict[str, BuildCounts],
+    slots: int,
+) -> None:
+    lim = options.limits
+    scheme = [service_name(BASE, i) for i in range(1, slots + 1)]
+    assert set(result.assignment) == set(spec)
+    assert result.services[0] == BASE
+    assert list(result.services) == [s for s in scheme if s in result.services]
+    assert set(result.assignment.values()) <= set(result.services)
+    pp = Counter(s for p, s in result.assignment.items() if not is_private(spec[p]))
+    priv = Counter(s for p, s in result.assignment.items() if is_private(spec[p]))
+    for service in result.services:
+        extra = reserved.get(service, BuildCounts())
+        counts = result.counts[service]
+        assert counts == BuildCounts(
+            pp[service] + extra.public_protected, priv[service] + extra.private, extra.functions
+        )
+        # Reserved content alone may already fill a service; this site's files never add to that.
+        if pp[service]:
+            assert counts.public_protected <= lim.public_protected
+        if priv[service]:
+            assert counts.private <= lim.private
+    for group in options.groups:
+        folder = group.globs[0]
+        members = {result.assignment[p] for p in spec if p.startswith(folder)}
+        assert len(members) <= 1, group
+    moved = {m.path for m in result.moves}
+    assert moved == {p for p in spec if p in previous and previous[p] != result.assignment[p]}
+    for move in result.moves:
+        assert (move.from_service, move.to_service) == (previous[move.path], result.assignment[move.path])
+    assert set(result.retired) == set(previous.values()) - set(result.services)
+
+
+@SETTINGS
+@given(
+    spec=file_sets,
+    options_limits=limits,
+    grouped=st.sets(st.sampled_from(FOLDERS), max_size=2),
+    max_services=st.integers(1, 12),
+    foreign=st.integers(0, 2),
+    data=st.data(),
+)
+def test_limits_groups_and_bookkeeping_hold(
+    spec: dict[str, Visibility],
+    options_limits: BuildLimits,
+    grouped: set[str],
+    max_services: int,
+    foreign: int,
+    data: st.DataObject,
+) -> None:
+    groups = tuple(ShardGroup(f"g-{f}", (f"/{f}/",)) for f in sorted(grouped))
+    options = ShardOptions(limits=options_limits, max_services=max_services, groups=groups)
+    names = [service_name(BASE, i) for i in range(1, 14)] + ["renamed"]
+    previous = data.draw(st.dictionaries(st.sampled_from(sorted(spec) or ["/z"]), st.sampled_from(names)))
+    previous = {p: s for p, s in previous.items() if p in spec}
+    reserved = data.draw(
+        st.dictionaries(
+            st.sampled_from(names[:4]),
+            st.builds(BuildCounts, st.integers(0, 3), st.integers(0, 2), st.integers(0, 3)),
+            max_size=2,
+        )
+    )
+    files = to_files(spec)
+    try:
+        result = shard(
+            files, previous, options, base_service=BASE, reserved=reserved, foreign_services=foreign
+        )
+    except LimitError as exc:
+        message = str(exc)
+        # Only for a reason that really holds.
+        slots = max_services - foreign
+        if "other services" in message and "no service is left" in message:
+            assert slots < 1
+        elif "function versions" in message:
+            assert any(c.functions > options_limits.functions for c in reserved.values())
+        elif message.startswith("group "):
+            assert any(
+                sum(1 for p, v in spec.items() if p.startswith(g.globs[0]) and not is_private(v))
+                > options_limits.public_protected
+                or sum(1 for p, v in spec.items() if p.startswith(g.globs[0]) and is_private(v))
+                > options_limits.private
+                for g in groups
+            )
+        elif "cannot be packed" in message:
+            assert groups
+        else:
+            assert "need at least" in message
+            total_pp = sum(1 for v in spec.values() if not is_private(v))
+            total_priv = len(spec) - total_pp
+            room = [
+                (
+                    max(0, options_limits.public_protected - reserved.get(n, BuildCounts()).public_protected),
+                    max(0, options_limits.private - reserved.get(n, BuildCounts()).private),
+                )
+                for n in names[:slots]
+            ]
+            assert total_pp > sum(r[0] for r in room) or total_priv > sum(r[1] for r in room)
+        return
+    check_invariants(result, spec, previous, options, reserved, max_services - foreign)
+    # Deterministic, whatever order the inputs come in.
+    shuffled = files[:]
+    random.Random(len(files)).shuffle(shuffled)
+    again = shard(
+        shuffled,
+        dict(reversed(list(previous.items()))),
+        options,
+        base_service=BASE,
+        reserved=dict(reversed(list(reserved.items()))),
+        foreign_services=foreign,
+    )
+    assert again == result
+
+
+ops = st.one_of(
+    st.tuples(st.just("add"), file_sets),
+    st.tuples(st.just("remove"), st.sets(paths, max_size=20)),
+    st.tuples(st.just("modify"), st.dictionaries(paths, st.sampled_from(VISIBILITIES), max_size=15)),
+    st.tuples(st.just("limits"), limits),
+)
+
+
+@SETTINGS
+@given(start=file_sets, start_limits=limits, steps=st.lists(ops, min_size=1, max_size=8))
+def test_random_changes_move_only_the_overflow_and_open_services_only_when_needed(
+    start: dict[str, Visibility],
+    start_limits: BuildLimits,
+    steps: list[tuple[str, object]],
+) -> None:
+    options = ShardOptions(limits=start_limits, max_services=1000)
+    spec = dict(start)
+    result = shard(to_files(spec), {}, options, base_service=BASE)
+    for op, arg in steps:
+        previous = dict(result.assignment)
+        changed: set[str] = set()
+        if op == "add":
+            assert isinstance(arg, dict)
+            changed = {p for p in arg if spec.get(p) != arg[p]}
+            spec.update(arg)
+        elif op == "remove":
+            assert isinstance(arg, set)
+            for path in arg:
+                spec.pop(path, None)
+        elif op == "modify":
+            assert isinstance(arg, dict)
+            changed = {p for p in arg if p in spec and spec[p] != arg[p]}
+            spec.update({p: v for p, v in arg.items() if p in spec})
+        else:
+            assert isinstance(arg, BuildLimits)
+            options = ShardOptions(limits=arg, max_services=1000)
+        result = shard(to_files(spec), previous, options, base_service=BASE, changed=changed)
+        check_invariants(result, spec, previous, options, {}, 1000)
+
+        lim = options.limits
+        kept = [p for p in spec if p in previous]
+        stay_pp = Counter(previous[p] for p in kept if not is_private(spec[p]))
+        stay_priv = Counter(previous[p] for p in kept if is_private(spec[p]))
+        excess = sum(max(0, n - lim.public_protected) for n in stay_pp.values()) + sum(
+            max(0, n - lim.private) for n in stay_priv.values()
+        )
+        # The fewest moves: exactly the excess of each overflowing service, nothing else.
+        assert len(result.moves) == excess
+        for move in result.moves:
+            cls = stay_priv if is_private(spec[move.path]) else stay_pp
+            cap = lim.private if is_private(spec[move.path]) else lim.public_protected
+            assert cls[move.from_service] > cap
+        # Files that changed leave an overflowing service before files that did not: if an
+        # unchanged file left service S, every changed file of its class in S left too.
+        for move in result.moves:
+            if move.path in changed:
+                continue
+            for path in changed:
+                if (
+                    path in spec
+                    and previous.get(path) == move.from_service
+                    and is_private(spec[path]) == is_private(spec[move.path])
+                ):
+                    assert result.assignment[path] != move.from_service, (path, move)
+        # As few services as possible without moving files that may stay.
+        in_place = {BASE} | {previous[p] for p in kept}
+        total_pp = sum(1 for v in spec.values() if not is_private(v))
+        total_priv = len(spec) - total_pp
+        assert len(result.services) == max(
+            len(in_place),
+            math.ceil(total_pp / lim.public_protected),
+            math.ceil(total_priv / lim.private),
+        )
