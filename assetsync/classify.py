@@ -1,0 +1,266 @@
+"""Pure classification: visibility rules, Serverless Toolkit naming, content types, and the
+Twilio path and size checks every published file must pass before anything is sent.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import posixpath
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from assetsync.globs import compile_glob_set
+from assetsync.limits import MAX_PATH_LENGTH, MAX_PRIVATE_ASSET_BYTES, MAX_PUBLIC_ASSET_BYTES
+from assetsync.models import PublishedFile, ScannedFile, Visibility
+
+__all__ = [
+    "Classified",
+    "Issue",
+    "VisibilityRules",
+    "check_published",
+    "classify",
+    "content_type_for",
+    "published_name",
+]
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem with one file; `error` means the file cannot be published."""
+
+    path: str
+    message: str
+    severity: Severity = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class VisibilityRules:
+    """How a file's visibility is chosen, from `[visibility]` in the config.
+
+    Order: the file name's toolkit marker (`.private.` / `.protected.`) wins, then a
+    `private` glob, then a `protected` glob, then `default`.
+    """
+
+    default: Visibility = Visibility.PUBLIC
+    protected: tuple[str, ...] = ()
+    private: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """What `classify` returns: files to publish, sorted by path, and issues found."""
+
+    files: tuple[PublishedFile, ...]
+    issues: tuple[Issue, ...]
+
+
+# Types the stdlib table lacks or gets wrong for Twilio use (voice <Play>, MMS, web).
+# Sources: IANA media types registry; RFC 4867 (AMR), RFC 7845 (Ogg Opus), RFC 8081 (fonts);
+# Twilio's "Accepted content types for media" and <Play> supported audio pages.
+_CONTENT_TYPES: dict[str, str] = {
+    ".mp3": "audio/mpeg",
+    ".wav": "audio/wav",
+    ".ogg": "audio/ogg",
+    ".oga": "audio/ogg",
+    ".opus": "audio/opus",
+    ".amr": "audio/amr",
+    ".awb": "audio/amr-wb",
+    ".m4a": "audio/mp4",
+    ".aac": "audio/aac",
+    ".flac": "audio/flac",
+    ".ulaw": "audio/basic",
+    ".au": "audio/basic",
+    ".3gp": "video/3gpp",
+    ".mp4": "video/mp4",
+    ".webm": "video/webm",
+    ".svg": "image/svg+xml",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".heic": "image/heic",
+    ".ico": "image/vnd.microsoft.icon",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".bmp": "image/bmp",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".css": "text/css",
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".xml": "application/xml",
+    ".txt": "text/plain",
+    ".csv": "text/csv",
+    ".md": "text/markdown",
+    ".pdf": "application/pdf",
+    ".vcf": "text/vcard",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".ttf": "font/ttf",
+    ".otf": "font/otf",
+    ".wasm": "application/wasm",
+}
+# MimeTypes() without files reads only the built-in table: the same answer on every machine.
+_STDLIB_TYPES = mimetypes.MimeTypes()
+_OCTET_STREAM = "application/octet-stream"
+
+# Twilio's path rules, as the official toolkit checks them (serverless-api utils/fs.ts
+# `checkForValidPath`; api-contract.md §7.3): leading '/', shorter than 256 characters, and
+# none of these characters. Whitespace becomes '-' before the check, as the toolkit does.
+_FORBIDDEN_PATH_CHARS = "#;,?:@+&$()'\" "
+_FORBIDDEN_RE = re.compile("[" + re.escape(_FORBIDDEN_PATH_CHARS) + r"\x00-\x1f\x7f]")
+_WHITESPACE_RE = re.compile(r"\s")
+
+_MARKERS = (
+    (".protected", Visibility.PROTECTED),
+    (".private", Visibility.PRIVATE),
+)
+
+
+def content_type_for(name: str) -> str:
+    """The MIME type for a file name, from its extension (case-insensitive)."""
+    ext = posixpath.splitext(name)[1].lower()
+    found = _CONTENT_TYPES.get(ext)
+    if found is not None:
+        return found
+    guessed, _encoding = _STDLIB_TYPES.guess_type("x" + ext, strict=False)
+    return guessed or _OCTET_STREAM
+
+
+def published_name(rel_path: str) -> tuple[str, Visibility | None]:
+    """The published path of a source file and the visibility its name asks for.
+
+    Follows the Serverless Toolkit (serverless-api `getPathAndAccessFromFileInfo`): a
+    `.protected` or `.private` marker right before the extension sets the visibility and is
+    removed (`img/logo.private.png` -> `/img/logo.png`); every whitespace character becomes `-`.
+    """
+    directory, base = posixpath.split(rel_path)
+    stem, ext = posixpath.splitext(base)
+    if not stem and ext:  # '.private' style names: splitext keeps them whole
+        stem, ext = ext, ""
+    marked: Visibility | None = None
+    for marker, visibility in _MARKERS:
+        if stem.endswith(marker):
+            stem = stem[: -len(marker)]
+            marked = visibility
+            break
+    path = "/" + posixpath.join(directory, stem + ext) if directory else "/" + stem + ext
+    return _WHITESPACE_RE.sub("-", path), marked
+
+
+def _visibility(rel_path: str, marked: Visibility | None, rules: VisibilityRules) -> Visibility:
+    if marked is not None:
+        return marked
+    if rules.private and compile_glob_set(rules.private).match(rel_path):
+        return Visibility.PRIVATE
+    if rules.protected and compile_glob_set(rules.protected).match(rel_path):
+        return Visibility.PROTECTED
+    return rules.default
+
+
+def classify(files: Iterable[ScannedFile], rules: VisibilityRules, *, source: Path) -> Classified:
+    """Give each scanned file its published path, visibility and content type.
+
+    Args:
+        files: what the scan found.
+        rules: `[visibility]` from the config.
+        source: the source folder (each file's `content_path` is `source / rel_path`).
+
+    Returns:
+        Published files sorted by path. Path and size checks are `check_published`'s job,
+        run on the final outputs (after any transform).
+    """
+    out: list[PublishedFile] = []
+    issues: list[Issue] = []
+    for scanned in files:
+        path, marked = published_name(scanned.rel_path)
+        visibility = _visibility(scanned.rel_path, marked, rules)
+        if marked is not None:
+            by_glob = _visibility(scanned.rel_path, None, rules)
+            if by_glob is not marked and by_glob is not rules.default:
+                issues.append(
+                    Issue(
+                        scanned.rel_path,
+                        f"the name marks it {marked.value} but a [visibility] {by_glob.value} "
+                        f"glob matches it too; the name wins",
+                        "warning",
+                    )
+                )
+        out.append(
+            PublishedFile(
+                path=path,
+                visibility=visibility,
+                digest=scanned.digest,
+                size=scanned.size,
+                source=scanned.rel_path,
+                content_path=source / scanned.rel_path,
+                content_type=content_type_for(path),
+            )
+        )
+    out.sort(key=lambda f: (f.path, f.source))
+    return Classified(files=tuple(out), issues=tuple(issues))
+
+
+def _path_problem(path: str) -> str | None:
+    if not path.startswith("/"):
+        return f"published path {path!r} must start with '/'"
+    if len(path) > MAX_PATH_LENGTH:
+        return (
+            f"published path is {len(path)} characters; Twilio allows at most {MAX_PATH_LENGTH}: "
+            "shorten the file or folder names"
+        )
+    bad = _FORBIDDEN_RE.search(path)
+    if bad is not None:
+        char = bad.group()
+        shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}"
+        return (
+            f"published path {path!r} contains {shown}, which Twilio does not allow "
+            f"(none of {_FORBIDDEN_PATH_CHARS.strip()} or a space): rename the file"
+        )
+    if "//" in path or path.endswith("/"):
+        return f"published path {path!r} has an empty segment: rename the file"
+    return None
+
+
+def _size_problem(file: PublishedFile) -> str | None:
+    limit = MAX_PRIVATE_ASSET_BYTES if file.visibility is Visibility.PRIVATE else MAX_PUBLIC_ASSET_BYTES
+    if file.size > limit:
+        return (
+            f"{file.size:,} bytes is over Twilio's {limit // 1_000_000} MB limit for "
+            f"{file.visibility.value} assets: shrink it, split it, or ignore it"
+        )
+    return None
+
+
+def check_published(files: Sequence[PublishedFile]) -> tuple[Issue, ...]:
+    """Check final outputs against Twilio's rules before anything is sent.
+
+    Each problem is one `Issue` naming the source file: path rules, size limits, and two
+    files that would publish to the same path (naming both).
+    """
+    issues: list[Issue] = []
+    owners: dict[str, PublishedFile] = {}
+    for file in files:
+        problem = _path_problem(file.path) or _size_problem(file)
+        if problem is not None:
+            issues.append(Issue(file.source, problem))
+        first = owners.setdefault(file.path, file)
+        if first is not file:
+            issues.append(
+                Issue(
+                    file.source,
+                    f"publishes to {file.path}, as {first.source} does: rename or ignore one of them",
+                )
+            )
+    issues.sort(key=lambda i: (i.path, i.message))
+    return tuple(issues)

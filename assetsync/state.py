@@ -1,0 +1,296 @@
+"""The state folder: one SQLite database (WAL, synchronous=FULL) under a single-writer lock.
+
+It holds the stat cache (implementing `assetsync.scan.StatCache`) and, per target and service,
+the remote objects assetsync created: services, environments, assets, asset versions, builds,
+and a pending-operation journal. Every `record_*` commits at once, so a version SID is durable
+the moment `record_version` returns (DESIGN.md invariant 1). Schema changes are forward
+migrations; a corrupt or newer state is an error, never a silent reset.
+
+Remote records live in `assetsync.state_remote` (a mixin) to keep each file to one concern.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+
+from assetsync.errors import LockHeldError, StateError
+from assetsync.scan import StatEntry
+from assetsync.state_remote import RemoteRecords
+from assetsync.state_schema import MIGRATIONS, SCHEMA_VERSION, export_state, import_state
+
+__all__ = ["DB_NAME", "LOCK_NAME", "SCHEMA_VERSION", "State"]
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "state.db"
+LOCK_NAME = "lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+def _acquire_lock(state_dir: Path) -> int:
+    """Take the single-writer lock; flock is released by the kernel if the holder dies."""
+    fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = _read_pid(fd)
+        os.close(fd)
+        who = f"pid {pid}" if pid else "pid unknown"
+        raise LockHeldError(
+            f"another assetsync is running ({who}) on state folder {state_dir}: "
+            "wait for it to finish, or stop it",
+            pid=pid,
+        ) from None
+    except OSError as exc:
+        os.close(fd)
+        raise StateError(f"cannot lock state folder {state_dir}: {exc.strerror}") from None
+    previous = _read_pid(fd)
+    if previous and previous != os.getpid() and not _pid_alive(previous):
+        log.info("taking over the state lock of pid %d, which is no longer running", previous)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    return fd
+
+
+class State(RemoteRecords):
+    """An open state folder. Use `State.open(dir)` as a context manager.
+
+    Thread-safe: one connection guarded by a lock, so the engine's worker threads can
+    record as uploads finish.
+    """
+
+    def __init__(self, state_dir: Path, conn: sqlite3.Connection, lock_fd: int) -> None:
+        self.state_dir = state_dir
+        self.db_path = state_dir / DB_NAME
+        self._conn = conn
+        self._lock_fd = lock_fd
+        self._mutex = threading.RLock()
+        self._stats: dict[str, StatEntry] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, state_dir: Path) -> State:
+        """Create the folder if needed, take the lock, open and migrate the database.
+
+        Raises:
+            LockHeldError: another process holds the lock.
+            StateError: the database is corrupt or from a newer assetsync.
+        """
+        state_dir = Path(state_dir)
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create state folder {state_dir}: {exc.strerror}") from None
+        lock_fd = _acquire_lock(state_dir)
+        try:
+            conn = _connect(state_dir / DB_NAME)
+        except BaseException:
+            _release_lock(lock_fd)
+            raise
+        return cls(state_dir, conn, lock_fd)
+
+    def close(self) -> None:
+        """Close the database and release the lock (idempotent)."""
+        with self._mutex:
+            if self._lock_fd < 0:
+                return
+            self._conn.close()
+            _release_lock(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> State:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One immediate transaction, committed (fsync'd: synchronous=FULL) on exit."""
+        with self._mutex:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                raise _db_error(self.db_path, exc) from None
+
+    def _read(self, sql: str, args: Iterable[object] = ()) -> list[tuple[object, ...]]:
+        with self._mutex:
+            try:
+                return self._conn.execute(sql, tuple(args)).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise _db_error(self.db_path, exc) from None
+
+    # --- stat cache (scan.StatCache) ---------------------------------------------------------
+
+    def stat_entries(self) -> Mapping[str, StatEntry]:
+        """Every cached entry by relative path, loaded once and kept current."""
+        if self._stats is None:
+            rows = self._read(
+                "SELECT rel_path, size, mtime_ns, ctime_ns, inode, digest, hashed_at_ns "
+                "FROM stat_cache"
+            )
+            make = StatEntry._make
+            self._stats = {r[0]: make(r) for r in rows}  # type: ignore[misc]
+        return self._stats
+
+    def update_stats(self, put: Iterable[StatEntry], drop: Iterable[str] = ()) -> None:
+        """Store and forget stat cache entries in one transaction."""
+        put, drop = list(put), list(drop)
+        with self._write() as conn:
+            conn.executemany("DELETE FROM stat_cache WHERE rel_path = ?", ((p,) for p in drop))
+            conn.executemany(
+                "INSERT OR REPLACE INTO stat_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (e.rel_path, e.size, e.mtime_ns, e.ctime_ns, e.inode, e.digest, e.hashed_at_ns)
+                    for e in put
+                ),
+            )
+        stats = self.stat_entries()
+        for p in drop:
+            stats.pop(p, None)
+        for e in put:
+            stats[e.rel_path] = e
+
+    # --- export / import ---------------------------------------------------------------------
+
+    def export_json(self) -> dict[str, object]:
+        """Everything in the state as a JSON-ready dict (for CI caches and inspection)."""
+        with self._mutex:
+            try:
+                return export_state(self._conn)
+            except sqlite3.DatabaseError as exc:
+                raise _db_error(self.db_path, exc) from None
+
+    def import_json(self, data: object) -> None:
+        """Replace the whole state with an export. Validated first: bad input changes nothing.
+
+        Raises:
+            StateError: naming what is wrong with `data`.
+        """
+        with self._write() as conn:
+            import_state(conn, data)
+        self._stats = None
+
+
+def _release_lock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+    os.close(fd)  # closing the descriptor releases the flock
+
+
+def _db_error(db_path: Path, exc: sqlite3.DatabaseError) -> StateError:
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return StateError(f"state database {db_path} is busy: {exc}; retry in a moment")
+    return StateError(
+        f"state database {db_path} is corrupt or unreadable ({exc}): restore it from a backup "
+        "or with `assetsync state import`, or move the file aside to start over"
+    )
+
+
+def _connect(db_path: Path) -> sqlite3.Connection:
+    """Open, check and migrate the database; never resets anything."""
+    existed = db_path.exists() and db_path.stat().st_size > 0
+    try:
+        conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot open state database {db_path}: {exc}") from None
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StateError(
+                f"state database {db_path} cannot use WAL mode (got {mode}); "
+                "put state_dir on a local disk"
+            )
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        if existed:
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+        _migrate(conn, db_path, existed)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise _db_error(db_path, exc) from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _schema_version(conn: sqlite3.Connection, db_path: Path, existed: bool) -> int:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "meta" not in tables:
+        if tables:
+            raise StateError(
+                f"{db_path} is an SQLite database but not an assetsync state: "
+                "point state_dir somewhere else"
+            )
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise sqlite3.DatabaseError("meta.schema_version is missing or not a number") from None
+
+
+def _migrate(conn: sqlite3.Connection, db_path: Path, existed: bool) -> None:
+    version = _schema_version(conn, db_path, existed)
+    if version > SCHEMA_VERSION:
+        raise StateError(
+            f"state database {db_path} was written by a newer assetsync (schema {version}; "
+            f"this one reads up to {SCHEMA_VERSION}): upgrade assetsync"
+        )
+    while version < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            version += 1
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(version),),
+            )
+            conn.execute(f"PRAGMA user_version={version}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        log.debug("state %s migrated to schema %d", db_path, version)
+

@@ -1,0 +1,349 @@
+"""The remote half of the state: what assetsync created on a target, per service.
+
+Records are filed under a target key (`assetsync.config.target_key`: API endpoint + account SID,
+never a secret). Each `record_*` call is its own committed transaction, so whatever it records
+survives a crash the moment it returns. Reads return frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from assetsync.plan import RecordedService
+
+__all__ = [
+    "BuildRecord",
+    "EnvironmentRecord",
+    "PendingOperation",
+    "RemoteRecords",
+    "ServiceRecord",
+    "VersionRecord",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRecord:
+    """A service assetsync uses, by unique name."""
+
+    unique_name: str
+    service_sid: str
+    domain_base: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentRecord:
+    """An environment of a service, and what assetsync last deployed to it."""
+
+    service_sid: str
+    unique_name: str
+    environment_sid: str
+    domain_name: str | None
+    build_sid: str | None
+    deployment_sid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    """An asset version assetsync uploaded (acknowledged by the API)."""
+
+    service_sid: str
+    digest: str
+    path: str
+    visibility: str
+    version_sid: str
+    size: int
+    created_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRecord:
+    """A build assetsync created."""
+
+    service_sid: str
+    build_sid: str
+    environment_sid: str | None
+    status: str
+    version_sids: tuple[str, ...]
+    created_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingOperation:
+    """A build created for an environment but not yet deployed: a rerun finishes it."""
+
+    service_sid: str
+    environment_sid: str
+    build_sid: str
+    created_at: str | None
+
+
+class RemoteRecords:
+    """Mixin for `State`: needs `_write()` (a committed transaction) and `_read(sql, args)`."""
+
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def _read(self, sql: str, args: Iterable[object] = ()) -> list[tuple[object, ...]]:
+        raise NotImplementedError
+
+    def _one(self, sql: str, args: Iterable[object]) -> tuple[object, ...] | None:
+        rows = self._read(sql, args)
+        return rows[0] if rows else None
+
+    # --- services and environments -----------------------------------------------------------
+
+    def record_service(
+        self, target: str, unique_name: str, service_sid: str, domain_base: str | None = None
+    ) -> None:
+        """Remember a service's SID (and domain base) by unique name."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO services VALUES (?, ?, ?, ?)",
+                (target, unique_name, service_sid, domain_base),
+            )
+
+    def get_service(self, target: str, unique_name: str) -> ServiceRecord | None:
+        """The recorded service with this unique name, or None."""
+        row = self._one(
+            "SELECT unique_name, service_sid, domain_base FROM services "
+            "WHERE target = ? AND unique_name = ?",
+            (target, unique_name),
+        )
+        return ServiceRecord(*row) if row else None  # type: ignore[arg-type]
+
+    def record_environment(
+        self,
+        target: str,
+        service_sid: str,
+        unique_name: str,
+        environment_sid: str,
+        domain_name: str | None,
+    ) -> None:
+        """Remember an environment; keeps its recorded deployment if the SID is unchanged."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO environments VALUES (?, ?, ?, ?, ?, NULL, NULL) "
+                "ON CONFLICT (target, service_sid, unique_name) DO UPDATE SET "
+                "domain_name = excluded.domain_name, "
+                "build_sid = CASE WHEN environment_sid = excluded.environment_sid "
+                "THEN build_sid END, "
+                "deployment_sid = CASE WHEN environment_sid = excluded.environment_sid "
+                "THEN deployment_sid END, "
+                "environment_sid = excluded.environment_sid",
+                (target, service_sid, unique_name, environment_sid, domain_name),
+            )
+
+    def get_environment(
+        self, target: str, service_sid: str, unique_name: str
+    ) -> EnvironmentRecord | None:
+        """The recorded environment, with the build and deployment assetsync last made."""
+        row = self._one(
+            "SELECT service_sid, unique_name, environment_sid, domain_name, build_sid, "
+            "deployment_sid FROM environments "
+            "WHERE target = ? AND service_sid = ? AND unique_name = ?",
+            (target, service_sid, unique_name),
+        )
+        return EnvironmentRecord(*row) if row else None  # type: ignore[arg-type]
+
+    def record_deployment(
+        self,
+        target: str,
+        service_sid: str,
+        environment_sid: str,
+        build_sid: str,
+        deployment_sid: str,
+    ) -> None:
+        """Mark `build_sid` as deployed to the environment and clear its pending row."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE environments SET build_sid = ?, deployment_sid = ? "
+                "WHERE target = ? AND service_sid = ? AND environment_sid = ?",
+                (build_sid, deployment_sid, target, service_sid, environment_sid),
+            )
+            conn.execute(
+                "DELETE FROM pending WHERE target = ? AND service_sid = ? AND environment_sid = ?",
+                (target, service_sid, environment_sid),
+            )
+
+    # --- assets and versions -----------------------------------------------------------------
+
+    def record_asset(self, target: str, service_sid: str, path: str, asset_sid: str) -> None:
+        """Remember the Asset SID for a published path."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO assets VALUES (?, ?, ?, ?)",
+                (target, service_sid, path, asset_sid),
+            )
+
+    def asset_sids(self, target: str, service_sid: str) -> dict[str, str]:
+        """Published path -> Asset SID for one service."""
+        rows = self._read(
+            "SELECT path, asset_sid FROM assets WHERE target = ? AND service_sid = ?",
+            (target, service_sid),
+        )
+        return {str(p): str(s) for p, s in rows}
+
+    def forget_asset(self, target: str, service_sid: str, path: str) -> None:
+        """Forget a path's Asset SID and its versions (the asset was deleted remotely)."""
+        with self._write() as conn:
+            args = (target, service_sid, path)
+            conn.execute("DELETE FROM assets WHERE target = ? AND service_sid = ? AND path = ?", args)
+            conn.execute(
+                "DELETE FROM asset_versions WHERE target = ? AND service_sid = ? AND path = ?", args
+            )
+
+    def record_version(
+        self,
+        target: str,
+        service_sid: str,
+        *,
+        digest: str,
+        path: str,
+        visibility: str,
+        version_sid: str,
+        size: int,
+        created_at: str | None = None,
+    ) -> None:
+        """Remember an acknowledged upload; durable when this returns."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO asset_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (target, service_sid, digest, path, str(visibility), version_sid, size, created_at),
+            )
+
+    def versions(self, target: str, service_sid: str) -> tuple[VersionRecord, ...]:
+        """Every recorded version of one service, sorted by path."""
+        rows = self._read(
+            "SELECT service_sid, digest, path, visibility, version_sid, size, created_at "
+            "FROM asset_versions WHERE target = ? AND service_sid = ? ORDER BY path, version_sid",
+            (target, service_sid),
+        )
+        return tuple(VersionRecord(*r) for r in rows)  # type: ignore[arg-type]
+
+    def forget_versions(self, target: str, service_sid: str, version_sids: Iterable[str]) -> None:
+        """Forget versions the API no longer has (expired after 7 days unreferenced)."""
+        with self._write() as conn:
+            conn.executemany(
+                "DELETE FROM asset_versions WHERE target = ? AND service_sid = ? AND version_sid = ?",
+                ((target, service_sid, sid) for sid in version_sids),
+            )
+
+    # --- builds and the pending journal ------------------------------------------------------
+
+    def record_build(
+        self,
+        target: str,
+        service_sid: str,
+        *,
+        build_sid: str,
+        environment_sid: str | None,
+        status: str,
+        version_sids: Sequence[str],
+        created_at: str | None = None,
+    ) -> None:
+        """Remember a build and the version SIDs it holds (or update its status)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO builds VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    target,
+                    service_sid,
+                    build_sid,
+                    environment_sid,
+                    status,
+                    json.dumps(sorted(version_sids)),
+                    created_at,
+                ),
+            )
+
+    def set_build_status(self, target: str, service_sid: str, build_sid: str, status: str) -> None:
+        """Update a recorded build's status (building, completed, failed)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE builds SET status = ? WHERE target = ? AND service_sid = ? AND build_sid = ?",
+                (status, target, service_sid, build_sid),
+            )
+
+    def get_build(self, target: str, service_sid: str, build_sid: str) -> BuildRecord | None:
+        """A recorded build, or None."""
+        row = self._one(
+            "SELECT service_sid, build_sid, environment_sid, status, version_sids, created_at "
+            "FROM builds WHERE target = ? AND service_sid = ? AND build_sid = ?",
+            (target, service_sid, build_sid),
+        )
+        if row is None:
+            return None
+        sids = tuple(json.loads(str(row[4])))
+        return BuildRecord(row[0], row[1], row[2], row[3], sids, row[5])  # type: ignore[arg-type]
+
+    def builds(self, target: str, service_sid: str) -> tuple[BuildRecord, ...]:
+        """Every recorded build of a service, oldest first."""
+        rows = self._read(
+            "SELECT build_sid FROM builds WHERE target = ? AND service_sid = ? "
+            "ORDER BY created_at, build_sid",
+            (target, service_sid),
+        )
+        found = (self.get_build(target, service_sid, str(r[0])) for r in rows)
+        return tuple(b for b in found if b is not None)
+
+    def record_pending(
+        self,
+        target: str,
+        service_sid: str,
+        environment_sid: str,
+        build_sid: str,
+        created_at: str | None = None,
+    ) -> None:
+        """Journal a build that must still be deployed to the environment."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?)",
+                (target, service_sid, environment_sid, build_sid, created_at),
+            )
+
+    def get_pending(
+        self, target: str, service_sid: str, environment_sid: str
+    ) -> PendingOperation | None:
+        """The journalled undeployed build for an environment, or None."""
+        row = self._one(
+            "SELECT service_sid, environment_sid, build_sid, created_at FROM pending "
+            "WHERE target = ? AND service_sid = ? AND environment_sid = ?",
+            (target, service_sid, environment_sid),
+        )
+        return PendingOperation(*row) if row else None  # type: ignore[arg-type]
+
+    def clear_pending(self, target: str, service_sid: str, environment_sid: str) -> None:
+        """Drop the journal row (the build was deployed or abandoned)."""
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM pending WHERE target = ? AND service_sid = ? AND environment_sid = ?",
+                (target, service_sid, environment_sid),
+            )
+
+    # --- the plan's view ---------------------------------------------------------------------
+
+    def recorded_service(self, target: str, service_sid: str, environment: str) -> RecordedService:
+        """What `build_plan` needs about one service and environment (by unique name)."""
+        versions = self.versions(target, service_sid)
+        env = self.get_environment(target, service_sid, environment)
+        build = (
+            self.get_build(target, service_sid, env.build_sid)
+            if env is not None and env.build_sid
+            else None
+        )
+        in_build = set(build.version_sids) if build is not None else set()
+        ours = [v for v in versions if v.version_sid in in_build]
+        return RecordedService(
+            asset_sids=MappingProxyType(self.asset_sids(target, service_sid)),
+            versions=MappingProxyType(
+                {(v.digest, v.path, v.visibility): v.version_sid for v in versions}
+            ),
+            owned_paths=frozenset(v.path for v in ours),
+            deployed_version_sids=frozenset(v.version_sid for v in ours),
+            last_build_sid=env.build_sid if env is not None else None,
+        )

@@ -1,0 +1,183 @@
+"""The state database's schema, its forward migrations, and JSON export/import (validated).
+
+Each column is declared once here; the migrations, the export and the import's validation all
+come from that one table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+
+from assetsync.errors import StateError
+
+__all__ = ["EXPORT_FORMAT", "MIGRATIONS", "SCHEMA_VERSION", "TABLES", "export_state", "import_state"]
+
+SCHEMA_VERSION = 1
+EXPORT_FORMAT = "assetsync-state"
+
+# table -> ((column, type, nullable), ...), primary key columns first.
+TABLES: dict[str, tuple[tuple[str, type, bool], ...]] = {
+    "stat_cache": (
+        ("rel_path", str, False),
+        ("size", int, False),
+        ("mtime_ns", int, False),
+        ("ctime_ns", int, False),
+        ("inode", int, False),
+        ("digest", str, False),
+        ("hashed_at_ns", int, False),
+    ),
+    "services": (
+        ("target", str, False),
+        ("unique_name", str, False),
+        ("service_sid", str, False),
+        ("domain_base", str, True),
+    ),
+    "environments": (
+        ("target", str, False),
+        ("service_sid", str, False),
+        ("unique_name", str, False),
+        ("environment_sid", str, False),
+        ("domain_name", str, True),
+        ("build_sid", str, True),
+        ("deployment_sid", str, True),
+    ),
+    "assets": (
+        ("target", str, False),
+        ("service_sid", str, False),
+        ("path", str, False),
+        ("asset_sid", str, False),
+    ),
+    "asset_versions": (
+        ("target", str, False),
+        ("service_sid", str, False),
+        ("digest", str, False),
+        ("path", str, False),
+        ("visibility", str, False),
+        ("version_sid", str, False),
+        ("size", int, False),
+        ("created_at", str, True),
+    ),
+    "builds": (
+        ("target", str, False),
+        ("service_sid", str, False),
+        ("build_sid", str, False),
+        ("environment_sid", str, True),
+        ("status", str, False),
+        ("version_sids", str, False),  # JSON array of version SIDs
+        ("created_at", str, True),
+    ),
+    "pending": (
+        ("target", str, False),
+        ("service_sid", str, False),
+        ("environment_sid", str, False),
+        ("build_sid", str, False),
+        ("created_at", str, True),
+    ),
+}
+_PRIMARY_KEYS = {
+    "stat_cache": 1,
+    "services": 2,
+    "environments": 3,
+    "assets": 3,
+    "asset_versions": 5,
+    "builds": 3,
+    "pending": 3,
+}
+
+
+def _create_table(name: str) -> str:
+    cols = TABLES[name]
+    defs = [
+        f"{col} {'INTEGER' if typ is int else 'TEXT'}{'' if nullable else ' NOT NULL'}"
+        for col, typ, nullable in cols
+    ]
+    key = ", ".join(col for col, _t, _n in cols[: _PRIMARY_KEYS[name]])
+    return f"CREATE TABLE {name} ({', '.join(defs)}, PRIMARY KEY ({key})) WITHOUT ROWID"
+
+
+# MIGRATIONS[n] takes schema n to n + 1. Never edit a released step; append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+        *(_create_table(name) for name in TABLES),
+        "CREATE INDEX asset_versions_by_sid ON asset_versions (target, service_sid, version_sid)",
+    ),
+)
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def export_state(conn: sqlite3.Connection) -> dict[str, object]:
+    """Every table as a list of row objects, in primary-key order."""
+    tables: dict[str, list[dict[str, object]]] = {}
+    for name, cols in TABLES.items():
+        names = [c for c, _t, _n in cols]
+        order = ", ".join(names[: _PRIMARY_KEYS[name]])
+        rows = conn.execute(f"SELECT {', '.join(names)} FROM {name} ORDER BY {order}").fetchall()
+        tables[name] = [dict(zip(names, row, strict=True)) for row in rows]
+    return {"format": EXPORT_FORMAT, "schema_version": SCHEMA_VERSION, "tables": tables}
+
+
+def _validated_rows(data: object) -> dict[str, list[tuple[object, ...]]]:
+    if not isinstance(data, Mapping):
+        raise StateError("state import: expected a JSON object from `assetsync state export`")
+    if data.get("format") != EXPORT_FORMAT:
+        raise StateError(f"state import: 'format' must be {EXPORT_FORMAT!r}")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise StateError(
+            f"state import: schema_version {version!r} is not {SCHEMA_VERSION}; "
+            "export it again with this assetsync version"
+        )
+    tables = data.get("tables")
+    if not isinstance(tables, Mapping):
+        raise StateError("state import: 'tables' must be an object")
+    unknown = sorted(set(tables) - set(TABLES))
+    if unknown:
+        raise StateError(f"state import: unknown table {unknown[0]!r}")
+    out: dict[str, list[tuple[object, ...]]] = {}
+    for name, cols in TABLES.items():
+        rows = tables.get(name, [])
+        if not isinstance(rows, list):
+            raise StateError(f"state import: tables.{name} must be a list")
+        names = {c for c, _t, _n in cols}
+        checked: list[tuple[object, ...]] = []
+        for index, row in enumerate(rows):
+            where = f"tables.{name}[{index}]"
+            if not isinstance(row, Mapping):
+                raise StateError(f"state import: {where} must be an object")
+            extra = sorted(set(row) - names)
+            if extra:
+                raise StateError(f"state import: {where} has unknown field {extra[0]!r}")
+            values = []
+            for col, typ, nullable in cols:
+                value = row.get(col)
+                ok = (value is None and nullable) or (
+                    isinstance(value, typ) and not isinstance(value, bool)
+                )
+                if not ok:
+                    kind = "a whole number" if typ is int else "a string"
+                    raise StateError(
+                        f"state import: {where}.{col} must be {kind}"
+                        + (" or null" if nullable else "")
+                    )
+                values.append(value)
+            checked.append(tuple(values))
+        out[name] = checked
+    return out
+
+
+def import_state(conn: sqlite3.Connection, data: object) -> None:
+    """Replace every table's rows with `data`'s, inside the caller's transaction.
+
+    Raises:
+        StateError: `data` is not a valid export; the caller's transaction rolls back.
+    """
+    rows = _validated_rows(data)
+    for name, cols in TABLES.items():
+        conn.execute(f"DELETE FROM {name}")
+        marks = ", ".join("?" for _ in cols)
+        try:
+            conn.executemany(f"INSERT INTO {name} VALUES ({marks})", rows[name])
+        except sqlite3.IntegrityError as exc:
+            raise StateError(f"state import: tables.{name} has duplicate rows ({exc})") from None

@@ -1,0 +1,174 @@
+"""Config: keys, defaults, precedence (flag > env > file > default), credentials, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assetsync.config import Credentials, load_config, parse_config, target_key
+from assetsync.errors import ConfigError
+from assetsync.models import Visibility
+
+SID = "AC" + "0123456789abcdef" * 2
+MINIMAL = '[project]\nsource = "site"\nservice = "demo"\n'
+
+
+def _parse(text: str, environ: dict[str, str] | None = None, **overrides: object):  # type: ignore[no-untyped-def]
+    return parse_config(
+        text, file="/proj/.assetsync.toml", environ=environ or {}, overrides=overrides or None
+    )
+
+
+def test_minimal_config_defaults_and_paths() -> None:
+    cfg = _parse(MINIMAL)
+    assert cfg.source == Path("/proj/site")
+    assert cfg.state_dir == Path("/proj/.assetsync")
+    assert cfg.root == Path("/proj")
+    assert cfg.environment == "dev"
+    assert cfg.target.api == "local" and cfg.credentials is None
+    assert cfg.visibility.default is Visibility.PUBLIC
+    assert cfg.sync.concurrency == 10 and cfg.sync.build_timeout_s == 300.0
+    assert cfg.ignore == ()
+
+
+def test_full_config() -> None:
+    cfg = _parse(
+        MINIMAL
+        + """
+environment = "prod"
+state_dir = "../state"
+[target]
+api = "http://127.0.0.1:8080/"
+upload_url = "http://127.0.0.1:8081"
+region = "au1"
+[visibility]
+default = "protected"
+private = ["secret/**"]
+protected = ["*.mp3"]
+[ignore]
+patterns = ["*.psd", "raw/"]
+[sync]
+concurrency = 4
+build_timeout_s = 60
+urls_file = "urls.json"
+"""
+    )
+    assert cfg.environment == "prod"
+    assert cfg.state_dir == Path("/state")
+    assert cfg.target.api == "http://127.0.0.1:8080"
+    assert cfg.target.upload_url == "http://127.0.0.1:8081" and cfg.target.region == "au1"
+    assert cfg.visibility.default is Visibility.PROTECTED
+    assert cfg.visibility.private == ("secret/**",)
+    assert cfg.ignore == ("*.psd", "raw/")
+    assert cfg.sync.concurrency == 4 and cfg.sync.build_timeout_s == 60.0
+    assert cfg.sync.urls_file == "/proj/urls.json"
+
+
+def test_precedence_flag_over_env_over_file() -> None:
+    text = MINIMAL + '[target]\napi = "twilio"\napi_url = "https://file.example"\n'
+    assert _parse(text).target.api_url == "https://file.example"
+    env = {"ASSETSYNC_API_URL": "https://env.example"}
+    assert _parse(text, env).target.api_url == "https://env.example"
+    flagged = _parse(text, env, **{"target.api_url": "https://flag.example"})
+    assert flagged.target.api_url == "https://flag.example"
+    assert _parse(text, {"TWILIO_EDGE": "sydney"}).target.edge == "sydney"
+    assert _parse(MINIMAL, {}, **{"project.environment": "stage"}).environment == "stage"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (MINIMAL + "[bogus]\nx = 1\n", "[bogus]"),
+        (MINIMAL + "colour = 'red'\n", "[project] colour"),
+        ('[project]\nservice = "demo"\n', "[project] source"),
+        (MINIMAL.replace('"demo"', '"has space"'), "[project] service"),
+        (MINIMAL + "[sync]\nconcurrency = 'ten'\n", "[sync] concurrency"),
+        (MINIMAL + "[sync]\nconcurrency = true\n", "[sync] concurrency"),
+        (MINIMAL + "[sync]\nbuild_timeout_s = -1\n", "[sync] build_timeout_s"),
+        (MINIMAL + "[target]\napi = 'ftp://x'\n", "[target] api"),
+        (MINIMAL + "[visibility]\ndefault = 'secret'\n", "[visibility] default"),
+        (MINIMAL + "[ignore]\npatterns = ['[abc']\n", "[ignore] patterns"),
+        (MINIMAL + "[ignore]\npatterns = '*.psd'\n", "[ignore] patterns"),
+        (MINIMAL + "[visibility]\nprivate = ['!x']\n", "[visibility] private"),
+        (MINIMAL + "state_dir = 'site'\n", "[project] state_dir"),
+    ],
+)
+def test_bad_config_names_file_and_key(text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _parse(text)
+    message = str(info.value)
+    assert message.startswith("/proj/.assetsync.toml: ")
+    assert key in message
+    assert info.value.file == "/proj/.assetsync.toml"
+
+
+def test_invalid_toml_names_the_file() -> None:
+    with pytest.raises(ConfigError, match=r"/proj/.assetsync.toml: not valid TOML"):
+        _parse("[project\n")
+
+
+def test_credentials_from_env_and_hidden_in_repr() -> None:
+    cfg = _parse(MINIMAL, {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "tok-secret"})
+    assert cfg.credentials == Credentials(SID, SID, "tok-secret")
+    assert "tok-secret" not in repr(cfg) and "<hidden>" in repr(cfg.credentials)
+    key = _parse(
+        MINIMAL,
+        {"TWILIO_ACCOUNT_SID": SID, "TWILIO_API_KEY": "SKxyz", "TWILIO_API_SECRET": "s3cret"},
+    )
+    assert key.credentials is not None
+    assert (key.credentials.username, key.credentials.account_sid) == ("SKxyz", SID)
+    assert "s3cret" not in str(key)
+
+
+@pytest.mark.parametrize(
+    ("environ", "name"),
+    [
+        ({"TWILIO_ACCOUNT_SID": SID}, "TWILIO_AUTH_TOKEN"),
+        ({"TWILIO_AUTH_TOKEN": "tok-zzz"}, "TWILIO_ACCOUNT_SID"),
+        ({"TWILIO_API_KEY": "SK1", "TWILIO_API_SECRET": "tok-zzz"}, "TWILIO_ACCOUNT_SID"),
+        ({"TWILIO_ACCOUNT_SID": "nope", "TWILIO_AUTH_TOKEN": "tok-zzz"}, "TWILIO_ACCOUNT_SID"),
+    ],
+)
+def test_incomplete_credentials_name_the_missing_variable(
+    environ: dict[str, str], name: str
+) -> None:
+    with pytest.raises(ConfigError, match=name) as info:
+        _parse(MINIMAL, environ)
+    assert "tok-zzz" not in str(info.value)  # never echoes a secret
+
+
+def test_require_credentials_says_what_to_set() -> None:
+    cfg = _parse(MINIMAL + '[target]\napi = "twilio"\n')
+    with pytest.raises(ConfigError, match="set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"):
+        cfg.require_credentials()
+
+
+def test_target_key_has_no_secret() -> None:
+    cfg = _parse(
+        MINIMAL + '[target]\napi = "twilio"\n',
+        {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "tok-secret"},
+    )
+    assert SID in target_key(cfg) and "tok-secret" not in target_key(cfg)
+    assert target_key(_parse(MINIMAL)) == "local"
+
+
+def test_delegated_sections_parsed_by_their_modules() -> None:
+    cfg = _parse(MINIMAL + "[watch]\nquiet_window_s = 0.5\n")
+    assert getattr(cfg.watch, "quiet_window_s", None) == 0.5
+    with pytest.raises(ConfigError, match=r"\[watch\]"):
+        _parse(MINIMAL + "[watch]\nnonsense = 1\n")
+
+
+def test_load_config_finds_file_in_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".assetsync.toml").write_text(MINIMAL)
+    monkeypatch.chdir(tmp_path)
+    assert load_config(None, environ={}).source == tmp_path / "site"
+
+
+def test_load_config_missing_file_says_run_init(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="assetsync init"):
+        load_config(None, environ={})

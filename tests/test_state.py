@@ -1,0 +1,217 @@
+"""State folder: lock, schema, stat cache, remote records, export/import, corruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from assetsync.errors import LockHeldError, StateError
+from assetsync.scan import StatEntry
+from assetsync.state import DB_NAME, LOCK_NAME, SCHEMA_VERSION, State
+
+TARGET = "local"
+ZS = "ZS" + "1" * 32
+ZE = "ZE" + "2" * 32
+
+
+def _entry(rel: str, digest: str = "xxh3_128:" + "0" * 32) -> StatEntry:
+    return StatEntry(rel, 3, 10, 11, 12, digest, 99)
+
+
+def test_open_creates_folder_wal_full_and_schema(tmp_path: Path) -> None:
+    with State.open(tmp_path / "st") as state:
+        assert (tmp_path / "st" / DB_NAME).exists()
+        conn = state._conn
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_stat_cache_round_trip_survives_reopen(tmp_path: Path) -> None:
+    with State.open(tmp_path) as state:
+        state.update_stats([_entry("a.png"), _entry("b/c.mp3")])
+        state.update_stats([], drop=["a.png"])
+        assert set(state.stat_entries()) == {"b/c.mp3"}
+    with State.open(tmp_path) as state:
+        assert dict(state.stat_entries()) == {"b/c.mp3": _entry("b/c.mp3")}
+
+
+def test_second_open_in_another_process_names_the_holder_pid(tmp_path: Path) -> None:
+    with State.open(tmp_path):
+        code = textwrap.dedent(
+            f"""
+            from pathlib import Path
+            from assetsync.state import State
+            from assetsync.errors import LockHeldError
+            try:
+                State.open(Path({str(tmp_path)!r}))
+            except LockHeldError as exc:
+                print(exc.pid, exc)
+            """
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+    assert out.startswith(f"{os.getpid()} another assetsync is running (pid {os.getpid()})")
+
+
+def test_same_process_second_open_is_refused_too(tmp_path: Path) -> None:
+    with State.open(tmp_path):
+        with pytest.raises(LockHeldError, match="another assetsync is running"):
+            State.open(tmp_path)
+    with State.open(tmp_path):  # released on close
+        pass
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / LOCK_NAME).write_text(f"{dead.pid}\n")
+    with State.open(tmp_path):
+        assert (tmp_path / LOCK_NAME).read_text().strip() == str(os.getpid())
+
+
+def test_corrupt_database_is_an_error_and_is_left_alone(tmp_path: Path) -> None:
+    garbage = b"this is not sqlite at all" * 100
+    (tmp_path / DB_NAME).write_bytes(garbage)
+    with pytest.raises(StateError, match="corrupt or unreadable.*state import"):
+        State.open(tmp_path)
+    assert (tmp_path / DB_NAME).read_bytes() == garbage
+    # the lock was released: a fixed database opens
+    (tmp_path / DB_NAME).unlink()
+    with State.open(tmp_path):
+        pass
+
+
+def test_newer_schema_is_refused_without_changes(tmp_path: Path) -> None:
+    with State.open(tmp_path) as state:
+        state.update_stats([_entry("keep.png")])
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(StateError, match="newer assetsync"):
+        State.open(tmp_path)
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    assert conn.execute("SELECT rel_path FROM stat_cache").fetchall() == [("keep.png",)]
+    conn.close()
+
+
+def test_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.execute("CREATE TABLE photos (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StateError, match="not an assetsync state"):
+        State.open(tmp_path)
+
+
+def _record_deployed(state: State) -> None:
+    state.record_service(TARGET, "demo", ZS, "demo-1234")
+    state.record_environment(TARGET, ZS, "dev", ZE, "demo-1234-dev.twil.io")
+    state.record_asset(TARGET, ZS, "/a.png", "ZH" + "a" * 32)
+    state.record_asset(TARGET, ZS, "/b.png", "ZH" + "b" * 32)
+    state.record_version(
+        TARGET, ZS, digest="d1", path="/a.png", visibility="public", version_sid="ZN1", size=5
+    )
+    state.record_version(
+        TARGET, ZS, digest="d2", path="/b.png", visibility="private", version_sid="ZN2", size=6
+    )
+    state.record_build(
+        TARGET,
+        ZS,
+        build_sid="ZB1",
+        environment_sid=ZE,
+        status="completed",
+        version_sids=["ZN1", "ZNforeign"],
+        created_at="2026-01-01T00:00:00Z",
+    )
+    state.record_pending(TARGET, ZS, ZE, "ZB1")
+    state.record_deployment(TARGET, ZS, ZE, "ZB1", "ZD1")
+
+
+def test_remote_records_and_the_plan_view(tmp_path: Path) -> None:
+    with State.open(tmp_path) as state:
+        _record_deployed(state)
+        assert state.get_service(TARGET, "demo").service_sid == ZS  # type: ignore[union-attr]
+        assert state.get_service("other-target", "demo") is None
+        env = state.get_environment(TARGET, ZS, "dev")
+        assert env is not None and (env.build_sid, env.deployment_sid) == ("ZB1", "ZD1")
+        assert state.get_pending(TARGET, ZS, ZE) is None  # cleared by the deployment
+        recorded = state.recorded_service(TARGET, ZS, "dev")
+    assert recorded.asset_sids["/b.png"] == "ZH" + "b" * 32
+    assert recorded.versions[("d2", "/b.png", "private")] == "ZN2"
+    assert recorded.owned_paths == frozenset({"/a.png"})  # /b.png is not in the deployed build
+    assert recorded.deployed_version_sids == frozenset({"ZN1"})
+    assert recorded.last_build_sid == "ZB1"
+
+
+def test_environment_recreated_with_new_sid_forgets_old_deployment(tmp_path: Path) -> None:
+    with State.open(tmp_path) as state:
+        _record_deployed(state)
+        state.record_environment(TARGET, ZS, "dev", "ZE" + "9" * 32, "new.twil.io")
+        env = state.get_environment(TARGET, ZS, "dev")
+    assert env is not None and env.build_sid is None and env.domain_name == "new.twil.io"
+
+
+def test_a_recorded_version_is_durable_before_close(tmp_path: Path) -> None:
+    """A crash right after record_version returns must not lose it (invariant 1)."""
+    code = textwrap.dedent(
+        f"""
+        import os
+        from pathlib import Path
+        from assetsync.state import State
+        s = State.open(Path({str(tmp_path)!r}))
+        s.record_version("local", "ZS", digest="d", path="/x", visibility="public",
+                         version_sid="ZNdurable", size=1)
+        os._exit(9)  # no close, no cleanup
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code])
+    assert proc.returncode == 9
+    with State.open(tmp_path) as state:
+        assert [v.version_sid for v in state.versions("local", "ZS")] == ["ZNdurable"]
+
+
+def test_export_import_round_trip(tmp_path: Path) -> None:
+    with State.open(tmp_path / "one") as state:
+        _record_deployed(state)
+        state.update_stats([_entry("a.png")])
+        exported = state.export_json()
+    text = json.dumps(exported)
+    with State.open(tmp_path / "two") as state:
+        state.update_stats([_entry("stale.png")])
+        state.import_json(json.loads(text))
+        assert state.export_json() == exported
+        assert set(state.stat_entries()) == {"a.png"}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(format="other"), "'format' must be"),
+        (lambda d: d.update(schema_version=99), "schema_version 99"),
+        (lambda d: d["tables"].update(bogus=[]), "unknown table 'bogus'"),
+        (lambda d: d["tables"]["asset_versions"][0].update(size="5"), r"asset_versions\[0\]\.size"),
+        (lambda d: d["tables"]["assets"][0].update(extra=1), "unknown field 'extra'"),
+        (lambda d: d["tables"]["assets"].append(dict(d["tables"]["assets"][0])), "duplicate rows"),
+    ],
+)
+def test_bad_import_names_the_problem_and_changes_nothing(
+    tmp_path: Path, mutate: object, message: str
+) -> None:
+    with State.open(tmp_path) as state:
+        _record_deployed(state)
+        before = state.export_json()
+        bad = json.loads(json.dumps(before))
+        mutate(bad)  # type: ignore[operator]
+        with pytest.raises(StateError, match=message):
+            state.import_json(bad)
+        assert state.export_json() == before
