@@ -23,10 +23,15 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from assetsync.limits import BUILDS_PER_HOUR
 
-__all__ = ["BuildBudget", "Reservation", "account_key", "default_ledger_dir"]
+if TYPE_CHECKING:
+    from assetsync.config import Config
+
+__all__ = ["BuildBudget", "Reservation", "account_key", "budget_for_config", "default_ledger_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,34 @@ def account_key(account_sid: str, api_host: str) -> str:
     """A stable, non-secret ledger key for one account on one API host."""
     digest = hashlib.sha256(f"{account_sid}\n{api_host.lower()}".encode()).hexdigest()
     return digest[:32]
+
+
+def budget_for_config(
+    config: Config,
+    *,
+    limit: int = BUILDS_PER_HOUR,
+    ledger_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> BuildBudget:
+    """The budget of the account `config` publishes to.
+
+    The embedded emulator (`api = "local"`) gets one budget per state folder, since each is its
+    own account; a real account's budget is shared by every project that publishes to it.
+
+    Raises:
+        ConfigError: a remote target without credentials.
+    """
+    env = os.environ if environ is None else environ
+    if config.target.api == "local":
+        from assetsync.emulator import LOCAL_ACCOUNT_SID
+
+        key = account_key(LOCAL_ACCOUNT_SID, f"local:{config.state_dir}")
+    else:
+        from assetsync.client import resolve_endpoints
+
+        api_base, _upload = resolve_endpoints(config.target, env)
+        key = account_key(config.require_credentials().account_sid, urlsplit(api_base).netloc)
+    return BuildBudget(key, limit=limit, ledger_dir=ledger_dir or default_ledger_dir(env))
 
 
 def default_ledger_dir(environ: Mapping[str, str] | None = None) -> Path:

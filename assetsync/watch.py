@@ -29,7 +29,8 @@ from assetsync.errors import (
     ScanError,
     SyncError,
 )
-from assetsync.watch_events import Change, DirtySet, OverflowHook, QueueHandler
+from assetsync.scan import IgnoreRules
+from assetsync.watch_events import Change, DirtySet, Ignored, OverflowHook, QueueHandler, ignored_by
 from assetsync.watch_mode import ObserverChoice, choose_mode, start_observer, sysctl_advice
 from assetsync.watch_options import WatchOptions, parse_watch_section
 
@@ -64,6 +65,9 @@ class WatchConfig(Protocol):
 
     @property
     def watch(self) -> WatchOptions: ...
+
+    @property
+    def ignore(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +147,7 @@ class _Loop:
         root: Path,
         options: WatchOptions,
         *,
-        ignored_dirs: tuple[str, ...],
+        ignored: Ignored,
         stop: threading.Event,
         sync_fn: SyncFn,
         budget: BuildBudget,
@@ -155,7 +159,7 @@ class _Loop:
         self.sync_fn, self.budget, self.clock, self.on_event = sync_fn, budget, clock, on_event
         self.tick_s = tick_s
         self.changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
-        self.dirty = DirtySet(root, ignored_dirs)
+        self.dirty = DirtySet(root, ignored)
         self.hook = OverflowHook()
         self.choice = ObserverChoice("inotify", "")
         self.state = "starting"
@@ -402,14 +406,12 @@ def watch(
     root = Path(config.source).resolve()
     if not root.is_dir():
         raise ScanError(f"source folder {root} does not exist; create it or fix [project] source", path=str(root))
-    ignored: list[str] = []
     state_dir = Path(config.state_dir).resolve()
-    if state_dir.is_relative_to(root):
-        ignored.append(state_dir.relative_to(root).as_posix())
+    excluded = (state_dir.relative_to(root).as_posix(),) if state_dir.is_relative_to(root) else ()
     loop = _Loop(
         root,
         options if options is not None else config.watch,
-        ignored_dirs=tuple(ignored),
+        ignored=ignored_by(IgnoreRules(patterns=tuple(config.ignore), excluded=excluded)),
         stop=stop,
         sync_fn=sync_fn,
         budget=budget,

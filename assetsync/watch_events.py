@@ -29,7 +29,9 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
-__all__ = ["EVENT_FILTER", "Change", "DirtySet", "OverflowHook", "QueueHandler", "is_editor_temp"]
+from assetsync.scan import IgnoreRules
+
+__all__ = ["EVENT_FILTER", "Change", "DirtySet", "Ignored", "OverflowHook", "QueueHandler", "ignored_by"]
 
 # Scheduling with this filter drops IN_OPEN, IN_CLOSE_NOWRITE and IN_ATTRIB from the kernel mask
 # (watch-hash-manifest.md §3.4), so the reads of assetsync's own hashing raise no events at all.
@@ -44,31 +46,25 @@ EVENT_FILTER: list[type[FileSystemEvent]] = [
     DirDeletedEvent,
 ]
 
-# Editors' temporary names confirmed in watch-hash-manifest.md §3.4: vim swap files and its
-# `4913` probe, backups `name~`, emacs lock files `.#name`, JetBrains safe-write files, Sublime
-# temps, `sed -i` temps (sed + 6 random characters), gedit/GIO temps and macOS folder metadata.
-_EDITOR_TEMP = re.compile(
-    r"""^(?:
-        \..*\.sw[a-px]      # vim swap
-      | 4913                # vim's write probe
-      | .*~                 # vim/emacs backup
-      | \.\#.*              # emacs lock
-      | .*___jb_(?:tmp|old)___
-      | \.subl.*\.tmp
-      | sed[A-Za-z0-9]{6}
-      | \.goutputstream-.*
-      | \.DS_Store
-    )$""",
-    re.VERBOSE,
-)
+# `sed -i` writes to "sed" + 6 random characters and renames it over the target
+# (watch-hash-manifest.md §3.2). The scan's deny list covers every other editor temp name, but
+# not this one (it could be a real file name), so only its events are dropped here.
+_SED_TEMP = re.compile(r"sed[A-Za-z0-9]{6}\Z")
 
-# Version-control metadata churns on every commit and is never published (scan's deny list).
-_NEVER_WATCHED_DIRS = frozenset({".git", ".hg", ".svn"})
+Ignored = Callable[[str, bool], bool]
 
 
-def is_editor_temp(name: str) -> bool:
-    """True for a file name that only ever holds an editor's or tool's temporary content."""
-    return bool(_EDITOR_TEMP.match(name))
+def ignored_by(rules: IgnoreRules) -> Ignored:
+    """A predicate over (relative path, is folder): True when events there can never matter,
+    because the scan skips the path (deny list, `[ignore]`, the state folder) or it is a temp file.
+    """
+
+    def ignored(rel: str, is_dir: bool) -> bool:
+        if not is_dir and _SED_TEMP.match(rel.rpartition("/")[2]):
+            return True
+        return rules.is_ignored(rel, is_dir)
+
+    return ignored
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +145,7 @@ class DirtySet:
     """
 
     root: Path
-    ignored_dirs: tuple[str, ...] = ()
+    ignored: Ignored = lambda _rel, _is_dir: False  # noqa: E731
     files: dict[str, _Dirty] = field(default_factory=dict)
     dirs: dict[str, _Dirty] = field(default_factory=dict)
     # folders created in the current batch: files that appear inside them arrive complete
@@ -158,32 +154,25 @@ class DirtySet:
     def __len__(self) -> int:
         return len(self.files) + len(self.dirs)
 
-    def relative(self, path: str) -> str | None:
-        """The watched-relative POSIX path, or None if outside the tree or never watched."""
+    def relative(self, path: str, is_dir: bool) -> str | None:
+        """The watched-relative POSIX path, or None if outside the tree or ignored."""
         rel = os.path.relpath(path, self.root)
-        if rel == "." or rel.startswith(".." + os.sep) or rel == "..":
+        if rel == "." or rel == ".." or rel.startswith(".." + os.sep):
             return None
-        posix = PurePosixPath(*Path(rel).parts)
-        if any(part in _NEVER_WATCHED_DIRS for part in posix.parts[:-1]) or posix.name in _NEVER_WATCHED_DIRS:
-            return None
-        text = str(posix)
-        if any(text == d or text.startswith(d + "/") for d in self.ignored_dirs):
-            return None
-        return text
+        text = PurePosixPath(*Path(rel).parts).as_posix()
+        return None if self.ignored(text, is_dir) else text
 
     def add(self, change: Change, *, trust_close: bool = True) -> None:
         """Fold one event in. `trust_close=False` (polling) treats every change as complete."""
         paths = [change.src] if change.dest is None else [change.src, change.dest]
         for index, path in enumerate(paths):
-            rel = self.relative(path)
+            rel = self.relative(path, change.is_dir)
             if rel is None:
                 continue
             if change.is_dir:
                 if change.kind == "created" or (change.kind == "moved" and index == 1):
                     self._new_dirs.add(rel)
                 self._mark(self.dirs, rel, change.at, writing=False)
-                continue
-            if is_editor_temp(PurePosixPath(rel).name):
                 continue
             # Created/modified mean a writer may still hold the file open; a close, a rename
             # (the file was complete before it) or a delete settle it.

@@ -174,14 +174,16 @@ def test_queue_overflow_triggers_a_full_reconcile(tmp_path: Path, root: Path) ->
     assert calls[1] is None
 
 
-def test_state_folder_and_vcs_metadata_inside_the_source_are_not_watched(tmp_path: Path, root: Path) -> None:
+def test_ignored_paths_state_folder_and_vcs_metadata_raise_no_sync(tmp_path: Path, root: Path) -> None:
     state = root / ".assetsync"
-    state.mkdir()
-    (root / ".git").mkdir()
+    for folder in (state, root / ".git", root / "drafts"):
+        folder.mkdir()
     recorder = Recorder(root)
-    with watching(root, recorder, make_budget(tmp_path), state_dir=state):
+    with watching(root, recorder, make_budget(tmp_path), state_dir=state, ignore=("drafts/",)):
         (state / "state.db").write_bytes(b"sqlite")
         (root / ".git" / "HEAD").write_bytes(b"ref: refs/heads/main")
+        (root / "drafts" / "wip.png").write_bytes(b"png")
+        (root / ".notes.txt.swp").write_bytes(b"swap")
         (root / "real.png").write_bytes(b"png")
         index = recorder.wait_for_path("real.png")
     assert recorder.calls[index] == frozenset({"real.png"})

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from assetsync.watch import coalesce_window
-from assetsync.watch_events import Change, DirtySet, is_editor_temp
+from assetsync.scan import IgnoreRules
+from assetsync.watch_events import Change, DirtySet, ignored_by
 from assetsync.watch_mode import choose_mode, filesystem_type, sysctl_advice
 
 MOUNTINFO = """\
@@ -73,20 +74,24 @@ def test_sysctl_advice_for_instances() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "temp"),
+    ("rel", "is_dir", "ignored"),
     [
-        (".notes.txt.swp", True), (".notes.txt.swx", True), ("4913", True), ("notes.txt~", True),
-        (".#notes.txt", True), ("a.png___jb_tmp___", True), ("sedAb12Cd", True),
-        (".goutputstream-ABC123", True), (".DS_Store", True), (".subl1a2.tmp", True),
-        ("notes.txt", False), ("sedona.png", False), ("4913.png", False), ("logo.swp.png", False),
+        (".notes.txt.swp", False, True), ("img/.notes.txt.swx", False, True), ("4913", False, True),
+        ("notes.txt~", False, True), (".#notes.txt", False, True), ("a.png___jb_tmp___", False, True),
+        ("sedAb12Cd", False, True), ("img/sedAb12Cd", False, True), (".goutputstream-ABC123", False, True),
+        (".git/HEAD", False, True), (".git", True, True), ("state/x.db", False, True),
+        ("drafts/a.png", False, True), ("drafts", True, True),
+        ("notes.txt", False, False), ("sedona.png", False, False), ("4913.png", False, False),
+        ("logo.swp.png", False, False), ("sedAb12Cd", True, False), ("img", True, False),
     ],
 )
-def test_editor_temp_names(name: str, temp: bool) -> None:
-    assert is_editor_temp(name) is temp
+def test_events_the_scan_would_skip_are_dropped(rel: str, is_dir: bool, ignored: bool) -> None:
+    predicate = ignored_by(IgnoreRules(patterns=("drafts/",), excluded=("state",)))
+    assert predicate(rel, is_dir) is ignored
 
 
 def test_dirty_set_folds_events_into_relative_paths(tmp_path: Path) -> None:
-    dirty = DirtySet(tmp_path)
+    dirty = DirtySet(tmp_path, ignored_by(IgnoreRules()))
     root = str(tmp_path)
     dirty.add(Change("created", f"{root}/img/a.png", None, False, 1.0))
     dirty.add(Change("moved", f"{root}/.a.tmp-1", f"{root}/b.png", False, 2.0))

@@ -33,6 +33,7 @@ class Cfg:
     source: Path
     state_dir: Path
     watch: WatchOptions
+    ignore: tuple[str, ...] = ()
 
 
 class FakeWallClock:
@@ -124,10 +125,11 @@ def watching(
     options: WatchOptions = WatchOptions(),
     *,
     state_dir: Path | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> Iterator[Running]:
     """Run watch() until the block ends; the block starts after the first full reconcile."""
     stop = threading.Event()
-    cfg = Cfg(root, state_dir or root.parent / "state", options)
+    cfg = Cfg(root, state_dir or root.parent / "state", options, ignore)
     running = Running(threading.Thread(target=lambda: None), stop)
 
     def target() -> None:

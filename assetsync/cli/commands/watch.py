@@ -1,0 +1,249 @@
+"""`assetsync watch`: keep the source folder published; a status line on a terminal, log lines otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fcntl
+import inspect
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from assetsync.budget import budget_for_config
+from assetsync.config import Config, load_config
+from assetsync.errors import AssetsyncError, LockHeldError
+from assetsync.watch import WatchEvent, WatchOptions, WatchStatus, parse_watch_section, watch
+
+EXIT_OK = 0
+EXIT_INTERRUPTED = 130
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `assetsync watch`."""
+    parser = subparsers.add_parser(
+        "watch",
+        help="keep the source folder published, deploying each save within about a second",
+        description=(
+            "Watch the source folder and publish every change: saves are deployed after a quiet "
+            "window (default 300 ms), bursts coalesce into one build, and builds stay inside the "
+            "account's hourly budget. Ctrl-C stops after the current sync. Settings: [watch] in "
+            "the config file (see docs/watch.md)."
+        ),
+    )
+    parser.add_argument("--polling", choices=("auto", "on", "off"), help="override [watch] polling")
+    parser.add_argument(
+        "--quiet-window", type=float, metavar="SECONDS", help="override [watch] quiet_window_s"
+    )
+    parser.add_argument(
+        "--builds-per-hour", type=int, metavar="N", help="override [watch] builds_per_hour"
+    )
+    parser.add_argument(
+        "--plain", action="store_true", help="log lines instead of a status line, even on a terminal"
+    )
+    parser.set_defaults(func=handler)
+
+
+def _clock(at: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at)) if at is not None else "-"
+
+
+def _changes(paths: frozenset[str] | None) -> str:
+    if paths is None:
+        return "full reconcile"
+    return f"{len(paths)} change{'s' if len(paths) != 1 else ''}"
+
+
+class _Display:
+    """Plain log lines (not a terminal, or --plain): one line per thing that happened."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.status: WatchStatus | None = None
+        self.uploaded = 0
+
+    def line(self, text: str) -> None:
+        self.out.write(f"{_clock(time.time())} {text}\n")
+        self.out.flush()
+
+    def redraw(self) -> None:
+        """Plain output has no status line."""
+
+    def on_sync_event(self, event: object) -> None:
+        if getattr(event, "kind", None) == "uploaded":
+            self.uploaded += 1
+            self.redraw()
+
+    def on_watch_event(self, event: WatchEvent) -> None:
+        self.status = event.status
+        text = self._describe(event)
+        if text:
+            self.line(text)
+        else:
+            self.redraw()
+
+    def _describe(self, event: WatchEvent) -> str | None:
+        s = event.status
+        if event.kind == "started":
+            return f"watching ({event.message}); budget {s.budget_remaining}/{s.budget_limit} builds this hour"
+        if event.kind in ("advice", "overflow"):
+            return f"note: {event.message}"
+        if event.kind == "sync-started":
+            self.uploaded = 0
+            return None
+        if event.kind == "synced":
+            build = getattr(event.result, "build_sid", None)
+            uploaded = len(getattr(event.result, "uploaded", ()) or ())
+            if build:
+                return f"{_changes(event.paths)} deployed: {uploaded} uploaded, build {build}"
+            return f"{_changes(event.paths)}: nothing to deploy" if event.paths is not None else None
+        if event.kind == "sync-failed":
+            return f"sync failed: {event.message}; retrying at {_clock(s.next_build_at)} or on the next change"
+        if event.kind == "waiting" and s.state == "budget":
+            return f"build budget spent ({s.budget_limit}/hour); next build at {_clock(s.next_build_at)}"
+        return None
+
+    def finish(self, status: WatchStatus) -> None:
+        pending = status.pending + (1 if status.full_reconcile_pending else 0)
+        self.line(f"stopped; {status.builds} builds, {status.failures} failed syncs, {pending} pending")
+
+
+class _StatusLine(_Display):
+    """On a terminal: the same lines, plus one status line redrawn in place below them."""
+
+    def line(self, text: str) -> None:
+        self.out.write("\r\x1b[2K")
+        super().line(text)
+        self.redraw()
+
+    def redraw(self) -> None:
+        s = self.status
+        if s is None:
+            return
+        parts = [f"{s.mode}", f"last deploy {_clock(s.last_deploy_at)}"]
+        if s.state == "syncing":
+            parts.append(f"syncing ({self.uploaded} uploaded)")
+        else:
+            parts.append(f"{s.pending} pending" if s.pending else "up to date")
+        parts.append(f"budget {s.budget_remaining}/{s.budget_limit}")
+        if s.next_build_at is not None and s.state in ("pending", "budget", "backoff"):
+            parts.append(f"next build {_clock(s.next_build_at)}")
+        if s.last_error:
+            parts.append(f"last error: {s.last_error}")
+        width = shutil.get_terminal_size().columns - 1
+        self.out.write("\r\x1b[2K" + " · ".join(parts)[:width])
+        self.out.flush()
+
+    def finish(self, status: WatchStatus) -> None:
+        self.out.write("\r\x1b[2K")
+        super().finish(status)
+        self.out.write("\r\x1b[2K")
+        self.out.flush()
+
+
+def _options(config: Config, args: argparse.Namespace) -> WatchOptions:
+    base = config.watch if isinstance(config.watch, WatchOptions) else WatchOptions()
+    flags = {
+        "polling": args.polling,
+        "quiet_window_s": args.quiet_window,
+        "builds_per_hour": args.builds_per_hour,
+    }
+    chosen = {k: v for k, v in flags.items() if v is not None}
+    if not chosen:
+        return base
+    # The same checks as the config file, so a bad flag gets the same one-line error.
+    table = {**dataclasses.asdict(base), **chosen}
+    if "quiet_window_s" in chosen:
+        table["max_wait_s"] = max(base.max_wait_s, chosen["quiet_window_s"])
+    return parse_watch_section(table, file="command line")
+
+
+@contextmanager
+def _watch_lock(config: Config) -> Iterator[None]:
+    """One `assetsync watch` per project: two would race each other's syncs for the state lock."""
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(config.state_dir / "watch.lock", "a+", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            pid_text = lock.read().strip()
+            pid = int(pid_text) if pid_text.isdigit() else None
+            raise LockHeldError(
+                f"another `assetsync watch` is running for {config.config_path} (pid {pid_text or '?'}); "
+                "stop it first",
+                pid=pid,
+            ) from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event, display: _Display) -> Iterator[None]:
+    """First Ctrl-C (or SIGTERM) stops after the current sync; a second Ctrl-C aborts it."""
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        display.line("stopping after the current sync (Ctrl-C again to abort it)")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler_ in previous.items():
+            signal.signal(sig, handler_)
+
+
+def _engine_sync_fn(config: Config, display: _Display):  # type: ignore[no-untyped-def]
+    """The sync_fn for watch(): one engine sync, of the dirty paths when the engine takes a hint."""
+    try:
+        from assetsync.engine import sync
+    except ImportError as exc:  # pragma: no cover - the engine ships with assetsync
+        raise AssetsyncError(f"the sync engine is unavailable: {exc}") from None
+    takes_paths = "paths" in inspect.signature(sync).parameters
+
+    def sync_fn(paths: frozenset[str] | None) -> object:
+        if takes_paths and paths is not None:
+            return sync(config, paths=paths, on_event=display.on_sync_event)
+        return sync(config, on_event=display.on_sync_event)
+
+    return sync_fn
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Run `assetsync watch` until Ctrl-C; exit 0 if everything was deployed, 130 if not."""
+    config = load_config(Path(args.config) if args.config else None)
+    options = _options(config, args)
+    budget = budget_for_config(config, limit=options.builds_per_hour)
+    display = _StatusLine(sys.stdout) if sys.stdout.isatty() and not args.plain else _Display(sys.stdout)
+    stop = threading.Event()
+    with _watch_lock(config), _stop_on_signals(stop, display):
+        status = watch(
+            config,  # type: ignore[arg-type]
+            stop=stop,
+            sync_fn=_engine_sync_fn(config, display),
+            budget=budget,
+            on_event=display.on_watch_event,
+            options=options,
+        )
+    display.finish(status)
+    if status.pending or status.full_reconcile_pending:
+        print(
+            f"assetsync: {status.pending or 'some'} changes were not deployed; "
+            "run `assetsync sync` to publish them",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    return EXIT_OK
