@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from pathlib import PurePosixPath
 
+from assetsync.classify import Issue
 from assetsync.errors import ConfigError
+from assetsync.globs import compile_glob_set, validate_glob
 from assetsync.models import PublishedFile
 
 __all__ = [
@@ -23,7 +24,6 @@ __all__ = [
     "OptimizeOptions",
     "Profile",
     "channel_warnings",
-    "glob_match",
     "parse_optimize_section",
     "sniff",
     "variant_path",
@@ -45,16 +45,6 @@ DEFAULT_MAX_INPUT_BYTES = 50_000_000
 
 FORMATS = ("auto", "jpeg", "png")
 CHANNELS = ("mms", "whatsapp", "voice", "web")
-SEVERITIES = ("warning", "error")
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """One finding about one file: `severity` is "warning" (published anyway) or "error"."""
-
-    path: str
-    message: str
-    severity: str = "warning"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,18 +117,18 @@ class OptimizeOptions:
     strict: bool = False
     gif_to_png: bool = True
     exclude: tuple[str, ...] = ()
-    effort: int = 4
+    effort: int = 3
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
     profiles: tuple[Profile, ...] = field(default=())
 
     def profiles_for(self, source: str) -> tuple[Profile, ...]:
         """The active profiles whose globs match the source path `source`."""
-        return tuple(p for p in self.profiles if any(glob_match(g, source) for g in p.globs))
+        return tuple(p for p in self.profiles if compile_glob_set(p.globs).match(source))
 
     def excluded(self, source: str) -> bool:
         """True when `source` matches an `exclude` glob."""
-        return any(glob_match(g, source) for g in self.exclude)
+        return compile_glob_set(self.exclude).match(source)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,8 +259,12 @@ def _check_type(key: str, value: object, expected: type | tuple[type, ...] | Non
 
 def _str_list(value: object, key: str, file: str) -> tuple[str, ...]:
     assert isinstance(value, list)
-    if not all(isinstance(item, str) and item for item in value):
-        _fail(f"{key} must be a list of non-empty strings", key, file)
+    if not all(isinstance(item, str) for item in value):
+        _fail(f"{key} must be a list of glob strings", key, file)
+    for item in value:
+        problem = validate_glob(item)
+        if problem:
+            _fail(f"{key}: {item!r}: {problem}", key, file)
     return tuple(value)
 
 
@@ -286,47 +280,7 @@ def _fail(message: str, key: str, file: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# globs and derived paths
-
-
-def glob_match(pattern: str, path: str) -> bool:
-    """Match a POSIX source path against a glob.
-
-    `*` and `?` stay within one path segment, `**` spans segments (`photos/**` matches
-    everything under photos/), and a pattern without a slash matches the file name in any
-    folder (`*.png`).
-    """
-    target = path.lstrip("/")
-    if "/" not in pattern.strip("/"):
-        target = target.rsplit("/", 1)[-1]
-    return _glob_regex(pattern.strip("/")).fullmatch(target) is not None
-
-
-@lru_cache(maxsize=512)
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
-            end = pattern.index("]", i + 2)
-            body = pattern[i + 1:end].replace("\\", "\\\\")
-            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out))
+# derived paths
 
 
 def variant_path(template: str, *, profile: str, published: str, ext: str) -> str:

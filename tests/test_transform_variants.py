@@ -1,0 +1,137 @@
+"""Channel variants: budgets met, orientation applied, alpha handled, bad input refused."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from assetsync.errors import LimitError, TransformError
+from assetsync.media import BUILTIN_PROFILES, Profile
+from assetsync.transform import make_variant
+from tests.test_media_helpers import (
+    ORIENTATION,
+    animated_gif,
+    decode,
+    encode,
+    graphic_rgba,
+    jpeg_with_secrets,
+    noise,
+    oriented_jpeg,
+    photo,
+)
+
+MMS = BUILTIN_PROFILES["mms"]
+WHATSAPP = BUILTIN_PROFILES["whatsapp"]
+PIXELS = 50_000_000
+
+
+def test_mms_photo_fits_600_kb_and_1600_px_without_metadata() -> None:
+    data = encode(noise(2000, 1000), "JPEG", quality=95)
+    assert len(data) > MMS.max_bytes  # type: ignore[operator]
+    out = make_variant(data, "jpeg", MMS, max_pixels=PIXELS)
+    image = decode(out.data)
+    assert out.kind == "jpeg" and image.format == "JPEG"
+    assert len(out.data) <= 600_000
+    assert image.width <= 1600 and image.height <= 1600
+    assert not image.getexif()
+
+
+def test_tight_budget_lowers_quality_then_size() -> None:
+    data = encode(photo(1200, 800), "JPEG", quality=95)
+    profile = replace(MMS, max_bytes=15_000, min_quality=70)
+    out = make_variant(data, "jpeg", profile, max_pixels=PIXELS)
+    assert len(out.data) <= 15_000
+    assert decode(out.data).width < 1200  # the floor did not fit: it was scaled down
+    roomy = make_variant(data, "jpeg", replace(MMS, max_bytes=2_000_000), max_pixels=PIXELS)
+    assert decode(roomy.data).size == (1200, 800) and "q82" in roomy.note
+
+
+def test_budget_that_cannot_be_met_names_the_best_size() -> None:
+    data = encode(noise(400, 300), "PNG")
+    with pytest.raises(LimitError) as info:
+        make_variant(data, "png", replace(MMS, max_bytes=100, format="jpeg"), max_pixels=PIXELS)
+    assert "best size reached" in str(info.value) and "'mms'" in str(info.value)
+    assert info.value.limit == "max_bytes"
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_orientation_is_applied_first(orientation: int) -> None:
+    data, upright = oriented_jpeg(orientation)
+    out = make_variant(data, "jpeg", MMS, max_pixels=PIXELS)
+    image = decode(out.data).convert("RGB")
+    assert ORIENTATION not in image.getexif()
+    assert image.size == upright.size
+    red = image.getpixel((2, 2))
+    assert red[0] > 200 and red[1] < 80
+
+
+def test_metadata_never_reaches_a_variant() -> None:
+    out = make_variant(jpeg_with_secrets(orientation=6), "jpeg", MMS, max_pixels=PIXELS)
+    for secret in (b"SecretCam", b"Jane Secret", b"shot at home", b"Exif"):
+        assert secret not in out.data
+
+
+def test_alpha_is_flattened_on_the_background_for_jpeg() -> None:
+    data = encode(graphic_rgba(), "PNG")
+    profile = replace(MMS, format="jpeg", background="#ff0000")
+    out = make_variant(data, "png", profile, max_pixels=PIXELS)
+    image = decode(out.data).convert("RGB")
+    assert out.kind == "jpeg"
+    corner = image.getpixel((image.width - 2, 2))  # transparent in the source
+    assert corner[0] > 230 and corner[1] < 30 and corner[2] < 30
+
+
+def test_alpha_keeps_png_and_falls_back_to_a_palette() -> None:
+    source = graphic_rgba(800, 600)
+    source.paste(noise(300, 200).convert("RGBA"), (250, 200))  # many colours
+    data = encode(source, "PNG")
+    roomy = make_variant(data, "png", MMS, max_pixels=PIXELS)
+    assert roomy.kind == "png"
+    assert decode(roomy.data).convert("RGBA").getchannel("A").getextrema() == (0, 255)
+    tight = make_variant(data, "png", replace(MMS, max_bytes=len(roomy.data) // 2),
+                         max_pixels=PIXELS)
+    image = decode(tight.data)
+    assert tight.kind == "png" and len(tight.data) <= len(roomy.data) // 2
+    assert image.mode == "P" and "transparency" in image.info
+    assert image.convert("RGBA").getchannel("A").getextrema() == (0, 255)
+
+
+def test_whatsapp_gets_8_bit_rgb_from_cmyk_and_16_bit() -> None:
+    cmyk = encode(photo().convert("CMYK"), "JPEG", quality=90)
+    out = make_variant(cmyk, "jpeg", WHATSAPP, max_pixels=PIXELS)
+    assert decode(out.data).mode == "RGB"
+    grey16 = encode(photo(100, 80).convert("I").point(lambda v: v * 200).convert("I;16"), "PNG")
+    out = make_variant(grey16, "png", replace(WHATSAPP, format="png"), max_pixels=PIXELS)
+    image = decode(out.data)
+    assert image.mode in ("RGB", "L") and image.getextrema() != (0, 0)
+
+
+def test_animated_gif_is_kept_within_budget_and_refused_over_it() -> None:
+    data = animated_gif()
+    out = make_variant(data, "gif", MMS, max_pixels=PIXELS)
+    assert out.kind == "gif" and out.data == data
+    with pytest.raises(LimitError, match="animated GIF"):
+        make_variant(data, "gif", replace(MMS, max_bytes=len(data) - 1), max_pixels=PIXELS)
+
+
+def test_webp_becomes_jpeg_for_mms() -> None:
+    data = encode(photo(), "WEBP", quality=90)
+    out = make_variant(data, "webp", MMS, max_pixels=PIXELS)
+    assert out.kind == "jpeg" and decode(out.data).format == "JPEG"
+
+
+def test_corrupt_input_is_a_transform_error() -> None:
+    data = encode(photo(), "JPEG")
+    with pytest.raises(TransformError):
+        make_variant(data[: len(data) // 3], "jpeg", MMS, max_pixels=PIXELS)
+    with pytest.raises(TransformError, match="decompression bomb"):
+        make_variant(data, "jpeg", MMS, max_pixels=1000)
+
+
+def test_variant_is_deterministic() -> None:
+    data = encode(photo(900, 700), "PNG")
+    profile = Profile(name="small", max_bytes=30_000, max_width=500, max_height=500)
+    first = make_variant(data, "png", profile, max_pixels=PIXELS)
+    second = make_variant(data, "png", profile, max_pixels=PIXELS)
+    assert first.data == second.data and len(first.data) <= 30_000
