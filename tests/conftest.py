@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -69,6 +70,58 @@ def emulator(_emulator_server: tuple[RunningEmulator, AdjustableClock]) -> Itera
     clock.reset()
     state.limits = EmulatorLimits()
     state.build_delay_s = DEFAULT_BUILD_DELAY_S
+    state.api_keys = {}
     yield EmulatorHandle(running.url, state, clock)
     state.reset()
     clock.reset()
+
+
+def wait_for_build(client: httpx.Client, build: dict[str, object]) -> str:
+    """Poll a build's status link until it leaves `building`; returns the final status."""
+    links = build["links"]
+    assert isinstance(links, dict)
+    while (status := client.get(links["build_status"]).json()["status"]) == "building":
+        time.sleep(0.01)
+    return str(status)
+
+
+def publish(
+    client: httpx.Client,
+    files: dict[str, tuple[bytes, str]],
+    *,
+    service: str = "demo",
+    suffix: str = "dev",
+) -> dict[str, object]:
+    """Run the official deploy sequence (api-contract.md §7.3) for `{path: (content, visibility)}`.
+
+    Returns the service, environment, build and deployment bodies and the versions by path.
+    """
+    svc = client.post("/v1/Services", data={"UniqueName": service, "FriendlyName": service})
+    svc.raise_for_status()
+    svc_sid = svc.json()["sid"]
+    env = client.post(
+        f"/v1/Services/{svc_sid}/Environments",
+        data={"UniqueName": f"{suffix}-environment", "DomainSuffix": suffix},
+    )
+    env.raise_for_status()
+    versions: dict[str, dict[str, object]] = {}
+    for path, (content, visibility) in files.items():
+        asset = client.post(f"/v1/Services/{svc_sid}/Assets", data={"FriendlyName": path})
+        asset.raise_for_status()
+        version = client.post(
+            asset.json()["links"]["asset_versions"],
+            data={"Path": path, "Visibility": visibility},
+            files={"Content": (path.rsplit("/", 1)[-1], content, "application/octet-stream")},
+        )
+        version.raise_for_status()
+        versions[path] = version.json()
+    build = client.post(
+        f"/v1/Services/{svc_sid}/Builds",
+        data={"AssetVersions": [v["sid"] for v in versions.values()]},
+    )
+    build.raise_for_status()
+    assert wait_for_build(client, build.json()) == "completed"
+    deployment = client.post(env.json()["links"]["deployments"], data={"BuildSid": build.json()["sid"]})
+    deployment.raise_for_status()
+    return {"service": svc.json(), "environment": env.json(), "build": build.json(),
+            "deployment": deployment.json(), "versions": versions}

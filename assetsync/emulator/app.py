@@ -20,7 +20,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assetsync.emulator.faults import FaultRule, HostKind, RequestLogEntry
@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 DROP_EXTENSION = "assetsync.drop"
 _UPLOAD_PATH = re.compile(r"^/v1/Services/[^/]+/(Assets|Functions)/[^/]+/Versions/?$")
 _LOCAL_NAMES = {"localhost", "testserver"}
+RUNTIME_DOMAIN = ".twil.io"
+_NO_ENVIRONMENT = object()  # a runtime host that no environment has: everything is 404
 _FAULT_ERRORS = {
     "429": (429, 20429, "Too many requests"),
     "429-retry-after": (429, 20429, "Too many requests"),
@@ -124,7 +126,16 @@ class _EmulatorApp:
         kind: HostKind = "serve" if env is not None else "upload" if (
             method == "POST" and _UPLOAD_PATH.match(path)) else "api"
         scope["assetsync.kind"] = kind
-        counted = {"in": 0, "status": 0}
+        counted = {"in": 0, "status": 0, "logged": 0}
+
+        def log() -> None:
+            # Logged before the last byte leaves, so a client that has its answer always finds
+            # its request in the log.
+            if not counted["logged"]:
+                counted["logged"] = 1
+                state.request_log.append(
+                    RequestLogEntry(method, kind, path, counted["status"], counted["in"], state.now())
+                )
 
         async def counting_receive() -> Message:
             message = await receive()
@@ -134,14 +145,15 @@ class _EmulatorApp:
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 counted["status"] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                log()
             await send(message)
 
+        scope["assetsync.log"] = log
         try:
             await self._handle(scope, counting_receive, recording_send, kind, env, serve_path)
         finally:
-            state.request_log.append(
-                RequestLogEntry(method, kind, path, counted["status"], counted["in"], state.now())
-            )
+            log()
 
     def _serve_target(self, scope: Scope, path: str) -> tuple[Any, str]:
         if path.startswith(SERVE_PREFIX):
@@ -152,6 +164,8 @@ class _EmulatorApp:
         if _is_local(host):
             return None, path
         env = self.state.environment_by_domain(host)
+        if env is None and host.endswith(RUNTIME_DOMAIN):
+            return _NO_ENVIRONMENT, path
         return (env, path) if env is not None else (None, path)
 
     async def _handle(
@@ -164,10 +178,12 @@ class _EmulatorApp:
             if fault.action == "delay":
                 await asyncio.sleep(fault.delay_s)
             elif fault.action == "drop":
+                scope["assetsync.log"]()
                 await _drop(scope)
                 return
             elif fault.action == "drop-after":
                 await self._dispatch(scope, receive, _swallow, kind, env, serve_path)
+                scope["assetsync.log"]()
                 await _drop(scope)
                 return
             else:
@@ -186,7 +202,9 @@ class _EmulatorApp:
     async def _dispatch(
         self, scope: Scope, receive: Receive, send: Send, kind: HostKind, env: Any, serve_path: str
     ) -> None:
-        if kind == "serve":
+        if kind == "serve" and env is _NO_ENVIRONMENT:
+            await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+        elif kind == "serve":
             await serve_deployed(self.state, env, serve_path, scope, receive, send)
         else:
             await self.router(scope, receive, send)

@@ -53,6 +53,7 @@ def _config(state: EmulatorState, host: str, port: int) -> uvicorn.Config:
         http=_DroppableH11Protocol,
         lifespan="off",
         log_level="warning",
+        log_config=None,  # keep the host application's logging configuration
         access_log=False,
         # Uploads are streamed to disk; keep-alive lets clients reuse connections.
         timeout_keep_alive=30,
@@ -121,7 +122,12 @@ def serve_forever(state: EmulatorState, host: str = "127.0.0.1", port: int = 878
         if server.started and on_ready is not None:
             bound = server.servers[0].sockets[0].getsockname()[1]
             on_ready(f"http://{_url_host(host)}:{bound}")
-        await task
+        try:
+            await task
+        except SystemExit:  # uvicorn exits this way when it cannot bind
+            pass
+        if not server.started:
+            raise OSError(f"cannot listen on {host}:{port} (address in use or not available)")
 
     asyncio.run(main())
 

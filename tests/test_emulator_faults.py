@@ -1,0 +1,161 @@
+"""Fault switches (from Python and from the CLI's spec syntax), the request log, pagination."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from assetsync.emulator import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, embedded_transport
+from assetsync.emulator.faults import FaultSwitches, parse_fault_spec
+from tests.conftest import EmulatorHandle
+
+
+@pytest.mark.parametrize(("action", "status", "code"), [("429", 429, 20429), ("500", 500, 20500),
+                                                        ("503", 503, 20503)])
+def test_error_faults_answer_twilio_bodies_then_stop(
+    emulator: EmulatorHandle, action: str, status: int, code: int
+) -> None:
+    emulator.state.faults.add("GET", "/v1/Services", action, count=2)
+    with emulator.client() as client:
+        answers = [client.get("/v1/Services") for _ in range(3)]
+    assert [r.status_code for r in answers] == [status, status, 200]
+    assert answers[0].json()["code"] == code
+    assert "Retry-After" not in answers[0].headers
+
+
+def test_429_with_retry_after(emulator: EmulatorHandle) -> None:
+    emulator.state.faults.add("POST", "/v1/Services", "429-retry-after", count=1, delay_s=2.5)
+    with emulator.client() as client:
+        first = client.post("/v1/Services", data={"UniqueName": "x", "FriendlyName": "x"})
+        second = client.post("/v1/Services", data={"UniqueName": "x", "FriendlyName": "x"})
+    assert first.status_code == 429 and first.headers["Retry-After"] == "3"
+    assert second.status_code == 201
+    # The 429'd request was never processed: exactly one service exists.
+    assert [e.status for e in emulator.state.request_log] == [429, 201]
+
+
+def test_upload_host_429_has_its_own_shape(emulator: EmulatorHandle) -> None:
+    emulator.state.faults.add("POST", "/v1/Services/*/Assets/*/Versions", "429", count=1)
+    with emulator.client() as client:
+        svc = client.post("/v1/Services", data={"UniqueName": "u", "FriendlyName": "u"}).json()
+        asset = client.post(f"{svc['url']}/Assets", data={"FriendlyName": "/a"}).json()
+        response = client.post(asset["links"]["asset_versions"], data={"Path": "/a", "Visibility": "public"},
+                               files={"Content": ("a", b"x" * 5000, "text/plain")})
+    assert response.status_code == 429
+    body = response.json()
+    assert body["moreInfo"] == "https://www.twilio.com/docs/errors/20429" and "detail" in body
+    upload = emulator.state.request_log.matching(kind="upload")
+    assert len(upload) == 1 and upload[0].bytes_in > 5000
+
+
+def test_drop_closes_the_socket_without_a_response(emulator: EmulatorHandle) -> None:
+    emulator.state.faults.add("*", "/v1/Services*", "drop", count=1)
+    with emulator.client() as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.get("/v1/Services")
+        assert client.get("/v1/Services").status_code == 200
+    assert [e.status for e in emulator.state.request_log] == [0, 200]
+
+
+def test_drop_after_processing_loses_only_the_answer(emulator: EmulatorHandle) -> None:
+    emulator.state.faults.add("POST", "/v1/Services", "drop-after", count=1)
+    with emulator.client() as client:
+        with pytest.raises(httpx.TransportError):
+            client.post("/v1/Services", data={"UniqueName": "lost", "FriendlyName": "lost"})
+        listed = client.get("/v1/Services").json()["services"]
+    assert [s["unique_name"] for s in listed] == ["lost"]
+
+
+def test_delay_then_answers_normally(emulator: EmulatorHandle) -> None:
+    emulator.state.faults.add("GET", "/v1/Services", "delay", count=1, delay_s=0.01)
+    with emulator.client() as client:
+        assert client.get("/v1/Services").status_code == 200
+    assert emulator.state.faults.pending == []
+
+
+def test_rules_match_method_and_glob_and_are_used_up_in_order() -> None:
+    faults = FaultSwitches()
+    faults.add("post", "/v1/Services/*/Builds", "500", count=1)
+    faults.add("*", "/v1/*", "503", count=2)
+    assert faults.take("GET", "/v1/Services/ZS1/Builds").action == "503"  # type: ignore[union-attr]
+    assert faults.take("POST", "/v1/Services/ZS1/Builds").action == "500"  # type: ignore[union-attr]
+    assert faults.take("POST", "/v1/Services/ZS1/Builds").action == "503"  # type: ignore[union-attr]
+    assert faults.take("POST", "/v1/Services/ZS1/Builds") is None
+    with pytest.raises(ValueError, match="unknown fault action"):
+        faults.add("GET", "/", "teapot", count=1)
+    with pytest.raises(ValueError, match="at least 1"):
+        faults.add("GET", "/", "500", count=0)
+
+
+def test_fault_spec_syntax() -> None:
+    assert parse_fault_spec("POST /v1/Services/*/Builds 429 x3") == ("POST", "/v1/Services/*/Builds", "429", 3, 0.0)
+    assert parse_fault_spec("get /v1/* delay x2 1.5s") == ("GET", "/v1/*", "delay", 2, 1.5)
+    assert parse_fault_spec("* /v1/* drop") == ("*", "/v1/*", "drop", 1, 0.0)
+    for bad in ("POST /v1", "POST /v1 teapot", "POST /v1 429 3", "POST /v1 429 x0"):
+        with pytest.raises(ValueError, match="fault"):
+            parse_fault_spec(bad)
+
+
+def test_request_log_records_kind_status_and_bytes(emulator: EmulatorHandle) -> None:
+    with emulator.client() as client:
+        svc = client.post("/v1/Services", data={"UniqueName": "log", "FriendlyName": "log"}).json()
+        asset = client.post(f"{svc['url']}/Assets", data={"FriendlyName": "/a"}).json()
+        client.post(asset["links"]["asset_versions"], data={"Path": "/a", "Visibility": "public"},
+                    files={"Content": ("a", b"y" * 10_000, "text/plain")})
+        client.get(svc["url"])
+    log = emulator.state.request_log
+    assert [(e.method, e.kind, e.status) for e in log] == [
+        ("POST", "api", 201), ("POST", "api", 201), ("POST", "upload", 201), ("GET", "api", 200)]
+    assert log[2].bytes_in > 10_000 and log[3].bytes_in == 0
+    assert len(log.writes) == 3 and len(log.matching(method="GET")) == 1
+    log.clear()
+    assert emulator.state.request_log == []
+
+
+def test_pagination_follows_absolute_urls_built_from_the_host(emulator: EmulatorHandle) -> None:
+    with emulator.client() as client:
+        svc = client.post("/v1/Services", data={"UniqueName": "pages", "FriendlyName": "p"}).json()
+        made = [client.post(f"{svc['url']}/Assets", data={"FriendlyName": f"a{i}"}).json()["sid"]
+                for i in range(5)]
+    port = urlsplit(emulator.url).port
+    seen: list[str] = []
+    pages = []
+    url: str | None = f"http://localhost:{port}/v1/Services/{svc['sid']}/Assets?PageSize=2"
+    with httpx.Client(auth=(emulator.account_sid, emulator.auth_token)) as client:
+        while url:
+            body = client.get(url).json()
+            pages.append(body["meta"])
+            seen += [a["sid"] for a in body[body["meta"]["key"]]]
+            url = body["meta"]["next_page_url"]
+        back = client.get(pages[-1]["previous_page_url"]).json()
+        bad = client.get(f"http://localhost:{port}/v1/Services?PageSize=1001")
+    assert seen == made
+    assert [m["page"] for m in pages] == [0, 1, 2]
+    assert all(m["first_page_url"].startswith(f"http://localhost:{port}/") for m in pages)
+    assert pages[0]["previous_page_url"] is None and pages[-1]["next_page_url"] is None
+    assert [a["sid"] for a in back["assets"]] == made[2:4]
+    assert bad.status_code == 400 and bad.json()["code"] == 20001
+
+
+def test_embedded_transport_serves_in_process_and_drops_as_a_transport_error(tmp_path: Path) -> None:
+    async def scenario() -> tuple[int, str, type[BaseException] | None]:
+        transport = embedded_transport(tmp_path / "emu")
+        async with httpx.AsyncClient(transport=transport, base_url="http://assetsync.local",
+                                     auth=(LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN)) as client:
+            created = await client.post("/v1/Services", data={"UniqueName": "emb", "FriendlyName": "e"})
+            transport.state.faults.add("GET", "/v1/Services", "drop", count=1)  # type: ignore[attr-defined]
+            raised = None
+            try:
+                await client.get("/v1/Services")
+            except httpx.TransportError as exc:
+                raised = type(exc)
+            return created.status_code, created.json()["url"], raised
+
+    status, url, raised = asyncio.run(scenario())
+    assert status == 201 and url.startswith("http://assetsync.local/v1/Services/ZS")
+    assert raised is httpx.RemoteProtocolError
+    assert (tmp_path / "emu" / "emulator.sqlite3").exists()

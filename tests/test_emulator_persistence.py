@@ -1,0 +1,89 @@
+"""State survives restarts; two processes on one folder see each other; the CLI serves it."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assetsync.cli import main
+from assetsync.emulator import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, embedded_transport
+from assetsync.emulator.serve import start_in_thread
+from assetsync.emulator.state import EmulatorState
+from tests.conftest import publish
+
+AUTH = (LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN)
+
+
+def test_state_survives_a_restart(tmp_path: Path) -> None:
+    first = EmulatorState(tmp_path)
+    running = start_in_thread(first)
+    try:
+        with httpx.Client(base_url=running.url, auth=AUTH) as client:
+            done = publish(client, {"/a.txt": (b"persisted", "public")})
+    finally:
+        running.stop()
+        first.close()
+    second = EmulatorState(tmp_path)
+    running = start_in_thread(second)
+    try:
+        with httpx.Client(base_url=running.url, auth=AUTH) as client:
+            services = client.get("/v1/Services").json()["services"]
+            env = client.get(f"/v1/Services/demo/Environments/{done['environment']['sid']}").json()  # type: ignore[index]
+        served = httpx.get(f"{running.url}/a.txt", headers={"Host": env["domain_name"]})
+    finally:
+        running.stop()
+        second.close()
+    assert [s["sid"] for s in services] == [done["service"]["sid"]]  # type: ignore[index]
+    assert env["build_sid"] == done["build"]["sid"]  # type: ignore[index]
+    assert served.content == b"persisted"
+
+
+async def _embedded_publish(data: Path, name: str) -> str:
+    async with httpx.AsyncClient(transport=embedded_transport(data), base_url="http://local", auth=AUTH) as c:
+        response = await c.post("/v1/Services", data={"UniqueName": name, "FriendlyName": name})
+        response.raise_for_status()
+        return str(response.json()["sid"])
+
+
+def test_cli_serves_what_the_embedded_target_published_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    data = tmp_path / "state" / "emulator"
+    first = asyncio.run(_embedded_publish(data, "before"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assetsync", "emulator", "--port", "0", "--data", str(data)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        assert banner.startswith("assetsync emulator listening on http://127.0.0.1:"), banner
+        url = banner.split()[-1]
+        # Written by another process while the server runs: visible on the next request.
+        second = asyncio.run(_embedded_publish(data, "during"))
+        listed = httpx.get(f"{url}/v1/Services", auth=AUTH).json()["services"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert [s["sid"] for s in listed] == [first, second]
+    assert proc.returncode == 0
+    assert "stopped" in err
+    assert LOCAL_AUTH_TOKEN not in out + err  # the token's source is printed, never the token
+
+
+def test_cli_rejects_bad_options_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(tmp_path / "emu")
+    cases = [
+        ["--account-sid", "AC123"],
+        ["--fault", "POST /v1 teapot"],
+        ["--limit", "nonsense=3"],
+        ["--limit", "builds_per_hour=lots"],
+    ]
+    for extra in cases:
+        assert main(["emulator", "--data", data, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("assetsync: error: --") and "\n" not in err, err
