@@ -51,6 +51,7 @@ class MoveReason(StrEnum):
     GROUP = "group"  # it joins the service holding most of its group
     SERVICE_DROPPED = "service-dropped"  # its service left the scheme (renamed, lower max_services)
     REPACK = "repack"  # no placement that keeps files in place fits; the site was packed afresh
+    FIRST_SERVICE = "first-service"  # it matches [shard] first_service
 
 
 _REASON_TEXT = {
@@ -58,6 +59,7 @@ _REASON_TEXT = {
     MoveReason.GROUP: "it joins the rest of its group",
     MoveReason.SERVICE_DROPPED: "its service is no longer one of the site's services",
     MoveReason.REPACK: "the groups no longer fit without moving files",
+    MoveReason.FIRST_SERVICE: "[shard] first_service pins it next to the Functions",
 }
 
 
@@ -135,6 +137,7 @@ class _Atom:
     pp: int = 0
     priv: int = 0
     home: int | None = None  # service index it was in (most of it, for a group)
+    pinned: bool = False  # [shard] first_service: always in service 0, never evicted
 
 
 def shard(
@@ -201,7 +204,16 @@ def shard(
          limits.private - reserved.get(n, _NONE).private)
         for n in names
     ]  # fmt: skip
-    atoms = _make_atoms(files, options.groups, limits)
+    atoms = _make_atoms(files, options, limits)
+    if atoms and atoms[0].pinned and (atoms[0].pp > spare[0][0] or atoms[0].priv > spare[0][1]):
+        raise LimitError(
+            f"{atoms[0].pp} public/protected and {atoms[0].priv} private files match [shard] "
+            f"first_service, but {base_service!r} has room for {max(0, spare[0][0])} and "
+            f"{max(0, spare[0][1])} (limits {limits.public_protected} and {limits.private}, less "
+            "what its live build carries that assetsync does not own); pin fewer files",
+            path=atoms[0].paths[0],
+            limit="private" if atoms[0].priv > spare[0][1] else "public_protected",
+        )
     _check_capacity(atoms, spare, options, foreign_services, limits)
     for atom in atoms:
         atom.home = _home(atom, previous, index)
@@ -227,31 +239,35 @@ _NONE = BuildCounts()
 
 
 def _make_atoms(
-    files: Sequence[PublishedFile], groups: tuple[ShardGroup, ...], limits: BuildLimits
+    files: Sequence[PublishedFile], options: ShardOptions, limits: BuildLimits
 ) -> list[_Atom]:
+    """Group files into atoms: the pinned set first, then groups (largest first), then singles."""
+    pinned = ShardGroup("[shard] first_service", options.first_service)
     matchers = [
-        (g.name, re.compile("|".join(f"(?:{compile_glob(x).pattern})" for x in g.globs)))
-        for g in groups
+        (g.name, g is pinned, re.compile("|".join(f"(?:{compile_glob(x).pattern})" for x in g.globs)))
+        for g in ([pinned] if pinned.globs else []) + list(options.groups)
     ]
-    by_group: dict[str, _Atom] = {}
+    by_group: dict[tuple[str, bool], _Atom] = {}
     singles: list[_Atom] = []
     seen: set[str] = set()
     for file in sorted(files, key=lambda f: f.path):
         if file.path in seen:
             raise ValueError(f"two files are published at {file.path!r}")
         seen.add(file.path)
-        group = next((name for name, rx in matchers if rx.match(file.path)), None)
-        if group is None:
+        hit = next((m[:2] for m in matchers if m[2].match(file.path)), None)
+        if hit is None:
             atom = _Atom(key=file.path, group=False)
             singles.append(atom)
         else:
-            atom = by_group.setdefault(group, _Atom(key=group, group=True))
+            atom = by_group.setdefault(hit, _Atom(key=hit[0], group=True, pinned=hit[1]))
         atom.paths.append(file.path)
         if file.visibility is Visibility.PRIVATE:
             atom.priv += 1
         else:
             atom.pp += 1
     for atom in by_group.values():
+        if atom.pinned:
+            continue  # checked against the first service's room by the caller
         if atom.pp > limits.public_protected or atom.priv > limits.private:
             raise LimitError(
                 f"group {atom.key!r} in [shard] groups holds {atom.pp} public/protected and "
@@ -261,7 +277,7 @@ def _make_atoms(
                 path=atom.paths[0],
                 limit="private" if atom.priv > limits.private else "public_protected",
             )
-    ordered = sorted(by_group.values(), key=lambda a: (-(a.pp + a.priv), a.key))
+    ordered = sorted(by_group.values(), key=lambda a: (not a.pinned, -(a.pp + a.priv), a.key))
     return ordered + singles
 
 
@@ -315,10 +331,12 @@ def _place(
     used = [False] * len(free)
     used[0] = True
     evicted: set[int] = set()
+    for i, atom in enumerate(atoms):
+        if atom.pinned:
+            _put(atoms, i, 0, where, free, members, used)
+        elif stable and atom.home is not None:
+            _put(atoms, i, atom.home, where, free, members, used)
     if stable:
-        for i, atom in enumerate(atoms):
-            if atom.home is not None:
-                _put(atoms, i, atom.home, where, free, members, used)
         evicted = _evict(atoms, free, members, where, changed)
     near: dict[str, dict[int, int]] = {}  # folder -> service -> files placed there
     for i, atom in enumerate(atoms):
@@ -374,7 +392,8 @@ def _evict(
             key=lambda i: (atoms[i].key in changed, atoms[i].key),
         )
         groups = sorted(
-            (i for i in ids if atoms[i].group), key=lambda i: (atoms[i].pp + atoms[i].priv, i)
+            (i for i in ids if atoms[i].group and not atoms[i].pinned),
+            key=lambda i: (atoms[i].pp + atoms[i].priv, i),
         )
         for i in [*reversed(singles), *groups]:
             over_pp, over_priv = free[s][0] < 0, free[s][1] < 0
@@ -421,7 +440,9 @@ def _result(
             old = previous.get(path)
             if old is None or old == new:
                 continue
-            if repacked:
+            if atom.pinned:
+                reason = MoveReason.FIRST_SERVICE
+            elif repacked:
                 reason = MoveReason.REPACK
             elif old not in index:
                 reason = MoveReason.SERVICE_DROPPED

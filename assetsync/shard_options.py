@@ -43,6 +43,8 @@ class ShardGroup:
 class ShardOptions:
     """The `[shard]` section: limits per build, the account's service limit, groups, URL map file.
 
+    `first_service` globs pin files to the configured (first) service, where the site's Functions
+    live: a Function reads private assets (`Runtime.getAssets()`) of its own service only.
     `urls_file` is a path relative to the config file's folder (or absolute), ending in `.json`
     or `.csv`; None writes no URL map on sync.
     """
@@ -50,6 +52,7 @@ class ShardOptions:
     limits: BuildLimits = DEFAULT_BUILD_LIMITS
     max_services: int = SERVICES_PER_ACCOUNT
     groups: tuple[ShardGroup, ...] = ()
+    first_service: tuple[str, ...] = ()
     urls_file: str | None = None
 
 
@@ -60,11 +63,11 @@ _INT_KEYS: dict[str, int] = {
     "private_per_build": 1,
     "functions_per_build": 0,
 }
-_KNOWN_KEYS = (*_INT_KEYS, "groups", "urls_file")
+_KNOWN_KEYS = (*_INT_KEYS, "groups", "first_service", "urls_file")
 
 
 def _config_error(file: str, key: str, problem: str) -> ConfigError:
-    return ConfigError(f"{file}: [shard] {key} {problem}", key=f"shard.{key}", file=file)
+    return ConfigError(f"{file}: [shard] {key}: {problem}", key=f"shard.{key}", file=file)
 
 
 def parse_shard_section(table: Mapping[str, object], *, file: str) -> ShardOptions:
@@ -80,7 +83,7 @@ def parse_shard_section(table: Mapping[str, object], *, file: str) -> ShardOptio
     for key in table:
         if key not in _KNOWN_KEYS:
             raise _config_error(
-                file, key, f"is not a known key; expected one of: {', '.join(_KNOWN_KEYS)}"
+                file, key, f"unknown key; expected one of: {', '.join(_KNOWN_KEYS)}"
             )
     ints: dict[str, int] = {}
     for key, minimum in _INT_KEYS.items():
@@ -100,6 +103,7 @@ def parse_shard_section(table: Mapping[str, object], *, file: str) -> ShardOptio
         limits=limits,
         max_services=ints.get("max_services", SERVICES_PER_ACCOUNT),
         groups=_parse_groups(table.get("groups"), file),
+        first_service=_parse_globs(table.get("first_service", []), file, "first_service", True),
         urls_file=_parse_urls_file(table.get("urls_file"), file),
     )
 
@@ -111,20 +115,27 @@ def _parse_groups(value: object, file: str) -> tuple[ShardGroup, ...]:
         raise _config_error(
             file, "groups", 'must be a table of name = ["/glob/**", ...] (e.g. voice = ["/voice/**"])'
         )
-    groups = []
-    for name, globs in value.items():
-        key = f"groups.{name}"
-        if isinstance(globs, str):
-            globs = [globs]
-        if not isinstance(globs, list) or not globs or not all(isinstance(g, str) for g in globs):
-            raise _config_error(file, key, f"must be a non-empty list of globs (got {globs!r})")
-        for glob in globs:
-            try:
-                compile_glob(glob)
-            except ValueError as exc:
-                raise _config_error(file, key, f"has an invalid glob {glob!r}: {exc}") from None
-        groups.append(ShardGroup(name=str(name), globs=tuple(globs)))
-    return tuple(groups)
+    return tuple(
+        ShardGroup(name=str(name), globs=_parse_globs(globs, file, f"groups.{name}", False))
+        for name, globs in value.items()
+    )
+
+
+def _parse_globs(value: object, file: str, key: str, may_be_empty: bool) -> tuple[str, ...]:
+    globs = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(globs, list)
+        or not (globs or may_be_empty)
+        or not all(isinstance(g, str) for g in globs)
+    ):
+        kind = "list" if may_be_empty else "non-empty list"
+        raise _config_error(file, key, f"must be a {kind} of globs (got {value!r})")
+    for glob in globs:
+        try:
+            compile_glob(glob)
+        except ValueError as exc:
+            raise _config_error(file, key, f"has an invalid glob {glob!r}: {exc}") from None
+    return tuple(globs)
 
 
 def _parse_urls_file(value: object, file: str) -> str | None:

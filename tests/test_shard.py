@@ -292,3 +292,34 @@ def test_paths_by_service_lists_every_service() -> None:
         "s": ["/a/00000.bin", "/a/00001.bin"],
         "s-2": ["/a/00002.bin"],
     }
+
+
+def test_first_service_pins_files_next_to_the_functions() -> None:
+    options = ShardOptions(limits=BuildLimits(public_protected=10, private=2))
+    files = many("/img", 4) + many("/data", 4, PRIVATE) + many("/fn", 2, PRIVATE)
+    first = shard(files, {}, options, base_service="s")
+    assert first.assignment["/fn/00000.bin"] == "s-3"  # /data filled `s` and s-2 first
+    pinned = ShardOptions(limits=options.limits, first_service=("/fn/**",))
+    second = shard(files, first.assignment, pinned, base_service="s")
+    assert {second.assignment[f"/fn/{i:05d}.bin"] for i in range(2)} == {"s"}
+    assert {m.reason for m in second.moves if m.path.startswith("/fn/")} == {
+        MoveReason.FIRST_SERVICE
+    }
+    # The /data files they displace are the only other moves.
+    others = [m for m in second.moves if not m.path.startswith("/fn/")]
+    assert [(m.from_service, m.reason) for m in others] == [("s", MoveReason.OVERFLOW)] * 2
+    assert "first_service" in second.moves[-1].describe()
+    assert second.counts["s"].private == 2
+
+
+def test_first_service_that_cannot_fit_fails_clearly() -> None:
+    options = ShardOptions(
+        limits=BuildLimits(public_protected=10, private=2), first_service=("/fn/",)
+    )
+    reserved = {"s": BuildCounts(private=1)}
+    with pytest.raises(LimitError) as info:
+        shard(many("/fn", 2, PRIVATE), {}, options, base_service="s", reserved=reserved)
+    message = str(info.value)
+    assert "2 private files match [shard] first_service" in message
+    assert "'s' has room for 10 and 1" in message
+    assert info.value.limit == "private"

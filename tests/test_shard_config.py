@@ -36,6 +36,7 @@ def test_full_section_from_real_toml() -> None:
         private_per_build = 20
         functions_per_build = 0
         urls_file = "public/urls.json"
+        first_service = ["/fn-data/**"]
         [shard.groups]
         voice = ["/voice/**", "/hold-music/*.mp3"]
         site = "www/"
@@ -45,6 +46,7 @@ def test_full_section_from_real_toml() -> None:
     assert options.limits == BuildLimits(public_protected=400, private=20, functions=0)
     assert options.max_services == 50
     assert options.urls_file == "public/urls.json"
+    assert options.first_service == ("/fn-data/**",)
     assert options.groups == (
         ShardGroup("voice", ("/voice/**", "/hold-music/*.mp3")),
         ShardGroup("site", ("www/",)),
@@ -54,7 +56,7 @@ def test_full_section_from_real_toml() -> None:
 @pytest.mark.parametrize(
     ("table", "key", "fragment"),
     [
-        ({"max_service": 3}, "shard.max_service", "not a known key"),
+        ({"max_service": 3}, "shard.max_service", "unknown key"),
         ({"max_services": 0}, "shard.max_services", "integer >= 1"),
         ({"max_services": True}, "shard.max_services", "integer >= 1"),
         ({"private_per_build": "50"}, "shard.private_per_build", "integer >= 1"),
@@ -64,6 +66,8 @@ def test_full_section_from_real_toml() -> None:
         ({"groups": {"voice": [3]}}, "shard.groups.voice", "non-empty list"),
         ({"groups": {"voice": ["/voice/[ab"]}}, "shard.groups.voice", "invalid glob"),
         ({"groups": {"voice": [""]}}, "shard.groups.voice", "invalid glob"),
+        ({"first_service": {"a": 1}}, "shard.first_service", "list of globs"),
+        ({"first_service": ["/x/[a"]}, "shard.first_service", "invalid glob"),
         ({"urls_file": "urls.txt"}, "shard.urls_file", ".json or .csv"),
         ({"urls_file": 7}, "shard.urls_file", "file path"),
     ],

@@ -75,6 +75,8 @@ def check_invariants(
         folder = group.globs[0]
         members = {result.assignment[p] for p in spec if p.startswith(folder)}
         assert len(members) <= 1, group
+    for folder in options.first_service:
+        assert {result.assignment[p] for p in spec if p.startswith(folder)} <= {BASE}
     moved = {m.path for m in result.moves}
     assert moved == {p for p in spec if p in previous and previous[p] != result.assignment[p]}
     for move in result.moves:
@@ -89,6 +91,7 @@ def check_invariants(
     grouped=st.sets(st.sampled_from(FOLDERS), max_size=2),
     max_services=st.integers(1, 12),
     foreign=st.integers(0, 2),
+    pin=st.sampled_from([None, *FOLDERS]),
     data=st.data(),
 )
 def test_limits_groups_and_bookkeeping_hold(
@@ -97,10 +100,16 @@ def test_limits_groups_and_bookkeeping_hold(
     grouped: set[str],
     max_services: int,
     foreign: int,
+    pin: str | None,
     data: st.DataObject,
 ) -> None:
-    groups = tuple(ShardGroup(f"g-{f}", (f"/{f}/",)) for f in sorted(grouped))
-    options = ShardOptions(limits=options_limits, max_services=max_services, groups=groups)
+    groups = tuple(ShardGroup(f"g-{f}", (f"/{f}/",)) for f in sorted(grouped - {pin}))
+    options = ShardOptions(
+        limits=options_limits,
+        max_services=max_services,
+        groups=groups,
+        first_service=(f"/{pin}/",) if pin else (),
+    )
     names = [service_name(BASE, i) for i in range(1, 14)] + ["renamed"]
     previous = data.draw(st.dictionaries(st.sampled_from(sorted(spec) or ["/z"]), st.sampled_from(names)))
     previous = {p: s for p, s in previous.items() if p in spec}
@@ -122,6 +131,14 @@ def test_limits_groups_and_bookkeeping_hold(
         slots = max_services - foreign
         if "other services" in message and "no service is left" in message:
             assert slots < 1
+        elif "match [shard] first_service" in message:
+            base_room = (
+                options_limits.public_protected - reserved.get(BASE, BuildCounts()).public_protected,
+                options_limits.private - reserved.get(BASE, BuildCounts()).private,
+            )
+            pinned = [v for p, v in spec.items() if p.startswith(f"/{pin}/")]
+            pinned_priv = sum(1 for v in pinned if is_private(v))
+            assert len(pinned) - pinned_priv > base_room[0] or pinned_priv > base_room[1]
         elif "function versions" in message:
             assert any(c.functions > options_limits.functions for c in reserved.values())
         elif message.startswith("group "):
