@@ -412,8 +412,9 @@ def channel_warnings(files: Sequence[PublishedFile], options: OptimizeOptions) -
                 continue
             problem = _channel_problem(profile.channel, media, file)
             if problem:
-                issues.append(Issue(file.path, f"{file.path}: {problem} "
-                                    f"(profile {profile.name!r})", "warning"))
+                where = f"variant {file.path}: " if file.variant is not None else ""
+                issues.append(Issue(file.source, f"{where}{problem} (profile {profile.name!r})",
+                                    "warning"))
     return tuple(issues)
 
 

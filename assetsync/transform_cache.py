@@ -273,8 +273,8 @@ def transform_files(
         kind = None if file.variant is not None or options.excluded(file.source) else _kind(path)
         todo: list[tuple[Profile | None, str]] = []
         if kind is not None and file.size > options.max_input_bytes:
-            issues.append(Issue(file.path, f"{file.path}: not optimized: {file.size:,} bytes is "
-                                f"over [optimize] max_input_bytes", "warning"))
+            issues.append(Issue(file.source, f"not optimized: {file.size:,} bytes is over "
+                                "[optimize] max_input_bytes", "warning"))
             kind = None
         if kind is not None:
             recipes: list[tuple[Profile | None, str]] = []
@@ -354,11 +354,11 @@ def _assemble(
             stats = replace(stats, cache_hits=stats.cache_hits + cached,
                             encode_seconds=stats.encode_seconds + (0.0 if cached else seconds))
             status = entry["status"]
-            label = file.path if profile is None else f"{file.path} (variant {profile.name!r})"
+            label = "" if profile is None else f"variant {profile.name!r}: "
             if status in ("error", "limit"):
                 level = "error" if status == "limit" else severity
                 tail = "" if profile is not None else "; published as is"
-                issues.append(Issue(file.path, f"{label}: {entry['message']}{tail}", level))
+                issues.append(Issue(file.source, f"{label}{entry['message']}{tail}", level))
                 reports.append(FileReport(file.path, file.source, profile and profile.name,
                                           file.size, file.size, seconds, cached, "failed",
                                           str(entry["message"])))
@@ -382,7 +382,7 @@ def _assemble(
             ext = {"jpeg": "jpg"}.get(result_kind, result_kind)
             path = variant_path(profile.path, profile=profile.name, published=file.path, ext=ext)
             if path in out:
-                issues.append(Issue(path, f"{label}: its path {path} is already taken by "
+                issues.append(Issue(file.source, f"{label}{path} is already published from "
                                     f"{out[path].source}; change the profile's path template",
                                     "error"))
                 continue
