@@ -146,8 +146,6 @@ def published_name(rel_path: str) -> tuple[str, Visibility | None]:
     """
     directory, base = posixpath.split(rel_path)
     stem, ext = posixpath.splitext(base)
-    if not stem and ext:  # '.private' style names: splitext keeps them whole
-        stem, ext = ext, ""
     marked: Visibility | None = None
     for marker, visibility in _MARKERS:
         if stem.endswith(marker):

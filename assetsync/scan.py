@@ -25,6 +25,7 @@ import xxhash
 from assetsync.errors import ScanError
 from assetsync.globs import GlobSet, compile_glob_set
 from assetsync.models import DIGEST_PREFIX, ScannedFile
+from assetsync.sync_types import SyncEvent
 
 if TYPE_CHECKING:
     from assetsync.config import Config
@@ -144,7 +145,7 @@ class Snapshot:
     reused: int = 0
 
 
-OnEvent = Callable[[str, Mapping[str, object]], None]
+OnEvent = Callable[[SyncEvent], None]
 
 
 class _Changed(Exception):
@@ -246,7 +247,7 @@ class _Scanner:
         log.debug("scan issue: %s: %s", rel, message)
         self.issues.append(ScanIssue(rel, message))
         if self.on_event is not None:
-            self.on_event("scan.issue", {"path": rel, "message": message})
+            self.on_event(SyncEvent("scan_issue", path=rel, message=message))
 
     def walk(self, top: str, prefix: str, ancestors: frozenset[tuple[int, int]]) -> None:
         """Scan the folder `top` whose relative path is `prefix` ("" or ending in '/')."""
@@ -420,16 +421,16 @@ class _Scanner:
 
     def done(self, snapshot: Snapshot, started: float) -> Snapshot:
         if self.on_event is not None:
+            seconds = time.perf_counter() - started
             self.on_event(
-                "scan.done",
-                {
-                    "files": len(snapshot.files),
-                    "hashed": snapshot.hashed,
-                    "bytes_hashed": snapshot.bytes_hashed,
-                    "reused": snapshot.reused,
-                    "issues": len(snapshot.issues),
-                    "seconds": time.perf_counter() - started,
-                },
+                SyncEvent(
+                    "scan_done",
+                    files=len(snapshot.files),
+                    bytes=snapshot.bytes_hashed,
+                    total=snapshot.hashed,
+                    message=f"{len(snapshot.files)} files, {snapshot.hashed} hashed, "
+                    f"{len(snapshot.issues)} issues in {seconds:.3f} s",
+                )
             )
         return snapshot
 
@@ -459,7 +460,8 @@ def scan_tree(
         cache: digests from earlier scans; updated (new entries stored, vanished files
             forgotten) in one transaction at the end.
         now_ns: the wall clock at the start of the scan (for the racy rule); default now.
-        on_event: called as `on_event("scan.issue", {...})` and `on_event("scan.done", {...})`.
+        on_event: receives `SyncEvent("scan_issue", path, message)` per problem and one
+            `SyncEvent("scan_done", files=found, bytes=bytes hashed, total=files hashed)`.
 
     Raises:
         ScanError: the source folder itself is missing or not a folder. Problems with single

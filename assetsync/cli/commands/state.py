@@ -1,0 +1,75 @@
+"""`assetsync state export|import`: the state as JSON, e.g. to keep it in a CI cache."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from assetsync.cli._common import config_from_args, print_json
+from assetsync.errors import StateError
+from assetsync.state import State
+
+__all__ = ["handler", "register"]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _export(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    with State.open(config.state_dir) as state:
+        data = state.export_json()
+    if args.output in (None, "-"):
+        print_json(data)
+    else:
+        _write_atomic(Path(args.output), json.dumps(data, indent=2) + "\n")
+        sys.stderr.write(f"exported state to {args.output}\n")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    source = "standard input" if args.file == "-" else args.file
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StateError(f"cannot read {source}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateError(f"{source} is not JSON ({exc}); give a file from `assetsync state export`") from None
+    with State.open(config.state_dir) as state:
+        state.import_json(data)
+    sys.stderr.write(f"imported state from {source} into {config.state_dir}\n")
+    return 0
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Run `assetsync state export` or `assetsync state import`."""
+    return int(args.state_func(args))
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `assetsync state export|import`."""
+    parser = subparsers.add_parser("state", help="export or import the local state as JSON")
+    actions = parser.add_subparsers(dest="state_command", metavar="ACTION", required=True)
+    export = actions.add_parser("export", help="write the state as JSON (stdout or -o FILE)")
+    export.add_argument("-o", "--output", help="file to write atomically (default: stdout)")
+    export.set_defaults(func=handler, state_func=_export)
+    imp = actions.add_parser("import", help="replace the state with an export (validated first)")
+    imp.add_argument("file", help="JSON file from `assetsync state export`, or - for stdin")
+    imp.set_defaults(func=handler, state_func=_import)

@@ -1,0 +1,177 @@
+"""`assetsync plan`, `init` and `state` through main(): the fixture tree's plan for every
+visibility and ignore case, bad inputs (each named, the rest planned), exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assetsync.cli import main
+from assetsync.state import State
+
+REPO = Path(__file__).resolve().parent.parent
+
+# What the repository's .assetsync.toml must publish from fixtures/site, and how.
+EXPECTED = {
+    "/index.html": "public",
+    "/css/site.css": "public",
+    "/data/menu.json": "public",
+    "/img/logo.png": "public",
+    "/img/icon.svg": "public",
+    "/img/spinner.gif": "public",
+    "/img/team-photo.jpg": "public",  # whitespace -> '-'
+    "/audio/welcome.mp3": "public",
+    "/audio/hold-music.wav": "protected",  # hold-music.protected.wav (toolkit marker)
+    "/data/pricing.json": "private",  # pricing.private.json (toolkit marker)
+    "/audio/ivr/menu.wav": "protected",  # [visibility] protected glob
+    "/data/internal/roster.json": "private",  # [visibility] private glob
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the repository's config and fixture tree."""
+    shutil.copytree(REPO / "fixtures" / "site", tmp_path / "fixtures" / "site")
+    shutil.copy(REPO / ".assetsync.toml", tmp_path / ".assetsync.toml")
+    return tmp_path
+
+
+def _plan_json(project: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict, str]:  # type: ignore[type-arg]
+    code = main(["-c", str(project / ".assetsync.toml"), "plan", "--json", *extra])
+    out, err = capsys.readouterr()
+    return code, json.loads(out), err
+
+
+def test_fixture_plan_every_visibility_and_ignore_case(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, data, err = _plan_json(project, capsys)
+    assert code == 0, err
+    assert data["valid"] is True and data["issues"] == []
+    got = {u["path"]: u["visibility"] for u in data["uploads"]}
+    assert got == EXPECTED  # nothing ignored or denied slipped in, nothing missing
+    assert data["create_assets"] == sorted(EXPECTED)
+    assert data["counts"]["public"] == 8 and data["counts"]["protected"] == 2
+    assert data["counts"]["private"] == 2
+    sources = {u["source"] for u in data["uploads"]}
+    for never in (".env", "img/.DS_Store", "drafts/logo-draft.png", "img/logo.psd"):
+        assert never in {p.relative_to(project / "fixtures/site").as_posix()
+                         for p in (project / "fixtures/site").rglob("*") if p.is_file()}
+        assert never not in sources
+    types = {u["path"]: u["content_type"] for u in data["uploads"]}
+    assert types["/audio/welcome.mp3"] == "audio/mpeg"
+    assert types["/img/icon.svg"] == "image/svg+xml"
+    assert types["/audio/hold-music.wav"] == "audio/wav"
+
+
+def test_human_output_and_second_run_uses_the_stat_cache(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-c", str(project / ".assetsync.toml"), "plan"]) == 0
+    out = capsys.readouterr().out
+    assert "12 new assets, 12 uploads" in out
+    assert "upload protected /audio/ivr/menu.wav" in " ".join(out.split())
+    assert "8 public + 2 protected = 10 of 1000, 2 private of 50" in out
+    # the stat cache is in the state folder: entries are there after the first run
+    with State.open(project / ".assetsync") as state:
+        assert len(state.stat_entries()) == 12
+
+
+def test_bad_files_each_named_exit_1_rest_still_planned(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = project / "fixtures" / "site"
+    (site / "img" / "bad#name.png").write_bytes(b"x")
+    (site / "img" / "logo.private.png").write_bytes(b"dup")  # same path as img/logo.png
+    with open(site / "audio" / "huge.mp3", "wb") as f:  # sparse: no disk space needed
+        f.truncate(25_000_001)
+    os.symlink("/etc/hostname", site / "outside.txt")
+    code, data, err = _plan_json(project, capsys)
+    assert code == 1
+    assert data["valid"] is False
+    errors = {(i["path"], i["severity"]) for i in data["issues"] if i["severity"] == "error"}
+    assert {p for p, _s in errors} == {
+        "img/bad#name.png",
+        "img/logo.private.png",
+        "audio/huge.mp3",
+        "outside.txt",
+    }
+    by_path = {i["path"]: i["message"] for i in data["issues"]}
+    assert "contains '#'" in by_path["img/bad#name.png"]
+    assert "img/logo.png" in by_path["img/logo.private.png"]
+    assert "25 MB" in by_path["audio/huge.mp3"]
+    assert "outside the source folder" in by_path["outside.txt"]
+    planned = {u["path"] for u in data["uploads"]}
+    assert planned == set(EXPECTED) - {"/img/logo.png"}  # the rest of the run went on
+    assert err == ""  # --json: issues are in the document, stdout is one JSON value
+    code = main(["-c", str(project / ".assetsync.toml"), "plan"])
+    human_err = capsys.readouterr().err
+    assert code == 1
+    assert "error: img/bad#name.png: published path '/img/bad#name.png' contains '#'" in human_err
+    assert "4 file(s) cannot be published" in human_err
+
+
+def test_config_error_is_one_line_exit_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = project / ".assetsync.toml"
+    cfg.write_text(cfg.read_text() + "\n[sync]\nconcurency = 3\n")
+    assert main(["-c", str(cfg), "plan"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{cfg}: [sync] concurency: unknown key" in err
+
+
+def test_missing_source_folder_is_one_line(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.rmtree(project / "fixtures")
+    assert main(["-c", str(project / ".assetsync.toml"), "plan"]) == 1
+    err = capsys.readouterr().err
+    assert "fixtures/site does not exist: fix [project] source" in err and err.count("\n") == 1
+
+
+def test_lock_held_exit_3(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with State.open(project / ".assetsync"):
+        assert main(["-c", str(project / ".assetsync.toml"), "plan"]) == 3
+    assert f"another assetsync is running (pid {os.getpid()})" in capsys.readouterr().err
+
+
+def test_environment_flag_overrides_config(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, data, _err = _plan_json(project, capsys, "--environment", "stage")
+    assert code == 0 and data["environment"] == "stage"
+
+
+def test_init_writes_a_template_that_plans_and_never_overwrites(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "a.png").write_bytes(b"a")
+    monkeypatch.chdir(tmp_path)
+    assert main(["init"]) == 0
+    text = (tmp_path / ".assetsync.toml").read_text()
+    assert 'source = "static"' in text and "#" in text
+    capsys.readouterr()
+    assert main(["plan", "--json"]) == 0
+    assert [u["path"] for u in json.loads(capsys.readouterr().out)["uploads"]] == ["/a.png"]
+    assert main(["init"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / ".assetsync.toml").read_text() == text
+
+
+def test_state_export_import_cli(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(project / ".assetsync.toml")
+    assert main(["-c", cfg, "plan", "--json"]) == 0
+    capsys.readouterr()
+    out_file = project / "state.json"
+    assert main(["-c", cfg, "state", "export", "-o", str(out_file)]) == 0
+    exported = json.loads(out_file.read_text())
+    assert len(exported["tables"]["stat_cache"]) == 12
+    shutil.rmtree(project / ".assetsync")
+    assert main(["-c", cfg, "state", "import", str(out_file)]) == 0
+    with State.open(project / ".assetsync") as state:
+        assert len(state.stat_entries()) == 12
+    out_file.write_text("{not json")
+    assert main(["-c", cfg, "state", "import", str(out_file)]) == 1
+    assert "is not JSON" in capsys.readouterr().err

@@ -1,0 +1,253 @@
+"""Scanning real trees: ignore and deny rules, stat cache reuse, the racy rule, symlinks and
+bad entries (each one issue naming it, the rest of the scan going on), rescan_paths.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import xxhash
+
+from assetsync.errors import ScanError
+from assetsync.scan import CHUNK_SIZE, IgnoreRules, StatEntry, hash_file, rescan_paths, scan_tree
+from assetsync.state import State
+from assetsync.sync_types import SyncEvent
+
+LATER = time.time_ns() + 3600 * 10**9  # a scan "an hour later": nothing is racy any more
+
+
+def _tree(root: Path, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def _digest(data: bytes) -> str:
+    return "xxh3_128:" + xxhash.xxh3_128(data).hexdigest()
+
+
+class MemoryCache:
+    """A StatCache in memory, to observe what the scanner stores and drops."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, StatEntry] = {}
+        self.updates = 0
+
+    def stat_entries(self) -> dict[str, StatEntry]:
+        return self.entries
+
+    def update_stats(self, put: object, drop: object = ()) -> None:
+        self.updates += 1
+        for p in drop:  # type: ignore[attr-defined]
+            self.entries.pop(p, None)
+        for e in put:  # type: ignore[attr-defined]
+            self.entries[e.rel_path] = e
+
+
+def test_files_digests_and_sorted_paths(tmp_path: Path) -> None:
+    src = _tree(tmp_path, {"b.png": b"bee", "a/z.mp3": b"zed", "a/b c.txt": b""})
+    snap = scan_tree(src, rules=IgnoreRules(), cache=None)
+    assert list(snap.files) == ["a/b c.txt", "a/z.mp3", "b.png"]
+    assert snap.files["a/z.mp3"].digest == _digest(b"zed")
+    assert snap.files["a/z.mp3"].size == 3
+    assert snap.issues == () and snap.hashed == 3
+
+
+def test_deny_list_and_ignore_patterns(tmp_path: Path) -> None:
+    src = _tree(
+        tmp_path / "src",
+        {
+            "keep.png": b"1",
+            ".env": b"SECRET=1",
+            ".env.production": b"SECRET=2",
+            "certs/server.pem": b"k",
+            "certs/server.key": b"k",
+            "id_rsa.pub": b"k",
+            ".git/config": b"x",
+            "img/.DS_Store": b"x",
+            "img/.logo.png.swp": b"x",
+            "img/logo.png~": b"x",
+            "drafts/a.png": b"x",
+            "img/huge.psd": b"x",
+            "img/ok.png": b"2",
+        },
+    )
+    rules = IgnoreRules(patterns=("*.psd", "drafts/"))
+    snap = scan_tree(src, rules=rules, cache=None)
+    assert list(snap.files) == ["img/ok.png", "keep.png"]
+    assert rules.is_ignored(".env") and rules.is_ignored("drafts/sub/x.png")
+    assert not rules.is_ignored("img/ok.png")
+
+
+def test_state_folder_inside_source_is_never_scanned(tmp_path: Path) -> None:
+    src = _tree(tmp_path, {"a.png": b"1"})
+    with State.open(src / ".state") as state:
+        snap = scan_tree(src, rules=IgnoreRules(excluded=(".state",)), cache=state)
+    assert list(snap.files) == ["a.png"]
+
+
+def test_stat_cache_reuses_digests_and_forgets_deleted_files(tmp_path: Path) -> None:
+    src = _tree(tmp_path, {"a.png": b"aaa", "b.png": b"bbb"})
+    cache = MemoryCache()
+    first = scan_tree(src, rules=IgnoreRules(), cache=cache)
+    assert first.hashed == 2 and set(cache.entries) == {"a.png", "b.png"}
+    # An hour later nothing is racy: both digests come from the cache, no read at all.
+    second = scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER)
+    assert (second.hashed, second.reused) == (2, 0)  # entries were hashed "now": re-hashed once
+    third = scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER + 1)
+    assert (third.hashed, third.reused) == (0, 2)
+    assert third.files == second.files
+    (src / "b.png").unlink()
+    fourth = scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER + 2)
+    assert list(fourth.files) == ["a.png"] and set(cache.entries) == {"a.png"}
+
+
+def test_racy_entries_are_rehashed(tmp_path: Path) -> None:
+    src = _tree(tmp_path, {"a.png": b"aaa"})
+    cache = MemoryCache()
+    scan_tree(src, rules=IgnoreRules(), cache=cache)
+    # Same second: the file was modified within 2 s of hashing, so it cannot be trusted.
+    again = scan_tree(src, rules=IgnoreRules(), cache=cache)
+    assert again.hashed == 1 and again.reused == 0
+
+
+def test_same_size_rewrite_with_restored_mtime_is_detected(tmp_path: Path) -> None:
+    src = _tree(tmp_path, {"a.png": b"aaa"})
+    cache = MemoryCache()
+    scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER)
+    old = os.stat(src / "a.png")
+    (src / "a.png").write_bytes(b"bbb")
+    os.utime(src / "a.png", ns=(old.st_atime_ns, old.st_mtime_ns))  # ctime still moves
+    snap = scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER + 1)
+    assert snap.files["a.png"].digest == _digest(b"bbb")
+
+
+def test_replaced_file_new_inode_is_rehashed(tmp_path: Path) -> None:
+    src = _tree(tmp_path, {"a.png": b"aaa", "tmp": b"ccc"})
+    cache = MemoryCache()
+    scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER)
+    os.replace(src / "tmp", src / "a.png")
+    snap = scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER + 1)
+    assert snap.files["a.png"].digest == _digest(b"ccc")
+
+
+def test_symlinks_inside_followed_outside_broken_and_loops_reported(tmp_path: Path) -> None:
+    outside = _tree(tmp_path / "outside", {"secret.txt": b"s"})
+    src = _tree(tmp_path / "src", {"real/a.png": b"aaa", "z.png": b"zzz"})
+    os.symlink("real/a.png", src / "alias.png")
+    os.symlink("real", src / "mirror")
+    os.symlink(outside / "secret.txt", src / "leak.txt")
+    os.symlink("nowhere.png", src / "broken.png")
+    os.symlink("self", src / "self")
+    os.symlink("..", src / "real" / "up")
+    events: list[SyncEvent] = []
+    snap = scan_tree(src, rules=IgnoreRules(), cache=None, on_event=events.append)
+    assert list(snap.files) == ["alias.png", "mirror/a.png", "real/a.png", "z.png"]
+    assert snap.files["alias.png"].digest == _digest(b"aaa")
+    messages = {i.path: i.message for i in snap.issues}
+    assert "points outside the source folder" in messages["leak.txt"]
+    assert "broken symlink" in messages["broken.png"]
+    assert "symlink loop" in messages["self"]
+    assert "symlink loop" in messages["real/up"]
+    assert "symlink loop" in messages["mirror/up"]
+    assert {e.path for e in events if e.kind == "scan_issue"} == set(messages)
+    assert events[-1].kind == "scan_done" and events[-1].files == 4
+
+
+def test_non_utf8_name_is_one_issue_and_the_rest_goes_on(tmp_path: Path) -> None:
+    src = _tree(tmp_path, {"ok.png": b"1"})
+    fd = os.open(os.fsencode(str(src)) + b"/bad\xff.png", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(fd)
+    snap = scan_tree(src, rules=IgnoreRules(), cache=None)
+    assert list(snap.files) == ["ok.png"]
+    assert [(i.path, i.message) for i in snap.issues] == [
+        ("bad\\xff.png", "name is not valid UTF-8: rename it")
+    ]
+
+
+def test_fifo_is_reported_not_opened(tmp_path: Path) -> None:
+    src = _tree(tmp_path, {"ok.png": b"1"})
+    os.mkfifo(src / "pipe")
+    snap = scan_tree(src, rules=IgnoreRules(), cache=None)
+    assert list(snap.files) == ["ok.png"]
+    assert snap.issues[0].path == "pipe" and "not a regular file" in snap.issues[0].message
+
+
+def _scan_lines(src: Path) -> list[str]:
+    snap = scan_tree(src, rules=IgnoreRules(), cache=None)
+    return [str(sorted(snap.files))] + [f"{i.path} | {i.message}" for i in snap.issues]
+
+
+def test_unreadable_file_and_folder_are_issues(tmp_path: Path) -> None:
+    """As root (which reads anything) the scan runs in a forked child that drops to nobody."""
+    base = Path(tempfile.mkdtemp(prefix="assetsync-perm-"))
+    try:
+        base.chmod(0o755)
+        src = _tree(base / "src", {"ok.png": b"1", "locked.png": b"2", "closed/x.png": b"3"})
+        for p in (src, src / "ok.png", src / "closed/x.png"):
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        (src / "locked.png").chmod(0)
+        (src / "closed").chmod(0)
+        if os.geteuid() != 0:
+            out = _scan_lines(src)
+        else:
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # child: drop privileges, scan, report, exit without cleanup
+                try:
+                    os.close(read_end)
+                    os.setgid(65534)
+                    os.setuid(65534)
+                    os.write(write_end, "\n".join(_scan_lines(src)).encode())
+                finally:
+                    os._exit(0)
+            os.close(write_end)
+            with os.fdopen(read_end) as pipe:
+                out = pipe.read().splitlines()
+            os.waitpid(pid, 0)
+    finally:
+        (base / "src" / "closed").chmod(0o755)
+        subprocess.run(["rm", "-rf", str(base)], check=True)
+    assert out[0] == "['ok.png']"
+    assert out[1].startswith("closed | cannot read folder: Permission denied")
+    assert out[2].startswith("locked.png | cannot read: Permission denied")
+
+
+def test_missing_source_is_a_scan_error(tmp_path: Path) -> None:
+    with pytest.raises(ScanError, match="does not exist"):
+        scan_tree(tmp_path / "nope", rules=IgnoreRules(), cache=None)
+
+
+def test_hash_file_streams_in_chunks(tmp_path: Path) -> None:
+    data = os.urandom(CHUNK_SIZE * 2 + 12345)
+    (tmp_path / "big.bin").write_bytes(data)
+    assert hash_file(tmp_path / "big.bin") == _digest(data)
+    (tmp_path / "empty").write_bytes(b"")
+    assert hash_file(tmp_path / "empty") == _digest(b"")
+
+
+def test_rescan_paths_equals_a_full_scan(tmp_path: Path) -> None:
+    src = _tree(
+        tmp_path, {"a.png": b"a", "dir/b.png": b"b", "dir/sub/c.png": b"c", "d.png": b"d"}
+    )
+    cache = MemoryCache()
+    before = scan_tree(src, rules=IgnoreRules(), cache=cache)
+    (src / "a.png").write_bytes(b"A2")
+    (src / "dir/sub/c.png").unlink()
+    (src / "dir/new.png").write_bytes(b"n")
+    (src / "dir/.env").write_bytes(b"S=1")
+    (src / "d.png").unlink()
+    after = rescan_paths(
+        before, ["a.png", "dir", "d.png", "/not/there.png"], source=src, rules=IgnoreRules(),
+        cache=cache,
+    )
+    full = scan_tree(src, rules=IgnoreRules(), cache=None)
+    assert after.files == full.files
+    assert set(cache.entries) == set(full.files)
