@@ -1,0 +1,221 @@
+"""Benchmark the emulator so it is never what limits a sync benchmark; prints JSON.
+
+    .venv/bin/python bench/bench_emulator.py [--count 1000] [--size 102400] [--concurrency 10]
+
+Measures, in one run and side by side:
+- upload throughput of COUNT x SIZE asset versions at CONCURRENCY over a socket, against a
+  baseline: the same uvicorn server with an endpoint that only drains the body (the ceiling set
+  by HTTP + multipart on this machine), reported as a ratio;
+- the same uploads through the in-process embedded transport (what `api = "local"` uses);
+- p50/p99 latency of a metadata GET (an Asset Version), against the baseline's trivial GET;
+- peak RSS of an emulator process (`assetsync emulator`) while it receives a 25 MB upload,
+  against the same process idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import psutil
+
+from assetsync.emulator import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, embedded_transport
+from assetsync.emulator.serve import start_in_thread
+from assetsync.emulator.state import EmulatorState
+
+AUTH = (LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN)
+
+
+async def _sink_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Baseline: drain the request, answer a small JSON body (what any server must at least do)."""
+    if scope["type"] != "http":
+        return
+    while True:
+        message = await receive()
+        if not message.get("more_body"):
+            break
+    body = b'{"sid": "ZN00000000000000000000000000000000"}'
+    status = 201 if scope["method"] == "POST" else 200
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _start_sink() -> tuple[str, Any]:
+    import uvicorn
+
+    config = uvicorn.Config(_sink_app, host="127.0.0.1", port=0, lifespan="off", log_config=None,
+                            log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return f"http://127.0.0.1:{port}", server
+
+
+async def _setup(client: httpx.AsyncClient, count: int) -> list[str]:
+    svc = (await client.post("/v1/Services", data={"UniqueName": "bench", "FriendlyName": "b"})).json()
+    assets = []
+    for i in range(count):
+        r = await client.post(f"/v1/Services/{svc['sid']}/Assets", data={"FriendlyName": f"/f{i}.bin"})
+        assets.append(r.json()["links"]["asset_versions"])
+    return assets
+
+
+async def _uploads(client: httpx.AsyncClient, urls: list[str], payload: bytes, concurrency: int) -> float:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int, url: str) -> None:
+        async with gate:
+            r = await client.post(url, data={"Path": f"/f{i}.bin", "Visibility": "public"},
+                                  files={"Content": (f"f{i}.bin", payload, "application/octet-stream")})
+            if r.status_code != 201:
+                raise RuntimeError(f"upload failed: {r.status_code} {r.text[:200]}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i, u) for i, u in enumerate(urls)))
+    return time.perf_counter() - started
+
+
+async def _latencies(client: httpx.AsyncClient, url: str, n: int) -> dict[str, float]:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        r = await client.get(url)
+        samples.append((time.perf_counter() - started) * 1000)
+        if r.status_code != 200:
+            raise RuntimeError(f"GET failed: {r.status_code}")
+    samples.sort()
+    return {"p50_ms": round(statistics.median(samples), 3),
+            "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 3)}
+
+
+async def _throughput(base: str | None, transport: Any, count: int, size: int, conc: int,
+                      sink: bool = False) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+    async with httpx.AsyncClient(base_url=base or "http://local", transport=transport, auth=AUTH,
+                                 limits=limits, timeout=120) as client:
+        if sink:
+            urls = [f"/v1/Services/ZS0/Assets/ZH{i}/Versions" for i in range(count)]
+            meta_url = "/v1/Services/ZS0/Assets/ZH0/Versions/ZN0"
+        else:
+            urls = await _setup(client, count)
+        payload = os.urandom(size)
+        seconds = await _uploads(client, urls, payload, conc)
+        if not sink:
+            listed = (await client.get(urls[0])).json()["asset_versions"]
+            meta_url = urlsplit(listed[0]["url"]).path
+        latency = await _latencies(client, meta_url, 500)
+    return {"seconds": round(seconds, 3), "uploads_per_s": round(count / seconds, 1),
+            "mb_per_s": round(count * size / seconds / 1e6, 2), "metadata_get": latency}
+
+
+def _rss_during_big_upload(size: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "emu"
+        big = Path(tmp) / "big.bin"
+        with big.open("wb") as f:
+            for _ in range(size // (1 << 20) + 1):
+                f.write(os.urandom(1 << 20))
+        with big.open("r+b") as f:
+            f.truncate(size)
+        proc = subprocess.Popen([sys.executable, "-m", "assetsync", "emulator", "--port", "0", "--data",
+                                 str(data)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            assert proc.stdout is not None
+            url = proc.stdout.readline().split()[-1]
+            server = psutil.Process(proc.pid)
+            with httpx.Client(base_url=url, auth=AUTH, timeout=120) as client:
+                svc = client.post("/v1/Services", data={"UniqueName": "big", "FriendlyName": "b"}).json()
+                asset = client.post(f"{svc['url']}/Assets", data={"FriendlyName": "/big.bin"}).json()
+                idle = server.memory_info().rss
+                peak = [idle]
+                done = threading.Event()
+
+                def sample() -> None:
+                    while not done.is_set():
+                        peak[0] = max(peak[0], server.memory_info().rss)
+                        time.sleep(0.005)
+
+                sampler = threading.Thread(target=sample, daemon=True)
+                sampler.start()
+                with big.open("rb") as body:
+                    r = client.post(asset["links"]["asset_versions"],
+                                    data={"Path": "/big.bin", "Visibility": "public"},
+                                    files={"Content": ("big.bin", body, "application/octet-stream")})
+                done.set()
+                sampler.join()
+                if r.status_code != 201:
+                    raise RuntimeError(f"25 MB upload failed: {r.status_code} {r.text[:200]}")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return {"upload_bytes": size, "idle_rss_mb": round(idle / 1e6, 1), "peak_rss_mb": round(peak[0] / 1e6, 1),
+            "growth_mb": round((peak[0] - idle) / 1e6, 1), "under_100_mb": peak[0] < 100e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--size", type=int, default=100 * 1024)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=2, help="alternating rounds; best of each")
+    parser.add_argument("--big", type=int, default=25_000_000, help="bytes of the RSS upload")
+    args = parser.parse_args()
+
+    def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+        # The machine is shared: keep each contender's best run, measured alternately.
+        return max(runs, key=lambda r: r["uploads_per_s"])
+
+    sink_url, sink_server = _start_sink()
+    baselines, sockets, embeddeds = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.repeat):
+            baselines.append(asyncio.run(
+                _throughput(sink_url, None, args.count, args.size, args.concurrency, sink=True)))
+            state = EmulatorState(Path(tmp) / f"socket{round_}")
+            running = start_in_thread(state)
+            try:
+                sockets.append(asyncio.run(
+                    _throughput(running.url, None, args.count, args.size, args.concurrency)))
+            finally:
+                running.stop()
+                state.close()
+            transport = embedded_transport(Path(tmp) / f"embedded{round_}")
+            embeddeds.append(asyncio.run(
+                _throughput(None, transport, args.count, args.size, args.concurrency)))
+    sink_server.should_exit = True
+    baseline, socket, embedded = best(baselines), best(sockets), best(embeddeds)
+
+    result = {
+        "benchmark": "emulator",
+        "params": {"count": args.count, "size": args.size, "concurrency": args.concurrency,
+                   "repeat": args.repeat},
+        "cpus": os.cpu_count(),
+        "baseline_drain_only_server": baseline,
+        "emulator_socket": socket,
+        "emulator_embedded": embedded,
+        "ratio_socket_vs_baseline_throughput": round(socket["uploads_per_s"] / baseline["uploads_per_s"], 3),
+        "ratio_socket_vs_baseline_get_p50": round(
+            socket["metadata_get"]["p50_ms"] / baseline["metadata_get"]["p50_ms"], 2),
+        "big_upload_rss": _rss_during_big_upload(args.big),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
