@@ -117,6 +117,17 @@ class ShardResult:
             grouped[self.assignment[path]].append(path)
         return grouped
 
+    def sync_order(self) -> tuple[str, ...]:
+        """Every service to sync, `services` then `retired`, those receiving moved files first.
+
+        A moved file is then published in its new service before its old one drops it, so its
+        (new) URL never 404s in between.
+        """
+        receiving = {m.to_service for m in self.moves}
+        ordered = [s for s in self.services if s in receiving]
+        ordered += [s for s in self.services if s not in receiving]
+        return (*ordered, *self.retired)
+
     def usage_lines(self) -> tuple[str, ...]:
         """One line per service: its counts against each limit, for plan output."""
         lim = self.limits

@@ -323,3 +323,14 @@ def test_first_service_that_cannot_fit_fails_clearly() -> None:
     assert "2 private files match [shard] first_service" in message
     assert "'s' has room for 10 and 1" in message
     assert info.value.limit == "private"
+
+
+def test_sync_order_publishes_moved_files_before_dropping_them() -> None:
+    options = ShardOptions(limits=BuildLimits(public_protected=10, private=2))
+    files = many("/pub", 20) + many("/priv", 4, PRIVATE)
+    first = shard(files, {"/gone.bin": "s-4"}, options, base_service="s")
+    assert first.sync_order() == ("s", "s-2", "s-4")
+    flipped = [published(f.path, PRIVATE) if f.path == "/pub/00000.bin" else f for f in files]
+    second = shard(flipped, first.assignment, options, base_service="s")
+    assert second.moves[0].to_service == "s-3"
+    assert second.sync_order() == ("s-3", "s", "s-2")
