@@ -274,23 +274,26 @@ class ServerlessClient(ApiSession):
         *,
         timeout_s: float = 300.0,
         poll_interval_s: float = 0.5,
-        max_interval_s: float = 5.0,
+        first_interval_s: float = 0.05,
         on_status: Callable[[str], None] | None = None,
-    ) -> Build:
-        """Poll a build's status with backoff until `completed`; returns the build.
+    ) -> None:
+        """Poll a build's status until `completed`: the waits start at `first_interval_s` and
+        double up to `poll_interval_s`, so a quick build is seen quickly and a slow one costs
+        few requests.
 
-        Raises `BuildFailedError` naming the build when it fails or the timeout passes.
+        Raises `BuildFailedError` naming the build when it fails, and its subclass
+        `BuildTimeoutError` when `timeout_s` passes first.
         """
         policy = self.retry
         deadline = policy.clock() + timeout_s
-        interval = poll_interval_s
+        interval = min(first_interval_s, poll_interval_s)
         url = f"{self.api_base}{self._svc(service_sid)}/Builds/{build_sid}"
         while True:
             status = await self.fetch_build_status(service_sid, build_sid)
             if on_status is not None:
                 on_status(status)
             if status == "completed":
-                return await self.fetch_build(service_sid, build_sid)
+                return
             if status == "failed":
                 raise BuildFailedError(
                     f"build {build_sid} failed; the previous deployment stays live. "
@@ -305,7 +308,7 @@ class ServerlessClient(ApiSession):
                     build_sid=build_sid, method="GET", url=url,
                 )
             await policy.sleep(interval)
-            interval = min(max_interval_s, interval * 1.5)
+            interval = min(poll_interval_s, interval * 2)
 
     async def create_deployment(
         self, service_sid: str, environment_sid: str, build_sid: str

@@ -222,6 +222,11 @@ class ApiSession:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(api_base={self.api_base!r}, account_sid={self.account_sid!r})"
 
+    @property
+    def is_open(self) -> bool:
+        """Whether the client is inside its `async with` block."""
+        return self._http is not None
+
     async def __aenter__(self) -> Self:
         if self._http is not None:
             raise RuntimeError("the client is already open")

@@ -23,7 +23,8 @@ __all__ = [
 class SyncEvent:
     """One step of a sync, for progress display; nothing below the CLI prints.
 
-    Kinds, in order of appearance: `scanned` (files), `transform_started` (total),
+    Kinds, in order of appearance: `scan_issue` (path, message), `scan_done` (files,
+    bytes = bytes hashed, total = files hashed), `transform_started` (total),
     `transformed` (path, files = done, total, bytes = output size), `planned` (files = uploads, bytes = upload
     bytes, total = desired files), `connected` (message = service/environment), `asset_created`
     (path, sid), `upload_started` (path, bytes), `uploaded` (path, bytes, sid; emitted after the

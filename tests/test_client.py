@@ -70,7 +70,8 @@ def test_full_publish_round_trip(emulator: Any, tmp_path: Path) -> None:
             content_path=logo, content_type="image/png",
         )
         build = await c.create_build(svc.sid, asset_versions=[sent.version.sid], runtime="node22")
-        done = await c.wait_for_build(svc.sid, build.sid, poll_interval_s=0.01)
+        await c.wait_for_build(svc.sid, build.sid, poll_interval_s=0.01)
+        done = await c.fetch_build(svc.sid, build.sid)
         dep = await c.create_deployment(svc.sid, env.sid, build.sid)
         live = await c.fetch_environment(svc.sid, env.sid)
         return svc, env, sent, done, dep, live
@@ -275,21 +276,21 @@ def test_connection_refused_is_a_connection_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("target", "environ", "expected"),
     [
-        (dict(api="twilio"), {},
+        ({"api": "twilio"}, {},
          ("https://serverless.twilio.com/v1", "https://serverless-upload.twilio.com/v1")),
-        (dict(api="twilio", region="au1"), {},
+        ({"api": "twilio", "region": "au1"}, {},
          ("https://serverless.sydney.au1.twilio.com/v1",
           "https://serverless-upload.sydney.au1.twilio.com/v1")),
-        (dict(api="twilio", region="dev", edge=None), {},
+        ({"api": "twilio", "region": "dev", "edge": None}, {},
          ("https://serverless.dev.twilio.com/v1", "https://serverless-upload.dev.twilio.com/v1")),
-        (dict(api="twilio"), {"TWILIO_REGION": "ie1", "TWILIO_EDGE": "frankfurt"},
+        ({"api": "twilio"}, {"TWILIO_REGION": "ie1", "TWILIO_EDGE": "frankfurt"},
          ("https://serverless.frankfurt.ie1.twilio.com/v1",
           "https://serverless-upload.frankfurt.ie1.twilio.com/v1")),
-        (dict(api="http://127.0.0.1:8765"), {},
+        ({"api": "http://127.0.0.1:8765"}, {},
          ("http://127.0.0.1:8765/v1", "http://127.0.0.1:8765/v1")),
-        (dict(api="twilio", api_url="http://10.0.0.1:9/v1/"), {},
+        ({"api": "twilio", "api_url": "http://10.0.0.1:9/v1/"}, {},
          ("http://10.0.0.1:9/v1", "http://10.0.0.1:9/v1")),
-        (dict(api="twilio"), {"ASSETSYNC_API_URL": "http://a:1", "ASSETSYNC_UPLOAD_URL": "http://b:2"},
+        ({"api": "twilio"}, {"ASSETSYNC_API_URL": "http://a:1", "ASSETSYNC_UPLOAD_URL": "http://b:2"},
          ("http://a:1/v1", "http://b:2/v1")),
     ],
 )

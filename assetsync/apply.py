@@ -1,0 +1,284 @@
+"""Apply a plan to one service: create Asset resources, upload versions, build, wait, deploy.
+
+Every acknowledged remote object is written to the ledger (the state) the moment it exists:
+an Asset SID when created, a version SID when its upload is acknowledged, the build in a pending
+journal before its status is polled, the deployment once made. A crash at any point therefore
+loses at most the request in flight, and a rerun reuses everything acknowledged and finishes an
+interrupted build (DESIGN.md, state invariants 1 and 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from assetsync.client import BuildTimeoutError, ServerlessClient
+from assetsync.errors import ApiStatusError, BuildFailedError
+from assetsync.models import PublishedFile
+from assetsync.resources import Build
+from assetsync.sync_types import EventCallback, SyncEvent
+
+__all__ = [
+    "ApplyOptions",
+    "ApplyOutcome",
+    "Ledger",
+    "apply_changes",
+    "deploy",
+    "ensure_assets",
+    "finish_build",
+    "run_all",
+    "upload_files",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class Ledger(Protocol):
+    """What apply needs from the state, for one service and environment."""
+
+    def asset_sid(self, path: str) -> str | None: ...
+
+    def record_asset(self, path: str, asset_sid: str) -> None: ...
+
+    def record_version(
+        self, path: str, visibility: str, digest: str, size: int, version_sid: str, asset_sid: str
+    ) -> None: ...
+
+    def record_pending_build(self, build_sid: str, version_sids: Sequence[str]) -> None: ...
+
+    def record_build_status(self, build_sid: str, status: str) -> None: ...
+
+    def record_deployment(self, build_sid: str, deployment_sid: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOptions:
+    """Knobs from `[sync]`."""
+
+    concurrency: int = 10
+    build_timeout_s: float = 300.0
+    poll_interval_s: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOutcome:
+    """What apply did."""
+
+    created_assets: tuple[str, ...]
+    uploaded: tuple[str, ...]
+    build_sid: str | None
+    deployment_sid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Uploaded:
+    path: str
+    sid: str
+
+
+async def run_all(coros: Iterable[Coroutine[object, object, None]]) -> None:
+    """Run coroutines concurrently; the first failure cancels the rest and is raised as is.
+
+    A TaskGroup wraps failures in an ExceptionGroup; callers (and the CLI's one-line errors)
+    want the first real error, so it is unwrapped here.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            for coro in coros:
+                group.create_task(coro)
+    except BaseExceptionGroup as group_error:
+        first = group_error.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+
+
+def _emit(on_event: EventCallback | None, event: SyncEvent) -> None:
+    if on_event is not None:
+        on_event(event)
+
+
+async def ensure_assets(
+    client: ServerlessClient,
+    service_sid: str,
+    paths: Iterable[str],
+    ledger: Ledger,
+    *,
+    concurrency: int,
+    on_event: EventCallback | None,
+) -> tuple[str, ...]:
+    """Make sure every path has an Asset resource; returns the paths that got a new one.
+
+    Existing resources named after a path (from a run that crashed before recording them, or
+    from another deployer) are adopted instead of duplicated.
+    """
+    missing = sorted({p for p in paths if ledger.asset_sid(p) is None})
+    if not missing:
+        return ()
+    existing: dict[str, str] = {}
+    for asset in await client.list_assets(service_sid):
+        existing.setdefault(asset.friendly_name, asset.sid)
+    created: list[str] = []
+    slots = asyncio.Semaphore(concurrency)
+
+    async def create(path: str) -> None:
+        sid = existing.get(path)
+        if sid is None:
+            async with slots:
+                sid = (await client.create_asset(service_sid, path)).sid
+            created.append(path)
+        ledger.record_asset(path, sid)
+        _emit(on_event, SyncEvent("asset_created", path=path, sid=sid))
+
+    await run_all(create(path) for path in missing)
+    return tuple(sorted(created))
+
+
+async def upload_files(
+    client: ServerlessClient,
+    service_sid: str,
+    files: Sequence[PublishedFile],
+    ledger: Ledger,
+    *,
+    concurrency: int,
+    on_event: EventCallback | None,
+) -> list[_Uploaded]:
+    """Upload versions concurrently, recording each SID as soon as it is acknowledged.
+
+    The first fatal error cancels the uploads still running (a TaskGroup), so a bad credential
+    or a rejected file stops the run at once instead of after every file has failed.
+    """
+    slots = asyncio.Semaphore(concurrency)
+    done: list[_Uploaded] = []
+
+    async def upload(file: PublishedFile) -> None:
+        asset_sid = ledger.asset_sid(file.path)
+        if asset_sid is None:  # ensure_assets ran first; a None here is a bug
+            raise RuntimeError(f"no Asset resource recorded for {file.path}")
+        async with slots:
+            _emit(on_event, SyncEvent("upload_started", path=file.path, bytes=file.size))
+            sent = await client.upload_asset_version(
+                service_sid,
+                asset_sid,
+                path=file.path,
+                visibility=file.visibility.value,
+                content_path=file.content_path,
+                content_type=file.content_type,
+            )
+        # Record what was actually sent: if the file changed since it was hashed, the version
+        # holds the new bytes and must never be reused for the old digest.
+        ledger.record_version(
+            file.path, file.visibility.value, sent.digest, sent.size, sent.version.sid, asset_sid
+        )
+        if sent.digest != file.digest:
+            _emit(on_event, SyncEvent("changed_during_upload", path=file.path, sid=sent.version.sid))
+        done.append(_Uploaded(file.path, sent.version.sid))
+        _emit(on_event, SyncEvent("uploaded", path=file.path, sid=sent.version.sid, bytes=sent.size))
+
+    await run_all(upload(file) for file in files)
+    return done
+
+
+async def finish_build(
+    client: ServerlessClient,
+    service_sid: str,
+    environment_sid: str,
+    build_sid: str,
+    ledger: Ledger,
+    *,
+    options: ApplyOptions,
+    on_event: EventCallback | None,
+) -> str:
+    """Wait for a build to complete, then deploy it; returns the deployment SID.
+
+    A failed or timed-out build raises `BuildFailedError` and leaves the live deployment alone.
+    """
+
+    def status(value: str) -> None:
+        _emit(on_event, SyncEvent("build_status", sid=build_sid, message=value))
+
+    try:
+        await client.wait_for_build(
+            service_sid,
+            build_sid,
+            timeout_s=options.build_timeout_s,
+            poll_interval_s=options.poll_interval_s,
+            on_status=status,
+        )
+    except BuildTimeoutError:
+        raise  # still building: the journal keeps it, so the next run resumes waiting
+    except BuildFailedError:
+        ledger.record_build_status(build_sid, "failed")
+        raise
+    ledger.record_build_status(build_sid, "completed")
+    deployment_sid = await deploy(client, service_sid, environment_sid, build_sid)
+    _emit(on_event, SyncEvent("deployment_acknowledged", sid=deployment_sid))
+    ledger.record_deployment(build_sid, deployment_sid)
+    _emit(on_event, SyncEvent("deployed", sid=deployment_sid, message=build_sid))
+    return deployment_sid
+
+
+async def deploy(
+    client: ServerlessClient, service_sid: str, environment_sid: str, build_sid: str
+) -> str:
+    """Create a deployment; a 409 because the build is already live counts as done."""
+    try:
+        return (await client.create_deployment(service_sid, environment_sid, build_sid)).sid
+    except ApiStatusError as exc:
+        # Re-activating the active build answers 409 (serverless-api #27/#28): a rerun after a
+        # crash between deploying and recording lands here.
+        if exc.status_code != 409:
+            raise
+        env = await client.fetch_environment(service_sid, environment_sid)
+        if env.build_sid != build_sid:
+            raise
+        deployments = await client.list_deployments(service_sid, environment_sid)
+        mine = [d for d in deployments if d.build_sid == build_sid]
+        return mine[-1].sid if mine else ""
+
+
+async def apply_changes(
+    client: ServerlessClient,
+    *,
+    service_sid: str,
+    environment_sid: str,
+    create_assets: Sequence[str],
+    uploads: Sequence[PublishedFile],
+    reused_sids: Sequence[str],
+    function_sids: Sequence[str],
+    dependencies: Sequence[tuple[str, str]],
+    runtime: str | None,
+    ledger: Ledger,
+    options: ApplyOptions,
+    on_event: EventCallback | None = None,
+) -> ApplyOutcome:
+    """Create assets, upload, build from reused + new versions (+ functions), wait, deploy."""
+    needed = {*create_assets, *(f.path for f in uploads)}
+    created = await ensure_assets(
+        client, service_sid, needed, ledger, concurrency=options.concurrency, on_event=on_event
+    )
+    uploaded = await upload_files(
+        client, service_sid, uploads, ledger, concurrency=options.concurrency, on_event=on_event
+    )
+    version_sids = sorted({*reused_sids, *(u.sid for u in uploaded)})
+    build: Build = await client.create_build(
+        service_sid,
+        asset_versions=version_sids,
+        function_versions=function_sids,
+        dependencies=dependencies,
+        runtime=runtime,
+    )
+    ledger.record_pending_build(build.sid, version_sids)
+    _emit(on_event, SyncEvent("build_created", sid=build.sid, files=len(version_sids)))
+    deployment_sid = await finish_build(
+        client, service_sid, environment_sid, build.sid, ledger, options=options, on_event=on_event
+    )
+    return ApplyOutcome(
+        created_assets=created,
+        uploaded=tuple(sorted(u.path for u in uploaded)),
+        build_sid=build.sid,
+        deployment_sid=deployment_sid,
+    )

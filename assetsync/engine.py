@@ -1,0 +1,586 @@
+"""The sync engine: the one place that composes files and network.
+
+`sync()` runs scan -> classify -> transform -> check -> plan -> apply -> state for the configured
+service and environment. Per service, the work is `sync_service(client, state, ...)`, a function
+of (service, environment, files), so a multi-service (sharded) sync can call it once per
+service. `status`, `rollback`, `promote`, `prune` and `published_urls` live in
+`assetsync.operations` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeVar
+
+from assetsync.apply import ApplyOptions, apply_changes, finish_build
+from assetsync.classify import Issue, check_published, classify
+from assetsync.client import ClientEvent, RetryPolicy, ServerlessClient, resolve_endpoints
+from assetsync.config import Config, Credentials, target_key
+from assetsync.errors import (
+    BuildFailedError,
+    ConfigError,
+    DriftError,
+    LimitError,
+    NotFoundError,
+)
+from assetsync.models import PublishedFile, Visibility
+from assetsync.plan import LiveBuild, LiveVersion, Plan, RecordedService, build_plan
+from assetsync.remote import describe_drift, fetch_live_build, find_environment, find_service
+from assetsync.resources import Build, Environment
+from assetsync.scan import IgnoreRules, Snapshot, rescan_paths, scan_tree
+from assetsync.state import State
+from assetsync.sync_types import EventCallback, SyncEvent, SyncResult, UrlRow
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+__all__ = [
+    "Prepared",
+    "StateLedger",
+    "make_client",
+    "prepare_files",
+    "sync",
+    "sync_async",
+    "sync_service",
+    "to_live_build",
+    "url_rows",
+]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def make_client(
+    config: Config,
+    *,
+    on_event: Callable[[ClientEvent], None] | None = None,
+    retry: RetryPolicy | None = None,
+) -> ServerlessClient:
+    """The client for a config's target.
+
+    `api = "local"` runs the emulator in-process on `<state_dir>/emulator` with its built-in local
+    account (no credentials, no network); anything else needs Twilio credentials.
+    """
+    transport = None
+    if config.target.api == "local":
+        from assetsync.emulator import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, embedded_transport
+
+        transport = embedded_transport(config.state_dir / "emulator")
+        credentials = Credentials(
+            account_sid=LOCAL_ACCOUNT_SID, username=LOCAL_ACCOUNT_SID, password=LOCAL_AUTH_TOKEN
+        )
+    else:
+        credentials = config.require_credentials()
+    api_base, upload_base = resolve_endpoints(config.target)
+    return ServerlessClient(
+        api_base=api_base,
+        upload_base=upload_base,
+        credentials=credentials,
+        transport=transport,
+        retry=retry or RetryPolicy(),
+        on_event=on_event,
+        max_concurrency=config.sync.concurrency,
+    )
+
+
+# ------------------------------------------------------------------------------- local files
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The files to publish, after scan, classify, transform and checks."""
+
+    files: tuple[PublishedFile, ...]
+    warnings: tuple[Issue, ...]
+    errors: tuple[Issue, ...]
+    snapshot: Snapshot
+
+    def raise_errors(self) -> None:
+        """One clear error naming the files that cannot be published, if any."""
+        if not self.errors:
+            return
+        shown = "; ".join(_issue_line(i) for i in self.errors[:5])
+        more = f" (and {len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
+        raise LimitError(
+            f"{len(self.errors)} file(s) cannot be published: {shown}{more}. Fix or ignore them "
+            "([ignore] patterns in .assetsync.toml); nothing was uploaded",
+            path=self.errors[0].path,
+        )
+
+
+# Watch mode calls sync() after each debounce with the dirty paths: keep the last snapshot per
+# (source, state folder) so only those paths are re-examined.
+_SNAPSHOTS: dict[tuple[str, str], Snapshot] = {}
+
+
+def _transform_hook() -> Callable[..., object] | None:
+    try:
+        module = importlib.import_module("assetsync.transform")
+    except ImportError:
+        return None
+    hook = getattr(module, "transform_files", None)
+    return hook if callable(hook) else None
+
+
+def prepare_files(
+    config: Config,
+    state: State,
+    *,
+    paths: Iterable[str] | None = None,
+    on_event: EventCallback | None = None,
+) -> Prepared:
+    """Scan (through the stat cache), classify, transform and check the source folder."""
+    rules = IgnoreRules.for_config(config)
+    key = (str(config.source), str(config.state_dir))
+    previous = _SNAPSHOTS.get(key)
+
+    if paths is not None and previous is not None:
+        snapshot = rescan_paths(previous, paths, source=config.source, rules=rules, cache=state,
+                                on_event=on_event)
+    else:
+        snapshot = scan_tree(config.source, rules=rules, cache=state, on_event=on_event)
+    _SNAPSHOTS[key] = snapshot
+    classified = classify(snapshot.files.values(), config.visibility, source=config.source)
+    files: tuple[PublishedFile, ...] = classified.files
+    issues: list[Issue] = [Issue(i.path, i.message, "warning") for i in snapshot.issues]
+    issues.extend(classified.issues)
+    hook = _transform_hook()
+    if hook is not None and config.optimize is not None:
+        result = hook(files, config.optimize, source=config.source,
+                      cache_dir=config.state_dir / "transform", on_event=on_event)
+        files = tuple(result.files)  # type: ignore[attr-defined]
+        issues.extend(Issue(i.path, i.message, i.severity)  # type: ignore[attr-defined]
+                      for i in result.issues)  # type: ignore[attr-defined]
+    issues.extend(check_published(files))
+    errors = tuple(i for i in issues if i.severity == "error")
+    bad = {i.path for i in errors}
+    return Prepared(
+        files=tuple(f for f in files if f.path not in bad and f.source not in bad),
+        warnings=tuple(i for i in issues if i.severity != "error"),
+        errors=errors,
+        snapshot=snapshot,
+    )
+
+
+# ------------------------------------------------------------------------------- the ledger
+
+def _issue_line(issue: Issue) -> str:
+    """`path: message`, unless the message already names the path."""
+    if issue.path in ("", "/") or issue.message.startswith(issue.path):
+        return issue.message
+    return f"{issue.path}: {issue.message}"
+
+
+def _now_iso() -> str:
+    # Microseconds: builds are ordered by this for rollback, and two can start in one second.
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class StateLedger:
+    """The state, bound to one target, service and environment (apply's `Ledger`)."""
+
+    def __init__(self, state: State, target: str, service_sid: str, environment_sid: str) -> None:
+        self.state = state
+        self.target = target
+        self.service_sid = service_sid
+        self.environment_sid = environment_sid
+        self._assets = state.asset_sids(target, service_sid)
+
+    def asset_sid(self, path: str) -> str | None:
+        return self._assets.get(path)
+
+    def record_asset(self, path: str, asset_sid: str) -> None:
+        self.state.record_asset(self.target, self.service_sid, path, asset_sid)
+        self._assets[path] = asset_sid
+
+    def record_version(
+        self, path: str, visibility: str, digest: str, size: int, version_sid: str, asset_sid: str
+    ) -> None:
+        self.state.record_version(
+            self.target, self.service_sid, digest=digest, path=path, visibility=visibility,
+            version_sid=version_sid, size=size, created_at=_now_iso(),
+        )
+
+    def record_pending_build(self, build_sid: str, version_sids: Sequence[str]) -> None:
+        self.state.record_build(
+            self.target, self.service_sid, build_sid=build_sid,
+            environment_sid=self.environment_sid, status="building",
+            version_sids=version_sids, created_at=_now_iso(),
+        )
+        self.state.record_pending(self.target, self.service_sid, self.environment_sid, build_sid,
+                                  created_at=_now_iso())
+
+    def record_build_status(self, build_sid: str, status: str) -> None:
+        self.state.set_build_status(self.target, self.service_sid, build_sid, status)
+        if status == "failed":
+            self.state.clear_pending(self.target, self.service_sid, self.environment_sid)
+
+    def record_deployment(self, build_sid: str, deployment_sid: str) -> None:
+        self.state.record_deployment(
+            self.target, self.service_sid, self.environment_sid, build_sid, deployment_sid
+        )
+
+
+# ------------------------------------------------------------------------------- one service
+
+def to_live_build(build: Build) -> LiveBuild:
+    """The plan's view of a build from the API."""
+
+    def live(refs: Iterable[object]) -> tuple[LiveVersion, ...]:
+        return tuple(LiveVersion(r.sid, r.parent_sid, r.path, r.visibility)  # type: ignore[attr-defined]
+                     for r in refs)
+
+    return LiveBuild(
+        build_sid=build.sid,
+        asset_versions=live(build.asset_versions),
+        function_versions=live(build.function_versions),
+        dependencies=build.dependencies,
+        runtime=build.runtime,
+    )
+
+
+def url_rows(domain_name: str | None, files: Iterable[tuple[str, str]]) -> tuple[UrlRow, ...]:
+    """Published URLs for (path, visibility) pairs; private files have none."""
+    if not domain_name:
+        return ()
+    rows = [UrlRow(path, vis, f"https://{domain_name}{path}")
+            for path, vis in files if vis != Visibility.PRIVATE.value]
+    return tuple(sorted(rows, key=lambda r: r.path))
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    service_sid: str | None
+    env: Environment | None
+
+
+async def _locate(
+    client: ServerlessClient, state: State, target: str, service: str, environment: str,
+    *, create: bool,
+) -> _Target:
+    """The service and environment: recorded SIDs first (one GET), else look up or create."""
+    svc_rec = state.get_service(target, service)
+    env_rec = state.get_environment(target, svc_rec.service_sid, environment) if svc_rec else None
+    if svc_rec and env_rec:
+        try:
+            env = await client.fetch_environment(svc_rec.service_sid, env_rec.environment_sid)
+            return _Target(svc_rec.service_sid, env)
+        except NotFoundError:
+            pass
+    svc = await find_service(client, service, svc_rec.service_sid if svc_rec else None,
+                             create=create)
+    if svc is None:
+        return _Target(None, None)
+    if svc_rec is None or svc_rec.service_sid != svc.sid:
+        state.record_service(target, service, svc.sid, svc.domain_base or None)
+    env = await find_environment(client, svc.sid, environment,
+                                 env_rec.environment_sid if env_rec else None, create=create)
+    if env is not None:
+        state.record_environment(target, svc.sid, environment, env.sid, env.domain_name)
+    return _Target(svc.sid, env)
+
+
+async def _settle_pending(
+    client: ServerlessClient, ledger: StateLedger, live: Build | None, notes: list[str]
+) -> str | None:
+    """Journal housekeeping before planning; returns a pending build SID still to finish.
+
+    A pending build that is already live means the last run crashed after deploying but before
+    recording: record it now. One that failed or vanished is dropped.
+    """
+    state, target = ledger.state, ledger.target
+    pending = state.get_pending(target, ledger.service_sid, ledger.environment_sid)
+    if pending is None:
+        return None
+    if live is not None and live.sid == pending.build_sid:
+        deployments = await client.list_deployments(ledger.service_sid, ledger.environment_sid)
+        mine = [d.sid for d in deployments if d.build_sid == live.sid]
+        ledger.record_build_status(live.sid, "completed")
+        ledger.record_deployment(live.sid, mine[-1] if mine else "")
+        notes.append(f"recorded deployment of {live.sid}, interrupted by an earlier crash")
+        return None
+    try:
+        status = await client.fetch_build_status(ledger.service_sid, pending.build_sid)
+    except NotFoundError:
+        status = "failed"
+    if status == "failed":
+        ledger.record_build_status(pending.build_sid, "failed")
+        return None
+    return pending.build_sid
+
+
+def _build_sids(plan: Plan) -> list[str]:
+    return sorted({sid for _f, sid in plan.reuses} | {v.sid for v in plan.kept_foreign})
+
+
+async def _missing_versions(
+    client: ServerlessClient, service_sid: str, plan: Plan, assets: Mapping[str, str]
+) -> set[str]:
+    """Reused version SIDs the API no longer has (Twilio deletes unreferenced ones after 7 days)."""
+    by_asset: dict[str, set[str]] = {}
+    for f, sid in plan.reuses:
+        asset = assets.get(f.path)
+        if asset:
+            by_asset.setdefault(asset, set()).add(sid)
+    missing: set[str] = set()
+    for asset, sids in sorted(by_asset.items()):
+        try:
+            have = {v.sid for v in await client.list_asset_versions(service_sid, asset)}
+        except NotFoundError:
+            have = set()
+        missing |= sids - have
+    return missing
+
+
+async def sync_service(
+    client: ServerlessClient,
+    state: State,
+    target: str,
+    *,
+    service: str,
+    environment: str,
+    files: Sequence[PublishedFile],
+    options: ApplyOptions,
+    runtime: str | None = None,
+    dry_run: bool = False,
+    full: bool = False,
+    adopt: bool = False,
+    force: bool = False,
+    on_event: EventCallback | None = None,
+) -> SyncResult:
+    """Sync one service's environment to `files`; the per-service unit of a (sharded) sync."""
+    before = client.stats.snapshot()
+    notes: list[str] = []
+    where = await _locate(client, state, target, service, environment, create=not dry_run)
+    env, service_sid = where.env, where.service_sid
+    live = await fetch_live_build(client, env)
+    ledger = (StateLedger(state, target, service_sid, env.sid)
+              if service_sid is not None and env is not None else None)
+    pending = await _settle_pending(client, ledger, live, notes) if ledger else None
+    if on_event is not None and env is not None:
+        on_event(SyncEvent("connected", sid=env.sid, message=f"{service}/{environment}"))
+
+    env_rec = state.get_environment(target, service_sid, environment) if service_sid else None
+    recorded_build = env_rec.build_sid if env_rec else None
+    live_view = to_live_build(live) if live is not None else None
+    if live is not None and recorded_build and live.sid != recorded_build:
+        rec = state.get_build(target, service_sid or "", recorded_build)
+        sids = frozenset(rec.version_sids) if rec else frozenset()
+        path_of = {v.version_sid: v.path for v in state.versions(target, service_sid or "")}
+        drift = describe_drift(live, recorded_build, sids, path_of)
+        if not (adopt or force):
+            raise DriftError(drift.message())
+        notes.append(("adopted" if adopt else "replaced") + f" live build {live.sid}")
+        if force and live_view is not None:
+            # Replace: keep only what invariant 3 always keeps (functions, dependencies, runtime).
+            live_view = replace(live_view, asset_versions=())
+    elif live is not None and not recorded_build:
+        notes.append(f"first sync here: building on live build {live.sid}, keeping its functions "
+                     "and the files assetsync does not publish")
+
+    recorded = (state.recorded_service(target, service_sid, environment)
+                if service_sid else RecordedService())
+    plan = build_plan(files, recorded, live_view, full=full)
+    if plan.errors:
+        raise LimitError("; ".join(i.message for i in plan.errors), limit="build")
+    if on_event is not None:
+        on_event(SyncEvent("planned", files=len(plan.uploads), bytes=plan.upload_bytes,
+                           total=len(files)))
+
+    build_sid = deployment_sid = None
+    uploaded: tuple[str, ...] = ()
+    created: tuple[str, ...] = ()
+    resumable = pending is not None and not plan.uploads and not plan.create_assets
+    if resumable and ledger is not None and pending is not None:
+        rec = state.get_build(target, ledger.service_sid, pending)
+        resumable = rec is not None and set(rec.version_sids) == set(_build_sids(plan))
+        if not resumable:
+            state.clear_pending(target, ledger.service_sid, ledger.environment_sid)
+    elif pending is not None and ledger is not None and not dry_run:
+        state.clear_pending(target, ledger.service_sid, ledger.environment_sid)
+
+    if dry_run or ledger is None:
+        pass
+    elif resumable and pending is not None:
+        notes.append(f"finished build {pending}, interrupted by an earlier run")
+        build_sid = pending
+        deployment_sid = await finish_build(client, ledger.service_sid, ledger.environment_sid,
+                                            pending, ledger, options=options, on_event=on_event)
+    elif not plan.is_noop:
+        for attempt in (1, 2):
+            try:
+                outcome = await apply_changes(
+                    client, service_sid=ledger.service_sid, environment_sid=ledger.environment_sid,
+                    create_assets=plan.create_assets, uploads=plan.uploads,
+                    reused_sids=_build_sids(plan),
+                    function_sids=[v.sid for v in plan.function_versions],
+                    dependencies=plan.dependencies, runtime=runtime or plan.runtime,
+                    ledger=ledger, options=options, on_event=on_event,
+                )
+                break
+            except BuildFailedError as exc:
+                missing = (await _missing_versions(client, ledger.service_sid, plan,
+                                                   state.asset_sids(target, ledger.service_sid))
+                           if attempt == 1 else set())
+                if not missing:
+                    raise
+                # Expired versions: forget them, upload those files again, build once more.
+                state.forget_versions(target, ledger.service_sid, missing)
+                notes.append(f"{len(missing)} recorded version(s) had expired and were re-uploaded"
+                             f" after build {exc.build_sid} failed")
+                recorded = state.recorded_service(target, ledger.service_sid, environment)
+                plan = build_plan(files, recorded, live_view, full=full)
+        uploaded, created = outcome.uploaded, outcome.created_assets
+        build_sid, deployment_sid = outcome.build_sid, outcome.deployment_sid
+        if on_event is not None:
+            on_event(SyncEvent("recorded", sid=build_sid))
+    elif adopt and live is not None and recorded_build != live.sid and ledger is not None:
+        # Nothing to change, but the live build is now the one assetsync stands on.
+        state.record_build(target, ledger.service_sid, build_sid=live.sid,
+                           environment_sid=ledger.environment_sid, status="completed",
+                           version_sids=[v.sid for v in live.asset_versions],
+                           created_at=_now_iso())
+        ledger.record_deployment(live.sid, "")
+
+    after = client.stats
+    return SyncResult(
+        service=service,
+        environment=environment,
+        service_sid=service_sid,
+        environment_sid=env.sid if env else None,
+        domain_name=env.domain_name if env else None,
+        build_sid=build_sid or (live.sid if live is not None and plan.is_noop else None),
+        deployment_sid=deployment_sid,
+        uploaded=uploaded if not dry_run else tuple(f.path for f in plan.uploads),
+        reused=len(plan.reuses),
+        created_assets=created if not dry_run else plan.create_assets,
+        dropped=plan.drops,
+        kept_foreign=tuple(v.path for v in plan.kept_foreign),
+        function_versions=len(plan.function_versions),
+        upload_bytes=plan.upload_bytes,
+        bytes_sent=after.bytes_sent - before.bytes_sent,
+        requests=after.requests - before.requests,
+        write_requests=after.write_requests - before.write_requests,
+        retries=after.retries - before.retries,
+        dry_run=dry_run,
+        noop=plan.is_noop and build_sid is None,
+        urls=url_rows(env.domain_name if env else None,
+                      ((f.path, f.visibility.value) for f in files)),
+        warnings=tuple(_issue_line(i) for i in plan.issues if i.severity != "error"),
+        notes=tuple(notes),
+    )
+
+
+# ------------------------------------------------------------------------------- entry points
+
+@asynccontextmanager
+async def open_client(
+    config: Config, client: ServerlessClient | None, on_event: EventCallback | None
+) -> AsyncIterator[ServerlessClient]:
+    """The caller's client (opened if needed) or a new one for the config, with retry events
+    forwarded to `on_event`."""
+
+    def retry_event(event: ClientEvent) -> None:
+        if on_event is not None and event.kind == "retry":
+            on_event(SyncEvent("retry", message=event.reason, sid=str(event.status or "")))
+
+    api = client or make_client(config)
+    previous = api.on_event
+    api.on_event = (retry_event if previous is None
+                    else lambda e: (previous(e), retry_event(e))[-1])
+    try:
+        if api.is_open:
+            yield api
+        else:
+            async with api:
+                yield api
+    finally:
+        api.on_event = previous
+
+
+def run_sync(make: Callable[[], Coroutine[object, object, T]]) -> T:
+    """Run `make()` to completion from synchronous code (the CLI, watch mode, tests)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    raise RuntimeError("called from a running event loop: use the *_async variant instead")
+
+
+async def sync_async(
+    config: Config,
+    *,
+    client: ServerlessClient | None = None,
+    dry_run: bool = False,
+    full: bool = False,
+    adopt: bool = False,
+    force: bool = False,
+    environment: str | None = None,
+    paths: Iterable[str] | None = None,
+    on_event: EventCallback | None = None,
+) -> SyncResult:
+    """`sync` for callers already inside an event loop."""
+    if adopt and force:
+        raise ConfigError("--adopt and --force exclude each other: pick one")
+    started = time.monotonic()
+    env_name = environment or config.environment
+    with State.open(config.state_dir) as state:
+        prepared = prepare_files(config, state, paths=paths, on_event=on_event)
+        prepared.raise_errors()
+        async with open_client(config, client, on_event) as api:
+            result = await sync_service(
+                api, state, target_key(config), service=config.service, environment=env_name,
+                files=prepared.files, options=ApplyOptions(
+                    concurrency=config.sync.concurrency,
+                    build_timeout_s=config.sync.build_timeout_s,
+                    poll_interval_s=config.sync.poll_interval_s,
+                ),
+                runtime=config.sync.runtime, dry_run=dry_run, full=full, adopt=adopt,
+                force=force, on_event=on_event,
+            )
+    warnings = tuple(_issue_line(i) for i in prepared.warnings) + result.warnings
+    return replace(result, warnings=warnings, elapsed_s=time.monotonic() - started)
+
+
+def sync(
+    config: Config,
+    *,
+    client: ServerlessClient | None = None,
+    dry_run: bool = False,
+    full: bool = False,
+    adopt: bool = False,
+    force: bool = False,
+    environment: str | None = None,
+    paths: Iterable[str] | None = None,
+    on_event: EventCallback | None = None,
+) -> SyncResult:
+    """Publish the source folder: upload only what changed, build, deploy, record.
+
+    Args:
+        config: the loaded configuration.
+        client: a client to use (tests, benchmarks); default one for `config.target`.
+        dry_run: plan only; no write request.
+        full: upload every file again (the official toolkit's behaviour; a baseline).
+        adopt: on drift, build on the live build (keep its functions and other files).
+        force: on drift, replace the live build's files with assetsync's (functions kept).
+        environment: environment unique name / domain suffix (default from config).
+        paths: a hint from watch mode: only these source-relative paths may have changed.
+        on_event: progress callback receiving `SyncEvent`s.
+
+    Raises:
+        DriftError: someone deployed since assetsync's last deployment (without adopt/force).
+        LimitError: a file or the build cannot be published; nothing was uploaded.
+        BuildFailedError: the build failed; the previous deployment stays live.
+        ApiError: the API refused a request (after retries where retrying is safe).
+        LockHeldError: another assetsync holds the state folder.
+    """
+    return run_sync(lambda: sync_async(
+        config, client=client, dry_run=dry_run, full=full, adopt=adopt, force=force,
+        environment=environment, paths=paths, on_event=on_event,
+    ))

@@ -1,0 +1,86 @@
+"""Helpers for the sync engine, CLI and crash tests: a real source tree and a config that points at
+the `emulator` fixture's socket, and counters over the emulator's request log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from assetsync.client import RetryPolicy, ServerlessClient
+from assetsync.config import Config, load_config
+from assetsync.engine import make_client
+
+
+def write_config(root: Path, emulator: Any, *, service: str = "site", extra: str = "") -> Path:
+    """`.assetsync.toml` under `root` publishing `root/site` to the emulator over its socket."""
+    (root / "site").mkdir(parents=True, exist_ok=True)
+    path = root / ".assetsync.toml"
+    path.write_text(
+        "[project]\n"
+        'source = "site"\n'
+        f'service = "{service}"\n'
+        'environment = "dev"\n'
+        "[target]\n"
+        f'api = "{emulator.url}"\n'
+        "[sync]\n"
+        "poll_interval_s = 0.05\n" + extra,
+        encoding="utf-8",
+    )
+    return path
+
+
+def credentials_env(emulator: Any) -> dict[str, str]:
+    """The environment variables a real user would set for this account."""
+    return {"TWILIO_ACCOUNT_SID": emulator.account_sid, "TWILIO_AUTH_TOKEN": emulator.auth_token}
+
+
+def load(root: Path, emulator: Any, **kw: Any) -> Config:
+    """Write the config (if missing) and load it with the emulator's credentials."""
+    path = root / ".assetsync.toml"
+    if not path.exists():
+        write_config(root, emulator, **kw)
+    return load_config(path, environ=credentials_env(emulator))
+
+
+def quick_client(config: Config) -> ServerlessClient:
+    """A client whose retry waits are milliseconds, so fault tests stay fast."""
+    return make_client(config, retry=RetryPolicy(base_delay_s=0.005, max_delay_s=0.02))
+
+
+def make_tree(site: Path, count: int, *, size: int = 64, prefix: str = "f") -> list[Path]:
+    """`count` small distinct text files spread over a few folders."""
+    paths = []
+    for i in range(count):
+        path = site / f"d{i % 10}" / f"{prefix}{i:04d}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = f"{prefix}{i}:".encode() * (size // 8 + 1)
+        path.write_bytes(body[:size])
+        paths.append(path)
+    return paths
+
+
+def writes(emulator: Any) -> list[Any]:
+    """Every non-GET request the emulator answered."""
+    return [e for e in emulator.state.request_log if e.method != "GET"]
+
+
+def count(emulator: Any, method: str, suffix: str, status: int | None = None) -> int:
+    """Requests with this method whose path ends with `suffix` (and this status, if given)."""
+    return sum(
+        1 for e in emulator.state.request_log
+        if e.method == method and e.path.endswith(suffix) and (status is None or e.status == status)
+    )
+
+
+def uploads(emulator: Any, status: int = 201) -> int:
+    """Acknowledged version uploads."""
+    return sum(1 for e in emulator.state.request_log
+               if e.kind == "upload" and e.method == "POST" and e.status == status)
+
+
+def api_get(emulator: Any, path: str) -> Any:
+    """GET a main-host path as the account (a short-lived client: no socket left open)."""
+    with emulator.client() as http:
+        response = http.get(path)
+        response.raise_for_status()
+        return response.json()

@@ -1,0 +1,276 @@
+"""The sync engine against the emulator over a socket: incremental uploads, no-op syncs, drops,
+functions carried over, drift, build failures and expired versions."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assetsync.engine import sync
+from assetsync.errors import BuildFailedError, DriftError, LimitError
+from assetsync.state import State
+from assetsync.sync_types import SyncEvent
+from tests.sync_harness import api_get, count, load, make_tree, quick_client, uploads, writes
+
+
+def test_first_sync_publishes_and_a_second_writes_nothing(tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    site = config.source
+    make_tree(site, 12)
+    (site / "note.protected.txt").write_text("members only")
+    (site / "key.private.txt").write_text("server side")
+    events: list[SyncEvent] = []
+
+    first = sync(config, on_event=events.append)
+
+    assert len(first.uploaded) == 14 and uploads(emulator) == 14
+    assert first.build_sid and first.deployment_sid and not first.noop
+    assert count(emulator, "POST", "/Builds") == 1 and count(emulator, "POST", "/Deployments") == 1
+    urls = {row.path: row.url for row in first.urls}
+    assert urls["/note.txt"] == f"https://{first.domain_name}/note.txt"
+    assert "/key.txt" not in urls  # private files have no URL
+    kinds = [e.kind for e in events]
+    assert kinds.index("planned") < kinds.index("uploaded") < kinds.index("build_created")
+    assert kinds.index("build_created") < kinds.index("deployed")
+
+    env = api_get(emulator, f"/v1/Services/{first.service_sid}/Environments/{first.environment_sid}")
+    assert env["build_sid"] == first.build_sid
+    emulator.state.request_log.clear()
+
+    second = sync(config)
+
+    assert second.noop and second.uploaded == () and second.reused == 14
+    assert writes(emulator) == []
+    assert second.write_requests == 0 and second.build_sid == first.build_sid
+
+
+def test_one_change_in_1000_assets_is_one_upload_one_build_one_deployment(
+    tmp_path: Path, emulator: Any
+) -> None:
+    config = load(tmp_path, emulator)
+    files = make_tree(config.source, 1000, size=32)
+    sync(config, client=quick_client(config))
+    emulator.state.request_log.clear()
+    files[500].write_text("a new version of this one file")
+
+    result = sync(config)
+
+    assert result.uploaded == ("/d0/f0500.txt",) and result.reused == 999
+    assert uploads(emulator) == 1
+    assert count(emulator, "POST", "/Builds") == 1
+    assert count(emulator, "POST", "/Deployments") == 1
+    assert len(writes(emulator)) == 3
+    build = api_get(emulator, f"/v1/Services/{result.service_sid}/Builds/{result.build_sid}")
+    assert len(build["asset_versions"]) == 1000
+
+
+def test_deleted_and_renamed_files_leave_the_build(tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 3)
+    sync(config)
+    (config.source / "d0" / "f0000.txt").unlink()
+    (config.source / "d1" / "f0001.txt").rename(config.source / "d1" / "moved.txt")
+    emulator.state.request_log.clear()
+
+    result = sync(config)
+
+    assert result.dropped == ("/d0/f0000.txt", "/d1/f0001.txt")
+    assert result.uploaded == ("/d1/moved.txt",)
+    build = api_get(emulator, f"/v1/Services/{result.service_sid}/Builds/{result.build_sid}")
+    assert sorted(v["path"] for v in build["asset_versions"]) == ["/d1/moved.txt", "/d2/f0002.txt"]
+
+
+def _deploy_function_build(emulator: Any, service_sid: str, env_sid: str,
+                           asset_version_sids: list[str]) -> tuple[str, str]:
+    """What `twilio-run deploy` does: a function version plus assets in one build, deployed."""
+    with emulator.client() as http:
+        return _deploy_with(http, emulator, service_sid, env_sid, asset_version_sids)
+
+
+def _deploy_with(http: Any, emulator: Any, service_sid: str, env_sid: str,
+                 asset_version_sids: list[str]) -> tuple[str, str]:
+    fn = http.post(f"/v1/Services/{service_sid}/Functions", data={"FriendlyName": "/hello"}).json()
+    version = http.post(
+        f"/v1/Services/{service_sid}/Functions/{fn['sid']}/Versions",
+        data={"Path": "/hello", "Visibility": "public"},
+        files={"Content": ("hello.js", b"exports.handler = (c, e, cb) => cb(null, 'hi');",
+                           "application/javascript")},
+    ).json()
+    build = http.post(
+        f"/v1/Services/{service_sid}/Builds",
+        data={"FunctionVersions": [version["sid"]], "AssetVersions": asset_version_sids,
+              "Dependencies": '[{"name": "twilio", "version": "5.0.0"}]', "Runtime": "node20"},
+    ).json()
+    emulator.clock.advance(5)
+    http.post(f"/v1/Services/{service_sid}/Environments/{env_sid}/Deployments",
+              data={"BuildSid": build["sid"]}).raise_for_status()
+    return version["sid"], build["sid"]
+
+
+def test_functions_dependencies_and_runtime_of_the_live_build_survive(
+    tmp_path: Path, emulator: Any
+) -> None:
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 2)
+    first = sync(config)
+    assert first.service_sid and first.environment_sid
+    fn_version, foreign_build = _deploy_function_build(
+        emulator, first.service_sid, first.environment_sid, [])
+    (config.source / "new.txt").write_text("new")
+
+    result = sync(config, adopt=True)
+
+    build = api_get(emulator, f"/v1/Services/{result.service_sid}/Builds/{result.build_sid}")
+    assert [v["sid"] for v in build["function_versions"]] == [fn_version]
+    assert build["dependencies"] == [{"name": "twilio", "version": "5.0.0"}]
+    assert build["runtime"] == "node20"
+    assert sorted(v["path"] for v in build["asset_versions"]) == [
+        "/d0/f0000.txt", "/d1/f0001.txt", "/new.txt"]
+    assert any(foreign_build in note for note in result.notes)
+
+
+def test_drift_is_reported_before_any_write(tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 2)
+    first = sync(config)
+    assert first.service_sid and first.environment_sid
+    _fn, foreign = _deploy_function_build(emulator, first.service_sid, first.environment_sid, [])
+    (config.source / "new.txt").write_text("new")
+    emulator.state.request_log.clear()
+
+    with pytest.raises(DriftError) as info:
+        sync(config)
+
+    message = str(info.value)
+    assert foreign in message and first.build_sid in message
+    assert "2 path(s) removed" in message and "--adopt" in message
+    assert writes(emulator) == []
+
+
+def test_force_replaces_foreign_files_but_keeps_functions(tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 1)
+    first = sync(config)
+    assert first.service_sid and first.environment_sid
+    with emulator.client() as http:
+        asset = http.post(f"/v1/Services/{first.service_sid}/Assets",
+                          data={"FriendlyName": "/theirs.txt"}).json()
+        theirs = http.post(f"/v1/Services/{first.service_sid}/Assets/{asset['sid']}/Versions",
+                           data={"Path": "/theirs.txt", "Visibility": "public"},
+                           files={"Content": ("theirs.txt", b"x", "text/plain")}).json()
+    _deploy_function_build(
+        emulator, first.service_sid, first.environment_sid, [theirs["sid"]])
+
+    adopted = sync(config, adopt=True)
+    assert adopted.kept_foreign == ("/theirs.txt",) and adopted.noop is False
+
+    _fn2, _ = _deploy_function_build(emulator, first.service_sid, first.environment_sid,
+                                     [theirs["sid"]])
+    forced = sync(config, force=True)
+    build = api_get(emulator, f"/v1/Services/{forced.service_sid}/Builds/{forced.build_sid}")
+    assert [v["path"] for v in build["asset_versions"]] == ["/d0/f0000.txt"]
+    assert len(build["function_versions"]) == 1
+
+
+def test_a_failed_build_keeps_the_previous_deployment_and_the_uploads(
+    tmp_path: Path, emulator: Any
+) -> None:
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 3)
+    first = sync(config)
+    (config.source / "d0" / "f0000.txt").write_text("v2")
+    emulator.state.fail_next_builds(1)
+
+    with pytest.raises(BuildFailedError) as info:
+        sync(config)
+
+    env = api_get(emulator, f"/v1/Services/{first.service_sid}/Environments/{first.environment_sid}")
+    assert env["build_sid"] == first.build_sid
+    assert info.value.build_sid in str(info.value) and info.value.build_sid != first.build_sid
+    emulator.state.request_log.clear()
+
+    retried = sync(config)
+
+    assert retried.uploaded == () and retried.reused == 3 and uploads(emulator) == 0
+    assert retried.build_sid not in (first.build_sid, info.value.build_sid)
+
+
+def test_expired_versions_are_uploaded_again(tmp_path: Path, emulator: Any) -> None:
+    """Twilio deletes versions no build references after 7 days (api-contract.md §4)."""
+    config = load(tmp_path, emulator)
+    target = config.source / "a.txt"
+    target.write_text("version one")
+    sync(config)
+    target.write_text("version two")
+    sync(config)
+    # The first build is undeployed (deleted after 24 h), then version one is unreferenced.
+    emulator.clock.advance(8 * 24 * 3600)
+    emulator.state.sweep(force=True)
+    emulator.clock.advance(8 * 24 * 3600)
+    emulator.state.sweep(force=True)
+    target.write_text("version one")
+    emulator.state.request_log.clear()
+
+    result = sync(config)
+
+    assert result.uploaded == ("/a.txt",)
+    assert any("expired" in note for note in result.notes)
+    assert count(emulator, "POST", "/Builds") == 2  # the failed one, then the good one
+
+
+def test_a_file_that_cannot_be_published_stops_the_sync_before_any_request(
+    tmp_path: Path, emulator: Any
+) -> None:
+    config = load(tmp_path, emulator)
+    (config.source / "ok.txt").write_text("fine")
+    (config.source / "big.private.bin").write_bytes(b"\0" * 10_000_001)
+
+    with pytest.raises(LimitError) as info:
+        sync(config)
+
+    assert "big.private.bin" in str(info.value) and "nothing was uploaded" in str(info.value)
+    assert list(emulator.state.request_log) == []
+
+
+def test_dry_run_plans_without_writing(tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 4)
+
+    result = sync(config, dry_run=True)
+
+    assert result.dry_run and len(result.uploaded) == 4 and result.build_sid is None
+    assert writes(emulator) == []
+    with State.open(config.state_dir) as state:
+        assert state.export_json()["tables"]["asset_versions"] == []  # type: ignore[index]
+
+
+def test_full_reuploads_everything(tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 5)
+    sync(config)
+    emulator.state.request_log.clear()
+
+    result = sync(config, full=True)
+
+    assert len(result.uploaded) == 5 and uploads(emulator) == 5
+    assert count(emulator, "POST", "/Builds") == 1
+
+
+def test_sync_can_run_inside_an_event_loop_only_through_sync_async(
+    tmp_path: Path, emulator: Any
+) -> None:
+    from assetsync.engine import sync_async
+
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 1)
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError):
+            sync(config)
+        result = await sync_async(config)
+        assert result.uploaded == ("/d0/f0000.txt",)
+
+    asyncio.run(main())
