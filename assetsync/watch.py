@@ -75,13 +75,15 @@ class WatchStatus:
     """A snapshot of the watch loop for the status line. Times are the budget's wall clock.
 
     `state` is one of "starting", "idle", "pending", "syncing", "budget" (waiting for the build
-    budget), "backoff" (waiting to retry a failed sync), "stopped".
+    budget), "backoff" (waiting to retry a failed sync), "stopped". `events` counts filesystem
+    events received (editor temp files and ignored paths included), `builds` builds made.
     """
 
     state: str
     mode: str
     pending: int
     full_reconcile_pending: bool
+    events: int
     syncs: int
     failures: int
     builds: int
@@ -166,7 +168,7 @@ class _Loop:
         self.full_pending = True  # the reconcile at start, run after the observer is up
         self.full_since = clock()
         self.next_full_at = math.inf
-        self.syncs = self.failures = self.builds = self.consecutive_failures = 0
+        self.events = self.syncs = self.failures = self.builds = self.consecutive_failures = 0
         self.retry_at: float | None = None
         self.changed_since_failure = False
         self.last_deploy_at: float | None = None
@@ -182,6 +184,7 @@ class _Loop:
             mode=self.choice.mode,
             pending=len(self.dirty),
             full_reconcile_pending=self.full_pending,
+            events=self.events,
             syncs=self.syncs,
             failures=self.failures,
             builds=self.builds,
@@ -211,6 +214,7 @@ class _Loop:
         try:
             change = self.changes.get(timeout=timeout) if timeout > 0 else self.changes.get_nowait()
             while True:
+                self.events += 1
                 self.dirty.add(change, trust_close=trust_close)
                 change = self.changes.get_nowait()
         except queue.Empty:

@@ -48,16 +48,44 @@ class FakeWallClock:
 
 @dataclass
 class Recorder:
-    """A sync_fn that records batches; `fail` maps call number (1-based) → exception to raise."""
+    """A sync_fn that records batches; `fail` maps call number (1-based) → exception to raise.
+
+    With `inner` (e.g. the real engine) each call is passed on and its result or error kept.
+    """
 
     root: Path
     builds: bool = True
     fail: dict[int, BaseException] = field(default_factory=dict)
+    inner: Callable[[frozenset[str] | None], object] | None = None
     calls: list[frozenset[str] | None] = field(default_factory=list)
     seen: list[dict[str, bytes | None]] = field(default_factory=list)
+    outcomes: list[object] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
 
-    def __call__(self, paths: frozenset[str] | None) -> FakeResult:
+    def __call__(self, paths: frozenset[str] | None) -> object:
+        if self.inner is not None:
+            return self._pass_on(paths, self.inner)
+        return self._record(paths)
+
+    def _pass_on(self, paths: frozenset[str] | None, inner: Callable[[frozenset[str] | None], object]) -> object:
+        self._record(paths)
+        try:
+            outcome = inner(paths)
+        except Exception as exc:
+            outcome = exc
+            raise
+        finally:
+            with self.cond:
+                self.outcomes.append(outcome)
+                self.cond.notify_all()
+        return outcome
+
+    def wait_outcomes(self, count: int) -> list[object]:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.outcomes) >= count, timeout=BOUND_S), self.outcomes
+            return list(self.outcomes)
+
+    def _record(self, paths: frozenset[str] | None) -> FakeResult:
         snapshot: dict[str, bytes | None] = {}
         for rel in sorted(paths or ()):
             target = self.root / rel
