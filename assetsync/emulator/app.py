@@ -152,6 +152,15 @@ class _EmulatorApp:
         scope["assetsync.log"] = log
         try:
             await self._handle(scope, counting_receive, recording_send, kind, env, serve_path)
+        except ConnectionDropped:
+            raise
+        except Exception:
+            # A bug here must still look like a server error to the client, never like a Python
+            # exception escaping through the embedded transport.
+            logger.exception("emulator error on %s %s", method, path)
+            if not counted["status"]:
+                await _send_json(recording_send, 500,
+                                 error_body(500, 20500, "Internal Server Error", kind), {})
         finally:
             log()
 
