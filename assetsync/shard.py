@@ -1,8 +1,9 @@
 """Sharding: which service each published file lives in, so that every build stays within limits.
 
 Pure: values in, values out. `shard()` places files stably over the services of the naming
-scheme; the `[shard]` section, group globs and service names are `assetsync.shard_options`
-(re-exported here); the URL map is `assetsync.urlmap`; the limits are `assetsync.limits`.
+scheme. Re-exported here: the `[shard]` section, group globs and service names
+(`assetsync.shard_options`) and the result types (`assetsync.shard_result`). The URL map is
+`assetsync.urlmap`; the limits are `assetsync.limits`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from types import MappingProxyType
 
 from assetsync.errors import LimitError
@@ -26,6 +26,7 @@ from assetsync.shard_options import (
     parse_shard_section,
     service_name,
 )
+from assetsync.shard_result import BuildCounts, Move, MoveReason, ShardResult
 
 __all__ = [
     "MAX_SERVICE_NAME_LENGTH",
@@ -44,103 +45,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class MoveReason(StrEnum):
-    """Why a file published in one service moves to another."""
-
-    OVERFLOW = "overflow"  # its service's next build would pass a per-build limit
-    GROUP = "group"  # it joins the service holding most of its group
-    SERVICE_DROPPED = "service-dropped"  # its service left the scheme (renamed, lower max_services)
-    REPACK = "repack"  # no placement that keeps files in place fits; the site was packed afresh
-    FIRST_SERVICE = "first-service"  # it matches [shard] first_service
-
-
-_REASON_TEXT = {
-    MoveReason.OVERFLOW: "its service would pass a per-build limit",
-    MoveReason.GROUP: "it joins the rest of its group",
-    MoveReason.SERVICE_DROPPED: "its service is no longer one of the site's services",
-    MoveReason.REPACK: "the groups no longer fit without moving files",
-    MoveReason.FIRST_SERVICE: "[shard] first_service pins it next to the Functions",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Move:
-    """One already-published file that changes service, and why."""
-
-    path: str
-    from_service: str
-    to_service: str
-    reason: MoveReason
-
-    def describe(self) -> str:
-        """One line for plan output: `/a.png: media -> media-2 (overflow: ...)`."""
-        return (
-            f"{self.path}: {self.from_service} -> {self.to_service} "
-            f"({self.reason}: {_REASON_TEXT[self.reason]})"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class BuildCounts:
-    """Versions one service's build holds, per class that a limit counts."""
-
-    public_protected: int = 0
-    private: int = 0
-    functions: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ShardResult:
-    """Where every file goes.
-
-    Attributes:
-        assignment: published path -> service unique name, for every file given.
-        services: the services to build, in scheme order; the configured one is always first.
-        moves: already-published files that change service, sorted by path.
-        counts: per service in `services`, what its build will hold (reserved content included).
-        limits: the per-build limits the counts were held to.
-        retired: services that held files in `previous` and hold none now; their builds should be
-            emptied of this site's assets (or the services deleted) by the engine.
-    """
-
-    assignment: Mapping[str, str]
-    services: tuple[str, ...]
-    moves: tuple[Move, ...]
-    counts: Mapping[str, BuildCounts]
-    limits: BuildLimits
-    retired: tuple[str, ...] = ()
-
-    def paths_by_service(self) -> dict[str, list[str]]:
-        """Service -> its sorted published paths (every service in `services`, maybe empty)."""
-        grouped: dict[str, list[str]] = {name: [] for name in self.services}
-        for path in sorted(self.assignment):
-            grouped[self.assignment[path]].append(path)
-        return grouped
-
-    def sync_order(self) -> tuple[str, ...]:
-        """Every service to sync, `services` then `retired`, those receiving moved files first.
-
-        A moved file is then published in its new service before its old one drops it, so its
-        (new) URL never 404s in between.
-        """
-        receiving = {m.to_service for m in self.moves}
-        ordered = [s for s in self.services if s in receiving]
-        ordered += [s for s in self.services if s not in receiving]
-        return (*ordered, *self.retired)
-
-    def usage_lines(self) -> tuple[str, ...]:
-        """One line per service: its counts against each limit, for plan output."""
-        lim = self.limits
-        return tuple(
-            f"{name}: {c.public_protected}/{lim.public_protected} public+protected, "
-            f"{c.private}/{lim.private} private, {c.functions}/{lim.functions} functions"
-            for name, c in ((name, self.counts[name]) for name in self.services)
-        )
-
-
 @dataclass(slots=True)
 class _Atom:
-    """Files placed as one unit: a whole group, or a single file (working record, never returned)."""
+    """Files placed as one unit: a whole group, or a single file (a working record)."""
 
     key: str  # the group's name, or the single file's path
     group: bool
@@ -211,10 +118,12 @@ def shard(
                 limit="functions",
             )
     spare = [
-        (limits.public_protected - reserved.get(n, _NONE).public_protected,
-         limits.private - reserved.get(n, _NONE).private)
+        (
+            limits.public_protected - reserved.get(n, _NONE).public_protected,
+            limits.private - reserved.get(n, _NONE).private,
+        )
         for n in names
-    ]  # fmt: skip
+    ]
     atoms = _make_atoms(files, options, limits)
     if atoms and atoms[0].pinned and (atoms[0].pp > spare[0][0] or atoms[0].priv > spare[0][1]):
         raise LimitError(
@@ -241,7 +150,7 @@ def shard(
                 "each; make the groups smaller or raise [shard] max_services",
                 limit="services",
             )
-        logger.warning("shard: groups no longer fit in place; every file was re-packed")
+        logger.debug("shard: groups no longer fit in place; every file was re-packed")
     where, evicted = placed
     return _result(atoms, where, evicted, repacked, previous, names, index, reserved, limits)
 
@@ -255,7 +164,11 @@ def _make_atoms(
     """Group files into atoms: the pinned set first, then groups (largest first), then singles."""
     pinned = ShardGroup("[shard] first_service", options.first_service)
     matchers = [
-        (g.name, g is pinned, re.compile("|".join(f"(?:{compile_glob(x).pattern})" for x in g.globs)))
+        (
+            g.name,
+            g is pinned,
+            re.compile("|".join(f"(?:{compile_glob(x).pattern})" for x in g.globs)),
+        )
         for g in ([pinned] if pinned.globs else []) + list(options.groups)
     ]
     by_group: dict[tuple[str, bool], _Atom] = {}
@@ -356,15 +269,24 @@ def _place(
     for i, atom in enumerate(atoms):
         if where[i] >= 0:
             continue
-        fits = [s for s in range(len(free)) if free[s][0] >= atom.pp and free[s][1] >= atom.priv]
-        if not fits:
-            return None
-        target = next((s for s in fits if used[s]), fits[0])
-        if not atom.group:
-            counts = near.get(_folder(atom.key), {})
-            best = min((s for s in fits if s in counts), key=lambda s: (-counts[s], s), default=None)
-            target = target if best is None else best
-            _note_folder(near, atom.key, target)
+        pp, priv = atom.pp, atom.priv
+        target = -1
+        counts = None if atom.group else near.setdefault(_folder(atom.key), {})
+        if counts:  # next to most of its folder, when that service has room
+            for s, n in counts.items():
+                if (
+                    free[s][0] >= pp
+                    and free[s][1] >= priv
+                    and (target < 0 or (n, -s) > (counts[target], -target))
+                ):
+                    target = s
+        if target < 0:  # first fit over services in use; the lowest free one only if none fits
+            room = [s for s in range(len(free)) if free[s][0] >= pp and free[s][1] >= priv]
+            if not room:
+                return None
+            target = next((s for s in room if used[s]), room[0])
+        if counts is not None:
+            counts[target] = counts.get(target, 0) + 1
         _put(atoms, i, target, where, free, members, used)
     return where, evicted
 
@@ -474,7 +396,9 @@ def _result(
         set(previous.values()) - set(services), key=lambda n: (index.get(n, len(names)), n)
     )
     moves.sort(key=lambda m: m.path)
-    logger.debug("shard: %d files over %d services, %d moves", len(assignment), len(services), len(moves))
+    logger.debug(
+        "shard: %d files over %d services, %d moves", len(assignment), len(services), len(moves)
+    )
     return ShardResult(
         assignment=MappingProxyType(assignment),
         services=services,

@@ -113,7 +113,9 @@ def _parse_groups(value: object, file: str) -> tuple[ShardGroup, ...]:
         return ()
     if not isinstance(value, Mapping):
         raise _config_error(
-            file, "groups", 'must be a table of name = ["/glob/**", ...] (e.g. voice = ["/voice/**"])'
+            file,
+            "groups",
+            'must be a table of name = ["/glob/**", ...] (e.g. voice = ["/voice/**"])',
         )
     return tuple(
         ShardGroup(name=str(name), globs=_parse_globs(globs, file, f"groups.{name}", False))
@@ -197,7 +199,7 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
 
 
 def service_name(base: str, index: int) -> str:
-    """The unique name of the `index`-th service (1-based) of a site whose configured name is `base`.
+    """The unique name of the `index`-th service (from 1) of a site configured as `base`.
 
     The first service keeps `base`; the next ones are `base-2`, `base-3`, ... . When that would pass
     Twilio's 50-character limit, `base` is shortened just enough to make room for the suffix.

@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from assetsync.limits import BuildLimits
@@ -28,8 +29,10 @@ from assetsync.shard import ShardGroup, ShardOptions, ShardResult, shard
 
 try:
     from assetsync.plan import RecordedService, build_plan
+
+    HAVE_PLAN = True
 except ImportError:  # shard alone, and the JSON says so
-    build_plan = None  # type: ignore[assignment]
+    HAVE_PLAN = False
 
 BASE = "media"
 OPTIONS = ShardOptions(
@@ -64,7 +67,7 @@ def make_files(count: int, *, salt: str = "") -> list[PublishedFile]:
     return files
 
 
-def recorded_for(files: Sequence[PublishedFile], result: ShardResult) -> dict[str, object]:
+def recorded_for(files: Sequence[PublishedFile], result: ShardResult) -> dict[str, Recorded]:
     """What state would hold after syncing `files` as `result` placed them."""
     per: dict[str, tuple[dict[str, str], dict[tuple[str, str, str], str]]] = {
         s: ({}, {}) for s in result.services
@@ -73,27 +76,49 @@ def recorded_for(files: Sequence[PublishedFile], result: ShardResult) -> dict[st
         assets, versions = per[result.assignment[f.path]]
         assets[f.path] = f"ZH{n:032x}"
         versions[(f.digest, f.path, f.visibility.value)] = f"ZN{n:032x}"
-    if build_plan is None:
-        return {}
-    return {
-        s: RecordedService(asset_sids=a, versions=v, owned_paths=frozenset(a))  # type: ignore[arg-type]
-        for s, (a, v) in per.items()
-    }
+    return {s: Recorded(assets, versions) for s, (assets, versions) in per.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """Recorded objects of one service (turned into plan's RecordedService when plan exists)."""
+
+    asset_sids: dict[str, str]
+    versions: dict[tuple[str, str, str], str]
+
+    def for_plan(self) -> RecordedService:
+        return RecordedService(
+            asset_sids=self.asset_sids,
+            versions=self.versions,
+            owned_paths=frozenset(self.asset_sids),
+        )
 
 
 def shard_and_plan(
-    files: Sequence[PublishedFile], previous: Mapping[str, str], recorded: Mapping[str, object]
+    files: Sequence[PublishedFile], previous: Mapping[str, str], recorded: Mapping[str, Recorded]
 ) -> ShardResult:
+    """One sync's pure part: shard, then plan each service."""
     result = shard(files, previous, OPTIONS, base_service=BASE)
-    if build_plan is not None:
+    if HAVE_PLAN:
         by_service: dict[str, list[PublishedFile]] = {s: [] for s in result.services}
         for f in files:
             by_service[result.assignment[f.path]].append(f)
+        empty = Recorded({}, {})
         for service, mine in by_service.items():
-            build_plan(
-                mine, recorded.get(service, RecordedService()), None, limits=OPTIONS.limits  # type: ignore[arg-type]
-            )
+            build_plan(mine, recorded.get(service, empty).for_plan(), None, limits=OPTIONS.limits)
     return result
+
+
+def plan_one_service(files: Sequence[PublishedFile], recorded: Mapping[str, Recorded]) -> None:
+    """The baseline: plan every file as one service with no limits (no sharding)."""
+    merged_assets: dict[str, str] = {}
+    merged_versions: dict[tuple[str, str, str], str] = {}
+    for rec in recorded.values():
+        merged_assets.update(rec.asset_sids)
+        merged_versions.update(rec.versions)
+    unlimited = BuildLimits(public_protected=10**9, private=10**9, functions=10**9)
+    one = Recorded(merged_assets, merged_versions).for_plan()
+    build_plan(files, one, None, limits=unlimited)
 
 
 def median_seconds(fn: Callable[[], object], repeat: int) -> float:
@@ -103,6 +128,27 @@ def median_seconds(fn: Callable[[], object], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def measure(
+    files: Sequence[PublishedFile],
+    previous: Mapping[str, str],
+    recorded: Mapping[str, Recorded],
+    repeat: int,
+) -> dict[str, object]:
+    """One scenario, side by side with its baseline."""
+    seconds = median_seconds(lambda: shard_and_plan(files, previous, recorded), repeat)
+    outcome = shard_and_plan(files, previous, recorded)
+    baseline = median_seconds(lambda: plan_one_service(files, recorded), repeat) if HAVE_PLAN else 0
+    return {
+        "files": len(files),
+        "services": len(outcome.services),
+        "moves": len(outcome.moves),
+        "seconds": round(seconds, 4),
+        "baseline_plan_one_service_seconds": round(baseline, 4) if HAVE_PLAN else None,
+        "ratio": round(seconds / baseline, 2) if baseline else None,
+        "under_1s": seconds < 1.0,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,51 +167,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     changed = [modified[i] if i % step == 0 else f for i, f in enumerate(files)]
     changed = [f for i, f in enumerate(changed) if i % (2 * step) != 1]
     changed += [
-        PublishedFile(f"/img/new/{i:05d}.png", Visibility.PUBLIC, f"xxh3_128:{i:032x}", 1,
-                      f"img/new/{i:05d}.png", Path("/bench/new"), "image/png")
+        PublishedFile(
+            f"/img/new/{i:05d}.png",
+            Visibility.PUBLIC,
+            f"xxh3_128:{i:032x}",
+            1,
+            f"img/new/{i:05d}.png",
+            Path("/bench/new"),
+            "image/png",
+        )
         for i in range(args.files // (2 * step))
-    ]  # fmt: skip
+    ]
 
-    scenarios: dict[str, tuple[Sequence[PublishedFile], Mapping[str, str], Mapping[str, object]]] = {
+    scenarios: dict[str, tuple[Sequence[PublishedFile], dict[str, str], dict[str, Recorded]]] = {
         "fresh": (files, {}, {}),
         "steady": (files, previous, recorded),
         "change": (changed, previous, recorded),
     }
-    one_service = None
-    if build_plan is not None:
-        merged = {}
-        for rec in recorded.values():
-            merged.update(rec.versions)  # type: ignore[attr-defined]
-        one_service = RecordedService(versions=merged)
-    unlimited = BuildLimits(public_protected=10**9, private=10**9, functions=10**9)
-
     results = {}
     for name, (these, prev, rec) in scenarios.items():
-        seconds = median_seconds(lambda: shard_and_plan(these, prev, rec), args.repeat)
-        outcome = shard_and_plan(these, prev, rec)
-        baseline = (
-            median_seconds(
-                lambda: build_plan(these, one_service if prev else RecordedService(), None,
-                                   limits=unlimited),  # fmt: skip
-                args.repeat,
-            )
-            if build_plan is not None
-            else None
-        )
-        results[name] = {
-            "files": len(these),
-            "services": len(outcome.services),
-            "moves": len(outcome.moves),
-            "seconds": round(seconds, 4),
-            "baseline_plan_one_service_seconds": None if baseline is None else round(baseline, 4),
-            "ratio": None if not baseline else round(seconds / baseline, 2),
-            "under_1s": seconds < 1.0,
-        }
-    shard_only = median_seconds(lambda: shard(files, previous, OPTIONS, base_service=BASE), args.repeat)
+        results[name] = measure(these, prev, rec, args.repeat)
+    shard_only = median_seconds(
+        lambda: shard(files, previous, OPTIONS, base_service=BASE), args.repeat
+    )
     report = {
         "benchmark": "shard + plan",
-        "includes_plan": build_plan is not None,
-        "note": None if build_plan is not None else "assetsync.plan.build_plan missing: shard alone",
+        "includes_plan": HAVE_PLAN,
+        "note": None if HAVE_PLAN else "assetsync.plan.build_plan missing: shard alone",
         "python": platform.python_version(),
         "repeat": args.repeat,
         "shard_only_steady_seconds": round(shard_only, 4),

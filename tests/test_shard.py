@@ -64,7 +64,7 @@ def test_fresh_site_past_one_build_uses_the_fewest_services() -> None:
 
 
 def test_small_site_stays_in_the_configured_service() -> None:
-    files = many("/img", 3) + [published("/key.pem.txt", PRIVATE)]
+    files = [*many("/img", 3), published("/key.pem.txt", PRIVATE)]
     result = shard(files, {}, ShardOptions(), base_service="media")
     assert result.services == ("media",)
     assert set(result.assignment.values()) == {"media"}
@@ -155,9 +155,7 @@ def test_groups_stay_together_and_gather_their_scattered_files() -> None:
     files = many("/a", 8) + many("/voice", 6)
     before = shard(files, {}, options, base_service="s")
     assert len(set(per_service(before, [f"/voice/{i:05d}.bin" for i in range(6)]))) == 2
-    grouped = ShardOptions(
-        limits=options.limits, groups=(ShardGroup("voice", ("/voice/**",)),)
-    )
+    grouped = ShardOptions(limits=options.limits, groups=(ShardGroup("voice", ("/voice/**",)),))
     after = shard(files, before.assignment, grouped, base_service="s")
     voice = [f"/voice/{i:05d}.bin" for i in range(6)]
     # Four of the six were in s-2: the two in `s` join them.
@@ -244,7 +242,7 @@ def test_reserved_content_takes_room_and_shows_in_counts() -> None:
     assert result.counts["s"] == BuildCounts(10, 0, 3)
     assert result.counts["s-2"] == BuildCounts(7, 0, 0)
     too_many = {"s": BuildCounts(functions=6)}
-    with pytest.raises(LimitError, match="carries 6 function versions.*functions_per_build"):
+    with pytest.raises(LimitError, match=r"carries 6 function versions.*functions_per_build"):
         shard(many("/a", 1), {}, options, base_service="s", reserved=too_many)
 
 
@@ -275,7 +273,7 @@ def test_result_is_independent_of_input_order() -> None:
 
 
 def test_duplicate_paths_are_a_programming_error() -> None:
-    with pytest.raises(ValueError, match="/a.png"):
+    with pytest.raises(ValueError, match=r"/a\.png"):
         shard([published("/a.png"), published("/a.png")], {}, ShardOptions(), base_service="s")
 
 

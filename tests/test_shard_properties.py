@@ -25,9 +25,7 @@ from tests.test_shard import published
 BASE = "site"
 FOLDERS = ("a", "b", "c", "d")
 VISIBILITIES = (Visibility.PUBLIC, Visibility.PROTECTED, Visibility.PRIVATE)
-SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 paths = st.builds(
     lambda folder, n: f"/{folder}/{n:03d}.bin", st.sampled_from(FOLDERS), st.integers(0, 60)
@@ -80,7 +78,10 @@ def check_invariants(
     moved = {m.path for m in result.moves}
     assert moved == {p for p in spec if p in previous and previous[p] != result.assignment[p]}
     for move in result.moves:
-        assert (move.from_service, move.to_service) == (previous[move.path], result.assignment[move.path])
+        assert (move.from_service, move.to_service) == (
+            previous[move.path],
+            result.assignment[move.path],
+        )
     assert set(result.retired) == set(previous.values()) - set(result.services)
 
 
@@ -111,7 +112,9 @@ def test_limits_groups_and_bookkeeping_hold(
         first_service=(f"/{pin}/",) if pin else (),
     )
     names = [service_name(BASE, i) for i in range(1, 14)] + ["renamed"]
-    previous = data.draw(st.dictionaries(st.sampled_from(sorted(spec) or ["/z"]), st.sampled_from(names)))
+    previous = data.draw(
+        st.dictionaries(st.sampled_from(sorted(spec) or ["/z"]), st.sampled_from(names))
+    )
     previous = {p: s for p, s in previous.items() if p in spec}
     reserved = data.draw(
         st.dictionaries(
@@ -133,7 +136,8 @@ def test_limits_groups_and_bookkeeping_hold(
             assert slots < 1
         elif "match [shard] first_service" in message:
             base_room = (
-                options_limits.public_protected - reserved.get(BASE, BuildCounts()).public_protected,
+                options_limits.public_protected
+                - reserved.get(BASE, BuildCounts()).public_protected,
                 options_limits.private - reserved.get(BASE, BuildCounts()).private,
             )
             pinned = [v for p, v in spec.items() if p.startswith(f"/{pin}/")]
@@ -157,7 +161,11 @@ def test_limits_groups_and_bookkeeping_hold(
             total_priv = len(spec) - total_pp
             room = [
                 (
-                    max(0, options_limits.public_protected - reserved.get(n, BuildCounts()).public_protected),
+                    max(
+                        0,
+                        options_limits.public_protected
+                        - reserved.get(n, BuildCounts()).public_protected,
+                    ),
                     max(0, options_limits.private - reserved.get(n, BuildCounts()).private),
                 )
                 for n in names[:slots]
@@ -182,7 +190,9 @@ def test_limits_groups_and_bookkeeping_hold(
 ops = st.one_of(
     st.tuples(st.just("add"), file_sets),
     st.tuples(st.just("remove"), st.sets(paths, max_size=20)),
-    st.tuples(st.just("modify"), st.dictionaries(paths, st.sampled_from(VISIBILITIES), max_size=15)),
+    st.tuples(
+        st.just("modify"), st.dictionaries(paths, st.sampled_from(VISIBILITIES), max_size=15)
+    ),
     st.tuples(st.just("limits"), limits),
 )
 
