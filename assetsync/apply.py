@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from assetsync.client import BuildTimeoutError, ServerlessClient
@@ -79,21 +80,28 @@ class _Uploaded:
     sid: str
 
 
-async def run_all(coros: Iterable[Coroutine[object, object, None]]) -> None:
-    """Run coroutines concurrently; the first failure cancels the rest and is raised as is.
+async def run_all(jobs: Iterable[Callable[[], Awaitable[None]]], *, limit: int) -> None:
+    """Run jobs, at most `limit` at a time; the first failure stops new jobs from starting.
 
-    A TaskGroup wraps failures in an ExceptionGroup; callers (and the CLI's one-line errors)
-    want the first real error, so it is unwrapped here.
+    Jobs already in flight are left to finish rather than cancelled: an upload the server has
+    acknowledged is then recorded, instead of being lost and sent again by the next run. The
+    first error is raised once they are done.
     """
-    try:
-        async with asyncio.TaskGroup() as group:
-            for coro in coros:
-                group.create_task(coro)
-    except BaseExceptionGroup as group_error:
-        first = group_error.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
+    slots = asyncio.Semaphore(max(1, limit))
+    errors: list[Exception] = []
+
+    async def one(job: Callable[[], Awaitable[None]]) -> None:
+        async with slots:
+            if errors:
+                return
+            try:
+                await job()
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the others finish
+                errors.append(exc)
+
+    await asyncio.gather(*(one(job) for job in jobs))
+    if errors:
+        raise errors[0]
 
 
 def _emit(on_event: EventCallback | None, event: SyncEvent) -> None:
@@ -122,18 +130,16 @@ async def ensure_assets(
     for asset in await client.list_assets(service_sid):
         existing.setdefault(asset.friendly_name, asset.sid)
     created: list[str] = []
-    slots = asyncio.Semaphore(concurrency)
 
     async def create(path: str) -> None:
         sid = existing.get(path)
         if sid is None:
-            async with slots:
-                sid = (await client.create_asset(service_sid, path)).sid
+            sid = (await client.create_asset(service_sid, path)).sid
             created.append(path)
         ledger.record_asset(path, sid)
         _emit(on_event, SyncEvent("asset_created", path=path, sid=sid))
 
-    await run_all(create(path) for path in missing)
+    await run_all((partial(create, path) for path in missing), limit=concurrency)
     return tuple(sorted(created))
 
 
@@ -148,26 +154,24 @@ async def upload_files(
 ) -> list[_Uploaded]:
     """Upload versions concurrently, recording each SID as soon as it is acknowledged.
 
-    The first fatal error cancels the uploads still running (a TaskGroup), so a bad credential
-    or a rejected file stops the run at once instead of after every file has failed.
+    The first fatal error stops new uploads from starting (a bad credential or a rejected file
+    ends the run quickly); the ones in flight finish and are recorded.
     """
-    slots = asyncio.Semaphore(concurrency)
     done: list[_Uploaded] = []
 
     async def upload(file: PublishedFile) -> None:
         asset_sid = ledger.asset_sid(file.path)
         if asset_sid is None:  # ensure_assets ran first; a None here is a bug
             raise RuntimeError(f"no Asset resource recorded for {file.path}")
-        async with slots:
-            _emit(on_event, SyncEvent("upload_started", path=file.path, bytes=file.size))
-            sent = await client.upload_asset_version(
-                service_sid,
-                asset_sid,
-                path=file.path,
-                visibility=file.visibility.value,
-                content_path=file.content_path,
-                content_type=file.content_type,
-            )
+        _emit(on_event, SyncEvent("upload_started", path=file.path, bytes=file.size))
+        sent = await client.upload_asset_version(
+            service_sid,
+            asset_sid,
+            path=file.path,
+            visibility=file.visibility.value,
+            content_path=file.content_path,
+            content_type=file.content_type,
+        )
         # Record what was actually sent: if the file changed since it was hashed, the version
         # holds the new bytes and must never be reused for the old digest.
         ledger.record_version(
@@ -178,7 +182,7 @@ async def upload_files(
         done.append(_Uploaded(file.path, sent.version.sid))
         _emit(on_event, SyncEvent("uploaded", path=file.path, sid=sent.version.sid, bytes=sent.size))
 
-    await run_all(upload(file) for file in files)
+    await run_all((partial(upload, file) for file in files), limit=concurrency)
     return done
 
 

@@ -42,10 +42,15 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
 __all__ = [
+    "Located",
     "Prepared",
     "StateLedger",
+    "locate_target",
     "make_client",
+    "now_iso",
+    "open_client",
     "prepare_files",
+    "run_sync",
     "sync",
     "sync_async",
     "sync_service",
@@ -177,7 +182,8 @@ def _issue_line(issue: Issue) -> str:
     return f"{issue.path}: {issue.message}"
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
+    """The current UTC time with microseconds, for ordering recorded builds."""
     # Microseconds: builds are ordered by this for rollback, and two can start in one second.
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -204,17 +210,17 @@ class StateLedger:
     ) -> None:
         self.state.record_version(
             self.target, self.service_sid, digest=digest, path=path, visibility=visibility,
-            version_sid=version_sid, size=size, created_at=_now_iso(),
+            version_sid=version_sid, size=size, created_at=now_iso(),
         )
 
     def record_pending_build(self, build_sid: str, version_sids: Sequence[str]) -> None:
         self.state.record_build(
             self.target, self.service_sid, build_sid=build_sid,
             environment_sid=self.environment_sid, status="building",
-            version_sids=version_sids, created_at=_now_iso(),
+            version_sids=version_sids, created_at=now_iso(),
         )
         self.state.record_pending(self.target, self.service_sid, self.environment_sid, build_sid,
-                                  created_at=_now_iso())
+                                  created_at=now_iso())
 
     def record_build_status(self, build_sid: str, status: str) -> None:
         self.state.set_build_status(self.target, self.service_sid, build_sid, status)
@@ -255,35 +261,37 @@ def url_rows(domain_name: str | None, files: Iterable[tuple[str, str]]) -> tuple
 
 
 @dataclass(frozen=True, slots=True)
-class _Target:
+class Located:
+    """The service SID and environment a sync works on (None: not found, not created)."""
+
     service_sid: str | None
     env: Environment | None
 
 
-async def _locate(
+async def locate_target(
     client: ServerlessClient, state: State, target: str, service: str, environment: str,
     *, create: bool,
-) -> _Target:
+) -> Located:
     """The service and environment: recorded SIDs first (one GET), else look up or create."""
     svc_rec = state.get_service(target, service)
     env_rec = state.get_environment(target, svc_rec.service_sid, environment) if svc_rec else None
     if svc_rec and env_rec:
         try:
             env = await client.fetch_environment(svc_rec.service_sid, env_rec.environment_sid)
-            return _Target(svc_rec.service_sid, env)
+            return Located(svc_rec.service_sid, env)
         except NotFoundError:
             pass
     svc = await find_service(client, service, svc_rec.service_sid if svc_rec else None,
                              create=create)
     if svc is None:
-        return _Target(None, None)
+        return Located(None, None)
     if svc_rec is None or svc_rec.service_sid != svc.sid:
         state.record_service(target, service, svc.sid, svc.domain_base or None)
     env = await find_environment(client, svc.sid, environment,
                                  env_rec.environment_sid if env_rec else None, create=create)
     if env is not None:
         state.record_environment(target, svc.sid, environment, env.sid, env.domain_name)
-    return _Target(svc.sid, env)
+    return Located(svc.sid, env)
 
 
 async def _settle_pending(
@@ -357,7 +365,7 @@ async def sync_service(
     """Sync one service's environment to `files`; the per-service unit of a (sharded) sync."""
     before = client.stats.snapshot()
     notes: list[str] = []
-    where = await _locate(client, state, target, service, environment, create=not dry_run)
+    where = await locate_target(client, state, target, service, environment, create=not dry_run)
     env, service_sid = where.env, where.service_sid
     live = await fetch_live_build(client, env)
     ledger = (StateLedger(state, target, service_sid, env.sid)
@@ -445,7 +453,7 @@ async def sync_service(
         state.record_build(target, ledger.service_sid, build_sid=live.sid,
                            environment_sid=ledger.environment_sid, status="completed",
                            version_sids=[v.sid for v in live.asset_versions],
-                           created_at=_now_iso())
+                           created_at=now_iso())
         ledger.record_deployment(live.sid, "")
 
     after = client.stats
@@ -584,3 +592,16 @@ def sync(
         config, client=client, dry_run=dry_run, full=full, adopt=adopt, force=force,
         environment=environment, paths=paths, on_event=on_event,
     ))
+
+
+_OPERATIONS = frozenset({"status", "rollback", "promote", "prune", "published_urls"})
+
+
+def __getattr__(name: str) -> object:
+    # `assetsync.operations` builds on this module; its entry points are re-exported lazily so
+    # `engine.status(...)` works without an import cycle.
+    if name in _OPERATIONS:
+        from assetsync import operations
+
+        return getattr(operations, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

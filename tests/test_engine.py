@@ -13,7 +13,16 @@ from assetsync.engine import sync
 from assetsync.errors import BuildFailedError, DriftError, LimitError
 from assetsync.state import State
 from assetsync.sync_types import SyncEvent
-from tests.sync_harness import api_get, count, load, make_tree, quick_client, uploads, writes
+from tests.sync_harness import (
+    api_get,
+    count,
+    deploy_function_build,
+    load,
+    make_tree,
+    quick_client,
+    uploads,
+    writes,
+)
 
 
 def test_first_sync_publishes_and_a_second_writes_nothing(tmp_path: Path, emulator: Any) -> None:
@@ -83,33 +92,6 @@ def test_deleted_and_renamed_files_leave_the_build(tmp_path: Path, emulator: Any
     assert sorted(v["path"] for v in build["asset_versions"]) == ["/d1/moved.txt", "/d2/f0002.txt"]
 
 
-def _deploy_function_build(emulator: Any, service_sid: str, env_sid: str,
-                           asset_version_sids: list[str]) -> tuple[str, str]:
-    """What `twilio-run deploy` does: a function version plus assets in one build, deployed."""
-    with emulator.client() as http:
-        return _deploy_with(http, emulator, service_sid, env_sid, asset_version_sids)
-
-
-def _deploy_with(http: Any, emulator: Any, service_sid: str, env_sid: str,
-                 asset_version_sids: list[str]) -> tuple[str, str]:
-    fn = http.post(f"/v1/Services/{service_sid}/Functions", data={"FriendlyName": "/hello"}).json()
-    version = http.post(
-        f"/v1/Services/{service_sid}/Functions/{fn['sid']}/Versions",
-        data={"Path": "/hello", "Visibility": "public"},
-        files={"Content": ("hello.js", b"exports.handler = (c, e, cb) => cb(null, 'hi');",
-                           "application/javascript")},
-    ).json()
-    build = http.post(
-        f"/v1/Services/{service_sid}/Builds",
-        data={"FunctionVersions": [version["sid"]], "AssetVersions": asset_version_sids,
-              "Dependencies": '[{"name": "twilio", "version": "5.0.0"}]', "Runtime": "node20"},
-    ).json()
-    emulator.clock.advance(5)
-    http.post(f"/v1/Services/{service_sid}/Environments/{env_sid}/Deployments",
-              data={"BuildSid": build["sid"]}).raise_for_status()
-    return version["sid"], build["sid"]
-
-
 def test_functions_dependencies_and_runtime_of_the_live_build_survive(
     tmp_path: Path, emulator: Any
 ) -> None:
@@ -117,7 +99,7 @@ def test_functions_dependencies_and_runtime_of_the_live_build_survive(
     make_tree(config.source, 2)
     first = sync(config)
     assert first.service_sid and first.environment_sid
-    fn_version, foreign_build = _deploy_function_build(
+    fn_version, foreign_build = deploy_function_build(
         emulator, first.service_sid, first.environment_sid, [])
     (config.source / "new.txt").write_text("new")
 
@@ -137,7 +119,7 @@ def test_drift_is_reported_before_any_write(tmp_path: Path, emulator: Any) -> No
     make_tree(config.source, 2)
     first = sync(config)
     assert first.service_sid and first.environment_sid
-    _fn, foreign = _deploy_function_build(emulator, first.service_sid, first.environment_sid, [])
+    _fn, foreign = deploy_function_build(emulator, first.service_sid, first.environment_sid, [])
     (config.source / "new.txt").write_text("new")
     emulator.state.request_log.clear()
 
@@ -161,13 +143,13 @@ def test_force_replaces_foreign_files_but_keeps_functions(tmp_path: Path, emulat
         theirs = http.post(f"/v1/Services/{first.service_sid}/Assets/{asset['sid']}/Versions",
                            data={"Path": "/theirs.txt", "Visibility": "public"},
                            files={"Content": ("theirs.txt", b"x", "text/plain")}).json()
-    _deploy_function_build(
+    deploy_function_build(
         emulator, first.service_sid, first.environment_sid, [theirs["sid"]])
 
     adopted = sync(config, adopt=True)
     assert adopted.kept_foreign == ("/theirs.txt",) and adopted.noop is False
 
-    _fn2, _ = _deploy_function_build(emulator, first.service_sid, first.environment_sid,
+    _fn2, _ = deploy_function_build(emulator, first.service_sid, first.environment_sid,
                                      [theirs["sid"]])
     forced = sync(config, force=True)
     build = api_get(emulator, f"/v1/Services/{forced.service_sid}/Builds/{forced.build_sid}")

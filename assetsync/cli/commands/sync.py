@@ -1,0 +1,123 @@
+"""`assetsync sync`: publish the source folder, uploading only what changed.
+
+Progress goes to stderr (a redrawn line on a terminal, plain lines otherwise); the summary and
+the published URLs go to stdout, or one JSON document with `--json`. `--quiet` prints nothing on
+success (cron); `--log-file` appends one line per remote change. Exit 0 ok, 1 error, 2 config,
+3 another assetsync holds the state, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from assetsync.cli._common import add_json_flag, config_from_args, format_bytes, print_json
+from assetsync.cli._progress import Progress, kill_switch
+from assetsync.cli.commands.urls import local_hint, print_url_rows
+from assetsync.engine import sync
+from assetsync.errors import ConfigError
+from assetsync.sync_types import SyncResult
+
+__all__ = ["handler", "log_to_file", "register"]
+
+URLS_SHOWN = 50
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `sync` to the CLI."""
+    p = subparsers.add_parser(
+        "sync", help="publish the source folder, uploading only what changed",
+        description="Publish the source folder to Twilio Serverless (or the local emulator): "
+        "upload only what changed, build once, deploy.",
+    )
+    p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    p.add_argument("--env", metavar="NAME", help="environment (unique name / domain suffix)")
+    p.add_argument("--full", action="store_true",
+                   help="upload every file again, like `twilio-run deploy` (a baseline)")
+    drift = p.add_mutually_exclusive_group()
+    drift.add_argument("--adopt", action="store_true",
+                       help="if someone else deployed: build on their live build, keeping its "
+                       "functions and other files")
+    drift.add_argument("--force", action="store_true",
+                       help="if someone else deployed: replace their files with assetsync's "
+                       "(functions are kept)")
+    add_json_flag(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing unless it fails")
+    p.add_argument("--log-file", metavar="PATH",
+                   help="append one timestamped line per remote change to PATH")
+    p.set_defaults(func=handler)
+
+
+@contextmanager
+def log_to_file(path: str | None) -> Iterator[None]:
+    """Append assetsync's INFO log (one line per remote mutation) to `path`."""
+    if not path:
+        yield
+        return
+    try:
+        file_handler = logging.FileHandler(Path(path).expanduser(), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--log-file {path}: cannot open it ({exc.strerror}); pick a "
+                          "writable path", key="--log-file") from None
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    file_handler.setLevel(logging.INFO)
+    logger = logging.getLogger("assetsync")
+    previous = logger.level
+    logger.addHandler(file_handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(file_handler)
+        logger.setLevel(previous)
+        file_handler.close()
+
+
+def _summary(result: SyncResult) -> str:
+    where = f"{result.service}/{result.environment}"
+    if result.dry_run:
+        return (f"Dry run for {where}: would upload {len(result.uploaded)} file(s) "
+                f"({format_bytes(result.upload_bytes)}), reuse {result.reused}, drop "
+                f"{len(result.dropped)}; nothing was written")
+    site = f" at https://{result.domain_name}" if result.domain_name else ""
+    if result.noop:
+        return (f"Up to date: {where}{site} serves all {result.reused} file(s); nothing to upload "
+                f"(build {result.build_sid})")
+    return (f"Published {where}{site}: uploaded {len(result.uploaded)} file(s) "
+            f"({format_bytes(result.upload_bytes)}), reused {result.reused}, dropped "
+            f"{len(result.dropped)}; build {result.build_sid} is live ({result.elapsed_s:.1f} s, "
+            f"{result.requests} requests)")
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Run one sync."""
+    config = config_from_args(args, {"project.environment": args.env})
+    quiet = args.quiet or args.json
+    progress = Progress(quiet=quiet, verbose=args.verbose)
+    with log_to_file(args.log_file):
+        try:
+            result = sync(config, dry_run=args.dry_run, full=args.full, adopt=args.adopt,
+                          force=args.force, on_event=kill_switch(progress))
+        finally:
+            progress.clear()
+    if args.json:
+        print_json(result.to_json())
+        return 0
+    if args.quiet:
+        return 0
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(_summary(result))
+    if result.urls and not result.dry_run:
+        print_url_rows(result.urls, URLS_SHOWN)
+        hint = local_hint(config, result.domain_name)
+        if hint:
+            print(hint)
+    return 0

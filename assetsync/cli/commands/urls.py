@@ -1,0 +1,63 @@
+"""`assetsync urls`: published path -> URL of what assetsync last deployed (public and protected
+files; private ones have no URL). Read from the state: no network."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from assetsync.cli._common import add_json_flag, config_from_args, print_json
+from assetsync.config import Config
+from assetsync.operations import published_urls
+from assetsync.sync_types import UrlRow
+
+__all__ = ["handler", "local_hint", "print_url_rows", "register"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `urls` to the CLI."""
+    p = subparsers.add_parser("urls", help="list the published URLs (public and protected files)")
+    p.add_argument("--env", metavar="NAME", help="environment (default from the config)")
+    add_json_flag(p)
+    p.set_defaults(func=handler)
+
+
+def local_hint(config: Config, domain: str | None) -> str | None:
+    """How to open the embedded emulator's URLs in a browser (None for a real target)."""
+    if config.target.api != "local" or not domain:
+        return None
+    from assetsync.cli.commands.emulator import DEFAULT_PORT
+    from assetsync.emulator.serving import SERVE_PREFIX
+
+    data = os.path.relpath(config.state_dir / "emulator", Path.cwd())
+    return (f"local emulator: run `assetsync emulator --data {data}`, then open "
+            f"http://127.0.0.1:{DEFAULT_PORT}{SERVE_PREFIX}{domain}/<path>")
+
+
+def print_url_rows(rows: tuple[UrlRow, ...], limit: int | None = None) -> None:
+    """`path  url` lines (the first `limit`, if given)."""
+    shown = rows if limit is None else rows[:limit]
+    width = min(48, max((len(r.path) for r in shown), default=0))
+    for row in shown:
+        print(f"  {row.path.ljust(width)}  {row.url}")
+    if limit is not None and len(rows) > limit:
+        print(f"  ... and {len(rows) - limit} more: `assetsync urls` lists them all")
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Print the URL map."""
+    config = config_from_args(args, {"project.environment": args.env})
+    rows = published_urls(config)
+    if args.json:
+        print_json({row.path: {"url": row.url, "visibility": row.visibility} for row in rows})
+        return 0
+    if not rows:
+        print(f"nothing published yet for {config.service}/{config.environment}: "
+              "run `assetsync sync`")
+        return 0
+    print_url_rows(rows)
+    hint = local_hint(config, rows[0].url.split("/")[2])
+    if hint:
+        print(hint)
+    return 0

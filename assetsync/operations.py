@@ -1,0 +1,312 @@
+"""Commands around a sync: status, rollback, promote, prune, and the published URLs.
+
+Each takes the config (and optionally a client, like `engine.sync`), holds the state lock while
+it works, and returns a frozen result from `assetsync.sync_types`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from assetsync.apply import ApplyOptions, deploy, finish_build, run_all
+from assetsync.client import ServerlessClient
+from assetsync.config import Config, target_key
+from assetsync.engine import (
+    StateLedger,
+    locate_target,
+    now_iso,
+    open_client,
+    prepare_files,
+    run_sync,
+    to_live_build,
+    url_rows,
+)
+from assetsync.errors import AssetsyncError, DriftError, NotFoundError
+from assetsync.plan import RecordedService, build_plan
+from assetsync.remote import describe_drift, fetch_live_build, find_environment
+from assetsync.resources import Build
+from assetsync.state import State
+from assetsync.sync_types import EventCallback, PruneResult, StatusResult, SyncResult, UrlRow
+
+__all__ = ["promote", "prune", "published_urls", "rollback", "status"]
+
+T = TypeVar("T")
+
+
+def _options(config: Config) -> ApplyOptions:
+    s = config.sync
+    return ApplyOptions(s.concurrency, s.build_timeout_s, s.poll_interval_s)
+
+
+def _drift_message(state: State, target: str, service_sid: str, live: Build,
+                   recorded_build: str) -> str:
+    rec = state.get_build(target, service_sid, recorded_build)
+    path_of = {v.version_sid: v.path for v in state.versions(target, service_sid)}
+    sids = frozenset(rec.version_sids) if rec else frozenset()
+    return describe_drift(live, recorded_build, sids, path_of).message()
+
+
+def _run(config: Config, client: ServerlessClient | None, on_event: EventCallback | None,
+         work: Callable[[ServerlessClient, State, str], Coroutine[object, object, T]]) -> T:
+    async def main() -> T:
+        with State.open(config.state_dir) as state:
+            async with open_client(config, client, on_event) as api:
+                return await work(api, state, target_key(config))
+
+    return run_sync(main)
+
+
+def _deploy_result(config: Config, env_name: str, service_sid: str, env_sid: str,
+                   domain: str | None, build_sid: str, deployment_sid: str, reused: int,
+                   api: ServerlessClient, notes: list[str]) -> SyncResult:
+    return SyncResult(
+        service=config.service, environment=env_name, service_sid=service_sid,
+        environment_sid=env_sid, domain_name=domain, build_sid=build_sid,
+        deployment_sid=deployment_sid, uploaded=(), reused=reused, created_assets=(),
+        dropped=(), kept_foreign=(), function_versions=0, upload_bytes=0, bytes_sent=0,
+        requests=api.stats.requests, write_requests=api.stats.write_requests,
+        retries=api.stats.retries, dry_run=False, noop=False, notes=tuple(notes),
+    )
+
+
+# ------------------------------------------------------------------------------- status
+
+def status(
+    config: Config, *, client: ServerlessClient | None = None, environment: str | None = None
+) -> StatusResult:
+    """The live build next to the recorded one, drift, and what a sync would change."""
+    env_name = environment or config.environment
+
+    async def work(api: ServerlessClient, state: State, target: str) -> StatusResult:
+        prepared = prepare_files(config, state)
+        where = await locate_target(api, state, target, config.service, env_name, create=False)
+        env, svc = where.env, where.service_sid
+        live = await fetch_live_build(api, env)
+        live_status = await api.fetch_build_status(svc, live.sid) if live and svc else None
+        env_rec = state.get_environment(target, svc, env_name) if svc else None
+        recorded_build = env_rec.build_sid if env_rec else None
+        pending = state.get_pending(target, svc, env.sid) if svc and env else None
+        drift = None
+        if live and svc and recorded_build and live.sid not in (recorded_build,
+                                                                pending and pending.build_sid):
+            drift = _drift_message(state, target, svc, live, recorded_build)
+        recorded = state.recorded_service(target, svc, env_name) if svc else RecordedService()
+        plan = build_plan(prepared.files, recorded, to_live_build(live) if live else None)
+        c = plan.counts
+        return StatusResult(
+            service=config.service, environment=env_name, service_sid=svc,
+            environment_sid=env.sid if env else None,
+            domain_name=env.domain_name if env else None,
+            live_build_sid=live.sid if live else None, live_build_status=live_status,
+            recorded_build_sid=recorded_build,
+            pending_build_sid=pending.build_sid if pending else None, drift=drift,
+            pending_uploads=tuple(f.path for f in plan.uploads), pending_drops=plan.drops,
+            needs_build=plan.needs_build,
+            counts={"public": c.public, "protected": c.protected, "private": c.private,
+                    "functions": c.functions, "files": len(prepared.files),
+                    "errors": len(prepared.errors)},
+        )
+
+    return _run(config, client, None, work)
+
+
+# ------------------------------------------------------------------------------- rollback
+
+def rollback(
+    config: Config,
+    *,
+    to: str | None = None,
+    client: ServerlessClient | None = None,
+    environment: str | None = None,
+    force: bool = False,
+    on_event: EventCallback | None = None,
+) -> SyncResult:
+    """Deploy the previous completed build again (or `to`), rebuilding it from the recorded
+    versions if Twilio already deleted it (undeployed builds go after 24 h)."""
+    env_name = environment or config.environment
+
+    async def work(api: ServerlessClient, state: State, target: str) -> SyncResult:
+        where = await locate_target(api, state, target, config.service, env_name, create=False)
+        env, svc = where.env, where.service_sid
+        if env is None or svc is None:
+            raise AssetsyncError(f"nothing to roll back: {config.service}/{env_name} does not "
+                                 "exist yet; run `assetsync sync` first")
+        live = await fetch_live_build(api, env)
+        env_rec = state.get_environment(target, svc, env_name)
+        current = env_rec.build_sid if env_rec else None
+        if live is not None and current and live.sid != current and not force:
+            raise DriftError(_drift_message(state, target, svc, live, current)
+                             + "; or roll back anyway with `assetsync rollback --force`")
+        ours = [b for b in state.builds(target, svc)
+                if b.environment_sid == env.sid and b.status == "completed"]
+        live_sid = live.sid if live else None
+        if to is None:
+            now = next((b.created_at for b in ours if b.build_sid == live_sid), None)
+            older = [b for b in ours if b.build_sid != live_sid
+                     and (now is None or (b.created_at or "") < now)]
+            if not older:
+                raise AssetsyncError(f"no earlier build of {config.service}/{env_name} to roll "
+                                     "back to; name one with --to BUILD_SID")
+            choice = older[-1]
+            to_sid = choice.build_sid
+        else:
+            to_sid = to
+            choice = next((b for b in ours if b.build_sid == to), None)
+        if to_sid == live_sid:
+            raise AssetsyncError(f"{to_sid} is already live on {config.service}/{env_name}")
+        ledger = StateLedger(state, target, svc, env.sid)
+        notes = [f"rolled back from {live_sid or 'nothing'} to {to_sid}"]
+        try:
+            status = await api.fetch_build_status(svc, to_sid)
+        except NotFoundError:
+            status = None
+        if status == "completed":
+            deployment = await deploy(api, svc, env.sid, to_sid)
+            if choice is None:  # someone else's build: record it so the next sync sees no drift
+                build = await api.fetch_build(svc, to_sid)
+                state.record_build(target, svc, build_sid=to_sid, environment_sid=env.sid,
+                                   status="completed",
+                                   version_sids=[v.sid for v in build.asset_versions],
+                                   created_at=now_iso())
+            ledger.record_deployment(to_sid, deployment)
+            return _deploy_result(config, env_name, svc, env.sid, env.domain_name, to_sid,
+                                  deployment, len(choice.version_sids) if choice else 0, api,
+                                  notes)
+        if choice is None:
+            raise AssetsyncError(f"build {to_sid} is gone (or not completed) and assetsync has no "
+                                 "record of its versions to rebuild it from")
+        # Rebuild from the recorded versions, with today's functions, dependencies and runtime.
+        base = to_live_build(live) if live else None
+        rebuilt = await api.create_build(
+            svc, asset_versions=choice.version_sids,
+            function_versions=[v.sid for v in base.function_versions] if base else (),
+            dependencies=base.dependencies if base else (), runtime=base.runtime if base else None,
+        )
+        ledger.record_pending_build(rebuilt.sid, choice.version_sids)
+        # Keep the original's place in history, so a second rollback goes further back.
+        state.record_build(target, svc, build_sid=rebuilt.sid, environment_sid=env.sid,
+                           status="building", version_sids=choice.version_sids,
+                           created_at=choice.created_at)
+        notes.append(f"{to_sid} was deleted by Twilio; rebuilt it as {rebuilt.sid}")
+        deployment = await finish_build(api, svc, env.sid, rebuilt.sid, ledger,
+                                        options=_options(config), on_event=on_event)
+        return _deploy_result(config, env_name, svc, env.sid, env.domain_name, rebuilt.sid,
+                              deployment, len(choice.version_sids), api, notes)
+
+    return _run(config, client, on_event, work)
+
+
+# ------------------------------------------------------------------------------- promote
+
+def promote(
+    config: Config,
+    from_env: str,
+    to_env: str,
+    *,
+    client: ServerlessClient | None = None,
+    on_event: EventCallback | None = None,
+) -> SyncResult:
+    """Deploy the build live on `from_env` to `to_env` (created if missing); no upload."""
+
+    async def work(api: ServerlessClient, state: State, target: str) -> SyncResult:
+        where = await locate_target(api, state, target, config.service, from_env, create=False)
+        source, svc = where.env, where.service_sid
+        if source is None or svc is None or not source.build_sid:
+            raise AssetsyncError(f"nothing to promote: {config.service}/{from_env} has no live "
+                                 "build; sync it first")
+        dest_rec = state.get_environment(target, svc, to_env)
+        dest = await find_environment(api, svc, to_env,
+                                      dest_rec.environment_sid if dest_rec else None, create=True)
+        assert dest is not None
+        state.record_environment(target, svc, to_env, dest.sid, dest.domain_name)
+        build_sid = source.build_sid
+        if state.get_build(target, svc, build_sid) is None:
+            build = await api.fetch_build(svc, build_sid)
+            state.record_build(target, svc, build_sid=build_sid, environment_sid=dest.sid,
+                               status="completed",
+                               version_sids=[v.sid for v in build.asset_versions],
+                               created_at=now_iso())
+        deployment = await deploy(api, svc, dest.sid, build_sid)
+        StateLedger(state, target, svc, dest.sid).record_deployment(build_sid, deployment)
+        return _deploy_result(config, to_env, svc, dest.sid, dest.domain_name, build_sid,
+                              deployment, 0, api, [f"promoted {build_sid} from {from_env}"])
+
+    return _run(config, client, on_event, work)
+
+
+# ------------------------------------------------------------------------------- prune
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    sid: str
+    name: str
+
+
+def prune(
+    config: Config, *, yes: bool = False, client: ServerlessClient | None = None,
+    on_event: EventCallback | None = None,
+) -> PruneResult:
+    """Asset resources no environment's live build uses; deleted only with `yes`.
+
+    Deleting an Asset deletes its versions: builds that used them (rollback targets) can no
+    longer be rebuilt.
+    """
+
+    async def work(api: ServerlessClient, state: State, target: str) -> PruneResult:
+        rec = state.get_service(target, config.service)
+        try:
+            svc = await api.fetch_service(rec.service_sid if rec else config.service)
+        except NotFoundError:
+            return PruneResult(None, (), (), not yes)
+        used: set[str] = set()
+        for env in await api.list_environments(svc.sid):
+            live = await fetch_live_build(api, env)
+            if live is not None:
+                used.update(v.parent_sid for v in live.asset_versions)
+            pending = state.get_pending(target, svc.sid, env.sid)
+            if pending is not None:  # a build on its way to deployment keeps its assets too
+                rec_build = state.get_build(target, svc.sid, pending.build_sid)
+                path_asset = state.asset_sids(target, svc.sid)
+                paths = {v.path for v in state.versions(target, svc.sid)
+                         if rec_build and v.version_sid in rec_build.version_sids}
+                used.update(path_asset[p] for p in paths if p in path_asset)
+        candidates = sorted((_Candidate(a.sid, a.friendly_name)
+                             for a in await api.list_assets(svc.sid) if a.sid not in used),
+                            key=lambda c: c.name)
+        deleted: list[str] = []
+        if yes and candidates:
+            by_sid = {sid: path for path, sid in state.asset_sids(target, svc.sid).items()}
+
+            async def delete(c: _Candidate) -> None:
+                await api.delete_asset(svc.sid, c.sid)
+                if c.sid in by_sid:
+                    state.forget_asset(target, svc.sid, by_sid[c.sid])
+                deleted.append(c.sid)
+
+            await run_all((partial(delete, c) for c in candidates),
+                          limit=config.sync.concurrency)
+        return PruneResult(svc.sid, tuple((c.sid, c.name) for c in candidates),
+                           tuple(sorted(deleted)), not yes)
+
+    return _run(config, client, on_event, work)
+
+
+# ------------------------------------------------------------------------------- urls
+
+def published_urls(config: Config, *, environment: str | None = None) -> tuple[UrlRow, ...]:
+    """Published path -> URL of what assetsync last deployed (from the state; no network)."""
+    env_name = environment or config.environment
+    target = target_key(config)
+    with State.open(config.state_dir) as state:
+        svc = state.get_service(target, config.service)
+        env = state.get_environment(target, svc.service_sid, env_name) if svc else None
+        if svc is None or env is None or not env.build_sid:
+            return ()
+        build = state.get_build(target, svc.service_sid, env.build_sid)
+        in_build = set(build.version_sids) if build else set()
+        files = {(v.path, v.visibility) for v in state.versions(target, svc.service_sid)
+                 if v.version_sid in in_build}
+    return url_rows(env.domain_name, files)
