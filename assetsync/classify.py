@@ -9,6 +9,7 @@ import posixpath
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -129,7 +130,11 @@ _MARKERS = (
 
 def content_type_for(name: str) -> str:
     """The MIME type for a file name, from its extension (case-insensitive)."""
-    ext = posixpath.splitext(name)[1].lower()
+    return _content_type_for_ext(posixpath.splitext(name)[1].lower())
+
+
+@lru_cache(maxsize=512)
+def _content_type_for_ext(ext: str) -> str:
     found = _CONTENT_TYPES.get(ext)
     if found is not None:
         return found
@@ -144,16 +149,28 @@ def published_name(rel_path: str) -> tuple[str, Visibility | None]:
     `.protected` or `.private` marker right before the extension sets the visibility and is
     removed (`img/logo.private.png` -> `/img/logo.png`); every whitespace character becomes `-`.
     """
-    directory, base = posixpath.split(rel_path)
-    stem, ext = posixpath.splitext(base)
+    path, marked, _ext = _name_parts(rel_path)
+    return path, marked
+
+
+def _name_parts(rel_path: str) -> tuple[str, Visibility | None, str]:
+    slash = rel_path.rfind("/")
+    base = rel_path[slash + 1 :]
+    dot = base.rfind(".")
+    if dot > 0 and base[:dot].strip("."):  # as posixpath.splitext: leading dots are no extension
+        stem, ext = base[:dot], base[dot:]
+    else:
+        stem, ext = base, ""
     marked: Visibility | None = None
     for marker, visibility in _MARKERS:
         if stem.endswith(marker):
             stem = stem[: -len(marker)]
             marked = visibility
             break
-    path = "/" + posixpath.join(directory, stem + ext) if directory else "/" + stem + ext
-    return _WHITESPACE_RE.sub("-", path), marked
+    path = "/" + rel_path[: slash + 1] + stem + ext
+    if _WHITESPACE_RE.search(path):
+        path = _WHITESPACE_RE.sub("-", path)
+    return path, marked, ext
 
 
 def _visibility(rel_path: str, marked: Visibility | None, rules: VisibilityRules) -> Visibility:
@@ -180,29 +197,36 @@ def classify(files: Iterable[ScannedFile], rules: VisibilityRules, *, source: Pa
     """
     out: list[PublishedFile] = []
     issues: list[Issue] = []
+    folders: dict[str, Path] = {"": source}  # one Path per folder: `folder / name` is cheap
     for scanned in files:
-        path, marked = published_name(scanned.rel_path)
-        visibility = _visibility(scanned.rel_path, marked, rules)
+        rel = scanned.rel_path
+        path, marked, ext = _name_parts(rel)
+        visibility = _visibility(rel, marked, rules)
         if marked is not None:
-            by_glob = _visibility(scanned.rel_path, None, rules)
+            by_glob = _visibility(rel, None, rules)
             if by_glob is not marked and by_glob is not rules.default:
                 issues.append(
                     Issue(
-                        scanned.rel_path,
+                        rel,
                         f"the name marks it {marked.value} but a [visibility] {by_glob.value} "
                         f"glob matches it too; the name wins",
                         "warning",
                     )
                 )
+        slash = rel.rfind("/")
+        folder = rel[:slash] if slash > 0 else ""
+        parent = folders.get(folder)
+        if parent is None:
+            parent = folders[folder] = source / folder
         out.append(
             PublishedFile(
                 path=path,
                 visibility=visibility,
                 digest=scanned.digest,
                 size=scanned.size,
-                source=scanned.rel_path,
-                content_path=source / scanned.rel_path,
-                content_type=content_type_for(path),
+                source=rel,
+                content_path=parent / rel[slash + 1 :],
+                content_type=_content_type_for_ext(ext.lower()),
             )
         )
     out.sort(key=lambda f: (f.path, f.source))
