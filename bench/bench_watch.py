@@ -9,7 +9,8 @@
 2. Events-to-builds for a burst of N new files (goal: one build), builds counted from the
    emulator's request log (or sync calls without the engine).
 3. CPU use and RSS of a watching process while idle on a 10,000-file tree, inotify and polling
-   side by side, against a bare Python process importing assetsync.watch (the baseline).
+   side by side, against a bare Python process importing assetsync.watch (the baseline); and the
+   real `assetsync watch` process (engine, embedded emulator) on the same tree.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -160,13 +162,15 @@ def bench_latency(edits: int, options: WatchOptions) -> dict[str, object]:
         stop, thread, _ = _run_watch(target.source, work, timeline, options)
         try:
             timeline.wait_count(1)  # the reconcile at start
-            latencies = []
+            latencies: list[float] = []
+            to_call: list[float] = []
             for i in range(edits):
                 name = f"page-{i:02}.html"
                 saved = time.perf_counter()
                 (target.source / name).write_bytes(b"<h1>edit %d</h1>\n" % i * 50)
-                _started, done = timeline.wait_for(name)
+                started, done = timeline.wait_for(name)
                 latencies.append((done - saved) * 1000)
+                to_call.append((started - saved) * 1000)
                 time.sleep(0.05)
         finally:
             stop.set()
@@ -184,6 +188,7 @@ def bench_latency(edits: int, options: WatchOptions) -> dict[str, object]:
         "quiet_window_ms": options.quiet_window_s * 1000,
         "p50_ms": round(p50, 1),
         "p95_ms": round(p95, 1),
+        "save_to_sync_start_p50_ms": round(statistics.median(to_call), 1),
         "goal_p50_ms": goal,
         "p50_over_goal": round(p50 / goal, 3),
     }
@@ -250,6 +255,41 @@ def _idle_child(root: Path, mode: str, seconds: float) -> None:
     print(json.dumps({"cpu_pct_of_one_core": round(100 * cpu / elapsed, 3), "rss_mib": round(rss / 2**20, 1)}))
 
 
+def _idle_cli(project: Path, seconds: float) -> dict[str, object]:
+    """The real `assetsync watch` (engine, embedded emulator) idle after its first reconcile.
+
+    A build holds at most 1,000 files, so all but the first 1,000 files are ignored: the process
+    still watches and filters the whole 10,000-file tree.
+    """
+    (project / ".assetsync.toml").write_text(
+        '[project]\nsource = "tree"\nservice = "bench-idle"\nenvironment = "dev"\n'
+        '[ignore]\npatterns = ["d0[1-9]?/"]\n'
+    )
+    env = {**os.environ, "ASSETSYNC_BUDGET_DIR": str(project / "budget")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assetsync", "watch", "--plain"],
+        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "full reconcile deployed" in line:
+                break
+        else:
+            raise RuntimeError("assetsync watch ended before its first deploy")
+        time.sleep(1.0)
+        child = psutil.Process(proc.pid)
+        before, wall = child.cpu_times(), time.perf_counter()
+        time.sleep(seconds)
+        after, elapsed = child.cpu_times(), time.perf_counter() - wall
+        cpu = (after.user - before.user) + (after.system - before.system)
+        rss = child.memory_info().rss
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    return {"cpu_pct_of_one_core": round(100 * cpu / elapsed, 3), "rss_mib": round(rss / 2**20, 1)}
+
+
 def bench_idle(files: int, seconds: float) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "tree"
@@ -261,6 +301,7 @@ def bench_idle(files: int, seconds: float) -> dict[str, object]:
                 capture_output=True, text=True, check=True,
             )
             out[mode] = json.loads(proc.stdout)
+        out["cli_inotify"] = _idle_cli(Path(tmp), seconds)
     base_rss = out["baseline"]["rss_mib"]  # type: ignore[index]
     out["inotify_rss_over_baseline"] = round(out["inotify"]["rss_mib"] / base_rss, 2)  # type: ignore[index]
     out["polling_cpu_over_inotify"] = round(

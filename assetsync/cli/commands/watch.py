@@ -14,12 +14,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
 from assetsync.budget import budget_for_config
-from assetsync.config import Config, load_config
+from assetsync.cli._common import config_from_args
+from assetsync.config import Config
 from assetsync.errors import AssetsyncError, LockHeldError
 from assetsync.watch import WatchEvent, WatchOptions, WatchStatus, parse_watch_section, watch
 
@@ -39,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "the config file (see docs/watch.md)."
         ),
     )
+    parser.add_argument("--env", metavar="NAME", help="environment (unique name / domain suffix)")
     parser.add_argument("--polling", choices=("auto", "on", "off"), help="override [watch] polling")
     parser.add_argument(
         "--quiet-window", type=float, metavar="SECONDS", help="override [watch] quiet_window_s"
@@ -224,7 +225,7 @@ def _engine_sync_fn(config: Config, display: _Display):  # type: ignore[no-untyp
 
 def handler(args: argparse.Namespace) -> int:
     """Run `assetsync watch` until Ctrl-C; exit 0 if everything was deployed, 130 if not."""
-    config = load_config(Path(args.config) if args.config else None)
+    config = config_from_args(args, {"project.environment": args.env})
     options = _options(config, args)
     budget = budget_for_config(config, limit=options.builds_per_hour)
     display = _StatusLine(sys.stdout) if sys.stdout.isatty() and not args.plain else _Display(sys.stdout)

@@ -1,0 +1,155 @@
+"""`assetsync watch` as a user runs it: a real process against the emulator, stopped with SIGINT."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assetsync.cli import main
+from tests.watch_harness import BOUND_S
+
+
+class Watcher:
+    """`assetsync watch --plain` in a subprocess; its output lines are collected as they come."""
+
+    def __init__(self, cwd: Path, env: dict[str, str], *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "assetsync", "watch", "--plain", *args],
+            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines: list[str] = []
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self.cond:
+                self.lines.append(line.rstrip("\n"))
+                self.cond.notify_all()
+
+    def wait_line(self, text: str) -> str:
+        with self.cond:
+            found = self.cond.wait_for(lambda: any(text in line for line in self.lines), BOUND_S)
+            assert found, f"no line with {text!r}:\n" + "\n".join(self.lines)
+            return next(line for line in self.lines if text in line)
+
+    def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(BOUND_S)
+        self.reader.join(BOUND_S)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(BOUND_S)
+        self.reader.join(BOUND_S)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: Any) -> tuple[Path, dict[str, str]]:
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<h1>hello</h1>")
+    (tmp_path / ".assetsync.toml").write_text(
+        '[project]\nsource = "site"\nservice = "watch-cli"\nenvironment = "dev"\n'
+        f'[target]\napi = "{emulator.url}"\n[sync]\npoll_interval_s = 0.02\n'
+    )
+    emulator.state.build_delay_s = 0.0
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "ASSETSYNC_"))},
+        "TWILIO_ACCOUNT_SID": emulator.account_sid,
+        "TWILIO_AUTH_TOKEN": emulator.auth_token,
+        "ASSETSYNC_BUDGET_DIR": str(tmp_path / "budget"),
+    }
+    return tmp_path, env
+
+
+def test_watch_deploys_a_save_and_stops_cleanly_on_ctrl_c(project: tuple[Path, dict[str, str]]) -> None:
+    root, env = project
+    watcher = Watcher(root, env)
+    try:
+        watcher.wait_line("watching (")
+        watcher.wait_line("full reconcile deployed: 1 uploaded")
+        (root / "site" / "logo.png").write_bytes(b"png")
+        deployed = watcher.wait_line("1 change deployed")
+        assert "1 uploaded, build ZB" in deployed
+        code = watcher.interrupt()
+    finally:
+        watcher.kill()
+    assert code == 0
+    assert any("stopping after the current sync" in line for line in watcher.lines)
+    assert "stopped; 2 builds, 0 failed syncs, 0 pending" in watcher.lines[-1]
+    assert env["TWILIO_AUTH_TOKEN"] not in "\n".join(watcher.lines)
+    assert not any("Traceback" in line for line in watcher.lines)
+
+
+def test_interrupt_with_undeployed_changes_exits_130(project: tuple[Path, dict[str, str]]) -> None:
+    root, env = project
+    watcher = Watcher(root, env, "--builds-per-hour", "1")
+    try:
+        watcher.wait_line("full reconcile deployed")  # the hour's only build
+        (root / "site" / "late.png").write_bytes(b"png")
+        waiting = watcher.wait_line("build budget spent (1/hour); next build at")
+        assert waiting
+        code = watcher.interrupt()
+    finally:
+        watcher.kill()
+    assert code == 130
+    assert any("1 changes were not deployed; run `assetsync sync`" in line for line in watcher.lines)
+
+
+def test_second_watch_on_the_same_project_exits_3(project: tuple[Path, dict[str, str]]) -> None:
+    root, env = project
+    first = Watcher(root, env)
+    try:
+        first.wait_line("watching (")
+        second = subprocess.run(
+            [sys.executable, "-m", "assetsync", "watch", "--plain"],
+            cwd=root, env=env, capture_output=True, text=True, timeout=BOUND_S,
+        )
+    finally:
+        first.kill()
+    assert second.returncode == 3
+    message = second.stderr.strip().splitlines()
+    assert len(message) == 1
+    assert f"another `assetsync watch` is running for {root / '.assetsync.toml'} (pid {first.proc.pid})" in message[0]
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--builds-per-hour", "500"], "command line: [watch] builds_per_hour is 500"),
+        (["--quiet-window", "0"], "command line: [watch] quiet_window_s is 0"),
+    ],
+)
+def test_bad_flags_get_one_line_and_exit_2(
+    project: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str], flags: list[str], expected: str
+) -> None:
+    root, _env = project
+    code = main(["-c", str(root / ".assetsync.toml"), "watch", "--plain", *flags])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and expected in err[0]
+
+
+def test_bad_watch_section_in_the_config_names_file_and_key(
+    project: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _env = project
+    config = root / ".assetsync.toml"
+    config.write_text(config.read_text() + "[watch]\nquiet_ms = 300\n")
+    code = main(["-c", str(config), "watch"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{config}: [watch] quiet_ms is not a known key" in err
