@@ -117,7 +117,7 @@ class OptimizeOptions:
     strict: bool = False
     gif_to_png: bool = True
     exclude: tuple[str, ...] = ()
-    effort: int = 3
+    effort: int = 2
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
     profiles: tuple[Profile, ...] = field(default=())
