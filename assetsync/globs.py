@@ -110,8 +110,47 @@ def _alternation(parts: list[str]) -> re.Pattern[str] | None:
     return re.compile("(?:" + "|".join(parts) + r")\Z") if parts else None
 
 
+_META = frozenset("*?[\\")
+
+
+def _name_test(patterns: list[str]) -> Callable[[str], bool] | None:
+    """One test for name patterns; literal names, `*suffix` and `prefix*` skip the regex.
+
+    The deny list is mostly such patterns, and `str.endswith(tuple)` is several times faster
+    than a 30-way regex alternation on every file name a scan sees.
+    """
+    exact: set[str] = set()
+    suffixes: list[str] = []
+    prefixes: list[str] = []
+    rest: list[str] = []
+    for p in patterns:
+        if not _META & set(p):
+            exact.add(p)
+        elif p.startswith("*") and not _META & set(p[1:]):
+            suffixes.append(p[1:])
+        elif p.endswith("*") and not p.endswith("**") and not _META & set(p[:-1]):
+            prefixes.append(p[:-1])
+        else:
+            rest.append(_translate(p))
+    if not (exact or suffixes or prefixes or rest):
+        return None
+    ends, starts = tuple(suffixes), tuple(prefixes)
+    regex = _alternation(rest)
+    rx = regex.match if regex is not None else None
+
+    def test(name: str) -> bool:
+        return (
+            name in exact
+            or (bool(ends) and name.endswith(ends))
+            or (bool(starts) and name.startswith(starts))
+            or (rx is not None and rx(name) is not None)
+        )
+
+    return test
+
+
 class GlobSet:
-    """A compiled set of globs; matching costs one or two regex calls per entry."""
+    """A compiled set of globs; matching costs a few C-level checks per entry."""
 
     __slots__ = ("_name_any", "_name_dir", "_path_any", "_path_dir", "patterns")
 
@@ -123,12 +162,13 @@ class GlobSet:
         path_dir: list[str] = []
         for pattern in self.patterns:
             regex, anchored, dir_only = _parse(pattern)
-            target = (path_dir if dir_only else path_any) if anchored else (
-                name_dir if dir_only else name_any
-            )
-            target.append(regex)
-        self._name_any = _alternation(name_any)
-        self._name_dir = _alternation(name_dir)
+            if anchored:
+                (path_dir if dir_only else path_any).append(regex)
+            else:
+                body = pattern.strip().rstrip("/")
+                (name_dir if dir_only else name_any).append(body)
+        self._name_any = _name_test(name_any)
+        self._name_dir = _name_test(name_dir)
         self._path_any = _alternation(path_any)
         self._path_dir = _alternation(path_dir)
 
@@ -136,11 +176,8 @@ class GlobSet:
         return bool(self.patterns)
 
     def file_matchers(self) -> tuple[Callable[[str], object] | None, Callable[[str], object] | None]:
-        """(by name, by relative path) match functions for files, for inlined hot loops."""
-        return (
-            self._name_any.match if self._name_any is not None else None,
-            self._path_any.match if self._path_any is not None else None,
-        )
+        """(by name, by relative path) tests for files, for inlined hot loops; None = no rule."""
+        return self._name_any, self._path_any.match if self._path_any is not None else None
 
     def match_entry(self, rel_path: str, name: str, is_dir: bool) -> bool:
         """Whether this entry itself matches (its parent folders are not looked at).
@@ -148,12 +185,12 @@ class GlobSet:
         The walk calls this once per entry and never descends into a matched folder, so
         together that equals `match`.
         """
-        if self._name_any is not None and self._name_any.match(name):
+        if self._name_any is not None and self._name_any(name):
             return True
         if self._path_any is not None and self._path_any.match(rel_path):
             return True
         if is_dir:
-            if self._name_dir is not None and self._name_dir.match(name):
+            if self._name_dir is not None and self._name_dir(name):
                 return True
             if self._path_dir is not None and self._path_dir.match(rel_path):
                 return True

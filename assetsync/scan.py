@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from assetsync.errors import ScanError
 from assetsync.globs import GlobSet, compile_glob_set
 from assetsync.models import ScannedFile
-from assetsync.scan_walk import CHUNK_SIZE, RACY_WINDOW_NS, Walker, WalkResult, hash_fd
+from assetsync.scan_walk import CHUNK_SIZE, RACY_WINDOW_NS, StatRow, Walker, WalkResult, hash_fd
 from assetsync.sync_types import SyncEvent
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ __all__ = [
     "Snapshot",
     "StatCache",
     "StatEntry",
+    "StatRow",
     "hash_file",
     "rescan_paths",
     "scan_tree",
@@ -90,10 +91,10 @@ class IgnoreRules:
 
 
 class StatEntry(NamedTuple):
-    """A cached digest and the stat validator it was computed under.
+    """A cached digest and the stat validator it was computed under (a `StatRow` with names).
 
-    A NamedTuple rather than a dataclass: the stat cache loads 10,000s of these per scan and
-    the scanner compares them by index, which is several times cheaper (bench/bench_scan.py).
+    A NamedTuple rather than a dataclass: caches hand back plain `StatRow` tuples of this
+    shape (the state loads 10,000s per scan) and the scanner reads them by index.
     """
 
     rel_path: str
@@ -108,10 +109,10 @@ class StatEntry(NamedTuple):
 class StatCache(Protocol):
     """Where digests are remembered between scans (implemented by `assetsync.state.State`)."""
 
-    def stat_entries(self) -> Mapping[str, StatEntry]:
-        """Every cached entry by relative path (read once per scan)."""
+    def stat_entries(self) -> Mapping[str, StatRow]:
+        """Every cached entry by relative path, `StatEntry`-shaped (read once per scan)."""
 
-    def update_stats(self, put: Iterable[StatEntry], drop: Iterable[str] = ()) -> None:
+    def update_stats(self, put: Iterable[StatRow], drop: Iterable[str] = ()) -> None:
         """Store new entries and forget others, in one transaction."""
 
 
@@ -178,7 +179,7 @@ def _finish(
         if on_event is not None:
             on_event(SyncEvent("scan_issue", path=issue.path, message=issue.message))
     if cache is not None and (result.put or gone):
-        cache.update_stats(map(StatEntry._make, result.put), gone)
+        cache.update_stats(result.put, gone)
     snapshot = Snapshot(
         files={k: files[k] for k in sorted(files)},
         issues=tuple(sorted(issues + new_issues, key=lambda i: (i.path, i.message))),

@@ -22,9 +22,16 @@ from pathlib import Path
 from types import TracebackType
 
 from assetsync.errors import LockHeldError, StateError
-from assetsync.scan import StatEntry
+from assetsync.scan_walk import StatRow
 from assetsync.state_remote import RemoteRecords
-from assetsync.state_schema import MIGRATIONS, SCHEMA_VERSION, export_state, import_state
+from assetsync.state_schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    dump_stats,
+    export_state,
+    import_state,
+    load_stats,
+)
 
 __all__ = ["DB_NAME", "LOCK_NAME", "SCHEMA_VERSION", "State"]
 
@@ -90,7 +97,7 @@ class State(RemoteRecords):
         self._conn = conn
         self._lock_fd = lock_fd
         self._mutex = threading.RLock()
-        self._stats: dict[str, StatEntry] | None = None
+        self._stats: dict[str, StatRow] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -159,34 +166,26 @@ class State(RemoteRecords):
 
     # --- stat cache (scan.StatCache) ---------------------------------------------------------
 
-    def stat_entries(self) -> Mapping[str, StatEntry]:
-        """Every cached entry by relative path, loaded once and kept current."""
+    def stat_entries(self) -> Mapping[str, StatRow]:
+        """Every cached entry by relative path (`StatEntry`-shaped tuples), loaded once."""
         if self._stats is None:
-            rows = self._read(
-                "SELECT rel_path, size, mtime_ns, ctime_ns, inode, digest, hashed_at_ns "
-                "FROM stat_cache"
-            )
-            make = StatEntry._make
-            self._stats = {r[0]: make(r) for r in rows}  # type: ignore[misc]
+            with self._mutex:
+                try:
+                    self._stats = load_stats(self._conn)
+                except sqlite3.DatabaseError as exc:
+                    raise _db_error(self.db_path, exc) from None
         return self._stats
 
-    def update_stats(self, put: Iterable[StatEntry], drop: Iterable[str] = ()) -> None:
+    def update_stats(self, put: Iterable[StatRow], drop: Iterable[str] = ()) -> None:
         """Store and forget stat cache entries in one transaction."""
-        put, drop = list(put), list(drop)
-        with self._write() as conn:
-            conn.executemany("DELETE FROM stat_cache WHERE rel_path = ?", ((p,) for p in drop))
-            conn.executemany(
-                "INSERT OR REPLACE INTO stat_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (e.rel_path, e.size, e.mtime_ns, e.ctime_ns, e.inode, e.digest, e.hashed_at_ns)
-                    for e in put
-                ),
-            )
-        stats = self.stat_entries()
+        stats = dict(self.stat_entries())
         for p in drop:
             stats.pop(p, None)
         for e in put:
-            stats[e.rel_path] = e
+            stats[e[0]] = tuple(e)  # type: ignore[assignment]
+        with self._write() as conn:
+            dump_stats(conn, stats)
+        self._stats = stats
 
     # --- export / import ---------------------------------------------------------------------
 
@@ -280,8 +279,11 @@ def _migrate(conn: sqlite3.Connection, db_path: Path, existed: bool) -> None:
     while version < SCHEMA_VERSION:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in MIGRATIONS[version]:
-                conn.execute(statement)
+            for step in MIGRATIONS[version]:
+                if isinstance(step, str):
+                    conn.execute(step)
+                else:
+                    step(conn)
             version += 1
             conn.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",

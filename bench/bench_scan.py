@@ -6,7 +6,8 @@ Measured side by side in one run, interleaved, medians (the machine is shared an
 
 1. No-change scan of a generated tree (100 folders x 100 files of 512-8192 bytes, `git add`ed
    and committed) against `git status --porcelain` on the same tree. "scan" is what a plan pays:
-   open the state (lock, schema check), load the stat cache, walk + stat + compare.
+   open the state (lock, schema check), load the stat cache, walk + stat + compare. For
+   context, the bare Python floor (scandir + lstat of every file, nothing else) is timed too.
 2. Whole-process `assetsync plan --json` on that tree (a fresh interpreter each time), next to
    `python -c pass` for the interpreter's own start-up.
 3. Hash throughput of `hash_file` over a file in the page cache, against xxh3_128 over the same
@@ -65,6 +66,22 @@ def make_tree(root: Path, files: int) -> None:
         subprocess.run(["git", *args], cwd=root, env=GIT_ENV, check=True)
 
 
+def _python_floor(tree: Path) -> int:
+    """The least any Python scan must do: list every folder and lstat every file."""
+    count = 0
+    stack = [str(tree)]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != ".git":
+                        stack.append(entry.path)
+                else:
+                    entry.stat(follow_symlinks=False)
+                    count += 1
+    return count
+
+
 def bench_scan_vs_git(work: Path, files: int, rounds: int) -> dict[str, object]:
     tree = work / "site"
     state_dir = work / "state"
@@ -78,6 +95,7 @@ def bench_scan_vs_git(work: Path, files: int, rounds: int) -> dict[str, object]:
     open_s: list[float] = []
     load_s: list[float] = []
     walk_s: list[float] = []
+    floor_s: list[float] = []
     hashed = 0
     for _ in range(rounds):
         t0 = time.perf_counter()
@@ -98,6 +116,9 @@ def bench_scan_vs_git(work: Path, files: int, rounds: int) -> dict[str, object]:
             ["git", "status", "--porcelain"], cwd=tree, check=True, stdout=subprocess.DEVNULL
         )
         git_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        _python_floor(tree)
+        floor_s.append(time.perf_counter() - t)
     return {
         "files": len(first.files),
         "first_scan_hashed": first.hashed,
@@ -109,7 +130,11 @@ def bench_scan_vs_git(work: Path, files: int, rounds: int) -> dict[str, object]:
             "walk_stat_compare": _median_ms(walk_s),
         },
         "git_status_ms": _median_ms(git_s),
+        "python_floor_scandir_lstat_ms": _median_ms(floor_s),
         "ratio_scan_to_git_status": round(statistics.median(scan_s) / statistics.median(git_s), 2),
+        "ratio_python_floor_to_git_status": round(
+            statistics.median(floor_s) / statistics.median(git_s), 2
+        ),
         "target_ratio_at_most": 2.0,
     }
 

@@ -48,7 +48,7 @@ class MemoryCache:
         for p in drop:  # type: ignore[attr-defined]
             self.entries.pop(p, None)
         for e in put:  # type: ignore[attr-defined]
-            self.entries[e.rel_path] = e
+            self.entries[e[0]] = StatEntry._make(e)
 
 
 def test_files_digests_and_sorted_paths(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from assetsync.errors import LockHeldError, StateError
 from assetsync.scan import StatEntry
 from assetsync.state import DB_NAME, LOCK_NAME, SCHEMA_VERSION, State
+from assetsync.state_schema import MIGRATIONS, load_stats
 
 TARGET = "local"
 ZS = "ZS" + "1" * 32
@@ -100,8 +101,24 @@ def test_newer_schema_is_refused_without_changes(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="newer assetsync"):
         State.open(tmp_path)
     conn = sqlite3.connect(tmp_path / DB_NAME)
-    assert conn.execute("SELECT rel_path FROM stat_cache").fetchall() == [("keep.png",)]
+    assert "keep.png" in dict(load_stats(conn))
     conn.close()
+
+
+def test_schema_1_database_is_migrated_forward_keeping_its_data(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    for step in MIGRATIONS[0]:
+        conn.execute(step)  # type: ignore[arg-type]
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.execute("INSERT INTO stat_cache VALUES ('old.png', 3, 10, 11, 12, 'xxh3_128:ab', 99)")
+    conn.execute("INSERT INTO assets VALUES ('local', 'ZS1', '/old.png', 'ZH1')")
+    conn.commit()
+    conn.close()
+    with State.open(tmp_path) as state:
+        assert dict(state.stat_entries()) == {"old.png": ("old.png", 3, 10, 11, 12, "xxh3_128:ab", 99)}
+        assert state.asset_sids("local", "ZS1") == {"/old.png": "ZH1"}
+        version = state._conn.execute("SELECT value FROM meta WHERE key='schema_version'")
+        assert int(version.fetchone()[0]) == SCHEMA_VERSION
 
 
 def test_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
