@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -11,6 +13,7 @@ import pytest
 
 from assetsync.emulator import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, embedded_transport
 from assetsync.emulator.faults import FaultSwitches, parse_fault_spec
+from assetsync.emulator.state import EmulatorLimits
 from tests.conftest import EmulatorHandle
 
 
@@ -159,3 +162,21 @@ def test_embedded_transport_serves_in_process_and_drops_as_a_transport_error(tmp
     assert status == 201 and url.startswith("http://assetsync.local/v1/Services/ZS")
     assert raised is httpx.RemoteProtocolError
     assert (tmp_path / "emu" / "emulator.sqlite3").exists()
+
+
+def test_concurrent_request_limit_answers_429(emulator: EmulatorHandle) -> None:
+    emulator.state.limits = EmulatorLimits(concurrent_requests=1)
+    emulator.state.faults.add("GET", "/v1/Services", "delay", count=1, delay_s=1.0)
+    results: list[int] = []
+    with emulator.client() as client:
+        slow = threading.Thread(target=lambda: results.append(client.get("/v1/Services").status_code))
+        slow.start()
+        for _ in range(2000):  # until the slow request is being held (bounded)
+            if emulator.state.in_flight:
+                break
+            time.sleep(0.005)
+        second = client.get("/v1/Services/whatever")
+        slow.join()
+        after = client.get("/v1/Services")
+    assert second.status_code == 429 and second.json()["code"] == 20429
+    assert results == [200] and after.status_code == 200

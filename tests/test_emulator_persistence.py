@@ -87,3 +87,19 @@ def test_cli_rejects_bad_options_with_one_line(tmp_path: Path, capsys: pytest.Ca
         assert main(["emulator", "--data", data, *extra]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("assetsync: error: --") and "\n" not in err, err
+
+
+def test_embedded_transport_survives_its_client_closing(tmp_path: Path) -> None:
+    transport = embedded_transport(tmp_path / "emu")
+
+    async def list_names() -> list[str]:
+        async with httpx.AsyncClient(transport=transport, base_url="http://local", auth=AUTH) as c:
+            return [s["unique_name"] for s in (await c.get("/v1/Services")).json()["services"]]
+
+    async def create(name: str) -> None:
+        async with httpx.AsyncClient(transport=transport, base_url="http://local", auth=AUTH) as c:
+            (await c.post("/v1/Services", data={"UniqueName": name, "FriendlyName": name})).raise_for_status()
+
+    asyncio.run(create("first"))
+    asyncio.run(create("second"))
+    assert asyncio.run(list_names()) == ["first", "second"]

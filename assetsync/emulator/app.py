@@ -181,6 +181,23 @@ class _EmulatorApp:
         self, scope: Scope, receive: Receive, send: Send, kind: HostKind, env: Any, serve_path: str
     ) -> None:
         state = self.state
+        limit = state.limits.concurrent_requests
+        if kind != "serve" and limit and state.in_flight >= limit:
+            await _drain(receive)
+            message = f"Too many concurrent requests (limit {limit})"
+            await _send_json(send, 429, error_body(429, 20429, message, kind), {})
+            return
+        state.in_flight += 1
+        try:
+            await self._checked(scope, receive, send, kind, env, serve_path)
+        finally:
+            state.in_flight -= 1
+
+    async def _checked(
+        self, scope: Scope, receive: Receive, send: Send, kind: HostKind, env: Any, serve_path: str
+    ) -> None:
+        """Fault switches, then auth, then the request itself."""
+        state = self.state
         fault = state.faults.take(scope["method"], scope["path"])
         if fault is not None:
             logger.debug("fault %s on %s %s", fault.action, scope["method"], scope["path"])

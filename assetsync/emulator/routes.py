@@ -86,7 +86,9 @@ def _owner(request: Request) -> Record:
     return _child(request, kind, "owner", _service(request))
 
 
-async def _list(request: Request, kind: str, parent: Record | None, key: str) -> Response:
+async def _list(
+    request: Request, kind: str, parent: Record | None, key: str, extra: dict[str, str] | None = None
+) -> Response:
     state, query = _state(request), request.query_params
     try:
         size = int(query.get("PageSize", "50"))
@@ -118,6 +120,7 @@ async def _list(request: Request, kind: str, parent: Record | None, key: str) ->
         page_size=size,
         next_token=f"PT{rows[-1].seq}" if has_next and rows else None,
         prev_token=f"PB{rows[0].seq}" if has_prev and rows else None,
+        extra=extra,
     )
     return JSONResponse(body)
 
@@ -216,15 +219,11 @@ async def variable(request: Request) -> Response:
 
 
 async def logs(request: Request) -> Response:
-    # The emulator runs no functions, so there are never logs: an empty, well-formed page.
+    # The emulator runs no functions, so there are never logs: an empty, well-formed page whose
+    # URLs echo the filters as Twilio's do.
     env, query = _environment(request), request.query_params
-    await _list(request, "log", env, "logs")  # validates the paging parameters
     extra = {k: query[k] for k in ("StartDate", "EndDate", "FunctionSid") if k in query}
-    size, page = int(query.get("PageSize", "50")), int(query.get("Page", "0"))
-    url = base_url(request) + request.url.path
-    return JSONResponse(
-        list_body("logs", [], url, page=page, page_size=size, next_token=None, prev_token=None, extra=extra)
-    )
+    return await _list(request, "log", env, "logs", extra)
 
 
 async def log(request: Request) -> Response:

@@ -57,6 +57,9 @@ class EmulatorLimits:
     max_private_bytes: int = documented.MAX_PRIVATE_ASSET_BYTES
     undeployed_build_retention_s: float = documented.UNDEPLOYED_BUILD_RETENTION_S
     unreferenced_version_retention_s: float = documented.UNREFERENCED_VERSION_RETENTION_S
+    # Twilio's 429 is about too many *concurrent* requests per account (api-contract.md §6), at a
+    # level it does not document: 0 (the default) means no limit.
+    concurrent_requests: int = 0
 
 
 class AdjustableClock:
@@ -147,6 +150,7 @@ class EmulatorState:
         self.faults = FaultSwitches()
         self.request_log = RequestLog()
         self.failing_builds = 0
+        self.in_flight = 0
         self._next_sweep = 0.0
 
     # lifecycle -------------------------------------------------------------------------------

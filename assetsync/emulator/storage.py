@@ -89,22 +89,33 @@ class Store:
         self.tmp_dir = root / "tmp"
         self.content_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN ourselves, so reads outside a transaction always
-        # see the latest commit of any other process on the same folder.
-        self._db = sqlite3.connect(
-            root / "emulator.sqlite3", timeout=30.0, isolation_level=None, check_same_thread=False
-        )
+        self._db: sqlite3.Connection | None = None
         self._lock = threading.RLock()
         self._depth = 0
+        self._conn().executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        # (Re)opened on demand, so a closed store (an embedded transport whose client was
+        # closed) simply reconnects when used again.
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            if self._db is None:
+                # isolation_level=None: we issue BEGIN ourselves, so reads outside a transaction
+                # always see the latest commit of any other process on the same folder.
+                db = sqlite3.connect(
+                    self.root / "emulator.sqlite3", timeout=30.0, isolation_level=None,
+                    check_same_thread=False,
+                )
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                self._db = db
+            return self._db
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection (it reopens if the store is used again)."""
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -117,40 +128,40 @@ class Store:
                 finally:
                     self._depth -= 1
                 return
-            self._db.execute("BEGIN IMMEDIATE")
+            self._conn().execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:
                 yield
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._conn().execute("ROLLBACK")
                 raise
             else:
-                self._db.execute("COMMIT")
+                self._conn().execute("COMMIT")
             finally:
                 self._depth = 0
 
     def _rows(self, sql: str, args: Sequence[object] = ()) -> list[Record]:
         with self._lock:
-            rows = self._db.execute(
+            rows = self._conn().execute(
                 f"SELECT seq, sid, kind, parent_sid, created, data FROM resources {sql}", args
             ).fetchall()
         return [Record(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
     def _scalar(self, sql: str, args: Sequence[object] = ()) -> Any:
         with self._lock:
-            row = self._db.execute(sql, args).fetchone()
+            row = self._conn().execute(sql, args).fetchone()
         return None if row is None else row[0]
 
     def _exec(self, sql: str, args: Sequence[object] = ()) -> None:
         with self.transaction():
-            self._db.execute(sql, args)
+            self._conn().execute(sql, args)
 
     # resources -------------------------------------------------------------------------------
 
     def insert(self, sid: str, kind: str, parent_sid: str | None, created: float, data: dict[str, Any]) -> Record:
         """Store a new resource and return it."""
         with self.transaction():
-            cur = self._db.execute(
+            cur = self._conn().execute(
                 "INSERT INTO resources (sid, kind, parent_sid, created, data) VALUES (?, ?, ?, ?, ?)",
                 (sid, kind, parent_sid, created, json.dumps(data)),
             )
@@ -167,8 +178,8 @@ class Store:
         """Delete resources (and their build memberships) by SID."""
         with self.transaction():
             for sid in sids:
-                self._db.execute("DELETE FROM resources WHERE sid = ?", (sid,))
-                self._db.execute("DELETE FROM build_members WHERE build_sid = ?", (sid,))
+                self._conn().execute("DELETE FROM resources WHERE sid = ?", (sid,))
+                self._conn().execute("DELETE FROM build_members WHERE build_sid = ?", (sid,))
 
     def get(self, sid: str, kind: str) -> Record | None:
         """The resource with this SID and kind, if any."""
@@ -239,7 +250,7 @@ class Store:
     def add_build_members(self, build_sid: str, version_sids: Sequence[str]) -> None:
         """Record which versions a build references (for retention)."""
         with self.transaction():
-            self._db.executemany(
+            self._conn().executemany(
                 "INSERT OR IGNORE INTO build_members (build_sid, version_sid) VALUES (?, ?)",
                 [(build_sid, v) for v in version_sids],
             )
@@ -257,7 +268,7 @@ class Store:
     def build_events_since(self, since: float) -> list[float]:
         """Creation times of builds at or after `since`, oldest first."""
         with self._lock:
-            rows = self._db.execute(
+            rows = self._conn().execute(
                 "SELECT time FROM build_events WHERE time >= ? ORDER BY time", (since,)
             ).fetchall()
         return [float(r[0]) for r in rows]
@@ -266,7 +277,7 @@ class Store:
         """Delete every resource (content files stay: they are shared by digest)."""
         with self.transaction():
             for table in ("resources", "build_members", "build_events"):
-                self._db.execute(f"DELETE FROM {table}")
+                self._conn().execute(f"DELETE FROM {table}")
 
     # content ---------------------------------------------------------------------------------
 
