@@ -238,7 +238,7 @@ def _check_template(template: str, key: str, file: str) -> str:
     used = set(re.findall(r"\{([^{}]*)\}", template))
     unknown = used - _TEMPLATE_FIELDS
     if unknown:
-        _fail(f"{key} = {template!r}: unknown placeholder {{{sorted(unknown)[0]}}}; use "
+        _fail(f"{key} = {template!r}: unknown placeholder {{{min(unknown)}}}; use "
               f"{', '.join('{' + f + '}' for f in sorted(_TEMPLATE_FIELDS))}", key, file)
     if not used & {"path", "name", "stem"}:
         _fail(f"{key} = {template!r}: include {{path}}, {{name}} or {{stem}} so variants of "

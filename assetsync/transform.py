@@ -1,39 +1,47 @@
-"""The transform stage's pure image recipes: bytes in, bytes out, never larger, no metadata leak.
+"""The transform stage: optimize images and derive channel variants before upload.
 
-`optimize_image` is the lossless pass (JPEG, PNG, GIF); `make_variant` derives a channel copy
-within a byte budget. Both decode only allowlisted formats, treat Pillow's decompression-bomb
-warning as an error and raise `TransformError`/`LimitError` instead of crashing. Options and
-profiles live in `assetsync.media`, metadata surgery in `assetsync.transform_markers`, caching
-and the process pool in `assetsync.transform_cache`.
+`transform_files` is what the sync engine calls between classify and its checks. The pure
+recipes live beside it: `assetsync.transform_lossless` (the lossless pass),
+`assetsync.transform_variants` (channel variants), `assetsync.transform_codec` (safe decoding,
+metadata surgery); options, profiles and channel checks in `assetsync.media`; the content
+cache and the process pool in `assetsync.transform_cache`.
 """
 
 from __future__ import annotations
 
-import io
-import warnings
-from dataclasses import dataclass
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-import mozjpeg_lossless_optimization as mozjpeg
-import oxipng
-from PIL import Image
-
-from assetsync.errors import TransformError
+from assetsync.classify import Severity
 from assetsync.media import (
     Issue,
     OptimizeOptions,
     Profile,
     channel_warnings,
     parse_optimize_section,
+    sniff,
+    variant_path,
 )
-from assetsync.transform_markers import (
-    jpeg_insert_app1,
-    jpeg_strip,
-    orientation_tiff,
-    png_insert_chunk,
-    png_strip,
+from assetsync.models import PublishedFile
+from assetsync.sync_types import SyncEvent
+from assetsync.transform_cache import (
+    Job,
+    cache_key,
+    encoder_versions,
+    lookup,
+    lossless_recipe,
+    run_jobs,
+    variant_recipe,
 )
+from assetsync.transform_codec import DECODE_FORMATS, Output, open_image
+from assetsync.transform_lossless import optimize_image
+from assetsync.transform_variants import make_variant
 
 __all__ = [
+    "FileReport",
     "Issue",
     "OptimizeOptions",
     "Output",
@@ -48,203 +56,211 @@ __all__ = [
     "transform_files",
 ]
 
-# Entry points defined by modules that build on this one (they import the recipes below), so
-# they are resolved on first use (PEP 562) rather than imported here in a cycle.
-_LAZY = {
-    "make_variant": "assetsync.transform_variants",
-    "transform_files": "assetsync.transform_cache",
-    "TransformResult": "assetsync.transform_cache",
-    "TransformStats": "assetsync.transform_cache",
-}
-
-
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-# Formats Pillow may decode at all (Pillow's security handbook: allowlist formats, never EPS).
-DECODE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF")
-_ORIENTATION = 0x0112
-# oxipng gives up searching after this many seconds and returns its best so far, so a
-# pathological PNG cannot hang a worker.
-_OXIPNG_TIMEOUT_S = 60
-_EXT = {"jpeg": "jpg", "png": "png", "gif": "gif"}
+_LOSSLESS_KINDS = frozenset({"jpeg", "png", "gif"})
+_VARIANT_KINDS = frozenset(k.lower() for k in DECODE_FORMATS)
 
 
 @dataclass(frozen=True, slots=True)
-class Output:
-    """An encoded result: its bytes, format ("jpeg", "png", "gif") and what was done."""
+class FileReport:
+    """One encode, for `assetsync optimize --report`: sizes before and after, time, outcome.
 
-    data: bytes
-    kind: str
+    `outcome` is "optimized" (smaller output published), "kept" (original published),
+    "variant" (derived copy), "failed" (see the issues).
+    """
+
+    path: str
+    source: str
+    variant: str | None
+    before: int
+    after: int
+    seconds: float
+    cached: bool
+    outcome: str
     note: str
 
-    @property
-    def ext(self) -> str:
-        """File extension for the format, without the dot."""
-        return _EXT[self.kind]
 
-    @property
-    def mime(self) -> str:
-        """Content-Type for the format."""
-        return f"image/{self.kind}"
+@dataclass(frozen=True, slots=True)
+class TransformStats:
+    """Totals over one run; bytes cover the images only (variants excluded)."""
+
+    images: int = 0
+    optimized: int = 0
+    variants: int = 0
+    encoded: int = 0
+    cache_hits: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    encode_seconds: float = 0.0
 
 
-# ---------------------------------------------------------------------------------------------
-# safe decoding
+@dataclass(frozen=True, slots=True)
+class TransformResult:
+    """What `transform_files` returns: the files to publish (sorted by path), issues, stats."""
+
+    files: tuple[PublishedFile, ...]
+    issues: tuple[Issue, ...]
+    stats: TransformStats
+    reports: tuple[FileReport, ...] = ()
 
 
-def open_image(data: bytes, *, max_pixels: int, formats: tuple[str, ...] = DECODE_FORMATS,
-               full: bool = True) -> Image.Image:
-    """Decode `data` with Pillow, refusing unknown formats, bombs, truncation and corruption.
+def transform_files(
+    files: Sequence[PublishedFile],
+    options: OptimizeOptions,
+    *,
+    source: Path,
+    cache_dir: Path,
+    workers: int | None = None,
+    on_event: Callable[[SyncEvent], None] | None = None,
+) -> TransformResult:
+    """Optimize images and derive channel variants; the sync engine's transform stage.
 
-    Raises:
-        TransformError: the bytes are not a sound image of an allowed format.
+    Each image's content is replaced by its lossless optimized output when that is smaller
+    (`content_path` then points into the cache); each active profile matching its source adds
+    a variant `PublishedFile` (same visibility, `variant` = profile name). A file that cannot
+    be decoded is published unchanged with a warning (an error under `strict`); a variant
+    that cannot fit its budget is an error naming the best size reached.
+
+    Args:
+        files: the classified files (`variant` None); others pass through unchanged.
+        options: the `[optimize]` options.
+        source: the source folder (relative `content_path`s are resolved against it).
+        cache_dir: the transform cache folder inside the state folder.
+        workers: processes to encode with; default one per available core.
+        on_event: progress callback: `SyncEvent("transform_started", total=n)`, then
+            `SyncEvent("transformed", path, files=done, total=n, bytes=output size)` per encode.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data), formats=formats)
-            pixels = image.width * image.height
-            if pixels > max_pixels:
-                raise TransformError(f"{image.width}x{image.height} is {pixels:,} pixels, over "
-                                     f"the {max_pixels:,} limit (decompression bomb?)")
-            if full:
-                image.load()
-            return image
-        except TransformError:
-            raise
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-            raise TransformError(f"refused as a decompression bomb ({exc})") from None
-        except Image.UnidentifiedImageError:
-            raise TransformError("not an image of a supported format "
-                                 f"({', '.join(formats)})") from None
-        except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
-            raise TransformError(f"cannot decode: {exc or type(exc).__name__}") from None
+    encoders = encoder_versions()
+    lossless = json.dumps(lossless_recipe(options), sort_keys=True)
+    jobs: dict[str, Job] = {}
+    plan: list[tuple[PublishedFile, str | None, list[tuple[Profile | None, str]]]] = []
+    issues: list[Issue] = []
+    for file in files:
+        path = file.content_path if file.content_path.is_absolute() else source / file.content_path
+        kind = None if file.variant is not None or options.excluded(file.source) else _kind(path)
+        todo: list[tuple[Profile | None, str]] = []
+        if kind is not None and file.size > options.max_input_bytes:
+            issues.append(Issue(file.source, f"not optimized: {file.size:,} bytes is over "
+                                "[optimize] max_input_bytes", "warning"))
+            kind = None
+        if kind is not None:
+            recipes: list[tuple[Profile | None, str]] = []
+            if options.lossless and kind in _LOSSLESS_KINDS:
+                recipes.append((None, lossless))
+            for matched in options.profiles_for(file.source):
+                if matched.variant and kind in _VARIANT_KINDS:
+                    recipes.append((matched, json.dumps(variant_recipe(matched, options),
+                                                        sort_keys=True)))
+            for profile, recipe in recipes:
+                key = cache_key(file.digest, recipe, encoders)
+                jobs.setdefault(key, Job(key, file.source, str(path), kind, recipe,
+                                         str(cache_dir)))
+                todo.append((profile, key))
+        plan.append((file, kind, todo))
+
+    entries: dict[str, dict[str, object]] = {}
+    misses = []
+    for key, job in jobs.items():
+        hit = lookup(cache_dir, key)
+        if hit is None:
+            misses.append(job)
+        else:
+            entries[key] = {**hit, "cached": True}
+    total, progress = len(misses), [0]
+    if on_event is not None and total:
+        on_event(SyncEvent("transform_started", total=total))
+
+    def done(job: Job, entry: dict[str, object]) -> None:
+        entries[job.key] = {**entry, "cached": False}
+        progress[0] += 1
+        if on_event is not None:
+            on_event(SyncEvent("transformed", path=job.source, files=progress[0],
+                               total=total, bytes=int(entry.get("size", 0) or 0),  # type: ignore[call-overload]
+                               message=str(entry.get("note") or entry.get("message") or "")))
+
+    run_jobs(misses, workers or _available_cores(), done)
+    return _assemble(plan, entries, options, issues, encoded=len(misses))
 
 
-def orientation_of(image: Image.Image) -> int:
-    """The EXIF orientation (1-8) of an opened image; 1 when absent or invalid."""
+def _kind(path: Path) -> str | None:
     try:
-        value = image.getexif().get(_ORIENTATION, 1)
-    except Exception:  # noqa: BLE001 - a broken EXIF block means no usable orientation
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
-
-
-# ---------------------------------------------------------------------------------------------
-# lossless pass
-
-
-def optimize_image(data: bytes, kind: str, options: OptimizeOptions) -> Output | None:
-    """The lossless pass over one image; None means "publish the original bytes".
-
-    JPEG: mozjpeg's lossless re-optimization (optimal Huffman tables, progressive scan search)
-    and a marker-level strip, smaller of the two. PNG: oxipng (filters, colour-type and
-    bit-depth reduction, palette, unused alpha, best deflate) at `options.effort`. Static
-    GIF: its pixels as an oxipng-optimized PNG when `gif_to_png`. Unless `keep_metadata`,
-    only the orientation tag and the ICC profile survive (GPS, camera EXIF, XMP and comments
-    are dropped).
-
-    Never larger: the result is smaller than `data`, or None. The one exception is privacy:
-    when the original carries metadata that must go, the clean result is returned even if
-    it is not smaller.
-
-    Raises:
-        TransformError: the image cannot be decoded or encoded.
-    """
-    if kind == "jpeg":
-        image = open_image(data, max_pixels=options.max_pixels, formats=("JPEG",), full=False)
-        # A 1/8-scale DCT decode still reads every entropy-coded byte, so truncation and
-        # corruption are found at a fraction of the cost of a full decode.
-        image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
-        open_image_load(image)
-        return _never_larger(data, _jpeg_candidates(data, orientation_of(image), options))
-    if kind == "png":
-        image = open_image(data, max_pixels=options.max_pixels, formats=("PNG",))
-        return _never_larger(data, _png_candidates(data, orientation_of(image), options))
-    if kind == "gif" and options.gif_to_png:
-        image = open_image(data, max_pixels=options.max_pixels, formats=("GIF",))
-        if getattr(image, "n_frames", 1) > 1:
-            return None  # animations keep their GIF bytes
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", compress_level=1)
-        png = oxipng_optimize(buffer.getvalue(), options.effort, strip=True)
-        out = Output(png, "png", f"GIF -> PNG, oxipng -o{options.effort}")
-        return out if len(out.data) < len(data) else None
-    return None
-
-
-def open_image_load(image: Image.Image) -> None:
-    """Load an opened image's pixels, mapping any decoder failure to `TransformError`."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            image.load()
-        except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
-            raise TransformError(f"cannot decode: {exc or type(exc).__name__}") from None
-
-
-def _never_larger(data: bytes, candidates: tuple[list[Output], bool]) -> Output | None:
-    outputs, dirty = candidates
-    if not outputs:
-        if dirty:
-            raise TransformError("cannot remove its metadata; set keep_metadata = true to "
-                                 "publish it as is")
+        with open(path, "rb") as handle:
+            media = sniff(handle.read(64))
+    except OSError:
         return None
-    best = min(outputs, key=lambda out: len(out.data))
-    return best if len(best.data) < len(data) or dirty else None
+    return media.kind if media is not None and media.is_image else None
 
 
-def _jpeg_candidates(data: bytes, orientation: int,
-                     options: OptimizeOptions) -> tuple[list[Output], bool]:
-    outputs: list[Output] = []
-    if options.keep_metadata:
-        copy, dirty = mozjpeg.COPY_MARKERS.ALL, False
-    else:
-        copy = mozjpeg.COPY_MARKERS.ICC
-        stripped, dirty = jpeg_strip(data, orientation)
-        if stripped is not None:
-            outputs.append(Output(stripped, "jpeg", "metadata stripped"))
+def _available_cores() -> int:
     try:
-        optimized = mozjpeg.optimize(data, copy=copy)
-    except (ValueError, MemoryError):
-        optimized = None  # libjpeg refused it; the stripped original may still do
-    if optimized is not None:
-        if orientation != 1 and not options.keep_metadata:
-            optimized = jpeg_insert_app1(optimized, b"Exif\x00\x00" + orientation_tiff(orientation))
-        outputs.append(Output(optimized, "jpeg", "mozjpeg lossless (progressive, optimal Huffman)"))
-    return outputs, dirty
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
-def _png_candidates(data: bytes, orientation: int,
-                    options: OptimizeOptions) -> tuple[list[Output], bool]:
-    if options.keep_metadata:
-        return [Output(oxipng_optimize(data, options.effort, strip=False), "png",
-                       f"oxipng -o{options.effort}")], False
-    exif = orientation_tiff(orientation) if orientation != 1 else None
-    try:
-        stripped, dirty = png_strip(data, keep_orientation=exif)
-        optimized = oxipng_optimize(stripped, options.effort, strip=True)
-        if exif is not None:
-            optimized = png_insert_chunk(optimized, b"eXIf", exif)
-    except ValueError as exc:
-        raise TransformError(f"cannot rewrite: {exc}") from None
-    return [Output(stripped, "png", "metadata stripped"),
-            Output(optimized, "png", f"oxipng -o{options.effort}")], dirty
-
-
-def oxipng_optimize(data: bytes, level: int, *, strip: bool) -> bytes:
-    try:
-        return oxipng.optimize_from_memory(
-            data, level=level, optimize_alpha=True, timeout=_OXIPNG_TIMEOUT_S,
-            # "safe" keeps only chunks that change how the image looks (iCCP, sRGB, cICP,
-            # pHYs, animation) and drops text, EXIF and time stamps (oxipng README).
-            strip=oxipng.StripChunks.safe() if strip else oxipng.StripChunks.none(),
-        )
-    except oxipng.PngError as exc:
-        raise TransformError(f"PNG optimizer failed: {exc}") from None
+def _assemble(
+    plan: list[tuple[PublishedFile, str | None, list[tuple[Profile | None, str]]]],
+    entries: dict[str, dict[str, object]],
+    options: OptimizeOptions,
+    issues: list[Issue],
+    *,
+    encoded: int,
+) -> TransformResult:
+    out: dict[str, PublishedFile] = {f.path: f for f, _, _ in plan}
+    reports: list[FileReport] = []
+    stats = TransformStats(encoded=encoded)
+    severity: Severity = "error" if options.strict else "warning"
+    for file, kind, todo in plan:
+        if kind is not None:
+            stats = replace(stats, images=stats.images + 1,
+                            bytes_before=stats.bytes_before + file.size)
+        published = file
+        for profile, key in todo:
+            entry = entries[key]
+            cached, seconds = bool(entry.get("cached")), float(entry.get("seconds", 0.0))  # type: ignore[arg-type]
+            stats = replace(stats, cache_hits=stats.cache_hits + cached,
+                            encode_seconds=stats.encode_seconds + (0.0 if cached else seconds))
+            status = entry["status"]
+            label = "" if profile is None else f"variant {profile.name!r}: "
+            if status in ("error", "limit"):
+                level: Severity = "error" if status == "limit" else severity
+                tail = "" if profile is not None else "; published as is"
+                issues.append(Issue(file.source, f"{label}{entry['message']}{tail}", level))
+                reports.append(FileReport(file.path, file.source,
+                                          profile.name if profile else None,
+                                          file.size, file.size, seconds, cached, "failed",
+                                          str(entry["message"])))
+                continue
+            note = str(entry.get("note", ""))
+            if status == "same":
+                reports.append(FileReport(file.path, file.source, None, file.size, file.size,
+                                          seconds, cached, "kept", note))
+                continue
+            result_kind = str(entry["kind"])
+            changes: dict[str, object] = {
+                "digest": str(entry["digest"]), "size": int(str(entry["size"])),
+                "content_path": Path(str(entry["content_path"])),
+                "content_type": f"image/{result_kind}",
+            }
+            if profile is None:
+                published = replace(file, **changes)  # type: ignore[arg-type]
+                out[file.path] = published
+                stats = replace(stats, optimized=stats.optimized + 1)
+                reports.append(FileReport(file.path, file.source, None, file.size,
+                                          published.size, seconds, cached, "optimized", note))
+                continue
+            ext = {"jpeg": "jpg"}.get(result_kind, result_kind)
+            path = variant_path(profile.path, profile=profile.name, published=file.path, ext=ext)
+            if path in out:
+                issues.append(Issue(file.source, f"{label}{path} is already published from "
+                                    f"{out[path].source}; change the profile's path template",
+                                    "error"))
+                continue
+            out[path] = replace(file, path=path, variant=profile.name, **changes)  # type: ignore[arg-type]
+            stats = replace(stats, variants=stats.variants + 1)
+            reports.append(FileReport(path, file.source, profile.name, file.size,
+                                      int(entry["size"]), seconds, cached, "variant", note))  # type: ignore[call-overload]
+        if kind is not None:
+            stats = replace(stats, bytes_after=stats.bytes_after + published.size)
+    ordered = tuple(out[path] for path in sorted(out))
+    issues.sort(key=lambda issue: (issue.path, issue.message))
+    return TransformResult(ordered, tuple(issues), stats, tuple(reports))

@@ -13,12 +13,12 @@ import io
 import math
 import warnings
 
-import mozjpeg_lossless_optimization as mozjpeg
+import mozjpeg_lossless_optimization as mozjpeg  # type: ignore[import-untyped]
 from PIL import Image, ImageCms, ImageOps
 
 from assetsync.errors import LimitError, TransformError
 from assetsync.media import Profile
-from assetsync.transform import Output, oxipng_optimize, open_image
+from assetsync.transform_codec import Output, open_image, oxipng_optimize
 
 __all__ = ["make_variant"]
 
@@ -96,7 +96,8 @@ def _to_srgb_8bit(image: Image.Image) -> Image.Image:
             if image.mode in ("P", "1"):
                 image = image.convert("RGBA")
                 mode = "RGBA"
-            image = ImageCms.profileToProfile(image, source, _SRGB, outputMode=mode)
+            converted = ImageCms.profileToProfile(image, source, _SRGB, outputMode=mode)
+            image = converted if converted is not None else image
         except Exception:  # noqa: BLE001 - a broken or mismatched profile: keep the raw pixels
             if image.mode == "CMYK":
                 image = image.convert("RGB")
@@ -142,7 +143,7 @@ def _encode_jpeg(image: Image.Image, quality: int) -> bytes:
     image.save(buffer, format="JPEG", quality=quality, optimize=True, progressive=True,
                subsampling="4:2:0" if quality < 90 else "4:4:4")
     try:
-        return mozjpeg.optimize(buffer.getvalue())
+        return bytes(mozjpeg.optimize(buffer.getvalue()))
     except ValueError:
         return buffer.getvalue()
 

@@ -24,27 +24,27 @@ import os
 # keeps the pool's workers from oversubscribing. Must be set before oxipng is first used.
 os.environ["RAYON_NUM_THREADS"] = "1"
 
-import argparse  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from array import array  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import io
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from collections.abc import Callable
+from pathlib import Path
 
-import mozjpeg_lossless_optimization as mozjpeg  # noqa: E402
-import oxipng  # noqa: E402
-from PIL import Image, ImageChops, ImageMath, ImageOps  # noqa: E402
+import mozjpeg_lossless_optimization as mozjpeg  # type: ignore[import-untyped]
+import oxipng
+from PIL import Image, ImageChops, ImageMath, ImageOps
 
-from assetsync.media import BUILTIN_PROFILES, OptimizeOptions  # noqa: E402
-from assetsync.models import PublishedFile, Visibility  # noqa: E402
-from assetsync.scan import hash_file  # noqa: E402
-from assetsync.transform import make_variant, optimize_image, transform_files  # noqa: E402
+from assetsync.media import BUILTIN_PROFILES, OptimizeOptions
+from assetsync.models import PublishedFile, Visibility
+from assetsync.scan import hash_file
+from assetsync.transform import make_variant, optimize_image, transform_files
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "benchdata" / "images"
 
@@ -103,7 +103,7 @@ def _lossless(sets: dict[str, list[Path]]) -> dict[str, object]:
                     else f"not a {kind.upper()} tool"
                 row[name] = {"skipped": reason}
                 continue
-            size_out = sum(len(o) for o in outs)  # type: ignore[arg-type]
+            size_out = sum(len(o) for o in outs if o is not None)
             total[name] += size_out
             savings[name] = size_in - size_out
             row[name] = {"bytes": size_out, "saved": size_in - size_out,

@@ -75,6 +75,13 @@ def same_pixels(a: Image.Image, b: Image.Image, mode: str = "RGBA") -> bool:
     return a2.size == b2.size and ImageChops.difference(a2, b2).getbbox() is None
 
 
+def rgb_at(image: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
+    """The RGB value of one pixel."""
+    value = image.convert("RGB").getpixel(xy)
+    assert isinstance(value, tuple)
+    return value
+
+
 def shown(data: bytes) -> Image.Image:
     """The image as a viewer shows it (EXIF orientation applied)."""
     return ImageOps.exif_transpose(decode(data))

@@ -19,6 +19,7 @@ from tests.test_media_helpers import (
     noise,
     oriented_jpeg,
     photo,
+    rgb_at,
 )
 
 MMS = BUILTIN_PROFILES["mms"]
@@ -62,7 +63,7 @@ def test_orientation_is_applied_first(orientation: int) -> None:
     image = decode(out.data).convert("RGB")
     assert ORIENTATION not in image.getexif()
     assert image.size == upright.size
-    red = image.getpixel((2, 2))
+    red = rgb_at(image, (2, 2))
     assert red[0] > 200 and red[1] < 80
 
 
@@ -78,7 +79,7 @@ def test_alpha_is_flattened_on_the_background_for_jpeg() -> None:
     out = make_variant(data, "png", profile, max_pixels=PIXELS)
     image = decode(out.data).convert("RGB")
     assert out.kind == "jpeg"
-    corner = image.getpixel((image.width - 2, 2))  # transparent in the source
+    corner = rgb_at(image, (image.width - 2, 2))  # transparent in the source
     assert corner[0] > 230 and corner[1] < 30 and corner[2] < 30
 
 

@@ -17,7 +17,7 @@ from assetsync.media import OptimizeOptions, channel_warnings
 from assetsync.models import PublishedFile
 from assetsync.scan import IgnoreRules, scan_tree
 from assetsync.sync_types import SyncEvent
-from assetsync.transform_cache import FileReport, TransformResult, transform_files
+from assetsync.transform import FileReport, TransformResult, transform_files
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -159,5 +159,4 @@ def _show(args: argparse.Namespace, result: TransformResult, options: OptimizeOp
     out.write(f"{stats.images} image(s): {stats.bytes_before:,} -> {stats.bytes_after:,} bytes "
               f"({percent:.1f}% saved), {stats.optimized} optimized, {stats.variants} "
               f"variant(s), {stats.encoded} encoded, {stats.cache_hits} from cache\n")
-    for issue in issues:
-        out.write(f"{issue.severity}: {issue.path}: {issue.message}\n")
+    out.writelines(f"{i.severity}: {i.path}: {i.message}\n" for i in issues)

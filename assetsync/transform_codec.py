@@ -1,20 +1,138 @@
-"""Metadata surgery on encoded JPEG and PNG bytes, without touching the pixel data (pure).
+"""Codec plumbing for the transform recipes (pure): safe decoding, the PNG optimizer, and
+metadata surgery on encoded JPEG and PNG bytes without touching the pixel data.
 
-Removing segments and chunks can only make a file smaller, so this is the privacy floor under
-the lossless pass: even when no encoder can shrink an image, GPS and camera EXIF, XMP, IPTC,
-comments and trailers still go. Orientation and colour (ICC, sRGB, gamma) are kept so the
-image looks the same. Layouts: ITU T.81 annex B (JPEG markers), JFIF 1.02, EXIF 2.32 §4.5,
+Removing segments and chunks can only make a file smaller, so the surgery is the privacy floor
+under the lossless pass: even when no encoder can shrink an image, GPS and camera EXIF, XMP,
+IPTC, comments and trailers still go. Orientation and colour (ICC, sRGB, gamma) are kept so
+the image looks the same. Layouts: ITU T.81 annex B (JPEG markers), JFIF 1.02, EXIF 2.32 §4.5,
 PNG (third edition) §5 and §11.
 """
 
 from __future__ import annotations
 
+import io
 import struct
+import warnings
 import zlib
+from dataclasses import dataclass
 
-from PIL import Image
+import oxipng
+from PIL import Image, UnidentifiedImageError
 
-__all__ = ["jpeg_insert_app1", "jpeg_strip", "orientation_tiff", "png_insert_chunk", "png_strip"]
+from assetsync.errors import TransformError
+
+__all__ = [
+    "DECODE_FORMATS",
+    "Output",
+    "jpeg_insert_app1",
+    "jpeg_strip",
+    "load_image",
+    "open_image",
+    "orientation_of",
+    "orientation_tiff",
+    "oxipng_optimize",
+    "png_insert_chunk",
+    "png_strip",
+]
+
+DECODE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF")
+_ORIENTATION = 0x0112
+# oxipng gives up searching after this many seconds and returns its best so far, so a
+# pathological PNG cannot hang a worker.
+_OXIPNG_TIMEOUT_S = 60
+_EXT = {"jpeg": "jpg", "png": "png", "gif": "gif"}
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """An encoded result: its bytes, format ("jpeg", "png", "gif") and what was done."""
+
+    data: bytes
+    kind: str
+    note: str
+
+    @property
+    def ext(self) -> str:
+        """File extension for the format, without the dot."""
+        return _EXT[self.kind]
+
+    @property
+    def mime(self) -> str:
+        """Content-Type for the format."""
+        return f"image/{self.kind}"
+
+
+# ---------------------------------------------------------------------------------------------
+# safe decoding
+
+
+def open_image(data: bytes, *, max_pixels: int, formats: tuple[str, ...] = DECODE_FORMATS,
+               full: bool = True) -> Image.Image:
+    """Decode `data` with Pillow, refusing unknown formats, bombs, truncation and corruption.
+
+    Raises:
+        TransformError: the bytes are not a sound image of an allowed format.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=formats)
+            pixels = image.width * image.height
+            if pixels > max_pixels:
+                raise TransformError(f"{image.width}x{image.height} is {pixels:,} pixels, over "
+                                     f"the {max_pixels:,} limit (decompression bomb?)")
+            if full:
+                image.load()
+            return image
+        except TransformError:
+            raise
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            raise TransformError(f"refused as a decompression bomb ({exc})") from None
+        except UnidentifiedImageError:
+            raise TransformError("not an image of a supported format "
+                                 f"({', '.join(formats)})") from None
+        except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
+            raise TransformError(f"cannot decode: {exc or type(exc).__name__}") from None
+
+
+def orientation_of(image: Image.Image) -> int:
+    """The EXIF orientation (1-8) of an opened image; 1 when absent or invalid."""
+    try:
+        value = image.getexif().get(_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block means no usable orientation
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+# ---------------------------------------------------------------------------------------------
+# lossless pass
+
+
+def load_image(image: Image.Image) -> None:
+    """Load an opened image's pixels, mapping any decoder failure to `TransformError`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            image.load()
+        except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
+            raise TransformError(f"cannot decode: {exc or type(exc).__name__}") from None
+
+
+def oxipng_optimize(data: bytes, level: int, *, strip: bool) -> bytes:
+    try:
+        return oxipng.optimize_from_memory(
+            data, level=level, optimize_alpha=True, timeout=_OXIPNG_TIMEOUT_S,
+            # "safe" keeps only chunks that change how the image looks (iCCP, sRGB, cICP,
+            # pHYs, animation) and drops text, EXIF and time stamps (oxipng README).
+            strip=oxipng.StripChunks.safe() if strip else oxipng.StripChunks.none(),
+        )
+    except oxipng.PngError as exc:
+        raise TransformError(f"PNG optimizer failed: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# metadata surgery
 
 # Baseline TIFF tags that say nothing about the camera, the place or the person.
 _HARMLESS_EXIF_TAGS = frozenset({0x0112, 0x011A, 0x011B, 0x0128, 0x0213})
