@@ -109,16 +109,14 @@ def shard_and_plan(
     return result
 
 
-def plan_one_service(files: Sequence[PublishedFile], recorded: Mapping[str, Recorded]) -> None:
-    """The baseline: plan every file as one service with no limits (no sharding)."""
-    merged_assets: dict[str, str] = {}
-    merged_versions: dict[tuple[str, str, str], str] = {}
+def merged(recorded: Mapping[str, Recorded]) -> Recorded:
+    """Every service's records as one service's (the baseline's recorded state)."""
+    assets: dict[str, str] = {}
+    versions: dict[tuple[str, str, str], str] = {}
     for rec in recorded.values():
-        merged_assets.update(rec.asset_sids)
-        merged_versions.update(rec.versions)
-    unlimited = BuildLimits(public_protected=10**9, private=10**9, functions=10**9)
-    one = Recorded(merged_assets, merged_versions).for_plan()
-    build_plan(files, one, None, limits=unlimited)
+        assets.update(rec.asset_sids)
+        versions.update(rec.versions)
+    return Recorded(assets, versions)
 
 
 def median_seconds(fn: Callable[[], object], repeat: int) -> float:
@@ -139,7 +137,11 @@ def measure(
     """One scenario, side by side with its baseline."""
     seconds = median_seconds(lambda: shard_and_plan(files, previous, recorded), repeat)
     outcome = shard_and_plan(files, previous, recorded)
-    baseline = median_seconds(lambda: plan_one_service(files, recorded), repeat) if HAVE_PLAN else 0
+    baseline = 0.0
+    if HAVE_PLAN:  # plan every file as one service with no limits: planning without sharding
+        one = merged(recorded).for_plan()
+        unlimited = BuildLimits(public_protected=10**9, private=10**9, functions=10**9)
+        baseline = median_seconds(lambda: build_plan(files, one, None, limits=unlimited), repeat)
     return {
         "files": len(files),
         "services": len(outcome.services),
