@@ -3,8 +3,9 @@
 `transform_files` is what the sync engine calls between classify and its checks. The pure
 recipes live beside it: `assetsync.transform_lossless` (the lossless pass),
 `assetsync.transform_variants` (channel variants), `assetsync.transform_codec` (safe decoding,
-metadata surgery); options, profiles and channel checks in `assetsync.media`; the content
-cache and the process pool in `assetsync.transform_cache`.
+metadata surgery); options and profiles in `assetsync.media_options`, content sniffing and
+channel checks in `assetsync.media`; the content cache and the process pool in
+`assetsync.transform_cache`.
 """
 
 from __future__ import annotations
@@ -15,16 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from assetsync.classify import Severity
-from assetsync.media import (
-    Issue,
-    OptimizeOptions,
-    Profile,
-    channel_warnings,
-    parse_optimize_section,
-    sniff,
-    variant_path,
-)
+from assetsync.classify import Issue, Severity
+from assetsync.media import DECODABLE, channel_warnings, sniff
+from assetsync.media_options import OptimizeOptions, Profile, parse_optimize_section, variant_path
 from assetsync.models import PublishedFile
 from assetsync.sync_types import SyncEvent
 from assetsync.transform_cache import (
@@ -36,7 +30,7 @@ from assetsync.transform_cache import (
     run_jobs,
     variant_recipe,
 )
-from assetsync.transform_codec import DECODE_FORMATS, Output, open_image
+from assetsync.transform_codec import Output, open_image
 from assetsync.transform_lossless import optimize_image
 from assetsync.transform_variants import make_variant
 
@@ -57,7 +51,6 @@ __all__ = [
 ]
 
 _LOSSLESS_KINDS = frozenset({"jpeg", "png", "gif"})
-_VARIANT_KINDS = frozenset(k.lower() for k in DECODE_FORMATS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +140,7 @@ def transform_files(
             if options.lossless and kind in _LOSSLESS_KINDS:
                 recipes.append((None, lossless))
             for matched in options.profiles_for(file.source):
-                if matched.variant and kind in _VARIANT_KINDS:
+                if matched.variant and kind in DECODABLE:
                     recipes.append((matched, json.dumps(variant_recipe(matched, options),
                                                         sort_keys=True)))
             for profile, recipe in recipes:

@@ -26,7 +26,7 @@ from PIL import __version__ as pillow_version
 from PIL import features
 
 from assetsync.errors import LimitError, TransformError
-from assetsync.media import OptimizeOptions, Profile
+from assetsync.media_options import OptimizeOptions, Profile
 from assetsync.models import DIGEST_PREFIX
 from assetsync.transform_codec import Output
 from assetsync.transform_lossless import optimize_image

@@ -20,6 +20,7 @@ import oxipng
 from PIL import Image, UnidentifiedImageError
 
 from assetsync.errors import TransformError
+from assetsync.media import DECODABLE
 
 __all__ = [
     "DECODE_FORMATS",
@@ -35,7 +36,7 @@ __all__ = [
     "png_strip",
 ]
 
-DECODE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF")
+DECODE_FORMATS = tuple(sorted(kind.upper() for kind in DECODABLE))
 _ORIENTATION = 0x0112
 # oxipng gives up searching after this many seconds and returns its best so far, so a
 # pathological PNG cannot hang a worker.

@@ -9,7 +9,7 @@ import io
 import mozjpeg_lossless_optimization as mozjpeg  # type: ignore[import-untyped]
 
 from assetsync.errors import TransformError
-from assetsync.media import OptimizeOptions
+from assetsync.media_options import OptimizeOptions
 from assetsync.transform_codec import (
     Output,
     jpeg_insert_app1,

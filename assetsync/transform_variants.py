@@ -17,7 +17,7 @@ import mozjpeg_lossless_optimization as mozjpeg  # type: ignore[import-untyped]
 from PIL import Image, ImageCms, ImageOps
 
 from assetsync.errors import LimitError, TransformError
-from assetsync.media import Profile
+from assetsync.media_options import Profile
 from assetsync.transform_codec import Output, open_image, oxipng_optimize
 
 __all__ = ["make_variant"]

@@ -41,7 +41,7 @@ import mozjpeg_lossless_optimization as mozjpeg  # type: ignore[import-untyped]
 import oxipng
 from PIL import Image, ImageChops, ImageMath, ImageOps
 
-from assetsync.media import BUILTIN_PROFILES, OptimizeOptions
+from assetsync.media_options import BUILTIN_PROFILES, OptimizeOptions
 from assetsync.models import PublishedFile, Visibility
 from assetsync.scan import hash_file
 from assetsync.transform import make_variant, optimize_image, transform_files

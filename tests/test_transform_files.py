@@ -6,7 +6,7 @@ from pathlib import Path
 
 import xxhash
 
-from assetsync.media import OptimizeOptions, parse_optimize_section
+from assetsync.media_options import OptimizeOptions, parse_optimize_section
 from assetsync.models import DIGEST_PREFIX, PublishedFile, Visibility
 from assetsync.scan import hash_file
 from assetsync.sync_types import SyncEvent

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from assetsync.errors import LimitError, TransformError
-from assetsync.media import BUILTIN_PROFILES, Profile
+from assetsync.media_options import BUILTIN_PROFILES, Profile
 from assetsync.transform import make_variant
 from tests.test_media_helpers import (
     ORIENTATION,

@@ -13,7 +13,8 @@ from typing import TextIO
 from assetsync.classify import VisibilityRules, classify
 from assetsync.config import load_config
 from assetsync.errors import ConfigError
-from assetsync.media import OptimizeOptions, channel_warnings
+from assetsync.media import channel_warnings
+from assetsync.media_options import OptimizeOptions
 from assetsync.models import PublishedFile
 from assetsync.scan import IgnoreRules, scan_tree
 from assetsync.sync_types import SyncEvent
