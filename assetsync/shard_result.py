@@ -98,6 +98,37 @@ class ShardResult:
         ordered += [s for s in self.services if s not in receiving]
         return (*ordered, *self.retired)
 
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict for `assetsync plan --json`: per-service counts against each limit,
+        moves with their reasons, retired services (the assignment itself is left out: large)."""
+        lim = self.limits
+        return {
+            "services": [
+                {
+                    "service": name,
+                    "public_protected": self.counts[name].public_protected,
+                    "private": self.counts[name].private,
+                    "functions": self.counts[name].functions,
+                }
+                for name in self.services
+            ],
+            "limits": {
+                "public_protected": lim.public_protected,
+                "private": lim.private,
+                "functions": lim.functions,
+            },
+            "moves": [
+                {
+                    "path": m.path,
+                    "from": m.from_service,
+                    "to": m.to_service,
+                    "reason": str(m.reason),
+                }
+                for m in self.moves
+            ],
+            "retired": list(self.retired),
+        }
+
     def usage_lines(self) -> tuple[str, ...]:
         """One line per service: its counts against each limit, for plan output."""
         lim = self.limits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -332,3 +333,24 @@ def test_sync_order_publishes_moved_files_before_dropping_them() -> None:
     second = shard(flipped, first.assignment, options, base_service="s")
     assert second.moves[0].to_service == "s-3"
     assert second.sync_order() == ("s-3", "s", "s-2")
+
+
+def test_to_json_reports_counts_limits_moves_and_retired() -> None:
+    options = ShardOptions(limits=BuildLimits(public_protected=10, private=2))
+    files = many("/pub", 20) + many("/priv", 4, PRIVATE)
+    first = shard(files, {"/old.bin": "s-5"}, options, base_service="s")
+    flipped = [published(f.path, PRIVATE) if f.path == "/pub/00000.bin" else f for f in files]
+    second = shard(flipped, {**first.assignment, "/old.bin": "s-5"}, options, base_service="s")
+    data = json.loads(json.dumps(second.to_json()))
+    assert data["limits"] == {"public_protected": 10, "private": 2, "functions": 50}
+    assert data["services"][0] == {
+        "service": "s",
+        "public_protected": 9,
+        "private": 2,
+        "functions": 0,
+    }
+    assert [s["service"] for s in data["services"]] == ["s", "s-2", "s-3"]
+    assert data["moves"] == [
+        {"path": "/pub/00000.bin", "from": "s", "to": "s-3", "reason": "overflow"}
+    ]
+    assert data["retired"] == ["s-5"]
