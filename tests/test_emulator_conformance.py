@@ -91,23 +91,22 @@ def test_full_deploy_sequence_conforms_to_the_spec(emulator: EmulatorHandle) -> 
         env = check(c.post(f"{s}/Environments", data={"UniqueName": "dev-environment", "DomainSuffix": "dev"}))
         check(c.get(f"{s}/Environments"))
         check(c.get(env["url"]))
-        fn = check(c.post(f"{s}/Functions", data={"FriendlyName": "/hello"}))
-        check(c.get(f"{s}/Functions"))
-        check(c.get(fn["url"]))
-        check(c.post(fn["url"], data={"FriendlyName": "/hello"}))
-        fv = check(c.post(fn["links"]["function_versions"], data={"Path": "/hello", "Visibility": "public"},
-                          files={"Content": ("hello.js", b"exports.handler = () => {};", "application/javascript")}))
-        check(c.get(fn["links"]["function_versions"]))
-        check(c.get(fv["url"]))
+        made: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        for family, path, visibility, content, links_key in (
+            ("Functions", "/hello", "public", b"exports.handler = () => {};", "function_versions"),
+            ("Assets", "/logo.png", "protected", b"\x89PNG", "asset_versions"),
+        ):
+            owner = check(c.post(f"{s}/{family}", data={"FriendlyName": path}))
+            check(c.get(f"{s}/{family}"))
+            check(c.get(owner["url"]))
+            check(c.post(owner["url"], data={"FriendlyName": path}))
+            version = check(c.post(owner["links"][links_key], data={"Path": path, "Visibility": visibility},
+                                   files={"Content": (path[1:], content, "application/octet-stream")}))
+            check(c.get(owner["links"][links_key]))
+            check(c.get(version["url"]))
+            made[family] = owner, version
+        (fn, fv), (asset, av) = made["Functions"], made["Assets"]
         check(c.get(fv["links"]["function_version_content"]))
-        asset = check(c.post(f"{s}/Assets", data={"FriendlyName": "/logo.png"}))
-        check(c.get(f"{s}/Assets"))
-        check(c.get(asset["url"]))
-        check(c.post(asset["url"], data={"FriendlyName": "/logo.png"}))
-        av = check(c.post(asset["links"]["asset_versions"], data={"Path": "/logo.png", "Visibility": "protected"},
-                          files={"Content": ("logo.png", b"\x89PNG", "image/png")}))
-        check(c.get(asset["links"]["asset_versions"]))
-        check(c.get(av["url"]))
         build = check(c.post(f"{s}/Builds", data={
             "AssetVersions": [av["sid"]], "FunctionVersions": [fv["sid"]],
             "Dependencies": '[{"name":"twilio","version":"3.29.2"}]',

@@ -69,16 +69,6 @@ class RunningEmulator:
     _server: uvicorn.Server
     _thread: threading.Thread
 
-    @property
-    def account_sid(self) -> str:
-        """The account SID clients authenticate with."""
-        return self.state.account_sid
-
-    @property
-    def auth_token(self) -> str:
-        """The account's auth token."""
-        return self.state.auth_token
-
     def stop(self) -> None:
         """Stop serving and wait for the thread to end."""
         self._server.should_exit = True
