@@ -138,26 +138,25 @@ def lookup(cache_dir: Path, key: str) -> dict[str, object] | None:
 
 
 def _execute(job: Job) -> dict[str, object]:
-    """Run one recipe and record its outcome in the cache. Runs in a worker process."""
-    recipe = json.loads(job.recipe)
-    cache_dir = Path(job.cache_dir)
+    """Run one recipe and record its outcome in the cache. Runs in a worker process.
+
+    Outcomes that depend only on the input and the recipe are cached (including "cannot fit"
+    and "cannot decode"); failures of this machine (unreadable source, full disk, an encoder
+    bug) are returned as "volatile" and tried again next time.
+    """
+    try:
+        data = Path(job.source_path).read_bytes()
+    except OSError as exc:  # vanished or unreadable: not a property of the image
+        return _volatile(f"cannot read: {exc.strerror or exc}")
     started = time.perf_counter()
     entry: dict[str, object]
     try:
-        data = Path(job.source_path).read_bytes()
-        out: Output | None
-        if recipe["op"] == "lossless":
-            out = optimize_image(data, job.kind, OptimizeOptions(
-                keep_metadata=recipe["keep_metadata"], effort=recipe["effort"],
-                gif_to_png=recipe["gif_to_png"], max_pixels=recipe["max_pixels"]))
-        else:
-            fields = {k: v for k, v in recipe.items() if k not in ("op", "max_pixels")}
-            out = make_variant(data, job.kind, Profile(**fields), max_pixels=recipe["max_pixels"])
+        out = _apply_recipe(json.loads(job.recipe), data, job.kind)
         if out is None:
             entry = {"status": "same", "note": "no smaller lossless encoding"}
         else:
             digest = DIGEST_PREFIX + xxhash.xxh3_128_hexdigest(out.data)
-            target = _object_path(cache_dir, digest, out.ext)
+            target = _object_path(Path(job.cache_dir), digest, out.ext)
             if not target.exists() or target.stat().st_size != len(out.data):
                 _write_atomic(target, out.data)
             entry = {"status": "ok", "digest": digest, "size": len(out.data), "kind": out.kind,
@@ -166,12 +165,33 @@ def _execute(job: Job) -> dict[str, object]:
         entry = {"status": "limit", "message": str(exc)}
     except TransformError as exc:
         entry = {"status": "error", "message": str(exc)}
-    except OSError as exc:  # the source vanished or is unreadable: not a property of the image
-        return {"status": "error", "message": f"cannot read: {exc.strerror or exc}",
-                "seconds": 0.0, "volatile": True}
+    except OSError as exc:
+        return _volatile(f"cannot write the transform cache: {exc.strerror or exc}")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - encoder bugs (pyo3 panics are BaseException)
+        return _volatile(f"encoder failed ({type(exc).__name__}: {exc})")
     entry["seconds"] = round(time.perf_counter() - started, 4)
-    _write_atomic(_index_path(cache_dir, job.key), json.dumps(entry, sort_keys=True).encode())
+    try:
+        _write_atomic(_index_path(Path(job.cache_dir), job.key),
+                      json.dumps(entry, sort_keys=True).encode())
+    except OSError as exc:
+        log.warning("transform cache not written for %s: %s", job.source, exc)
     return entry
+
+
+def _apply_recipe(recipe: dict[str, object], data: bytes, kind: str) -> Output | None:
+    max_pixels = int(str(recipe["max_pixels"]))
+    if recipe["op"] == "lossless":
+        return optimize_image(data, kind, OptimizeOptions(
+            keep_metadata=bool(recipe["keep_metadata"]), effort=int(str(recipe["effort"])),
+            gif_to_png=bool(recipe["gif_to_png"]), max_pixels=max_pixels))
+    fields = {k: v for k, v in recipe.items() if k not in ("op", "max_pixels")}
+    return make_variant(data, kind, Profile(**fields), max_pixels=max_pixels)  # type: ignore[arg-type]
+
+
+def _volatile(message: str) -> dict[str, object]:
+    return {"status": "error", "message": message, "seconds": 0.0, "volatile": True}
 
 
 def _init_worker() -> None:
@@ -203,8 +223,7 @@ def run_jobs(jobs: Sequence[Job], workers: int,
             try:
                 entry = future.result()
             except Exception as exc:  # noqa: BLE001 - a crashed worker must not end the run
-                entry = {"status": "error", "message": f"encoder crashed ({type(exc).__name__})",
-                         "seconds": 0.0, "volatile": True}
+                entry = _volatile(f"encoder process crashed ({type(exc).__name__})")
             log.debug("transform %s: %s", job.source, entry.get("note") or entry.get("message"))
             done(job, entry)
 

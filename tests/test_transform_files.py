@@ -195,3 +195,14 @@ def test_progress_events_count_every_encode(tmp_path: Path) -> None:
     events.clear()
     _run(tmp_path, files, _options(), workers=1, on_event=events.append)
     assert events == []  # all cached: nothing to report
+
+
+def test_an_unusable_cache_folder_never_stops_the_run(tmp_path: Path) -> None:
+    files = _tree(tmp_path / "src", {"a.jpg": encode(photo(), "JPEG", quality=90)})
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    result = transform_files(files, _options(), source=tmp_path / "src", cache_dir=blocker,
+                             workers=1)
+    assert result.files == tuple(files)
+    (issue,) = result.issues
+    assert issue.severity == "warning" and "transform cache" in issue.message

@@ -112,6 +112,15 @@ def test_png_with_few_colours_becomes_a_palette() -> None:
     assert same_pixels(decode(out.data), source)
 
 
+def test_palette_png_with_transparency_stays_identical() -> None:
+    source = graphic_rgba().quantize(32)  # P mode with a transparent palette entry
+    assert source.mode == "P"
+    data = encode(source, "PNG", compress_level=0)
+    out = optimize_image(data, "png", FAST)
+    assert out is not None and len(out.data) < len(data)
+    assert same_pixels(decode(out.data), decode(data))
+
+
 def test_transparent_png_keeps_its_visible_pixels() -> None:
     source = graphic_rgba()
     data = encode(source, "PNG")
