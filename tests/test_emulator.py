@@ -285,3 +285,26 @@ def test_auth_accepts_the_account_and_api_keys_only(emulator: EmulatorHandle) ->
         assert response.status_code == 401
         assert response.json()["code"] == 20003
         assert response.json()["more_info"] == "https://www.twilio.com/docs/errors/20003"
+
+
+def test_upload_host_requires_each_multipart_part(emulator: EmulatorHandle) -> None:
+    with emulator.client() as client:
+        svc = _service(client)["sid"]
+        asset = client.post(f"/v1/Services/{svc}/Assets", data={"FriendlyName": "/a"}).json()
+        url = asset["links"]["asset_versions"]
+        content = {"Content": ("a", b"x", "text/plain")}
+        no_path = client.post(url, data={"Visibility": "public"}, files=content)
+        no_visibility = client.post(url, data={"Path": "/a"}, files=content)
+        no_content = client.post(url, data={"Path": "/a", "Visibility": "public"},
+                                 files={"Other": ("o", b"o", "text/plain")})
+        bad_visibility = client.post(url, data={"Path": "/a", "Visibility": "secret"}, files=content)
+        not_multipart = client.post(url, data={"Path": "/a", "Visibility": "public"})
+        lower_case_names = client.post(url, data={"path": "/a", "visibility": "public"},
+                                       files={"content": ("a", b"x", "text/plain")})
+        listed = client.get(url).json()["asset_versions"]
+    for response, name in ((no_path, "Path"), (no_visibility, "Visibility"), (no_content, "Content")):
+        assert response.status_code == 400
+        assert response.json()["message"] == f"Missing required parameter {name} in the post body"
+    assert bad_visibility.status_code == 400 and not_multipart.status_code == 400
+    assert lower_case_names.status_code == 201
+    assert len(listed) == 1

@@ -103,3 +103,25 @@ def test_embedded_transport_survives_its_client_closing(tmp_path: Path) -> None:
     asyncio.run(create("first"))
     asyncio.run(create("second"))
     assert asyncio.run(list_names()) == ["first", "second"]
+
+
+def test_injected_clock_and_sid_factory_make_responses_deterministic(tmp_path: Path) -> None:
+    from assetsync.emulator.app import create_app
+
+    counter = iter(range(1, 1000))
+    state = EmulatorState(tmp_path, clock=lambda: 1_700_000_000.0,
+                          sid_factory=lambda prefix: f"{prefix}{next(counter):032x}")
+
+    async def scenario() -> tuple[dict[str, object], dict[str, object]]:
+        transport = httpx.ASGITransport(app=create_app(state))
+        async with httpx.AsyncClient(transport=transport, base_url="http://emu", auth=AUTH) as c:
+            svc = (await c.post("/v1/Services", data={"UniqueName": "det", "FriendlyName": "d"})).json()
+            env = (await c.post(f"/v1/Services/{svc['sid']}/Environments",
+                                data={"UniqueName": "dev", "DomainSuffix": "dev"})).json()
+            return svc, env
+
+    svc, env = asyncio.run(scenario())
+    state.close()
+    assert svc["sid"] == "ZS" + "0" * 31 + "1" and env["sid"] == "ZE" + "0" * 31 + "2"
+    assert svc["date_created"] == "2023-11-14T22:13:20Z"
+    assert env["domain_name"] == f"{svc['domain_base']}-dev.twil.io" == "det-1001-dev.twil.io"

@@ -78,6 +78,7 @@ def test_browser_path_prefix_serves_the_same(emulator: EmulatorHandle, site: str
     assert response.status_code == 200 and response.content == b"\x89PNG public"
     assert httpx.get(f"{emulator.url}/_serve/{site}/keys/secret.json").status_code == 404
     assert httpx.get(f"{emulator.url}/_serve/{site}/docs/guide.pdf").status_code == 403
+    assert httpx.get(f"{emulator.url}/_serve/nowhere-1234.twil.io/img/logo.png").status_code == 404
 
 
 def test_serving_follows_the_deployment_and_is_logged(emulator: EmulatorHandle, site: str) -> None:

@@ -168,7 +168,7 @@ class _EmulatorApp:
         if path.startswith(SERVE_PREFIX):
             domain, _, rest = path[len(SERVE_PREFIX):].partition("/")
             env = self.state.environment_by_domain(domain.lower())
-            return (env, "/" + rest) if env is not None else (None, path)
+            return (env if env is not None else _NO_ENVIRONMENT), "/" + rest
         host = _host(scope)
         if _is_local(host):
             return None, path

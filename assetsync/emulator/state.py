@@ -116,7 +116,7 @@ def _random_sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
 
-@dataclass
+@dataclass(eq=False)
 class EmulatorState:
     """One emulated Twilio account on a data folder (None: a temporary folder, removed on close).
 
