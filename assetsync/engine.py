@@ -13,8 +13,8 @@ import asyncio
 import importlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
@@ -60,6 +60,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 def make_client(
@@ -262,10 +263,11 @@ def url_rows(domain_name: str | None, files: Iterable[tuple[str, str]]) -> tuple
 
 @dataclass(frozen=True, slots=True)
 class Located:
-    """The service SID and environment a sync works on (None: not found, not created)."""
+    """The service SID, environment and live build a sync works on (None: not found)."""
 
     service_sid: str | None
     env: Environment | None
+    live: Build | None = None
 
 
 async def locate_target(
@@ -292,6 +294,14 @@ async def locate_target(
     if env is not None:
         state.record_environment(target, svc.sid, environment, env.sid, env.domain_name)
     return Located(svc.sid, env)
+
+
+async def peek_target(
+    client: ServerlessClient, state: State, target: str, service: str, environment: str
+) -> Located:
+    """Read-only lookup of the service, environment and live build (creates nothing)."""
+    where = await locate_target(client, state, target, service, environment, create=False)
+    return replace(where, live=await fetch_live_build(client, where.env))
 
 
 async def _settle_pending(
@@ -361,13 +371,22 @@ async def sync_service(
     adopt: bool = False,
     force: bool = False,
     on_event: EventCallback | None = None,
+    located: Located | None = None,
 ) -> SyncResult:
-    """Sync one service's environment to `files`; the per-service unit of a (sharded) sync."""
+    """Sync one service's environment to `files`; the per-service unit of a (sharded) sync.
+
+    `located` is a `peek_target` result fetched while the files were being prepared; without
+    it (or if it found no environment) the service and environment are looked up, and created
+    unless `dry_run`.
+    """
     before = client.stats.snapshot()
     notes: list[str] = []
-    where = await locate_target(client, state, target, service, environment, create=not dry_run)
-    env, service_sid = where.env, where.service_sid
-    live = await fetch_live_build(client, env)
+    where = located
+    if where is None or where.env is None:
+        where = await peek_target(client, state, target, service, environment)
+        if where.env is None and not dry_run:
+            where = await locate_target(client, state, target, service, environment, create=True)
+    env, service_sid, live = where.env, where.service_sid, where.live
     ledger = (StateLedger(state, target, service_sid, env.sid)
               if service_sid is not None and env is not None else None)
     pending = await _settle_pending(client, ledger, live, notes) if ledger else None
@@ -446,8 +465,6 @@ async def sync_service(
                 plan = build_plan(files, recorded, live_view, full=full)
         uploaded, created = outcome.uploaded, outcome.created_assets
         build_sid, deployment_sid = outcome.build_sid, outcome.deployment_sid
-        if on_event is not None:
-            on_event(SyncEvent("recorded", sid=build_sid))
     elif adopt and live is not None and recorded_build != live.sid and ledger is not None:
         # Nothing to change, but the live build is now the one assetsync stands on.
         state.record_build(target, ledger.service_sid, build_sid=live.sid,
@@ -456,6 +473,8 @@ async def sync_service(
                            created_at=now_iso())
         ledger.record_deployment(live.sid, "")
 
+    if deployment_sid is not None and on_event is not None:
+        on_event(SyncEvent("recorded", sid=build_sid))
     after = client.stats
     return SyncResult(
         service=service,
@@ -512,6 +531,29 @@ async def open_client(
         api.on_event = previous
 
 
+async def _both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
+    """Await both; if either fails, raise (the first one's error first) once both are done."""
+    a, b = await asyncio.gather(first, second, return_exceptions=True)
+    for outcome in (a, b):
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return a, b  # type: ignore[return-value]
+
+
+@contextmanager
+def _scan_events(on_event: EventCallback | None) -> Iterator[EventCallback | None]:
+    """Hand events raised in the preparing thread to the event loop's thread, in order."""
+    if on_event is None:
+        yield None
+        return
+    loop = asyncio.get_running_loop()
+
+    def forward(event: SyncEvent) -> None:
+        loop.call_soon_threadsafe(on_event, event)
+
+    yield forward
+
+
 def run_sync(make: Callable[[], Coroutine[object, object, T]]) -> T:
     """Run `make()` to completion from synchronous code (the CLI, watch mode, tests)."""
     try:
@@ -538,12 +580,19 @@ async def sync_async(
         raise ConfigError("--adopt and --force exclude each other: pick one")
     started = time.monotonic()
     env_name = environment or config.environment
-    with State.open(config.state_dir) as state:
-        prepared = prepare_files(config, state, paths=paths, on_event=on_event)
-        prepared.raise_errors()
+    key = target_key(config)
+    with State.open(config.state_dir) as state, _scan_events(on_event) as scan_event:
         async with open_client(config, client, on_event) as api:
+            before = api.stats.snapshot()
+            # Scan and hash in a thread while the (read-only) lookups are in flight; nothing is
+            # written remotely until the files have passed every check.
+            prepared, located = await _both(
+                asyncio.to_thread(prepare_files, config, state, paths=paths, on_event=scan_event),
+                peek_target(api, state, key, config.service, env_name),
+            )
+            prepared.raise_errors()
             result = await sync_service(
-                api, state, target_key(config), service=config.service, environment=env_name,
+                api, state, key, service=config.service, environment=env_name, located=located,
                 files=prepared.files, options=ApplyOptions(
                     concurrency=config.sync.concurrency,
                     build_timeout_s=config.sync.build_timeout_s,
@@ -552,8 +601,14 @@ async def sync_async(
                 runtime=config.sync.runtime, dry_run=dry_run, full=full, adopt=adopt,
                 force=force, on_event=on_event,
             )
+            after = api.stats
     warnings = tuple(_issue_line(i) for i in prepared.warnings) + result.warnings
-    return replace(result, warnings=warnings, elapsed_s=time.monotonic() - started)
+    return replace(
+        result, warnings=warnings, elapsed_s=time.monotonic() - started,
+        requests=after.requests - before.requests,
+        write_requests=after.write_requests - before.write_requests,
+        bytes_sent=after.bytes_sent - before.bytes_sent, retries=after.retries - before.retries,
+    )
 
 
 def sync(

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +55,12 @@ PAGE_SIZE = 1000  # the API's maximum (api-contract.md §3)
 # Per-operation timeouts (a read or write stalling this long): a hung upload fails and is retried
 # instead of hanging a CI job for hours (workers-sdk #14964, peers.md §5).
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~40 ms; watch mode and benchmarks open a client per sync.
+    return httpx.create_ssl_context()
+
 
 class BuildTimeoutError(BuildFailedError):
     """A build was still `building` when the wait timed out; it may yet complete."""
@@ -232,6 +240,7 @@ class ApiSession:
             raise RuntimeError("the client is already open")
         self._http = httpx.AsyncClient(
             auth=self._auth,
+            verify=_ssl_context(),
             transport=self._transport,
             timeout=self._timeout,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},

@@ -203,7 +203,7 @@ def test_expired_versions_are_uploaded_again(tmp_path: Path, emulator: Any) -> N
     assert count(emulator, "POST", "/Builds") == 2  # the failed one, then the good one
 
 
-def test_a_file_that_cannot_be_published_stops_the_sync_before_any_request(
+def test_a_file_that_cannot_be_published_stops_the_sync_before_any_write(
     tmp_path: Path, emulator: Any
 ) -> None:
     config = load(tmp_path, emulator)
@@ -214,7 +214,7 @@ def test_a_file_that_cannot_be_published_stops_the_sync_before_any_request(
         sync(config)
 
     assert "big.private.bin" in str(info.value) and "nothing was uploaded" in str(info.value)
-    assert list(emulator.state.request_log) == []
+    assert writes(emulator) == []
 
 
 def test_dry_run_plans_without_writing(tmp_path: Path, emulator: Any) -> None:

@@ -33,6 +33,7 @@ def test_sync_completes_through_a_fifth_of_requests_failing(tmp_path: Path, emul
     make_tree(config.source, 30)
     faults = [
         ("GET", "/v1/Services/site", "503", 1),
+        ("GET", "/v1/Services/*/Environments", "503", 1),
         ("POST", "/v1/Services/*/Assets", "429", 2),
         ("POST", "/v1/Services/*/Assets", "503", 1),
         ("POST", "/v1/Services/*/Assets", "drop", 1),
