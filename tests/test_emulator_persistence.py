@@ -125,3 +125,12 @@ def test_injected_clock_and_sid_factory_make_responses_deterministic(tmp_path: P
     assert svc["sid"] == "ZS" + "0" * 31 + "1" and env["sid"] == "ZE" + "0" * 31 + "2"
     assert svc["date_created"] == "2023-11-14T22:13:20Z"
     assert env["domain_name"] == f"{svc['domain_base']}-dev.twil.io" == "det-1001-dev.twil.io"
+
+
+def test_cli_names_a_corrupt_data_folder_and_a_bad_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "emulator.sqlite3").write_bytes(b"this is not a database" * 100)
+    assert main(["emulator", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a usable emulator database" in err and "Traceback" not in err
+    assert main(["emulator", "--data", str(tmp_path / "other"), "--port", "70000"]) == 2
+    assert "--port 70000" in capsys.readouterr().err

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import ipaddress
 import re
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -107,9 +109,18 @@ def _state(args: argparse.Namespace, data: Path) -> tuple[EmulatorState, str]:
         raise ConfigError("--build-delay: must not be negative")
     if args.fail_builds < 0:
         raise ConfigError("--fail-builds: must not be negative")
-    state = EmulatorState(
-        data, account_sid=account, auth_token=token, limits=_limits(args.limit), build_delay_s=args.build_delay
-    )
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: use 0..65535 (0 picks a free port)")
+    limits = _limits(args.limit)
+    try:
+        state = EmulatorState(
+            data, account_sid=account, auth_token=token, limits=limits, build_delay_s=args.build_delay
+        )
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(
+            f"--data {data}: {data / 'emulator.sqlite3'} is not a usable emulator database ({exc}); "
+            "point --data at another folder"
+        ) from None
     try:
         for spec in args.fault:
             state.faults.add(*parse_fault_spec(spec))
@@ -118,6 +129,15 @@ def _state(args: argparse.Namespace, data: Path) -> tuple[EmulatorState, str]:
         raise ConfigError(f"--fault: {exc}") from None
     state.fail_next_builds(args.fail_builds)
     return state, source
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -138,6 +158,9 @@ def handler(args: argparse.Namespace) -> int:
         print(f"  data:                {data}", flush=True)
         print(f"  account SID:         {state.account_sid}", flush=True)
         print(f"  auth token:          from {token_source}", flush=True)
+        if not _is_loopback(args.host):
+            print(f"warning: {args.host} is reachable from other machines; anyone with the "
+                  "credentials can publish to this emulator", file=sys.stderr, flush=True)
         print("Press Ctrl-C to stop.", flush=True)
 
     try:
