@@ -44,16 +44,33 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     assert served.content == b"persisted"
 
 
-async def _embedded_publish(data: Path, name: str) -> str:
+async def _embedded_service(data: Path, name: str) -> str:
     async with httpx.AsyncClient(transport=embedded_transport(data), base_url="http://local", auth=AUTH) as c:
         response = await c.post("/v1/Services", data={"UniqueName": name, "FriendlyName": name})
         response.raise_for_status()
         return str(response.json()["sid"])
 
 
+async def _embedded_deploy(data: Path, path: str, content: bytes) -> str:
+    """The deploy sequence through the embedded transport; returns the environment's domain."""
+    async with httpx.AsyncClient(transport=embedded_transport(data), base_url="http://local", auth=AUTH) as c:
+        svc = (await c.post("/v1/Services", data={"UniqueName": "site", "FriendlyName": "site"})).json()
+        env = (await c.post(f"/v1/Services/{svc['sid']}/Environments",
+                            data={"UniqueName": "dev-environment", "DomainSuffix": "dev"})).json()
+        asset = (await c.post(f"/v1/Services/{svc['sid']}/Assets", data={"FriendlyName": path})).json()
+        version = (await c.post(asset["links"]["asset_versions"], data={"Path": path, "Visibility": "public"},
+                                files={"Content": (path[1:], content, "text/plain")})).json()
+        build = (await c.post(f"/v1/Services/{svc['sid']}/Builds",
+                              data={"AssetVersions": [version["sid"]]})).json()
+        while (await c.get(build["links"]["build_status"])).json()["status"] == "building":
+            await asyncio.sleep(0.01)
+        (await c.post(env["links"]["deployments"], data={"BuildSid": build["sid"]})).raise_for_status()
+        return str(env["domain_name"])
+
+
 def test_cli_serves_what_the_embedded_target_published_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     data = tmp_path / "state" / "emulator"
-    first = asyncio.run(_embedded_publish(data, "before"))
+    domain = asyncio.run(_embedded_deploy(data, "/hello.txt", b"published offline"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "assetsync", "emulator", "--port", "0", "--data", str(data)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -63,13 +80,15 @@ def test_cli_serves_what_the_embedded_target_published_and_stops_on_ctrl_c(tmp_p
         banner = proc.stdout.readline()
         assert banner.startswith("assetsync emulator listening on http://127.0.0.1:"), banner
         url = banner.split()[-1]
+        served = httpx.get(f"{url}/_serve/{domain}/hello.txt")
         # Written by another process while the server runs: visible on the next request.
-        second = asyncio.run(_embedded_publish(data, "during"))
+        later = asyncio.run(_embedded_service(data, "later"))
         listed = httpx.get(f"{url}/v1/Services", auth=AUTH).json()["services"]
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
-    assert [s["sid"] for s in listed] == [first, second]
+    assert served.status_code == 200 and served.content == b"published offline"
+    assert [s["unique_name"] for s in listed] == ["site", "later"] and listed[1]["sid"] == later
     assert proc.returncode == 0
     assert "stopped" in err
     assert LOCAL_AUTH_TOKEN not in out + err  # the token's source is printed, never the token
