@@ -30,7 +30,7 @@ from assetsync.transform_cache import (
     run_jobs,
     variant_recipe,
 )
-from assetsync.transform_codec import Output, open_image
+from assetsync.transform_codec import EXTENSIONS, Output, open_image
 from assetsync.transform_lossless import optimize_image
 from assetsync.transform_variants import make_variant
 
@@ -131,18 +131,19 @@ def transform_files(
         path = file.content_path if file.content_path.is_absolute() else source / file.content_path
         kind = None if file.variant is not None or options.excluded(file.source) else _kind(path)
         todo: list[tuple[Profile | None, str]] = []
-        if kind is not None and file.size > options.max_input_bytes:
-            issues.append(Issue(file.source, f"not optimized: {file.size:,} bytes is over "
-                                "[optimize] max_input_bytes", "warning"))
-            kind = None
+        recipes: list[tuple[Profile | None, str]] = []
         if kind is not None:
-            recipes: list[tuple[Profile | None, str]] = []
             if options.lossless and kind in _LOSSLESS_KINDS:
                 recipes.append((None, lossless))
             for matched in options.profiles_for(file.source):
                 if matched.variant and kind in DECODABLE:
                     recipes.append((matched, json.dumps(variant_recipe(matched, options),
                                                         sort_keys=True)))
+        if recipes and file.size > options.max_input_bytes:
+            issues.append(Issue(file.source, f"not optimized: {file.size:,} bytes is over "
+                                "[optimize] max_input_bytes", "warning"))
+            recipes, kind = [], None
+        if kind is not None:
             for profile, recipe in recipes:
                 key = cache_key(file.digest, recipe, encoders)
                 jobs.setdefault(key, Job(key, file.source, str(path), kind, recipe,
@@ -167,7 +168,7 @@ def transform_files(
         progress[0] += 1
         if on_event is not None:
             on_event(SyncEvent("transformed", path=job.source, files=progress[0],
-                               total=total, bytes=int(entry.get("size", 0) or 0),  # type: ignore[call-overload]
+                               total=total, bytes=int(str(entry.get("size") or 0)),
                                message=str(entry.get("note") or entry.get("message") or "")))
 
     run_jobs(misses, workers or _available_cores(), done)
@@ -209,7 +210,7 @@ def _assemble(
         published = file
         for profile, key in todo:
             entry = entries[key]
-            cached, seconds = bool(entry.get("cached")), float(entry.get("seconds", 0.0))  # type: ignore[arg-type]
+            cached, seconds = bool(entry.get("cached")), float(str(entry.get("seconds") or 0))
             stats = replace(stats, cache_hits=stats.cache_hits + cached,
                             encode_seconds=stats.encode_seconds + (0.0 if cached else seconds))
             status = entry["status"]
@@ -241,8 +242,8 @@ def _assemble(
                 reports.append(FileReport(file.path, file.source, None, file.size,
                                           published.size, seconds, cached, "optimized", note))
                 continue
-            ext = {"jpeg": "jpg"}.get(result_kind, result_kind)
-            path = variant_path(profile.path, profile=profile.name, published=file.path, ext=ext)
+            path = variant_path(profile.path, profile=profile.name, published=file.path,
+                                ext=EXTENSIONS[result_kind])
             if path in out:
                 issues.append(Issue(file.source, f"{label}{path} is already published from "
                                     f"{out[path].source}; change the profile's path template",
@@ -251,7 +252,7 @@ def _assemble(
             out[path] = replace(file, path=path, variant=profile.name, **changes)  # type: ignore[arg-type]
             stats = replace(stats, variants=stats.variants + 1)
             reports.append(FileReport(path, file.source, profile.name, file.size,
-                                      int(entry["size"]), seconds, cached, "variant", note))  # type: ignore[call-overload]
+                                      int(str(entry["size"])), seconds, cached, "variant", note))
         if kind is not None:
             stats = replace(stats, bytes_after=stats.bytes_after + published.size)
     ordered = tuple(out[path] for path in sorted(out))

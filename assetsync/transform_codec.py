@@ -24,6 +24,7 @@ from assetsync.media import DECODABLE
 
 __all__ = [
     "DECODE_FORMATS",
+    "EXTENSIONS",
     "Output",
     "jpeg_insert_app1",
     "jpeg_strip",
@@ -41,7 +42,7 @@ _ORIENTATION = 0x0112
 # oxipng gives up searching after this many seconds and returns its best so far, so a
 # pathological PNG cannot hang a worker.
 _OXIPNG_TIMEOUT_S = 60
-_EXT = {"jpeg": "jpg", "png": "png", "gif": "gif"}
+EXTENSIONS = {"jpeg": "jpg", "png": "png", "gif": "gif"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ class Output:
     @property
     def ext(self) -> str:
         """File extension for the format, without the dot."""
-        return _EXT[self.kind]
+        return EXTENSIONS[self.kind]
 
     @property
     def mime(self) -> str:
@@ -106,10 +107,6 @@ def orientation_of(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-# ---------------------------------------------------------------------------------------------
-# lossless pass
-
-
 def load_image(image: Image.Image) -> None:
     """Load an opened image's pixels, mapping any decoder failure to `TransformError`."""
     with warnings.catch_warnings():
@@ -120,7 +117,16 @@ def load_image(image: Image.Image) -> None:
             raise TransformError(f"cannot decode: {exc or type(exc).__name__}") from None
 
 
+# ---------------------------------------------------------------------------------------------
+# PNG optimizer
+
+
 def oxipng_optimize(data: bytes, level: int, *, strip: bool) -> bytes:
+    """oxipng at `level` (lossless); `strip` drops every chunk that does not change the look.
+
+    Raises:
+        TransformError: oxipng refused the PNG.
+    """
     try:
         return oxipng.optimize_from_memory(
             data, level=level, optimize_alpha=True, timeout=_OXIPNG_TIMEOUT_S,

@@ -54,7 +54,7 @@ def make_variant(data: bytes, kind: str, profile: Profile, *, max_pixels: int) -
                 box = (profile.max_width, profile.max_height)
                 if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
                     box = box[::-1]
-                image.draft("RGB" if image.mode != "L" else "L", box)
+                image.draft(image.mode, box)
             image.load()
             image = ImageOps.exif_transpose(image)
             image = _to_srgb_8bit(image)
