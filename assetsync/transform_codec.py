@@ -121,8 +121,11 @@ def load_image(image: Image.Image) -> None:
 # PNG optimizer
 
 
-def oxipng_optimize(data: bytes, level: int, *, strip: bool) -> bytes:
+def oxipng_optimize(data: bytes, level: int, *, strip: bool, reduce: bool = True) -> bytes:
     """oxipng at `level` (lossless); `strip` drops every chunk that does not change the look.
+
+    `reduce=False` keeps the colour type and bit depth as they are (WhatsApp wants 8-bit
+    RGB/RGBA, not the palette or grey PNG oxipng would otherwise pick).
 
     Raises:
         TransformError: oxipng refused the PNG.
@@ -130,6 +133,8 @@ def oxipng_optimize(data: bytes, level: int, *, strip: bool) -> bytes:
     try:
         return oxipng.optimize_from_memory(
             data, level=level, optimize_alpha=True, timeout=_OXIPNG_TIMEOUT_S,
+            color_type_reduction=reduce, bit_depth_reduction=reduce,
+            grayscale_reduction=reduce, palette_reduction=reduce,
             # "safe" keeps only chunks that change how the image looks (iCCP, sRGB, cICP,
             # pHYs, animation) and drops text, EXIF and time stamps (oxipng README).
             strip=oxipng.StripChunks.safe() if strip else oxipng.StripChunks.none(),

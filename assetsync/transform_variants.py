@@ -186,10 +186,12 @@ def _fit_png(image: Image.Image, profile: Profile) -> Output:
     best: int | None = None
     # WhatsApp wants 8-bit RGB/RGBA; palette PNGs are not known to be accepted (media.md §1.1).
     palette_ok = profile.channel != "whatsapp"
+    if not palette_ok and image.mode in ("L", "LA"):
+        image = image.convert("RGBA" if image.mode == "LA" else "RGB")
     truecolour = True
     while True:
         if truecolour:
-            data = _encode_png(image)
+            data = _encode_png(image, reduce=palette_ok)
             if budget is None or len(data) <= budget:
                 return Output(data, "png", f"PNG {image.width}x{image.height}")
             best = len(data) if best is None else min(best, len(data))
@@ -208,10 +210,10 @@ def _fit_png(image: Image.Image, profile: Profile) -> Output:
         image = _scaled(image, budget / (best or budget * 2))  # type: ignore[operator]
 
 
-def _encode_png(image: Image.Image) -> bytes:
+def _encode_png(image: Image.Image, *, reduce: bool = True) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)
-    return oxipng_optimize(buffer.getvalue(), _SEARCH_LEVEL, strip=True)
+    return oxipng_optimize(buffer.getvalue(), _SEARCH_LEVEL, strip=True, reduce=reduce)
 
 
 def _over_budget(profile: Profile, best: int | None) -> LimitError:

@@ -108,6 +108,16 @@ def test_whatsapp_gets_8_bit_rgb_from_cmyk_and_16_bit() -> None:
     assert image.mode in ("RGB", "L") and image.getextrema() != (0, 0)
 
 
+def test_whatsapp_png_stays_8_bit_rgb_even_for_flat_graphics() -> None:
+    flat = graphic_rgba(opaque=True).convert("L")  # grey, few colours: oxipng would pick P/L
+    out = make_variant(encode(flat, "PNG"), "png", WHATSAPP, max_pixels=PIXELS)
+    # IHDR: bit depth at byte 24, colour type at byte 25 (2 = RGB, 6 = RGBA).
+    assert out.kind == "png" and out.data[24] == 8 and out.data[25] in (2, 6)
+    assert decode(out.data).mode in ("RGB", "RGBA")
+    mms = make_variant(encode(flat, "PNG"), "png", MMS, max_pixels=PIXELS)
+    assert mms.data[25] in (0, 3) and len(mms.data) < len(out.data)  # elsewhere: reduced
+
+
 def test_animated_gif_is_kept_within_budget_and_refused_over_it() -> None:
     data = animated_gif()
     out = make_variant(data, "gif", MMS, max_pixels=PIXELS)
