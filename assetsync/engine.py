@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, 
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from assetsync.apply import ApplyOptions, apply_changes, finish_build
@@ -30,13 +31,14 @@ from assetsync.errors import (
     LimitError,
     NotFoundError,
 )
-from assetsync.models import PublishedFile, Visibility
+from assetsync.models import PublishedFile
 from assetsync.plan import LiveBuild, LiveVersion, Plan, RecordedService, build_plan
 from assetsync.remote import describe_drift, fetch_live_build, find_environment, find_service
 from assetsync.resources import Build, Environment
 from assetsync.scan import IgnoreRules, Snapshot, rescan_paths, scan_tree
 from assetsync.state import State
-from assetsync.sync_types import EventCallback, SyncEvent, SyncResult, UrlRow
+from assetsync.sync_types import EventCallback, SyncEvent, SyncResult
+from assetsync.urlmap import UrlEntry, build_url_map, write_url_map
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -55,7 +57,8 @@ __all__ = [
     "sync_async",
     "sync_service",
     "to_live_build",
-    "url_rows",
+    "url_entries",
+    "write_urls_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -252,13 +255,34 @@ def to_live_build(build: Build) -> LiveBuild:
     )
 
 
-def url_rows(domain_name: str | None, files: Iterable[tuple[str, str]]) -> tuple[UrlRow, ...]:
-    """Published URLs for (path, visibility) pairs; private files have none."""
+def url_entries(
+    service: str, domain_name: str | None, files: Iterable[tuple[str, str]],
+    *, exclude: Iterable[str] = (),
+) -> tuple[UrlEntry, ...]:
+    """The URL map of one service's (path, visibility) pairs; private files have no URL."""
     if not domain_name:
         return ()
-    rows = [UrlRow(path, vis, f"https://{domain_name}{path}")
-            for path, vis in files if vis != Visibility.PRIVATE.value]
-    return tuple(sorted(rows, key=lambda r: r.path))
+    return build_url_map(((path, vis, service) for path, vis in files), {service: domain_name},
+                         exclude=frozenset(exclude))
+
+
+def write_urls_file(config: Config, result: SyncResult) -> None:
+    """Write the URL map to `[sync] urls_file` (or `[shard] urls_file`) when one is set.
+
+    A map inside the source folder is published like any file; its own entry is left out so
+    publishing it never changes it.
+    """
+    name = config.sync.urls_file or getattr(config.shard, "urls_file", None)
+    if not name or result.dry_run or not result.domain_name:
+        return
+    path = Path(name) if Path(name).is_absolute() else config.root / name
+    entries = result.urls
+    try:
+        own = "/" + path.resolve().relative_to(config.source.resolve()).as_posix()
+        entries = tuple(e for e in entries if e.path != own)
+    except ValueError:
+        pass  # outside the source folder
+    write_url_map(path, entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,8 +521,8 @@ async def sync_service(
         retries=after.retries - before.retries,
         dry_run=dry_run,
         noop=plan.is_noop and build_sid is None,
-        urls=url_rows(env.domain_name if env else None,
-                      ((f.path, f.visibility.value) for f in files)),
+        urls=url_entries(service, env.domain_name if env else None,
+                         ((f.path, f.visibility.value) for f in files)),
         warnings=tuple(_issue_line(i) for i in plan.issues if i.severity != "error"),
         notes=tuple(notes),
     )
@@ -602,6 +626,7 @@ async def sync_async(
                 force=force, on_event=on_event,
             )
             after = api.stats
+    write_urls_file(config, result)
     warnings = tuple(_issue_line(i) for i in prepared.warnings) + result.warnings
     return replace(
         result, warnings=warnings, elapsed_s=time.monotonic() - started,

@@ -22,14 +22,15 @@ from assetsync.engine import (
     prepare_files,
     run_sync,
     to_live_build,
-    url_rows,
+    url_entries,
 )
 from assetsync.errors import AssetsyncError, DriftError, NotFoundError
 from assetsync.plan import RecordedService, build_plan
 from assetsync.remote import describe_drift, fetch_live_build, find_environment
 from assetsync.resources import Build
 from assetsync.state import State
-from assetsync.sync_types import EventCallback, PruneResult, StatusResult, SyncResult, UrlRow
+from assetsync.sync_types import EventCallback, PruneResult, StatusResult, SyncResult
+from assetsync.urlmap import UrlEntry
 
 __all__ = ["promote", "prune", "published_urls", "rollback", "status"]
 
@@ -296,7 +297,7 @@ def prune(
 
 # ------------------------------------------------------------------------------- urls
 
-def published_urls(config: Config, *, environment: str | None = None) -> tuple[UrlRow, ...]:
+def published_urls(config: Config, *, environment: str | None = None) -> tuple[UrlEntry, ...]:
     """Published path -> URL of what assetsync last deployed (from the state; no network)."""
     env_name = environment or config.environment
     target = target_key(config)
@@ -309,4 +310,4 @@ def published_urls(config: Config, *, environment: str | None = None) -> tuple[U
         in_build = set(build.version_sids) if build else set()
         files = {(v.path, v.visibility) for v in state.versions(target, svc.service_sid)
                  if v.version_sid in in_build}
-    return url_rows(env.domain_name, files)
+    return url_entries(config.service, env.domain_name, files)

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from assetsync.urlmap import UrlEntry
+
 __all__ = [
     "EventCallback",
     "PruneResult",
     "StatusResult",
     "SyncEvent",
     "SyncResult",
-    "UrlRow",
 ]
 
 
@@ -47,15 +48,6 @@ EventCallback = Callable[[SyncEvent], None]
 
 
 @dataclass(frozen=True, slots=True)
-class UrlRow:
-    """A published path and where it is served (public and protected files only)."""
-
-    path: str
-    visibility: str
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
 class SyncResult:
     """What one sync did (or, with `dry_run`, would do).
 
@@ -83,7 +75,7 @@ class SyncResult:
     retries: int
     dry_run: bool
     noop: bool
-    urls: tuple[UrlRow, ...] = ()
+    urls: tuple[UrlEntry, ...] = ()
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     elapsed_s: float = 0.0

@@ -181,7 +181,10 @@ def test_status_urls_rollback_promote_prune(project: Path, emulator: Any,
 
     second = json.loads(run(capsys, "sync", "--json")[1])
     urls = json.loads(run(capsys, "urls", "--json")[1])
-    assert urls["/d0/f0000.txt"]["url"] == f"https://{second['domain_name']}/d0/f0000.txt"
+    assert urls["/d0/f0000.txt"] == f"https://{second['domain_name']}/d0/f0000.txt"
+    csv_lines = run(capsys, "urls", "--format", "csv")[1].splitlines()
+    assert csv_lines[0] == "path,url,visibility,service,environment_domain"
+    assert len(csv_lines) == 4 and all(",public,site," in line for line in csv_lines[1:])
 
     code, out, _ = run(capsys, "rollback")
     assert code == 0 and first["live_build_sid"] in out

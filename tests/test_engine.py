@@ -256,3 +256,21 @@ def test_sync_can_run_inside_an_event_loop_only_through_sync_async(
         assert result.uploaded == ("/d0/f0000.txt",)
 
     asyncio.run(main())
+
+
+def test_urls_file_is_written_and_published_without_churn(tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator, extra='urls_file = "site/urls.json"\n')
+    make_tree(config.source, 2)
+    (config.source / "a.private.txt").write_text("no url")
+
+    first = sync(config)
+
+    import json
+
+    urls_file = config.source / "urls.json"
+    written = json.loads(urls_file.read_text())
+    assert written == {row.path: row.url for row in first.urls} and len(written) == 2
+    second = sync(config)  # publishes urls.json itself; its own entry stays out of the map
+    assert second.uploaded == ("/urls.json",)
+    assert json.loads(urls_file.read_text()) == written
+    assert sync(config).noop

@@ -1,16 +1,19 @@
-"""`assetsync urls`: published path -> URL of what assetsync last deployed (public and protected
-files; private ones have no URL). Read from the state: no network."""
+"""`assetsync urls [--json | --format json|csv|text]`: published path -> URL of what assetsync
+last deployed (public and protected files; private ones have no URL). Read from the state: no
+network. JSON is `{"/path": "https://…"}`; CSV has `path,url,visibility,service,environment_domain`
+(`assetsync.urlmap`)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
-from assetsync.cli._common import add_json_flag, config_from_args, print_json
+from assetsync.cli._common import add_json_flag, config_from_args
 from assetsync.config import Config
 from assetsync.operations import published_urls
-from assetsync.sync_types import UrlRow
+from assetsync.urlmap import UrlEntry, render_url_map
 
 __all__ = ["handler", "local_hint", "print_url_rows", "register"]
 
@@ -20,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("urls", help="list the published URLs (public and protected files)")
     p.add_argument("--env", metavar="NAME", help="environment (default from the config)")
     add_json_flag(p)
+    p.add_argument("--format", choices=("text", "json", "csv"), default=None,
+                   help="output format (default text; --json is --format json)")
     p.set_defaults(func=handler)
 
 
@@ -35,7 +40,7 @@ def local_hint(config: Config, domain: str | None) -> str | None:
             f"http://127.0.0.1:{DEFAULT_PORT}{SERVE_PREFIX}{domain}/<path>")
 
 
-def print_url_rows(rows: tuple[UrlRow, ...], limit: int | None = None) -> None:
+def print_url_rows(rows: tuple[UrlEntry, ...], limit: int | None = None) -> None:
     """`path  url` lines (the first `limit`, if given)."""
     shown = rows if limit is None else rows[:limit]
     width = min(48, max((len(r.path) for r in shown), default=0))
@@ -49,15 +54,16 @@ def handler(args: argparse.Namespace) -> int:
     """Print the URL map."""
     config = config_from_args(args, {"project.environment": args.env})
     rows = published_urls(config)
-    if args.json:
-        print_json({row.path: {"url": row.url, "visibility": row.visibility} for row in rows})
+    fmt = "json" if args.json else (args.format or "text")
+    if fmt != "text":
+        sys.stdout.write(render_url_map(rows, fmt))
         return 0
     if not rows:
         print(f"nothing published yet for {config.service}/{config.environment}: "
               "run `assetsync sync`")
         return 0
     print_url_rows(rows)
-    hint = local_hint(config, rows[0].url.split("/")[2])
+    hint = local_hint(config, rows[0].environment_domain)
     if hint:
         print(hint)
     return 0
