@@ -48,16 +48,28 @@ async def _sink_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             break
     body = b'{"sid": "ZN00000000000000000000000000000000"}'
     status = 201 if scope["method"] == "POST" else 200
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 def _start_sink() -> tuple[str, Any]:
     import uvicorn
 
-    config = uvicorn.Config(_sink_app, host="127.0.0.1", port=0, lifespan="off", log_config=None,
-                            log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        _sink_app,
+        host="127.0.0.1",
+        port=0,
+        lifespan="off",
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
@@ -68,21 +80,30 @@ def _start_sink() -> tuple[str, Any]:
 
 
 async def _setup(client: httpx.AsyncClient, count: int) -> list[str]:
-    svc = (await client.post("/v1/Services", data={"UniqueName": "bench", "FriendlyName": "b"})).json()
+    svc = (
+        await client.post("/v1/Services", data={"UniqueName": "bench", "FriendlyName": "b"})
+    ).json()
     assets = []
     for i in range(count):
-        r = await client.post(f"/v1/Services/{svc['sid']}/Assets", data={"FriendlyName": f"/f{i}.bin"})
+        r = await client.post(
+            f"/v1/Services/{svc['sid']}/Assets", data={"FriendlyName": f"/f{i}.bin"}
+        )
         assets.append(r.json()["links"]["asset_versions"])
     return assets
 
 
-async def _uploads(client: httpx.AsyncClient, urls: list[str], payload: bytes, concurrency: int) -> float:
+async def _uploads(
+    client: httpx.AsyncClient, urls: list[str], payload: bytes, concurrency: int
+) -> float:
     gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int, url: str) -> None:
         async with gate:
-            r = await client.post(url, data={"Path": f"/f{i}.bin", "Visibility": "public"},
-                                  files={"Content": (f"f{i}.bin", payload, "application/octet-stream")})
+            r = await client.post(
+                url,
+                data={"Path": f"/f{i}.bin", "Visibility": "public"},
+                files={"Content": (f"f{i}.bin", payload, "application/octet-stream")},
+            )
             if r.status_code != 201:
                 raise RuntimeError(f"upload failed: {r.status_code} {r.text[:200]}")
 
@@ -100,15 +121,19 @@ async def _latencies(client: httpx.AsyncClient, url: str, n: int) -> dict[str, f
         if r.status_code != 200:
             raise RuntimeError(f"GET failed: {r.status_code}")
     samples.sort()
-    return {"p50_ms": round(statistics.median(samples), 3),
-            "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 3)}
+    return {
+        "p50_ms": round(statistics.median(samples), 3),
+        "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 3),
+    }
 
 
-async def _throughput(base: str | None, transport: Any, count: int, size: int, conc: int,
-                      sink: bool = False) -> dict[str, Any]:
+async def _throughput(
+    base: str | None, transport: Any, count: int, size: int, conc: int, sink: bool = False
+) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-    async with httpx.AsyncClient(base_url=base or "http://local", transport=transport, auth=AUTH,
-                                 limits=limits, timeout=120) as client:
+    async with httpx.AsyncClient(
+        base_url=base or "http://local", transport=transport, auth=AUTH, limits=limits, timeout=120
+    ) as client:
         if sink:
             urls = [f"/v1/Services/ZS0/Assets/ZH{i}/Versions" for i in range(count)]
             meta_url = "/v1/Services/ZS0/Assets/ZH0/Versions/ZN0"
@@ -120,8 +145,12 @@ async def _throughput(base: str | None, transport: Any, count: int, size: int, c
             listed = (await client.get(urls[0])).json()["asset_versions"]
             meta_url = urlsplit(listed[0]["url"]).path
         latency = await _latencies(client, meta_url, 500)
-    return {"seconds": round(seconds, 3), "uploads_per_s": round(count / seconds, 1),
-            "mb_per_s": round(count * size / seconds / 1e6, 2), "metadata_get": latency}
+    return {
+        "seconds": round(seconds, 3),
+        "uploads_per_s": round(count / seconds, 1),
+        "mb_per_s": round(count * size / seconds / 1e6, 2),
+        "metadata_get": latency,
+    }
 
 
 def _rss_during_big_upload(size: int) -> dict[str, Any]:
@@ -133,15 +162,23 @@ def _rss_during_big_upload(size: int) -> dict[str, Any]:
                 f.write(os.urandom(1 << 20))
         with big.open("r+b") as f:
             f.truncate(size)
-        proc = subprocess.Popen([sys.executable, "-m", "assetsync", "emulator", "--port", "0", "--data",
-                                 str(data)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "assetsync", "emulator", "--port", "0", "--data", str(data)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         try:
             assert proc.stdout is not None
             url = proc.stdout.readline().split()[-1]
             server = psutil.Process(proc.pid)
             with httpx.Client(base_url=url, auth=AUTH, timeout=120) as client:
-                svc = client.post("/v1/Services", data={"UniqueName": "big", "FriendlyName": "b"}).json()
-                asset = client.post(f"{svc['url']}/Assets", data={"FriendlyName": "/big.bin"}).json()
+                svc = client.post(
+                    "/v1/Services", data={"UniqueName": "big", "FriendlyName": "b"}
+                ).json()
+                asset = client.post(
+                    f"{svc['url']}/Assets", data={"FriendlyName": "/big.bin"}
+                ).json()
                 idle = server.memory_info().rss
                 peak = [idle]
                 done = threading.Event()
@@ -154,9 +191,11 @@ def _rss_during_big_upload(size: int) -> dict[str, Any]:
                 sampler = threading.Thread(target=sample, daemon=True)
                 sampler.start()
                 with big.open("rb") as body:
-                    r = client.post(asset["links"]["asset_versions"],
-                                    data={"Path": "/big.bin", "Visibility": "public"},
-                                    files={"Content": ("big.bin", body, "application/octet-stream")})
+                    r = client.post(
+                        asset["links"]["asset_versions"],
+                        data={"Path": "/big.bin", "Visibility": "public"},
+                        files={"Content": ("big.bin", body, "application/octet-stream")},
+                    )
                 done.set()
                 sampler.join()
                 if r.status_code != 201:
@@ -164,8 +203,13 @@ def _rss_during_big_upload(size: int) -> dict[str, Any]:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    return {"upload_bytes": size, "idle_rss_mb": round(idle / 1e6, 1), "peak_rss_mb": round(peak[0] / 1e6, 1),
-            "growth_mb": round((peak[0] - idle) / 1e6, 1), "under_100_mb": peak[0] < 100e6}
+    return {
+        "upload_bytes": size,
+        "idle_rss_mb": round(idle / 1e6, 1),
+        "peak_rss_mb": round(peak[0] / 1e6, 1),
+        "growth_mb": round((peak[0] - idle) / 1e6, 1),
+        "under_100_mb": peak[0] < 100e6,
+    }
 
 
 def main() -> None:
@@ -185,33 +229,47 @@ def main() -> None:
     baselines, sockets, embeddeds = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.repeat):
-            baselines.append(asyncio.run(
-                _throughput(sink_url, None, args.count, args.size, args.concurrency, sink=True)))
+            baselines.append(
+                asyncio.run(
+                    _throughput(sink_url, None, args.count, args.size, args.concurrency, sink=True)
+                )
+            )
             state = EmulatorState(Path(tmp) / f"socket{round_}")
             running = start_in_thread(state)
             try:
-                sockets.append(asyncio.run(
-                    _throughput(running.url, None, args.count, args.size, args.concurrency)))
+                sockets.append(
+                    asyncio.run(
+                        _throughput(running.url, None, args.count, args.size, args.concurrency)
+                    )
+                )
             finally:
                 running.stop()
                 state.close()
             transport = embedded_transport(Path(tmp) / f"embedded{round_}")
-            embeddeds.append(asyncio.run(
-                _throughput(None, transport, args.count, args.size, args.concurrency)))
+            embeddeds.append(
+                asyncio.run(_throughput(None, transport, args.count, args.size, args.concurrency))
+            )
     sink_server.should_exit = True
     baseline, socket, embedded = best(baselines), best(sockets), best(embeddeds)
 
     result = {
         "benchmark": "emulator",
-        "params": {"count": args.count, "size": args.size, "concurrency": args.concurrency,
-                   "repeat": args.repeat},
+        "params": {
+            "count": args.count,
+            "size": args.size,
+            "concurrency": args.concurrency,
+            "repeat": args.repeat,
+        },
         "cpus": os.cpu_count(),
         "baseline_drain_only_server": baseline,
         "emulator_socket": socket,
         "emulator_embedded": embedded,
-        "ratio_socket_vs_baseline_throughput": round(socket["uploads_per_s"] / baseline["uploads_per_s"], 3),
+        "ratio_socket_vs_baseline_throughput": round(
+            socket["uploads_per_s"] / baseline["uploads_per_s"], 3
+        ),
         "ratio_socket_vs_baseline_get_p50": round(
-            socket["metadata_get"]["p50_ms"] / baseline["metadata_get"]["p50_ms"], 2),
+            socket["metadata_get"]["p50_ms"] / baseline["metadata_get"]["p50_ms"], 2
+        ),
         "big_upload_rss": _rss_during_big_upload(args.big),
     }
     print(json.dumps(result, indent=2))

@@ -52,7 +52,9 @@ class EmulatorHandle:
 
 
 @pytest.fixture(scope="session")
-def _emulator_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningEmulator, AdjustableClock]]:
+def _emulator_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RunningEmulator, AdjustableClock]]:
     clock = AdjustableClock()
     state = EmulatorState(tmp_path_factory.mktemp("emulator"), clock=clock)
     running = start_in_thread(state)
@@ -121,7 +123,14 @@ def publish(
     )
     build.raise_for_status()
     assert wait_for_build(client, build.json()) == "completed"
-    deployment = client.post(env.json()["links"]["deployments"], data={"BuildSid": build.json()["sid"]})
+    deployment = client.post(
+        env.json()["links"]["deployments"], data={"BuildSid": build.json()["sid"]}
+    )
     deployment.raise_for_status()
-    return {"service": svc.json(), "environment": env.json(), "build": build.json(),
-            "deployment": deployment.json(), "versions": versions}
+    return {
+        "service": svc.json(),
+        "environment": env.json(),
+        "build": build.json(),
+        "deployment": deployment.json(),
+        "versions": versions,
+    }

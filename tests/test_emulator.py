@@ -16,8 +16,14 @@ def _service(client: httpx.Client, name: str = "demo") -> dict[str, object]:
     return response.json()
 
 
-def _upload(client: httpx.Client, svc: str, path: str, content: bytes = b"x", visibility: str = "public",
-            family: str = "Assets") -> dict[str, object]:
+def _upload(
+    client: httpx.Client,
+    svc: str,
+    path: str,
+    content: bytes = b"x",
+    visibility: str = "public",
+    family: str = "Assets",
+) -> dict[str, object]:
     owner = client.post(f"/v1/Services/{svc}/{family}", data={"FriendlyName": path}).json()
     response = client.post(
         f"/v1/Services/{svc}/{family}/{owner['sid']}/Versions",
@@ -28,7 +34,9 @@ def _upload(client: httpx.Client, svc: str, path: str, content: bytes = b"x", vi
     return response.json()
 
 
-def test_deploy_sequence_points_the_environment_at_the_build_and_serves_it(emulator: EmulatorHandle) -> None:
+def test_deploy_sequence_points_the_environment_at_the_build_and_serves_it(
+    emulator: EmulatorHandle,
+) -> None:
     with emulator.client() as client:
         done = publish(client, {"/logo.png": (b"\x89PNG-bytes", "public")})
         env = client.get(done["environment"]["url"]).json()  # type: ignore[index]
@@ -39,7 +47,9 @@ def test_deploy_sequence_points_the_environment_at_the_build_and_serves_it(emula
     assert served.headers["content-type"] == "image/png"
 
 
-def test_sids_have_the_right_prefixes_and_domain_names_follow_twilio(emulator: EmulatorHandle) -> None:
+def test_sids_have_the_right_prefixes_and_domain_names_follow_twilio(
+    emulator: EmulatorHandle,
+) -> None:
     with emulator.client() as client:
         done = publish(client, {"/a.txt": (b"a", "public")}, service="shop", suffix="dev")
     prefixes = {"service": "ZS", "environment": "ZE", "build": "ZB", "deployment": "ZD"}
@@ -79,8 +89,16 @@ def test_asset_version_get_is_metadata_only(emulator: EmulatorHandle) -> None:
         version = _upload(client, str(svc), "/secret.bin", b"content-bytes")
         fetched = client.get(str(version["url"]))
     assert fetched.status_code == 200
-    assert set(fetched.json()) == {"sid", "account_sid", "service_sid", "asset_sid", "path", "visibility",
-                                   "date_created", "url"}
+    assert set(fetched.json()) == {
+        "sid",
+        "account_sid",
+        "service_sid",
+        "asset_sid",
+        "path",
+        "visibility",
+        "date_created",
+        "url",
+    }
     assert b"content-bytes" not in fetched.content
 
 
@@ -89,31 +107,45 @@ def test_unknown_parameters_are_ignored(emulator: EmulatorHandle) -> None:
         svc = _service(client)["sid"]
         env = client.post(
             f"/v1/Services/{svc}/Environments",
-            data={"UniqueName": "dev-environment", "DomainSuffix": "dev",
-                  "FriendlyName": "dev-environment Environment (Created by CLI)"},
+            data={
+                "UniqueName": "dev-environment",
+                "DomainSuffix": "dev",
+                "FriendlyName": "dev-environment Environment (Created by CLI)",
+            },
         )
     assert env.status_code == 201
     assert "friendly_name" not in env.json()
 
 
-def test_dependencies_accepted_with_and_without_the_node_librarys_quotes(emulator: EmulatorHandle) -> None:
-    deps = [{"name": "twilio", "version": "3.29.2"}, {"name": "@twilio/runtime-handler", "version": "1.0.1"}]
+def test_dependencies_accepted_with_and_without_the_node_librarys_quotes(
+    emulator: EmulatorHandle,
+) -> None:
+    deps = [
+        {"name": "twilio", "version": "3.29.2"},
+        {"name": "@twilio/runtime-handler", "version": "1.0.1"},
+    ]
     raw = json.dumps(deps)
     with emulator.client() as client:
         svc = _service(client)["sid"]
         version = _upload(client, str(svc), "/a.txt")
         bodies = [
-            client.post(f"/v1/Services/{svc}/Builds",
-                        data={"AssetVersions": [version["sid"]], "Dependencies": value}).json()
+            client.post(
+                f"/v1/Services/{svc}/Builds",
+                data={"AssetVersions": [version["sid"]], "Dependencies": value},
+            ).json()
             for value in (raw, f'"{raw}"')
         ]
-        bad = client.post(f"/v1/Services/{svc}/Builds",
-                          data={"AssetVersions": [version["sid"]], "Dependencies": "{nope"})
+        bad = client.post(
+            f"/v1/Services/{svc}/Builds",
+            data={"AssetVersions": [version["sid"]], "Dependencies": "{nope"},
+        )
     assert [b["dependencies"] for b in bodies] == [deps, deps]
     assert bad.status_code == 400 and bad.json()["code"] == 20001
 
 
-def test_builds_embed_version_objects_and_arrays_are_repeated_keys(emulator: EmulatorHandle) -> None:
+def test_builds_embed_version_objects_and_arrays_are_repeated_keys(
+    emulator: EmulatorHandle,
+) -> None:
     with emulator.client() as client:
         svc = _service(client)["sid"]
         one = _upload(client, str(svc), "/one.txt")
@@ -131,12 +163,16 @@ def test_builds_embed_version_objects_and_arrays_are_repeated_keys(emulator: Emu
     assert build["runtime"] == "node22" and build["status"] == "building"
 
 
-def test_build_status_is_building_until_the_clock_passes_the_delay(emulator: EmulatorHandle) -> None:
+def test_build_status_is_building_until_the_clock_passes_the_delay(
+    emulator: EmulatorHandle,
+) -> None:
     emulator.state.build_delay_s = 3600
     with emulator.client() as client:
         svc = _service(client)["sid"]
         version = _upload(client, str(svc), "/a.txt")
-        build = client.post(f"/v1/Services/{svc}/Builds", data={"AssetVersions": [version["sid"]]}).json()
+        build = client.post(
+            f"/v1/Services/{svc}/Builds", data={"AssetVersions": [version["sid"]]}
+        ).json()
         before = client.get(build["links"]["build_status"]).json()["status"]
         emulator.clock.advance(3601)
         after = client.get(build["links"]["build_status"]).json()["status"]
@@ -152,10 +188,18 @@ def test_fail_next_builds_and_invalid_builds_end_failed(emulator: EmulatorHandle
         mine = _upload(client, str(svc), "/a.txt")
         theirs = _upload(client, str(other), "/b.txt")
         emulator.state.fail_next_builds(1)
-        switched = client.post(f"/v1/Services/{svc}/Builds", data={"AssetVersions": [mine["sid"]]}).json()
-        foreign = client.post(f"/v1/Services/{svc}/Builds", data={"AssetVersions": [theirs["sid"]]}).json()
-        unknown = client.post(f"/v1/Services/{svc}/Builds", data={"AssetVersions": ["ZN" + "0" * 32]}).json()
-        fine = client.post(f"/v1/Services/{svc}/Builds", data={"AssetVersions": [mine["sid"]]}).json()
+        switched = client.post(
+            f"/v1/Services/{svc}/Builds", data={"AssetVersions": [mine["sid"]]}
+        ).json()
+        foreign = client.post(
+            f"/v1/Services/{svc}/Builds", data={"AssetVersions": [theirs["sid"]]}
+        ).json()
+        unknown = client.post(
+            f"/v1/Services/{svc}/Builds", data={"AssetVersions": ["ZN" + "0" * 32]}
+        ).json()
+        fine = client.post(
+            f"/v1/Services/{svc}/Builds", data={"AssetVersions": [mine["sid"]]}
+        ).json()
         statuses = [wait_for_build(client, b) for b in (switched, foreign, unknown, fine)]
         env = client.post(f"/v1/Services/{svc}/Environments", data={"UniqueName": "prod"}).json()
         deploy_failed = client.post(env["links"]["deployments"], data={"BuildSid": switched["sid"]})
@@ -179,7 +223,9 @@ def test_error_bodies_follow_twilio(emulator: EmulatorHandle) -> None:
         wrong_prefix = client.get("/v1/Services/ZS" + "0" * 32)
         svc = _service(client)["sid"]
         bad_sid = client.get(f"/v1/Services/{svc}/Environments/ZB" + "0" * 32)
-        duplicate = client.post("/v1/Services", data={"UniqueName": "demo", "FriendlyName": "again"})
+        duplicate = client.post(
+            "/v1/Services", data={"UniqueName": "demo", "FriendlyName": "again"}
+        )
         no_route = client.get("/v1/Nothing")
     assert missing.status_code == 400
     assert missing.json() == {
@@ -189,7 +235,10 @@ def test_error_bodies_follow_twilio(emulator: EmulatorHandle) -> None:
         "status": 400,
     }
     assert unknown.status_code == 404 and unknown.json()["code"] == 20404
-    assert unknown.json()["message"] == f"The requested resource /Services/ZS{'0' * 32}/Assets was not found"
+    assert (
+        unknown.json()["message"]
+        == f"The requested resource /Services/ZS{'0' * 32}/Assets was not found"
+    )
     assert wrong_prefix.status_code == 404 and bad_sid.status_code == 404
     assert duplicate.status_code == 409 and duplicate.json()["status"] == 409
     assert no_route.status_code == 404 and no_route.json()["code"] == 20404
@@ -203,15 +252,20 @@ def test_redeploying_the_active_build_is_409_and_a_new_one_moves_the_environment
         env, build = done["environment"], done["build"]
         again = client.post(env["links"]["deployments"], data={"BuildSid": build["sid"]})  # type: ignore[index]
         svc = done["service"]["sid"]  # type: ignore[index]
-        second = client.post(f"/v1/Services/{svc}/Builds",
-                             data={"AssetVersions": [done["versions"]["/a.txt"]["sid"]]}).json()  # type: ignore[index]
+        second = client.post(
+            f"/v1/Services/{svc}/Builds",
+            data={"AssetVersions": [done["versions"]["/a.txt"]["sid"]]},
+        ).json()  # type: ignore[index]
         wait_for_build(client, second)
         moved = client.post(env["links"]["deployments"], data={"BuildSid": second["sid"]})  # type: ignore[index]
         delete_live = client.delete(second["url"])
         delete_old = client.delete(build["url"])  # type: ignore[index]
         deployments = client.get(env["links"]["deployments"]).json()["deployments"]  # type: ignore[index]
         now_env = client.get(env["url"]).json()  # type: ignore[index]
-    assert again.status_code == 409 and again.json()["message"] == "Environment already has requested deployment."
+    assert (
+        again.status_code == 409
+        and again.json()["message"] == "Environment already has requested deployment."
+    )
     assert moved.status_code == 201
     assert now_env["build_sid"] == second["sid"]
     assert delete_live.status_code == 409
@@ -278,7 +332,9 @@ def test_auth_accepts_the_account_and_api_keys_only(emulator: EmulatorHandle) ->
     wrong = httpx.get(url, auth=(emulator.account_sid, "wrong"))
     wrong_key = httpx.get(url, auth=("SK" + "1" * 32, "nope"))
     none = httpx.get(url)
-    garbage = httpx.get(url, headers={"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()})
+    garbage = httpx.get(
+        url, headers={"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()}
+    )
     emulator.state.api_keys = {}
     assert as_key.status_code == 200
     for response in (wrong, wrong_key, none, garbage):
@@ -295,16 +351,40 @@ def test_upload_host_requires_each_multipart_part(emulator: EmulatorHandle) -> N
         content = {"Content": ("a", b"x", "text/plain")}
         no_path = client.post(url, data={"Visibility": "public"}, files=content)
         no_visibility = client.post(url, data={"Path": "/a"}, files=content)
-        no_content = client.post(url, data={"Path": "/a", "Visibility": "public"},
-                                 files={"Other": ("o", b"o", "text/plain")})
-        bad_visibility = client.post(url, data={"Path": "/a", "Visibility": "secret"}, files=content)
+        no_content = client.post(
+            url,
+            data={"Path": "/a", "Visibility": "public"},
+            files={"Other": ("o", b"o", "text/plain")},
+        )
+        bad_visibility = client.post(
+            url, data={"Path": "/a", "Visibility": "secret"}, files=content
+        )
         not_multipart = client.post(url, data={"Path": "/a", "Visibility": "public"})
-        lower_case_names = client.post(url, data={"path": "/a", "visibility": "public"},
-                                       files={"content": ("a", b"x", "text/plain")})
+        lower_case_names = client.post(
+            url,
+            data={"path": "/a", "visibility": "public"},
+            files={"content": ("a", b"x", "text/plain")},
+        )
         listed = client.get(url).json()["asset_versions"]
-    for response, name in ((no_path, "Path"), (no_visibility, "Visibility"), (no_content, "Content")):
+    for response, name in (
+        (no_path, "Path"),
+        (no_visibility, "Visibility"),
+        (no_content, "Content"),
+    ):
         assert response.status_code == 400
         assert response.json()["message"] == f"Missing required parameter {name} in the post body"
     assert bad_visibility.status_code == 400 and not_multipart.status_code == 400
     assert lower_case_names.status_code == 201
     assert len(listed) == 1
+
+
+def test_upload_to_an_unknown_asset_is_a_clean_404(emulator: EmulatorHandle) -> None:
+    with emulator.client() as client:
+        svc = _service(client)["sid"]
+        response = client.post(
+            f"/v1/Services/{svc}/Assets/ZH{'0' * 32}/Versions",
+            data={"Path": "/big.bin", "Visibility": "public"},
+            files={"Content": ("big.bin", b"z" * 3_000_000, "application/octet-stream")},
+        )
+    assert response.status_code == 404 and response.json()["code"] == 20404
+    assert emulator.state.request_log[-1].bytes_in > 3_000_000

@@ -71,7 +71,9 @@ def check(response: httpx.Response, path_template_hint: str = "") -> dict[str, A
     if response.request.method == "POST" and "/Versions" in response.request.url.path:
         assert response.status_code == 201
         expected = "200"
-    assert expected in responses, f"{method} {path} answered {response.status_code}, spec has {list(responses)}"
+    assert expected in responses, (
+        f"{method} {path} answered {response.status_code}, spec has {list(responses)}"
+    )
     if response.status_code == 204:
         assert response.content == b""
         return {}
@@ -83,12 +85,18 @@ def check(response: httpx.Response, path_template_hint: str = "") -> dict[str, A
 
 def test_full_deploy_sequence_conforms_to_the_spec(emulator: EmulatorHandle) -> None:
     with emulator.client() as c:
-        svc = check(c.post("/v1/Services", data={"UniqueName": "conf", "FriendlyName": "Conformance"}))
+        svc = check(
+            c.post("/v1/Services", data={"UniqueName": "conf", "FriendlyName": "Conformance"})
+        )
         s = f"/v1/Services/{svc['sid']}"
         check(c.get("/v1/Services"))
         check(c.get(s))
         check(c.post(s, data={"FriendlyName": "Renamed"}))
-        env = check(c.post(f"{s}/Environments", data={"UniqueName": "dev-environment", "DomainSuffix": "dev"}))
+        env = check(
+            c.post(
+                f"{s}/Environments", data={"UniqueName": "dev-environment", "DomainSuffix": "dev"}
+            )
+        )
         check(c.get(f"{s}/Environments"))
         check(c.get(env["url"]))
         made: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -100,17 +108,28 @@ def test_full_deploy_sequence_conforms_to_the_spec(emulator: EmulatorHandle) -> 
             check(c.get(f"{s}/{family}"))
             check(c.get(owner["url"]))
             check(c.post(owner["url"], data={"FriendlyName": path}))
-            version = check(c.post(owner["links"][links_key], data={"Path": path, "Visibility": visibility},
-                                   files={"Content": (path[1:], content, "application/octet-stream")}))
+            version = check(
+                c.post(
+                    owner["links"][links_key],
+                    data={"Path": path, "Visibility": visibility},
+                    files={"Content": (path[1:], content, "application/octet-stream")},
+                )
+            )
             check(c.get(owner["links"][links_key]))
             check(c.get(version["url"]))
             made[family] = owner, version
         (fn, fv), (asset, av) = made["Functions"], made["Assets"]
         check(c.get(fv["links"]["function_version_content"]))
-        build = check(c.post(f"{s}/Builds", data={
-            "AssetVersions": [av["sid"]], "FunctionVersions": [fv["sid"]],
-            "Dependencies": '[{"name":"twilio","version":"3.29.2"}]',
-        }))
+        build = check(
+            c.post(
+                f"{s}/Builds",
+                data={
+                    "AssetVersions": [av["sid"]],
+                    "FunctionVersions": [fv["sid"]],
+                    "Dependencies": '[{"name":"twilio","version":"3.29.2"}]',
+                },
+            )
+        )
         check(c.get(build["links"]["build_status"]))
         assert wait_for_build(c, build) == "completed"
         check(c.get(f"{s}/Builds"))
@@ -133,11 +152,20 @@ def test_full_deploy_sequence_conforms_to_the_spec(emulator: EmulatorHandle) -> 
 
 
 def test_the_validator_rejects_a_missing_or_extra_field() -> None:
-    schema = _resolve({"$ref": "#/components/schemas/serverless.v1.service.asset.asset_version"}, _spec())
-    good = {"sid": "ZN" + "0" * 32, "account_sid": "AC" + "0" * 32, "service_sid": "ZS" + "0" * 32,
-            "asset_sid": "ZH" + "0" * 32, "path": "/a", "visibility": "public",
-            "date_created": "2018-11-10T20:00:00Z", "url": "https://x/y"}
+    schema = _resolve(
+        {"$ref": "#/components/schemas/serverless.v1.service.asset.asset_version"}, _spec()
+    )
+    good = {
+        "sid": "ZN" + "0" * 32,
+        "account_sid": "AC" + "0" * 32,
+        "service_sid": "ZS" + "0" * 32,
+        "asset_sid": "ZH" + "0" * 32,
+        "path": "/a",
+        "visibility": "public",
+        "date_created": "2018-11-10T20:00:00Z",
+        "url": "https://x/y",
+    }
     OAS30Validator(schema).validate(good)
     for bad in ({k: v for k, v in good.items() if k != "path"}, {**good, "content": "secret"}):
-        with pytest.raises(Exception, match="(required|Additional properties)"):
+        with pytest.raises(Exception, match=r"(required|Additional properties)"):
             OAS30Validator(schema).validate(bad)

@@ -17,8 +17,9 @@ from assetsync.emulator.state import EmulatorLimits
 from tests.conftest import EmulatorHandle
 
 
-@pytest.mark.parametrize(("action", "status", "code"), [("429", 429, 20429), ("500", 500, 20500),
-                                                        ("503", 503, 20503)])
+@pytest.mark.parametrize(
+    ("action", "status", "code"), [("429", 429, 20429), ("500", 500, 20500), ("503", 503, 20503)]
+)
 def test_error_faults_answer_twilio_bodies_then_stop(
     emulator: EmulatorHandle, action: str, status: int, code: int
 ) -> None:
@@ -46,8 +47,11 @@ def test_upload_host_429_has_its_own_shape(emulator: EmulatorHandle) -> None:
     with emulator.client() as client:
         svc = client.post("/v1/Services", data={"UniqueName": "u", "FriendlyName": "u"}).json()
         asset = client.post(f"{svc['url']}/Assets", data={"FriendlyName": "/a"}).json()
-        response = client.post(asset["links"]["asset_versions"], data={"Path": "/a", "Visibility": "public"},
-                               files={"Content": ("a", b"x" * 5000, "text/plain")})
+        response = client.post(
+            asset["links"]["asset_versions"],
+            data={"Path": "/a", "Visibility": "public"},
+            files={"Content": ("a", b"x" * 5000, "text/plain")},
+        )
     assert response.status_code == 429
     body = response.json()
     assert body["moreInfo"] == "https://www.twilio.com/docs/errors/20429" and "detail" in body
@@ -95,7 +99,13 @@ def test_rules_match_method_and_glob_and_are_used_up_in_order() -> None:
 
 
 def test_fault_spec_syntax() -> None:
-    assert parse_fault_spec("POST /v1/Services/*/Builds 429 x3") == ("POST", "/v1/Services/*/Builds", "429", 3, 0.0)
+    assert parse_fault_spec("POST /v1/Services/*/Builds 429 x3") == (
+        "POST",
+        "/v1/Services/*/Builds",
+        "429",
+        3,
+        0.0,
+    )
     assert parse_fault_spec("get /v1/* delay x2 1.5s") == ("GET", "/v1/*", "delay", 2, 1.5)
     assert parse_fault_spec("* /v1/* drop") == ("*", "/v1/*", "drop", 1, 0.0)
     for bad in ("POST /v1", "POST /v1 teapot", "POST /v1 429 3", "POST /v1 429 x0"):
@@ -107,12 +117,19 @@ def test_request_log_records_kind_status_and_bytes(emulator: EmulatorHandle) -> 
     with emulator.client() as client:
         svc = client.post("/v1/Services", data={"UniqueName": "log", "FriendlyName": "log"}).json()
         asset = client.post(f"{svc['url']}/Assets", data={"FriendlyName": "/a"}).json()
-        client.post(asset["links"]["asset_versions"], data={"Path": "/a", "Visibility": "public"},
-                    files={"Content": ("a", b"y" * 10_000, "text/plain")})
+        client.post(
+            asset["links"]["asset_versions"],
+            data={"Path": "/a", "Visibility": "public"},
+            files={"Content": ("a", b"y" * 10_000, "text/plain")},
+        )
         client.get(svc["url"])
     log = emulator.state.request_log
     assert [(e.method, e.kind, e.status) for e in log] == [
-        ("POST", "api", 201), ("POST", "api", 201), ("POST", "upload", 201), ("GET", "api", 200)]
+        ("POST", "api", 201),
+        ("POST", "api", 201),
+        ("POST", "upload", 201),
+        ("GET", "api", 200),
+    ]
     assert log[2].bytes_in > 10_000 and log[3].bytes_in == 0
     assert len(log.writes) == 3 and len(log.matching(method="GET")) == 1
     log.clear()
@@ -122,8 +139,10 @@ def test_request_log_records_kind_status_and_bytes(emulator: EmulatorHandle) -> 
 def test_pagination_follows_absolute_urls_built_from_the_host(emulator: EmulatorHandle) -> None:
     with emulator.client() as client:
         svc = client.post("/v1/Services", data={"UniqueName": "pages", "FriendlyName": "p"}).json()
-        made = [client.post(f"{svc['url']}/Assets", data={"FriendlyName": f"a{i}"}).json()["sid"]
-                for i in range(5)]
+        made = [
+            client.post(f"{svc['url']}/Assets", data={"FriendlyName": f"a{i}"}).json()["sid"]
+            for i in range(5)
+        ]
     port = urlsplit(emulator.url).port
     seen: list[str] = []
     pages = []
@@ -144,12 +163,19 @@ def test_pagination_follows_absolute_urls_built_from_the_host(emulator: Emulator
     assert bad.status_code == 400 and bad.json()["code"] == 20001
 
 
-def test_embedded_transport_serves_in_process_and_drops_as_a_transport_error(tmp_path: Path) -> None:
+def test_embedded_transport_serves_in_process_and_drops_as_a_transport_error(
+    tmp_path: Path,
+) -> None:
     async def scenario() -> tuple[int, str, type[BaseException] | None]:
         transport = embedded_transport(tmp_path / "emu")
-        async with httpx.AsyncClient(transport=transport, base_url="http://assetsync.local",
-                                     auth=(LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN)) as client:
-            created = await client.post("/v1/Services", data={"UniqueName": "emb", "FriendlyName": "e"})
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://assetsync.local",
+            auth=(LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN),
+        ) as client:
+            created = await client.post(
+                "/v1/Services", data={"UniqueName": "emb", "FriendlyName": "e"}
+            )
             transport.state.faults.add("GET", "/v1/Services", "drop", count=1)  # type: ignore[attr-defined]
             raised = None
             try:
@@ -169,7 +195,9 @@ def test_concurrent_request_limit_answers_429(emulator: EmulatorHandle) -> None:
     emulator.state.faults.add("GET", "/v1/Services", "delay", count=1, delay_s=1.0)
     results: list[int] = []
     with emulator.client() as client:
-        slow = threading.Thread(target=lambda: results.append(client.get("/v1/Services").status_code))
+        slow = threading.Thread(
+            target=lambda: results.append(client.get("/v1/Services").status_code)
+        )
         slow.start()
         for _ in range(2000):  # until the slow request is being held (bounded)
             if emulator.state.in_flight:

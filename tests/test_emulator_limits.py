@@ -25,16 +25,22 @@ def _error(response: httpx.Response, status: int, code: int) -> str:
 
 
 def _svc(client: httpx.Client, name: str = "demo") -> str:
-    return str(client.post("/v1/Services", data={"UniqueName": name, "FriendlyName": name}).json()["sid"])
+    return str(
+        client.post("/v1/Services", data={"UniqueName": name, "FriendlyName": name}).json()["sid"]
+    )
 
 
 def _versions(client: httpx.Client, svc: str, n: int, visibility: str = "public") -> list[str]:
     sids = []
     for i in range(n):
-        asset = client.post(f"/v1/Services/{svc}/Assets", data={"FriendlyName": f"/{visibility}{i}"}).json()
-        version = client.post(asset["links"]["asset_versions"],
-                              data={"Path": f"/{visibility}{i}", "Visibility": visibility},
-                              files={"Content": ("f", b"x", "text/plain")})
+        asset = client.post(
+            f"/v1/Services/{svc}/Assets", data={"FriendlyName": f"/{visibility}{i}"}
+        ).json()
+        version = client.post(
+            asset["links"]["asset_versions"],
+            data={"Path": f"/{visibility}{i}", "Visibility": visibility},
+            files={"Content": ("f", b"x", "text/plain")},
+        )
         sids.append(version.json()["sid"])
     return sids
 
@@ -43,8 +49,11 @@ def test_defaults_are_the_documented_limits() -> None:
     limits = EmulatorLimits()
     assert limits.services_per_account == documented.SERVICES_PER_ACCOUNT == 10
     assert limits.environments_per_service == 25
-    assert (limits.function_versions_per_build, limits.public_protected_versions_per_build,
-            limits.private_versions_per_build) == (50, 1000, 50)
+    assert (
+        limits.function_versions_per_build,
+        limits.public_protected_versions_per_build,
+        limits.private_versions_per_build,
+    ) == (50, 1000, 50)
     assert limits.builds_per_hour == 100
     assert (limits.max_public_bytes, limits.max_private_bytes) == (25_000_000, 10_000_000)
     assert limits.undeployed_build_retention_s == 24 * 3600
@@ -64,14 +73,18 @@ def test_environments_per_service(emulator: EmulatorHandle) -> None:
     with emulator.client() as client:
         svc = _svc(client)
         for name in ("one", "two"):
-            created = client.post(f"/v1/Services/{svc}/Environments",
-                                  data={"UniqueName": name, "DomainSuffix": name})
+            created = client.post(
+                f"/v1/Services/{svc}/Environments", data={"UniqueName": name, "DomainSuffix": name}
+            )
             assert created.status_code == 201
         dup = client.post(f"/v1/Services/{svc}/Environments", data={"UniqueName": "one"})
-        same_domain = client.post(f"/v1/Services/{svc}/Environments",
-                                  data={"UniqueName": "uno", "DomainSuffix": "one"})
-        third = client.post(f"/v1/Services/{svc}/Environments",
-                            data={"UniqueName": "three", "DomainSuffix": "three"})
+        same_domain = client.post(
+            f"/v1/Services/{svc}/Environments", data={"UniqueName": "uno", "DomainSuffix": "one"}
+        )
+        third = client.post(
+            f"/v1/Services/{svc}/Environments",
+            data={"UniqueName": "three", "DomainSuffix": "three"},
+        )
     assert "2 environments" in _error(third, 400, 20001)
     _error(dup, 409, 20409)
     _error(same_domain, 409, 20409)
@@ -86,7 +99,9 @@ def test_environments_per_service(emulator: EmulatorHandle) -> None:
         ("function_versions_per_build", "public", "FunctionVersions"),
     ],
 )
-def test_versions_per_build(emulator: EmulatorHandle, field: str, visibility: str, family: str) -> None:
+def test_versions_per_build(
+    emulator: EmulatorHandle, field: str, visibility: str, family: str
+) -> None:
     _limit(emulator, **{field: 2})
     with emulator.client() as client:
         svc = _svc(client)
@@ -95,10 +110,16 @@ def test_versions_per_build(emulator: EmulatorHandle, field: str, visibility: st
         else:
             sids = []
             for i in range(3):
-                fn = client.post(f"/v1/Services/{svc}/Functions", data={"FriendlyName": f"f{i}"}).json()
-                sids.append(client.post(fn["links"]["function_versions"],
-                                        data={"Path": f"/f{i}", "Visibility": "public"},
-                                        files={"Content": ("f.js", b"1", "application/javascript")}).json()["sid"])
+                fn = client.post(
+                    f"/v1/Services/{svc}/Functions", data={"FriendlyName": f"f{i}"}
+                ).json()
+                sids.append(
+                    client.post(
+                        fn["links"]["function_versions"],
+                        data={"Path": f"/f{i}", "Visibility": "public"},
+                        files={"Content": ("f.js", b"1", "application/javascript")},
+                    ).json()["sid"]
+                )
         at_limit = client.post(f"/v1/Services/{svc}/Builds", data={family: sids[:2]})
         over = client.post(f"/v1/Services/{svc}/Builds", data={family: sids})
     assert at_limit.status_code == 201
@@ -119,7 +140,10 @@ def test_builds_per_rolling_hour(emulator: EmulatorHandle) -> None:
     with emulator.client() as client:
         svc = _svc(client)
         [sid] = _versions(client, svc, 1)
-        made = [client.post(f"/v1/Services/{svc}/Builds", data={"AssetVersions": [sid]}) for _ in range(2)]
+        made = [
+            client.post(f"/v1/Services/{svc}/Builds", data={"AssetVersions": [sid]})
+            for _ in range(2)
+        ]
         third = client.post(f"/v1/Services/{svc}/Builds", data={"AssetVersions": [sid]})
         emulator.clock.advance(3601)
         later = client.post(f"/v1/Services/{svc}/Builds", data={"AssetVersions": [sid]})
@@ -129,19 +153,32 @@ def test_builds_per_rolling_hour(emulator: EmulatorHandle) -> None:
     assert later.status_code == 201
 
 
-@pytest.mark.parametrize(("visibility", "field"), [("public", "max_public_bytes"),
-                                                    ("protected", "max_public_bytes"),
-                                                    ("private", "max_private_bytes")])
-def test_upload_size_limits_answer_413(emulator: EmulatorHandle, visibility: str, field: str) -> None:
+@pytest.mark.parametrize(
+    ("visibility", "field"),
+    [
+        ("public", "max_public_bytes"),
+        ("protected", "max_public_bytes"),
+        ("private", "max_private_bytes"),
+    ],
+)
+def test_upload_size_limits_answer_413(
+    emulator: EmulatorHandle, visibility: str, field: str
+) -> None:
     _limit(emulator, **{field: 1000})
     with emulator.client() as client:
         svc = _svc(client)
         asset = client.post(f"/v1/Services/{svc}/Assets", data={"FriendlyName": "/big"}).json()
         url = asset["links"]["asset_versions"]
-        fits = client.post(url, data={"Path": "/big", "Visibility": visibility},
-                           files={"Content": ("big", b"x" * 1000, "application/octet-stream")})
-        over = client.post(url, data={"Path": "/big", "Visibility": visibility},
-                           files={"Content": ("big", b"x" * 1001, "application/octet-stream")})
+        fits = client.post(
+            url,
+            data={"Path": "/big", "Visibility": visibility},
+            files={"Content": ("big", b"x" * 1000, "application/octet-stream")},
+        )
+        over = client.post(
+            url,
+            data={"Path": "/big", "Visibility": visibility},
+            files={"Content": ("big", b"x" * 1001, "application/octet-stream")},
+        )
         listed = client.get(url).json()["asset_versions"]
     assert fits.status_code == 201
     assert "1000 bytes" in _error(over, 413, 20413)
@@ -154,8 +191,11 @@ def test_private_limit_is_stricter_than_public(emulator: EmulatorHandle) -> None
         svc = _svc(client)
         asset = client.post(f"/v1/Services/{svc}/Assets", data={"FriendlyName": "/p"}).json()
         codes = [
-            client.post(asset["links"]["asset_versions"], data={"Path": "/p", "Visibility": vis},
-                        files={"Content": ("p", b"x" * 1500, "application/octet-stream")}).status_code
+            client.post(
+                asset["links"]["asset_versions"],
+                data={"Path": "/p", "Visibility": vis},
+                files={"Content": ("p", b"x" * 1500, "application/octet-stream")},
+            ).status_code
             for vis in ("public", "private")
         ]
     assert codes == [201, 413]
@@ -181,7 +221,9 @@ def test_versions_no_build_references_are_deleted_after_7_days(emulator: Emulato
         done = publish(client, {"/kept.txt": (b"k", "public")})
         svc = done["service"]["sid"]  # type: ignore[index]
         [orphan] = _versions(client, svc, 1)
-        orphan_url = client.get(f"/v1/Services/{svc}/Assets").json()["assets"][-1]["links"]["asset_versions"]
+        orphan_url = client.get(f"/v1/Services/{svc}/Assets").json()["assets"][-1]["links"][
+            "asset_versions"
+        ]
         empty = client.post(f"/v1/Services/{svc}/Assets", data={"FriendlyName": "/never"}).json()
         emulator.clock.advance(6 * 24 * 3600)
         before = [v["sid"] for v in client.get(orphan_url).json()["asset_versions"]]

@@ -45,7 +45,9 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
 
 
 async def _embedded_service(data: Path, name: str) -> str:
-    async with httpx.AsyncClient(transport=embedded_transport(data), base_url="http://local", auth=AUTH) as c:
+    async with httpx.AsyncClient(
+        transport=embedded_transport(data), base_url="http://local", auth=AUTH
+    ) as c:
         response = await c.post("/v1/Services", data={"UniqueName": name, "FriendlyName": name})
         response.raise_for_status()
         return str(response.json()["sid"])
@@ -53,18 +55,38 @@ async def _embedded_service(data: Path, name: str) -> str:
 
 async def _embedded_deploy(data: Path, path: str, content: bytes) -> str:
     """The deploy sequence through the embedded transport; returns the environment's domain."""
-    async with httpx.AsyncClient(transport=embedded_transport(data), base_url="http://local", auth=AUTH) as c:
-        svc = (await c.post("/v1/Services", data={"UniqueName": "site", "FriendlyName": "site"})).json()
-        env = (await c.post(f"/v1/Services/{svc['sid']}/Environments",
-                            data={"UniqueName": "dev-environment", "DomainSuffix": "dev"})).json()
-        asset = (await c.post(f"/v1/Services/{svc['sid']}/Assets", data={"FriendlyName": path})).json()
-        version = (await c.post(asset["links"]["asset_versions"], data={"Path": path, "Visibility": "public"},
-                                files={"Content": (path[1:], content, "text/plain")})).json()
-        build = (await c.post(f"/v1/Services/{svc['sid']}/Builds",
-                              data={"AssetVersions": [version["sid"]]})).json()
+    async with httpx.AsyncClient(
+        transport=embedded_transport(data), base_url="http://local", auth=AUTH
+    ) as c:
+        svc = (
+            await c.post("/v1/Services", data={"UniqueName": "site", "FriendlyName": "site"})
+        ).json()
+        env = (
+            await c.post(
+                f"/v1/Services/{svc['sid']}/Environments",
+                data={"UniqueName": "dev-environment", "DomainSuffix": "dev"},
+            )
+        ).json()
+        asset = (
+            await c.post(f"/v1/Services/{svc['sid']}/Assets", data={"FriendlyName": path})
+        ).json()
+        version = (
+            await c.post(
+                asset["links"]["asset_versions"],
+                data={"Path": path, "Visibility": "public"},
+                files={"Content": (path[1:], content, "text/plain")},
+            )
+        ).json()
+        build = (
+            await c.post(
+                f"/v1/Services/{svc['sid']}/Builds", data={"AssetVersions": [version["sid"]]}
+            )
+        ).json()
         while (await c.get(build["links"]["build_status"])).json()["status"] == "building":
             await asyncio.sleep(0.01)
-        (await c.post(env["links"]["deployments"], data={"BuildSid": build["sid"]})).raise_for_status()
+        (
+            await c.post(env["links"]["deployments"], data={"BuildSid": build["sid"]})
+        ).raise_for_status()
         return str(env["domain_name"])
 
 
@@ -73,7 +95,9 @@ def test_cli_serves_what_the_embedded_target_published_and_stops_on_ctrl_c(tmp_p
     domain = asyncio.run(_embedded_deploy(data, "/hello.txt", b"published offline"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "assetsync", "emulator", "--port", "0", "--data", str(data)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -94,7 +118,9 @@ def test_cli_serves_what_the_embedded_target_published_and_stops_on_ctrl_c(tmp_p
     assert LOCAL_AUTH_TOKEN not in out + err  # the token's source is printed, never the token
 
 
-def test_cli_rejects_bad_options_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_rejects_bad_options_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = str(tmp_path / "emu")
     cases = [
         ["--account-sid", "AC123"],
@@ -117,7 +143,9 @@ def test_embedded_transport_survives_its_client_closing(tmp_path: Path) -> None:
 
     async def create(name: str) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://local", auth=AUTH) as c:
-            (await c.post("/v1/Services", data={"UniqueName": name, "FriendlyName": name})).raise_for_status()
+            (
+                await c.post("/v1/Services", data={"UniqueName": name, "FriendlyName": name})
+            ).raise_for_status()
 
     asyncio.run(create("first"))
     asyncio.run(create("second"))
@@ -128,15 +156,24 @@ def test_injected_clock_and_sid_factory_make_responses_deterministic(tmp_path: P
     from assetsync.emulator.app import create_app
 
     counter = iter(range(1, 1000))
-    state = EmulatorState(tmp_path, clock=lambda: 1_700_000_000.0,
-                          sid_factory=lambda prefix: f"{prefix}{next(counter):032x}")
+    state = EmulatorState(
+        tmp_path,
+        clock=lambda: 1_700_000_000.0,
+        sid_factory=lambda prefix: f"{prefix}{next(counter):032x}",
+    )
 
     async def scenario() -> tuple[dict[str, object], dict[str, object]]:
         transport = httpx.ASGITransport(app=create_app(state))
         async with httpx.AsyncClient(transport=transport, base_url="http://emu", auth=AUTH) as c:
-            svc = (await c.post("/v1/Services", data={"UniqueName": "det", "FriendlyName": "d"})).json()
-            env = (await c.post(f"/v1/Services/{svc['sid']}/Environments",
-                                data={"UniqueName": "dev", "DomainSuffix": "dev"})).json()
+            svc = (
+                await c.post("/v1/Services", data={"UniqueName": "det", "FriendlyName": "d"})
+            ).json()
+            env = (
+                await c.post(
+                    f"/v1/Services/{svc['sid']}/Environments",
+                    data={"UniqueName": "dev", "DomainSuffix": "dev"},
+                )
+            ).json()
             return svc, env
 
     svc, env = asyncio.run(scenario())
@@ -146,7 +183,9 @@ def test_injected_clock_and_sid_factory_make_responses_deterministic(tmp_path: P
     assert env["domain_name"] == f"{svc['domain_base']}-dev.twil.io" == "det-1001-dev.twil.io"
 
 
-def test_cli_names_a_corrupt_data_folder_and_a_bad_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_names_a_corrupt_data_folder_and_a_bad_port(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "emulator.sqlite3").write_bytes(b"this is not a database" * 100)
     assert main(["emulator", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err

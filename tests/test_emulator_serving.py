@@ -35,7 +35,9 @@ def _get(emulator: EmulatorHandle, domain: str, path: str, **headers: str) -> ht
     return httpx.get(f"{emulator.url}{path}", headers={"Host": domain, **headers})
 
 
-def test_public_asset_is_served_to_anyone_with_its_content_type(emulator: EmulatorHandle, site: str) -> None:
+def test_public_asset_is_served_to_anyone_with_its_content_type(
+    emulator: EmulatorHandle, site: str
+) -> None:
     response = _get(emulator, site, "/img/logo.png")
     assert response.status_code == 200
     assert response.content == b"\x89PNG public"
@@ -48,12 +50,24 @@ def test_protected_asset_needs_a_valid_signature(emulator: EmulatorHandle, site:
     local_url = f"{emulator.url}/_serve/{site}/docs/guide.pdf"
     public_url = f"https://{site}/docs/guide.pdf"
     unsigned = _get(emulator, site, "/docs/guide.pdf")
-    forged = _get(emulator, site, "/docs/guide.pdf", **{"X-Twilio-Signature": _sign("wrong", public_url)})
-    other_path = _get(emulator, site, "/docs/guide.pdf",
-                      **{"X-Twilio-Signature": _sign(emulator.auth_token, f"https://{site}/other")})
-    signed = _get(emulator, site, "/docs/guide.pdf",
-                  **{"X-Twilio-Signature": _sign(emulator.auth_token, public_url)})
-    signed_local = httpx.get(local_url, headers={"X-Twilio-Signature": _sign(emulator.auth_token, local_url)})
+    forged = _get(
+        emulator, site, "/docs/guide.pdf", **{"X-Twilio-Signature": _sign("wrong", public_url)}
+    )
+    other_path = _get(
+        emulator,
+        site,
+        "/docs/guide.pdf",
+        **{"X-Twilio-Signature": _sign(emulator.auth_token, f"https://{site}/other")},
+    )
+    signed = _get(
+        emulator,
+        site,
+        "/docs/guide.pdf",
+        **{"X-Twilio-Signature": _sign(emulator.auth_token, public_url)},
+    )
+    signed_local = httpx.get(
+        local_url, headers={"X-Twilio-Signature": _sign(emulator.auth_token, local_url)}
+    )
     assert [r.status_code for r in (unsigned, forged, other_path)] == [403, 403, 403]
     assert signed.status_code == 200 and signed.content == b"%PDF protected"
     assert signed_local.status_code == 200
@@ -62,7 +76,12 @@ def test_protected_asset_needs_a_valid_signature(emulator: EmulatorHandle, site:
 def test_private_asset_is_never_served(emulator: EmulatorHandle, site: str) -> None:
     url = f"https://{site}/keys/secret.json"
     plain = _get(emulator, site, "/keys/secret.json")
-    signed = _get(emulator, site, "/keys/secret.json", **{"X-Twilio-Signature": _sign(emulator.auth_token, url)})
+    signed = _get(
+        emulator,
+        site,
+        "/keys/secret.json",
+        **{"X-Twilio-Signature": _sign(emulator.auth_token, url)},
+    )
     assert plain.status_code == 404 and signed.status_code == 404
     assert b"private" not in plain.content + signed.content
 
@@ -85,11 +104,18 @@ def test_serving_follows_the_deployment_and_is_logged(emulator: EmulatorHandle, 
     emulator.state.request_log.clear()
     _get(emulator, site, "/img/logo.png")
     [entry] = emulator.state.request_log
-    assert (entry.kind, entry.method, entry.path, entry.status) == ("serve", "GET", "/img/logo.png", 200)
+    assert (entry.kind, entry.method, entry.path, entry.status) == (
+        "serve",
+        "GET",
+        "/img/logo.png",
+        200,
+    )
 
 
 def test_nothing_is_served_before_a_deployment(emulator: EmulatorHandle) -> None:
     with emulator.client() as client:
         svc = client.post("/v1/Services", data={"UniqueName": "empty", "FriendlyName": "e"}).json()
-        env = client.post(f"{svc['url']}/Environments", data={"UniqueName": "dev", "DomainSuffix": "dev"}).json()
+        env = client.post(
+            f"{svc['url']}/Environments", data={"UniqueName": "dev", "DomainSuffix": "dev"}
+        ).json()
     assert _get(emulator, env["domain_name"], "/index.html").status_code == 404

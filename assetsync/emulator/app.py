@@ -55,9 +55,13 @@ def error_body(status: int, code: int, message: str, kind: HostKind = "api") -> 
     """Twilio's error body; the upload host's 429 has its own shape (serverless-api #37)."""
     more_info = f"https://www.twilio.com/docs/errors/{code}"
     if kind == "upload" and status == 429:
-        return {"status": status, "message": message,
-                "detail": "Too many requests for the associated account being sent.",
-                "code": code, "moreInfo": more_info}
+        return {
+            "status": status,
+            "message": message,
+            "detail": "Too many requests for the associated account being sent.",
+            "code": code,
+            "moreInfo": more_info,
+        }
     return {"code": code, "message": message, "more_info": more_info, "status": status}
 
 
@@ -77,7 +81,9 @@ def create_app(state: EmulatorState) -> ASGIApp:
         if exc.status_code == 404:
             return await on_error(request, not_found(request.url.path))
         message = f"Method {request.method} is not allowed on {request.url.path}"
-        return await on_error(request, EmulatorError(exc.status_code, 20000 + exc.status_code, message))
+        return await on_error(
+            request, EmulatorError(exc.status_code, 20000 + exc.status_code, message)
+        )
 
     router = Starlette(
         routes=ROUTES,
@@ -123,8 +129,13 @@ class _EmulatorApp:
             return
         state, method, path = self.state, scope["method"], scope["path"]
         env, serve_path = self._serve_target(scope, path)
-        kind: HostKind = "serve" if env is not None else "upload" if (
-            method == "POST" and _UPLOAD_PATH.match(path)) else "api"
+        kind: HostKind = (
+            "serve"
+            if env is not None
+            else "upload"
+            if (method == "POST" and _UPLOAD_PATH.match(path))
+            else "api"
+        )
         scope["assetsync.kind"] = kind
         counted = {"in": 0, "status": 0, "logged": 0}
 
@@ -134,7 +145,9 @@ class _EmulatorApp:
             if not counted["logged"]:
                 counted["logged"] = 1
                 state.request_log.append(
-                    RequestLogEntry(method, kind, path, counted["status"], counted["in"], state.now())
+                    RequestLogEntry(
+                        method, kind, path, counted["status"], counted["in"], state.now()
+                    )
                 )
 
         async def counting_receive() -> Message:
@@ -159,14 +172,15 @@ class _EmulatorApp:
             # exception escaping through the embedded transport.
             logger.exception("emulator error on %s %s", method, path)
             if not counted["status"]:
-                await _send_json(recording_send, 500,
-                                 error_body(500, 20500, "Internal Server Error", kind), {})
+                await _send_json(
+                    recording_send, 500, error_body(500, 20500, "Internal Server Error", kind), {}
+                )
         finally:
             log()
 
     def _serve_target(self, scope: Scope, path: str) -> tuple[Any, str]:
         if path.startswith(SERVE_PREFIX):
-            domain, _, rest = path[len(SERVE_PREFIX):].partition("/")
+            domain, _, rest = path[len(SERVE_PREFIX) :].partition("/")
             env = self.state.environment_by_domain(domain.lower())
             return (env if env is not None else _NO_ENVIRONMENT), "/" + rest
         host = _host(scope)
@@ -241,7 +255,9 @@ class _EmulatorApp:
         if scheme.lower() != b"basic":
             return False
         try:
-            username, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+            username, sep, password = (
+                base64.b64decode(encoded, validate=True).decode().partition(":")
+            )
         except (binascii.Error, UnicodeDecodeError):
             return False
         return bool(sep) and self.state.authenticate(username, password)
@@ -275,7 +291,9 @@ async def _send_fault(fault: FaultRule, kind: HostKind, send: Send) -> None:
     await _send_json(send, status, error_body(status, code, message, kind), headers)
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: dict[str, str]
+) -> None:
     payload = json.dumps(body).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]

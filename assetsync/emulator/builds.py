@@ -126,9 +126,14 @@ def create_build(
             outcome = "failed"
         sid = state.new_sid("ZB")
         data = {
-            "service_sid": service.sid, "asset_versions": asset_sids,
-            "function_versions": function_sids, "dependencies": deps, "runtime": runtime,
-            "date_created": iso(now), "ready_at": now + state.build_delay_s, "outcome": outcome,
+            "service_sid": service.sid,
+            "asset_versions": asset_sids,
+            "function_versions": function_sids,
+            "dependencies": deps,
+            "runtime": runtime,
+            "date_created": iso(now),
+            "ready_at": now + state.build_delay_s,
+            "outcome": outcome,
         }
         build = state.store.insert(sid, "build", service.sid, now, data)
         state.store.add_build_members(sid, [*asset_sids, *function_sids])
@@ -142,7 +147,8 @@ def delete_build(state: EmulatorState, build: Record) -> None:
         for env in state.store.children("environment", build.parent_sid):
             if env.data["build_sid"] == build.sid:
                 raise conflict(
-                    f"Build {build.sid} is deployed to environment {env.sid}; deploy another build first"
+                    f"Build {build.sid} is deployed to environment {env.sid}; "
+                    "deploy another build first"
                 )
         state.store.delete([build.sid])
 
@@ -152,7 +158,9 @@ def create_deployment(
 ) -> Record:
     """Deploy a completed build to an environment (no build: deploy nothing) and point it there."""
     if build_sid is not None:
-        build = state.get("build", build_sid, service.sid, f"/v1/Services/{service.sid}/Builds/{build_sid}")
+        build = state.get(
+            "build", build_sid, service.sid, f"/v1/Services/{service.sid}/Builds/{build_sid}"
+        )
         status = build_status(state, build)
         if status != "completed":
             raise bad_request(
@@ -165,8 +173,11 @@ def create_deployment(
             raise conflict("Environment already has requested deployment.")
         sid, now = state.new_sid("ZD"), state.now()
         data = {
-            "service_sid": service.sid, "environment_sid": env.sid, "build_sid": build_sid,
-            "date_created": iso(now), "date_updated": iso(now),
+            "service_sid": service.sid,
+            "environment_sid": env.sid,
+            "build_sid": build_sid,
+            "date_created": iso(now),
+            "date_updated": iso(now),
         }
         deployment = state.store.insert(sid, "deployment", env.sid, now, data)
         state.update(current, {"build_sid": build_sid})

@@ -45,7 +45,9 @@ class FaultRule:
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this rule applies to a request."""
-        return (self.method in ("*", method.upper())) and fnmatch.fnmatchcase(path, self.path_pattern)
+        return (self.method in ("*", method.upper())) and fnmatch.fnmatchcase(
+            path, self.path_pattern
+        )
 
 
 class FaultSwitches:
@@ -64,7 +66,9 @@ class FaultSwitches:
             ValueError: unknown action, or a count below 1.
         """
         if action not in FAULT_ACTIONS:
-            raise ValueError(f"unknown fault action {action!r}; use one of {', '.join(FAULT_ACTIONS)}")
+            raise ValueError(
+                f"unknown fault action {action!r}; use one of {', '.join(FAULT_ACTIONS)}"
+            )
         if count < 1:
             raise ValueError(f"fault count must be at least 1, got {count}")
         rule = FaultRule(method.upper(), path_pattern, action, count, float(delay_s))  # type: ignore[arg-type]
@@ -81,7 +85,11 @@ class FaultSwitches:
                         del self._rules[i]
                     else:
                         self._rules[i] = FaultRule(
-                            rule.method, rule.path_pattern, rule.action, rule.count - 1, rule.delay_s
+                            rule.method,
+                            rule.path_pattern,
+                            rule.action,
+                            rule.count - 1,
+                            rule.delay_s,
                         )
                     return rule
         return None
@@ -115,7 +123,8 @@ def parse_fault_spec(spec: str) -> tuple[str, str, str, int, float]:
     match = _SPEC.match(spec)
     if not match or match["action"] not in FAULT_ACTIONS:
         raise ValueError(
-            f"bad fault {spec!r}: expected 'METHOD PATH-GLOB ACTION [xCOUNT] [SECONDSs]' with ACTION one "
+            f"bad fault {spec!r}: expected 'METHOD PATH-GLOB ACTION [xCOUNT] [SECONDSs]' "
+            "with ACTION one "
             f"of {', '.join(FAULT_ACTIONS)}, e.g. 'POST /v1/Services/*/Builds 429 x3'"
         )
     count = int(match["count"]) if match["count"] else 1

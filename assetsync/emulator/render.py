@@ -16,8 +16,12 @@ from assetsync.emulator.storage import Record
 __all__ = ["list_body", "record_path", "render", "render_build_status", "render_content"]
 
 _LINKS: dict[str, dict[str, str]] = {
-    "service": {"environments": "/Environments", "functions": "/Functions", "assets": "/Assets",
-                "builds": "/Builds"},
+    "service": {
+        "environments": "/Environments",
+        "functions": "/Functions",
+        "assets": "/Assets",
+        "builds": "/Builds",
+    },
     "environment": {"variables": "/Variables", "deployments": "/Deployments", "logs": "/Logs"},
     "function": {"function_versions": "/Versions"},
     "asset": {"asset_versions": "/Versions"},
@@ -26,10 +30,24 @@ _LINKS: dict[str, dict[str, str]] = {
 }
 
 _FIELDS: dict[str, tuple[str, ...]] = {
-    "service": ("friendly_name", "unique_name", "include_credentials", "ui_editable", "domain_base",
-                "date_created", "date_updated"),
-    "environment": ("service_sid", "build_sid", "unique_name", "domain_suffix", "domain_name",
-                    "date_created", "date_updated"),
+    "service": (
+        "friendly_name",
+        "unique_name",
+        "include_credentials",
+        "ui_editable",
+        "domain_base",
+        "date_created",
+        "date_updated",
+    ),
+    "environment": (
+        "service_sid",
+        "build_sid",
+        "unique_name",
+        "domain_suffix",
+        "domain_name",
+        "date_created",
+        "date_updated",
+    ),
     "function": ("service_sid", "friendly_name", "date_created", "date_updated"),
     "asset": ("service_sid", "friendly_name", "date_created", "date_updated"),
     "function_version": ("service_sid", "function_sid", "path", "visibility", "date_created"),
@@ -38,8 +56,14 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "variable": ("service_sid", "environment_sid", "key", "value", "date_created", "date_updated"),
 }
 
-_SEGMENT = {"environment": "Environments", "function": "Functions", "asset": "Assets",
-            "build": "Builds", "deployment": "Deployments", "variable": "Variables"}
+_SEGMENT = {
+    "environment": "Environments",
+    "function": "Functions",
+    "asset": "Assets",
+    "build": "Builds",
+    "deployment": "Deployments",
+    "variable": "Variables",
+}
 
 
 def record_path(rec: Record) -> str:
@@ -78,11 +102,17 @@ def _embedded(state: EmulatorState, sids: list[str], owner: str) -> list[dict[st
         v = found.get(sid)
         if v is None:
             continue
-        out.append({
-            "sid": v.sid, "account_sid": state.account_sid, "service_sid": v.data["service_sid"],
-            owner: v.data[owner], "date_created": v.data["date_created"], "path": v.data["path"],
-            "visibility": str(v.data["visibility"]).upper(),
-        })
+        out.append(
+            {
+                "sid": v.sid,
+                "account_sid": state.account_sid,
+                "service_sid": v.data["service_sid"],
+                owner: v.data[owner],
+                "date_created": v.data["date_created"],
+                "path": v.data["path"],
+                "visibility": str(v.data["visibility"]).upper(),
+            }
+        )
     return out
 
 
@@ -158,7 +188,9 @@ def list_body(
             "next_page_url": page_url(page + 1, next_token) if next_token else None,
             "page": page,
             "page_size": page_size,
-            "previous_page_url": page_url(page - 1, prev_token) if prev_token and page > 0 else None,
+            "previous_page_url": page_url(page - 1, prev_token)
+            if prev_token and page > 0
+            else None,
             "url": current,
         },
     }

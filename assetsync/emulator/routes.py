@@ -16,7 +16,14 @@ from starlette.routing import Route
 
 from assetsync.emulator import builds
 from assetsync.emulator.render import list_body, render, render_build_status, render_content
-from assetsync.emulator.state import EmulatorState, bad_request, missing, not_found, too_large
+from assetsync.emulator.state import (
+    EmulatorError,
+    EmulatorState,
+    bad_request,
+    missing,
+    not_found,
+    too_large,
+)
 from assetsync.emulator.storage import Record
 from assetsync.emulator.uploads import receive_upload
 
@@ -87,7 +94,11 @@ def _owner(request: Request) -> Record:
 
 
 async def _list(
-    request: Request, kind: str, parent: Record | None, key: str, extra: dict[str, str] | None = None
+    request: Request,
+    kind: str,
+    parent: Record | None,
+    key: str,
+    extra: dict[str, str] | None = None,
 ) -> Response:
     state, query = _state(request), request.query_params
     try:
@@ -104,7 +115,9 @@ async def _list(
     after = int(match[2]) if match and match[1] == "T" else None
     before = int(match[2]) if match and match[1] == "B" else None
     parent_sid = parent.sid if parent else None
-    rows = state.store.page(kind, parent_sid, after=after, before=before, limit=size + 1, offset=page * size)
+    rows = state.store.page(
+        kind, parent_sid, after=after, before=before, limit=size + 1, offset=page * size
+    )
     if before is not None:
         has_prev, has_next = len(rows) > size, True
         rows = rows[-size:]
@@ -150,7 +163,10 @@ async def service(request: Request) -> Response:
     if request.method == "POST":
         form = await _form(request)
         changes: dict[str, Any] = {}
-        for param, name in (("IncludeCredentials", "include_credentials"), ("UiEditable", "ui_editable")):
+        for param, name in (
+            ("IncludeCredentials", "include_credentials"),
+            ("UiEditable", "ui_editable"),
+        ):
             value = _bool(form, param, None)
             if value is not None:
                 changes[name] = value
@@ -194,7 +210,9 @@ async def deployments(request: Request) -> Response:
 
 
 async def deployment(request: Request) -> Response:
-    return _json(_state(request), request, _child(request, "deployment", "sid", _environment(request)))
+    return _json(
+        _state(request), request, _child(request, "deployment", "sid", _environment(request))
+    )
 
 
 async def variables(request: Request) -> Response:
@@ -247,7 +265,9 @@ async def owners(request: Request) -> Response:
     if request.method == "GET":
         return await _list(request, kind, svc, key)
     form = await _form(request)
-    return _json(state, request, state.create_named(kind, svc, _required(form, "FriendlyName")), 201)
+    return _json(
+        state, request, state.create_named(kind, svc, _required(form, "FriendlyName")), 201
+    )
 
 
 async def owner(request: Request) -> Response:
@@ -264,12 +284,22 @@ async def owner(request: Request) -> Response:
 
 
 async def versions(request: Request) -> Response:
-    state, parent = _state(request), _owner(request)
+    state = _state(request)
+    try:
+        parent = _owner(request)
+    except EmulatorError:
+        # Read the upload anyway, so a client still streaming it gets the 404, not a broken pipe.
+        async for _ in request.stream():
+            pass
+        raise
     kind = f"{parent.kind}_version"
     if request.method == "GET":
         return await _list(request, kind, parent, f"{kind}s")
     upload = await receive_upload(
-        request.headers.get("content-type", ""), request.stream(), state.store, state.version_limit("public")
+        request.headers.get("content-type", ""),
+        request.stream(),
+        state.store,
+        state.version_limit("public"),
     )
     try:
         path, visibility = upload.fields.get("path"), upload.fields.get("visibility")
@@ -279,7 +309,9 @@ async def versions(request: Request) -> Response:
             raise missing("Visibility")
         visibility = visibility.lower()
         if visibility not in ("public", "protected", "private"):
-            raise bad_request(f"Invalid Visibility {visibility!r}: use public, protected or private")
+            raise bad_request(
+                f"Invalid Visibility {visibility!r}: use public, protected or private"
+            )
         if upload.content is None:
             raise missing("Content")
         # plugin-assets sends bare basenames and relies on the server adding the slash (§4).

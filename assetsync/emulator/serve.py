@@ -9,6 +9,7 @@ aborted, and the client sees a connection closed without any HTTP response.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -75,7 +76,9 @@ class RunningEmulator:
         self._thread.join(timeout=10)
 
 
-def start_in_thread(state: EmulatorState, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
+def start_in_thread(
+    state: EmulatorState, host: str = "127.0.0.1", port: int = 0
+) -> RunningEmulator:
     """Serve `state` on `host:port` (0: any free port) from a daemon thread; returns once bound."""
     server = uvicorn.Server(_config(state, host, port))
     ready = threading.Event()
@@ -96,12 +99,17 @@ def start_in_thread(state: EmulatorState, host: str = "127.0.0.1", port: int = 0
             break
     if failure or not server.started:
         thread.join(timeout=5)
-        raise OSError(f"the emulator could not listen on {host}:{port}: {failure[0] if failure else 'unknown error'}")
+        raise OSError(
+            f"the emulator could not listen on {host}:{port}: "
+            f"{failure[0] if failure else 'unknown error'}"
+        )
     bound_port = server.servers[0].sockets[0].getsockname()[1]
     return RunningEmulator(f"http://{_url_host(host)}:{bound_port}", state, server, thread)
 
 
-def serve_forever(state: EmulatorState, host: str = "127.0.0.1", port: int = 8787, *, on_ready: Any = None) -> None:
+def serve_forever(
+    state: EmulatorState, host: str = "127.0.0.1", port: int = 8787, *, on_ready: Any = None
+) -> None:
     """Serve in the foreground until Ctrl-C (or SIGTERM); `on_ready(url)` is called once bound."""
     server = uvicorn.Server(_config(state, host, port))
 
@@ -112,10 +120,8 @@ def serve_forever(state: EmulatorState, host: str = "127.0.0.1", port: int = 878
         if server.started and on_ready is not None:
             bound = server.servers[0].sockets[0].getsockname()[1]
             on_ready(f"http://{_url_host(host)}:{bound}")
-        try:
+        with contextlib.suppress(SystemExit):  # uvicorn exits this way when it cannot bind
             await task
-        except SystemExit:  # uvicorn exits this way when it cannot bind
-            pass
         if not server.started:
             raise OSError(f"cannot listen on {host}:{port} (address in use or not available)")
 

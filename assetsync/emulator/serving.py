@@ -74,16 +74,23 @@ async def serve_deployed(
         asset, is_function = _deployed(state, env, path)
         if asset is None and is_function:
             response = PlainTextResponse(
-                "The assetsync emulator serves assets only; it does not run functions.", status_code=501
+                "The assetsync emulator serves assets only; it does not run functions.",
+                status_code=501,
             )
         elif asset is None or asset.data["visibility"] == "private":
             response = PlainTextResponse("Not Found", status_code=404)
-        elif asset.data["visibility"] == "protected" and not _signature_ok(state, request, env, path):
-            response = PlainTextResponse("Forbidden: invalid or missing X-Twilio-Signature", status_code=403)
+        elif asset.data["visibility"] == "protected" and not _signature_ok(
+            state, request, env, path
+        ):
+            response = PlainTextResponse(
+                "Forbidden: invalid or missing X-Twilio-Signature", status_code=403
+            )
         else:
             guessed, _ = mimetypes.guess_type(path)
             media_type = guessed or asset.data.get("content_type") or "application/octet-stream"
-            response = FileResponse(state.store.content_path(asset.data["digest"]), media_type=media_type)
+            response = FileResponse(
+                state.store.content_path(asset.data["digest"]), media_type=media_type
+            )
     await response(scope, receive, send)
     return response.status_code
 

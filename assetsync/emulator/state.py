@@ -84,7 +84,9 @@ class AdjustableClock:
 class EmulatorError(Exception):
     """An operation failed the way Twilio would: HTTP status, Twilio code, message."""
 
-    def __init__(self, status: int, code: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: int, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -223,7 +225,8 @@ class EmulatorState:
                 raise conflict(f"Service with UniqueName {unique_name} already exists")
             if self.store.count("service") >= self.limits.services_per_account:
                 raise bad_request(
-                    f"Service limit reached: an account may have {self.limits.services_per_account} "
+                    "Service limit reached: an account may have "
+                    f"{self.limits.services_per_account} "
                     "services; delete one before creating another"
                 )
             sid, now = self.new_sid("ZS"), self.now()
@@ -231,10 +234,13 @@ class EmulatorState:
             # SID factory makes domain names deterministic too.
             digits = 1000 + int(sid[-8:], 16) % 9000
             data = {
-                "friendly_name": friendly_name, "unique_name": unique_name,
-                "include_credentials": include_credentials, "ui_editable": ui_editable,
+                "friendly_name": friendly_name,
+                "unique_name": unique_name,
+                "include_credentials": include_credentials,
+                "ui_editable": ui_editable,
                 "domain_base": f"{unique_name.lower()}-{digits}",
-                "date_created": iso(now), "date_updated": iso(now),
+                "date_created": iso(now),
+                "date_updated": iso(now),
             }
             return self.store.insert(sid, "service", None, now, data)
 
@@ -248,7 +254,9 @@ class EmulatorState:
             owned = [r.sid for r in self.store.by_service(service.sid)]
             self.store.delete([*owned, service.sid])
 
-    def create_environment(self, service: Record, unique_name: str, domain_suffix: str | None) -> Record:
+    def create_environment(
+        self, service: Record, unique_name: str, domain_suffix: str | None
+    ) -> Record:
         """A new environment of a service, with its `domain_name`."""
         _check_length("UniqueName", unique_name, 100)
         if domain_suffix is not None:
@@ -273,16 +281,22 @@ class EmulatorState:
             base = service.data["domain_base"]
             domain = f"{base}-{domain_suffix}.twil.io" if domain_suffix else f"{base}.twil.io"
             data = {
-                "service_sid": service.sid, "build_sid": None, "unique_name": unique_name,
-                "domain_suffix": domain_suffix, "domain_name": domain,
-                "date_created": iso(now), "date_updated": iso(now),
+                "service_sid": service.sid,
+                "build_sid": None,
+                "unique_name": unique_name,
+                "domain_suffix": domain_suffix,
+                "domain_name": domain,
+                "date_created": iso(now),
+                "date_updated": iso(now),
             }
             return self.store.insert(sid, "environment", service.sid, now, data)
 
     def delete_environment(self, env: Record) -> None:
         """Delete an environment with its deployments and variables."""
         with self.store.transaction():
-            owned = [r.sid for k in ("deployment", "variable") for r in self.store.children(k, env.sid)]
+            owned = [
+                r.sid for k in ("deployment", "variable") for r in self.store.children(k, env.sid)
+            ]
             self.store.delete([*owned, env.sid])
 
     # functions, assets, versions -------------------------------------------------------------
@@ -291,8 +305,12 @@ class EmulatorState:
         """A new Function or Asset (both `ZH`)."""
         _check_length("FriendlyName", friendly_name, 255)
         sid, now = self.new_sid("ZH"), self.now()
-        data = {"service_sid": service.sid, "friendly_name": friendly_name,
-                "date_created": iso(now), "date_updated": iso(now)}
+        data = {
+            "service_sid": service.sid,
+            "friendly_name": friendly_name,
+            "date_created": iso(now),
+            "date_updated": iso(now),
+        }
         return self.store.insert(sid, kind, service.sid, now, data)
 
     def version_limit(self, visibility: str) -> int:
@@ -302,7 +320,13 @@ class EmulatorState:
         return self.limits.max_public_bytes
 
     def create_version(
-        self, kind: str, parent: Record, path: str, visibility: str, content: ContentWriter, content_type: str
+        self,
+        kind: str,
+        parent: Record,
+        path: str,
+        visibility: str,
+        content: ContentWriter,
+        content_type: str,
     ) -> Record:
         """Store an uploaded Asset or Function Version (`kind` ends in `_version`)."""
         digest = content.close()
@@ -313,9 +337,14 @@ class EmulatorState:
         sid, now = self.new_sid("ZN"), self.now()
         owner = "asset_sid" if kind == "asset_version" else "function_sid"
         data = {
-            "service_sid": parent.data["service_sid"], owner: parent.sid, "path": path,
-            "visibility": visibility, "date_created": iso(now),
-            "digest": digest, "size": content.size, "content_type": content_type,
+            "service_sid": parent.data["service_sid"],
+            owner: parent.sid,
+            "path": path,
+            "visibility": visibility,
+            "date_created": iso(now),
+            "digest": digest,
+            "size": content.size,
+            "content_type": content_type,
         }
         return self.store.insert(sid, kind, parent.sid, now, data)
 
@@ -328,8 +357,14 @@ class EmulatorState:
             if self.store.find("variable", env.sid, "key", key):
                 raise conflict(f"Variable with Key {key} already exists")
             sid, now = self.new_sid("ZV"), self.now()
-            data = {"service_sid": env.data["service_sid"], "environment_sid": env.sid, "key": key,
-                    "value": value, "date_created": iso(now), "date_updated": iso(now)}
+            data = {
+                "service_sid": env.data["service_sid"],
+                "environment_sid": env.sid,
+                "key": key,
+                "value": value,
+                "date_created": iso(now),
+                "date_updated": iso(now),
+            }
             return self.store.insert(sid, "variable", env.sid, now, data)
 
     def update_variable(self, var: Record, key: str | None, value: str | None) -> Record:
@@ -358,12 +393,19 @@ class EmulatorState:
             self.store.delete([b.sid for b in old_builds if b.sid not in active])
             cutoff = now - lim.unreferenced_version_retention_s
             for kind in ("asset_version", "function_version"):
-                stale = [v.sid for v in self.store.older_than(kind, cutoff) if not self.store.is_referenced(v.sid)]
+                stale = [
+                    v.sid
+                    for v in self.store.older_than(kind, cutoff)
+                    if not self.store.is_referenced(v.sid)
+                ]
                 self.store.delete(stale)
             # Functions and Assets without versions go after 7 days as well (api-contract.md §4).
             for kind in ("asset", "function"):
-                empty = [r.sid for r in self.store.older_than(kind, cutoff)
-                         if not self.store.count(f"{kind}_version", r.sid)]
+                empty = [
+                    r.sid
+                    for r in self.store.older_than(kind, cutoff)
+                    if not self.store.count(f"{kind}_version", r.sid)
+                ]
                 self.store.delete(empty)
 
 

@@ -102,7 +102,9 @@ class Store:
                 # isolation_level=None: we issue BEGIN ourselves, so reads outside a transaction
                 # always see the latest commit of any other process on the same folder.
                 db = sqlite3.connect(
-                    self.root / "emulator.sqlite3", timeout=30.0, isolation_level=None,
+                    self.root / "emulator.sqlite3",
+                    timeout=30.0,
+                    isolation_level=None,
                     check_same_thread=False,
                 )
                 db.execute("PRAGMA journal_mode=WAL")
@@ -142,9 +144,13 @@ class Store:
 
     def _rows(self, sql: str, args: Sequence[object] = ()) -> list[Record]:
         with self._lock:
-            rows = self._conn().execute(
-                f"SELECT seq, sid, kind, parent_sid, created, data FROM resources {sql}", args
-            ).fetchall()
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT seq, sid, kind, parent_sid, created, data FROM resources {sql}", args
+                )
+                .fetchall()
+            )
         return [Record(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
     def _scalar(self, sql: str, args: Sequence[object] = ()) -> Any:
@@ -158,11 +164,14 @@ class Store:
 
     # resources -------------------------------------------------------------------------------
 
-    def insert(self, sid: str, kind: str, parent_sid: str | None, created: float, data: dict[str, Any]) -> Record:
+    def insert(
+        self, sid: str, kind: str, parent_sid: str | None, created: float, data: dict[str, Any]
+    ) -> Record:
         """Store a new resource and return it."""
         with self.transaction():
             cur = self._conn().execute(
-                "INSERT INTO resources (sid, kind, parent_sid, created, data) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO resources (sid, kind, parent_sid, created, data) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (sid, kind, parent_sid, created, json.dumps(data)),
             )
             seq = int(cur.lastrowid or 0)
@@ -197,7 +206,7 @@ class Store:
         return found
 
     def find(self, kind: str, parent_sid: str | None, field: str, value: object) -> Record | None:
-        """The first resource of a kind (under a parent, if given) whose JSON `field` equals value."""
+        """The first resource of a kind (under a parent, if given) whose `field` equals value."""
         where = "WHERE kind = ? AND json_extract(data, ?) = ?"
         args: list[object] = [kind, f"$.{field}", value]
         if parent_sid is not None:
@@ -213,7 +222,14 @@ class Store:
         return self._rows("WHERE kind = ? AND parent_sid = ? ORDER BY seq", (kind, parent_sid))
 
     def page(
-        self, kind: str, parent_sid: str | None, *, after: int | None, before: int | None, limit: int, offset: int
+        self,
+        kind: str,
+        parent_sid: str | None,
+        *,
+        after: int | None,
+        before: int | None,
+        limit: int,
+        offset: int,
     ) -> list[Record]:
         """One page of a kind under a parent, by sequence: after/before a seq, or at an offset."""
         where, args = "WHERE kind = ?", [kind]
@@ -221,7 +237,9 @@ class Store:
             where += " AND parent_sid = ?"
             args.append(parent_sid)
         if before is not None:
-            rows = self._rows(f"{where} AND seq < ? ORDER BY seq DESC LIMIT ?", [*args, before, limit])
+            rows = self._rows(
+                f"{where} AND seq < ? ORDER BY seq DESC LIMIT ?", [*args, before, limit]
+            )
             return rows[::-1]
         if after is not None:
             return self._rows(f"{where} AND seq > ? ORDER BY seq LIMIT ?", [*args, after, limit])
@@ -233,13 +251,16 @@ class Store:
             return int(self._scalar("SELECT COUNT(*) FROM resources WHERE kind = ?", (kind,)))
         return int(
             self._scalar(
-                "SELECT COUNT(*) FROM resources WHERE kind = ? AND parent_sid = ?", (kind, parent_sid)
+                "SELECT COUNT(*) FROM resources WHERE kind = ? AND parent_sid = ?",
+                (kind, parent_sid),
             )
         )
 
     def by_service(self, service_sid: str) -> list[Record]:
         """Every resource that belongs to a service (its `service_sid` field)."""
-        return self._rows("WHERE json_extract(data, '$.service_sid') = ? ORDER BY seq", (service_sid,))
+        return self._rows(
+            "WHERE json_extract(data, '$.service_sid') = ? ORDER BY seq", (service_sid,)
+        )
 
     def older_than(self, kind: str, cutoff: float) -> list[Record]:
         """Resources of a kind created before `cutoff`."""
@@ -257,9 +278,12 @@ class Store:
 
     def is_referenced(self, version_sid: str) -> bool:
         """Whether any existing build references this version."""
-        return self._scalar(
-            "SELECT 1 FROM build_members WHERE version_sid = ? LIMIT 1", (version_sid,)
-        ) is not None
+        return (
+            self._scalar(
+                "SELECT 1 FROM build_members WHERE version_sid = ? LIMIT 1", (version_sid,)
+            )
+            is not None
+        )
 
     def record_build_event(self, when: float) -> None:
         """Count one build creation toward the rolling-hour limit."""
@@ -268,9 +292,11 @@ class Store:
     def build_events_since(self, since: float) -> list[float]:
         """Creation times of builds at or after `since`, oldest first."""
         with self._lock:
-            rows = self._conn().execute(
-                "SELECT time FROM build_events WHERE time >= ? ORDER BY time", (since,)
-            ).fetchall()
+            rows = (
+                self._conn()
+                .execute("SELECT time FROM build_events WHERE time >= ? ORDER BY time", (since,))
+                .fetchall()
+            )
         return [float(r[0]) for r in rows]
 
     def clear(self) -> None:

@@ -42,7 +42,9 @@ async def receive_upload(
     media, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if media != b"multipart/form-data" or not boundary:
-        raise bad_request("Expected a multipart/form-data body with Path, Visibility and Content parts")
+        raise bad_request(
+            "Expected a multipart/form-data body with Path, Visibility and Content parts"
+        )
     upload = Upload()
     part: dict[str, object] = {}
     header = {"name": b"", "value": b""}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import ipaddress
+import os
 import re
 import sqlite3
 import sys
@@ -14,7 +14,12 @@ from pathlib import Path
 from assetsync.config import load_config
 from assetsync.emulator.faults import parse_fault_spec
 from assetsync.emulator.serving import SERVE_PREFIX
-from assetsync.emulator.state import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, EmulatorLimits, EmulatorState
+from assetsync.emulator.state import (
+    LOCAL_ACCOUNT_SID,
+    LOCAL_AUTH_TOKEN,
+    EmulatorLimits,
+    EmulatorState,
+)
 from assetsync.errors import ConfigError
 
 __all__ = ["DEFAULT_PORT", "handler", "register"]
@@ -33,15 +38,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Serve the Serverless v1 API, its upload host and deployed assets on one "
         "local address. See docs/emulator.md.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free port)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback)"
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}; 0: any free port)",
+    )
     p.add_argument(
         "--data",
         type=Path,
         help="state folder (default: <state_dir>/emulator of the config if there is one, "
-        "which is what `api = \"local\"` publishes to; else ./.assetsync/emulator)",
+        'which is what `api = "local"` publishes to; else ./.assetsync/emulator)',
     )
-    p.add_argument("--account-sid", help="account SID clients must use (default: the built-in local account)")
+    p.add_argument(
+        "--account-sid", help="account SID clients must use (default: the built-in local account)"
+    )
     p.add_argument(
         "--auth-token",
         help=f"auth token clients must use (default: ${TOKEN_ENV}, else the built-in local token)",
@@ -56,7 +70,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--fail-builds", type=int, default=0, metavar="N", help="the next N builds fail")
     p.add_argument(
-        "--build-delay", type=float, default=1.0, metavar="SECONDS",
+        "--build-delay",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
         help="how long builds stay 'building' (default 1.0)",
     )
     p.add_argument(
@@ -84,7 +101,9 @@ def _limits(pairs: list[str]) -> EmulatorLimits:
         name, sep, raw = pair.partition("=")
         name = name.strip().replace("-", "_")
         if not sep or name not in _LIMITS:
-            raise ConfigError(f"--limit {pair!r}: expected NAME=VALUE with NAME one of {', '.join(_LIMITS)}")
+            raise ConfigError(
+                f"--limit {pair!r}: expected NAME=VALUE with NAME one of {', '.join(_LIMITS)}"
+            )
         try:
             number = float(raw)
         except ValueError:
@@ -104,7 +123,10 @@ def _state(args: argparse.Namespace, data: Path) -> tuple[EmulatorState, str]:
     elif os.environ.get(TOKEN_ENV):
         token, source = os.environ[TOKEN_ENV], f"${TOKEN_ENV}"
     else:
-        token, source = LOCAL_AUTH_TOKEN, "the built-in local token (LOCAL_AUTH_TOKEN, docs/emulator.md)"
+        token, source = (
+            LOCAL_AUTH_TOKEN,
+            "the built-in local token (LOCAL_AUTH_TOKEN, docs/emulator.md)",
+        )
     if args.build_delay < 0:
         raise ConfigError("--build-delay: must not be negative")
     if args.fail_builds < 0:
@@ -114,11 +136,16 @@ def _state(args: argparse.Namespace, data: Path) -> tuple[EmulatorState, str]:
     limits = _limits(args.limit)
     try:
         state = EmulatorState(
-            data, account_sid=account, auth_token=token, limits=limits, build_delay_s=args.build_delay
+            data,
+            account_sid=account,
+            auth_token=token,
+            limits=limits,
+            build_delay_s=args.build_delay,
         )
     except sqlite3.DatabaseError as exc:
         raise ConfigError(
-            f"--data {data}: {data / 'emulator.sqlite3'} is not a usable emulator database ({exc}); "
+            f"--data {data}: {data / 'emulator.sqlite3'} is not a usable emulator database "
+            f"({exc}); "
             "point --data at another folder"
         ) from None
     try:
@@ -154,13 +181,21 @@ def handler(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         print(f"assetsync emulator listening on {url}", flush=True)
         print(f"  API and upload host: {url}/v1", flush=True)
-        print(f"  deployed assets:     Host: <domain_name> or {url}{SERVE_PREFIX}<domain_name>/<path>", flush=True)
+        print(
+            f"  deployed assets:     Host: <domain_name> or "
+            f"{url}{SERVE_PREFIX}<domain_name>/<path>",
+            flush=True,
+        )
         print(f"  data:                {data}", flush=True)
         print(f"  account SID:         {state.account_sid}", flush=True)
         print(f"  auth token:          from {token_source}", flush=True)
         if not _is_loopback(args.host):
-            print(f"warning: {args.host} is reachable from other machines; anyone with the "
-                  "credentials can publish to this emulator", file=sys.stderr, flush=True)
+            print(
+                f"warning: {args.host} is reachable from other machines; anyone with the "
+                "credentials can publish to this emulator",
+                file=sys.stderr,
+                flush=True,
+            )
         print("Press Ctrl-C to stop.", flush=True)
 
     try:
@@ -168,7 +203,9 @@ def handler(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
     finally:
         state.close()
     print("assetsync emulator stopped", file=sys.stderr, flush=True)
