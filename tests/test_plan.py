@@ -25,6 +25,17 @@ def _file(path: str, digest: str = "d", vis: Visibility = Visibility.PUBLIC) -> 
     )
 
 
+def _deployed(*entries: tuple[str, str, str], build: str | None = "ZB1") -> RecordedService:
+    """What assetsync recorded after deploying `(path, digest, version SID)` entries (public)."""
+    return RecordedService(
+        asset_sids={path: "ZH" + sid for path, _d, sid in entries},
+        versions={(digest, path, "public"): sid for path, digest, sid in entries},
+        owned_paths=frozenset(path for path, _d, _s in entries),
+        deployed_version_sids=frozenset(sid for _p, _d, sid in entries),
+        last_build_sid=build,
+    )
+
+
 def test_nothing_recorded_means_everything_uploads() -> None:
     files = [_file("/b.png"), _file("/a.png", vis=Visibility.PRIVATE)]
     plan = build_plan(files, RecordedService(), None)
@@ -36,13 +47,8 @@ def test_nothing_recorded_means_everything_uploads() -> None:
 
 
 def test_recorded_versions_are_reused_and_changes_upload() -> None:
-    recorded = RecordedService(
-        asset_sids={"/a.png": "ZHa", "/b.png": "ZHb", "/gone.png": "ZHg"},
-        versions={("d", "/a.png", "public"): "ZNa", ("old", "/b.png", "public"): "ZNb_old",
-                  ("g", "/gone.png", "public"): "ZNg"},
-        owned_paths=frozenset({"/a.png", "/b.png", "/gone.png"}),
-        deployed_version_sids=frozenset({"ZNa", "ZNb_old", "ZNg"}),
-        last_build_sid="ZB1",
+    recorded = _deployed(
+        ("/a.png", "d", "ZNa"), ("/b.png", "old", "ZNb_old"), ("/gone.png", "g", "ZNg")
     )
     plan = build_plan([_file("/a.png"), _file("/b.png", digest="new")], recorded, None)
     assert [(f.path, sid) for f, sid in plan.reuses] == [("/a.png", "ZNa")]
@@ -53,37 +59,20 @@ def test_recorded_versions_are_reused_and_changes_upload() -> None:
 
 
 def test_visibility_change_is_a_new_version() -> None:
-    recorded = RecordedService(
-        asset_sids={"/a.png": "ZHa"},
-        versions={("d", "/a.png", "public"): "ZNa"},
-        owned_paths=frozenset({"/a.png"}),
-        deployed_version_sids=frozenset({"ZNa"}),
-    )
+    recorded = _deployed(("/a.png", "d", "ZNa"))
     plan = build_plan([_file("/a.png", vis=Visibility.PROTECTED)], recorded, None)
     assert [f.path for f in plan.uploads] == ["/a.png"] and plan.reuses == ()
 
 
 def test_no_change_is_a_noop_and_full_reuploads() -> None:
-    recorded = RecordedService(
-        asset_sids={"/a.png": "ZHa"},
-        versions={("d", "/a.png", "public"): "ZNa"},
-        owned_paths=frozenset({"/a.png"}),
-        deployed_version_sids=frozenset({"ZNa"}),
-        last_build_sid="ZB1",
-    )
+    recorded = _deployed(("/a.png", "d", "ZNa"))
     assert build_plan([_file("/a.png")], recorded, None).is_noop
     full = build_plan([_file("/a.png")], recorded, None, full=True)
     assert [f.path for f in full.uploads] == ["/a.png"] and full.reuses == () and full.needs_build
 
 
 def test_live_build_foreign_versions_kept_functions_carried() -> None:
-    recorded = RecordedService(
-        asset_sids={"/a.png": "ZHa", "/old.png": "ZHo"},
-        versions={("d", "/a.png", "public"): "ZNa", ("o", "/old.png", "public"): "ZNo"},
-        owned_paths=frozenset({"/a.png", "/old.png"}),
-        deployed_version_sids=frozenset({"ZNa", "ZNo"}),
-        last_build_sid="ZB1",
-    )
+    recorded = _deployed(("/a.png", "d", "ZNa"), ("/old.png", "o", "ZNo"))
     live = LiveBuild(
         build_sid="ZB1",
         asset_versions=(
@@ -108,13 +97,7 @@ def test_live_build_foreign_versions_kept_functions_carried() -> None:
 
 
 def test_live_build_matching_desired_set_needs_no_build() -> None:
-    recorded = RecordedService(
-        asset_sids={"/a.png": "ZHa"},
-        versions={("d", "/a.png", "public"): "ZNa"},
-        owned_paths=frozenset({"/a.png"}),
-        deployed_version_sids=frozenset({"ZNa"}),
-        last_build_sid="ZB1",
-    )
+    recorded = _deployed(("/a.png", "d", "ZNa"))
     live = LiveBuild(
         "ZB1",
         asset_versions=(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -251,3 +252,28 @@ def test_rescan_paths_equals_a_full_scan(tmp_path: Path) -> None:
     full = scan_tree(src, rules=IgnoreRules(), cache=None)
     assert after.files == full.files
     assert set(cache.entries) == set(full.files)
+
+
+def test_file_that_keeps_changing_while_read_is_one_issue(tmp_path: Path) -> None:
+    """A writer touching the file throughout every read: each attempt sees fstat change."""
+    src = _tree(tmp_path, {"ok.png": b"1"})
+    busy = src / "busy.bin"
+    with open(busy, "wb") as f:
+        f.truncate(64 << 20)  # sparse: long enough to read that many touches land inside
+    stop = threading.Event()
+
+    def touch() -> None:
+        while not stop.is_set():
+            os.utime(busy)
+
+    writer = threading.Thread(target=touch)
+    writer.start()
+    try:
+        snap = scan_tree(src, rules=IgnoreRules(), cache=None)
+    finally:
+        stop.set()
+        writer.join()
+    assert list(snap.files) == ["ok.png"]
+    assert [(i.path, i.message) for i in snap.issues] == [
+        ("busy.bin", "kept changing while being read; it will be retried next run")
+    ]
