@@ -27,6 +27,7 @@ from assetsync.transform_cache import (
     encoder_versions,
     lookup,
     lossless_recipe,
+    prune_cache,
     run_jobs,
     variant_recipe,
 )
@@ -84,6 +85,7 @@ class TransformStats:
     bytes_before: int = 0
     bytes_after: int = 0
     encode_seconds: float = 0.0
+    pruned_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,7 @@ def transform_files(
     cache_dir: Path,
     workers: int | None = None,
     on_event: Callable[[SyncEvent], None] | None = None,
+    prune: bool = False,
 ) -> TransformResult:
     """Optimize images and derive channel variants; the sync engine's transform stage.
 
@@ -121,6 +124,8 @@ def transform_files(
         workers: processes to encode with; default one per available core.
         on_event: progress callback: `SyncEvent("transform_started", total=n)`, then
             `SyncEvent("transformed", path, files=done, total=n, bytes=output size)` per encode.
+        prune: afterwards, delete every cache entry this run did not use (pass it only with
+            the whole source folder's files); `stats.pruned_bytes` says what was freed.
     """
     encoders = encoder_versions()
     lossless = json.dumps(lossless_recipe(options), sort_keys=True)
@@ -172,7 +177,11 @@ def transform_files(
                                message=str(entry.get("note") or entry.get("message") or "")))
 
     run_jobs(misses, workers or _available_cores(), done)
-    return _assemble(plan, entries, options, issues, encoded=len(misses))
+    result = _assemble(plan, entries, options, issues, encoded=len(misses))
+    if prune:
+        _deleted, freed = prune_cache(cache_dir, jobs.keys())
+        result = replace(result, stats=replace(result.stats, pruned_bytes=freed))
+    return result
 
 
 def _kind(path: Path) -> str | None:

@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -38,6 +38,7 @@ __all__ = [
     "encoder_versions",
     "lookup",
     "lossless_recipe",
+    "prune_cache",
     "run_jobs",
     "variant_recipe",
 ]
@@ -135,6 +136,39 @@ def lookup(cache_dir: Path, key: str) -> dict[str, object] | None:
         if DIGEST_PREFIX + xxhash.xxh3_128_hexdigest(data) != entry.get("digest"):
             return None
     return entry
+
+
+def prune_cache(cache_dir: Path, keep: Collection[str]) -> tuple[int, int]:
+    """Delete cache entries whose key is not in `keep`, and outputs no kept entry points at.
+
+    Always safe: anything deleted is re-encoded, byte for byte, if it is needed again.
+    Temporary files of a concurrent writer are left alone.
+
+    Returns:
+        (files deleted, bytes freed).
+    """
+    kept_objects: set[str] = set()
+    deleted = freed = 0
+    for index in sorted((cache_dir / "index").glob("*/*.json")):
+        if index.stem in keep:
+            entry = lookup(cache_dir, index.stem)
+            if entry is not None and entry.get("status") == "ok":
+                kept_objects.add(Path(str(entry["content_path"])).name)
+            continue
+        deleted, freed = deleted + 1, freed + _unlink(index)
+    for output in sorted((cache_dir / "objects").glob("*/*")):
+        if output.name not in kept_objects and not output.name.startswith(".tmp-"):
+            deleted, freed = deleted + 1, freed + _unlink(output)
+    return deleted, freed
+
+
+def _unlink(path: Path) -> int:
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except OSError:
+        return 0
+    return size
 
 
 def _execute(job: Job) -> dict[str, object]:

@@ -97,3 +97,23 @@ def test_bad_optimize_key_is_one_line_naming_it(
     assert main(["-c", str(config), "optimize"]) == 2
     err = capsys.readouterr().err
     assert "[optimize] colour" in err and ".assetsync.toml" in err and err.count("\n") == 1
+
+
+def test_prune_drops_what_the_current_settings_no_longer_use(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _project(tmp_path, '[optimize.profiles.mms]\nglobs = ["mms/**"]\n')
+    cache = tmp_path / ".assetsync" / "transform"
+    assert main(["-c", str(config), "optimize", "--workers", "1"]) == 0
+    with_variant = sorted(p.name for p in (cache / "objects").rglob("*.*"))
+    assert len(with_variant) == 4
+    config.write_text(config.read_text().replace('globs = ["mms/**"]', 'globs = ["none/**"]'))
+    capsys.readouterr()
+    assert main(["-c", str(config), "optimize", "--workers", "1", "--prune"]) == 0
+    out = capsys.readouterr().out
+    assert "0 encoded, 3 from cache" in out
+    remaining = sorted(p.name for p in (cache / "objects").rglob("*.*"))
+    assert len(remaining) == 3 and set(remaining) < set(with_variant)
+    assert len(list((cache / "index").rglob("*.json"))) == 3
+    freed = int(out.split("pruned ")[1].split(" bytes")[0].replace(",", ""))
+    assert freed > 0
+    assert main(["-c", str(config), "optimize", "--prune", "site/img"]) == 2

@@ -43,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--source", metavar="DIR",
                         help="source folder (overrides the config; without a config the "
                              "defaults apply and nothing is cached)")
+    parser.add_argument("--prune", action="store_true",
+                        help="afterwards, delete cached results this run did not use")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="encoder processes (default: one per core)")
     parser.set_defaults(func=handler)
@@ -51,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def handler(args: argparse.Namespace) -> int:
     """Run `assetsync optimize`."""
     source, options, cache_dir, rules, visibility = _settings(args)
+    if args.prune and args.paths:
+        raise ConfigError("--prune needs the whole source folder: drop the PATH arguments")
     snapshot = scan_tree(source, rules=rules, cache=None)
     files = _selected(classify(snapshot.files.values(), visibility, source=source).files,
                       args.paths, source)
@@ -62,7 +66,7 @@ def handler(args: argparse.Namespace) -> int:
             _show(args, result, options, sys.stdout)
     else:
         result = transform_files(files, options, source=source, cache_dir=cache_dir,
-                                 workers=args.workers, on_event=progress)
+                                 workers=args.workers, on_event=progress, prune=args.prune)
         _show(args, result, options, sys.stdout)
     return EXIT_ERROR if any(i.severity == "error" for i in result.issues) else EXIT_OK
 
@@ -142,7 +146,8 @@ def _show(args: argparse.Namespace, result: TransformResult, options: OptimizeOp
             "totals": {"images": stats.images, "optimized": stats.optimized,
                        "variants": stats.variants, "encoded": stats.encoded,
                        "cache_hits": stats.cache_hits, "bytes_before": stats.bytes_before,
-                       "bytes_after": stats.bytes_after, "bytes_saved": saved},
+                       "bytes_after": stats.bytes_after, "bytes_saved": saved,
+                       "pruned_bytes": stats.pruned_bytes},
             "issues": [{"path": i.path, "severity": i.severity, "message": i.message}
                        for i in issues],
         }
@@ -160,4 +165,6 @@ def _show(args: argparse.Namespace, result: TransformResult, options: OptimizeOp
     out.write(f"{stats.images} image(s): {stats.bytes_before:,} -> {stats.bytes_after:,} bytes "
               f"({percent:.1f}% saved), {stats.optimized} optimized, {stats.variants} "
               f"variant(s), {stats.encoded} encoded, {stats.cache_hits} from cache\n")
+    if args.prune:
+        out.write(f"pruned {stats.pruned_bytes:,} bytes of unused cache\n")
     out.writelines(f"{i.severity}: {i.path}: {i.message}\n" for i in issues)
