@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 from assetsync.emulator import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, embedded_transport
 from assetsync.emulator.serve import start_in_thread
@@ -160,8 +160,8 @@ def _rss_during_big_upload(size: int) -> dict[str, Any]:
         with big.open("wb") as f:
             for _ in range(size // (1 << 20) + 1):
                 f.write(os.urandom(1 << 20))
-        with big.open("r+b") as f:
-            f.truncate(size)
+        with big.open("r+b") as g:
+            g.truncate(size)
         proc = subprocess.Popen(
             [sys.executable, "-m", "assetsync", "emulator", "--port", "0", "--data", str(data)],
             stdout=subprocess.PIPE,

@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -78,7 +79,7 @@ def emulator(_emulator_server: tuple[RunningEmulator, AdjustableClock]) -> Itera
     clock.reset()
 
 
-def wait_for_build(client: httpx.Client, build: dict[str, object]) -> str:
+def wait_for_build(client: httpx.Client, build: dict[str, Any]) -> str:
     """Poll a build's status link until it leaves `building`; returns the final status."""
     links = build["links"]
     assert isinstance(links, dict)
@@ -93,7 +94,7 @@ def publish(
     *,
     service: str = "demo",
     suffix: str = "dev",
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Run the official deploy sequence (api-contract.md §7.3) for `{path: (content, visibility)}`.
 
     Returns the service, environment, build and deployment bodies and the versions by path.
@@ -106,7 +107,7 @@ def publish(
         data={"UniqueName": f"{suffix}-environment", "DomainSuffix": suffix},
     )
     env.raise_for_status()
-    versions: dict[str, dict[str, object]] = {}
+    versions: dict[str, dict[str, Any]] = {}
     for path, (content, visibility) in files.items():
         asset = client.post(f"/v1/Services/{svc_sid}/Assets", data={"FriendlyName": path})
         asset.raise_for_status()

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import httpx
 
 from tests.conftest import EmulatorHandle, publish, wait_for_build
 
 
-def _service(client: httpx.Client, name: str = "demo") -> dict[str, object]:
+def _service(client: httpx.Client, name: str = "demo") -> dict[str, Any]:
     response = client.post("/v1/Services", data={"UniqueName": name, "FriendlyName": name})
     assert response.status_code == 201
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def _upload(
@@ -23,7 +25,7 @@ def _upload(
     content: bytes = b"x",
     visibility: str = "public",
     family: str = "Assets",
-) -> dict[str, object]:
+) -> dict[str, Any]:
     owner = client.post(f"/v1/Services/{svc}/{family}", data={"FriendlyName": path}).json()
     response = client.post(
         f"/v1/Services/{svc}/{family}/{owner['sid']}/Versions",
@@ -31,7 +33,8 @@ def _upload(
         files={"Content": ("f", content, "application/octet-stream")},
     )
     assert response.status_code == 201, response.text
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def test_deploy_sequence_points_the_environment_at_the_build_and_serves_it(
@@ -39,8 +42,8 @@ def test_deploy_sequence_points_the_environment_at_the_build_and_serves_it(
 ) -> None:
     with emulator.client() as client:
         done = publish(client, {"/logo.png": (b"\x89PNG-bytes", "public")})
-        env = client.get(done["environment"]["url"]).json()  # type: ignore[index]
-    assert env["build_sid"] == done["build"]["sid"]  # type: ignore[index]
+        env = client.get(done["environment"]["url"]).json()
+    assert env["build_sid"] == done["build"]["sid"]
     served = httpx.get(f"{emulator.url}/logo.png", headers={"Host": env["domain_name"]})
     assert served.status_code == 200
     assert served.content == b"\x89PNG-bytes"
@@ -54,12 +57,12 @@ def test_sids_have_the_right_prefixes_and_domain_names_follow_twilio(
         done = publish(client, {"/a.txt": (b"a", "public")}, service="shop", suffix="dev")
     prefixes = {"service": "ZS", "environment": "ZE", "build": "ZB", "deployment": "ZD"}
     for key, prefix in prefixes.items():
-        sid = done[key]["sid"]  # type: ignore[index]
+        sid = done[key]["sid"]
         assert sid.startswith(prefix) and len(sid) == 34 and int(sid[2:], 16) >= 0
-    version = done["versions"]["/a.txt"]  # type: ignore[index]
+    version = done["versions"]["/a.txt"]
     assert version["sid"].startswith("ZN") and version["asset_sid"].startswith("ZH")
-    domain = done["environment"]["domain_name"]  # type: ignore[index]
-    base = done["service"]["domain_base"]  # type: ignore[index]
+    domain = done["environment"]["domain_name"]
+    base = done["service"]["domain_base"]
     assert base.startswith("shop-") and base[5:].isdigit() and len(base[5:]) == 4
     assert domain == f"{base}-dev.twil.io"
 
@@ -250,18 +253,18 @@ def test_redeploying_the_active_build_is_409_and_a_new_one_moves_the_environment
     with emulator.client() as client:
         done = publish(client, {"/a.txt": (b"1", "public")})
         env, build = done["environment"], done["build"]
-        again = client.post(env["links"]["deployments"], data={"BuildSid": build["sid"]})  # type: ignore[index]
-        svc = done["service"]["sid"]  # type: ignore[index]
+        again = client.post(env["links"]["deployments"], data={"BuildSid": build["sid"]})
+        svc = done["service"]["sid"]
         second = client.post(
             f"/v1/Services/{svc}/Builds",
             data={"AssetVersions": [done["versions"]["/a.txt"]["sid"]]},
-        ).json()  # type: ignore[index]
+        ).json()
         wait_for_build(client, second)
-        moved = client.post(env["links"]["deployments"], data={"BuildSid": second["sid"]})  # type: ignore[index]
+        moved = client.post(env["links"]["deployments"], data={"BuildSid": second["sid"]})
         delete_live = client.delete(second["url"])
-        delete_old = client.delete(build["url"])  # type: ignore[index]
-        deployments = client.get(env["links"]["deployments"]).json()["deployments"]  # type: ignore[index]
-        now_env = client.get(env["url"]).json()  # type: ignore[index]
+        delete_old = client.delete(build["url"])
+        deployments = client.get(env["links"]["deployments"]).json()["deployments"]
+        now_env = client.get(env["url"]).json()
     assert (
         again.status_code == 409
         and again.json()["message"] == "Environment already has requested deployment."
@@ -270,13 +273,13 @@ def test_redeploying_the_active_build_is_409_and_a_new_one_moves_the_environment
     assert now_env["build_sid"] == second["sid"]
     assert delete_live.status_code == 409
     assert delete_old.status_code == 204 and delete_old.content == b""
-    assert [d["build_sid"] for d in deployments] == [build["sid"], second["sid"]]  # type: ignore[index]
+    assert [d["build_sid"] for d in deployments] == [build["sid"], second["sid"]]
 
 
 def test_updates_and_deletes(emulator: EmulatorHandle) -> None:
     with emulator.client() as client:
         svc = _service(client)
-        renamed = client.post(svc["url"], data={"FriendlyName": "Renamed", "UiEditable": "true"})  # type: ignore[arg-type]
+        renamed = client.post(svc["url"], data={"FriendlyName": "Renamed", "UiEditable": "true"})
         asset = client.post(f"{svc['url']}/Assets", data={"FriendlyName": "a"}).json()
         asset_renamed = client.post(asset["url"], data={"FriendlyName": "b"})
         asset_no_name = client.post(asset["url"], data={})
@@ -315,7 +318,7 @@ def test_function_version_content_and_empty_logs(emulator: EmulatorHandle) -> No
     with emulator.client() as client:
         svc = _service(client)["sid"]
         version = _upload(client, str(svc), "/hello", code, family="Functions")
-        content = client.get(version["links"]["function_version_content"])  # type: ignore[index]
+        content = client.get(version["links"]["function_version_content"])
         env = client.post(f"/v1/Services/{svc}/Environments", data={"UniqueName": "prod"}).json()
         logs = client.get(env["links"]["logs"], params={"StartDate": "2026-01-01T00:00:00Z"})
         one_log = client.get(env["links"]["logs"] + "/NO" + "0" * 32)

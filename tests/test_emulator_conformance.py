@@ -26,7 +26,8 @@ SPEC = Path(__file__).resolve().parents[2] / "shared" / "reference" / "twilio_se
 def _spec() -> dict[str, Any]:
     if not SPEC.exists():  # pragma: no cover - the reference folder travels with the project
         pytest.skip(f"{SPEC} not found")
-    return yaml.safe_load(SPEC.read_text())
+    spec: dict[str, Any] = yaml.safe_load(SPEC.read_text())
+    return spec
 
 
 def _resolve(node: Any, spec: dict[str, Any]) -> Any:
@@ -78,7 +79,7 @@ def check(response: httpx.Response, path_template_hint: str = "") -> dict[str, A
         assert response.content == b""
         return {}
     schema = _resolve(responses[expected]["content"]["application/json"]["schema"], _spec())
-    body = response.json()
+    body: dict[str, Any] = response.json()
     OAS30Validator(schema, format_checker=OAS30Validator.FORMAT_CHECKER).validate(body)
     return body
 

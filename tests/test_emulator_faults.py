@@ -11,7 +11,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from assetsync.emulator import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, embedded_transport
+from assetsync.emulator import (
+    LOCAL_ACCOUNT_SID,
+    LOCAL_AUTH_TOKEN,
+    EmbeddedTransport,
+    embedded_transport,
+)
 from assetsync.emulator.faults import FaultSwitches, parse_fault_spec
 from assetsync.emulator.state import EmulatorLimits
 from tests.conftest import EmulatorHandle
@@ -88,10 +93,8 @@ def test_rules_match_method_and_glob_and_are_used_up_in_order() -> None:
     faults = FaultSwitches()
     faults.add("post", "/v1/Services/*/Builds", "500", count=1)
     faults.add("*", "/v1/*", "503", count=2)
-    assert faults.take("GET", "/v1/Services/ZS1/Builds").action == "503"  # type: ignore[union-attr]
-    assert faults.take("POST", "/v1/Services/ZS1/Builds").action == "500"  # type: ignore[union-attr]
-    assert faults.take("POST", "/v1/Services/ZS1/Builds").action == "503"  # type: ignore[union-attr]
-    assert faults.take("POST", "/v1/Services/ZS1/Builds") is None
+    taken = [faults.take(m, "/v1/Services/ZS1/Builds") for m in ("GET", "POST", "POST", "POST")]
+    assert [rule.action if rule else None for rule in taken] == ["503", "500", "503", None]
     with pytest.raises(ValueError, match="unknown fault action"):
         faults.add("GET", "/", "teapot", count=1)
     with pytest.raises(ValueError, match="at least 1"):
@@ -168,6 +171,7 @@ def test_embedded_transport_serves_in_process_and_drops_as_a_transport_error(
 ) -> None:
     async def scenario() -> tuple[int, str, type[BaseException] | None]:
         transport = embedded_transport(tmp_path / "emu")
+        assert isinstance(transport, EmbeddedTransport)
         async with httpx.AsyncClient(
             transport=transport,
             base_url="http://assetsync.local",
@@ -176,7 +180,7 @@ def test_embedded_transport_serves_in_process_and_drops_as_a_transport_error(
             created = await client.post(
                 "/v1/Services", data={"UniqueName": "emb", "FriendlyName": "e"}
             )
-            transport.state.faults.add("GET", "/v1/Services", "drop", count=1)  # type: ignore[attr-defined]
+            transport.state.faults.add("GET", "/v1/Services", "drop", count=1)
             raised = None
             try:
                 await client.get("/v1/Services")

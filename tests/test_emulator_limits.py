@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import httpx
 import pytest
@@ -12,8 +13,8 @@ from assetsync.emulator.state import EmulatorLimits
 from tests.conftest import EmulatorHandle, publish, wait_for_build
 
 
-def _limit(emulator: EmulatorHandle, **changes: float) -> None:
-    emulator.state.limits = dataclasses.replace(EmulatorLimits(), **changes)  # type: ignore[arg-type]
+def _limit(emulator: EmulatorHandle, **changes: Any) -> None:
+    emulator.state.limits = dataclasses.replace(EmulatorLimits(), **changes)
 
 
 def _error(response: httpx.Response, status: int, code: int) -> str:
@@ -204,22 +205,22 @@ def test_private_limit_is_stricter_than_public(emulator: EmulatorHandle) -> None
 def test_undeployed_builds_are_deleted_after_24_hours(emulator: EmulatorHandle) -> None:
     with emulator.client() as client:
         done = publish(client, {"/a.txt": (b"a", "public")})
-        svc = done["service"]["sid"]  # type: ignore[index]
-        version = done["versions"]["/a.txt"]["sid"]  # type: ignore[index]
+        svc = done["service"]["sid"]
+        version = done["versions"]["/a.txt"]["sid"]
         spare = client.post(f"/v1/Services/{svc}/Builds", data={"AssetVersions": [version]}).json()
         wait_for_build(client, spare)
         emulator.clock.advance(23 * 3600)
         kept = client.get(spare["url"]).status_code
         emulator.clock.advance(3600 + 61)
         gone = client.get(spare["url"]).status_code
-        live = client.get(done["build"]["url"]).status_code  # type: ignore[index]
+        live = client.get(done["build"]["url"]).status_code
     assert (kept, gone, live) == (200, 404, 200)
 
 
 def test_versions_no_build_references_are_deleted_after_7_days(emulator: EmulatorHandle) -> None:
     with emulator.client() as client:
         done = publish(client, {"/kept.txt": (b"k", "public")})
-        svc = done["service"]["sid"]  # type: ignore[index]
+        svc = done["service"]["sid"]
         [orphan] = _versions(client, svc, 1)
         orphan_url = client.get(f"/v1/Services/{svc}/Assets").json()["assets"][-1]["links"][
             "asset_versions"
@@ -229,7 +230,7 @@ def test_versions_no_build_references_are_deleted_after_7_days(emulator: Emulato
         before = [v["sid"] for v in client.get(orphan_url).json()["asset_versions"]]
         emulator.clock.advance(24 * 3600 + 61)
         after = client.get(orphan_url)
-        kept = client.get(done["versions"]["/kept.txt"]["url"]).status_code  # type: ignore[index]
+        kept = client.get(done["versions"]["/kept.txt"]["url"]).status_code
         empty_after = client.get(empty["url"]).status_code
     assert before == [orphan]
     # The orphan's Asset had only that version, so the Asset went with it.

@@ -34,13 +34,13 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     try:
         with httpx.Client(base_url=running.url, auth=AUTH) as client:
             services = client.get("/v1/Services").json()["services"]
-            env = client.get(f"/v1/Services/demo/Environments/{done['environment']['sid']}").json()  # type: ignore[index]
+            env = client.get(f"/v1/Services/demo/Environments/{done['environment']['sid']}").json()
         served = httpx.get(f"{running.url}/a.txt", headers={"Host": env["domain_name"]})
     finally:
         running.stop()
         second.close()
-    assert [s["sid"] for s in services] == [done["service"]["sid"]]  # type: ignore[index]
-    assert env["build_sid"] == done["build"]["sid"]  # type: ignore[index]
+    assert [s["sid"] for s in services] == [done["service"]["sid"]]
+    assert env["build_sid"] == done["build"]["sid"]
     assert served.content == b"persisted"
 
 

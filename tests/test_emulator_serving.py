@@ -28,7 +28,7 @@ def _sign(token: str, url: str) -> str:
 def site(emulator: EmulatorHandle) -> str:
     with emulator.client() as client:
         done = publish(client, FILES)
-    return str(done["environment"]["domain_name"])  # type: ignore[index]
+    return str(done["environment"]["domain_name"])
 
 
 def _get(emulator: EmulatorHandle, domain: str, path: str, **headers: str) -> httpx.Response:

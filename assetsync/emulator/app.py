@@ -96,7 +96,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
 def _host(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == b"host":
-            host = value.decode("latin-1").lower()
+            host: str = value.decode("latin-1").lower()
             return host.rsplit(":", 1)[0] if not host.endswith("]") else host
     return ""
 
