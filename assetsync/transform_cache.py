@@ -129,11 +129,16 @@ def lookup(cache_dir: Path, key: str) -> dict[str, object] | None:
         return None
     if entry.get("status") == "ok":
         try:
-            data = Path(str(entry["content_path"])).read_bytes()
+            content = Path(str(entry["content_path"]))
+            st = content.stat()
+            # Unchanged since it was written (the scan's stat-cache rule): trust it without
+            # reading it. Otherwise re-hash: a file that no longer matches its digest is
+            # re-encoded, never published.
+            if [st.st_size, st.st_mtime_ns] != entry.get("stat"):
+                data = content.read_bytes()
+                if DIGEST_PREFIX + xxhash.xxh3_128_hexdigest(data) != entry.get("digest"):
+                    return None
         except (OSError, KeyError):
-            return None
-        # A content file that no longer matches its name is re-encoded, never published.
-        if DIGEST_PREFIX + xxhash.xxh3_128_hexdigest(data) != entry.get("digest"):
             return None
     return entry
 
@@ -191,10 +196,12 @@ def _execute(job: Job) -> dict[str, object]:
         else:
             digest = DIGEST_PREFIX + xxhash.xxh3_128_hexdigest(out.data)
             target = _object_path(Path(job.cache_dir), digest, out.ext)
-            if not target.exists() or target.stat().st_size != len(out.data):
+            if not _holds(target, out.data):
                 _write_atomic(target, out.data)
+            st = target.stat()
             entry = {"status": "ok", "digest": digest, "size": len(out.data), "kind": out.kind,
-                     "content_path": str(target), "note": out.note}
+                     "content_path": str(target), "note": out.note,
+                     "stat": [st.st_size, st.st_mtime_ns]}
     except LimitError as exc:
         entry = {"status": "limit", "message": str(exc)}
     except TransformError as exc:
@@ -212,6 +219,14 @@ def _execute(job: Job) -> dict[str, object]:
     except OSError as exc:
         log.warning("transform cache not written for %s: %s", job.source, exc)
     return entry
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether `path` already holds exactly `data` (another entry wrote the same output)."""
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def _apply_recipe(recipe: dict[str, object], data: bytes, kind: str) -> Output | None:

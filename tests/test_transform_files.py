@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
 import xxhash
 
 from assetsync.media_options import OptimizeOptions, parse_optimize_section
@@ -99,15 +101,23 @@ def test_second_run_hits_the_cache_and_is_identical(tmp_path: Path) -> None:
     assert _run(tmp_path, twin, options, workers=1).stats.encoded == 0
 
 
-def test_a_damaged_cache_file_is_re_encoded_not_published(tmp_path: Path) -> None:
+@pytest.mark.parametrize("same_size", [False, True])
+def test_a_damaged_cache_file_is_re_encoded_not_published(tmp_path: Path,
+                                                          same_size: bool) -> None:
     files = _tree(tmp_path / "src", {"a.jpg": encode(photo(), "JPEG", quality=90)})
     first = _run(tmp_path, files, _options(), workers=1)
     cached = first.files[0].content_path
-    cached.write_bytes(b"\xff\xd8garbage")
+    good = cached.read_bytes()
+    damaged = bytes(len(good)) if same_size else b"\xff\xd8garbage"
+    written = cached.stat().st_mtime_ns
+    cached.write_bytes(damaged)
+    # Damage comes later than the write; make that visible even on a coarse clock.
+    os.utime(cached, ns=(written, written + 1_000_000_000))
     second = _run(tmp_path, files, _options(), workers=1)
     assert second.stats.encoded == 1
-    assert second.files[0].content_path.read_bytes() != b"\xff\xd8garbage"
+    assert second.files[0].content_path.read_bytes() == good
     assert second.files[0].digest == first.files[0].digest
+    assert _run(tmp_path, files, _options(), workers=1).stats.encoded == 0
 
 
 def test_changing_the_recipe_misses_the_cache(tmp_path: Path) -> None:
