@@ -1,40 +1,27 @@
 """Watch mode: watchdog events mark paths dirty; a debounced loop reconciles them through the engine.
 
-The loop owns debounce and coalescing (a quiet window capped by a maximum wait, files still being
-written held back), one sync in flight at a time (changes made during a sync form the next batch),
-full reconciles (at start, after an event-queue overflow, and every `reconcile_interval_s`), the
-build budget (a reservation before each sync; the quiet window grows as the budget runs low), and
-retry with backoff after a failed sync. The sync itself is a parameter, `sync_fn(paths)`: `None`
-asks for a full reconcile, a set of relative paths (files or folders) for just those.
+This module is the public face: `watch()` and its types, and the `[watch]` section parser that
+`config.parse_config` uses. The pieces: `watch_options` (settings), `watch_events` (events → dirty
+paths), `watch_mode` (inotify or polling), `watch_loop` (debounce, budget, retries).
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from assetsync.budget import WINDOW_S, BuildBudget, Reservation
-from assetsync.errors import (
-    AuthenticationError,
-    BuildFailedError,
-    ConfigError,
-    RateLimitError,
-    ScanError,
-    SyncError,
-)
+from assetsync.budget import BuildBudget
+from assetsync.errors import ScanError
 from assetsync.scan import IgnoreRules
-from assetsync.watch_events import Change, DirtySet, Ignored, OverflowHook, QueueHandler, ignored_by
-from assetsync.watch_mode import ObserverChoice, choose_mode, start_observer, sysctl_advice
+from assetsync.watch_events import ignored_by
+from assetsync.watch_loop import SyncFn, WatchEvent, WatchLoop, WatchStatus, coalesce_window
 from assetsync.watch_options import WatchOptions, parse_watch_section
 
 __all__ = [
+    "SyncFn",
     "WatchEvent",
     "WatchOptions",
     "WatchStatus",
@@ -42,16 +29,6 @@ __all__ = [
     "parse_watch_section",
     "watch",
 ]
-
-log = logging.getLogger(__name__)
-
-SyncFn = Callable[[frozenset[str] | None], object]
-
-# Backoff after consecutive failed syncs: 1, 2, 4 … seconds, at most a minute, so a broken network
-# or a bad file is retried soon but never hammered.
-_BACKOFF_MAX_S = 60.0
-# Errors no retry can fix while this process runs: the user must edit config or credentials.
-_FATAL = (ConfigError, AuthenticationError)
 
 
 class WatchConfig(Protocol):
@@ -68,310 +45,6 @@ class WatchConfig(Protocol):
 
     @property
     def ignore(self) -> tuple[str, ...]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class WatchStatus:
-    """A snapshot of the watch loop for the status line. Times are the budget's wall clock.
-
-    `state` is one of "starting", "idle", "pending", "syncing", "budget" (waiting for the build
-    budget), "backoff" (waiting to retry a failed sync), "stopped". `events` counts filesystem
-    events received (editor temp files and ignored paths included), `builds` builds made.
-    """
-
-    state: str
-    mode: str
-    pending: int
-    full_reconcile_pending: bool
-    events: int
-    syncs: int
-    failures: int
-    builds: int
-    budget_remaining: int
-    budget_limit: int
-    last_deploy_at: float | None = None
-    next_build_at: float | None = None
-    last_error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class WatchEvent:
-    """Progress from watch(): `kind` is "started", "advice", "changes", "overflow",
-    "sync-started", "synced", "sync-failed", "waiting" or "stopped"."""
-
-    kind: str
-    status: WatchStatus
-    message: str = ""
-    paths: frozenset[str] | None = None
-    result: object = None
-
-
-def coalesce_window(base_s: float, remaining: int, limit: int) -> float:
-    """The quiet window to use with `remaining` of `limit` builds left this hour.
-
-    Above half the budget it is `base_s`; below, it grows linearly towards the sustainable pace
-    (an hour / limit, 36 s at 100) so bursts of edits coalesce into fewer builds.
-    """
-    half = limit / 2
-    if remaining >= half:
-        return base_s
-    return max(base_s, (WINDOW_S / limit) * (1 - remaining / half))
-
-
-def _builds_made(result: object) -> int:
-    """How many builds a sync result says it made; unknown shapes count as one (the safe side)."""
-    sids = getattr(result, "build_sids", None)
-    if sids is not None:
-        return len(tuple(sids))
-    if hasattr(result, "build_sid"):
-        return 1 if getattr(result, "build_sid") else 0
-    return 1
-
-
-def _builds_on_error(exc: BaseException) -> int:
-    if isinstance(exc, BuildFailedError):
-        return 1  # a failed build still counted against the account's hourly limit
-    if isinstance(exc, SyncError) and exc.result is not None:
-        return _builds_made(exc.result)
-    return 0
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-class _Loop:
-    """The state of one watch() call; runs in the caller's thread."""
-
-    def __init__(
-        self,
-        root: Path,
-        options: WatchOptions,
-        *,
-        ignored: Ignored,
-        stop: threading.Event,
-        sync_fn: SyncFn,
-        budget: BuildBudget,
-        clock: Callable[[], float],
-        on_event: Callable[[WatchEvent], None] | None,
-        tick_s: float,
-    ) -> None:
-        self.root, self.options, self.stop = root, options, stop
-        self.sync_fn, self.budget, self.clock, self.on_event = sync_fn, budget, clock, on_event
-        self.tick_s = tick_s
-        self.changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
-        self.dirty = DirtySet(root, ignored)
-        self.hook = OverflowHook()
-        self.choice = ObserverChoice("inotify", "")
-        self.state = "starting"
-        self.full_pending = True  # the reconcile at start, run after the observer is up
-        self.full_since = clock()
-        self.next_full_at = math.inf
-        self.events = self.syncs = self.failures = self.builds = self.consecutive_failures = 0
-        self.retry_at: float | None = None
-        self.changed_since_failure = False
-        self.last_deploy_at: float | None = None
-        self.next_build_at: float | None = None
-        self.last_error: str | None = None
-        self.remaining = budget.remaining()
-
-    # -- status -------------------------------------------------------------------------------
-
-    def status(self) -> WatchStatus:
-        return WatchStatus(
-            state=self.state,
-            mode=self.choice.mode,
-            pending=len(self.dirty),
-            full_reconcile_pending=self.full_pending,
-            events=self.events,
-            syncs=self.syncs,
-            failures=self.failures,
-            builds=self.builds,
-            budget_remaining=self.remaining,
-            budget_limit=self.budget.limit,
-            last_deploy_at=self.last_deploy_at,
-            next_build_at=self.next_build_at,
-            last_error=self.last_error,
-        )
-
-    def emit(self, kind: str, message: str = "", **extra: object) -> None:
-        if self.on_event is not None:
-            self.on_event(WatchEvent(kind, self.status(), message, **extra))  # type: ignore[arg-type]
-
-    def _set_state(self, state: str, next_build_at: float | None = None) -> None:
-        changed = state != self.state or next_build_at != self.next_build_at
-        self.state, self.next_build_at = state, next_build_at
-        if changed and state in ("budget", "backoff"):
-            self.emit("waiting")
-
-    # -- events -------------------------------------------------------------------------------
-
-    def drain(self, timeout: float) -> None:
-        """Fold queued events into the dirty set, waiting up to `timeout` for the first."""
-        trust_close = self.choice.mode == "inotify"
-        before = (len(self.dirty), self.dirty.last_seen())
-        try:
-            change = self.changes.get(timeout=timeout) if timeout > 0 else self.changes.get_nowait()
-            while True:
-                self.events += 1
-                self.dirty.add(change, trust_close=trust_close)
-                change = self.changes.get_nowait()
-        except queue.Empty:
-            pass
-        if len(self.dirty) and (len(self.dirty), self.dirty.last_seen()) != before:
-            if self.retry_at is not None:
-                self.changed_since_failure = True
-            if self.state in ("idle", "starting"):
-                self.state = "pending"
-            self.emit("changes")
-
-    def check_signals(self, now: float) -> None:
-        if self.hook.overflowed.is_set():
-            self.hook.overflowed.clear()
-            self.full_pending, self.full_since = True, now
-            self.emit("overflow", "the kernel dropped file events; running a full reconcile")
-        if self.hook.watch_limit_hit.is_set() and self.choice.mode == "inotify":
-            self.hook.watch_limit_hit.clear()
-            self.full_pending, self.full_since = True, now
-            self.emit("advice", sysctl_advice(None))
-        if now >= self.next_full_at and not self.full_pending:
-            self.full_pending, self.full_since = True, now
-
-    # -- deciding when to sync ----------------------------------------------------------------
-
-    def windows(self) -> tuple[float, float]:
-        quiet = self.options.quiet_window_s
-        if self.choice.mode == "polling":
-            # A file counts as quiet once a whole poll went by without it changing.
-            quiet = max(quiet, self.options.poll_interval_s * 1.5)
-        quiet = coalesce_window(quiet, self.remaining, self.budget.limit)
-        return quiet, max(self.options.max_wait_s, quiet)
-
-    def wall(self, at: float) -> float:
-        """Convert a loop-clock time to the budget's wall clock, for display."""
-        return self.budget.clock() + (at - self.clock())
-
-    def step(self) -> float:
-        """Sync if a batch is ready; return how long to wait for the next decision."""
-        self.drain(0)
-        now = self.clock()
-        self.check_signals(now)
-        if not self.full_pending and not len(self.dirty):
-            self.state, self.next_build_at = "idle", None
-            return self.next_full_at - now
-        if self.retry_at is not None and now < self.retry_at and not self.changed_since_failure:
-            self._set_state("backoff", self.wall(self.retry_at))
-            return self.retry_at - now
-        self.remaining = self.budget.remaining()
-        if self.remaining == 0:
-            return self._wait_for_budget()
-        quiet, max_wait = self.windows()
-        first = min(self.dirty.first_seen() or now, self.full_since if self.full_pending else now)
-        last = self.dirty.last_seen() or first
-        ready = min(last + quiet, first + max_wait)
-        if now < ready:
-            self.state, self.next_build_at = "pending", self.wall(ready)
-            return ready - now
-        held = self.dirty.held(now, self.options.settle_s)
-        # A full reconcile reads every file, so it waits for writers too; a path batch just
-        # leaves the files still being written for the next one.
-        if held and (self.full_pending or len(held) == len(self.dirty)):
-            self.state = "pending"
-            return min(held.values()) - now
-        reservation = self.budget.reserve()
-        if reservation is None:  # another process took the last slot
-            self.remaining = 0
-            return self._wait_for_budget()
-        if self.full_pending:
-            self.dirty.clear()
-            self.run_sync(None, reservation)
-        else:
-            self.run_sync(self.dirty.take(held), reservation)
-        return 0.0
-
-    def _wait_for_budget(self) -> float:
-        next_at = self.budget.next_available_at()
-        self._set_state("budget", next_at)
-        return max(0.05, next_at - self.budget.clock())
-
-    # -- syncing ------------------------------------------------------------------------------
-
-    def run_sync(self, paths: frozenset[str] | None, reservation: Reservation) -> None:
-        self.state, self.next_build_at = "syncing", None
-        self.emit("sync-started", paths=paths)
-        self.syncs += 1
-        try:
-            result = self.sync_fn(paths)
-        except _FATAL:
-            self.budget.settle(reservation, 0)
-            raise
-        except Exception as exc:  # noqa: BLE001 - watch outlives every recoverable failure
-            self.budget.settle(reservation, _builds_on_error(exc))
-            self._failed(paths, exc)
-            return
-        except BaseException:
-            self.budget.settle(reservation, 1)  # interrupted mid-sync: a build may have started
-            raise
-        made = _builds_made(result)
-        self.budget.settle(reservation, made)
-        self.remaining = self.budget.remaining()
-        self.consecutive_failures, self.retry_at, self.last_error = 0, None, None
-        if paths is None:
-            self.full_pending = False
-            self.next_full_at = self.clock() + self.options.reconcile_interval_s
-        if made:
-            self.builds += made
-            self.last_deploy_at = self.budget.clock()
-        self.state = "pending" if len(self.dirty) else "idle"
-        self.emit("synced", paths=paths, result=result)
-
-    def _failed(self, paths: frozenset[str] | None, exc: Exception) -> None:
-        now = self.clock()
-        self.failures += 1
-        self.consecutive_failures += 1
-        delay = min(_BACKOFF_MAX_S, 2.0 ** (self.consecutive_failures - 1))
-        if isinstance(exc, RateLimitError) and exc.retry_after:
-            delay = max(delay, exc.retry_after)
-        self.retry_at, self.changed_since_failure = now + delay, False
-        if paths is None:
-            self.full_pending, self.full_since = True, now
-        else:
-            self.dirty.restore(paths, now)
-        self.last_error = _one_line(exc)
-        self.remaining = self.budget.remaining()
-        self.state, self.next_build_at = "backoff", self.wall(self.retry_at)
-        log.warning("sync failed (retrying in %.0f s): %s", delay, self.last_error)
-        log.debug("sync failure detail", exc_info=exc)
-        self.emit("sync-failed", self.last_error, paths=paths)
-
-    # -- the loop -----------------------------------------------------------------------------
-
-    def run(self) -> WatchStatus:
-        self.hook.install()
-        observer = None
-        try:
-            choice = choose_mode(self.root, self.options.polling)
-            handler = QueueHandler(self.changes, self.clock)
-            observer, self.choice = start_observer(
-                choice, handler, self.root, poll_interval_s=self.options.poll_interval_s
-            )
-            self.emit("started", self.choice.reason)
-            if self.choice.advice:
-                self.emit("advice", self.choice.advice)
-            while not self.stop.is_set():
-                wait = self.step()
-                if wait > 0:
-                    self.drain(min(wait, self.tick_s))
-        finally:
-            if observer is not None:
-                observer.stop()
-                observer.join(timeout=10)
-            self.hook.uninstall()
-        self.drain(0)
-        self.state, self.next_build_at = "stopped", None
-        self.emit("stopped")
-        return self.status()
 
 
 def watch(
@@ -412,7 +85,7 @@ def watch(
         raise ScanError(f"source folder {root} does not exist; create it or fix [project] source", path=str(root))
     state_dir = Path(config.state_dir).resolve()
     excluded = (state_dir.relative_to(root).as_posix(),) if state_dir.is_relative_to(root) else ()
-    loop = _Loop(
+    loop = WatchLoop(
         root,
         options if options is not None else config.watch,
         ignored=ignored_by(IgnoreRules(patterns=tuple(config.ignore), excluded=excluded)),

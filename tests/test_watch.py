@@ -246,3 +246,21 @@ def test_config_error_from_the_engine_stops_watch(tmp_path: Path, root: Path) ->
         (root / "a.png").write_bytes(b"png")
         running.thread.join(BOUND_S)
         assert isinstance(running.error, ConfigError)
+
+
+def test_running_out_of_inotify_watches_switches_to_polling(tmp_path: Path, root: Path) -> None:
+    recorder = Recorder(root)
+    options = WatchOptions(poll_interval_s=0.2)
+    with watching(root, recorder, make_budget(tmp_path), options) as running:
+        assert running.wait_event(lambda e: e.kind == "started").status.mode == "inotify"
+        # what watchdog 7.1 logs when it cannot re-add watches (ENOSPC) after an overflow
+        logging.getLogger("watchdog.observers.inotify").error(
+            "Unable to rebuild recursive inotify watches below %r", str(root)
+        )
+        advice = running.wait_event(lambda e: e.kind == "advice")
+        assert advice.status.mode == "polling"
+        assert "sudo sysctl fs.inotify.max_user_watches=" in advice.message
+        calls = recorder.wait_calls(2)
+        assert calls[1] is None  # what went unwatched is caught by a full reconcile
+        (root / "after.png").write_bytes(b"png")
+        recorder.wait_for_path("after.png")
