@@ -136,7 +136,9 @@ async def ensure_assets(
         if sid is None:
             sid = (await client.create_asset(service_sid, path)).sid
             created.append(path)
-        ledger.record_asset(path, sid)
+        # State writes are fsync'd (milliseconds each): do them off the event loop so the other
+        # requests keep flowing meanwhile.
+        await asyncio.to_thread(ledger.record_asset, path, sid)
         _emit(on_event, SyncEvent("asset_created", path=path, sid=sid))
 
     await run_all((partial(create, path) for path in missing), limit=concurrency)
@@ -174,8 +176,9 @@ async def upload_files(
         )
         # Record what was actually sent: if the file changed since it was hashed, the version
         # holds the new bytes and must never be reused for the old digest.
-        ledger.record_version(
-            file.path, file.visibility.value, sent.digest, sent.size, sent.version.sid, asset_sid
+        await asyncio.to_thread(
+            ledger.record_version,
+            file.path, file.visibility.value, sent.digest, sent.size, sent.version.sid, asset_sid,
         )
         if sent.digest != file.digest:
             _emit(on_event, SyncEvent("changed_during_upload", path=file.path, sid=sent.version.sid))

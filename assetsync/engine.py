@@ -447,7 +447,8 @@ async def sync_service(
     build_sid = deployment_sid = None
     uploaded: tuple[str, ...] = ()
     created: tuple[str, ...] = ()
-    resumable = pending is not None and not plan.uploads and not plan.create_assets
+    resumable = (pending is not None and plan.needs_build and not plan.uploads
+                 and not plan.create_assets)
     if resumable and ledger is not None and pending is not None:
         rec = state.get_build(target, ledger.service_sid, pending)
         resumable = rec is not None and set(rec.version_sids) == set(_build_sids(plan))
