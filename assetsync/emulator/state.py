@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -133,6 +133,7 @@ class EmulatorState:
     """
 
     data_dir: Path | None
+    _: KW_ONLY
     clock: Callable[[], float] = time.time
     sid_factory: Callable[[str], str] | None = None
     account_sid: str = LOCAL_ACCOUNT_SID
