@@ -31,11 +31,13 @@ from assetsync.errors import (
     LimitError,
     NotFoundError,
 )
+from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile
 from assetsync.plan import LiveBuild, LiveVersion, Plan, RecordedService, build_plan
 from assetsync.remote import describe_drift, fetch_live_build, find_environment, find_service
 from assetsync.resources import Build, Environment
 from assetsync.scan import IgnoreRules, Snapshot, rescan_paths, scan_tree
+from assetsync.shard_options import ShardOptions
 from assetsync.state import State
 from assetsync.sync_types import EventCallback, SyncEvent, SyncResult
 from assetsync.urlmap import UrlEntry, build_url_map, write_url_map
@@ -396,6 +398,7 @@ async def sync_service(
     force: bool = False,
     on_event: EventCallback | None = None,
     located: Located | None = None,
+    limits: BuildLimits = DEFAULT_BUILD_LIMITS,
 ) -> SyncResult:
     """Sync one service's environment to `files`; the per-service unit of a (sharded) sync.
 
@@ -437,7 +440,7 @@ async def sync_service(
 
     recorded = (state.recorded_service(target, service_sid, environment)
                 if service_sid else RecordedService())
-    plan = build_plan(files, recorded, live_view, full=full)
+    plan = build_plan(files, recorded, live_view, limits=limits, full=full)
     if plan.errors:
         raise LimitError("; ".join(i.message for i in plan.errors), limit="build")
     if on_event is not None:
@@ -487,7 +490,7 @@ async def sync_service(
                 notes.append(f"{len(missing)} recorded version(s) had expired and were re-uploaded"
                              f" after build {exc.build_sid} failed")
                 recorded = state.recorded_service(target, ledger.service_sid, environment)
-                plan = build_plan(files, recorded, live_view, full=full)
+                plan = build_plan(files, recorded, live_view, limits=limits, full=full)
         uploaded, created = outcome.uploaded, outcome.created_assets
         build_sid, deployment_sid = outcome.build_sid, outcome.deployment_sid
     elif adopt and live is not None and recorded_build != live.sid and ledger is not None:
@@ -616,16 +619,27 @@ async def sync_async(
                 peek_target(api, state, key, config.service, env_name),
             )
             prepared.raise_errors()
-            result = await sync_service(
-                api, state, key, service=config.service, environment=env_name, located=located,
-                files=prepared.files, options=ApplyOptions(
-                    concurrency=config.sync.concurrency,
-                    build_timeout_s=config.sync.build_timeout_s,
-                    poll_interval_s=config.sync.poll_interval_s,
-                ),
-                runtime=config.sync.runtime, dry_run=dry_run, full=full, adopt=adopt,
-                force=force, on_event=on_event,
+            options = ApplyOptions(
+                concurrency=config.sync.concurrency,
+                build_timeout_s=config.sync.build_timeout_s,
+                poll_interval_s=config.sync.poll_interval_s,
             )
+            flags = {"runtime": config.sync.runtime, "dry_run": dry_run, "full": full,
+                     "adopt": adopt, "force": force, "on_event": on_event}
+            if isinstance(config.shard, ShardOptions):
+                from assetsync.multi import sync_sharded
+
+                result = await sync_sharded(
+                    api, state, key, service=config.service, environment=env_name,
+                    files=prepared.files, shard_options=config.shard, options=options,
+                    located=located, **flags,  # type: ignore[arg-type]
+                )
+            else:
+                result = await sync_service(
+                    api, state, key, service=config.service, environment=env_name,
+                    files=prepared.files, options=options, located=located,
+                    **flags,  # type: ignore[arg-type]
+                )
             after = api.stats
     write_urls_file(config, result)
     warnings = tuple(_issue_line(i) for i in prepared.warnings) + result.warnings

@@ -28,6 +28,7 @@ from assetsync.errors import AssetsyncError, DriftError, NotFoundError
 from assetsync.plan import RecordedService, build_plan
 from assetsync.remote import describe_drift, fetch_live_build, find_environment
 from assetsync.resources import Build
+from assetsync.shard_options import ShardOptions, service_name
 from assetsync.state import State
 from assetsync.sync_types import EventCallback, PruneResult, StatusResult, SyncResult
 from assetsync.urlmap import UrlEntry
@@ -298,16 +299,23 @@ def prune(
 # ------------------------------------------------------------------------------- urls
 
 def published_urls(config: Config, *, environment: str | None = None) -> tuple[UrlEntry, ...]:
-    """Published path -> URL of what assetsync last deployed (from the state; no network)."""
+    """Published path -> URL of what assetsync last deployed (from the state; no network).
+
+    A sharded site's services (`service`, `service-2`, ...) are all included.
+    """
     env_name = environment or config.environment
     target = target_key(config)
+    most = config.shard.max_services if isinstance(config.shard, ShardOptions) else 1
+    entries: list[UrlEntry] = []
     with State.open(config.state_dir) as state:
-        svc = state.get_service(target, config.service)
-        env = state.get_environment(target, svc.service_sid, env_name) if svc else None
-        if svc is None or env is None or not env.build_sid:
-            return ()
-        build = state.get_build(target, svc.service_sid, env.build_sid)
-        in_build = set(build.version_sids) if build else set()
-        files = {(v.path, v.visibility) for v in state.versions(target, svc.service_sid)
-                 if v.version_sid in in_build}
-    return url_entries(config.service, env.domain_name, files)
+        for name in (service_name(config.service, i) for i in range(1, most + 1)):
+            svc = state.get_service(target, name)
+            env = state.get_environment(target, svc.service_sid, env_name) if svc else None
+            if svc is None or env is None or not env.build_sid:
+                continue
+            build = state.get_build(target, svc.service_sid, env.build_sid)
+            in_build = set(build.version_sids) if build else set()
+            files = {(v.path, v.visibility) for v in state.versions(target, svc.service_sid)
+                     if v.version_sid in in_build}
+            entries.extend(url_entries(name, env.domain_name, files))
+    return tuple(sorted(entries, key=lambda e: e.path))

@@ -52,7 +52,8 @@ class SyncResult:
     """What one sync did (or, with `dry_run`, would do).
 
     `requests` counts every HTTP attempt (retries included); `write_requests` those that were not
-    GETs; `bytes_sent` request body bytes.
+    GETs; `bytes_sent` request body bytes. A sharded sync sums its services here (the SIDs are the
+    first service's) and lists each service's own result in `services`.
     """
 
     service: str
@@ -79,10 +80,11 @@ class SyncResult:
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     elapsed_s: float = 0.0
+    services: tuple[SyncResult, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (no credentials: none are ever held here)."""
-        return {
+        doc: dict[str, object] = {
             "service": self.service,
             "environment": self.environment,
             "service_sid": self.service_sid,
@@ -108,6 +110,9 @@ class SyncResult:
             "warnings": list(self.warnings),
             "notes": list(self.notes),
         }
+        if self.services:
+            doc["services"] = [r.to_json() for r in self.services]
+        return doc
 
 
 @dataclass(frozen=True, slots=True)

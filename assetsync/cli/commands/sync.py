@@ -115,6 +115,9 @@ def handler(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(_summary(result))
+    for part in result.services:
+        print(f"  {part.service}/{part.environment} at https://{part.domain_name}: "
+              f"{len(part.uploaded)} uploaded, {part.reused} reused, build {part.build_sid}")
     if result.urls and not result.dry_run:
         print_url_rows(result.urls, URLS_SHOWN)
         hint = local_hint(config, result.domain_name)

@@ -1,0 +1,159 @@
+"""Sharded sync: the site's files spread over several services, one per-service sync each.
+
+`assetsync.shard` (pure) decides which service each file lives in, stably, so that every build
+stays within the per-build limits (1000 public+protected and 50 private asset versions). This
+module feeds it what it needs from the state and the live builds (the previous assignment, what
+each live build carries that the site does not own, how many other services the account holds)
+and then runs `engine.sync_service` for each service, services receiving moved files first so
+a moved file is live in its new service before its old one drops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from assetsync.apply import ApplyOptions
+from assetsync.client import ServerlessClient
+from assetsync.engine import Located, peek_target, sync_service
+from assetsync.models import PublishedFile, Visibility
+from assetsync.plan import RecordedService
+from assetsync.shard import BuildCounts, ShardOptions, service_name, shard
+from assetsync.state import State
+from assetsync.sync_types import EventCallback, SyncResult
+
+__all__ = ["combine_results", "sync_sharded"]
+
+
+def _reserved(loc: Located, owned: frozenset[str]) -> BuildCounts:
+    """What a live build carries that this site does not own (invariant 3 keeps it)."""
+    if loc.live is None:
+        return BuildCounts()
+    foreign = [v for v in loc.live.asset_versions if v.path not in owned]
+    private = sum(1 for v in foreign if v.visibility == Visibility.PRIVATE.value)
+    return BuildCounts(public_protected=len(foreign) - private, private=private,
+                       functions=len(loc.live.function_versions))
+
+
+def _retired_and_empty(loc: Located | None, owned: frozenset[str]) -> bool:
+    """A retired service whose next build would hold nothing (an empty build is refused)."""
+    if loc is None or loc.live is None:
+        return True
+    return not loc.live.function_versions and all(v.path in owned for v in loc.live.asset_versions)
+
+
+async def sync_sharded(
+    client: ServerlessClient,
+    state: State,
+    target: str,
+    *,
+    service: str,
+    environment: str,
+    files: Sequence[PublishedFile],
+    shard_options: ShardOptions,
+    options: ApplyOptions,
+    located: Located | None = None,
+    runtime: str | None = None,
+    dry_run: bool = False,
+    full: bool = False,
+    adopt: bool = False,
+    force: bool = False,
+    on_event: EventCallback | None = None,
+) -> SyncResult:
+    """Shard `files` over `service`, `service-2`, ... and sync each service's environment.
+
+    With a site that fits one service (the usual case) this is one `sync_service` call and no
+    extra request; other services are looked up only when the site uses or needs them.
+    """
+    names = [service_name(service, i) for i in range(1, shard_options.max_services + 1)]
+    previous: dict[str, str] = {}
+    recorded: dict[str, RecordedService] = {}
+    for name in names:
+        rec = state.get_service(target, name)
+        if rec is not None:
+            recorded[name] = state.recorded_service(target, rec.service_sid, environment)
+            previous.update(dict.fromkeys(recorded[name].owned_paths, name))
+    found: dict[str, Located] = {}
+    if located is not None:
+        found[service] = located
+    for name in recorded:
+        if name not in found and name != service:
+            found[name] = await peek_target(client, state, target, name, environment)
+    empty = RecordedService()
+    reserved = {name: _reserved(loc, recorded.get(name, empty).owned_paths)
+                for name, loc in found.items()}
+    limits = shard_options.limits
+    private = sum(1 for f in files if f.visibility is Visibility.PRIVATE)
+    spread = len(set(previous.values())) > 1 or private > limits.private or (
+        len(files) - private > limits.public_protected)
+    foreign = 0
+    if spread:  # only then can another service be needed: count the account's other services
+        ours = set(names)
+        foreign = sum(1 for s in await client.list_services() if s.unique_name not in ours)
+    changed = [f.path for f in files
+               if (f.digest, f.path, f.visibility.value)
+               not in recorded.get(previous.get(f.path, ""), empty).versions]
+    plan = shard(files, previous, shard_options, base_service=service, reserved=reserved,
+                 foreign_services=foreign, changed=changed)
+    results: list[SyncResult] = []
+    notes: list[str] = [m.describe() for m in plan.moves]
+    for name in plan.sync_order():
+        mine = [f for f in files if plan.assignment.get(f.path) == name]
+        owned = recorded.get(name, empty).owned_paths
+        if not mine and _retired_and_empty(found.get(name), owned):
+            notes.append(f"service {name} no longer holds any file; its last build stays live "
+                         "until you delete the service")
+            continue
+        results.append(await sync_service(
+            client, state, target, service=name, environment=environment, files=mine,
+            options=options, runtime=runtime, dry_run=dry_run, full=full, adopt=adopt,
+            force=force, on_event=on_event, located=found.get(name), limits=limits,
+        ))
+    return combine_results(service, environment, results, notes)
+
+
+def combine_results(
+    service: str, environment: str, results: Sequence[SyncResult], notes: Sequence[str] = ()
+) -> SyncResult:
+    """One result for a sharded sync: the first service's SIDs, every service's files summed,
+    and each service's own result in `services` (when there is more than one)."""
+    if len(results) == 1 and not notes:
+        return results[0]
+    first = next((r for r in results if r.service == service), results[0] if results else None)
+
+    def union(field: str) -> tuple[str, ...]:
+        return tuple(sorted(p for r in results for p in getattr(r, field)))
+
+    def total(field: str) -> int:
+        return sum(int(getattr(r, field)) for r in results)
+
+    many = len(results) > 1
+    return SyncResult(
+        service=service,
+        environment=environment,
+        service_sid=first.service_sid if first else None,
+        environment_sid=first.environment_sid if first else None,
+        domain_name=first.domain_name if first else None,
+        build_sid=first.build_sid if first else None,
+        deployment_sid=first.deployment_sid if first else None,
+        uploaded=union("uploaded"),
+        reused=total("reused"),
+        created_assets=union("created_assets"),
+        dropped=union("dropped"),
+        kept_foreign=union("kept_foreign"),
+        function_versions=total("function_versions"),
+        upload_bytes=total("upload_bytes"),
+        bytes_sent=total("bytes_sent"),
+        requests=total("requests"),
+        write_requests=total("write_requests"),
+        retries=total("retries"),
+        dry_run=all(r.dry_run for r in results),
+        noop=all(r.noop for r in results),
+        urls=tuple(sorted((u for r in results for u in r.urls), key=lambda u: u.path)),
+        warnings=tuple(w for r in results for w in _prefixed(r, r.warnings, many)),
+        notes=tuple(notes) + tuple(n for r in results for n in _prefixed(r, r.notes, many)),
+        services=tuple(results) if many else (),
+    )
+
+
+def _prefixed(result: SyncResult, lines: Sequence[str], many: bool) -> list[str]:
+    return [f"{result.service}: {line}" if many else line for line in lines]
