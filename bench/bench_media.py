@@ -11,7 +11,7 @@ Side by side, in one run, on the same files (read in place, never copied):
   (they may grow a file); assetsync's are after its never-larger rule. Every assetsync output
   is checked to decode to the same pixels as its input.
 - throughput: `transform_files` (lossless default, empty cache) in images/s with 1 worker vs
-  all cores, the ratio, and a second, fully cached run.
+  all cores (alternated, best of --repeat rounds each), the ratio, and a fully cached re-run.
 - mms: the built-in `mms` variant of every image: all within 600 KB, with PSNR and SSIM (luma,
   8x8-block SSIM) against the source scaled to the variant's size.
 """
@@ -142,29 +142,33 @@ def _identical(path: Path, options: OptimizeOptions) -> bool:
     return ImageChops.difference(a.convert("RGB"), b.convert("RGB")).getbbox() is None
 
 
-def _throughput(sets: dict[str, list[Path]], workers: int) -> dict[str, object]:
+def _throughput(sets: dict[str, list[Path]], workers: int, repeat: int) -> dict[str, object]:
     paths = [p for group in sets.values() for p in group]
     files = [PublishedFile(f"/{p.parent.name}/{p.name}", Visibility.PUBLIC, hash_file(p),
                            p.stat().st_size, f"{p.parent.name}/{p.name}", p, "image/x")
              for p in paths]
     options = OptimizeOptions()
-    result: dict[str, object] = {"images": len(files), "workers_all": workers}
+    result: dict[str, object] = {"images": len(files), "workers_all": workers,
+                                 "repeat": repeat, "load_average_before": os.getloadavg()[0]}
+    # The machine may be shared: alternate the two settings and keep each one's best run, so
+    # a burst of someone else's work does not land on one side only.
+    best: dict[str, float] = {"one_core": 0.0, "all_cores": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
-        rates = {}
-        for label, count in (("one_core", 1), ("all_cores", workers)):
-            started = time.perf_counter()
-            transform_files(files, options, source=Path("/"), cache_dir=Path(tmp) / label,
-                            workers=count)
-            seconds = time.perf_counter() - started
-            rates[label] = len(files) / seconds
-            result[label] = {"seconds": round(seconds, 2), "images_per_s": round(rates[label], 2)}
+        for round_ in range(repeat):
+            for label, count in (("one_core", 1), ("all_cores", workers)):
+                started = time.perf_counter()
+                transform_files(files, options, source=Path("/"),
+                                cache_dir=Path(tmp) / f"{label}-{round_}", workers=count)
+                best[label] = max(best[label], len(files) / (time.perf_counter() - started))
         started = time.perf_counter()
         cached = transform_files(files, options, source=Path("/"),
-                                 cache_dir=Path(tmp) / "all_cores", workers=workers)
+                                 cache_dir=Path(tmp) / "all_cores-0", workers=workers)
         seconds = time.perf_counter() - started
-        result["cached_rerun"] = {"seconds": round(seconds, 3), "encoded": cached.stats.encoded,
-                                  "images_per_s": round(len(files) / seconds, 1)}
-    result["speedup_all_vs_one"] = round(rates["all_cores"] / rates["one_core"], 2)
+    for label, rate in best.items():
+        result[label] = {"images_per_s": round(rate, 2), "seconds": round(len(files) / rate, 2)}
+    result["cached_rerun"] = {"seconds": round(seconds, 3), "encoded": cached.stats.encoded,
+                              "images_per_s": round(len(files) / seconds, 1)}
+    result["speedup_all_vs_one"] = round(best["all_cores"] / best["one_core"], 2)
     return result
 
 
@@ -233,6 +237,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="throughput rounds (best of N for each setting)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["lossless", "throughput", "mms"])
     args = parser.parse_args()
     sets = _images(args.images)
@@ -240,7 +246,7 @@ def main() -> None:
     if "lossless" not in args.skip:
         report["lossless"] = _lossless(sets)
     if "throughput" not in args.skip:
-        report["throughput"] = _throughput(sets, args.workers)
+        report["throughput"] = _throughput(sets, args.workers, args.repeat)
     if "mms" not in args.skip:
         report["mms"] = _mms(sets)
     print(json.dumps(report, indent=2))
