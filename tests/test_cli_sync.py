@@ -192,3 +192,30 @@ def test_status_urls_rollback_promote_prune(project: Path, emulator: Any,
     assert code == 0 and first["live_build_sid"] in out
     code, out, _ = run(capsys, "prune")
     assert code == 0 and "would delete" not in out  # every asset is live somewhere
+
+
+def test_builds_on_a_twilio_target_count_against_the_shared_budget(
+    tmp_path: Path, emulator: Any, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assetsync.budget import budget_for_config
+    from assetsync.config import load_config
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "a.txt").write_text("a")
+    # A "twilio" target whose URL is overridden to the emulator, as a proxy would be.
+    (tmp_path / ".assetsync.toml").write_text(
+        '[project]\nsource = "site"\nservice = "site"\n'
+        f'[target]\napi = "twilio"\napi_url = "{emulator.url}"\n[sync]\npoll_interval_s = 0.05\n')
+    env = {**credentials_env(emulator), "ASSETSYNC_BUDGET_DIR": str(tmp_path / "budget")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    budget = budget_for_config(load_config(tmp_path / ".assetsync.toml", environ=env),
+                               environ=env)
+    assert budget.used() == 0
+
+    assert run(capsys, "sync")[0] == 0
+    assert budget.used() == 1
+    assert run(capsys, "sync")[0] == 0  # no-op: no build
+    assert budget.used() == 1

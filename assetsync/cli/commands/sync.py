@@ -15,14 +15,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from assetsync.budget import budget_for_config
 from assetsync.cli._common import add_json_flag, config_from_args, format_bytes, print_json
 from assetsync.cli._progress import Progress, kill_switch
 from assetsync.cli.commands.urls import local_hint, print_url_rows
+from assetsync.config import Config
 from assetsync.engine import sync
-from assetsync.errors import ConfigError
+from assetsync.errors import AssetsyncError, ConfigError
 from assetsync.sync_types import SyncResult
 
-__all__ = ["handler", "log_to_file", "register"]
+__all__ = ["handler", "log_to_file", "record_builds", "register"]
 
 URLS_SHOWN = 50
 
@@ -94,6 +96,21 @@ def _summary(result: SyncResult) -> str:
             f"{result.requests} requests)")
 
 
+def record_builds(config: Config, result: SyncResult) -> None:
+    """Count the builds made against the account's hourly budget (Twilio allows 100), which
+    `assetsync watch` and other syncs of the same account share (`assetsync.budget`)."""
+    if config.target.api != "twilio" or result.dry_run:
+        return  # the emulator has no shared budget to protect
+    made = sum(1 for part in (result.services or (result,)) if part.deployment_sid is not None)
+    if not made:
+        return
+    try:
+        budget_for_config(config).record(made)
+    except (OSError, AssetsyncError) as exc:  # never fail a sync that worked over bookkeeping
+        logging.getLogger(__name__).warning("could not record %d build(s) in the budget: %s",
+                                            made, exc)
+
+
 def handler(args: argparse.Namespace) -> int:
     """Run one sync."""
     config = config_from_args(args, {"project.environment": args.env})
@@ -105,6 +122,7 @@ def handler(args: argparse.Namespace) -> int:
                           force=args.force, on_event=kill_switch(progress))
         finally:
             progress.clear()
+    record_builds(config, result)
     if args.json:
         print_json(result.to_json())
         return 0
