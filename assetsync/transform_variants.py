@@ -22,6 +22,8 @@ from assetsync.transform_codec import Output, open_image, oxipng_optimize
 
 __all__ = ["make_variant"]
 
+# Sources that may hold screenshots or line art, where a PNG variant can be worth its bytes.
+_LOSSLESS_SOURCES = frozenset({"png", "gif", "bmp", "tiff", "webp"})
 # Give up shrinking below this edge: nobody wants a 20-pixel MMS photo.
 _MIN_EDGE = 32
 # The oxipng level used inside the budget search: fast, and within ~1 % of the best.
@@ -65,9 +67,28 @@ def make_variant(data: bytes, kind: str, profile: Profile, *, max_pixels: int) -
     fmt = _target_format(image, kind, profile)
     if profile.max_width or profile.max_height:
         image = _fit(image, profile.max_width or image.width, profile.max_height or image.height)
+    if fmt == "jpeg" and profile.format == "auto" and kind in _LOSSLESS_SOURCES:
+        sharp = _sharp_png(image, profile)
+        if sharp is not None:
+            return sharp
     if fmt == "jpeg":
         return _fit_jpeg(image, profile)
     return _fit_png(image, profile)
+
+
+def _sharp_png(image: Image.Image, profile: Profile) -> Output | None:
+    """A PNG for a screenshot-like image, when it fits and costs under 2x a JPEG's bytes.
+
+    Text and hard edges blur under JPEG's 4:2:0 subsampling and quantization (media.md §2.3:
+    "Screenshots/text: ... or PNG"); photos stored as PNG are many times their JPEG size, so
+    the ratio tells the two apart.
+    """
+    png = _encode_png(image, reduce=profile.channel != "whatsapp")
+    if profile.max_bytes is not None and len(png) > profile.max_bytes:
+        return None
+    if len(png) > 2 * len(_encode_jpeg(_flat_rgb(image, profile), profile.quality)):
+        return None
+    return Output(png, "png", f"PNG {image.width}x{image.height} (sharp: under 2x a JPEG)")
 
 
 def _animated_gif(data: bytes, profile: Profile) -> Output:
@@ -148,13 +169,19 @@ def _encode_jpeg(image: Image.Image, quality: int) -> bytes:
         return buffer.getvalue()
 
 
-def _fit_jpeg(image: Image.Image, profile: Profile) -> Output:
+def _flat_rgb(image: Image.Image, profile: Profile) -> Image.Image:
+    """The image as JPEG can hold it: alpha flattened on the background; RGB for WhatsApp."""
     if image.mode in ("RGBA", "LA"):
         background = Image.new("RGB", image.size, profile.background)
         background.paste(image.convert("RGBA"), mask=image.getchannel("A"))
         image = background if image.mode == "RGBA" else background.convert("L")
     if profile.channel == "whatsapp" and image.mode != "RGB":
         image = image.convert("RGB")  # Meta: "Images must be 8-bit, RGB or RGBA"
+    return image
+
+
+def _fit_jpeg(image: Image.Image, profile: Profile) -> Output:
+    image = _flat_rgb(image, profile)
     budget = profile.max_bytes
     best = None
     while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from PIL import Image, ImageDraw
 
 from assetsync.errors import LimitError, TransformError
 from assetsync.media_options import BUILTIN_PROFILES, Profile
@@ -124,6 +125,20 @@ def test_animated_gif_is_kept_within_budget_and_refused_over_it() -> None:
     assert out.kind == "gif" and out.data == data
     with pytest.raises(LimitError, match="animated GIF"):
         make_variant(data, "gif", replace(MMS, max_bytes=len(data) - 1), max_pixels=PIXELS)
+
+
+def test_screenshot_png_stays_a_sharp_png_and_a_photo_png_becomes_jpeg() -> None:
+    screenshot = Image.new("RGB", (600, 400), (255, 255, 255))
+    draw = ImageDraw.Draw(screenshot)
+    for row in range(0, 400, 14):
+        draw.text((10, row), "assetsync publishes your assets " * 3, fill=(20, 20, 20))
+    bar = photo(600, 40)  # a colourful banner: far more than 256 colours
+    screenshot.paste(bar, (0, 0))
+    assert screenshot.getcolors(256) is None  # too many colours for the palette shortcut
+    out = make_variant(encode(screenshot, "PNG"), "png", MMS, max_pixels=PIXELS)
+    assert out.kind == "png" and "sharp" in out.note
+    photo_out = make_variant(encode(photo(600, 400), "PNG"), "png", MMS, max_pixels=PIXELS)
+    assert photo_out.kind == "jpeg"
 
 
 def test_webp_becomes_jpeg_for_mms() -> None:
