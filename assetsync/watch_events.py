@@ -150,6 +150,9 @@ class DirtySet:
     dirs: dict[str, _Dirty] = field(default_factory=dict)
     # folders created in the current batch: files that appear inside them arrive complete
     _new_dirs: set[str] = field(default_factory=set)
+    # kept up to date on every change, since the loop reads them after every drain of the queue
+    _first: float | None = None
+    _last: float | None = None
 
     def __len__(self) -> int:
         return len(self.files) + len(self.dirs)
@@ -182,26 +185,30 @@ class DirtySet:
             self._mark(self.files, rel, change.at, writing=writing)
 
     def _in_new_dir(self, rel: str) -> bool:
-        return any(rel.startswith(d + "/") for d in self._new_dirs)
+        parent = rel.rpartition("/")[0]
+        while parent:
+            if parent in self._new_dirs:
+                return True
+            parent = parent.rpartition("/")[0]
+        return False
 
-    @staticmethod
-    def _mark(table: dict[str, _Dirty], rel: str, at: float, *, writing: bool) -> None:
+    def _mark(self, table: dict[str, _Dirty], rel: str, at: float, *, writing: bool) -> None:
         entry = table.get(rel)
         if entry is None:
             table[rel] = _Dirty(at, at, writing)
         else:
             entry.last_seen = max(entry.last_seen, at)
             entry.writing = writing
+        self._first = at if self._first is None else min(self._first, at)
+        self._last = at if self._last is None else max(self._last, at)
 
     def first_seen(self) -> float | None:
         """When the oldest pending change arrived."""
-        times = [e.first_seen for e in (*self.files.values(), *self.dirs.values())]
-        return min(times) if times else None
+        return self._first
 
     def last_seen(self) -> float | None:
         """When the newest pending change arrived."""
-        times = [e.last_seen for e in (*self.files.values(), *self.dirs.values())]
-        return max(times) if times else None
+        return self._last
 
     def held(self, now: float, settle_s: float) -> dict[str, float]:
         """Files still being written: path → when they count as settled if nothing else happens."""
@@ -218,6 +225,8 @@ class DirtySet:
         self.files = {p: e for p, e in self.files.items() if p in keep}
         self.dirs = {}
         self._new_dirs = set()
+        self._first = min((e.first_seen for e in self.files.values()), default=None)
+        self._last = max((e.last_seen for e in self.files.values()), default=None)
         return batch
 
     def clear(self) -> None:
@@ -225,6 +234,7 @@ class DirtySet:
         self.files.clear()
         self.dirs.clear()
         self._new_dirs.clear()
+        self._first = self._last = None
 
     def restore(self, paths: Iterable[str], at: float) -> None:
         """Put back a batch whose sync failed, so the retry covers it."""

@@ -48,6 +48,8 @@ SyncFn = Callable[[frozenset[str] | None], object]
 _BACKOFF_MAX_S = 60.0
 # Errors no retry can fix while this process runs: the user must edit config or credentials.
 _FATAL = (ConfigError, AuthenticationError)
+# The longest a full reconcile waits for files still being written.
+_FULL_RECONCILE_WAIT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,8 @@ class WatchStatus:
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
     """Progress from watch(): `kind` is "started", "advice", "changes", "overflow",
-    "sync-started", "synced", "sync-failed", "waiting" or "stopped"."""
+    "sync-started", "synced", "sync-failed", "waiting" (the wait or the time of the next build
+    changed: pending, budget or backoff) or "stopped"."""
 
     kind: str
     status: WatchStatus
@@ -157,6 +160,7 @@ class WatchLoop:
         self.next_build_at: float | None = None
         self.last_error: str | None = None
         self.remaining = budget.remaining()
+        self.budget_read_at = clock()
 
     # -- status -------------------------------------------------------------------------------
 
@@ -182,9 +186,15 @@ class WatchLoop:
             self.on_event(WatchEvent(kind, self.status(), message, **extra))  # type: ignore[arg-type]
 
     def _set_state(self, state: str, next_build_at: float | None = None) -> None:
-        changed = state != self.state or next_build_at != self.next_build_at
+        # wall() of a fixed loop time drifts by microseconds from call to call: not a change
+        moved = (next_build_at is None) != (self.next_build_at is None) or (
+            next_build_at is not None
+            and self.next_build_at is not None
+            and abs(next_build_at - self.next_build_at) > 0.5
+        )
+        changed = state != self.state or moved
         self.state, self.next_build_at = state, next_build_at
-        if changed and state in ("budget", "backoff"):
+        if changed:
             self.emit("waiting")
 
     # -- events -------------------------------------------------------------------------------
@@ -234,6 +244,17 @@ class WatchLoop:
         quiet = coalesce_window(quiet, self.remaining, self.budget.limit)
         return quiet, max(self.options.max_wait_s, quiet)
 
+    def _read_budget(self, now: float) -> None:
+        self.remaining = self.budget.remaining()
+        self.budget_read_at = now
+
+    def _ready_at(self, now: float) -> tuple[float, float]:
+        """When the pending batch is due, and when its first change came."""
+        quiet, max_wait = self.windows()
+        first = min(self.dirty.first_seen() or now, self.full_since if self.full_pending else now)
+        last = self.dirty.last_seen() or first
+        return min(last + quiet, first + max_wait), first
+
     def wall(self, at: float) -> float:
         """Convert a loop-clock time to the budget's wall clock, for display."""
         return self.budget.clock() + (at - self.clock())
@@ -249,20 +270,27 @@ class WatchLoop:
         if self.retry_at is not None and now < self.retry_at and not self.changed_since_failure:
             self._set_state("backoff", self.wall(self.retry_at))
             return self.retry_at - now
-        self.remaining = self.budget.remaining()
+        # The shared ledger is read about once a second and when a batch is due, not after every
+        # event of a burst: other processes spend the budget, and the hour gives slots back.
+        if self.remaining == 0 or now - self.budget_read_at >= 1.0:
+            self._read_budget(now)
         if self.remaining == 0:
             return self._wait_for_budget()
-        quiet, max_wait = self.windows()
-        first = min(self.dirty.first_seen() or now, self.full_since if self.full_pending else now)
-        last = self.dirty.last_seen() or first
-        ready = min(last + quiet, first + max_wait)
+        ready, first = self._ready_at(now)
+        if now >= ready and self.budget_read_at < now:
+            self._read_budget(now)
+            if self.remaining == 0:
+                return self._wait_for_budget()
+            ready, first = self._ready_at(now)  # pacing may ask for a longer wait now
         if now < ready:
-            self.state, self.next_build_at = "pending", self.wall(ready)
+            self._set_state("pending", self.wall(ready))
             return ready - now
         held = self.dirty.held(now, self.options.settle_s)
-        # A full reconcile reads every file, so it waits for writers too; a path batch just
-        # leaves the files still being written for the next one.
-        if held and (self.full_pending or len(held) == len(self.dirty)):
+        # A full reconcile reads every file, so it waits for writers too (up to a cap, or a
+        # file that is written forever would block it); a path batch just leaves the files
+        # still being written for the next one.
+        full_waits = self.full_pending and now - first < _FULL_RECONCILE_WAIT_S
+        if held and (full_waits or (not self.full_pending and len(held) == len(self.dirty))):
             self.state = "pending"
             return min(held.values()) - now
         reservation = self.budget.reserve()

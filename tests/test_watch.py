@@ -264,3 +264,20 @@ def test_running_out_of_inotify_watches_switches_to_polling(tmp_path: Path, root
         assert calls[1] is None  # what went unwatched is caught by a full reconcile
         (root / "after.png").write_bytes(b"png")
         recorder.wait_for_path("after.png")
+
+
+def test_low_budget_stretches_the_quiet_window_until_slots_come_back(tmp_path: Path, root: Path) -> None:
+    wall = FakeWallClock()
+    budget = make_budget(tmp_path, limit=4, clock=wall)
+    recorder = Recorder(root)
+    with watching(root, recorder, budget) as running:
+        budget.record(3)  # other processes spent 3 of 4: one left, below half
+        (root / "a.png").write_bytes(b"png")
+        # pacing: quiet window = 3600 / 4 * (1 - 1 / 2) = 450 s instead of 0.3 s
+        paced = running.wait_event(
+            lambda e: e.status.state == "pending" and (e.status.next_build_at or 0) > wall.now + 400
+        )
+        assert paced.status.budget_remaining == 1
+        assert len(recorder.calls) == 1
+        wall.now += 3600  # those builds leave the rolling hour
+        recorder.wait_for_path("a.png")
