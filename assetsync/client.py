@@ -119,8 +119,9 @@ class ServerlessClient(ApiSession):
         transport: an httpx transport (the embedded emulator, or None for the network).
         timeout: connect/read/write timeouts in seconds.
         retry: the retry policy.
-        on_event: called with a `ClientEvent` for each retry.
-        max_concurrency: requests in flight at once (a request sleeping in backoff holds none).
+        on_event: called with a `ClientEvent` for each retry and each page of a list.
+        max_concurrency: requests in flight at most (a request sleeping in backoff holds none);
+            halved on each 429 and raised back one step at a time (`assetsync.limiter`).
     """
 
     def _svc(self, service_sid: str) -> str:

@@ -34,6 +34,7 @@ from assetsync.errors import (
     NotFoundError,
     RateLimitError,
 )
+from assetsync.limiter import AdaptiveLimit
 from assetsync.upload import BodyChangedError, MultipartFile
 
 if TYPE_CHECKING:
@@ -117,12 +118,12 @@ class ClientStats:
     retries: int = 0
     uploads: int = 0
     bytes_sent: int = 0
+    lowest_concurrency: int = 1_000_000  # the adaptive limit's low point (after 429s)
 
     def snapshot(self) -> ClientStats:
         """A copy, so callers can diff before and after."""
-        return ClientStats(
-            self.requests, self.write_requests, self.retries, self.uploads, self.bytes_sent
-        )
+        return ClientStats(self.requests, self.write_requests, self.retries, self.uploads,
+                           self.bytes_sent, self.lowest_concurrency)
 
 
 _Body = Mapping[str, str | Sequence[str]] | None
@@ -223,7 +224,7 @@ class ApiSession:
         self.on_event = on_event
         self._max_concurrency = max(1, max_concurrency)
         self._http: httpx.AsyncClient | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: AdaptiveLimit | None = None
         self.stats = ClientStats()
         self.page_size = PAGE_SIZE
 
@@ -246,7 +247,7 @@ class ApiSession:
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             limits=httpx.Limits(max_connections=self._max_concurrency + 2),
         )
-        self._slots = asyncio.Semaphore(self._max_concurrency)
+        self._slots = AdaptiveLimit(self._max_concurrency)
         return self
 
     async def __aexit__(
@@ -288,8 +289,13 @@ class ApiSession:
                 async with self._slots:
                     response = await self._attempt(method, url, data, params, body)
                 if response.status_code < 400:
+                    self._slots.succeeded()
                     self._after_success(method, shown, response, body)
                     return response
+                if response.status_code == 429:
+                    self._slots.throttled()
+                    self.stats.lowest_concurrency = min(self.stats.lowest_concurrency,
+                                                        self._slots.limit)
                 error: ApiError = _status_error(method, shown, response)
                 retryable = response.status_code in _RETRYABLE_STATUS
             except (httpx.TransportError, BodyChangedError) as exc:

@@ -301,3 +301,35 @@ def test_resolve_endpoints(target: dict[str, Any], environ: dict[str, str],
 
     assert resolve_endpoints(TargetConfig(**target), environ) == expected
 
+
+
+def test_429s_lower_the_number_of_requests_in_flight(emulator: Any) -> None:
+    """Twilio's 429 means too many concurrent requests: send fewer at once, not just later."""
+    in_flight: list[int] = []
+
+    async def body(c: ServerlessClient) -> None:
+        svc = await c.create_service("aimd")
+        emulator.state.faults.add("POST", "/v1/Services/*/Assets", "429", count=3)
+        await asyncio.gather(*(c.create_asset(svc.sid, f"/a{i}") for i in range(20)))
+        in_flight.append(c.stats.lowest_concurrency)
+
+    run(emulator, body, max_concurrency=8)
+    assert in_flight == [1]  # 8 -> 4 -> 2 -> 1 after three 429s
+    assert len(emulator.state.request_log) == 1 + 20 + 3
+
+
+def test_adaptive_limit_creeps_back_up() -> None:
+    from assetsync.limiter import AdaptiveLimit
+
+    limit = AdaptiveLimit(4)
+    limit.throttled()
+    limit.throttled()
+    assert (limit.limit, limit.lowest) == (1, 1)
+    limit.succeeded()
+    assert limit.limit == 2
+    for _ in range(2):
+        limit.succeeded()
+    assert limit.limit == 3
+    for _ in range(3 + 4):
+        limit.succeeded()
+    assert limit.limit == 4  # never past the maximum
