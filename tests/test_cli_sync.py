@@ -57,6 +57,7 @@ def test_sync_json_is_one_document(project: Path, emulator: Any,
     code, out, err = run(capsys, "sync", "--json")
     assert code == 0 and err == ""
     doc = json.loads(out)
+    assert doc["ok"] is True
     assert sorted(doc["uploaded"]) == ["/d0/f0000.txt", "/d1/f0001.txt", "/d2/f0002.txt",
                                        "/secret.txt"]
     assert doc["build_sid"].startswith("ZB") and doc["write_requests"] == 12
@@ -162,6 +163,10 @@ def test_drift_exits_1_and_adopt_resolves_it(project: Path, emulator: Any,
     code, out, err = run(capsys, "sync")
     assert code == 1 and out == "" and foreign in err and "--adopt" in err
     assert writes(emulator) == []
+    code, out, _err = run(capsys, "sync", "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["ok"] is False and doc["type"] == "DriftError"
+    assert foreign in doc["error"] and doc["exit_code"] == 1
 
     code, out, err = run(capsys, "sync", "--adopt")
     assert code == 0 and f"adopted live build {foreign}" in err

@@ -120,11 +120,16 @@ def handler(args: argparse.Namespace) -> int:
         try:
             result = sync(config, dry_run=args.dry_run, full=args.full, adopt=args.adopt,
                           force=args.force, on_event=kill_switch(progress))
+        except AssetsyncError as exc:
+            if args.json:  # a program reading stdout still gets one document
+                print_json({"ok": False, "error": str(exc), "type": type(exc).__name__,
+                            "exit_code": exc.exit_code})
+            raise
         finally:
             progress.clear()
     record_builds(config, result)
     if args.json:
-        print_json(result.to_json())
+        print_json({"ok": True, **result.to_json()})
         return 0
     if args.quiet:
         return 0
