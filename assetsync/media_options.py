@@ -172,9 +172,9 @@ def parse_optimize_section(table: Mapping[str, object], *, file: str) -> Optimiz
         body = raw_profiles[name]
         key = f"[optimize.profiles.{name}]"
         if not _NAME_RE.match(name):
-            _fail(f"{key}: profile names use letters, digits, '-' and '_'", key, file)
+            _fail("profile names use letters, digits, '-' and '_'", key, file)
         if not isinstance(body, Mapping):
-            _fail(f"{key} must be a table", key, file)
+            _fail("must be a table", key, file)
         profiles.append(_parse_profile(name, body, file))
     return OptimizeOptions(
         lossless=bool(table.get("lossless", base.lossless)),
@@ -196,8 +196,8 @@ def _parse_profile(name: str, body: Mapping[str, object], file: str) -> Profile:
     base = BUILTIN_PROFILES.get(name, Profile(name=name))
     globs = _str_list(body.get("globs", []), f"{prefix} globs", file)
     if not globs:
-        _fail(f"{prefix} globs: list the source files this profile applies to, "
-              f'e.g. globs = ["photos/**"]', f"{prefix} globs", file)
+        _fail("list the source files this profile applies to, "
+              'e.g. globs = ["photos/**"]', f"{prefix} globs", file)
     changes: dict[str, object] = {"globs": globs}
     for key in ("max_bytes", "max_width", "max_height"):
         if key in body:
@@ -209,12 +209,12 @@ def _parse_profile(name: str, body: Mapping[str, object], file: str) -> Profile:
         if key in body:
             value = str(body[key]).lower()
             if value not in choices:
-                _fail(f"{prefix} {key} = {body[key]!r}: use one of {', '.join(choices)}",
+                _fail(f"{body[key]!r}: use one of {', '.join(choices)}",
                       f"{prefix} {key}", file)
             changes[key] = value
     if "background" in body:
         if not _COLOUR_RE.match(str(body["background"])):
-            _fail(f'{prefix} background = {body["background"]!r}: use "#rrggbb"',
+            _fail(f'{body["background"]!r}: use "#rrggbb"',
                   f"{prefix} background", file)
         changes["background"] = str(body["background"]).lower()
     if "path" in body:
@@ -223,21 +223,21 @@ def _parse_profile(name: str, body: Mapping[str, object], file: str) -> Profile:
         changes["variant"] = bool(body["variant"])
     profile = replace(base, **changes)  # type: ignore[arg-type]
     if profile.min_quality > profile.quality:
-        _fail(f"{prefix} min_quality ({profile.min_quality}) is above quality "
+        _fail(f"{profile.min_quality} is above quality "
               f"({profile.quality}): lower min_quality", f"{prefix} min_quality", file)
     return profile
 
 
 def _check_template(template: str, key: str, file: str) -> str:
     if not template.startswith("/"):
-        _fail(f"{key} = {template!r}: a published path template starts with '/'", key, file)
+        _fail(f"{template!r}: a published path template starts with '/'", key, file)
     used = set(re.findall(r"\{([^{}]*)\}", template))
     unknown = used - _TEMPLATE_FIELDS
     if unknown:
-        _fail(f"{key} = {template!r}: unknown placeholder {{{min(unknown)}}}; use "
+        _fail(f"{template!r}: unknown placeholder {{{min(unknown)}}}; use "
               f"{', '.join('{' + f + '}' for f in sorted(_TEMPLATE_FIELDS))}", key, file)
     if not used & {"path", "name", "stem"}:
-        _fail(f"{key} = {template!r}: include {{path}}, {{name}} or {{stem}} so variants of "
+        _fail(f"{template!r}: include {{path}}, {{name}} or {{stem}} so variants of "
               "different files get different paths", key, file)
     return template
 
@@ -245,34 +245,35 @@ def _check_template(template: str, key: str, file: str) -> str:
 def _check_type(key: str, value: object, expected: type | tuple[type, ...] | None,
                 file: str) -> None:
     if expected is None:
-        _fail(f"{key}: unknown key; check the spelling (see docs/media.md)", key, file)
+        _fail("unknown key; check the spelling (see docs/media.md)", key, file)
     # bool is an int subclass in Python; `effort = true` must not pass as 1.
     if expected is int and isinstance(value, bool) or not isinstance(value, expected):  # type: ignore[arg-type]
         names = {bool: "true or false", int: "an integer", str: "a string", list: "a list",
                  dict: "a table"}
-        _fail(f"{key} must be {names.get(expected, 'valid')} (got {value!r})", key, file)  # type: ignore[arg-type]
+        _fail(f"must be {names.get(expected, 'valid')} (got {value!r})", key, file)  # type: ignore[arg-type]
 
 
 def _str_list(value: object, key: str, file: str) -> tuple[str, ...]:
     assert isinstance(value, list)
     if not all(isinstance(item, str) for item in value):
-        _fail(f"{key} must be a list of glob strings", key, file)
+        _fail("must be a list of glob strings", key, file)
     for item in value:
         problem = validate_glob(item)
         if problem:
-            _fail(f"{key}: {item!r}: {problem}", key, file)
+            _fail(f"{item!r}: {problem}", key, file)
     return tuple(value)
 
 
 def _int_range(value: object, low: int, high: int, key: str, file: str) -> int:
     assert isinstance(value, int)
     if not low <= value <= high:
-        _fail(f"{key} = {value} is out of range; use {low}..{high}", key, file)
+        _fail(f"{value} is out of range; use {low}..{high}", key, file)
     return value
 
 
-def _fail(message: str, key: str, file: str) -> None:
-    raise ConfigError(f"{file}: {message}", key=key, file=file)
+def _fail(problem: str, key: str, file: str) -> None:
+    # The config module's format: "<file>: <key>: <problem>".
+    raise ConfigError(f"{file}: {key}: {problem}", key=key, file=file)
 
 
 # ---------------------------------------------------------------------------------------------
