@@ -27,7 +27,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,28 +155,35 @@ def _run_watch(source: Path, work: Path, fn: SyncFn, options: WatchOptions) -> t
     return stop, thread, events
 
 
-def bench_latency(edits: int, options: WatchOptions) -> dict[str, object]:
+@contextmanager
+def _watching_target(options: WatchOptions) -> Iterator[tuple[Engine | Recording, Timeline, list[WatchEvent]]]:
+    """watch() on a fresh folder with the engine (or the recorder), after its reconcile at start."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         target = _target(work)
         timeline = Timeline(target.sync_fn)
-        stop, thread, _ = _run_watch(target.source, work, timeline, options)
+        stop, thread, events = _run_watch(target.source, work, timeline, options)
         try:
-            timeline.wait_count(1)  # the reconcile at start
-            latencies: list[float] = []
-            to_call: list[float] = []
-            for i in range(edits):
-                name = f"page-{i:02}.html"
-                saved = time.perf_counter()
-                (target.source / name).write_bytes(b"<h1>edit %d</h1>\n" % i * 50)
-                started, done = timeline.wait_for(name)
-                latencies.append((done - saved) * 1000)
-                to_call.append((started - saved) * 1000)
-                time.sleep(0.05)
+            timeline.wait_count(1)
+            yield target, timeline, events
         finally:
             stop.set()
             thread.join()
             target.close()
+
+
+def bench_latency(edits: int, options: WatchOptions) -> dict[str, object]:
+    latencies: list[float] = []
+    to_call: list[float] = []
+    with _watching_target(options) as (target, timeline, _events):
+        for i in range(edits):
+            name = f"page-{i:02}.html"
+            saved = time.perf_counter()
+            (target.source / name).write_bytes(b"<h1>edit %d</h1>\n" % i * 50)
+            started, done = timeline.wait_for(name)
+            latencies.append((done - saved) * 1000)
+            to_call.append((started - saved) * 1000)
+            time.sleep(0.05)
     ordered = sorted(latencies)
     p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
     goal = options.quiet_window_s * 1000 + 250
@@ -195,24 +203,14 @@ def bench_latency(edits: int, options: WatchOptions) -> dict[str, object]:
 
 
 def bench_burst(files: int, options: WatchOptions) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        target = _target(work)
-        timeline = Timeline(target.sync_fn)
-        stop, thread, events = _run_watch(target.source, work, timeline, options)
-        try:
-            timeline.wait_count(1)
-            builds_before = target.builds()
-            for i in range(files):
-                (target.source / f"img-{i:04}.png").write_bytes(b"\x89PNG %d" % i)
-            timeline.wait_for(f"img-{files - 1:04}.png")
-            time.sleep(options.max_wait_s + 0.5)  # let any straggler batch show up
-        finally:
-            stop.set()
-            thread.join()
-            builds = target.builds() - builds_before
-            target.close()
-    received = events[-1].status.events
+    with _watching_target(options) as (target, timeline, events):
+        builds_before = target.builds()
+        for i in range(files):
+            (target.source / f"img-{i:04}.png").write_bytes(b"\x89PNG %d" % i)
+        timeline.wait_for(f"img-{files - 1:04}.png")
+        time.sleep(options.max_wait_s + 0.5)  # let any straggler batch show up
+        builds = target.builds() - builds_before
+        received = events[-1].status.events
     return {
         "files": files,
         "events": received,
