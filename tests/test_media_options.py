@@ -79,5 +79,5 @@ def test_bad_key_names_the_key_and_the_file(table: dict[str, object], key: str) 
     assert info.value.key == key
     assert info.value.file == "site/.assetsync.toml"
     message = str(info.value)
-    assert message.startswith("site/.assetsync.toml: ") and key in message
+    assert message.startswith(f"site/.assetsync.toml: {key}: ")
     assert "\n" not in message
