@@ -269,7 +269,7 @@ def rescan_paths(
         return rel in wanted or rel.startswith(prefixes)
 
     walker = _walker(top, rules, cache, now_ns)
-    result = walker.run(walker.single(t, rules.is_ignored(t)) for t in targets)
+    result = walker.run(walker.single(t, rules.is_ignored) for t in targets)
     files = {k: v for k, v in previous.files.items() if not covered(k)}
     files.update(result.files)
     issues = [i for i in previous.issues if not covered(i.path)]

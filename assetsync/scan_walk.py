@@ -10,7 +10,7 @@ import errno
 import io
 import os
 import stat as statmod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -287,8 +287,11 @@ class Walker:
         else:
             part.misses.append((path, rel, follow))
 
-    def single(self, rel: str, is_ignored: bool) -> _Part:
-        """One path given by name (watch mode): a file, a folder, a link, or gone."""
+    def single(self, rel: str, is_ignored: Callable[[str, bool], bool]) -> _Part:
+        """One path given by name (watch mode): a file, a folder, a link, or gone.
+
+        `is_ignored(rel, is_dir)` judges the path and the folders above it.
+        """
         part = _Part()
         path = os.path.join(self.source, rel)
         try:
@@ -298,7 +301,13 @@ class Walker:
         except OSError as exc:
             part.issues.append((rel, f"cannot stat: {exc.strerror}"))
             return part
-        if is_ignored:
+        is_dir = statmod.S_ISDIR(st.st_mode)
+        if statmod.S_ISLNK(st.st_mode):
+            try:
+                is_dir = os.path.isdir(path)
+            except OSError:
+                is_dir = False
+        if is_ignored(rel, is_dir):
             return part
         if statmod.S_ISLNK(st.st_mode):
             self.link(path, rel, frozenset(), part)

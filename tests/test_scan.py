@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -245,34 +246,46 @@ def test_rescan_paths_equals_a_full_scan(tmp_path: Path) -> None:
     (src / "dir/new.png").write_bytes(b"n")
     (src / "dir/.env").write_bytes(b"S=1")
     (src / "d.png").unlink()
+    (src / "drafts").mkdir()
+    (src / "drafts/x.png").write_bytes(b"x")
+    rules = IgnoreRules(patterns=("drafts/",))
     after = rescan_paths(
-        before, ["a.png", "dir", "d.png", "/not/there.png"], source=src, rules=IgnoreRules(),
-        cache=cache,
+        before, ["a.png", "dir", "d.png", "/not/there.png", "drafts", "drafts/x.png"],
+        source=src, rules=rules, cache=cache,
     )
-    full = scan_tree(src, rules=IgnoreRules(), cache=None)
+    full = scan_tree(src, rules=rules, cache=None)
+    assert "drafts/x.png" not in full.files
     assert after.files == full.files
     assert set(cache.entries) == set(full.files)
 
 
 def test_file_that_keeps_changing_while_read_is_one_issue(tmp_path: Path) -> None:
-    """A writer touching the file throughout every read: each attempt sees fstat change."""
+    """A writer appending throughout every read: each attempt sees fstat change."""
     src = _tree(tmp_path, {"ok.png": b"1"})
     busy = src / "busy.bin"
     with open(busy, "wb") as f:
-        f.truncate(64 << 20)  # sparse: long enough to read that many touches land inside
+        f.truncate(128 << 20)  # sparse: long enough to read that many touches land inside
     stop = threading.Event()
 
-    def touch() -> None:
-        while not stop.is_set():
-            os.utime(busy)
+    writing = threading.Event()
+
+    def touch() -> None:  # appends: a size change shows even where timestamps are coarse
+        with open(busy, "ab", buffering=0) as f:
+            while not stop.is_set():
+                f.write(b"x")
+                writing.set()
 
     writer = threading.Thread(target=touch)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over often, so touches land inside every read
     writer.start()
     try:
+        writing.wait()
         snap = scan_tree(src, rules=IgnoreRules(), cache=None)
     finally:
         stop.set()
         writer.join()
+        sys.setswitchinterval(interval)
     assert list(snap.files) == ["ok.png"]
     assert [(i.path, i.message) for i in snap.issues] == [
         ("busy.bin", "kept changing while being read; it will be retried next run")
