@@ -112,3 +112,29 @@ def deploy_with(http: Any, emulator: Any, service_sid: str, env_sid: str,
     http.post(f"/v1/Services/{service_sid}/Environments/{env_sid}/Deployments",
               data={"BuildSid": build["sid"]}).raise_for_status()
     return version["sid"], build["sid"]
+
+
+def assert_records_are_truthful(config: Any, emulator: Any) -> int:
+    """Every version SID the state recorded holds, on the server, exactly the content, path and
+    visibility it was recorded for (xxh3 of the stored bytes); returns how many were checked."""
+    import xxhash
+
+    from assetsync.config import target_key
+    from assetsync.state import State
+
+    checked = 0
+    key = target_key(config)
+    with State.open(config.state_dir) as state:
+        services = state.export_json()["tables"]["services"]
+        for svc in services:
+            if svc["target"] != key:
+                continue
+            for version in state.versions(key, svc["service_sid"]):
+                stored = emulator.state.store.get(version.version_sid, "asset_version")
+                assert stored is not None, version
+                content = emulator.state.store.content_path(stored.data["digest"]).read_bytes()
+                assert "xxh3_128:" + xxhash.xxh3_128(content).hexdigest() == version.digest
+                assert (stored.data["path"], stored.data["visibility"]) == (
+                    version.path, version.visibility)
+                checked += 1
+    return checked

@@ -274,3 +274,28 @@ def test_urls_file_is_written_and_published_without_churn(tmp_path: Path, emulat
     assert second.uploaded == ("/urls.json",)
     assert json.loads(urls_file.read_text()) == written
     assert sync(config).noop
+
+
+def test_a_file_changed_while_uploading_is_recorded_as_what_was_sent(
+    tmp_path: Path, emulator: Any
+) -> None:
+    """The netlify/cli #216 race: the bytes uploaded are not the bytes hashed."""
+    from tests.sync_harness import assert_records_are_truthful
+
+    config = load(tmp_path, emulator)
+    target = config.source / "a.txt"
+    target.write_text("as hashed")
+    events: list[SyncEvent] = []
+
+    def on_event(event: SyncEvent) -> None:
+        events.append(event)
+        if event.kind == "upload_started" and event.path == "/a.txt":
+            target.write_text("rewritten while uploading")  # before the body is read
+
+    first = sync(config, on_event=on_event)
+
+    assert [e.path for e in events if e.kind == "changed_during_upload"] == ["/a.txt"]
+    assert assert_records_are_truthful(config, emulator) == 1
+    emulator.state.request_log.clear()
+    second = sync(config)  # the new content is what is live: nothing to do
+    assert second.noop and writes(emulator) == [] and second.build_sid == first.build_sid

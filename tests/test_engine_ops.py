@@ -12,6 +12,7 @@ from assetsync.engine import promote, prune, rollback, status, sync
 from assetsync.errors import AssetsyncError, DriftError
 from tests.sync_harness import (
     api_get,
+    assert_records_are_truthful,
     count,
     deploy_function_build,
     load,
@@ -59,6 +60,7 @@ def test_sync_completes_through_a_fifth_of_requests_failing(tmp_path: Path, emul
     build = api_get(emulator, f"/v1/Services/{result.service_sid}/Builds/{result.build_sid}")
     assert len(build["asset_versions"]) == 30
     assert live_build(emulator, result) == result.build_sid
+    assert assert_records_are_truthful(config, emulator) == 30
     emulator.state.request_log.clear()
     again = sync(config)
     assert again.noop and writes(emulator) == []
