@@ -387,7 +387,9 @@ def parse_config(
         environment=str(project["environment"]),
         state_dir=state_dir,
         target=target,
-        credentials=_credentials(environ, file),
+        # The embedded emulator has its own fixed account: Twilio variables meant for other
+        # tools (even half-set ones) must not stop a local run.
+        credentials=None if target.api == "local" else _credentials(environ, file),
         visibility=visibility,
         ignore=tuple(values["ignore"]["patterns"]),  # type: ignore[call-overload]
         sync=sync,

@@ -108,12 +108,19 @@ def test_invalid_toml_names_the_file() -> None:
         _parse("[project\n")
 
 
+TWILIO = MINIMAL + '[target]\napi = "twilio"\n'
+
+
+def test_local_target_ignores_twilio_variables() -> None:
+    assert _parse(MINIMAL, {"TWILIO_ACCOUNT_SID": SID}).credentials is None
+
+
 def test_credentials_from_env_and_hidden_in_repr() -> None:
-    cfg = _parse(MINIMAL, {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "tok-secret"})
+    cfg = _parse(TWILIO, {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "tok-secret"})
     assert cfg.credentials == Credentials(SID, SID, "tok-secret")
     assert "tok-secret" not in repr(cfg) and "<hidden>" in repr(cfg.credentials)
     key = _parse(
-        MINIMAL,
+        TWILIO,
         {"TWILIO_ACCOUNT_SID": SID, "TWILIO_API_KEY": "SKxyz", "TWILIO_API_SECRET": "s3cret"},
     )
     assert key.credentials is not None
@@ -134,21 +141,18 @@ def test_incomplete_credentials_name_the_missing_variable(
     environ: dict[str, str], name: str
 ) -> None:
     with pytest.raises(ConfigError, match=name) as info:
-        _parse(MINIMAL, environ)
+        _parse(TWILIO, environ)
     assert "tok-zzz" not in str(info.value)  # never echoes a secret
 
 
 def test_require_credentials_says_what_to_set() -> None:
-    cfg = _parse(MINIMAL + '[target]\napi = "twilio"\n')
+    cfg = _parse(TWILIO)
     with pytest.raises(ConfigError, match="set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"):
         cfg.require_credentials()
 
 
 def test_target_key_has_no_secret() -> None:
-    cfg = _parse(
-        MINIMAL + '[target]\napi = "twilio"\n',
-        {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "tok-secret"},
-    )
+    cfg = _parse(TWILIO, {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "tok-secret"})
     assert SID in target_key(cfg) and "tok-secret" not in target_key(cfg)
     assert target_key(_parse(MINIMAL)) == "local"
 
