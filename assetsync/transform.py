@@ -217,6 +217,11 @@ def _assemble(
             stats = replace(stats, images=stats.images + 1,
                             bytes_before=stats.bytes_before + file.size)
         published = file
+        if kind is not None and file.content_type != f"image/{kind}":
+            # Twilio checks that the Content-Type matches the media (accepted-mime-types
+            # page): a PNG saved as `.jpg` is served as image/png even when left as it is.
+            published = replace(file, content_type=f"image/{kind}")
+            out[file.path] = published
         for profile, key in todo:
             entry = entries[key]
             cached, seconds = bool(entry.get("cached")), float(str(entry.get("seconds") or 0))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import xxhash
 
+from assetsync.classify import content_type_for
 from assetsync.media_options import OptimizeOptions, parse_optimize_section
 from assetsync.models import DIGEST_PREFIX, PublishedFile, Visibility
 from assetsync.scan import hash_file
@@ -24,7 +25,7 @@ def _tree(root: Path, files: dict[str, bytes],
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         published.append(PublishedFile(f"/{rel}", visibility, hash_file(path), len(data), rel,
-                                       path, "application/octet-stream"))
+                                       path, content_type_for(rel)))
     return published
 
 
@@ -177,6 +178,17 @@ def test_type_comes_from_content_and_excludes_are_left_alone(tmp_path: Path) -> 
     assert out["/looks.jpg"].content_type == "image/png" and out["/looks.jpg"].size < len(png)
     assert out["/raw/keep.png"].size == len(png)
     assert out["/fake.png"].content_path == tmp_path / "src/fake.png"
+
+
+def test_content_type_follows_the_content_even_when_nothing_is_re_encoded(
+        tmp_path: Path) -> None:
+    png = encode(graphic_rgba(), "PNG")
+    files = _tree(tmp_path / "src", {"misnamed.jpg": png, "right.png": png})
+    options = parse_optimize_section({"lossless": False}, file="t.toml")
+    out = _by_path(_run(tmp_path, files, options, workers=1))
+    assert out["/misnamed.jpg"].content_type == "image/png"
+    assert out["/misnamed.jpg"].content_path == tmp_path / "src/misnamed.jpg"
+    assert out["/right.png"].content_type == "image/png"
 
 
 def test_variant_path_collision_is_an_error(tmp_path: Path) -> None:
