@@ -61,7 +61,12 @@ def _read_pid(fd: int) -> int | None:
 
 def _acquire_lock(state_dir: Path) -> int:
     """Take the single-writer lock; flock is released by the kernel if the holder dies."""
-    fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StateError(
+            f"cannot open the lock file in state folder {state_dir}: {exc.strerror}"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -91,25 +96,35 @@ class State(RemoteRecords):
     record as uploads finish.
     """
 
-    def __init__(self, state_dir: Path, conn: sqlite3.Connection, lock_fd: int) -> None:
+    def __init__(
+        self, state_dir: Path, conn: sqlite3.Connection, lock_fd: int, *, readonly: bool = False
+    ) -> None:
         self.state_dir = state_dir
         self.db_path = state_dir / DB_NAME
+        self.readonly = readonly
         self._conn = conn
         self._lock_fd = lock_fd
+        self._closed = False
         self._mutex = threading.RLock()
         self._stats: dict[str, StatRow] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, state_dir: Path) -> State:
+    def open(cls, state_dir: Path, *, readonly: bool = False) -> State:
         """Create the folder if needed, take the lock, open and migrate the database.
+
+        With `readonly=True` no lock is taken and nothing is ever written (WAL lets this
+        reader run beside the writer, e.g. `plan` while `watch` runs): stat cache updates stay
+        in memory and `record_*` raise StateError.
 
         Raises:
             LockHeldError: another process holds the lock.
             StateError: the database is corrupt or from a newer assetsync.
         """
         state_dir = Path(state_dir)
+        if readonly:
+            return cls(state_dir, _connect_readonly(state_dir / DB_NAME), -1, readonly=True)
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -125,11 +140,13 @@ class State(RemoteRecords):
     def close(self) -> None:
         """Close the database and release the lock (idempotent)."""
         with self._mutex:
-            if self._lock_fd < 0:
+            if self._closed:
                 return
+            self._closed = True
             self._conn.close()
-            _release_lock(self._lock_fd)
-            self._lock_fd = -1
+            if self._lock_fd >= 0:
+                _release_lock(self._lock_fd)
+                self._lock_fd = -1
 
     def __enter__(self) -> State:
         return self
@@ -145,6 +162,10 @@ class State(RemoteRecords):
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One immediate transaction, committed (fsync'd: synchronous=FULL) on exit."""
+        if self.readonly:
+            raise StateError(
+                f"state folder {self.state_dir} is open read-only (another assetsync holds it)"
+            )
         with self._mutex:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -183,8 +204,9 @@ class State(RemoteRecords):
             stats.pop(p, None)
         for e in put:
             stats[e[0]] = tuple(e)  # type: ignore[assignment]
-        with self._write() as conn:
-            dump_stats(conn, stats)
+        if not self.readonly:  # read-only: the cache only helps this process
+            with self._write() as conn:
+                dump_stats(conn, stats)
         self._stats = stats
 
     # --- export / import ---------------------------------------------------------------------
@@ -244,6 +266,38 @@ def _connect(db_path: Path) -> sqlite3.Connection:
             if check != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {check}")
         _migrate(conn, db_path, existed)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise _db_error(db_path, exc) from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _connect_readonly(db_path: Path) -> sqlite3.Connection:
+    """A query-only connection to an existing state, or to an empty one if there is none."""
+    try:
+        if not db_path.exists():
+            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            _migrate(conn, db_path, False)
+            return conn
+        conn = sqlite3.connect(
+            f"{db_path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None,
+            check_same_thread=False,
+        )
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot open state database {db_path}: {exc}") from None
+    try:
+        conn.execute("PRAGMA query_only=ON")
+        version = _schema_version(conn, db_path, True)
+        if version != SCHEMA_VERSION:
+            newer = version > SCHEMA_VERSION
+            raise StateError(
+                f"state database {db_path} has schema {version}, this assetsync reads "
+                f"{SCHEMA_VERSION}: "
+                + ("upgrade assetsync" if newer else "run assetsync once without another running")
+            )
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise _db_error(db_path, exc) from None

@@ -132,10 +132,21 @@ def test_missing_source_folder_is_one_line(project: Path, capsys: pytest.Capture
     assert "fixtures/site does not exist: fix [project] source" in err and err.count("\n") == 1
 
 
-def test_lock_held_exit_3(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with State.open(project / ".assetsync"):
-        assert main(["-c", str(project / ".assetsync.toml"), "plan"]) == 3
-    assert f"another assetsync is running (pid {os.getpid()})" in capsys.readouterr().err
+def test_plan_runs_read_only_beside_a_lock_holder(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = str(project / ".assetsync.toml")
+    assert main(["-c", cfg, "plan", "--json"]) == 0  # creates the state
+    capsys.readouterr()
+    with State.open(project / ".assetsync"):  # e.g. `assetsync watch` running
+        code, data, err = _plan_json(project, capsys)
+        assert code == 0 and {u["path"] for u in data["uploads"]} == set(EXPECTED)
+        assert f"another assetsync is running (pid {os.getpid()})" in err
+        assert "read-only" in err
+        export = project / "state.json"
+        assert main(["-c", cfg, "state", "export", "-o", str(export)]) == 0
+        assert main(["-c", cfg, "state", "import", str(export)]) == 3  # a writer: refused
+    assert "another assetsync is running" in capsys.readouterr().err
 
 
 def test_environment_flag_overrides_config(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -232,3 +232,26 @@ def test_bad_import_names_the_problem_and_changes_nothing(
         with pytest.raises(StateError, match=message):
             state.import_json(bad)
         assert state.export_json() == before
+
+
+def test_read_only_view_beside_the_writer_sees_data_and_writes_nothing(tmp_path: Path) -> None:
+    with State.open(tmp_path) as writer:
+        _record_deployed(writer)
+        writer.update_stats([_entry("a.png")])
+        with State.open(tmp_path, readonly=True) as reader:
+            assert reader.get_service(TARGET, "demo") is not None
+            assert set(reader.stat_entries()) == {"a.png"}
+            reader.update_stats([_entry("b.png")])  # kept in memory only
+            assert set(reader.stat_entries()) == {"a.png", "b.png"}
+            with pytest.raises(StateError, match="read-only"):
+                reader.record_asset(TARGET, ZS, "/x.png", "ZHx")
+        assert set(writer.stat_entries()) == {"a.png"}
+    with State.open(tmp_path) as again:
+        assert set(again.stat_entries()) == {"a.png"}
+        assert "/x.png" not in again.asset_sids(TARGET, ZS)
+
+
+def test_read_only_view_of_a_missing_state_is_empty(tmp_path: Path) -> None:
+    with State.open(tmp_path / "none", readonly=True) as reader:
+        assert dict(reader.stat_entries()) == {}
+    assert not (tmp_path / "none").exists()

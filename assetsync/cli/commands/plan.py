@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from assetsync.classify import Issue, check_published, classify
@@ -20,10 +21,12 @@ from assetsync.cli._common import (
     print_json,
 )
 from assetsync.config import Config, target_key
+from assetsync.errors import LockHeldError
 from assetsync.models import PublishedFile
 from assetsync.plan import Plan, RecordedService, build_plan
 from assetsync.scan import IgnoreRules, Snapshot, scan_tree
 from assetsync.state import State
+from assetsync.sync_types import SyncEvent
 
 __all__ = ["LocalPlan", "handler", "plan_locally", "register"]
 
@@ -42,14 +45,24 @@ class LocalPlan:
         return not any(i.severity == "error" for i in self.issues)
 
 
+def _open_state(config: Config, on_event: Callable[[SyncEvent], None]) -> State:
+    """The state, or a read-only view of it while another assetsync (say `watch`) holds it."""
+    try:
+        return State.open(config.state_dir)
+    except LockHeldError as exc:
+        on_event(SyncEvent("note", message=f"{exc}; planning from a read-only view"))
+        return State.open(config.state_dir, readonly=True)
+
+
 def plan_locally(config: Config, *, full: bool = False, verbose: int = 0) -> LocalPlan:
     """Scan, classify, check and plan against the recorded state (no live build: offline)."""
-    with State.open(config.state_dir) as state:
+    on_event = event_printer(verbose)
+    with _open_state(config, on_event) as state:
         snapshot = scan_tree(
             config.source,
             rules=IgnoreRules.for_config(config),
             cache=state,
-            on_event=event_printer(verbose),
+            on_event=on_event,
         )
         classified = classify(snapshot.files.values(), config.visibility, source=config.source)
         checked = check_published(classified.files)

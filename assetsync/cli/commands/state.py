@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from assetsync.cli._common import config_from_args, print_json
-from assetsync.errors import StateError
+from assetsync.errors import LockHeldError, StateError
 from assetsync.state import State
 
 __all__ = ["handler", "register"]
@@ -31,7 +31,11 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    with State.open(config.state_dir) as state:
+    try:
+        state = State.open(config.state_dir)
+    except LockHeldError:  # exporting only reads: fine beside a running sync or watch
+        state = State.open(config.state_dir, readonly=True)
+    with state:
         data = state.export_json()
     if args.output in (None, "-"):
         print_json(data)
