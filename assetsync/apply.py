@@ -57,11 +57,12 @@ class Ledger(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ApplyOptions:
-    """Knobs from `[sync]`."""
+    """Knobs from `[sync]`; `runtime` None keeps the live build's."""
 
     concurrency: int = 10
     build_timeout_s: float = 300.0
     poll_interval_s: float = 0.5
+    runtime: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,8 @@ __all__ = [
     "Located",
     "Prepared",
     "StateLedger",
+    "SyncFlags",
+    "apply_options",
     "locate_target",
     "make_client",
     "now_iso",
@@ -288,6 +290,24 @@ def write_urls_file(config: Config, result: SyncResult) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncFlags:
+    """How a sync treats the plan: `dry_run` (write nothing), `full` (upload everything
+    again), `adopt` / `force` (what to do about drift; see `sync`)."""
+
+    dry_run: bool = False
+    full: bool = False
+    adopt: bool = False
+    force: bool = False
+
+
+def apply_options(config: Config) -> ApplyOptions:
+    """`[sync]` as apply's knobs."""
+    s = config.sync
+    return ApplyOptions(concurrency=s.concurrency, build_timeout_s=s.build_timeout_s,
+                        poll_interval_s=s.poll_interval_s, runtime=s.runtime)
+
+
+@dataclass(frozen=True, slots=True)
 class Located:
     """The service SID, environment and live build a sync works on (None: not found)."""
 
@@ -391,11 +411,7 @@ async def sync_service(
     environment: str,
     files: Sequence[PublishedFile],
     options: ApplyOptions,
-    runtime: str | None = None,
-    dry_run: bool = False,
-    full: bool = False,
-    adopt: bool = False,
-    force: bool = False,
+    flags: SyncFlags = SyncFlags(),
     on_event: EventCallback | None = None,
     located: Located | None = None,
     limits: BuildLimits = DEFAULT_BUILD_LIMITS,
@@ -406,6 +422,7 @@ async def sync_service(
     it (or if it found no environment) the service and environment are looked up, and created
     unless `dry_run`.
     """
+    dry_run, full, adopt, force = flags.dry_run, flags.full, flags.adopt, flags.force
     before = client.stats.snapshot()
     notes: list[str] = []
     where = located
@@ -475,7 +492,7 @@ async def sync_service(
                     create_assets=plan.create_assets, uploads=plan.uploads,
                     reused_sids=_build_sids(plan),
                     function_sids=[v.sid for v in plan.function_versions],
-                    dependencies=plan.dependencies, runtime=runtime or plan.runtime,
+                    dependencies=plan.dependencies, runtime=options.runtime or plan.runtime,
                     ledger=ledger, options=options, on_event=on_event,
                 )
                 break
@@ -619,26 +636,21 @@ async def sync_async(
                 peek_target(api, state, key, config.service, env_name),
             )
             prepared.raise_errors()
-            options = ApplyOptions(
-                concurrency=config.sync.concurrency,
-                build_timeout_s=config.sync.build_timeout_s,
-                poll_interval_s=config.sync.poll_interval_s,
-            )
-            flags = {"runtime": config.sync.runtime, "dry_run": dry_run, "full": full,
-                     "adopt": adopt, "force": force, "on_event": on_event}
+            flags = SyncFlags(dry_run=dry_run, full=full, adopt=adopt, force=force)
             if isinstance(config.shard, ShardOptions):
                 from assetsync.multi import sync_sharded
 
                 result = await sync_sharded(
                     api, state, key, service=config.service, environment=env_name,
-                    files=prepared.files, shard_options=config.shard, options=options,
-                    located=located, **flags,  # type: ignore[arg-type]
+                    files=prepared.files, shard_options=config.shard,
+                    options=apply_options(config), flags=flags, on_event=on_event,
+                    located=located,
                 )
             else:
                 result = await sync_service(
                     api, state, key, service=config.service, environment=env_name,
-                    files=prepared.files, options=options, located=located,
-                    **flags,  # type: ignore[arg-type]
+                    files=prepared.files, options=apply_options(config), flags=flags,
+                    on_event=on_event, located=located,
                 )
             after = api.stats
     write_urls_file(config, result)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from assetsync.apply import ApplyOptions
 from assetsync.client import ServerlessClient
-from assetsync.engine import Located, peek_target, sync_service
+from assetsync.engine import Located, SyncFlags, peek_target, sync_service
 from assetsync.models import PublishedFile, Visibility
 from assetsync.plan import RecordedService
 from assetsync.shard import BuildCounts, ShardOptions, service_name, shard
@@ -51,13 +51,9 @@ async def sync_sharded(
     files: Sequence[PublishedFile],
     shard_options: ShardOptions,
     options: ApplyOptions,
-    located: Located | None = None,
-    runtime: str | None = None,
-    dry_run: bool = False,
-    full: bool = False,
-    adopt: bool = False,
-    force: bool = False,
+    flags: SyncFlags | None = None,
     on_event: EventCallback | None = None,
+    located: Located | None = None,
 ) -> SyncResult:
     """Shard `files` over `service`, `service-2`, ... and sync each service's environment.
 
@@ -105,8 +101,9 @@ async def sync_sharded(
             continue
         results.append(await sync_service(
             client, state, target, service=name, environment=environment, files=mine,
-            options=options, runtime=runtime, dry_run=dry_run, full=full, adopt=adopt,
-            force=force, on_event=on_event, located=found.get(name), limits=limits,
+            options=options, flags=flags or SyncFlags(), on_event=on_event,
+            located=found.get(name),
+            limits=limits,
         ))
     return combine_results(service, environment, results, notes)
 

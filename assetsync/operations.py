@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-from assetsync.apply import ApplyOptions, deploy, finish_build, run_all
+from assetsync.apply import deploy, finish_build, run_all
 from assetsync.client import ServerlessClient
 from assetsync.config import Config, target_key
 from assetsync.engine import (
     StateLedger,
+    apply_options,
     locate_target,
     now_iso,
     open_client,
@@ -36,11 +37,6 @@ from assetsync.urlmap import UrlEntry
 __all__ = ["promote", "prune", "published_urls", "rollback", "status"]
 
 T = TypeVar("T")
-
-
-def _options(config: Config) -> ApplyOptions:
-    s = config.sync
-    return ApplyOptions(s.concurrency, s.build_timeout_s, s.poll_interval_s)
 
 
 def _drift_message(state: State, target: str, service_sid: str, live: Build,
@@ -194,7 +190,7 @@ def rollback(
                            created_at=choice.created_at)
         notes.append(f"{to_sid} was deleted by Twilio; rebuilt it as {rebuilt.sid}")
         deployment = await finish_build(api, svc, env.sid, rebuilt.sid, ledger,
-                                        options=_options(config), on_event=on_event)
+                                        options=apply_options(config), on_event=on_event)
         return _deploy_result(config, env_name, svc, env.sid, env.domain_name, rebuilt.sid,
                               deployment, len(choice.version_sids), api, notes)
 
