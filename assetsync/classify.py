@@ -24,6 +24,7 @@ __all__ = [
     "check_published",
     "classify",
     "content_type_for",
+    "duplicate_paths",
     "published_name",
 ]
 
@@ -264,25 +265,34 @@ def _size_problem(file: PublishedFile) -> str | None:
     return None
 
 
+def duplicate_paths(pairs: Iterable[tuple[str, str]]) -> tuple[Issue, ...]:
+    """One error per source whose published path an earlier source already has, naming both.
+
+    Args:
+        pairs: (published path, source rel_path) for each file.
+    """
+    issues: list[Issue] = []
+    owners: dict[str, str] = {}
+    for path, source in pairs:
+        first = owners.setdefault(path, source)
+        if first != source:
+            issues.append(
+                Issue(source, f"publishes to {path}, as {first} does: rename or ignore one of them")
+            )
+    return tuple(issues)
+
+
 def check_published(files: Sequence[PublishedFile]) -> tuple[Issue, ...]:
     """Check final outputs against Twilio's rules before anything is sent.
 
     Each problem is one `Issue` naming the source file: path rules, size limits, and two
     files that would publish to the same path (naming both).
     """
-    issues: list[Issue] = []
-    owners: dict[str, PublishedFile] = {}
-    for file in files:
-        problem = _path_problem(file.path) or _size_problem(file)
-        if problem is not None:
-            issues.append(Issue(file.source, problem))
-        first = owners.setdefault(file.path, file)
-        if first is not file:
-            issues.append(
-                Issue(
-                    file.source,
-                    f"publishes to {file.path}, as {first.source} does: rename or ignore one of them",
-                )
-            )
+    issues = [
+        Issue(file.source, problem)
+        for file in files
+        if (problem := _path_problem(file.path) or _size_problem(file)) is not None
+    ]
+    issues.extend(duplicate_paths((f.path, f.source) for f in files))
     issues.sort(key=lambda i: (i.path, i.message))
     return tuple(issues)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from assetsync.classify import Issue, check_published, classify
+from assetsync.classify import Issue, duplicate_paths, published_name
 from assetsync.cli._common import (
     add_json_flag,
     config_from_args,
@@ -22,9 +22,8 @@ from assetsync.cli._common import (
 )
 from assetsync.config import Config, target_key
 from assetsync.errors import LockHeldError
-from assetsync.models import PublishedFile
 from assetsync.plan import Plan, RecordedService, build_plan
-from assetsync.scan import IgnoreRules, Snapshot, scan_tree
+from assetsync.scan import Snapshot
 from assetsync.state import State
 from assetsync.sync_types import SyncEvent
 
@@ -55,17 +54,14 @@ def _open_state(config: Config, on_event: Callable[[SyncEvent], None]) -> State:
 
 
 def plan_locally(config: Config, *, full: bool = False, verbose: int = 0) -> LocalPlan:
-    """Scan, classify, check and plan against the recorded state (no live build: offline)."""
+    """Scan, classify, optimize and check exactly as `sync` does, then plan against the
+    recorded state (no live build: offline). A file the scan could not take is an error here:
+    it cannot be published."""
+    from assetsync.engine import prepare_files  # the sync pipeline, so plan never disagrees
+
     on_event = event_printer(verbose)
     with _open_state(config, on_event) as state:
-        snapshot = scan_tree(
-            config.source,
-            rules=IgnoreRules.for_config(config),
-            cache=state,
-            on_event=on_event,
-        )
-        classified = classify(snapshot.files.values(), config.visibility, source=config.source)
-        checked = check_published(classified.files)
+        prepared = prepare_files(config, state, on_event=on_event)
         key = target_key(config)
         service = state.get_service(key, config.service)
         recorded = (
@@ -73,15 +69,20 @@ def plan_locally(config: Config, *, full: bool = False, verbose: int = 0) -> Loc
             if service is not None
             else RecordedService()
         )
-    # A path with any error is left out whole: with two sources on one path, neither wins.
-    bad_sources = {i.path for i in checked if i.severity == "error"}
-    bad_paths = {f.path for f in classified.files if f.source in bad_sources}
-    desired: list[PublishedFile] = [f for f in classified.files if f.path not in bad_paths]
+    snapshot = prepared.snapshot
+    scan_issues = {(i.path, i.message) for i in snapshot.issues}
+    # Collisions are judged on the source names too, so that no later stage can hide one.
+    names = [(published_name(rel)[0], rel) for rel in snapshot.files]
+    collisions = [i for i in duplicate_paths(names) if i not in prepared.errors]
+    colliding = {i.path for i in collisions}
+    clashing = {path for path, rel in names if rel in colliding}
+    desired = [f for f in prepared.files if f.path not in clashing]
     plan = build_plan(desired, recorded, None, full=full)
     issues = (
-        [Issue(i.path, i.message) for i in snapshot.issues]
-        + list(classified.issues)
-        + list(checked)
+        [Issue(path, message) for path, message in sorted(scan_issues)]
+        + [i for i in prepared.warnings if (i.path, i.message) not in scan_issues]
+        + list(prepared.errors)
+        + collisions
         + list(plan.issues)
     )
     issues.sort(key=lambda i: (i.severity != "error", i.path, i.message))
