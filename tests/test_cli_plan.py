@@ -116,6 +116,25 @@ def test_bad_files_each_named_exit_1_rest_still_planned(
     assert "4 file(s) cannot be published" in human_err
 
 
+def test_after_a_sync_the_plan_is_a_noop_and_an_edit_is_one_upload(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan and sync prepare files the same way (optimized images included)."""
+    cfg = str(project / ".assetsync.toml")
+    assert main(["-c", cfg, "sync"]) == 0
+    capsys.readouterr()
+    code, data, _err = _plan_json(project, capsys)
+    assert code == 0 and data["noop"] is True
+    assert len(data["reuses"]) == len(EXPECTED) and data["uploads"] == []
+    (project / "fixtures/site/css/site.css").write_text("body { color: red; }\n")
+    code, data, _err = _plan_json(project, capsys)
+    assert [u["path"] for u in data["uploads"]] == ["/css/site.css"]
+    assert data["create_assets"] == [] and data["needs_build"] is True
+    (project / "fixtures/site/img/logo.png").unlink()
+    code, data, _err = _plan_json(project, capsys)
+    assert data["drops"] == ["/img/logo.png"]
+
+
 def test_config_error_is_one_line_exit_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = project / ".assetsync.toml"
     cfg.write_text(cfg.read_text() + "\n[sync]\nconcurency = 3\n")
