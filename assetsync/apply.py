@@ -17,10 +17,11 @@ from functools import partial
 from typing import Protocol
 
 from assetsync.client import BuildTimeoutError, ServerlessClient
-from assetsync.errors import ApiStatusError, BuildFailedError
+from assetsync.errors import ApiStatusError, BuildFailedError, NotFoundError
 from assetsync.models import PublishedFile
 from assetsync.resources import Build
 from assetsync.sync_types import EventCallback, SyncEvent
+from assetsync.upload import UploadedVersion
 
 __all__ = [
     "ApplyOptions",
@@ -43,6 +44,8 @@ class Ledger(Protocol):
     def asset_sid(self, path: str) -> str | None: ...
 
     def record_asset(self, path: str, asset_sid: str) -> None: ...
+
+    def forget_asset(self, path: str) -> None: ...
 
     def record_version(
         self, path: str, visibility: str, digest: str, size: int, version_sid: str, asset_sid: str
@@ -167,14 +170,22 @@ async def upload_files(
         if asset_sid is None:  # ensure_assets ran first; a None here is a bug
             raise RuntimeError(f"no Asset resource recorded for {file.path}")
         _emit(on_event, SyncEvent("upload_started", path=file.path, bytes=file.size))
-        sent = await client.upload_asset_version(
-            service_sid,
-            asset_sid,
-            path=file.path,
-            visibility=file.visibility.value,
-            content_path=file.content_path,
-            content_type=file.content_type,
-        )
+
+        async def send(asset: str) -> UploadedVersion:
+            return await client.upload_asset_version(
+                service_sid, asset, path=file.path, visibility=file.visibility.value,
+                content_path=file.content_path, content_type=file.content_type,
+            )
+
+        try:
+            sent = await send(asset_sid)
+        except NotFoundError:
+            # The Asset resource was deleted behind assetsync's back (the Console, a prune from
+            # another machine): forget it and its versions, make a new one, send again.
+            await asyncio.to_thread(ledger.forget_asset, file.path)
+            asset_sid = (await client.create_asset(service_sid, file.path)).sid
+            await asyncio.to_thread(ledger.record_asset, file.path, asset_sid)
+            sent = await send(asset_sid)
         # Record what was actually sent: if the file changed since it was hashed, the version
         # holds the new bytes and must never be reused for the old digest.
         await asyncio.to_thread(

@@ -13,7 +13,7 @@ import asyncio
 import importlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -213,6 +213,10 @@ class StateLedger:
         self.state.record_asset(self.target, self.service_sid, path, asset_sid)
         self._assets[path] = asset_sid
 
+    def forget_asset(self, path: str) -> None:
+        self.state.forget_asset(self.target, self.service_sid, path)
+        self._assets.pop(path, None)
+
     def record_version(
         self, path: str, visibility: str, digest: str, size: int, version_sid: str, asset_sid: str
     ) -> None:
@@ -384,19 +388,26 @@ def _build_sids(plan: Plan) -> list[str]:
 
 
 async def _missing_versions(
-    client: ServerlessClient, service_sid: str, plan: Plan, assets: Mapping[str, str]
+    client: ServerlessClient, ledger: StateLedger, plan: Plan
 ) -> set[str]:
-    """Reused version SIDs the API no longer has (Twilio deletes unreferenced ones after 7 days)."""
+    """Reused version SIDs the API no longer has (Twilio deletes unreferenced ones after 7 days).
+
+    An Asset resource that is gone altogether is forgotten with its versions, so the next plan
+    creates it again.
+    """
     by_asset: dict[str, set[str]] = {}
+    paths: dict[str, str] = {}
     for f, sid in plan.reuses:
-        asset = assets.get(f.path)
+        asset = ledger.asset_sid(f.path)
         if asset:
             by_asset.setdefault(asset, set()).add(sid)
+            paths[asset] = f.path
     missing: set[str] = set()
     for asset, sids in sorted(by_asset.items()):
         try:
-            have = {v.sid for v in await client.list_asset_versions(service_sid, asset)}
+            have = {v.sid for v in await client.list_asset_versions(ledger.service_sid, asset)}
         except NotFoundError:
+            ledger.forget_asset(paths[asset])
             have = set()
         missing |= sids - have
     return missing
@@ -497,9 +508,7 @@ async def sync_service(
                 )
                 break
             except BuildFailedError as exc:
-                missing = (await _missing_versions(client, ledger.service_sid, plan,
-                                                   state.asset_sids(target, ledger.service_sid))
-                           if attempt == 1 else set())
+                missing = await _missing_versions(client, ledger, plan) if attempt == 1 else set()
                 if not missing:
                     raise
                 # Expired versions: forget them, upload those files again, build once more.

@@ -299,3 +299,23 @@ def test_a_file_changed_while_uploading_is_recorded_as_what_was_sent(
     emulator.state.request_log.clear()
     second = sync(config)  # the new content is what is live: nothing to do
     assert second.noop and writes(emulator) == [] and second.build_sid == first.build_sid
+
+
+def test_an_asset_deleted_behind_assetsyncs_back_is_recreated(tmp_path: Path,
+                                                              emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 2)
+    first = sync(config)
+    assets = api_get(emulator, f"/v1/Services/{first.service_sid}/Assets")["assets"]
+    gone = next(a for a in assets if a["friendly_name"] == "/d0/f0000.txt")
+    with emulator.client() as http:  # someone prunes it in the Console
+        http.delete(f"/v1/Services/{first.service_sid}/Assets/{gone['sid']}").raise_for_status()
+    (config.source / "d0" / "f0000.txt").write_text("changed")
+
+    result = sync(config)
+
+    assert result.uploaded == ("/d0/f0000.txt",)
+    build = api_get(emulator, f"/v1/Services/{result.service_sid}/Builds/{result.build_sid}")
+    assert sorted(v["path"] for v in build["asset_versions"]) == ["/d0/f0000.txt",
+                                                                  "/d1/f0001.txt"]
+    assert gone["sid"] not in {v["asset_sid"] for v in build["asset_versions"]}
