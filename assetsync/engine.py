@@ -10,18 +10,15 @@ service. `status`, `rollback`, `promote`, `prune` and `published_urls` live in
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from assetsync.apply import ApplyOptions, apply_changes, finish_build
-from assetsync.classify import Issue, check_published, classify
 from assetsync.client import ClientEvent, RetryPolicy, ServerlessClient, resolve_endpoints
 from assetsync.config import Config, Credentials, target_key
 from assetsync.errors import (
@@ -31,12 +28,19 @@ from assetsync.errors import (
     LimitError,
     NotFoundError,
 )
+from assetsync.ledger import StateLedger, now_iso
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile
-from assetsync.plan import LiveBuild, LiveVersion, Plan, RecordedService, build_plan
-from assetsync.remote import describe_drift, fetch_live_build, find_environment, find_service
-from assetsync.resources import Build, Environment
-from assetsync.scan import IgnoreRules, Snapshot, rescan_paths, scan_tree
+from assetsync.plan import Plan, RecordedService, build_plan
+from assetsync.prepare import Prepared, issue_line, prepare_files
+from assetsync.remote import (
+    Located,
+    describe_drift,
+    locate_target,
+    peek_target,
+    to_live_build,
+)
+from assetsync.resources import Build
 from assetsync.shard_options import ShardOptions
 from assetsync.state import State
 from assetsync.sync_types import EventCallback, SyncEvent, SyncResult
@@ -46,21 +50,16 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
 __all__ = [
-    "Located",
     "Prepared",
-    "StateLedger",
     "SyncFlags",
     "apply_options",
-    "locate_target",
     "make_client",
-    "now_iso",
     "open_client",
     "prepare_files",
     "run_sync",
     "sync",
     "sync_async",
     "sync_service",
-    "to_live_build",
     "url_entries",
     "write_urls_file",
 ]
@@ -103,165 +102,7 @@ def make_client(
     )
 
 
-# ------------------------------------------------------------------------------- local files
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """The files to publish, after scan, classify, transform and checks."""
-
-    files: tuple[PublishedFile, ...]
-    warnings: tuple[Issue, ...]
-    errors: tuple[Issue, ...]
-    snapshot: Snapshot
-
-    def raise_errors(self) -> None:
-        """One clear error naming the files that cannot be published, if any."""
-        if not self.errors:
-            return
-        shown = "; ".join(_issue_line(i) for i in self.errors[:5])
-        more = f" (and {len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
-        raise LimitError(
-            f"{len(self.errors)} file(s) cannot be published: {shown}{more}. Fix or ignore them "
-            "([ignore] patterns in .assetsync.toml); nothing was uploaded",
-            path=self.errors[0].path,
-        )
-
-
-# Watch mode calls sync() after each debounce with the dirty paths: keep the last snapshot per
-# (source, state folder) so only those paths are re-examined.
-_SNAPSHOTS: dict[tuple[str, str], Snapshot] = {}
-
-
-def _transform_hook() -> Callable[..., object] | None:
-    try:
-        module = importlib.import_module("assetsync.transform")
-    except ImportError:
-        return None
-    hook = getattr(module, "transform_files", None)
-    return hook if callable(hook) else None
-
-
-def prepare_files(
-    config: Config,
-    state: State,
-    *,
-    paths: Iterable[str] | None = None,
-    on_event: EventCallback | None = None,
-) -> Prepared:
-    """Scan (through the stat cache), classify, transform and check the source folder."""
-    rules = IgnoreRules.for_config(config)
-    key = (str(config.source), str(config.state_dir))
-    previous = _SNAPSHOTS.get(key)
-
-    if paths is not None and previous is not None:
-        snapshot = rescan_paths(previous, paths, source=config.source, rules=rules, cache=state,
-                                on_event=on_event)
-    else:
-        snapshot = scan_tree(config.source, rules=rules, cache=state, on_event=on_event)
-    _SNAPSHOTS[key] = snapshot
-    classified = classify(snapshot.files.values(), config.visibility, source=config.source)
-    files: tuple[PublishedFile, ...] = classified.files
-    issues: list[Issue] = [Issue(i.path, i.message, "warning") for i in snapshot.issues]
-    issues.extend(classified.issues)
-    hook = _transform_hook()
-    if hook is not None and config.optimize is not None:
-        result = hook(files, config.optimize, source=config.source,
-                      cache_dir=config.state_dir / "transform", on_event=on_event)
-        files = tuple(result.files)  # type: ignore[attr-defined]
-        issues.extend(Issue(i.path, i.message, i.severity)  # type: ignore[attr-defined]
-                      for i in result.issues)  # type: ignore[attr-defined]
-    issues.extend(check_published(files))
-    errors = tuple(i for i in issues if i.severity == "error")
-    bad = {i.path for i in errors}
-    return Prepared(
-        files=tuple(f for f in files if f.path not in bad and f.source not in bad),
-        warnings=tuple(i for i in issues if i.severity != "error"),
-        errors=errors,
-        snapshot=snapshot,
-    )
-
-
-# ------------------------------------------------------------------------------- the ledger
-
-def _issue_line(issue: Issue) -> str:
-    """`path: message`, unless the message already names the path."""
-    if issue.path in ("", "/") or issue.message.startswith(issue.path):
-        return issue.message
-    return f"{issue.path}: {issue.message}"
-
-
-def now_iso() -> str:
-    """The current UTC time with microseconds, for ordering recorded builds."""
-    # Microseconds: builds are ordered by this for rollback, and two can start in one second.
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class StateLedger:
-    """The state, bound to one target, service and environment (apply's `Ledger`)."""
-
-    def __init__(self, state: State, target: str, service_sid: str, environment_sid: str) -> None:
-        self.state = state
-        self.target = target
-        self.service_sid = service_sid
-        self.environment_sid = environment_sid
-        self._assets = state.asset_sids(target, service_sid)
-
-    def asset_sid(self, path: str) -> str | None:
-        return self._assets.get(path)
-
-    def record_asset(self, path: str, asset_sid: str) -> None:
-        self.state.record_asset(self.target, self.service_sid, path, asset_sid)
-        self._assets[path] = asset_sid
-
-    def forget_asset(self, path: str) -> None:
-        self.state.forget_asset(self.target, self.service_sid, path)
-        self._assets.pop(path, None)
-
-    def record_version(
-        self, path: str, visibility: str, digest: str, size: int, version_sid: str, asset_sid: str
-    ) -> None:
-        self.state.record_version(
-            self.target, self.service_sid, digest=digest, path=path, visibility=visibility,
-            version_sid=version_sid, size=size, created_at=now_iso(),
-        )
-
-    def record_pending_build(self, build_sid: str, version_sids: Sequence[str]) -> None:
-        self.state.record_build(
-            self.target, self.service_sid, build_sid=build_sid,
-            environment_sid=self.environment_sid, status="building",
-            version_sids=version_sids, created_at=now_iso(),
-        )
-        self.state.record_pending(self.target, self.service_sid, self.environment_sid, build_sid,
-                                  created_at=now_iso())
-
-    def record_build_status(self, build_sid: str, status: str) -> None:
-        self.state.set_build_status(self.target, self.service_sid, build_sid, status)
-        if status == "failed":
-            self.state.clear_pending(self.target, self.service_sid, self.environment_sid)
-
-    def record_deployment(self, build_sid: str, deployment_sid: str) -> None:
-        self.state.record_deployment(
-            self.target, self.service_sid, self.environment_sid, build_sid, deployment_sid
-        )
-
-
 # ------------------------------------------------------------------------------- one service
-
-def to_live_build(build: Build) -> LiveBuild:
-    """The plan's view of a build from the API."""
-
-    def live(refs: Iterable[object]) -> tuple[LiveVersion, ...]:
-        return tuple(LiveVersion(r.sid, r.parent_sid, r.path, r.visibility)  # type: ignore[attr-defined]
-                     for r in refs)
-
-    return LiveBuild(
-        build_sid=build.sid,
-        asset_versions=live(build.asset_versions),
-        function_versions=live(build.function_versions),
-        dependencies=build.dependencies,
-        runtime=build.runtime,
-    )
-
 
 def url_entries(
     service: str, domain_name: str | None, files: Iterable[tuple[str, str]],
@@ -309,49 +150,6 @@ def apply_options(config: Config) -> ApplyOptions:
     s = config.sync
     return ApplyOptions(concurrency=s.concurrency, build_timeout_s=s.build_timeout_s,
                         poll_interval_s=s.poll_interval_s, runtime=s.runtime)
-
-
-@dataclass(frozen=True, slots=True)
-class Located:
-    """The service SID, environment and live build a sync works on (None: not found)."""
-
-    service_sid: str | None
-    env: Environment | None
-    live: Build | None = None
-
-
-async def locate_target(
-    client: ServerlessClient, state: State, target: str, service: str, environment: str,
-    *, create: bool,
-) -> Located:
-    """The service and environment: recorded SIDs first (one GET), else look up or create."""
-    svc_rec = state.get_service(target, service)
-    env_rec = state.get_environment(target, svc_rec.service_sid, environment) if svc_rec else None
-    if svc_rec and env_rec:
-        try:
-            env = await client.fetch_environment(svc_rec.service_sid, env_rec.environment_sid)
-            return Located(svc_rec.service_sid, env)
-        except NotFoundError:
-            pass
-    svc = await find_service(client, service, svc_rec.service_sid if svc_rec else None,
-                             create=create)
-    if svc is None:
-        return Located(None, None)
-    if svc_rec is None or svc_rec.service_sid != svc.sid:
-        state.record_service(target, service, svc.sid, svc.domain_base or None)
-    env = await find_environment(client, svc.sid, environment,
-                                 env_rec.environment_sid if env_rec else None, create=create)
-    if env is not None:
-        state.record_environment(target, svc.sid, environment, env.sid, env.domain_name)
-    return Located(svc.sid, env)
-
-
-async def peek_target(
-    client: ServerlessClient, state: State, target: str, service: str, environment: str
-) -> Located:
-    """Read-only lookup of the service, environment and live build (creates nothing)."""
-    where = await locate_target(client, state, target, service, environment, create=False)
-    return replace(where, live=await fetch_live_build(client, where.env))
 
 
 async def _settle_pending(
@@ -553,7 +351,7 @@ async def sync_service(
         noop=plan.is_noop and build_sid is None,
         urls=url_entries(service, env.domain_name if env else None,
                          ((f.path, f.visibility.value) for f in files)),
-        warnings=tuple(_issue_line(i) for i in plan.issues if i.severity != "error"),
+        warnings=tuple(issue_line(i) for i in plan.issues if i.severity != "error"),
         notes=tuple(notes),
     )
 
@@ -663,7 +461,7 @@ async def sync_async(
                 )
             after = api.stats
     write_urls_file(config, result)
-    warnings = tuple(_issue_line(i) for i in prepared.warnings) + result.warnings
+    warnings = tuple(issue_line(i) for i in prepared.warnings) + result.warnings
     return replace(
         result, warnings=warnings, elapsed_s=time.monotonic() - started,
         requests=after.requests - before.requests,

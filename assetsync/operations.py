@@ -14,20 +14,18 @@ from typing import TypeVar
 from assetsync.apply import deploy, finish_build, run_all
 from assetsync.client import ServerlessClient
 from assetsync.config import Config, target_key
-from assetsync.engine import (
-    StateLedger,
-    apply_options,
-    locate_target,
-    now_iso,
-    open_client,
-    prepare_files,
-    run_sync,
-    to_live_build,
-    url_entries,
-)
+from assetsync.engine import apply_options, open_client, run_sync, url_entries
 from assetsync.errors import AssetsyncError, DriftError, NotFoundError
+from assetsync.ledger import StateLedger, now_iso
 from assetsync.plan import RecordedService, build_plan
-from assetsync.remote import describe_drift, fetch_live_build, find_environment
+from assetsync.prepare import prepare_files
+from assetsync.remote import (
+    describe_drift,
+    fetch_live_build,
+    find_environment,
+    locate_target,
+    to_live_build,
+)
 from assetsync.resources import Build
 from assetsync.shard_options import ShardOptions, service_name
 from assetsync.state import State

@@ -8,19 +8,25 @@ does (api-contract.md §7.3 steps 1-2).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from assetsync.client import ServerlessClient
 from assetsync.errors import ApiStatusError, NotFoundError
-from assetsync.resources import Build, Environment, Service
+from assetsync.plan import LiveBuild, LiveVersion
+from assetsync.resources import Build, Environment, Service, VersionRef
+from assetsync.state import State
 
 __all__ = [
     "Drift",
+    "Located",
     "describe_drift",
     "fetch_live_build",
     "find_environment",
     "find_service",
+    "locate_target",
+    "peek_target",
+    "to_live_build",
 ]
 
 
@@ -145,3 +151,61 @@ def describe_drift(
     removed = recorded_paths - live_paths
     return Drift(live.sid, recorded_build_sid, tuple(sorted(changed)), tuple(sorted(added)),
                  tuple(sorted(removed)))
+
+
+def to_live_build(build: Build) -> LiveBuild:
+    """The plan's view of a build from the API."""
+
+    def live(refs: Iterable[VersionRef]) -> tuple[LiveVersion, ...]:
+        return tuple(LiveVersion(r.sid, r.parent_sid, r.path, r.visibility) for r in refs)
+
+    return LiveBuild(
+        build_sid=build.sid,
+        asset_versions=live(build.asset_versions),
+        function_versions=live(build.function_versions),
+        dependencies=build.dependencies,
+        runtime=build.runtime,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """The service SID, environment and live build a sync works on (None: not found)."""
+
+    service_sid: str | None
+    env: Environment | None
+    live: Build | None = None
+
+
+async def locate_target(
+    client: ServerlessClient, state: State, target: str, service: str, environment: str,
+    *, create: bool,
+) -> Located:
+    """The service and environment: recorded SIDs first (one GET), else look up or create."""
+    svc_rec = state.get_service(target, service)
+    env_rec = state.get_environment(target, svc_rec.service_sid, environment) if svc_rec else None
+    if svc_rec and env_rec:
+        try:
+            env = await client.fetch_environment(svc_rec.service_sid, env_rec.environment_sid)
+            return Located(svc_rec.service_sid, env)
+        except NotFoundError:
+            pass
+    svc = await find_service(client, service, svc_rec.service_sid if svc_rec else None,
+                             create=create)
+    if svc is None:
+        return Located(None, None)
+    if svc_rec is None or svc_rec.service_sid != svc.sid:
+        state.record_service(target, service, svc.sid, svc.domain_base or None)
+    env = await find_environment(client, svc.sid, environment,
+                                 env_rec.environment_sid if env_rec else None, create=create)
+    if env is not None:
+        state.record_environment(target, svc.sid, environment, env.sid, env.domain_name)
+    return Located(svc.sid, env)
+
+
+async def peek_target(
+    client: ServerlessClient, state: State, target: str, service: str, environment: str
+) -> Located:
+    """Read-only lookup of the service, environment and live build (creates nothing)."""
+    where = await locate_target(client, state, target, service, environment, create=False)
+    return replace(where, live=await fetch_live_build(client, where.env))
