@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -79,16 +78,17 @@ class Change:
 
 
 class QueueHandler(FileSystemEventHandler):
-    """Appends each event to a queue; runs in the watchdog thread, so it does nothing else."""
+    """Passes each event on as a `Change` (to a queue's `put`); runs in the watchdog thread, so
+    it does nothing else."""
 
-    def __init__(self, sink: queue.SimpleQueue[Change], clock: Callable[[], float]) -> None:
+    def __init__(self, sink: Callable[[Change], None], clock: Callable[[], float]) -> None:
         super().__init__()
         self._sink = sink
         self._clock = clock
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         dest = os.fsdecode(event.dest_path) if event.dest_path else None
-        self._sink.put(Change(event.event_type, os.fsdecode(event.src_path), dest, event.is_directory, self._clock()))
+        self._sink(Change(event.event_type, os.fsdecode(event.src_path), dest, event.is_directory, self._clock()))
 
 
 class OverflowHook(logging.Handler):

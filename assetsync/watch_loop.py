@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchdog.observers.api import BaseObserver
-
 from assetsync.budget import WINDOW_S, BuildBudget, Reservation
 from assetsync.errors import (
     AuthenticationError,
@@ -27,15 +25,17 @@ from assetsync.errors import (
     RateLimitError,
     SyncError,
 )
-from assetsync.watch_events import Change, DirtySet, Ignored, OverflowHook, QueueHandler
+from assetsync.watch_events import Change, DirtySet, Ignored, OverflowHook
 from assetsync.watch_mode import (
     ObserverChoice,
+    Watcher,
     choose_mode,
     inotify_watch_limit,
     start_observer,
     sysctl_advice,
 )
 from assetsync.watch_options import WatchOptions
+from assetsync.watch_poll import TreePoller
 
 __all__ = ["SyncFn", "WatchEvent", "WatchLoop", "WatchStatus", "coalesce_window"]
 
@@ -144,10 +144,10 @@ class WatchLoop:
         self.sync_fn, self.budget, self.clock, self.on_event = sync_fn, budget, clock, on_event
         self.tick_s = tick_s
         self.changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
+        self.ignored = ignored
         self.dirty = DirtySet(root, ignored)
         self.hook = OverflowHook()
-        self.handler = QueueHandler(self.changes, clock)
-        self.observer: BaseObserver | None = None
+        self.observer: Watcher | None = None
         self.choice = ObserverChoice("inotify", "")
         self.state = "starting"
         self.full_pending = True  # the reconcile at start, run after the observer is up
@@ -238,9 +238,10 @@ class WatchLoop:
 
     def windows(self) -> tuple[float, float]:
         quiet = self.options.quiet_window_s
-        if self.choice.mode == "polling":
-            # A file counts as quiet once a whole poll went by without it changing.
-            quiet = max(quiet, self.options.poll_interval_s * 1.5)
+        if isinstance(self.observer, TreePoller):
+            # A file counts as quiet once a whole poll went by without it changing (the poller
+            # stretches its interval on big or slow trees).
+            quiet = max(quiet, self.observer.interval_s * 1.5)
         quiet = coalesce_window(quiet, self.remaining, self.budget.limit)
         return quiet, max(self.options.max_wait_s, quiet)
 
@@ -364,7 +365,12 @@ class WatchLoop:
     def _start_observer(self, choice: ObserverChoice) -> None:
         self._stop_observer()
         self.observer, self.choice = start_observer(
-            choice, self.handler, self.root, poll_interval_s=self.options.poll_interval_s
+            choice,
+            self.changes.put,
+            self.root,
+            ignored=self.ignored,
+            poll_interval_s=self.options.poll_interval_s,
+            clock=self.clock,
         )
         self.emit("started", self.choice.reason)
         if self.choice.advice:

@@ -13,20 +13,21 @@ import errno
 import logging
 import os
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
-from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
 
-from assetsync.watch_events import EVENT_FILTER
+from assetsync.watch_events import EVENT_FILTER, Change, Ignored, QueueHandler
 from assetsync.watch_options import PollingMode
+from assetsync.watch_poll import TreePoller
 
 __all__ = [
     "ObserverChoice",
+    "Watcher",
     "choose_mode",
     "filesystem_type",
     "inotify_watch_limit",
@@ -49,6 +50,16 @@ _WATCHES_PATH = Path("/proc/sys/fs/inotify/max_user_watches")
 _WATCH_SHARE = 0.5
 # A limit that fits most trees and costs about 1 KiB of kernel memory per watch used.
 _ADVISED_WATCHES = 524_288
+
+
+class Watcher(Protocol):
+    """A running source of `Change`s: watchdog's observer or the `TreePoller`."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,15 +157,18 @@ def choose_mode(
 
 def start_observer(
     choice: ObserverChoice,
-    handler: FileSystemEventHandler,
+    sink: Callable[[Change], None],
     root: Path,
     *,
+    ignored: Ignored,
     poll_interval_s: float,
-) -> tuple[BaseObserver, ObserverChoice]:
-    """Schedule `handler` on `root` and start; inotify refusing (ENOSPC/EMFILE) falls back to polling."""
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Watcher, ObserverChoice]:
+    """Start reporting changes under `root` to `sink`; inotify refusing (ENOSPC/EMFILE) falls back
+    to polling, with the sysctl advice in the returned choice."""
     if choice.mode == "inotify":
-        observer: BaseObserver = Observer()
-        observer.schedule(handler, str(root), recursive=True, event_filter=EVENT_FILTER)
+        observer = Observer()
+        observer.schedule(QueueHandler(sink, clock), str(root), recursive=True, event_filter=EVENT_FILTER)
         try:
             observer.start()
             return observer, choice
@@ -172,7 +186,6 @@ def start_observer(
                     else sysctl_advice(None, "max_user_instances")
                 ),
             )
-    observer = PollingObserver(timeout=poll_interval_s)
-    observer.schedule(handler, str(root), recursive=True, event_filter=EVENT_FILTER)
-    observer.start()
-    return observer, choice
+    poller = TreePoller(root, sink, ignored=ignored, interval_s=poll_interval_s, clock=clock)
+    poller.start()
+    return poller, choice
