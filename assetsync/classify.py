@@ -256,7 +256,9 @@ def _path_problem(path: str) -> str | None:
 
 
 def _size_problem(file: PublishedFile) -> str | None:
-    limit = MAX_PRIVATE_ASSET_BYTES if file.visibility is Visibility.PRIVATE else MAX_PUBLIC_ASSET_BYTES
+    limit = (
+        MAX_PRIVATE_ASSET_BYTES if file.visibility is Visibility.PRIVATE else MAX_PUBLIC_ASSET_BYTES
+    )
     if file.size > limit:
         return (
             f"{file.size:,} bytes is over Twilio's {limit // 1_000_000} MB limit for "

@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -275,11 +275,22 @@ def _credentials(environ: Mapping[str, str], file: str) -> Credentials | None:
     if sid and not _ACCOUNT_SID_RE.match(sid):
         raise _fail(file, "TWILIO_ACCOUNT_SID", "expected 'AC' followed by 32 hex digits")
     if key or secret:
-        missing = [n for n, v in (("TWILIO_API_KEY", key), ("TWILIO_API_SECRET", secret),
-                                  ("TWILIO_ACCOUNT_SID", sid)) if not v]
+        missing = [
+            n
+            for n, v in (
+                ("TWILIO_API_KEY", key),
+                ("TWILIO_API_SECRET", secret),
+                ("TWILIO_ACCOUNT_SID", sid),
+            )
+            if not v
+        ]
         if missing:
-            raise _fail(file, missing[0], "is not set; an API key needs TWILIO_API_KEY, "
-                        "TWILIO_API_SECRET and TWILIO_ACCOUNT_SID")
+            raise _fail(
+                file,
+                missing[0],
+                "is not set; an API key needs TWILIO_API_KEY, "
+                "TWILIO_API_SECRET and TWILIO_ACCOUNT_SID",
+            )
         return Credentials(account_sid=sid, username=key, password=secret)
     if not (sid and token):
         missing_name = "TWILIO_AUTH_TOKEN" if sid else "TWILIO_ACCOUNT_SID"
@@ -288,7 +299,10 @@ def _credentials(environ: Mapping[str, str], file: str) -> Credentials | None:
 
 
 def _layered(
-    data: Mapping[str, object], environ: Mapping[str, str], overrides: Mapping[str, object], file: str
+    data: Mapping[str, object],
+    environ: Mapping[str, str],
+    overrides: Mapping[str, object],
+    file: str,
 ) -> dict[str, dict[str, object]]:
     """Checked values per section, merged flag > env > file > default."""
     layers: dict[str, dict[str, tuple[object, str]]] = {s: {} for s in _KEYS}
@@ -362,7 +376,7 @@ def parse_config(
         raise _fail(file, "[project] state_dir", "must not be the source folder itself")
     sync = SyncOptions(**values["sync"])  # type: ignore[arg-type]
     if sync.urls_file is not None:
-        sync = SyncOptions(**{**values["sync"], "urls_file": str(root / sync.urls_file)})  # type: ignore[arg-type]
+        sync = replace(sync, urls_file=str(root / sync.urls_file))
 
     delegated: dict[str, object | None] = {}
     extra: dict[str, Mapping[str, object]] = {}
@@ -416,7 +430,10 @@ def load_config(
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read config: {exc}", file=str(file)) from None
     return parse_config(
-        text, file=str(file), environ=os.environ if environ is None else environ, overrides=overrides
+        text,
+        file=str(file),
+        environ=os.environ if environ is None else environ,
+        overrides=overrides,
     )
 
 

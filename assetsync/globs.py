@@ -175,7 +175,9 @@ class GlobSet:
     def __bool__(self) -> bool:
         return bool(self.patterns)
 
-    def file_matchers(self) -> tuple[Callable[[str], object] | None, Callable[[str], object] | None]:
+    def file_matchers(
+        self,
+    ) -> tuple[Callable[[str], object] | None, Callable[[str], object] | None]:
         """(by name, by relative path) tests for files, for inlined hot loops; None = no rule."""
         return self._name_any, self._path_any.match if self._path_any is not None else None
 

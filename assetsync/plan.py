@@ -43,7 +43,9 @@ class RecordedService:
     """
 
     asset_sids: Mapping[str, str] = field(default_factory=_frozen_map)  # type: ignore[arg-type]
-    versions: Mapping[VersionKey, str] = field(default_factory=_frozen_map)  # type: ignore[arg-type]
+    versions: Mapping[VersionKey, str] = field(
+        default_factory=_frozen_map  # type: ignore[arg-type]
+    )
     owned_paths: frozenset[str] = frozenset()
     deployed_version_sids: frozenset[str] = frozenset()
     last_build_sid: str | None = None
@@ -169,7 +171,11 @@ def _limit_issues(counts: PlanCounts) -> list[Issue]:
     # Per-build limits: twilio.com/docs/serverless/api "Limitations" (limits.py).
     issues = []
     for what, have, limit in (
-        ("public+protected asset versions", counts.public_protected, counts.limits.public_protected),
+        (
+            "public+protected asset versions",
+            counts.public_protected,
+            counts.limits.public_protected,
+        ),
         ("private asset versions", counts.private, counts.limits.private),
         ("function versions", counts.functions, counts.limits.functions),
     ):
@@ -249,7 +255,9 @@ def build_plan(
         by_class[f.visibility] += 1
     for v in kept:
         vis = v.visibility.lower()
-        by_class[Visibility(vis) if vis in Visibility._value2member_map_ else Visibility.PUBLIC] += 1
+        by_class[
+            Visibility(vis) if vis in Visibility._value2member_map_ else Visibility.PUBLIC
+        ] += 1
     functions = live.function_versions if live is not None else ()
     counts = PlanCounts(
         public=by_class[Visibility.PUBLIC],

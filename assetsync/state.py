@@ -283,7 +283,9 @@ def _connect_readonly(db_path: Path) -> sqlite3.Connection:
             _migrate(conn, db_path, False)
             return conn
         conn = sqlite3.connect(
-            f"{db_path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None,
+            f"{db_path.absolute().as_uri()}?mode=ro",
+            uri=True,
+            isolation_level=None,
             check_same_thread=False,
         )
     except sqlite3.Error as exc:
@@ -349,4 +351,3 @@ def _migrate(conn: sqlite3.Connection, db_path: Path, existed: bool) -> None:
             raise
         conn.execute("COMMIT")
         log.debug("state %s migrated to schema %d", db_path, version)
-

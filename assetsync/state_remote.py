@@ -192,7 +192,9 @@ class RemoteRecords:
         """Forget a path's Asset SID and its versions (the asset was deleted remotely)."""
         with self._write() as conn:
             args = (target, service_sid, path)
-            conn.execute("DELETE FROM assets WHERE target = ? AND service_sid = ? AND path = ?", args)
+            conn.execute(
+                "DELETE FROM assets WHERE target = ? AND service_sid = ? AND path = ?", args
+            )
             conn.execute(
                 "DELETE FROM asset_versions WHERE target = ? AND service_sid = ? AND path = ?", args
             )
@@ -229,7 +231,8 @@ class RemoteRecords:
         """Forget versions the API no longer has (expired after 7 days unreferenced)."""
         with self._write() as conn:
             conn.executemany(
-                "DELETE FROM asset_versions WHERE target = ? AND service_sid = ? AND version_sid = ?",
+                "DELETE FROM asset_versions "
+                "WHERE target = ? AND service_sid = ? AND version_sid = ?",
                 ((target, service_sid, sid) for sid in version_sids),
             )
 
@@ -265,7 +268,8 @@ class RemoteRecords:
         """Update a recorded build's status (building, completed, failed)."""
         with self._write() as conn:
             conn.execute(
-                "UPDATE builds SET status = ? WHERE target = ? AND service_sid = ? AND build_sid = ?",
+                "UPDATE builds SET status = ? "
+                "WHERE target = ? AND service_sid = ? AND build_sid = ?",
                 (status, target, service_sid, build_sid),
             )
 

@@ -171,7 +171,9 @@ def export_state(conn: sqlite3.Connection) -> dict[str, object]:
             rows = [tuple(v) for _k, v in sorted(load_stats(conn).items())]
         else:
             order = ", ".join(names[: _PRIMARY_KEYS[name]])
-            rows = conn.execute(f"SELECT {', '.join(names)} FROM {name} ORDER BY {order}").fetchall()
+            rows = conn.execute(
+                f"SELECT {', '.join(names)} FROM {name} ORDER BY {order}"
+            ).fetchall()
         tables[name] = [dict(zip(names, row, strict=True)) for row in rows]
     return {"format": EXPORT_FORMAT, "schema_version": EXPORT_VERSION, "tables": tables}
 

@@ -210,7 +210,6 @@ def bench_hash(work: Path, mib: int, rounds: int) -> dict[str, object]:
             fn()
             samples[name].append(time.perf_counter() - t)
     gbps = {k: round(mib / 1024 / statistics.median(v), 2) for k, v in samples.items()}
-    del data
     path.unlink()
     return {
         "file_mib": mib,

@@ -25,7 +25,9 @@ from PIL import Image, ImageDraw
 def _png(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
     img = Image.new("RGB", size, colour)
     draw = ImageDraw.Draw(img)
-    draw.ellipse((size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4), fill=(255, 255, 255))
+    draw.ellipse(
+        (size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4), fill=(255, 255, 255)
+    )
     out = io.BytesIO()
     img.save(out, "PNG")
     return out.getvalue()
@@ -33,7 +35,13 @@ def _png(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
 
 def _jpeg(size: tuple[int, int]) -> bytes:
     img = Image.new("RGB", size)
-    img.putdata([((x * 7) % 256, (y * 5) % 256, ((x + y) * 3) % 256) for y in range(size[1]) for x in range(size[0])])
+    img.putdata(
+        [
+            ((x * 7) % 256, (y * 5) % 256, ((x + y) * 3) % 256)
+            for y in range(size[1])
+            for x in range(size[0])
+        ]
+    )
     out = io.BytesIO()
     img.save(out, "JPEG", quality=85)
     return out.getvalue()
@@ -80,7 +88,8 @@ SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32" viewBox=
 
 HTML = """<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>assetsync demo</title><link rel="stylesheet" href="/css/site.css"></head>
+<head><meta charset="utf-8"><title>assetsync demo</title>
+<link rel="stylesheet" href="/css/site.css"></head>
 <body><img src="/img/logo.png" alt="logo"><h1>assetsync demo</h1></body>
 </html>
 """
@@ -115,7 +124,11 @@ def build(dest: Path) -> dict[str, bytes]:
 
 
 def main(argv: list[str]) -> int:
-    dest = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parent.parent / "fixtures" / "site"
+    dest = (
+        Path(argv[1])
+        if len(argv) > 1
+        else Path(__file__).resolve().parent.parent / "fixtures" / "site"
+    )
     if dest.exists():
         shutil.rmtree(dest)
     for rel, data in build(dest).items():

@@ -132,7 +132,12 @@ def test_size_limits_per_visibility() -> None:
 
 def test_two_sources_on_one_path_name_both() -> None:
     result = classify(
-        [_scanned("logo.png"), _scanned("logo.private.png"), _scanned("a b.png"), _scanned("a-b.png")],
+        [
+            _scanned("logo.png"),
+            _scanned("logo.private.png"),
+            _scanned("a b.png"),
+            _scanned("a-b.png"),
+        ],
         VisibilityRules(),
         source=Path("/src"),
     )

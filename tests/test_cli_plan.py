@@ -41,7 +41,9 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _plan_json(project: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict, str]:  # type: ignore[type-arg]
+def _plan_json(
+    project: Path, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[int, dict, str]:  # type: ignore[type-arg]
     code = main(["-c", str(project / ".assetsync.toml"), "plan", "--json", *extra])
     out, err = capsys.readouterr()
     return code, json.loads(out), err
@@ -60,8 +62,11 @@ def test_fixture_plan_every_visibility_and_ignore_case(
     assert data["counts"]["private"] == 2
     sources = {u["source"] for u in data["uploads"]}
     for never in (".env", "img/.DS_Store", "drafts/logo-draft.png", "img/logo.psd"):
-        assert never in {p.relative_to(project / "fixtures/site").as_posix()
-                         for p in (project / "fixtures/site").rglob("*") if p.is_file()}
+        assert never in {
+            p.relative_to(project / "fixtures/site").as_posix()
+            for p in (project / "fixtures/site").rglob("*")
+            if p.is_file()
+        }
         assert never not in sources
     types = {u["path"]: u["content_type"] for u in data["uploads"]}
     assert types["/audio/welcome.mp3"] == "audio/mpeg"
@@ -144,7 +149,9 @@ def test_config_error_is_one_line_exit_2(project: Path, capsys: pytest.CaptureFi
     assert f"{cfg}: [sync] concurency: unknown key" in err
 
 
-def test_missing_source_folder_is_one_line(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_source_folder_is_one_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     shutil.rmtree(project / "fixtures")
     assert main(["-c", str(project / ".assetsync.toml"), "plan"]) == 1
     err = capsys.readouterr().err
@@ -168,7 +175,9 @@ def test_plan_runs_read_only_beside_a_lock_holder(
     assert "another assetsync is running" in capsys.readouterr().err
 
 
-def test_environment_flag_overrides_config(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_environment_flag_overrides_config(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, data, _err = _plan_json(project, capsys, "--environment", "stage")
     assert code == 0 and data["environment"] == "stage"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from assetsync.config import Credentials, load_config, parse_config, target_key
+from assetsync.config import Config, Credentials, load_config, parse_config, target_key
 from assetsync.errors import ConfigError
 from assetsync.models import Visibility
 
@@ -14,7 +14,7 @@ SID = "AC" + "0123456789abcdef" * 2
 MINIMAL = '[project]\nsource = "site"\nservice = "demo"\n'
 
 
-def _parse(text: str, environ: dict[str, str] | None = None, **overrides: object):  # type: ignore[no-untyped-def]
+def _parse(text: str, environ: dict[str, str] | None = None, **overrides: object) -> Config:
     return parse_config(
         text, file="/proj/.assetsync.toml", environ=environ or {}, overrides=overrides or None
     )

@@ -236,9 +236,7 @@ def test_hash_file_streams_in_chunks(tmp_path: Path) -> None:
 
 
 def test_rescan_paths_equals_a_full_scan(tmp_path: Path) -> None:
-    src = _tree(
-        tmp_path, {"a.png": b"a", "dir/b.png": b"b", "dir/sub/c.png": b"c", "d.png": b"d"}
-    )
+    src = _tree(tmp_path, {"a.png": b"a", "dir/b.png": b"b", "dir/sub/c.png": b"c", "d.png": b"d"})
     cache = MemoryCache()
     before = scan_tree(src, rules=IgnoreRules(), cache=cache)
     (src / "a.png").write_bytes(b"A2")
@@ -250,8 +248,11 @@ def test_rescan_paths_equals_a_full_scan(tmp_path: Path) -> None:
     (src / "drafts/x.png").write_bytes(b"x")
     rules = IgnoreRules(patterns=("drafts/",))
     after = rescan_paths(
-        before, ["a.png", "dir", "d.png", "/not/there.png", "drafts", "drafts/x.png"],
-        source=src, rules=rules, cache=cache,
+        before,
+        ["a.png", "dir", "d.png", "/not/there.png", "drafts", "drafts/x.png"],
+        source=src,
+        rules=rules,
+        cache=cache,
     )
     full = scan_tree(src, rules=rules, cache=None)
     assert "drafts/x.png" not in full.files

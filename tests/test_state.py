@@ -115,7 +115,9 @@ def test_schema_1_database_is_migrated_forward_keeping_its_data(tmp_path: Path) 
     conn.commit()
     conn.close()
     with State.open(tmp_path) as state:
-        assert dict(state.stat_entries()) == {"old.png": ("old.png", 3, 10, 11, 12, "xxh3_128:ab", 99)}
+        assert dict(state.stat_entries()) == {
+            "old.png": ("old.png", 3, 10, 11, 12, "xxh3_128:ab", 99)
+        }
         assert state.asset_sids("local", "ZS1") == {"/old.png": "ZH1"}
         version = state._conn.execute("SELECT value FROM meta WHERE key='schema_version'")
         assert int(version.fetchone()[0]) == SCHEMA_VERSION

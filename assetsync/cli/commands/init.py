@@ -94,6 +94,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "init", help="write a commented .assetsync.toml template (never overwrites)"
     )
-    parser.add_argument("--source", help="folder to publish (default: assets, static, public or dist)")
+    parser.add_argument(
+        "--source", help="folder to publish (default: assets, static, public or dist)"
+    )
     parser.add_argument("--service", help="service unique name (default: this folder's name)")
     parser.set_defaults(func=handler)

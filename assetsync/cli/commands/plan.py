@@ -107,7 +107,8 @@ def _human(config: Config, result: LocalPlan) -> None:
     c = plan.counts
     out.write(
         f"{len(plan.create_assets)} new assets, {len(plan.uploads)} uploads "
-        f"({format_bytes(plan.upload_bytes)}), {len(plan.reuses)} reused, {len(plan.drops)} dropped\n"
+        f"({format_bytes(plan.upload_bytes)}), {len(plan.reuses)} reused, "
+        f"{len(plan.drops)} dropped\n"
         f"next build: {c.public} public + {c.protected} protected = {c.public_protected} of "
         f"{c.limits.public_protected}, {c.private} private of {c.limits.private}\n"
     )
@@ -116,7 +117,9 @@ def _human(config: Config, result: LocalPlan) -> None:
     print_issues(result.issues)
     errors = sum(1 for i in result.issues if i.severity == "error")
     if errors:
-        sys.stderr.write(f"{errors} file(s) cannot be published; fix them or add them to [ignore]\n")
+        sys.stderr.write(
+            f"{errors} file(s) cannot be published; fix them or add them to [ignore]\n"
+        )
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -159,4 +162,3 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--full", action="store_true", help="plan to upload every file again")
     parser.add_argument("-e", "--environment", help="environment unique name (overrides config)")
     parser.set_defaults(func=handler)
-

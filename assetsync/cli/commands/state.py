@@ -55,7 +55,9 @@ def _import(args: argparse.Namespace) -> int:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise StateError(f"{source} is not JSON ({exc}); give a file from `assetsync state export`") from None
+        raise StateError(
+            f"{source} is not JSON ({exc}); give a file from `assetsync state export`"
+        ) from None
     with State.open(config.state_dir) as state:
         state.import_json(data)
     sys.stderr.write(f"imported state from {source} into {config.state_dir}\n")
