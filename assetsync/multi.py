@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 from assetsync.apply import ApplyOptions
 from assetsync.client import ServerlessClient
-from assetsync.engine import SyncFlags, sync_service
 from assetsync.models import PublishedFile, Visibility
 from assetsync.plan import RecordedService
 from assetsync.remote import Located, peek_target
+from assetsync.service import SyncFlags, sync_service
 from assetsync.shard import BuildCounts, ShardOptions, service_name, shard
 from assetsync.state import State
 from assetsync.sync_types import EventCallback, SyncResult

@@ -14,7 +14,7 @@ from typing import TypeVar
 from assetsync.apply import deploy, finish_build, run_all
 from assetsync.client import ServerlessClient
 from assetsync.config import Config, target_key
-from assetsync.engine import apply_options, open_client, run_sync, url_entries
+from assetsync.engine import open_client, run_sync
 from assetsync.errors import AssetsyncError, DriftError, NotFoundError
 from assetsync.ledger import StateLedger, now_iso
 from assetsync.plan import RecordedService, build_plan
@@ -27,6 +27,7 @@ from assetsync.remote import (
     to_live_build,
 )
 from assetsync.resources import Build
+from assetsync.service import apply_options, url_entries
 from assetsync.shard_options import ShardOptions, service_name
 from assetsync.state import State
 from assetsync.sync_types import EventCallback, PruneResult, StatusResult, SyncResult

@@ -1,0 +1,261 @@
+"""One service's sync: locate, settle the journal, check drift, plan, apply, record.
+
+`sync_service` is the per-service unit: a function of (service, environment, files) so that
+`assetsync.engine.sync` calls it once for a site and `assetsync.multi` once per service of a
+sharded site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from assetsync.apply import ApplyOptions, apply_changes, finish_build
+from assetsync.client import ServerlessClient
+from assetsync.config import Config
+from assetsync.errors import BuildFailedError, DriftError, LimitError, NotFoundError
+from assetsync.ledger import StateLedger, now_iso
+from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
+from assetsync.models import PublishedFile
+from assetsync.plan import Plan, RecordedService, build_plan
+from assetsync.prepare import issue_line
+from assetsync.remote import Located, describe_drift, locate_target, peek_target, to_live_build
+from assetsync.resources import Build
+from assetsync.state import State
+from assetsync.sync_types import EventCallback, SyncEvent, SyncResult
+from assetsync.urlmap import UrlEntry, build_url_map
+
+__all__ = ["SyncFlags", "apply_options", "sync_service", "url_entries"]
+
+
+def url_entries(
+    service: str, domain_name: str | None, files: Iterable[tuple[str, str]],
+    *, exclude: Iterable[str] = (),
+) -> tuple[UrlEntry, ...]:
+    """The URL map of one service's (path, visibility) pairs; private files have no URL."""
+    if not domain_name:
+        return ()
+    return build_url_map(((path, vis, service) for path, vis in files), {service: domain_name},
+                         exclude=frozenset(exclude))
+
+
+@dataclass(frozen=True, slots=True)
+class SyncFlags:
+    """How a sync treats the plan: `dry_run` (write nothing), `full` (upload everything
+    again), `adopt` / `force` (what to do about drift; see `sync`)."""
+
+    dry_run: bool = False
+    full: bool = False
+    adopt: bool = False
+    force: bool = False
+
+
+def apply_options(config: Config) -> ApplyOptions:
+    """`[sync]` as apply's knobs."""
+    s = config.sync
+    return ApplyOptions(concurrency=s.concurrency, build_timeout_s=s.build_timeout_s,
+                        poll_interval_s=s.poll_interval_s, runtime=s.runtime)
+
+
+async def _settle_pending(
+    client: ServerlessClient, ledger: StateLedger, live: Build | None, notes: list[str]
+) -> str | None:
+    """Journal housekeeping before planning; returns a pending build SID still to finish.
+
+    A pending build that is already live means the last run crashed after deploying but before
+    recording: record it now. One that failed or vanished is dropped.
+    """
+    state, target = ledger.state, ledger.target
+    pending = state.get_pending(target, ledger.service_sid, ledger.environment_sid)
+    if pending is None:
+        return None
+    if live is not None and live.sid == pending.build_sid:
+        deployments = await client.list_deployments(ledger.service_sid, ledger.environment_sid)
+        mine = [d.sid for d in deployments if d.build_sid == live.sid]
+        ledger.record_build_status(live.sid, "completed")
+        ledger.record_deployment(live.sid, mine[-1] if mine else "")
+        notes.append(f"recorded deployment of {live.sid}, interrupted by an earlier crash")
+        return None
+    try:
+        status = await client.fetch_build_status(ledger.service_sid, pending.build_sid)
+    except NotFoundError:
+        status = "failed"
+    if status == "failed":
+        ledger.record_build_status(pending.build_sid, "failed")
+        return None
+    return pending.build_sid
+
+
+def _build_sids(plan: Plan) -> list[str]:
+    return sorted({sid for _f, sid in plan.reuses} | {v.sid for v in plan.kept_foreign})
+
+
+async def _missing_versions(
+    client: ServerlessClient, ledger: StateLedger, plan: Plan
+) -> set[str]:
+    """Reused version SIDs the API no longer has (Twilio deletes unreferenced ones after 7 days).
+
+    An Asset resource that is gone altogether is forgotten with its versions, so the next plan
+    creates it again.
+    """
+    by_asset: dict[str, set[str]] = {}
+    paths: dict[str, str] = {}
+    for f, sid in plan.reuses:
+        asset = ledger.asset_sid(f.path)
+        if asset:
+            by_asset.setdefault(asset, set()).add(sid)
+            paths[asset] = f.path
+    missing: set[str] = set()
+    for asset, sids in sorted(by_asset.items()):
+        try:
+            have = {v.sid for v in await client.list_asset_versions(ledger.service_sid, asset)}
+        except NotFoundError:
+            ledger.forget_asset(paths[asset])
+            have = set()
+        missing |= sids - have
+    return missing
+
+
+async def sync_service(
+    client: ServerlessClient,
+    state: State,
+    target: str,
+    *,
+    service: str,
+    environment: str,
+    files: Sequence[PublishedFile],
+    options: ApplyOptions,
+    flags: SyncFlags = SyncFlags(),
+    on_event: EventCallback | None = None,
+    located: Located | None = None,
+    limits: BuildLimits = DEFAULT_BUILD_LIMITS,
+) -> SyncResult:
+    """Sync one service's environment to `files`; the per-service unit of a (sharded) sync.
+
+    `located` is a `peek_target` result fetched while the files were being prepared; without
+    it (or if it found no environment) the service and environment are looked up, and created
+    unless `dry_run`.
+    """
+    dry_run, full, adopt, force = flags.dry_run, flags.full, flags.adopt, flags.force
+    before = client.stats.snapshot()
+    notes: list[str] = []
+    where = located
+    if where is None or where.env is None:
+        where = await peek_target(client, state, target, service, environment)
+        if where.env is None and not dry_run:
+            where = await locate_target(client, state, target, service, environment, create=True)
+    env, service_sid, live = where.env, where.service_sid, where.live
+    ledger = (StateLedger(state, target, service_sid, env.sid)
+              if service_sid is not None and env is not None else None)
+    pending = await _settle_pending(client, ledger, live, notes) if ledger else None
+    if on_event is not None and env is not None:
+        on_event(SyncEvent("connected", sid=env.sid, message=f"{service}/{environment}"))
+
+    env_rec = state.get_environment(target, service_sid, environment) if service_sid else None
+    recorded_build = env_rec.build_sid if env_rec else None
+    live_view = to_live_build(live) if live is not None else None
+    if live is not None and recorded_build and live.sid != recorded_build:
+        rec = state.get_build(target, service_sid or "", recorded_build)
+        sids = frozenset(rec.version_sids) if rec else frozenset()
+        path_of = {v.version_sid: v.path for v in state.versions(target, service_sid or "")}
+        drift = describe_drift(live, recorded_build, sids, path_of)
+        if not (adopt or force):
+            raise DriftError(drift.message())
+        notes.append(("adopted" if adopt else "replaced") + f" live build {live.sid}")
+        if force and live_view is not None:
+            # Replace: keep only what invariant 3 always keeps (functions, dependencies, runtime).
+            live_view = replace(live_view, asset_versions=())
+    elif live is not None and not recorded_build:
+        notes.append(f"first sync here: building on live build {live.sid}, keeping its functions "
+                     "and the files assetsync does not publish")
+
+    recorded = (state.recorded_service(target, service_sid, environment)
+                if service_sid else RecordedService())
+    plan = build_plan(files, recorded, live_view, limits=limits, full=full)
+    if plan.errors:
+        raise LimitError("; ".join(i.message for i in plan.errors), limit="build")
+    if on_event is not None:
+        on_event(SyncEvent("planned", files=len(plan.uploads), bytes=plan.upload_bytes,
+                           total=len(files)))
+
+    build_sid = deployment_sid = None
+    uploaded: tuple[str, ...] = ()
+    created: tuple[str, ...] = ()
+    resumable = (pending is not None and plan.needs_build and not plan.uploads
+                 and not plan.create_assets)
+    if resumable and ledger is not None and pending is not None:
+        rec = state.get_build(target, ledger.service_sid, pending)
+        resumable = rec is not None and set(rec.version_sids) == set(_build_sids(plan))
+        if not resumable:
+            state.clear_pending(target, ledger.service_sid, ledger.environment_sid)
+    elif pending is not None and ledger is not None and not dry_run:
+        state.clear_pending(target, ledger.service_sid, ledger.environment_sid)
+
+    if dry_run or ledger is None:
+        pass
+    elif resumable and pending is not None:
+        notes.append(f"finished build {pending}, interrupted by an earlier run")
+        build_sid = pending
+        deployment_sid = await finish_build(client, ledger.service_sid, ledger.environment_sid,
+                                            pending, ledger, options=options, on_event=on_event)
+    elif not plan.is_noop:
+        for attempt in (1, 2):
+            try:
+                outcome = await apply_changes(
+                    client, service_sid=ledger.service_sid, environment_sid=ledger.environment_sid,
+                    create_assets=plan.create_assets, uploads=plan.uploads,
+                    reused_sids=_build_sids(plan),
+                    function_sids=[v.sid for v in plan.function_versions],
+                    dependencies=plan.dependencies, runtime=options.runtime or plan.runtime,
+                    ledger=ledger, options=options, on_event=on_event,
+                )
+                break
+            except BuildFailedError as exc:
+                missing = await _missing_versions(client, ledger, plan) if attempt == 1 else set()
+                if not missing:
+                    raise
+                # Expired versions: forget them, upload those files again, build once more.
+                state.forget_versions(target, ledger.service_sid, missing)
+                notes.append(f"{len(missing)} recorded version(s) had expired and were re-uploaded"
+                             f" after build {exc.build_sid} failed")
+                recorded = state.recorded_service(target, ledger.service_sid, environment)
+                plan = build_plan(files, recorded, live_view, limits=limits, full=full)
+        uploaded, created = outcome.uploaded, outcome.created_assets
+        build_sid, deployment_sid = outcome.build_sid, outcome.deployment_sid
+    elif adopt and live is not None and recorded_build != live.sid and ledger is not None:
+        # Nothing to change, but the live build is now the one assetsync stands on.
+        state.record_build(target, ledger.service_sid, build_sid=live.sid,
+                           environment_sid=ledger.environment_sid, status="completed",
+                           version_sids=[v.sid for v in live.asset_versions],
+                           created_at=now_iso())
+        ledger.record_deployment(live.sid, "")
+
+    if deployment_sid is not None and on_event is not None:
+        on_event(SyncEvent("recorded", sid=build_sid))
+    after = client.stats
+    return SyncResult(
+        service=service,
+        environment=environment,
+        service_sid=service_sid,
+        environment_sid=env.sid if env else None,
+        domain_name=env.domain_name if env else None,
+        build_sid=build_sid or (live.sid if live is not None and plan.is_noop else None),
+        deployment_sid=deployment_sid,
+        uploaded=uploaded if not dry_run else tuple(f.path for f in plan.uploads),
+        reused=len(plan.reuses),
+        created_assets=created if not dry_run else plan.create_assets,
+        dropped=plan.drops,
+        kept_foreign=tuple(v.path for v in plan.kept_foreign),
+        function_versions=len(plan.function_versions),
+        upload_bytes=plan.upload_bytes,
+        bytes_sent=after.bytes_sent - before.bytes_sent,
+        requests=after.requests - before.requests,
+        write_requests=after.write_requests - before.write_requests,
+        retries=after.retries - before.retries,
+        dry_run=dry_run,
+        noop=plan.is_noop and build_sid is None,
+        urls=url_entries(service, env.domain_name if env else None,
+                         ((f.path, f.visibility.value) for f in files)),
+        warnings=tuple(issue_line(i) for i in plan.issues if i.severity != "error"),
+        notes=tuple(notes),
+    )
