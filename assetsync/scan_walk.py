@@ -124,7 +124,7 @@ class WalkResult:
 
 
 class Walker:
-    """One scan's walk: ignore rules, the cached stat rows, the racy cut-off, a thread pool."""
+    """One scan's walk: ignore rules, the cached stat rows, the racy cut-off, hashing threads."""
 
     def __init__(
         self,
@@ -143,7 +143,7 @@ class Walker:
         self.now_ns = now_ns
         self.workers = workers if workers is not None else min(4, os.cpu_count() or 1)
 
-    # --- per folder (runs on worker threads; reads shared state only) ------------------------
+    # --- per folder ---------------------------------------------------------------------------
 
     def scan_dir(self, top: str, prefix: str, ancestors: Ancestors) -> _Part:
         """Scan one folder whose relative path is `prefix` ("" or ending in '/')."""
@@ -317,7 +317,7 @@ class Walker:
             self.file(path, rel, st, False, part)
         return part
 
-    # --- the whole walk (calling thread) -----------------------------------------------------
+    # --- the whole walk ------------------------------------------------------------------------
 
     @staticmethod
     def _hash(miss: tuple[str, str, bool]) -> tuple[str, os.stat_result] | str:
