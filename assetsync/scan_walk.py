@@ -149,11 +149,28 @@ class Walker:
         """Scan one folder whose relative path is `prefix` ("" or ending in '/')."""
         part = _Part()
         try:
-            with os.scandir(top) as it:
-                entries = list(it)
+            # Listing through a descriptor makes each entry.stat() an fstatat() on it: no
+            # path walk per file (~13% off the stat cost, bench/bench_scan.py floor).
+            fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
             part.issues.append((prefix.rstrip("/") or ".", f"cannot read folder: {exc.strerror}"))
             return part
+        try:
+            self._scan_entries(fd, top + "/", prefix, ancestors, part)
+        finally:
+            os.close(fd)
+        return part
+
+    def _scan_entries(
+        self, fd: int, base: str, prefix: str, ancestors: Ancestors, part: _Part
+    ) -> None:
+        """The entries of one open folder; `base` is its path with a trailing '/'."""
+        try:
+            with os.scandir(fd) as it:
+                entries = list(it)
+        except OSError as exc:
+            part.issues.append((prefix.rstrip("/") or ".", f"cannot read folder: {exc.strerror}"))
+            return
         by_name, by_path = self.globs.file_matchers()
         stats, files, misses = self.stats, part.files, part.misses
         new = object.__new__
@@ -177,7 +194,7 @@ class Walker:
                 part.issues.append((rel, f"cannot stat: {exc.strerror}"))
                 continue
             if not is_file:
-                self._other(entry, rel, name, ancestors, part)
+                self._other(entry, base + name, rel, name, ancestors, part)
                 continue
             # The common case, inline: a regular file, usually unchanged.
             if (by_name is not None and by_name(name)) or (by_path is not None and by_path(rel)):
@@ -206,11 +223,16 @@ class Walker:
                 s_digest(obj, row[5])
                 files.append(obj)
             else:
-                misses.append((entry.path, rel, False))
-        return part
+                misses.append((base + name, rel, False))
 
     def _other(
-        self, entry: os.DirEntry[str], rel: str, name: str, ancestors: Ancestors, part: _Part
+        self,
+        entry: os.DirEntry[str],
+        path: str,
+        rel: str,
+        name: str,
+        ancestors: Ancestors,
+        part: _Part,
     ) -> None:
         """Folders, symlinks and special files."""
         try:
@@ -227,7 +249,7 @@ class Walker:
         if rel in self.excluded or self.globs.match_entry(rel, name, is_dir):
             return
         if is_link:
-            self.link(entry.path, rel, ancestors, part)
+            self.link(path, rel, ancestors, part)
             return
         try:
             st = entry.stat(follow_symlinks=False)
@@ -235,9 +257,9 @@ class Walker:
             part.issues.append((rel, f"cannot stat: {exc.strerror}"))
             return
         if is_dir:
-            part.dirs.append((entry.path, rel + "/", ancestors | {(st.st_dev, st.st_ino)}))
+            part.dirs.append((path, rel + "/", ancestors | {(st.st_dev, st.st_ino)}))
         else:
-            self.file(entry.path, rel, st, False, part)
+            self.file(path, rel, st, False, part)
 
     def link(self, path: str, rel: str, ancestors: Ancestors, part: _Part) -> None:
         """Follow a symlink only when its target stays inside the source folder."""

@@ -22,6 +22,7 @@ __all__ = [
     "PendingOperation",
     "RemoteRecords",
     "ServiceRecord",
+    "UploadIntent",
     "VersionRecord",
 ]
 
@@ -58,6 +59,20 @@ class VersionRecord:
     version_sid: str
     size: int
     created_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadIntent:
+    """An upload about to be sent: journalled first, so that a run killed after the server
+    acknowledged it, but before its SID was recorded, can find that version and record it
+    instead of uploading the same content again. `created_at` is when it was journalled."""
+
+    path: str
+    digest: str
+    visibility: str
+    size: int
+    asset_sid: str
+    created_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,15 +204,13 @@ class RemoteRecords:
         return {str(p): str(s) for p, s in rows}
 
     def forget_asset(self, target: str, service_sid: str, path: str) -> None:
-        """Forget a path's Asset SID and its versions (the asset was deleted remotely)."""
+        """Forget a path's Asset SID, versions and intents (the asset was deleted remotely)."""
         with self._write() as conn:
             args = (target, service_sid, path)
-            conn.execute(
-                "DELETE FROM assets WHERE target = ? AND service_sid = ? AND path = ?", args
-            )
-            conn.execute(
-                "DELETE FROM asset_versions WHERE target = ? AND service_sid = ? AND path = ?", args
-            )
+            for table in ("assets", "asset_versions", "upload_intents"):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE target = ? AND service_sid = ? AND path = ?", args
+                )
 
     def record_version(
         self,
@@ -212,10 +225,83 @@ class RemoteRecords:
         created_at: str | None = None,
     ) -> None:
         """Remember an acknowledged upload; durable when this returns."""
+        self.record_versions(
+            target,
+            service_sid,
+            [
+                VersionRecord(
+                    service_sid, digest, path, str(visibility), version_sid, size, created_at
+                )
+            ],
+        )
+
+    def record_versions(
+        self, target: str, service_sid: str, versions: Sequence[VersionRecord]
+    ) -> None:
+        """Remember several acknowledged uploads in one transaction (a group commit).
+
+        Each settles the upload intent with the same (path, digest, visibility), if any.
+        """
+        rows = [
+            (
+                target,
+                service_sid,
+                v.digest,
+                v.path,
+                str(v.visibility),
+                v.version_sid,
+                v.size,
+                v.created_at,
+            )
+            for v in versions
+        ]
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO asset_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+            conn.executemany(
+                "DELETE FROM upload_intents WHERE target = ? AND service_sid = ? "
+                "AND path = ? AND digest = ? AND visibility = ?",
+                ((r[0], r[1], r[3], r[2], r[4]) for r in rows),
+            )
+
+    def record_upload_intents(
+        self, target: str, service_sid: str, intents: Sequence[UploadIntent]
+    ) -> None:
+        """Journal uploads about to be sent, all in one transaction."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO upload_intents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (
+                        target,
+                        service_sid,
+                        i.path,
+                        i.digest,
+                        str(i.visibility),
+                        i.size,
+                        i.asset_sid,
+                        i.created_at,
+                    )
+                    for i in intents
+                ),
+            )
+
+    def upload_intents(self, target: str, service_sid: str) -> tuple[UploadIntent, ...]:
+        """Journalled uploads not yet settled, sorted by path."""
+        rows = self._read(
+            "SELECT path, digest, visibility, size, asset_sid, created_at FROM upload_intents "
+            "WHERE target = ? AND service_sid = ? ORDER BY path, digest, visibility",
+            (target, service_sid),
+        )
+        return tuple(UploadIntent(*r) for r in rows)  # type: ignore[arg-type]
+
+    def clear_upload_intents(self, target: str, service_sid: str) -> None:
+        """Forget every journalled upload of a service (all settled)."""
         with self._write() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO asset_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (target, service_sid, digest, path, str(visibility), version_sid, size, created_at),
+                "DELETE FROM upload_intents WHERE target = ? AND service_sid = ?",
+                (target, service_sid),
             )
 
     def versions(self, target: str, service_sid: str) -> tuple[VersionRecord, ...]:

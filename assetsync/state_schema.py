@@ -28,7 +28,7 @@ __all__ = [
     "load_stats",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 EXPORT_FORMAT = "assetsync-state"
 EXPORT_VERSION = 1  # the JSON shape; independent of how the database stores it
 _MARSHAL_VERSION = 4
@@ -94,6 +94,16 @@ TABLES: dict[str, tuple[tuple[str, type, bool], ...]] = {
         ("build_sid", str, False),
         ("created_at", str, True),
     ),
+    "upload_intents": (
+        ("target", str, False),
+        ("service_sid", str, False),
+        ("path", str, False),
+        ("digest", str, False),
+        ("visibility", str, False),
+        ("size", int, False),
+        ("asset_sid", str, False),
+        ("created_at", str, True),
+    ),
 }
 _PRIMARY_KEYS = {
     "stat_cache": 1,
@@ -103,6 +113,7 @@ _PRIMARY_KEYS = {
     "asset_versions": 5,
     "builds": 3,
     "pending": 3,
+    "upload_intents": 5,
 }
 
 
@@ -150,13 +161,16 @@ Step = str | Callable[[sqlite3.Connection], None]
 MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     (  # 0 -> 1: everything, the stat cache as rows
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
-        *(_create_table(name) for name in TABLES),
+        *(_create_table(name) for name in TABLES if name != "upload_intents"),
         "CREATE INDEX asset_versions_by_sid ON asset_versions (target, service_sid, version_sid)",
     ),
     (  # 1 -> 2: the stat cache as one blob
         "CREATE TABLE stat_blob (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL)",
         _stat_rows_to_blob,
         "DROP TABLE stat_cache",
+    ),
+    (  # 2 -> 3: the upload-intent journal
+        _create_table("upload_intents"),
     ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -15,6 +15,7 @@ import pytest
 from assetsync.errors import LockHeldError, StateError
 from assetsync.scan import StatEntry
 from assetsync.state import DB_NAME, LOCK_NAME, SCHEMA_VERSION, State
+from assetsync.state_remote import UploadIntent, VersionRecord
 from assetsync.state_schema import MIGRATIONS, load_stats
 
 TARGET = "local"
@@ -257,3 +258,24 @@ def test_read_only_view_of_a_missing_state_is_empty(tmp_path: Path) -> None:
     with State.open(tmp_path / "none", readonly=True) as reader:
         assert dict(reader.stat_entries()) == {}
     assert not (tmp_path / "none").exists()
+
+
+def test_upload_intents_journal_and_settle(tmp_path: Path) -> None:
+    intents = [
+        UploadIntent("/b.png", "d2", "public", 6, "ZHb", "2026-01-01T00:00:00.000001Z"),
+        UploadIntent("/a.png", "d1", "private", 5, "ZHa", "2026-01-01T00:00:00.000001Z"),
+    ]
+    with State.open(tmp_path) as state:
+        state.record_upload_intents(TARGET, ZS, intents)
+        assert state.upload_intents("other", ZS) == ()
+    with State.open(tmp_path) as state:  # durable across a reopen
+        assert [i.path for i in state.upload_intents(TARGET, ZS)] == ["/a.png", "/b.png"]
+        state.record_versions(
+            TARGET, ZS, [VersionRecord(ZS, "d1", "/a.png", "private", "ZNa", 5, None)]
+        )
+        assert state.upload_intents(TARGET, ZS) == (intents[0],)  # /a.png settled by its SID
+        assert [v.version_sid for v in state.versions(TARGET, ZS)] == ["ZNa"]
+        exported = state.export_json()
+        assert [r["path"] for r in exported["tables"]["upload_intents"]] == ["/b.png"]
+        state.clear_upload_intents(TARGET, ZS)
+        assert state.upload_intents(TARGET, ZS) == ()
