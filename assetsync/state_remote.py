@@ -11,10 +11,17 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from assetsync.plan import RecordedService
+from assetsync.state_records import (
+    BuildRecord,
+    EnvironmentRecord,
+    PendingOperation,
+    ServiceRecord,
+    UploadIntent,
+    VersionRecord,
+)
 
 __all__ = [
     "BuildRecord",
@@ -25,76 +32,6 @@ __all__ = [
     "UploadIntent",
     "VersionRecord",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceRecord:
-    """A service assetsync uses, by unique name."""
-
-    unique_name: str
-    service_sid: str
-    domain_base: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class EnvironmentRecord:
-    """An environment of a service, and what assetsync last deployed to it."""
-
-    service_sid: str
-    unique_name: str
-    environment_sid: str
-    domain_name: str | None
-    build_sid: str | None
-    deployment_sid: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class VersionRecord:
-    """An asset version assetsync uploaded (acknowledged by the API)."""
-
-    service_sid: str
-    digest: str
-    path: str
-    visibility: str
-    version_sid: str
-    size: int
-    created_at: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class UploadIntent:
-    """An upload about to be sent: journalled first, so that a run killed after the server
-    acknowledged it, but before its SID was recorded, can find that version and record it
-    instead of uploading the same content again. `created_at` is when it was journalled."""
-
-    path: str
-    digest: str
-    visibility: str
-    size: int
-    asset_sid: str
-    created_at: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BuildRecord:
-    """A build assetsync created."""
-
-    service_sid: str
-    build_sid: str
-    environment_sid: str | None
-    status: str
-    version_sids: tuple[str, ...]
-    created_at: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PendingOperation:
-    """A build created for an environment but not yet deployed: a rerun finishes it."""
-
-    service_sid: str
-    environment_sid: str
-    build_sid: str
-    created_at: str | None
 
 
 class RemoteRecords:
