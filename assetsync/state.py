@@ -252,7 +252,7 @@ def _connect(db_path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
         raise StateError(f"cannot open state database {db_path}: {exc}") from None
-    try:
+    with _closed_on_error(conn, db_path):
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StateError(
@@ -265,14 +265,21 @@ def _connect(db_path: Path) -> sqlite3.Connection:
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {check}")
-        _migrate(conn, db_path, existed)
+        _migrate(conn, db_path)
+    return conn
+
+
+@contextlib.contextmanager
+def _closed_on_error(conn: sqlite3.Connection, db_path: Path) -> Iterator[None]:
+    """Close `conn` if the block fails; database errors become one StateError."""
+    try:
+        yield
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise _db_error(db_path, exc) from None
     except BaseException:
         conn.close()
         raise
-    return conn
 
 
 def _connect_readonly(db_path: Path) -> sqlite3.Connection:
@@ -280,7 +287,7 @@ def _connect_readonly(db_path: Path) -> sqlite3.Connection:
     try:
         if not db_path.exists():
             conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            _migrate(conn, db_path, False)
+            _migrate(conn, db_path)
             return conn
         conn = sqlite3.connect(
             f"{db_path.absolute().as_uri()}?mode=ro",
@@ -290,9 +297,9 @@ def _connect_readonly(db_path: Path) -> sqlite3.Connection:
         )
     except sqlite3.Error as exc:
         raise StateError(f"cannot open state database {db_path}: {exc}") from None
-    try:
+    with _closed_on_error(conn, db_path):
         conn.execute("PRAGMA query_only=ON")
-        version = _schema_version(conn, db_path, True)
+        version = _schema_version(conn, db_path)
         if version != SCHEMA_VERSION:
             newer = version > SCHEMA_VERSION
             raise StateError(
@@ -300,16 +307,10 @@ def _connect_readonly(db_path: Path) -> sqlite3.Connection:
                 f"{SCHEMA_VERSION}: "
                 + ("upgrade assetsync" if newer else "run assetsync once without another running")
             )
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise _db_error(db_path, exc) from None
-    except BaseException:
-        conn.close()
-        raise
     return conn
 
 
-def _schema_version(conn: sqlite3.Connection, db_path: Path, existed: bool) -> int:
+def _schema_version(conn: sqlite3.Connection, db_path: Path) -> int:
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if "meta" not in tables:
         if tables:
@@ -325,8 +326,8 @@ def _schema_version(conn: sqlite3.Connection, db_path: Path, existed: bool) -> i
         raise sqlite3.DatabaseError("meta.schema_version is missing or not a number") from None
 
 
-def _migrate(conn: sqlite3.Connection, db_path: Path, existed: bool) -> None:
-    version = _schema_version(conn, db_path, existed)
+def _migrate(conn: sqlite3.Connection, db_path: Path) -> None:
+    version = _schema_version(conn, db_path)
     if version > SCHEMA_VERSION:
         raise StateError(
             f"state database {db_path} was written by a newer assetsync (schema {version}; "
