@@ -68,7 +68,7 @@ def ignored_by(rules: IgnoreRules) -> Ignored:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One filesystem event as queued by the watchdog thread (absolute paths, monotonic time)."""
+    """One filesystem event, from the watchdog thread or the poller (absolute paths, loop clock)."""
 
     kind: str  # "created" | "modified" | "closed" | "moved" | "deleted"
     src: str

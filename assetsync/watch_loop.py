@@ -48,6 +48,9 @@ SyncFn = Callable[[frozenset[str] | None], object]
 _BACKOFF_MAX_S = 60.0
 # Errors no retry can fix while this process runs: the user must edit config or credentials.
 _FATAL = (ConfigError, AuthenticationError)
+# Events folded per drain, so a flood (an archive unpacked into the folder) cannot keep the loop
+# from noticing `stop`.
+_DRAIN_MAX = 50_000
 # The longest a full reconcile waits for files still being written.
 _FULL_RECONCILE_WAIT_S = 30.0
 
@@ -144,6 +147,7 @@ class WatchLoop:
         self.sync_fn, self.budget, self.clock, self.on_event = sync_fn, budget, clock, on_event
         self.tick_s = tick_s
         self.changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
+        self.carry: Change | None = None
         self.ignored = ignored
         self.dirty = DirtySet(root, ignored)
         self.hook = OverflowHook()
@@ -204,11 +208,14 @@ class WatchLoop:
         trust_close = self.choice.mode == "inotify"
         before = (len(self.dirty), self.dirty.last_seen())
         try:
-            change = self.changes.get(timeout=timeout) if timeout > 0 else self.changes.get_nowait()
-            while True:
+            change, self.carry = self.carry, None
+            if change is None:
+                change = self.changes.get(timeout=timeout) if timeout > 0 else self.changes.get_nowait()
+            for _ in range(_DRAIN_MAX):
                 self.events += 1
                 self.dirty.add(change, trust_close=trust_close)
                 change = self.changes.get_nowait()
+            self.carry = change  # first in line for the next drain, after a look at `stop`
         except queue.Empty:
             pass
         if len(self.dirty) and (len(self.dirty), self.dirty.last_seen()) != before:

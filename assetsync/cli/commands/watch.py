@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fcntl
-import inspect
 import os
 import shutil
 import signal
@@ -20,8 +19,15 @@ from typing import TextIO
 from assetsync.budget import budget_for_config
 from assetsync.cli._common import config_from_args
 from assetsync.config import Config
-from assetsync.errors import AssetsyncError, LockHeldError
-from assetsync.watch import WatchEvent, WatchOptions, WatchStatus, parse_watch_section, watch
+from assetsync.errors import LockHeldError
+from assetsync.watch import (
+    SyncFn,
+    WatchEvent,
+    WatchOptions,
+    WatchStatus,
+    parse_watch_section,
+    watch,
+)
 
 EXIT_OK = 0
 EXIT_INTERRUPTED = 130
@@ -207,18 +213,12 @@ def _stop_on_signals(stop: threading.Event, display: _Display) -> Iterator[None]
             signal.signal(sig, handler_)
 
 
-def _engine_sync_fn(config: Config, display: _Display):  # type: ignore[no-untyped-def]
-    """The sync_fn for watch(): one engine sync, of the dirty paths when the engine takes a hint."""
-    try:
-        from assetsync.engine import sync
-    except ImportError as exc:  # pragma: no cover - the engine ships with assetsync
-        raise AssetsyncError(f"the sync engine is unavailable: {exc}") from None
-    takes_paths = "paths" in inspect.signature(sync).parameters
+def _engine_sync_fn(config: Config, display: _Display) -> SyncFn:
+    """The sync_fn for watch(): one engine sync; a batch of dirty paths goes as the scan hint."""
+    from assetsync.engine import sync  # the engine's imports are only paid for by commands that sync
 
     def sync_fn(paths: frozenset[str] | None) -> object:
-        if takes_paths and paths is not None:
-            return sync(config, paths=paths, on_event=display.on_sync_event)
-        return sync(config, on_event=display.on_sync_event)
+        return sync(config, paths=paths, on_event=display.on_sync_event)
 
     return sync_fn
 
