@@ -100,13 +100,21 @@ class IgnoreRules:
 
     @classmethod
     def for_config(cls, config: Config) -> IgnoreRules:
-        """The rules for a config: its ignore patterns, plus its state folder when inside."""
+        """The rules for a config: its ignore patterns, plus its state folder and the config
+        file itself when they lie inside the source folder."""
         excluded: list[str] = []
+        patterns = list(config.ignore)
         try:
             excluded.append(config.state_dir.relative_to(config.source).as_posix())
         except ValueError:
             pass
-        return cls(patterns=config.ignore, excluded=tuple(excluded))
+        try:
+            rel = config.config_path.relative_to(config.source).as_posix()
+        except ValueError:
+            pass
+        else:  # anchored, with glob characters escaped: exactly this one file
+            patterns.append("/" + "".join("\\" + c if c in "*?[\\" else c for c in rel))
+        return cls(patterns=tuple(patterns), excluded=tuple(excluded))
 
     @property
     def globs(self) -> GlobSet:

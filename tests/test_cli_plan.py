@@ -140,6 +140,18 @@ def test_after_a_sync_the_plan_is_a_noop_and_an_edit_is_one_upload(
     assert data["drops"] == ["/img/logo.png"]
 
 
+def test_source_dot_never_publishes_its_config_or_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.png").write_bytes(b"a")
+    cfg = tmp_path / "publish[1].toml"  # any name, glob characters included
+    cfg.write_text('[project]\nsource = "."\nservice = "demo"\n')
+    assert main(["-c", str(cfg), "plan", "--json"]) == 0
+    assert main(["-c", str(cfg), "plan", "--json"]) == 0  # the state folder exists now
+    out = capsys.readouterr().out.splitlines()
+    assert [u["path"] for u in json.loads(out[-1])["uploads"]] == ["/a.png"]
+
+
 def test_config_error_is_one_line_exit_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = project / ".assetsync.toml"
     cfg.write_text(cfg.read_text() + "\n[sync]\nconcurency = 3\n")
