@@ -48,6 +48,11 @@ patterns = []                  # e.g. ["*.psd", "drafts/"]
 # [sync]
 # concurrency = 10             # parallel uploads
 # build_timeout_s = 300
+
+# More sections, each documented with its feature:
+# [optimize]  lossless image optimization and MMS/WhatsApp variants (docs/media.md)
+# [watch]     `assetsync watch` debounce and build budget (docs/watch.md)
+# [shard]     spreading more files than one service may hold (docs/sharding.md)
 """
 
 
