@@ -220,7 +220,7 @@ def _finish(
     if cache is not None and (result.put or gone):
         cache.update_stats(result.put, gone)
     snapshot = Snapshot(
-        files={k: files[k] for k in sorted(files)},
+        files=dict(sorted(files.items())),
         issues=tuple(sorted(issues + new_issues, key=lambda i: (i.path, i.message))),
         hashed=result.hashed,
         bytes_hashed=result.bytes_hashed,

@@ -106,7 +106,7 @@ def _display(name: str) -> str:
 class _Part:
     """What one folder (or one single path) contributed."""
 
-    files: list[ScannedFile] = field(default_factory=list)
+    files: dict[str, ScannedFile] = field(default_factory=dict)
     misses: list[tuple[str, str, bool]] = field(default_factory=list)  # (path, rel, follow)
     dirs: list[tuple[str, str, Ancestors]] = field(default_factory=list)
     issues: list[tuple[str, str]] = field(default_factory=list)
@@ -221,7 +221,7 @@ class Walker:
                 s_ctime(obj, row[3])
                 s_inode(obj, row[4])
                 s_digest(obj, row[5])
-                files.append(obj)
+                files[rel] = obj
             else:
                 misses.append((base + name, rel, False))
 
@@ -305,7 +305,7 @@ class Walker:
             and row[2] < row[6] - RACY_WINDOW_NS
             and row[3] < row[6] - RACY_WINDOW_NS
         ):
-            part.files.append(_scanned(rel, *_validator(st), row[5]))
+            part.files[rel] = _scanned(rel, *_validator(st), row[5])
         else:
             part.misses.append((path, rel, follow))
 
@@ -357,8 +357,7 @@ class Walker:
         misses: list[tuple[str, str, bool]] = []
 
         def merge(part: _Part) -> list[tuple[str, str, Ancestors]]:
-            for f in part.files:
-                result.files[f.rel_path] = f
+            result.files.update(part.files)
             misses.extend(part.misses)
             result.issues.extend(part.issues)
             return part.dirs
