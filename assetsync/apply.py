@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
 
 from assetsync.client import BuildTimeoutError, ServerlessClient
-from assetsync.errors import ApiStatusError, BuildFailedError, NotFoundError
+from assetsync.errors import ApiStatusError, BuildFailedError
+from assetsync.ledger import Ledger
 from assetsync.models import PublishedFile
 from assetsync.resources import Build
 from assetsync.sync_types import EventCallback, SyncEvent
-from assetsync.upload import UploadedVersion
+from assetsync.versions import run_all, upload_files
 
 __all__ = [
     "ApplyOptions",
@@ -36,26 +36,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class Ledger(Protocol):
-    """What apply needs from the state, for one service and environment."""
-
-    def asset_sid(self, path: str) -> str | None: ...
-
-    def record_asset(self, path: str, asset_sid: str) -> None: ...
-
-    def forget_asset(self, path: str) -> None: ...
-
-    def record_version(
-        self, path: str, visibility: str, digest: str, size: int, version_sid: str, asset_sid: str
-    ) -> None: ...
-
-    def record_pending_build(self, build_sid: str, version_sids: Sequence[str]) -> None: ...
-
-    def record_build_status(self, build_sid: str, status: str) -> None: ...
-
-    def record_deployment(self, build_sid: str, deployment_sid: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,30 +64,6 @@ class _Uploaded:
     sid: str
 
 
-async def run_all(jobs: Iterable[Callable[[], Awaitable[None]]], *, limit: int) -> None:
-    """Run jobs, at most `limit` at a time; the first failure stops new jobs from starting.
-
-    Jobs already in flight are left to finish rather than cancelled: an upload the server has
-    acknowledged is then recorded, instead of being lost and sent again by the next run. The
-    first error is raised once they are done.
-    """
-    slots = asyncio.Semaphore(max(1, limit))
-    errors: list[Exception] = []
-
-    async def one(job: Callable[[], Awaitable[None]]) -> None:
-        async with slots:
-            if errors:
-                return
-            try:
-                await job()
-            except Exception as exc:  # noqa: BLE001 - re-raised below, after the others finish
-                errors.append(exc)
-
-    await asyncio.gather(*(one(job) for job in jobs))
-    if errors:
-        raise errors[0]
-
-
 def _emit(on_event: EventCallback | None, event: SyncEvent) -> None:
     if on_event is not None:
         on_event(event)
@@ -133,72 +89,23 @@ async def ensure_assets(
     existing: dict[str, str] = {}
     for asset in await client.list_assets(service_sid):
         existing.setdefault(asset.friendly_name, asset.sid)
-    created: list[str] = []
+    created: dict[str, str] = {}
 
     async def create(path: str) -> None:
-        sid = existing.get(path)
-        if sid is None:
-            sid = (await client.create_asset(service_sid, path)).sid
-            created.append(path)
-        # State writes are fsync'd (milliseconds each): do them off the event loop so the other
-        # requests keep flowing meanwhile.
-        await asyncio.to_thread(ledger.record_asset, path, sid)
-        _emit(on_event, SyncEvent("asset_created", path=path, sid=sid))
+        sid = (await client.create_asset(service_sid, path)).sid
+        created[path] = sid
+        if on_event is not None:
+            on_event(SyncEvent("asset_created", path=path, sid=sid))
 
-    await run_all((partial(create, path) for path in missing), limit=concurrency)
+    adopted = {p: existing[p] for p in missing if p in existing}
+    try:
+        await run_all((partial(create, p) for p in missing if p not in existing),
+                      limit=concurrency)
+    finally:
+        # One transaction for the lot: an Asset created but not recorded before a crash is
+        # found by its name on the next run (above), never created twice.
+        await asyncio.to_thread(ledger.record_assets, {**adopted, **created})
     return tuple(sorted(created))
-
-
-async def upload_files(
-    client: ServerlessClient,
-    service_sid: str,
-    files: Sequence[PublishedFile],
-    ledger: Ledger,
-    *,
-    concurrency: int,
-    on_event: EventCallback | None,
-) -> list[_Uploaded]:
-    """Upload versions concurrently, recording each SID as soon as it is acknowledged.
-
-    The first fatal error stops new uploads from starting (a bad credential or a rejected file
-    ends the run quickly); the ones in flight finish and are recorded.
-    """
-    done: list[_Uploaded] = []
-
-    async def upload(file: PublishedFile) -> None:
-        asset_sid = ledger.asset_sid(file.path)
-        if asset_sid is None:  # ensure_assets ran first; a None here is a bug
-            raise RuntimeError(f"no Asset resource recorded for {file.path}")
-        _emit(on_event, SyncEvent("upload_started", path=file.path, bytes=file.size))
-
-        async def send(asset: str) -> UploadedVersion:
-            return await client.upload_asset_version(
-                service_sid, asset, path=file.path, visibility=file.visibility.value,
-                content_path=file.content_path, content_type=file.content_type,
-            )
-
-        try:
-            sent = await send(asset_sid)
-        except NotFoundError:
-            # The Asset resource was deleted behind assetsync's back (the Console, a prune from
-            # another machine): forget it and its versions, make a new one, send again.
-            await asyncio.to_thread(ledger.forget_asset, file.path)
-            asset_sid = (await client.create_asset(service_sid, file.path)).sid
-            await asyncio.to_thread(ledger.record_asset, file.path, asset_sid)
-            sent = await send(asset_sid)
-        # Record what was actually sent: if the file changed since it was hashed, the version
-        # holds the new bytes and must never be reused for the old digest.
-        await asyncio.to_thread(
-            ledger.record_version,
-            file.path, file.visibility.value, sent.digest, sent.size, sent.version.sid, asset_sid,
-        )
-        if sent.digest != file.digest:
-            _emit(on_event, SyncEvent("changed_during_upload", path=file.path, sid=sent.version.sid))
-        done.append(_Uploaded(file.path, sent.version.sid))
-        _emit(on_event, SyncEvent("uploaded", path=file.path, sid=sent.version.sid, bytes=sent.size))
-
-    await run_all((partial(upload, file) for file in files), limit=concurrency)
-    return done
 
 
 async def finish_build(

@@ -2,22 +2,59 @@
 
 Every method commits at once (`assetsync.state` runs each `record_*` in its own fsync'd
 transaction), so whatever the ledger was told survives a crash the moment the call returns.
+
+Uploads are journalled as *intents* before they are sent (one transaction for the whole batch):
+if the process dies after the server acknowledged an upload but before its SID was recorded,
+the next run finds that version on the Asset and records it instead of uploading it again
+(`assetsync.apply.recover_uploads`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from assetsync.state import State
+from assetsync.state_remote import UploadIntent, VersionRecord
 
-__all__ = ["StateLedger", "now_iso"]
+__all__ = ["Ledger", "StateLedger", "UploadIntent", "VersionRecord", "now_iso"]
 
 
 def now_iso() -> str:
     """The current UTC time with microseconds, for ordering recorded builds."""
     # Microseconds: builds are ordered by this for rollback, and two can start in one second.
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Ledger(Protocol):
+    """What apply needs from the state, for one service and environment."""
+
+    service_sid: str
+
+    def asset_sid(self, path: str) -> str | None: ...
+
+    def record_asset(self, path: str, asset_sid: str) -> None: ...
+
+    def record_assets(self, assets: Mapping[str, str]) -> None: ...
+
+    def forget_asset(self, path: str) -> None: ...
+
+    def record_versions(self, versions: Sequence[VersionRecord]) -> None: ...
+
+    def versions(self) -> tuple[VersionRecord, ...]: ...
+
+    def record_intents(self, intents: Sequence[UploadIntent]) -> None: ...
+
+    def intents(self) -> tuple[UploadIntent, ...]: ...
+
+    def clear_intents(self) -> None: ...
+
+    def record_pending_build(self, build_sid: str, version_sids: Sequence[str]) -> None: ...
+
+    def record_build_status(self, build_sid: str, status: str) -> None: ...
+
+    def record_deployment(self, build_sid: str, deployment_sid: str) -> None: ...
 
 
 class StateLedger:
@@ -37,17 +74,35 @@ class StateLedger:
         self.state.record_asset(self.target, self.service_sid, path, asset_sid)
         self._assets[path] = asset_sid
 
+    def record_assets(self, assets: Mapping[str, str]) -> None:
+        """Path -> Asset SID for several paths."""
+        for path, sid in assets.items():
+            self.record_asset(path, sid)
+
     def forget_asset(self, path: str) -> None:
         self.state.forget_asset(self.target, self.service_sid, path)
         self._assets.pop(path, None)
 
-    def record_version(
-        self, path: str, visibility: str, digest: str, size: int, version_sid: str, asset_sid: str
-    ) -> None:
-        self.state.record_version(
-            self.target, self.service_sid, digest=digest, path=path, visibility=visibility,
-            version_sid=version_sid, size=size, created_at=now_iso(),
-        )
+
+    def record_versions(self, versions: Sequence[VersionRecord]) -> None:
+        """Several acknowledged uploads in one transaction (a group commit)."""
+        self.state.record_versions(self.target, self.service_sid, versions)
+
+    def versions(self) -> tuple[VersionRecord, ...]:
+        """Every version recorded for this service."""
+        return self.state.versions(self.target, self.service_sid)
+
+    def record_intents(self, intents: Sequence[UploadIntent]) -> None:
+        """Journal uploads about to be sent (one transaction)."""
+        self.state.record_upload_intents(self.target, self.service_sid, intents)
+
+    def intents(self) -> tuple[UploadIntent, ...]:
+        """Uploads journalled by a run that did not finish."""
+        return self.state.upload_intents(self.target, self.service_sid)
+
+    def clear_intents(self) -> None:
+        """Every journalled upload is settled (recorded, or known not to have happened)."""
+        self.state.clear_upload_intents(self.target, self.service_sid)
 
     def record_pending_build(self, build_sid: str, version_sids: Sequence[str]) -> None:
         self.state.record_build(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-from assetsync.apply import deploy, finish_build, run_all
+from assetsync.apply import deploy, finish_build
 from assetsync.client import ServerlessClient
 from assetsync.config import Config, target_key
 from assetsync.engine import open_client, run_sync
@@ -32,6 +32,7 @@ from assetsync.shard_options import ShardOptions, service_name
 from assetsync.state import State
 from assetsync.sync_types import EventCallback, PruneResult, StatusResult, SyncResult
 from assetsync.urlmap import UrlEntry
+from assetsync.versions import run_all
 
 __all__ = ["promote", "prune", "published_urls", "rollback", "status"]
 

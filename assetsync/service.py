@@ -24,6 +24,7 @@ from assetsync.resources import Build
 from assetsync.state import State
 from assetsync.sync_types import EventCallback, SyncEvent, SyncResult
 from assetsync.urlmap import UrlEntry, build_url_map
+from assetsync.versions import recover_uploads
 
 __all__ = ["SyncFlags", "apply_options", "sync_service", "url_entries"]
 
@@ -148,6 +149,10 @@ async def sync_service(
     ledger = (StateLedger(state, target, service_sid, env.sid)
               if service_sid is not None and env is not None else None)
     pending = await _settle_pending(client, ledger, live, notes) if ledger else None
+    if ledger is not None and not dry_run:
+        recovered = await recover_uploads(client, ledger)
+        if recovered:
+            notes.append(f"recorded {recovered} upload(s) an earlier run sent but did not record")
     if on_event is not None and env is not None:
         on_event(SyncEvent("connected", sid=env.sid, message=f"{service}/{environment}"))
 
