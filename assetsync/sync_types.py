@@ -25,13 +25,14 @@ class SyncEvent:
     """One step of a sync, for progress display; nothing below the CLI prints.
 
     Kinds, in order of appearance: `scan_issue` (path, message), `scan_done` (files,
-    bytes = bytes hashed, total = files hashed), `transform_started` (total),
-    `transformed` (path, files = done, total, bytes = output size), `planned` (files = uploads, bytes = upload
-    bytes, total = desired files), `connected` (message = service/environment), `asset_created`
-    (path, sid), `upload_started` (path, bytes), `uploaded` (path, bytes, sid; emitted after the
-    version SID is durable in state), `changed_during_upload` (path), `build_created` (sid),
-    `build_status` (sid, message = status), `deployment_acknowledged` (sid = deployment; before
-    it is recorded), `deployed` (sid), `retry` (message), `recorded` (sid = build), `note`
+    bytes = bytes hashed, total = files hashed), `transform_started` (total), `transformed`
+    (path, files = done, total, bytes = output size), `connected` (message =
+    service/environment), `planned` (files = uploads, bytes = upload bytes, total = desired
+    files), `asset_created` (path, sid; recorded with the rest of its batch), `upload_started`
+    (path, bytes), `uploaded` (path, bytes, sid; emitted once the version SID is durable in
+    state), `changed_during_upload` (path), `build_created` (sid), `build_status` (sid,
+    message = status), `deployment_acknowledged` (sid = deployment; before it is recorded),
+    `deployed` (sid), `recorded` (sid = build), and at any time `retry` (message) and `note`
     (message).
     """
 
