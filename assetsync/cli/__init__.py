@@ -1,9 +1,10 @@
 """Command line entry point: argument parsing, exit codes; the only package that prints.
 
-Each subcommand lives in its own module under `assetsync.cli.commands` and exposes
-`register(subparsers)`, which adds its parser and sets `func=handler` where
-`handler(args) -> int` returns the exit status. Modules are discovered, so adding a
-command never touches this file.
+Each subcommand lives in its own module under `assetsync.cli.commands`, named after the
+command, and exposes `register(subparsers)`, which adds its parser and sets `func=handler` where
+`handler(args) -> int` returns the exit status. Modules are discovered, so adding a command never
+touches this file; only the module of the command being run is imported, so `assetsync plan`
+does not pay for the emulator's, Pillow's or watchdog's imports.
 """
 
 from __future__ import annotations
@@ -28,8 +29,25 @@ EXIT_LOCKED = 3
 EXIT_INTERRUPTED = 130
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every discovered subcommand registered."""
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named in argv (the first positional word), if any."""
+    skip_next = False
+    for token in argv:
+        if skip_next:
+            skip_next = False
+        elif token in ("-c", "--config"):
+            skip_next = True
+        elif not token.startswith("-"):
+            return token
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with the subcommands registered.
+
+    With `command` naming a known subcommand only that one is imported and registered (start-up
+    time); otherwise every discovered subcommand is, for help and for argparse's own errors.
+    """
     parser = argparse.ArgumentParser(
         prog="assetsync",
         description="Publish a folder of static assets to Twilio Serverless, uploading only what changed.",
@@ -42,17 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     from assetsync.cli import commands
 
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+    names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
+    names = [name for name in names if not name.startswith("_")]
+    if command in names:
+        names = [command]
+    for name in names:
+        module = importlib.import_module(f"{commands.__name__}.{name}")
         module.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one assetsync command; returns the process exit status."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
