@@ -135,10 +135,15 @@ class ServerlessClient(ApiSession):
 
     async def fetch_service(self, sid_or_unique_name: str) -> Service:
         """One Service by SID or unique name (`NotFoundError` if absent)."""
-        return parse_service(await self._json("GET", f"{self.api_base}/Services/{sid_or_unique_name}"))
+        url = f"{self.api_base}/Services/{sid_or_unique_name}"
+        return parse_service(await self._json("GET", url))
 
     async def create_service(
-        self, unique_name: str, friendly_name: str | None = None, *, include_credentials: bool = True
+        self,
+        unique_name: str,
+        friendly_name: str | None = None,
+        *,
+        include_credentials: bool = True,
     ) -> Service:
         """Create a Service."""
         data = {
@@ -184,7 +189,9 @@ class ServerlessClient(ApiSession):
         """Delete an Asset resource and its versions."""
         await self._send("DELETE", f"{self.api_base}{self._svc(service_sid)}/Assets/{asset_sid}")
 
-    async def list_asset_versions(self, service_sid: str, asset_sid: str) -> tuple[AssetVersion, ...]:
+    async def list_asset_versions(
+        self, service_sid: str, asset_sid: str
+    ) -> tuple[AssetVersion, ...]:
         """Every version of one Asset (metadata only: the API never gives content back)."""
         path = f"{self._svc(service_sid)}/Assets/{asset_sid}/Versions"
         return tuple(parse_asset_version(x) for x in await self._list(path, "asset_versions"))

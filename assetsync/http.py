@@ -229,7 +229,8 @@ class ApiSession:
         self.page_size = PAGE_SIZE
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(api_base={self.api_base!r}, account_sid={self.account_sid!r})"
+        name = type(self).__name__
+        return f"{name}(api_base={self.api_base!r}, account_sid={self.account_sid!r})"
 
     @property
     def is_open(self) -> bool:
@@ -374,8 +375,9 @@ class ApiSession:
         response = await self._send(method, url, data=data)
         body = error_body(response)
         if not body:
-            raise ApiError(f"{method} {_clean_url(url)} answered with no JSON object", method=method,
-                           url=_clean_url(url))
+            shown = _clean_url(url)
+            raise ApiError(f"{method} {shown} answered with no JSON object", method=method,
+                           url=shown)
         return body
 
     async def _list(self, path: str, key: str) -> list[Mapping[str, object]]:

@@ -117,7 +117,8 @@ class Drift:
             ("removed", self.removed_paths),
         ):
             if paths:
-                shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+                more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+                shown = ", ".join(paths[:3]) + more
                 parts.append(f"{len(paths)} path(s) {label} ({shown})")
         what = "; ".join(parts) or "same files, different build (functions or settings changed)"
         return (

@@ -1,4 +1,4 @@
-"""The sync progress display: a redrawn line on a terminal, plain lines otherwise, the kill switch."""
+"""Sync progress: a redrawn line on a terminal, plain lines otherwise; the kill switch."""
 
 from __future__ import annotations
 

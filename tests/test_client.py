@@ -103,7 +103,8 @@ def test_lists_follow_every_page(emulator: Any) -> None:
 
     count, unique = run(emulator, body)
     assert (count, unique) == (7, 7)
-    pages = [e for e in emulator.state.request_log if e.method == "GET" and e.path.endswith("/Assets")]
+    pages = [e for e in emulator.state.request_log
+             if e.method == "GET" and e.path.endswith("/Assets")]
     assert len(pages) == 6  # 3 pages per listing, twice
 
 

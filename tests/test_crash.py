@@ -34,7 +34,9 @@ def _env(emulator: Any, kill: str | None) -> dict[str, str]:
     return env
 
 
-def run_sync(root: Path, emulator: Any, kill: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_sync(
+    root: Path, emulator: Any, kill: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "assetsync", "-c", str(root / ".assetsync.toml"), "sync", "--json"],
         env=_env(emulator, kill), capture_output=True, text=True, timeout=60, check=False,
@@ -74,7 +76,8 @@ def assert_converged(root: Path, emulator: Any, service: str) -> dict[str, Any]:
         svc = state.get_service(key, service)
         assert svc is not None
         env = state.get_environment(key, svc.service_sid, "dev")
-        assert env is not None and state.get_pending(key, svc.service_sid, env.environment_sid) is None
+        assert env is not None
+        assert state.get_pending(key, svc.service_sid, env.environment_sid) is None
     live = api_get(emulator, f"/v1/Services/{svc.service_sid}/Environments/{env.environment_sid}")
     assert live["build_sid"] == env.build_sid == result["build_sid"]
     status = api_get(emulator, f"/v1/Services/{svc.service_sid}/Builds/{env.build_sid}/Status")

@@ -45,7 +45,8 @@ def test_first_sync_publishes_and_a_second_writes_nothing(tmp_path: Path, emulat
     assert kinds.index("planned") < kinds.index("uploaded") < kinds.index("build_created")
     assert kinds.index("build_created") < kinds.index("deployed")
 
-    env = api_get(emulator, f"/v1/Services/{first.service_sid}/Environments/{first.environment_sid}")
+    env = api_get(emulator,
+                  f"/v1/Services/{first.service_sid}/Environments/{first.environment_sid}")
     assert env["build_sid"] == first.build_sid
     emulator.state.request_log.clear()
 
@@ -169,7 +170,8 @@ def test_a_failed_build_keeps_the_previous_deployment_and_the_uploads(
     with pytest.raises(BuildFailedError) as info:
         sync(config)
 
-    env = api_get(emulator, f"/v1/Services/{first.service_sid}/Environments/{first.environment_sid}")
+    env = api_get(emulator,
+                  f"/v1/Services/{first.service_sid}/Environments/{first.environment_sid}")
     assert env["build_sid"] == first.build_sid
     assert info.value.build_sid in str(info.value) and info.value.build_sid != first.build_sid
     emulator.state.request_log.clear()
