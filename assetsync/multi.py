@@ -96,7 +96,7 @@ async def sync_sharded(
     for name in plan.sync_order():
         mine = [f for f in files if plan.assignment.get(f.path) == name]
         owned = recorded.get(name, empty).owned_paths
-        if not mine and _retired_and_empty(found.get(name), owned):
+        if not mine and name != service and _retired_and_empty(found.get(name), owned):
             notes.append(f"service {name} no longer holds any file; its last build stays live "
                          "until you delete the service")
             continue

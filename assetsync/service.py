@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from assetsync.apply import ApplyOptions, apply_changes, finish_build
 from assetsync.client import ServerlessClient
 from assetsync.config import Config
-from assetsync.errors import BuildFailedError, DriftError, LimitError, NotFoundError
+from assetsync.errors import AssetsyncError, BuildFailedError, DriftError, LimitError, NotFoundError
 from assetsync.ledger import StateLedger, now_iso
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile
@@ -183,11 +183,23 @@ async def sync_service(
         on_event(SyncEvent("planned", files=len(plan.uploads), bytes=plan.upload_bytes,
                            total=len(files)))
 
+    # A new [sync] runtime is a change too, even with every file as it was.
+    runtime_change = bool(options.runtime and live is not None and live.runtime != options.runtime)
+    if runtime_change and live is not None:
+        notes.append(f"runtime {live.runtime} -> {options.runtime}")
+    work = not plan.is_noop or runtime_change
+    if work and not (plan.uploads or plan.reuses or plan.kept_foreign or plan.function_versions):
+        # Twilio refuses a build with no version at all (twilio-cli #215).
+        raise AssetsyncError(
+            f"nothing left to publish in {service}/{environment}: every file is gone from the "
+            "source folder and a build needs at least one; keep one file, or delete the "
+            "environment in the Twilio Console"
+        )
     build_sid = deployment_sid = None
     uploaded: tuple[str, ...] = ()
     created: tuple[str, ...] = ()
-    resumable = (pending is not None and plan.needs_build and not plan.uploads
-                 and not plan.create_assets)
+    resumable = (pending is not None and (plan.needs_build or runtime_change)
+                 and not plan.uploads and not plan.create_assets)
     if resumable and ledger is not None and pending is not None:
         rec = state.get_build(target, ledger.service_sid, pending)
         resumable = rec is not None and set(rec.version_sids) == set(_build_sids(plan))
@@ -203,7 +215,7 @@ async def sync_service(
         build_sid = pending
         deployment_sid = await finish_build(client, ledger.service_sid, ledger.environment_sid,
                                             pending, ledger, options=options, on_event=on_event)
-    elif not plan.is_noop:
+    elif work:
         for attempt in (1, 2):
             try:
                 outcome = await apply_changes(
@@ -244,7 +256,7 @@ async def sync_service(
         service_sid=service_sid,
         environment_sid=env.sid if env else None,
         domain_name=env.domain_name if env else None,
-        build_sid=build_sid or (live.sid if live is not None and plan.is_noop else None),
+        build_sid=build_sid or (live.sid if live is not None and not work else None),
         deployment_sid=deployment_sid,
         uploaded=uploaded if not dry_run else tuple(f.path for f in plan.uploads),
         reused=len(plan.reuses),
@@ -258,7 +270,7 @@ async def sync_service(
         write_requests=after.write_requests - before.write_requests,
         retries=after.retries - before.retries,
         dry_run=dry_run,
-        noop=plan.is_noop and build_sid is None,
+        noop=not work and build_sid is None,
         urls=url_entries(service, env.domain_name if env else None,
                          ((f.path, f.visibility.value) for f in files)),
         warnings=tuple(issue_line(i) for i in plan.issues if i.severity != "error"),

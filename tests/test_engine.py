@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from assetsync.engine import sync
-from assetsync.errors import BuildFailedError, DriftError, LimitError
+from assetsync.errors import AssetsyncError, BuildFailedError, DriftError, LimitError
 from assetsync.state import State
 from assetsync.sync_types import SyncEvent
 from tests.sync_harness import (
@@ -321,3 +321,33 @@ def test_an_asset_deleted_behind_assetsyncs_back_is_recreated(tmp_path: Path,
     assert sorted(v["path"] for v in build["asset_versions"]) == ["/d0/f0000.txt",
                                                                   "/d1/f0001.txt"]
     assert gone["sid"] not in {v["asset_sid"] for v in build["asset_versions"]}
+
+
+def test_a_new_runtime_alone_triggers_a_build(tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 2)
+    first = sync(config)
+    (tmp_path / ".assetsync.toml").write_text(
+        (tmp_path / ".assetsync.toml").read_text() + 'runtime = "node20"\n')
+    config = load(tmp_path, emulator)
+    emulator.state.request_log.clear()
+
+    result = sync(config)
+
+    assert not result.noop and result.uploaded == () and result.build_sid != first.build_sid
+    build = api_get(emulator, f"/v1/Services/{result.service_sid}/Builds/{result.build_sid}")
+    assert build["runtime"] == "node20"
+    assert sync(config).noop
+
+
+def test_removing_every_file_is_a_clear_error(tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    files = make_tree(config.source, 2)
+    sync(config)
+    for path in files:
+        path.unlink()
+    emulator.state.request_log.clear()
+
+    with pytest.raises(AssetsyncError, match="nothing left to publish"):
+        sync(config)
+    assert writes(emulator) == []
