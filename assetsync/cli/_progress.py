@@ -142,9 +142,10 @@ _HANDLERS: Mapping[str, Callable[[Progress, SyncEvent], None]] = {
 
 def _columns() -> int:
     try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
     except (OSError, ValueError):
-        return 80
+        columns = 0
+    return columns or 80  # a pseudo-terminal may report 0 columns
 
 
 # A documented debugging switch for crash-safety tests (docs/sync.md): `KIND[:N]` makes the
