@@ -91,6 +91,9 @@ def test_full_publish_round_trip(emulator: Any, tmp_path: Path) -> None:
     assert dep.build_sid == done.sid and live.build_sid == done.sid
     upload = [e for e in emulator.state.request_log if e.kind == "upload"]
     assert len(upload) == 1 and upload[0].bytes_in > logo.stat().st_size
+    stored = emulator.state.store.get(sent.version.sid, "asset_version")
+    assert stored.data["content_type"] == "image/png"  # the Content part's MIME type
+    assert stored.data["size"] == logo.stat().st_size
 
 
 def test_lists_follow_every_page(emulator: Any) -> None:
@@ -334,3 +337,11 @@ def test_adaptive_limit_creeps_back_up() -> None:
     for _ in range(3 + 4):
         limit.succeeded()
     assert limit.limit == 4  # never past the maximum
+
+
+def test_api_key_credentials_work(emulator: Any) -> None:
+    key, secret = "SK" + "ab" * 16, "api-key-secret-value"
+    emulator.state.api_keys = {key: secret}
+    creds = Credentials(account_sid=emulator.account_sid, username=key, password=secret)
+    svc = run(emulator, lambda c: c.create_service("keyed"), credentials=creds)
+    assert svc.unique_name == "keyed"
