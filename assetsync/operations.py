@@ -6,8 +6,8 @@ it works, and returns a frozen result from `assetsync.sync_types`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TypeVar
 
@@ -17,8 +17,9 @@ from assetsync.config import Config, target_key
 from assetsync.engine import open_client, run_sync
 from assetsync.errors import AssetsyncError, DriftError, NotFoundError
 from assetsync.ledger import StateLedger, now_iso
+from assetsync.models import PublishedFile
 from assetsync.plan import RecordedService, build_plan
-from assetsync.prepare import prepare_files
+from assetsync.prepare import Prepared, prepare_files
 from assetsync.remote import (
     describe_drift,
     fetch_live_build,
@@ -72,43 +73,86 @@ def _deploy_result(config: Config, env_name: str, service_sid: str, env_sid: str
 
 # ------------------------------------------------------------------------------- status
 
+async def _service_status(
+    api: ServerlessClient, state: State, target: str, service: str, env_name: str,
+    files: Sequence[PublishedFile], prepared: Prepared,
+) -> StatusResult:
+    where = await locate_target(api, state, target, service, env_name, create=False)
+    env, svc = where.env, where.service_sid
+    live = await fetch_live_build(api, env)
+    live_status = await api.fetch_build_status(svc, live.sid) if live and svc else None
+    env_rec = state.get_environment(target, svc, env_name) if svc else None
+    recorded_build = env_rec.build_sid if env_rec else None
+    pending = state.get_pending(target, svc, env.sid) if svc and env else None
+    drift = None
+    if live and svc and recorded_build and live.sid not in (recorded_build,
+                                                            pending and pending.build_sid):
+        drift = _drift_message(state, target, svc, live, recorded_build)
+    recorded = state.recorded_service(target, svc, env_name) if svc else RecordedService()
+    plan = build_plan(files, recorded, to_live_build(live) if live else None)
+    c = plan.counts
+    return StatusResult(
+        service=service, environment=env_name, service_sid=svc,
+        environment_sid=env.sid if env else None,
+        domain_name=env.domain_name if env else None,
+        live_build_sid=live.sid if live else None, live_build_status=live_status,
+        recorded_build_sid=recorded_build,
+        pending_build_sid=pending.build_sid if pending else None, drift=drift,
+        pending_uploads=tuple(f.path for f in plan.uploads), pending_drops=plan.drops,
+        needs_build=plan.needs_build,
+        counts={"public": c.public, "protected": c.protected, "private": c.private,
+                "functions": c.functions, "files": len(files),
+                "errors": len(prepared.errors)},
+    )
+
+
 def status(
     config: Config, *, client: ServerlessClient | None = None, environment: str | None = None
 ) -> StatusResult:
-    """The live build next to the recorded one, drift, and what a sync would change."""
+    """The live build next to the recorded one, drift, and what a sync would change.
+
+    For a sharded site, each of its services is reported in `services` (files stay with the
+    service that holds them; new files are counted for the first service).
+    """
     env_name = environment or config.environment
 
     async def work(api: ServerlessClient, state: State, target: str) -> StatusResult:
         prepared = prepare_files(config, state)
-        where = await locate_target(api, state, target, config.service, env_name, create=False)
-        env, svc = where.env, where.service_sid
-        live = await fetch_live_build(api, env)
-        live_status = await api.fetch_build_status(svc, live.sid) if live and svc else None
-        env_rec = state.get_environment(target, svc, env_name) if svc else None
-        recorded_build = env_rec.build_sid if env_rec else None
-        pending = state.get_pending(target, svc, env.sid) if svc and env else None
-        drift = None
-        if live and svc and recorded_build and live.sid not in (recorded_build,
-                                                                pending and pending.build_sid):
-            drift = _drift_message(state, target, svc, live, recorded_build)
-        recorded = state.recorded_service(target, svc, env_name) if svc else RecordedService()
-        plan = build_plan(prepared.files, recorded, to_live_build(live) if live else None)
-        c = plan.counts
-        return StatusResult(
-            service=config.service, environment=env_name, service_sid=svc,
-            environment_sid=env.sid if env else None,
-            domain_name=env.domain_name if env else None,
-            live_build_sid=live.sid if live else None, live_build_status=live_status,
-            recorded_build_sid=recorded_build,
-            pending_build_sid=pending.build_sid if pending else None, drift=drift,
-            pending_uploads=tuple(f.path for f in plan.uploads), pending_drops=plan.drops,
-            needs_build=plan.needs_build,
-            counts={"public": c.public, "protected": c.protected, "private": c.private,
-                    "functions": c.functions, "files": len(prepared.files),
-                    "errors": len(prepared.errors)},
+        names = _site_services(config, state, target)
+        owner: dict[str, str] = {}
+        for name in names[1:]:
+            rec = state.get_service(target, name)
+            if rec is not None:
+                owned = state.recorded_service(target, rec.service_sid, env_name).owned_paths
+                owner.update(dict.fromkeys(owned, name))
+        parts = [
+            await _service_status(api, state, target, name, env_name,
+                                  [f for f in prepared.files
+                                   if owner.get(f.path, config.service) == name], prepared)
+            for name in names
+        ]
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        return replace(
+            first,
+            drift=next((f"{p.service}: {p.drift}" for p in parts if p.drift), None),
+            pending_uploads=tuple(sorted(u for p in parts for u in p.pending_uploads)),
+            pending_drops=tuple(sorted(d for p in parts for d in p.pending_drops)),
+            needs_build=any(p.needs_build for p in parts),
+            counts={**first.counts, "files": len(prepared.files)},
+            services=tuple(parts),
         )
 
     return _run(config, client, None, work)
+
+
+def _site_services(config: Config, state: State, target: str) -> list[str]:
+    """The configured service, then the other services of a sharded site that hold files."""
+    if not isinstance(config.shard, ShardOptions):
+        return [config.service]
+    names = [service_name(config.service, i) for i in range(1, config.shard.max_services + 1)]
+    return [config.service] + [n for n in names[1:] if state.get_service(target, n) is not None]
 
 
 # ------------------------------------------------------------------------------- rollback

@@ -134,10 +134,11 @@ class StatusResult:
     pending_drops: tuple[str, ...]
     needs_build: bool
     counts: Mapping[str, int] = field(default_factory=dict)
+    services: tuple[StatusResult, ...] = ()
 
     def to_json(self) -> dict[str, object]:
-        """A JSON-ready dict."""
-        return {
+        """A JSON-ready dict (with `services`, one per service, for a sharded site)."""
+        doc: dict[str, object] = {
             "service": self.service,
             "environment": self.environment,
             "service_sid": self.service_sid,
@@ -154,6 +155,9 @@ class StatusResult:
             "needs_build": self.needs_build,
             "counts": dict(self.counts),
         }
+        if self.services:
+            doc["services"] = [s.to_json() for s in self.services]
+        return doc
 
 
 @dataclass(frozen=True, slots=True)

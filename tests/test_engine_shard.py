@@ -71,3 +71,24 @@ def test_private_files_have_their_own_limit(tmp_path: Path, emulator: Any) -> No
     assert len(result.services) == 2 and result.urls == ()
     assert sorted(len(build_paths(emulator, r.service_sid, r.build_sid))
                   for r in result.services) == [1, 2]
+
+
+def test_status_covers_every_service_of_a_sharded_site(tmp_path: Path, emulator: Any) -> None:
+    from assetsync.engine import status
+
+    config = load(tmp_path, emulator, extra=SMALL_BUILDS)
+    make_tree(config.source, 12)
+    result = sync(config)
+    clean = status(config)
+    assert [s.service for s in clean.services] == ["site", "site-2", "site-3"]
+    assert not clean.needs_build and clean.drift is None and clean.counts["files"] == 12
+    moved = next(u.path for u in result.urls if u.service == "site-2")
+    (config.source / moved.lstrip("/")).write_text("edited")
+    (config.source / "new.txt").write_text("new")
+
+    changed = status(config)
+
+    assert changed.pending_uploads == tuple(sorted((moved, "/new.txt")))
+    by_service = {s.service: s for s in changed.services}
+    assert by_service["site-2"].pending_uploads == (moved,) and by_service["site-2"].needs_build
+    assert not by_service["site-3"].needs_build

@@ -50,6 +50,10 @@ def handler(args: argparse.Namespace) -> int:
     print(f"  recorded build: {result.recorded_build_sid or 'none'}")
     if result.pending_build_sid:
         print(f"  pending build:  {result.pending_build_sid} (the next sync finishes it)")
+    for part in result.services:
+        state = "drift" if part.drift else ("in sync" if not part.needs_build else "changes")
+        print(f"  {part.service}: live {part.live_build_sid or 'none'}, recorded "
+              f"{part.recorded_build_sid or 'none'} ({state})")
     if result.drift:
         print(f"  drift: {result.drift}")
     _listed("to upload", result.pending_uploads)
