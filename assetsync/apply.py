@@ -1,10 +1,10 @@
 """Apply a plan to one service: create Asset resources, upload versions, build, wait, deploy.
 
-Every acknowledged remote object is written to the ledger (the state) the moment it exists:
-an Asset SID when created, a version SID when its upload is acknowledged, the build in a pending
-journal before its status is polled, the deployment once made. A crash at any point therefore
-loses at most the request in flight, and a rerun reuses everything acknowledged and finishes an
-interrupted build (DESIGN.md, state invariants 1 and 2).
+Every remote object is written to the ledger (the state) as soon as it exists: Asset SIDs per
+batch (one lost to a crash is found by name next time), versions through the upload journal
+(`assetsync.versions`), the build in a pending journal before its status is polled, the
+deployment once made. A rerun after a crash therefore reuses everything acknowledged and
+finishes an interrupted build (DESIGN.md, state invariants 1 and 2).
 """
 
 from __future__ import annotations
@@ -26,13 +26,10 @@ from assetsync.versions import run_all, upload_files
 __all__ = [
     "ApplyOptions",
     "ApplyOutcome",
-    "Ledger",
     "apply_changes",
     "deploy",
     "ensure_assets",
     "finish_build",
-    "run_all",
-    "upload_files",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,12 +53,6 @@ class ApplyOutcome:
     uploaded: tuple[str, ...]
     build_sid: str | None
     deployment_sid: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Uploaded:
-    path: str
-    sid: str
 
 
 def _emit(on_event: EventCallback | None, event: SyncEvent) -> None:
