@@ -85,7 +85,7 @@ def make_client(
     )
 
 
-# ------------------------------------------------------------------------------- one service
+# ------------------------------------------------------------------------------- after a sync
 
 def write_urls_file(config: Config, result: SyncResult) -> None:
     """Write the URL map to `[sync] urls_file` (or `[shard] urls_file`) when one is set.
@@ -121,8 +121,13 @@ async def open_client(
 
     api = client or make_client(config)
     previous = api.on_event
-    api.on_event = (retry_event if previous is None
-                    else lambda e: (previous(e), retry_event(e))[-1])
+
+    def both(event: ClientEvent) -> None:
+        if previous is not None:
+            previous(event)
+        retry_event(event)
+
+    api.on_event = both
     try:
         if api.is_open:
             yield api
