@@ -228,6 +228,7 @@ def rollback(
             dependencies=base.dependencies if base else (), runtime=base.runtime if base else None,
         )
         ledger.record_pending_build(rebuilt.sid, choice.version_sids)
+        state.set_build_status(target, svc, to_sid, "deleted")  # never a candidate again
         # Keep the original's place in history, so a second rollback goes further back.
         state.record_build(target, svc, build_sid=rebuilt.sid, environment_sid=env.sid,
                            status="building", version_sids=choice.version_sids,
