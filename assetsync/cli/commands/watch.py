@@ -196,14 +196,17 @@ def _watch_lock(config: Config) -> Iterator[None]:
 
 
 @contextmanager
-def _stop_on_signals(stop: threading.Event, display: _Display) -> Iterator[None]:
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """First Ctrl-C (or SIGTERM) stops after the current sync; a second Ctrl-C aborts it."""
+    clear = b"\r\x1b[2K" if sys.stderr.isatty() else b""
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         stop.set()
-        display.line("stopping after the current sync (Ctrl-C again to abort it)")
+        # Never print() here: the signal may land inside a print of the main thread, and a
+        # nested write to the same stream raises "reentrant call". A raw write cannot.
+        os.write(sys.stderr.fileno(), clear + b"assetsync: stopping after the current sync (Ctrl-C again to abort it)\n")
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -230,7 +233,7 @@ def handler(args: argparse.Namespace) -> int:
     budget = budget_for_config(config, limit=options.builds_per_hour)
     display = _StatusLine(sys.stdout) if sys.stdout.isatty() and not args.plain else _Display(sys.stdout)
     stop = threading.Event()
-    with _watch_lock(config), _stop_on_signals(stop, display):
+    with _watch_lock(config), _stop_on_signals(stop):
         status = watch(
             config,  # type: ignore[arg-type]
             stop=stop,
