@@ -188,7 +188,7 @@ async def apply_changes(
         dependencies=dependencies,
         runtime=runtime,
     )
-    ledger.record_pending_build(build.sid, version_sids)
+    ledger.record_pending_build(build)
     _emit(on_event, SyncEvent("build_created", sid=build.sid, files=len(version_sids)))
     deployment_sid = await finish_build(
         client, service_sid, environment_sid, build.sid, ledger, options=options, on_event=on_event

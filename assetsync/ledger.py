@@ -11,20 +11,51 @@ the next run finds that version on the Asset and records it instead of uploading
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+from assetsync.errors import ApiError
+from assetsync.resources import Build, parse_build, render_build
 from assetsync.state import State
 from assetsync.state_remote import UploadIntent, VersionRecord
 
-__all__ = ["Ledger", "StateLedger", "UploadIntent", "VersionRecord", "now_iso"]
+__all__ = [
+    "Ledger",
+    "StateLedger",
+    "UploadIntent",
+    "VersionRecord",
+    "now_iso",
+    "record_manifest",
+    "recorded_build",
+]
 
 
 def now_iso() -> str:
     """The current UTC time with microseconds, for ordering recorded builds."""
     # Microseconds: builds are ordered by this for rollback, and two can start in one second.
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def record_manifest(state: State, target: str, service_sid: str, build: Build) -> None:
+    """Keep the build's full content (versions with paths, functions, dependencies, runtime)."""
+    record = getattr(state, "record_build_manifest", None)
+    if record is not None:
+        record(target, service_sid, build.sid, json.dumps(render_build(build)))
+
+
+def recorded_build(state: State, target: str, service_sid: str, build_sid: str) -> Build | None:
+    """A build assetsync created, from its kept manifest (None if none was kept)."""
+    read = getattr(state, "build_manifest", None)
+    text = read(target, service_sid, build_sid) if read is not None else None
+    if not text:
+        return None
+    try:
+        return replace(parse_build(json.loads(text)), status="completed")
+    except (ValueError, ApiError):
+        return None  # unreadable: fetch it instead
 
 
 class Ledger(Protocol):
@@ -50,7 +81,7 @@ class Ledger(Protocol):
 
     def clear_intents(self) -> None: ...
 
-    def record_pending_build(self, build_sid: str, version_sids: Sequence[str]) -> None: ...
+    def record_pending_build(self, build: Build) -> None: ...
 
     def record_build_status(self, build_sid: str, status: str) -> None: ...
 
@@ -104,13 +135,16 @@ class StateLedger:
         """Every journalled upload is settled (recorded, or known not to have happened)."""
         self.state.clear_upload_intents(self.target, self.service_sid)
 
-    def record_pending_build(self, build_sid: str, version_sids: Sequence[str]) -> None:
+    def record_pending_build(self, build: Build) -> None:
+        """A build just created: its versions, its manifest, and the journal row that makes a
+        rerun finish it."""
         self.state.record_build(
-            self.target, self.service_sid, build_sid=build_sid,
+            self.target, self.service_sid, build_sid=build.sid,
             environment_sid=self.environment_sid, status="building",
-            version_sids=version_sids, created_at=now_iso(),
+            version_sids=[v.sid for v in build.asset_versions], created_at=now_iso(),
         )
-        self.state.record_pending(self.target, self.service_sid, self.environment_sid, build_sid,
+        record_manifest(self.state, self.target, self.service_sid, build)
+        self.state.record_pending(self.target, self.service_sid, self.environment_sid, build.sid,
                                   created_at=now_iso())
 
     def record_build_status(self, build_sid: str, status: str) -> None:

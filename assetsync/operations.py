@@ -16,7 +16,7 @@ from assetsync.client import ServerlessClient
 from assetsync.config import Config, target_key
 from assetsync.engine import open_client, run_sync
 from assetsync.errors import AssetsyncError, DriftError, NotFoundError
-from assetsync.ledger import StateLedger, now_iso
+from assetsync.ledger import StateLedger, now_iso, record_manifest
 from assetsync.models import PublishedFile
 from assetsync.plan import RecordedService, build_plan
 from assetsync.prepare import Prepared, prepare_files
@@ -213,6 +213,7 @@ def rollback(
                                    status="completed",
                                    version_sids=[v.sid for v in build.asset_versions],
                                    created_at=now_iso())
+                record_manifest(state, target, svc, build)
             ledger.record_deployment(to_sid, deployment)
             return _deploy_result(config, env_name, svc, env.sid, env.domain_name, to_sid,
                                   deployment, len(choice.version_sids) if choice else 0, api,
@@ -227,7 +228,7 @@ def rollback(
             function_versions=[v.sid for v in base.function_versions] if base else (),
             dependencies=base.dependencies if base else (), runtime=base.runtime if base else None,
         )
-        ledger.record_pending_build(rebuilt.sid, choice.version_sids)
+        ledger.record_pending_build(rebuilt)
         state.set_build_status(target, svc, to_sid, "deleted")  # never a candidate again
         # Keep the original's place in history, so a second rollback goes further back.
         state.record_build(target, svc, build_sid=rebuilt.sid, environment_sid=env.sid,
@@ -272,6 +273,7 @@ def promote(
                                status="completed",
                                version_sids=[v.sid for v in build.asset_versions],
                                created_at=now_iso())
+            record_manifest(state, target, svc, build)
         deployment = await deploy(api, svc, dest.sid, build_sid)
         StateLedger(state, target, svc, dest.sid).record_deployment(build_sid, deployment)
         return _deploy_result(config, to_env, svc, dest.sid, dest.domain_name, build_sid,

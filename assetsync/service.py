@@ -14,7 +14,7 @@ from assetsync.apply import ApplyOptions, apply_changes, finish_build
 from assetsync.client import ServerlessClient
 from assetsync.config import Config
 from assetsync.errors import AssetsyncError, BuildFailedError, DriftError, LimitError, NotFoundError
-from assetsync.ledger import StateLedger, now_iso
+from assetsync.ledger import StateLedger, now_iso, record_manifest
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile
 from assetsync.plan import Plan, RecordedService, build_plan
@@ -245,6 +245,7 @@ async def sync_service(
                            environment_sid=ledger.environment_sid, status="completed",
                            version_sids=[v.sid for v in live.asset_versions],
                            created_at=now_iso())
+        record_manifest(state, target, ledger.service_sid, live)
         ledger.record_deployment(live.sid, "")
 
     if deployment_sid is not None and on_event is not None:
