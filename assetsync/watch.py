@@ -17,7 +17,14 @@ from assetsync.budget import BuildBudget
 from assetsync.errors import ScanError
 from assetsync.scan import IgnoreRules
 from assetsync.watch_events import ignored_by
-from assetsync.watch_loop import SyncFn, WatchEvent, WatchLoop, WatchStatus, coalesce_window
+from assetsync.watch_loop import (
+    SyncFn,
+    WatchEvent,
+    WatchLoop,
+    WatchStatus,
+    builds_made,
+    coalesce_window,
+)
 from assetsync.watch_options import WatchOptions, parse_watch_section
 
 __all__ = [
@@ -25,6 +32,7 @@ __all__ = [
     "WatchEvent",
     "WatchOptions",
     "WatchStatus",
+    "builds_made",
     "coalesce_window",
     "parse_watch_section",
     "watch",
@@ -87,7 +95,7 @@ def watch(
     excluded = (state_dir.relative_to(root).as_posix(),) if state_dir.is_relative_to(root) else ()
     loop = WatchLoop(
         root,
-        options if options is not None else config.watch,
+        options or (config.watch if isinstance(config.watch, WatchOptions) else WatchOptions()),
         ignored=ignored_by(IgnoreRules(patterns=tuple(config.ignore), excluded=excluded)),
         stop=stop,
         sync_fn=sync_fn,

@@ -37,7 +37,7 @@ from assetsync.watch_mode import (
 from assetsync.watch_options import WatchOptions
 from assetsync.watch_poll import TreePoller
 
-__all__ = ["SyncFn", "WatchEvent", "WatchLoop", "WatchStatus", "coalesce_window"]
+__all__ = ["SyncFn", "WatchEvent", "WatchLoop", "WatchStatus", "builds_made", "coalesce_window"]
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,14 @@ def coalesce_window(base_s: float, remaining: int, limit: int) -> float:
     return max(base_s, (WINDOW_S / limit) * (1 - remaining / half))
 
 
-def _builds_made(result: object) -> int:
-    """How many builds a sync result says it made; unknown shapes count as one (the safe side)."""
+def builds_made(result: object) -> int:
+    """How many builds a sync result says it made; unknown shapes count as one (the safe side).
+
+    Reads `SyncResult.build_sid`, and for a sharded sync each service's result in `services`.
+    """
+    services = getattr(result, "services", None)
+    if services:
+        return sum(builds_made(r) for r in services)
     sids = getattr(result, "build_sids", None)
     if sids is not None:
         return len(tuple(sids))
@@ -118,7 +124,7 @@ def _builds_on_error(exc: BaseException) -> int:
     if isinstance(exc, BuildFailedError):
         return 1  # a failed build still counted against the account's hourly limit
     if isinstance(exc, SyncError) and exc.result is not None:
-        return _builds_made(exc.result)
+        return builds_made(exc.result)
     return 0
 
 
@@ -335,7 +341,7 @@ class WatchLoop:
         except BaseException:
             self.budget.settle(reservation, 1)  # interrupted mid-sync: a build may have started
             raise
-        made = _builds_made(result)
+        made = builds_made(result)
         self.budget.settle(reservation, made)
         self.remaining = self.budget.remaining()
         self.consecutive_failures, self.retry_at, self.last_error = 0, None, None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from assetsync.watch import coalesce_window
+from assetsync.watch import builds_made, coalesce_window
 from assetsync.scan import IgnoreRules
 from assetsync.watch_events import Change, DirtySet, ignored_by
 from assetsync.watch_mode import choose_mode, filesystem_type, sysctl_advice
@@ -121,3 +122,18 @@ def test_quiet_window_grows_as_the_budget_runs_low() -> None:
     assert coalesce_window(0.3, 25, 100) == pytest.approx(18.0)
     assert coalesce_window(0.3, 0, 100) == pytest.approx(36.0)
     assert coalesce_window(60.0, 25, 100) == 60.0  # never shorter than configured
+
+
+@dataclass(frozen=True)
+class _Result:
+    build_sid: str | None
+    services: tuple[_Result, ...] = ()
+
+
+def test_builds_made_reads_plain_sharded_and_unknown_results() -> None:
+    Result = _Result
+    assert builds_made(Result("ZB1")) == 1
+    assert builds_made(Result(None)) == 0
+    # a sharded sync: the first service made no build, two others did
+    assert builds_made(Result(None, (Result(None), Result("ZB2"), Result("ZB3")))) == 2
+    assert builds_made(object()) == 1  # unknown shape: counted, the safe side for the budget

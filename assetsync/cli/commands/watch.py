@@ -25,6 +25,7 @@ from assetsync.watch import (
     WatchEvent,
     WatchOptions,
     WatchStatus,
+    builds_made,
     parse_watch_section,
     watch,
 )
@@ -107,10 +108,12 @@ class _Display:
             self.uploaded = 0
             return None
         if event.kind == "synced":
-            build = getattr(event.result, "build_sid", None)
+            builds = builds_made(event.result)
             uploaded = len(getattr(event.result, "uploaded", ()) or ())
-            if build:
-                return f"{_changes(event.paths)} deployed: {uploaded} uploaded, build {build}"
+            if builds:
+                build = getattr(event.result, "build_sid", None) if builds == 1 else None
+                what = f"build {build}" if build else f"{builds} builds"
+                return f"{_changes(event.paths)} deployed: {uploaded} uploaded, {what}"
             return f"{_changes(event.paths)}: nothing to deploy" if event.paths is not None else None
         if event.kind == "sync-failed":
             return f"sync failed: {event.message}; retrying at {_clock(s.next_build_at)} or on the next change"
