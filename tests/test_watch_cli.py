@@ -153,3 +153,17 @@ def test_bad_watch_section_in_the_config_names_file_and_key(
     err = capsys.readouterr().err
     assert code == 2
     assert f"{config}: [watch] quiet_ms is not a known key" in err
+
+
+def test_missing_source_folder_is_one_clear_line(
+    project: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, env = project
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "ASSETSYNC_BUDGET_DIR"):
+        monkeypatch.setenv(name, env[name])
+    (root / "site" / "index.html").unlink()
+    (root / "site").rmdir()
+    code = main(["-c", str(root / ".assetsync.toml"), "watch", "--plain"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "source folder" in err[0] and "does not exist" in err[0]
