@@ -106,7 +106,7 @@ def test_interrupt_with_undeployed_changes_exits_130(project: tuple[Path, dict[s
     finally:
         watcher.kill()
     assert code == 130
-    assert any("1 changes were not deployed; run `assetsync sync`" in line for line in watcher.lines)
+    assert any("stopped; 1 change not deployed: run `assetsync sync`" in line for line in watcher.lines)
 
 
 def test_second_watch_on_the_same_project_exits_3(project: tuple[Path, dict[str, str]]) -> None:

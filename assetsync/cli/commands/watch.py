@@ -64,10 +64,12 @@ def _clock(at: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at)) if at is not None else "-"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _changes(paths: frozenset[str] | None) -> str:
-    if paths is None:
-        return "full reconcile"
-    return f"{len(paths)} change{'s' if len(paths) != 1 else ''}"
+    return "full reconcile" if paths is None else _count(len(paths), "change")
 
 
 class _Display:
@@ -112,7 +114,7 @@ class _Display:
             uploaded = len(getattr(event.result, "uploaded", ()) or ())
             if builds:
                 build = getattr(event.result, "build_sid", None) if builds == 1 else None
-                what = f"build {build}" if build else f"{builds} builds"
+                what = f"build {build}" if build else _count(builds, "build")
                 return f"{_changes(event.paths)} deployed: {uploaded} uploaded, {what}"
             return f"{_changes(event.paths)}: nothing to deploy" if event.paths is not None else None
         if event.kind == "sync-failed":
@@ -247,10 +249,11 @@ def handler(args: argparse.Namespace) -> int:
         )
     display.finish(status)
     if status.pending or status.full_reconcile_pending:
-        print(
-            f"assetsync: {status.pending or 'some'} changes were not deployed; "
-            "run `assetsync sync` to publish them",
-            file=sys.stderr,
+        what = (
+            f"{_count(status.pending, 'change')} not deployed"
+            if status.pending
+            else "the full reconcile did not run"
         )
+        print(f"assetsync: stopped; {what}: run `assetsync sync` to publish them", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
