@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -72,7 +73,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one assetsync command; returns the process exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:
+        # The reader went away (`assetsync urls | head`): not an error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser(_command_in(argv))
     try:
         args = parser.parse_args(argv)
@@ -91,3 +102,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AssetsyncError as exc:
         print(f"assetsync: error: {exc}", file=sys.stderr)
         return exc.exit_code
+
