@@ -191,20 +191,33 @@ async def sync_async(
     with State.open(config.state_dir) as state, _scan_events(on_event) as scan_event:
         async with open_client(config, client, on_event) as api:
             before = api.stats.snapshot()
-            # Scan and hash in a thread while the (read-only) lookups are in flight; nothing is
-            # written remotely until the files have passed every check.
-            prepared, located = await _both(
-                asyncio.to_thread(prepare_files, config, state, paths=paths, on_event=scan_event),
-                peek_target(api, state, key, config.service, env_name),
-            )
+            shard = config.shard if isinstance(config.shard, ShardOptions) else None
+            if shard is not None and (shard.groups or shard.first_service):
+                # Groups can make a site impossible to place: find out before any request.
+                from assetsync.multi import preflight
+
+                prepared = await asyncio.to_thread(prepare_files, config, state, paths=paths,
+                                                   on_event=scan_event)
+                prepared.raise_errors()
+                preflight(state, key, service=config.service, environment=env_name,
+                          files=prepared.files, shard_options=shard)
+                located = await peek_target(api, state, key, config.service, env_name)
+            else:
+                # Scan and hash in a thread while the (read-only) lookups are in flight;
+                # nothing is written remotely until the files have passed every check.
+                prepared, located = await _both(
+                    asyncio.to_thread(prepare_files, config, state, paths=paths,
+                                      on_event=scan_event),
+                    peek_target(api, state, key, config.service, env_name),
+                )
             prepared.raise_errors()
             flags = SyncFlags(dry_run=dry_run, full=full, adopt=adopt, force=force)
-            if isinstance(config.shard, ShardOptions):
+            if shard is not None:
                 from assetsync.multi import sync_sharded
 
                 result = await sync_sharded(
                     api, state, key, service=config.service, environment=env_name,
-                    files=prepared.files, shard_options=config.shard,
+                    files=prepared.files, shard_options=shard,
                     options=apply_options(config), flags=flags, on_event=on_event,
                     located=located,
                 )

@@ -22,7 +22,7 @@ from assetsync.shard import BuildCounts, ShardOptions, service_name, shard
 from assetsync.state import State
 from assetsync.sync_types import EventCallback, SyncResult
 
-__all__ = ["combine_results", "sync_sharded"]
+__all__ = ["combine_results", "preflight", "sync_sharded"]
 
 
 def _reserved(loc: Located, owned: frozenset[str]) -> BuildCounts:
@@ -40,6 +40,49 @@ def _retired_and_empty(loc: Located | None, owned: frozenset[str]) -> bool:
     if loc is None or loc.live is None:
         return True
     return not loc.live.function_versions and all(v.path in owned for v in loc.live.asset_versions)
+
+
+def _recorded(
+    state: State, target: str, names: Sequence[str], environment: str
+) -> dict[str, RecordedService]:
+    """What the state recorded for each of the site's services that exists."""
+    recorded: dict[str, RecordedService] = {}
+    for name in names:
+        rec = state.get_service(target, name)
+        if rec is not None:
+            recorded[name] = state.recorded_service(target, rec.service_sid, environment)
+    return recorded
+
+
+def _previous(files: Sequence[PublishedFile], recorded: dict[str, RecordedService]) -> dict[str, str]:
+    """Each file's service from the last sync: where it is deployed, else where its exact
+    version was uploaded (a run interrupted before that service built), so a rerun keeps the
+    placement the interrupted run had chosen and uploads nothing twice."""
+    previous: dict[str, str] = {}
+    for name, rec in recorded.items():
+        previous.update(dict.fromkeys(rec.owned_paths, name))
+    for f in files:
+        key = (f.digest, f.path, f.visibility.value)
+        home = None if f.path in previous else next(
+            (name for name, rec in recorded.items() if key in rec.versions), None)
+        if home is not None:
+            previous[f.path] = home
+    return previous
+
+
+def preflight(
+    state: State, target: str, *, service: str, environment: str,
+    files: Sequence[PublishedFile], shard_options: ShardOptions,
+) -> None:
+    """Raise the `LimitError` a sharded sync would, from the files and the state alone.
+
+    What live builds carry and the account's other services only take room away, so a site
+    that fails here fails for sure; `engine.sync` calls this before its first request when
+    `[shard]` has groups or `first_service` (the configurations that can be impossible).
+    """
+    names = [service_name(service, i) for i in range(1, shard_options.max_services + 1)]
+    shard(files, _previous(files, _recorded(state, target, names, environment)), shard_options,
+          base_service=service)
 
 
 async def sync_sharded(
@@ -60,15 +103,12 @@ async def sync_sharded(
 
     With a site that fits one service (the usual case) this is one `sync_service` call and no
     extra request; other services are looked up only when the site uses or needs them.
+    Services run one after the other on the one client, so uploads of every service share its
+    one concurrency limit (`[sync] concurrency`).
     """
     names = [service_name(service, i) for i in range(1, shard_options.max_services + 1)]
-    previous: dict[str, str] = {}
-    recorded: dict[str, RecordedService] = {}
-    for name in names:
-        rec = state.get_service(target, name)
-        if rec is not None:
-            recorded[name] = state.recorded_service(target, rec.service_sid, environment)
-            previous.update(dict.fromkeys(recorded[name].owned_paths, name))
+    recorded = _recorded(state, target, names, environment)
+    previous = _previous(files, recorded)
     found: dict[str, Located] = {}
     if located is not None:
         found[service] = located
