@@ -114,7 +114,8 @@ def transform_files(
     (`content_path` then points into the cache); each active profile matching its source adds
     a variant `PublishedFile` (same visibility, `variant` = profile name). A file that cannot
     be decoded is published unchanged with a warning (an error under `strict`); a variant
-    that cannot fit its budget is an error naming the best size reached.
+    that cannot fit its budget is an error naming the best size reached. Files a channel
+    profile covers whose type that channel does not take get a warning (`channel_warnings`).
 
     Args:
         files: the classified files (`variant` None); others pass through unchanged.
@@ -178,6 +179,12 @@ def transform_files(
 
     run_jobs(misses, workers or _available_cores(), done)
     result = _assemble(plan, entries, options, issues, encoded=len(misses))
+    # Channel checks (issue 5.3) on what will be published, variants included, so `plan` and
+    # `sync` both warn about a type a channel does not take; warnings never fail the run.
+    warned = channel_warnings(result.files, options)
+    if warned:
+        merged = sorted({*result.issues, *warned}, key=lambda i: (i.path, i.message))
+        result = replace(result, issues=tuple(merged))
     if prune:
         _deleted, freed = prune_cache(cache_dir, jobs.keys())
         result = replace(result, stats=replace(result.stats, pruned_bytes=freed))

@@ -226,3 +226,39 @@ def test_state_export_import_cli(project: Path, capsys: pytest.CaptureFixture[st
     out_file.write_text("{not json")
     assert main(["-c", cfg, "state", "import", str(out_file)]) == 1
     assert "is not JSON" in capsys.readouterr().err
+
+
+def test_channel_warnings_for_types_the_channel_rejects_exit_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 5.3: a file under a channel profile whose type that channel does not take is a
+    warning in the plan (by content, not by name), and the plan stays valid."""
+    site = tmp_path / "site"
+    (site / "mms").mkdir(parents=True)
+    (site / "stickers").mkdir()
+    # An iPhone photo saved as .jpg: HEIC by content (ISO-BMFF `ftyp` box, brand `heic`).
+    (site / "mms" / "photo.jpg").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    (site / "stickers" / "wave.webp").write_bytes(b"RIFF\x24\x00\x00\x00WEBPVP8 " + bytes(64))
+    (site / "mms" / "notes.txt").write_text("plain text is no image: no image-type warning\n")
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(
+        '[project]\nsource = "site"\nservice = "media"\n'
+        '[optimize.profiles.mms]\nglobs = ["mms/**"]\n'
+        '[optimize.profiles.stickers]\nglobs = ["stickers/**"]\nchannel = "mms"\nvariant = false\n'
+    )
+    code = main(["-c", str(cfg), "plan", "--json"])
+    out, _err = capsys.readouterr()
+    data = json.loads(out)
+    assert code == 0 and data["valid"] is True
+    warned = {i["path"]: i["message"] for i in data["issues"] if i["severity"] == "warning"}
+    assert set(warned) == {"mms/photo.jpg", "stickers/wave.webp"}
+    assert "HEIC is not transcoded by Twilio for MMS" in warned["mms/photo.jpg"]
+    assert "(profile 'mms')" in warned["mms/photo.jpg"]
+    assert "WEBP" in warned["stickers/wave.webp"] and "'stickers'" in warned["stickers/wave.webp"]
+    assert {u["path"] for u in data["uploads"]} == {
+        "/mms/photo.jpg", "/stickers/wave.webp", "/mms/notes.txt"}
+    code = main(["-c", str(cfg), "plan"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "warning: mms/photo.jpg: HEIC is not transcoded by Twilio for MMS" in err
+
