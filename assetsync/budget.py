@@ -129,18 +129,23 @@ class BuildBudget:
         with self._ledger() as entries:
             return len(entries)
 
-    def next_available_at(self) -> float:
-        """Clock time at which the next build may start (now when one is available)."""
+    def next_available_at(self, slots: int = 1) -> float:
+        """Clock time at which `slots` builds may start (now when they are available)."""
         with self._ledger() as entries:
-            return self._next_at(entries)
+            return self._next_at(entries, self._clamp(slots))
 
-    def reserve(self) -> Reservation | None:
-        """Atomically take one build slot, or return None when the hour's budget is spent."""
+    def reserve(self, slots: int = 1) -> Reservation | None:
+        """Atomically take `slots` build slots (all or none), or return None when fewer are left.
+
+        A sharded sync builds once per service, so it reserves one slot per service; more
+        slots than the limit are never available and count as the whole limit.
+        """
+        slots = self._clamp(slots)
         with self._ledger(write=True) as entries:
-            if len(entries) >= self.limit:
+            if len(entries) + slots > self.limit:
                 return None
             reservation = Reservation(token=uuid.uuid4().hex, at=self.clock())
-            entries.append((reservation.at, reservation.token))
+            entries.extend((reservation.at, f"{reservation.token}.r{i}") for i in range(slots))
             return reservation
 
     def settle(self, reservation: Reservation, builds: int) -> None:
@@ -150,7 +155,8 @@ class BuildBudget:
         past the limit, because they happened.
         """
         with self._ledger(write=True) as entries:
-            entries[:] = [e for e in entries if e[1] != reservation.token]
+            held = (reservation.token, f"{reservation.token}.r")
+            entries[:] = [e for e in entries if e[1] != held[0] and not e[1].startswith(held[1])]
             entries.extend((reservation.at, f"{reservation.token}.{i}") for i in range(builds))
         if builds > 1:
             log.debug("recorded %d builds for one sync", builds)
@@ -161,13 +167,16 @@ class BuildBudget:
         with self._ledger(write=True) as entries:
             entries.extend((now, uuid.uuid4().hex) for _ in range(builds))
 
-    def _next_at(self, entries: list[tuple[float, str]]) -> float:
+    def _clamp(self, slots: int) -> int:
+        return max(1, min(slots, self.limit))
+
+    def _next_at(self, entries: list[tuple[float, str]], slots: int = 1) -> float:
         now = self.clock()
-        if len(entries) < self.limit:
+        if len(entries) + slots <= self.limit:
             return now
-        # The slot frees when the oldest build that keeps us at the limit leaves the window.
+        # `slots` free up when the newest of the oldest builds that must leave the window does.
         times = sorted(t for t, _ in entries)
-        return times[len(entries) - self.limit] + WINDOW_S
+        return times[len(entries) + slots - self.limit - 1] + WINDOW_S
 
     @contextmanager
     def _ledger(self, *, write: bool = False) -> Iterator[list[tuple[float, str]]]:

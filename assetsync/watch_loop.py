@@ -2,8 +2,9 @@
 
 Files still being written are held back; a batch syncs after a quiet window, capped by a maximum
 wait; changes made during a sync form the next batch. Full reconciles run at start, after an
-event-queue overflow and every `reconcile_interval_s`. Every sync first reserves a slot of the
-build budget (the quiet window grows as it runs low) and a failed sync is retried with backoff.
+event-queue overflow and every `reconcile_interval_s`. Every sync first reserves build budget, one
+slot per service the site spanned at its last sync (a sharded site builds once per service; the
+quiet window grows as the budget runs low) and a failed sync is retried with backoff.
 Public entry point: `assetsync.watch.watch`.
 """
 
@@ -37,7 +38,15 @@ from assetsync.watch_mode import (
 from assetsync.watch_options import WatchOptions
 from assetsync.watch_poll import TreePoller
 
-__all__ = ["SyncFn", "WatchEvent", "WatchLoop", "WatchStatus", "builds_made", "coalesce_window"]
+__all__ = [
+    "SyncFn",
+    "WatchEvent",
+    "WatchLoop",
+    "WatchStatus",
+    "builds_made",
+    "coalesce_window",
+    "services_spanned",
+]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +129,11 @@ def builds_made(result: object) -> int:
     return 1
 
 
+def services_spanned(result: object, limit: int) -> int:
+    """How many services a sync result covers (each may build once next time), 1..`limit`."""
+    return max(1, min(limit, len(getattr(result, "services", None) or ()) or 1))
+
+
 def _builds_on_error(exc: BaseException) -> int:
     if isinstance(exc, BuildFailedError):
         return 1  # a failed build still counted against the account's hourly limit
@@ -171,6 +185,9 @@ class WatchLoop:
         self.last_error: str | None = None
         self.remaining = budget.remaining()
         self.budget_read_at = clock()
+        # Builds the next sync may make: one per service of the site, learnt from each result
+        # (a sharded site's first sync of a session counts as one until its result is in).
+        self.slots = 1
 
     # -- status -------------------------------------------------------------------------------
 
@@ -286,14 +303,14 @@ class WatchLoop:
             return self.retry_at - now
         # The shared ledger is read about once a second and when a batch is due, not after every
         # event of a burst: other processes spend the budget, and the hour gives slots back.
-        if self.remaining == 0 or now - self.budget_read_at >= 1.0:
+        if self.remaining < self.slots or now - self.budget_read_at >= 1.0:
             self._read_budget(now)
-        if self.remaining == 0:
+        if self.remaining < self.slots:
             return self._wait_for_budget()
         ready, first = self._ready_at(now)
         if now >= ready and self.budget_read_at < now:
             self._read_budget(now)
-            if self.remaining == 0:
+            if self.remaining < self.slots:
                 return self._wait_for_budget()
             ready, first = self._ready_at(now)  # pacing may ask for a longer wait now
         if now < ready:
@@ -307,8 +324,8 @@ class WatchLoop:
         if held and (full_waits or (not self.full_pending and len(held) == len(self.dirty))):
             self.state = "pending"
             return min(held.values()) - now
-        reservation = self.budget.reserve()
-        if reservation is None:  # another process took the last slot
+        reservation = self.budget.reserve(self.slots)
+        if reservation is None:  # another process took the last slots
             self.remaining = 0
             return self._wait_for_budget()
         if self.full_pending:
@@ -319,7 +336,7 @@ class WatchLoop:
         return 0.0
 
     def _wait_for_budget(self) -> float:
-        next_at = self.budget.next_available_at()
+        next_at = self.budget.next_available_at(self.slots)
         self._set_state("budget", next_at)
         return max(0.05, next_at - self.budget.clock())
 
@@ -336,13 +353,17 @@ class WatchLoop:
             raise
         except Exception as exc:  # noqa: BLE001 - watch outlives every recoverable failure
             self.budget.settle(reservation, _builds_on_error(exc))
+            if isinstance(exc, SyncError) and exc.result is not None:
+                self.slots = services_spanned(exc.result, self.budget.limit)
             self._failed(paths, exc)
             return
         except BaseException:
-            self.budget.settle(reservation, 1)  # interrupted mid-sync: a build may have started
+            # Interrupted mid-sync: as many builds as it reserved may have started.
+            self.budget.settle(reservation, self.slots)
             raise
         made = builds_made(result)
         self.budget.settle(reservation, made)
+        self.slots = services_spanned(result, self.budget.limit)
         self.remaining = self.budget.remaining()
         self.consecutive_failures, self.retry_at, self.last_error = 0, None, None
         if paths is None:

@@ -6,11 +6,13 @@ import json
 import logging
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from assetsync.budget import WINDOW_S, BuildBudget, account_key, default_ledger_dir
+from tests.watch_harness import FakeResult, FakeWallClock, Recorder, watching
 
 SID = "AC" + "0123456789abcdef" * 2
 
@@ -140,3 +142,54 @@ def test_concurrent_processes_never_take_more_than_the_limit(tmp_path: Path) -> 
 def test_limit_outside_the_account_limit_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         BuildBudget("k", limit=101, ledger_dir=tmp_path)
+
+
+def test_reserving_several_slots_is_all_or_none_and_settles_as_one(tmp_path: Path) -> None:
+    clock = FakeClock()
+    budget = make(tmp_path, clock, limit=5)
+    three = budget.reserve(3)
+    assert three is not None and budget.used() == 3
+    assert budget.reserve(3) is None and budget.used() == 3  # two left: nothing taken
+    assert budget.next_available_at(3) == three.at + WINDOW_S
+    assert budget.next_available_at(2) == clock.now
+    budget.settle(three, 2)  # the sync built two of its three services
+    assert budget.used() == 2 and budget.remaining() == 3
+    assert budget.reserve(99) is None  # more than the limit counts as the whole limit
+    assert budget.next_available_at(99) == three.at + WINDOW_S
+
+
+@dataclass(frozen=True, slots=True)
+class ShardedResult:
+    """The shape of a sharded sync's result that watch reads: one result per service."""
+
+    services: tuple[FakeResult, ...]
+
+
+def test_watch_of_a_sharded_site_never_builds_past_the_budget(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    wall = FakeWallClock()
+    budget = BuildBudget(account_key(SID, "127.0.0.1"), limit=7, ledger_dir=tmp_path / "budget",
+                         clock=wall)
+    used: list[int] = []
+
+    def three_builds(paths: frozenset[str] | None) -> ShardedResult:
+        used.append(budget.used())  # what the ledger held while this sync ran
+        return ShardedResult(tuple(FakeResult(f"ZB{len(used)}{i}") for i in range(3)))
+
+    recorder = Recorder(site, inner=three_builds)
+    with watching(site, recorder, budget) as running:
+        (site / "one.txt").write_text("1")
+        recorder.wait_outcomes(2)
+        (site / "two.txt").write_text("2")
+        waiting = running.wait_event(lambda e: e.status.state == "budget")
+        # 3 + 3 builds made, 1 slot left: the next sync of three services waits for the hour.
+        assert budget.used() == 6 and len(recorder.calls) == 2
+        assert waiting.status.next_build_at == wall.now + WINDOW_S
+        wall.now += WINDOW_S
+        recorder.wait_for_path("two.txt")
+        recorder.wait_outcomes(3)
+    # During each sync the ledger held its reservation plus the builds before it: one slot before
+    # the first result, then three (one per service); the limit was never passed.
+    assert used == [1, 3 + 3, 3]
+    assert budget.used() == 3
