@@ -88,12 +88,12 @@ def make_client(
 # ------------------------------------------------------------------------------- after a sync
 
 def write_urls_file(config: Config, result: SyncResult) -> None:
-    """Write the URL map to `[sync] urls_file` (or `[shard] urls_file`) when one is set.
+    """Write the URL map to `[sync] urls_file` when one is set (single and sharded sites).
 
     A map inside the source folder is published like any file; its own entry is left out so
     publishing it never changes it.
     """
-    name = config.sync.urls_file or getattr(config.shard, "urls_file", None)
+    name = config.sync.urls_file
     if not name or result.dry_run or not result.domain_name:
         return
     path = Path(name) if Path(name).is_absolute() else config.root / name

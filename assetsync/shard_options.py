@@ -14,7 +14,6 @@ from assetsync.limits import DEFAULT_BUILD_LIMITS, SERVICES_PER_ACCOUNT, BuildLi
 
 __all__ = [
     "MAX_SERVICE_NAME_LENGTH",
-    "URL_MAP_SUFFIXES",
     "ShardGroup",
     "ShardOptions",
     "compile_glob",
@@ -28,9 +27,6 @@ __all__ = [
 # only ever append `-<digits>`, which keeps a DNS-label-friendly name DNS-label-friendly.
 MAX_SERVICE_NAME_LENGTH = 50
 
-URL_MAP_SUFFIXES = (".json", ".csv")
-
-
 @dataclass(frozen=True, slots=True)
 class ShardGroup:
     """Files whose published path matches any of `globs` must share one service (one domain)."""
@@ -41,19 +37,17 @@ class ShardGroup:
 
 @dataclass(frozen=True, slots=True)
 class ShardOptions:
-    """The `[shard]` section: limits per build, the account's service limit, groups, URL map file.
+    """The `[shard]` section: limits per build, the account's service limit, groups.
 
     `first_service` globs pin files to the configured (first) service, where the site's Functions
-    live: a Function reads private assets (`Runtime.getAssets()`) of its own service only.
-    `urls_file` is a path relative to the config file's folder (or absolute), ending in `.json`
-    or `.csv`; None writes no URL map on sync.
+    live: a Function reads private assets (`Runtime.getAssets()`) of its own service only. The URL
+    map file is `[sync] urls_file`, for single and sharded sites alike.
     """
 
     limits: BuildLimits = DEFAULT_BUILD_LIMITS
     max_services: int = SERVICES_PER_ACCOUNT
     groups: tuple[ShardGroup, ...] = ()
     first_service: tuple[str, ...] = ()
-    urls_file: str | None = None
 
 
 _INT_KEYS: dict[str, int] = {
@@ -63,7 +57,7 @@ _INT_KEYS: dict[str, int] = {
     "private_per_build": 1,
     "functions_per_build": 0,
 }
-_KNOWN_KEYS = (*_INT_KEYS, "groups", "first_service", "urls_file")
+_KNOWN_KEYS = (*_INT_KEYS, "groups", "first_service")
 
 
 def _config_error(file: str, key: str, problem: str) -> ConfigError:
@@ -81,6 +75,9 @@ def parse_shard_section(table: Mapping[str, object], *, file: str) -> ShardOptio
         ConfigError: an unknown key, a value of the wrong type, or an invalid glob.
     """
     for key in table:
+        if key == "urls_file":  # its home was [shard] before the URL map covered every site
+            raise _config_error(file, key, "moved to [sync] urls_file, which applies to single "
+                                "and sharded sites; move the line to the [sync] section")
         if key not in _KNOWN_KEYS:
             raise _config_error(
                 file, key, f"unknown key; expected one of: {', '.join(_KNOWN_KEYS)}"
@@ -104,7 +101,6 @@ def parse_shard_section(table: Mapping[str, object], *, file: str) -> ShardOptio
         max_services=ints.get("max_services", SERVICES_PER_ACCOUNT),
         groups=_parse_groups(table.get("groups"), file),
         first_service=_parse_globs(table.get("first_service", []), file, "first_service", True),
-        urls_file=_parse_urls_file(table.get("urls_file"), file),
     )
 
 
@@ -138,16 +134,6 @@ def _parse_globs(value: object, file: str, key: str, may_be_empty: bool) -> tupl
         except ValueError as exc:
             raise _config_error(file, key, f"has an invalid glob {glob!r}: {exc}") from None
     return tuple(globs)
-
-
-def _parse_urls_file(value: object, file: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise _config_error(file, "urls_file", f"must be a file path (got {value!r})")
-    if not value.lower().endswith(URL_MAP_SUFFIXES):
-        raise _config_error(file, "urls_file", f"must end in .json or .csv (got {value!r})")
-    return value
 
 
 def compile_glob(pattern: str) -> re.Pattern[str]:

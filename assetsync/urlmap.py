@@ -152,7 +152,7 @@ def write_url_map(path: Path, entries: Iterable[UrlEntry], *, fmt: str | None = 
         True when the file was written, False when it already held this map.
 
     Raises:
-        ConfigError: the file cannot be written (names it and `[shard] urls_file`).
+        ConfigError: the file cannot be written (names it and `[sync] urls_file`).
     """
     data = render_url_map(entries, fmt or url_map_format(path)).encode("utf-8")
     mode = 0o644  # mkstemp makes 0600; the map is meant to be read (and published)
@@ -177,9 +177,9 @@ def write_url_map(path: Path, entries: Iterable[UrlEntry], *, fmt: str | None = 
             raise
     except OSError as exc:
         raise ConfigError(
-            f"cannot write the URL map {path}: {exc.strerror or exc}; fix [shard] urls_file "
+            f"cannot write the URL map {path}: {exc.strerror or exc}; fix [sync] urls_file "
             "or the folder's permissions",
-            key="shard.urls_file",
+            key="sync.urls_file",
         ) from None
     logger.info("wrote URL map %s (%d bytes)", path, len(data))
     return True

@@ -24,7 +24,6 @@ def test_empty_section_gives_documented_defaults() -> None:
     assert options.limits == DEFAULT_BUILD_LIMITS
     assert options.max_services == SERVICES_PER_ACCOUNT == 10
     assert options.groups == ()
-    assert options.urls_file is None
 
 
 def test_full_section_from_real_toml() -> None:
@@ -35,7 +34,6 @@ def test_full_section_from_real_toml() -> None:
         public_protected_per_build = 400
         private_per_build = 20
         functions_per_build = 0
-        urls_file = "public/urls.json"
         first_service = ["/fn-data/**"]
         [shard.groups]
         voice = ["/voice/**", "/hold-music/*.mp3"]
@@ -45,7 +43,6 @@ def test_full_section_from_real_toml() -> None:
     options = parse_shard_section(table, file="site.toml")
     assert options.limits == BuildLimits(public_protected=400, private=20, functions=0)
     assert options.max_services == 50
-    assert options.urls_file == "public/urls.json"
     assert options.first_service == ("/fn-data/**",)
     assert options.groups == (
         ShardGroup("voice", ("/voice/**", "/hold-music/*.mp3")),
@@ -68,8 +65,7 @@ def test_full_section_from_real_toml() -> None:
         ({"groups": {"voice": [""]}}, "shard.groups.voice", "invalid glob"),
         ({"first_service": {"a": 1}}, "shard.first_service", "list of globs"),
         ({"first_service": ["/x/[a"]}, "shard.first_service", "invalid glob"),
-        ({"urls_file": "urls.txt"}, "shard.urls_file", ".json or .csv"),
-        ({"urls_file": 7}, "shard.urls_file", "file path"),
+        ({"urls_file": "urls.json"}, "shard.urls_file", "moved to [sync] urls_file"),
     ],
 )
 def test_bad_values_name_file_and_key(table: dict[str, object], key: str, fragment: str) -> None:

@@ -126,9 +126,9 @@ def test_unwritable_target_is_one_clear_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         write_url_map(blocker / "urls.json", build_url_map(FILES, DOMAINS))
     message = str(info.value)
-    assert "cannot write the URL map" in message and "[shard] urls_file" in message
+    assert "cannot write the URL map" in message and "[sync] urls_file" in message
     assert "\n" not in message
-    assert info.value.key == "shard.urls_file"
+    assert info.value.key == "sync.urls_file"
 
 
 def test_map_of_a_sharded_site_points_each_file_at_its_service() -> None:
