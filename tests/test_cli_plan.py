@@ -262,3 +262,86 @@ def test_channel_warnings_for_types_the_channel_rejects_exit_0(
     assert code == 0
     assert "warning: mms/photo.jpg: HEIC is not transcoded by Twilio for MMS" in err
 
+
+def _site(root: Path, public: int, private: int = 0) -> Path:
+    site = root / "site"
+    for i in range(public):
+        (site / "img").mkdir(parents=True, exist_ok=True)
+        (site / "img" / f"{i:04d}.txt").write_text(f"public {i}\n")
+    for i in range(private):
+        (site / "data").mkdir(parents=True, exist_ok=True)
+        (site / "data" / f"{i:04d}.private.json").write_text(f'{{"n": {i}}}\n')
+    return site
+
+
+def test_sharded_plan_shows_counts_per_service_and_every_move(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 7.4: with [shard], per-service counts against each limit, and the files that
+    move (after a sync recorded where each file lives) with their reason."""
+    _site(tmp_path, public=5, private=2)
+    cfg = tmp_path / "site.toml"
+    head = '[project]\nsource = "site"\nservice = "media"\n[shard]\n'
+    cfg.write_text(head + "public_protected_per_build = 3\nprivate_per_build = 1\n")
+    code = main(["-c", str(cfg), "plan", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and data["valid"] is True
+    shard = data["shard"]
+    counts = {s["service"]: (s["public_protected"], s["private"]) for s in shard["services"]}
+    assert counts == {"media": (3, 1), "media-2": (2, 1)}
+    assert shard["limits"]["public_protected"] == 3 and shard["limits"]["private"] == 1
+    assert shard["moves"] == []
+    assert {u["service"] for u in data["uploads"]} == {"media", "media-2"}
+    assert len(data["uploads"]) == 7 and data["counts"]["private"] == 2
+    assert all(s["uploads"] == a + b for s, (a, b) in
+               zip(shard["services"], counts.values(), strict=True))
+
+    assert main(["-c", str(cfg), "sync"]) == 0
+    capsys.readouterr()
+    # A lower limit overflows the first service: exactly the excess moves, and says why.
+    cfg.write_text(head + "public_protected_per_build = 2\nprivate_per_build = 1\n")
+    code = main(["-c", str(cfg), "plan", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    moves = data["shard"]["moves"]
+    assert len(moves) == 1 and moves[0]["from"] == "media" and moves[0]["reason"] == "overflow"
+    moved = moves[0]["path"]
+    assert moved in data["drops"]  # dropped from its old service ...
+    assert {u["path"]: u["service"] for u in data["uploads"]}[moved] == moves[0]["to"]  # ... added
+    for s in data["shard"]["services"]:
+        assert s["public_protected"] <= 2 and s["private"] <= 1
+
+    assert main(["-c", str(cfg), "plan"]) == 0
+    out = capsys.readouterr().out
+    assert "media: 2/2 public+protected, 1/1 private, 0/50 functions" in out
+    assert f"{moved}: media -> {moves[0]['to']} (overflow: its service would pass" in out
+    assert "1 file(s) move to another service" in out
+
+
+def test_site_over_one_build_without_shard_section_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No [shard] section: a site over one build's limits is spread as `sync` spreads it,
+    and one line says so; when it cannot be spread at all, one error line and exit 1."""
+    _site(tmp_path, public=0, private=51)
+    cfg = tmp_path / "site.toml"
+    cfg.write_text('[project]\nsource = "site"\nservice = "media"\n')
+    code = main(["-c", str(cfg), "plan"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    lines = [line for line in err.splitlines() if "does not fit one build" in line]
+    assert len(lines) == 1 and err.count("\n") == 1
+    assert "51 private of 50" in lines[0] and "2 services (media, media-2)" in lines[0]
+    assert "[shard]" in lines[0]
+    assert "media: 0/1000 public+protected, 50/50 private" in out
+    assert "media-2: 0/1000 public+protected, 1/50 private" in out
+
+    cfg.write_text('[project]\nsource = "site"\nservice = "media"\n[shard]\nmax_services = 1\n')
+    code = main(["-c", str(cfg), "plan", "--json"])
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert code == 1 and data["valid"] is False and data["shard"] is None
+    errors = [i for i in data["issues"] if i["severity"] == "error"]
+    assert len(errors) == 1  # the reason, not one line per limit on top of it
+    assert "max_services is 1" in errors[0]["message"]
+    assert len(data["uploads"]) == 51  # the listing is still complete

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from assetsync.classify import Issue, duplicate_paths, published_name
 from assetsync.cli._common import (
@@ -21,22 +22,42 @@ from assetsync.cli._common import (
     print_json,
 )
 from assetsync.config import Config, target_key
-from assetsync.errors import LockHeldError
-from assetsync.plan import Plan, RecordedService, build_plan
+from assetsync.errors import LimitError, LockHeldError
+from assetsync.limits import BuildLimits
+from assetsync.models import PublishedFile, Visibility
+from assetsync.plan import Plan, PlanCounts, RecordedService, build_plan
 from assetsync.scan import Snapshot
+from assetsync.shard_options import ShardOptions, service_name
 from assetsync.state import State
 from assetsync.sync_types import SyncEvent
 
-__all__ = ["LocalPlan", "handler", "plan_locally", "register"]
+if TYPE_CHECKING:
+    from assetsync.shard_result import ShardResult
+
+__all__ = ["LocalPlan", "ServicePlan", "handler", "plan_locally", "register"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePlan:
+    """One service's plan in a site spread over several services."""
+
+    service: str
+    plan: Plan
 
 
 @dataclass(frozen=True, slots=True)
 class LocalPlan:
-    """The plan plus what led to it: the scan and every issue found on the way."""
+    """The plan plus what led to it: the scan and every issue found on the way.
+
+    `shard` and `services` are set when the site is spread over several services (as `sync`
+    would spread it); `plan` is then every service's plan merged (counts summed).
+    """
 
     snapshot: Snapshot
     plan: Plan
     issues: tuple[Issue, ...]
+    shard: ShardResult | None = None
+    services: tuple[ServicePlan, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -53,40 +74,126 @@ def _open_state(config: Config, on_event: Callable[[SyncEvent], None]) -> State:
         return State.open(config.state_dir, readonly=True)
 
 
+def _recorded(state: State, config: Config, names: Sequence[str]) -> dict[str, RecordedService]:
+    key = target_key(config)
+    recorded: dict[str, RecordedService] = {}
+    for name in names:
+        service = state.get_service(key, name)
+        if service is not None:
+            recorded[name] = state.recorded_service(key, service.service_sid, config.environment)
+    return recorded
+
+
 def plan_locally(config: Config, *, full: bool = False, verbose: int = 0) -> LocalPlan:
     """Scan, classify, optimize and check exactly as `sync` does, then plan against the
-    recorded state (no live build: offline). A file the scan could not take is an error here:
+    recorded state (no live build: offline), spreading the files over services as `sync`
+    would when they do not fit one build. A file the scan could not take is an error here:
     it cannot be published."""
-    from assetsync.engine import prepare_files  # the sync pipeline, so plan never disagrees
+    from assetsync.prepare import prepare_files  # the sync pipeline, so plan never disagrees
 
     on_event = event_printer(verbose)
+    options = config.shard if isinstance(config.shard, ShardOptions) else ShardOptions()
+    names = [service_name(config.service, i) for i in range(1, options.max_services + 1)]
     with _open_state(config, on_event) as state:
         prepared = prepare_files(config, state, on_event=on_event)
-        key = target_key(config)
-        service = state.get_service(key, config.service)
-        recorded = (
-            state.recorded_service(key, service.service_sid, config.environment)
-            if service is not None
-            else RecordedService()
-        )
+        recorded = _recorded(state, config, names)
     snapshot = prepared.snapshot
     scan_issues = {(i.path, i.message) for i in snapshot.issues}
     # Collisions are judged on the source names too, so that no later stage can hide one.
-    names = [(published_name(rel)[0], rel) for rel in snapshot.files]
-    collisions = [i for i in duplicate_paths(names) if i not in prepared.errors]
+    names_seen = [(published_name(rel)[0], rel) for rel in snapshot.files]
+    collisions = [i for i in duplicate_paths(names_seen) if i not in prepared.errors]
     colliding = {i.path for i in collisions}
-    clashing = {path for path, rel in names if rel in colliding}
+    clashing = {path for path, rel in names_seen if rel in colliding}
     desired = [f for f in prepared.files if f.path not in clashing]
-    plan = build_plan(desired, recorded, None, full=full)
+    plan, shard_result, services, shard_issues = _plan_services(
+        config, desired, recorded, options, full=full)
     issues = (
         [Issue(path, message) for path, message in sorted(scan_issues)]
         + [i for i in prepared.warnings if (i.path, i.message) not in scan_issues]
         + list(prepared.errors)
         + collisions
+        + shard_issues
         + list(plan.issues)
     )
     issues.sort(key=lambda i: (i.severity != "error", i.path, i.message))
-    return LocalPlan(snapshot=snapshot, plan=plan, issues=tuple(issues))
+    return LocalPlan(snapshot=snapshot, plan=plan, issues=tuple(issues), shard=shard_result,
+                     services=services)
+
+
+def _plan_services(
+    config: Config,
+    files: Sequence[PublishedFile],
+    recorded: dict[str, RecordedService],
+    options: ShardOptions,
+    *,
+    full: bool,
+) -> tuple[Plan, ShardResult | None, tuple[ServicePlan, ...], list[Issue]]:
+    """One plan when the site fits one build and lives in one service (the usual case), else
+    the files sharded as `assetsync.multi.sync_sharded` shards them and one plan per service."""
+    limits = options.limits
+    empty = RecordedService()
+    previous: dict[str, str] = {}
+    for name, rec in recorded.items():
+        previous.update(dict.fromkeys(rec.owned_paths, name))
+    private = sum(1 for f in files if f.visibility is Visibility.PRIVATE)
+    over = private > limits.private or len(files) - private > limits.public_protected
+    if not over and len(set(previous.values())) <= 1:
+        return build_plan(files, recorded.get(config.service, empty), None, limits=limits,
+                          full=full), None, (), []
+    from assetsync.shard import shard  # only a site spread over services pays for it
+
+    changed = [f.path for f in files if (f.digest, f.path, f.visibility.value)
+               not in recorded.get(previous.get(f.path, ""), empty).versions]
+    try:
+        result = shard(files, previous, options, base_service=config.service, changed=changed)
+    except LimitError as exc:
+        # Cannot be spread: the one-service plan for the listing, the reason as the error
+        # (its own per-build limit lines would only repeat it).
+        plan = build_plan(files, recorded.get(config.service, empty), None, limits=limits,
+                          full=full)
+        plan = replace(plan, issues=tuple(i for i in plan.issues if i.path != "/"))
+        return plan, None, (), [Issue(exc.path or "/", str(exc))]
+    grouped: dict[str, list[PublishedFile]] = {name: [] for name in result.services}
+    for f in files:
+        grouped[result.assignment[f.path]].append(f)
+    services = tuple(
+        ServicePlan(name, build_plan(grouped.get(name, []), recorded.get(name, empty), None,
+                                     limits=limits, full=full))
+        for name in (*result.services, *result.retired)
+    )
+    issues: list[Issue] = []
+    if options == ShardOptions():
+        issues.append(Issue("/", (
+            f"the site does not fit one build ({len(files) - private} public+protected of "
+            f"{limits.public_protected}, {private} private of {limits.private}): sync spreads it "
+            f"over {len(result.services)} services ({', '.join(result.services)}) with the "
+            "default [shard] settings; see docs/sharding.md to configure them"), "warning"))
+    return _merged([s.plan for s in services], limits), result, services, issues
+
+
+def _merged(plans: Sequence[Plan], limits: BuildLimits) -> Plan:
+    """Every service's plan as one (sorted by path; counts summed over the services)."""
+    return Plan(
+        create_assets=tuple(sorted(p for plan in plans for p in plan.create_assets)),
+        uploads=tuple(sorted((f for plan in plans for f in plan.uploads),
+                             key=lambda f: f.path)),
+        reuses=tuple(sorted((r for plan in plans for r in plan.reuses),
+                            key=lambda r: r[0].path)),
+        drops=tuple(sorted(p for plan in plans for p in plan.drops)),
+        kept_foreign=(),
+        function_versions=(),
+        dependencies=(),
+        runtime=None,
+        needs_build=any(plan.needs_build for plan in plans),
+        counts=PlanCounts(
+            public=sum(plan.counts.public for plan in plans),
+            protected=sum(plan.counts.protected for plan in plans),
+            private=sum(plan.counts.private for plan in plans),
+            functions=sum(plan.counts.functions for plan in plans),
+            limits=limits,
+        ),
+        issues=tuple(i for plan in plans for i in plan.issues),
+    )
 
 
 def _human(config: Config, result: LocalPlan) -> None:
@@ -97,29 +204,83 @@ def _human(config: Config, result: LocalPlan) -> None:
         f"source {config.source}: {len(snap.files)} files ({snap.hashed} hashed, "
         f"{snap.reused} unchanged since last scan)\n"
     )
-    rows = [("upload", f.visibility.value, f.path, format_bytes(f.size)) for f in plan.uploads]
-    rows += [("reuse", f.visibility.value, f.path, "") for f, _sid in plan.reuses]
-    rows += [("drop", "", p, "") for p in plan.drops]
-    rows.sort(key=lambda r: (r[2], r[0]))
+    # Spread over services: each row says which service it belongs to.
+    rows = [(action, vis, path, size, s.service) for s in result.services
+            for action, vis, path, size in _rows(s.plan)] or [
+        (*row, "") for row in _rows(plan)]
+    rows.sort(key=lambda r: (r[2], r[0], r[4]))
     width = max((len(r[2]) for r in rows), default=0)
-    for action, vis, path, size in rows:
-        out.write(f"  {action:<6} {vis:<9} {path:<{width}}  {size}".rstrip() + "\n")
+    for action, vis, path, size, service in rows:
+        line = f"  {action:<6} {vis:<9} {path:<{width}}  {size:>9}  {service}"
+        out.write(line.rstrip() + "\n")
     c = plan.counts
     out.write(
         f"{len(plan.create_assets)} new assets, {len(plan.uploads)} uploads "
         f"({format_bytes(plan.upload_bytes)}), {len(plan.reuses)} reused, "
         f"{len(plan.drops)} dropped\n"
-        f"next build: {c.public} public + {c.protected} protected = {c.public_protected} of "
-        f"{c.limits.public_protected}, {c.private} private of {c.limits.private}\n"
     )
+    if result.shard is None:
+        out.write(
+            f"next build: {c.public} public + {c.protected} protected = {c.public_protected} of "
+            f"{c.limits.public_protected}, {c.private} private of {c.limits.private}\n"
+        )
+    else:
+        out.write(f"{len(result.shard.services)} services, next builds (offline: content "
+                  "assetsync does not own is not counted):\n")
+        out.writelines(f"  {line}\n" for line in result.shard.usage_lines())
+        out.writelines(f"  {name}: retired, holds no file now\n" for name in result.shard.retired)
+        if result.shard.moves:
+            out.write(f"{len(result.shard.moves)} file(s) move to another service:\n")
+            out.writelines(f"  {move.describe()}\n" for move in result.shard.moves)
     if plan.is_noop:
         out.write("nothing to do: everything is published\n")
     print_issues(result.issues)
-    errors = sum(1 for i in result.issues if i.severity == "error")
+    errors = sum(1 for i in result.issues if i.severity == "error" and i.path != "/")
     if errors:
         sys.stderr.write(
             f"{errors} file(s) cannot be published; fix them or add them to [ignore]\n"
         )
+
+
+def _rows(plan: Plan) -> list[tuple[str, str, str, str]]:
+    rows = [("upload", f.visibility.value, f.path, format_bytes(f.size)) for f in plan.uploads]
+    rows += [("reuse", f.visibility.value, f.path, "") for f, _sid in plan.reuses]
+    rows += [("drop", "", p, "") for p in plan.drops]
+    return rows
+
+
+def _json(config: Config, result: LocalPlan) -> dict[str, object]:
+    data: dict[str, object] = {
+        "service": config.service,
+        "environment": config.environment,
+        "target": config.target.api,
+        "source": str(config.source),
+        "valid": result.valid,
+        "scan": {
+            "files": len(result.snapshot.files),
+            "hashed": result.snapshot.hashed,
+            "reused": result.snapshot.reused,
+        },
+        **result.plan.to_json(),
+        "issues": [
+            {"path": i.path, "message": i.message, "severity": i.severity}
+            for i in result.issues
+        ],
+        "shard": None,
+    }
+    if result.shard is not None:
+        where = result.shard.assignment
+        for key in ("uploads", "reuses"):
+            for entry in data[key]:  # type: ignore[attr-defined]
+                entry["service"] = where[entry["path"]]
+        shard_json = result.shard.to_json()
+        plans = {s.service: s.plan for s in result.services}
+        for entry in shard_json["services"]:  # type: ignore[attr-defined]
+            plan = plans[entry["service"]]
+            entry.update(uploads=len(plan.uploads), reuses=len(plan.reuses),
+                         drops=len(plan.drops), needs_build=plan.needs_build)
+        data["shard"] = shard_json
+    return data
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -127,24 +288,7 @@ def handler(args: argparse.Namespace) -> int:
     config = config_from_args(args, {"project.environment": args.environment})
     result = plan_locally(config, full=args.full, verbose=args.verbose)
     if args.json:
-        data = {
-            "service": config.service,
-            "environment": config.environment,
-            "target": config.target.api,
-            "source": str(config.source),
-            "valid": result.valid,
-            "scan": {
-                "files": len(result.snapshot.files),
-                "hashed": result.snapshot.hashed,
-                "reused": result.snapshot.reused,
-            },
-            **result.plan.to_json(),
-            "issues": [
-                {"path": i.path, "message": i.message, "severity": i.severity}
-                for i in result.issues
-            ],
-        }
-        print_json(data)
+        print_json(_json(config, result))
     else:
         _human(config, result)
     return 0 if result.valid else 1
