@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from assetsync.apply import ApplyOptions
 from assetsync.client import ServerlessClient
+from assetsync.errors import DriftError
 from assetsync.models import PublishedFile, Visibility
 from assetsync.plan import RecordedService
 from assetsync.remote import Located, peek_target
@@ -140,12 +141,16 @@ async def sync_sharded(
             notes.append(f"service {name} no longer holds any file; its last build stays live "
                          "until you delete the service")
             continue
-        results.append(await sync_service(
-            client, state, target, service=name, environment=environment, files=mine,
-            options=options, flags=flags or SyncFlags(), on_event=on_event,
-            located=found.get(name),
-            limits=limits,
-        ))
+        try:
+            results.append(await sync_service(
+                client, state, target, service=name, environment=environment, files=mine,
+                options=options, flags=flags or SyncFlags(), on_event=on_event,
+                located=found.get(name), limits=limits,
+            ))
+        except DriftError as exc:
+            if len(plan.services) == 1:
+                raise
+            raise DriftError(f"{name}/{environment}: {exc}") from None
     return combine_results(service, environment, results, notes)
 
 

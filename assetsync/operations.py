@@ -15,7 +15,7 @@ from assetsync.apply import deploy, finish_build
 from assetsync.client import ServerlessClient
 from assetsync.config import Config, target_key
 from assetsync.engine import open_client, run_sync
-from assetsync.errors import AssetsyncError, DriftError, NotFoundError
+from assetsync.errors import AssetsyncError, ConfigError, DriftError, NotFoundError
 from assetsync.ledger import StateLedger, now_iso, record_manifest
 from assetsync.models import PublishedFile
 from assetsync.plan import RecordedService, build_plan
@@ -58,11 +58,11 @@ def _run(config: Config, client: ServerlessClient | None, on_event: EventCallbac
     return run_sync(main)
 
 
-def _deploy_result(config: Config, env_name: str, service_sid: str, env_sid: str,
+def _deploy_result(service: str, env_name: str, service_sid: str, env_sid: str,
                    domain: str | None, build_sid: str, deployment_sid: str, reused: int,
                    api: ServerlessClient, notes: list[str]) -> SyncResult:
     return SyncResult(
-        service=config.service, environment=env_name, service_sid=service_sid,
+        service=service, environment=env_name, service_sid=service_sid,
         environment_sid=env_sid, domain_name=domain, build_sid=build_sid,
         deployment_sid=deployment_sid, uploaded=(), reused=reused, created_assets=(),
         dropped=(), kept_foreign=(), function_versions=0, upload_bytes=0, bytes_sent=0,
@@ -149,10 +149,26 @@ def status(
 
 def _site_services(config: Config, state: State, target: str) -> list[str]:
     """The configured service, then the other services of a sharded site that hold files."""
-    if not isinstance(config.shard, ShardOptions):
-        return [config.service]
-    names = [service_name(config.service, i) for i in range(1, config.shard.max_services + 1)]
+    names = _scheme(config)
     return [config.service] + [n for n in names[1:] if state.get_service(target, n) is not None]
+
+
+def _scheme(config: Config) -> list[str]:
+    """Every name a service of this site may have (`service`, `service-2`, ...)."""
+    most = config.shard.max_services if isinstance(config.shard, ShardOptions) else 1
+    return [service_name(config.service, i) for i in range(1, most + 1)]
+
+
+def _one_of_the_site(config: Config, service: str | None) -> str:
+    """`service` (default the configured one), refused unless it is one of the site's."""
+    if service is None:
+        return config.service
+    names = _scheme(config)
+    if service not in names:
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise ConfigError(f"--service {service}: not a service of this site ({shown}); "
+                          "`assetsync status` lists them", key="project.service")
+    return service
 
 
 # ------------------------------------------------------------------------------- rollback
@@ -165,16 +181,22 @@ def rollback(
     environment: str | None = None,
     force: bool = False,
     on_event: EventCallback | None = None,
+    service: str | None = None,
 ) -> SyncResult:
     """Deploy the previous completed build again (or `to`), rebuilding it from the recorded
-    versions if Twilio already deleted it (undeployed builds go after 24 h)."""
+    versions if Twilio already deleted it (undeployed builds go after 24 h).
+
+    `service` picks one service of a sharded site (`name-2`, ...; default the configured one):
+    each service has its own builds, so each is rolled back on its own.
+    """
     env_name = environment or config.environment
+    name = _one_of_the_site(config, service)
 
     async def work(api: ServerlessClient, state: State, target: str) -> SyncResult:
-        where = await locate_target(api, state, target, config.service, env_name, create=False)
+        where = await locate_target(api, state, target, name, env_name, create=False)
         env, svc = where.env, where.service_sid
         if env is None or svc is None:
-            raise AssetsyncError(f"nothing to roll back: {config.service}/{env_name} does not "
+            raise AssetsyncError(f"nothing to roll back: {name}/{env_name} does not "
                                  "exist yet; run `assetsync sync` first")
         live = await fetch_live_build(api, env)
         env_rec = state.get_environment(target, svc, env_name)
@@ -190,7 +212,7 @@ def rollback(
             older = [b for b in ours if b.build_sid != live_sid
                      and (now is None or (b.created_at or "") < now)]
             if not older:
-                raise AssetsyncError(f"no earlier build of {config.service}/{env_name} to roll "
+                raise AssetsyncError(f"no earlier build of {name}/{env_name} to roll "
                                      "back to; name one with --to BUILD_SID")
             choice = older[-1]
             to_sid = choice.build_sid
@@ -198,7 +220,7 @@ def rollback(
             to_sid = to
             choice = next((b for b in ours if b.build_sid == to), None)
         if to_sid == live_sid:
-            raise AssetsyncError(f"{to_sid} is already live on {config.service}/{env_name}")
+            raise AssetsyncError(f"{to_sid} is already live on {name}/{env_name}")
         ledger = StateLedger(state, target, svc, env.sid)
         notes = [f"rolled back from {live_sid or 'nothing'} to {to_sid}"]
         try:
@@ -215,7 +237,7 @@ def rollback(
                                    created_at=now_iso())
                 record_manifest(state, target, svc, build)
             ledger.record_deployment(to_sid, deployment)
-            return _deploy_result(config, env_name, svc, env.sid, env.domain_name, to_sid,
+            return _deploy_result(name, env_name, svc, env.sid, env.domain_name, to_sid,
                                   deployment, len(choice.version_sids) if choice else 0, api,
                                   notes)
         if choice is None:
@@ -237,7 +259,7 @@ def rollback(
         notes.append(f"{to_sid} was deleted by Twilio; rebuilt it as {rebuilt.sid}")
         deployment = await finish_build(api, svc, env.sid, rebuilt.sid, ledger,
                                         options=apply_options(config), on_event=on_event)
-        return _deploy_result(config, env_name, svc, env.sid, env.domain_name, rebuilt.sid,
+        return _deploy_result(name, env_name, svc, env.sid, env.domain_name, rebuilt.sid,
                               deployment, len(choice.version_sids), api, notes)
 
     return _run(config, client, on_event, work)
@@ -276,7 +298,7 @@ def promote(
             record_manifest(state, target, svc, build)
         deployment = await deploy(api, svc, dest.sid, build_sid)
         StateLedger(state, target, svc, dest.sid).record_deployment(build_sid, deployment)
-        return _deploy_result(config, to_env, svc, dest.sid, dest.domain_name, build_sid,
+        return _deploy_result(config.service, to_env, svc, dest.sid, dest.domain_name, build_sid,
                               deployment, 0, api, [f"promoted {build_sid} from {from_env}"])
 
     return _run(config, client, on_event, work)
@@ -292,18 +314,27 @@ class _Candidate:
 
 def prune(
     config: Config, *, yes: bool = False, client: ServerlessClient | None = None,
-    on_event: EventCallback | None = None,
+    on_event: EventCallback | None = None, service: str | None = None,
 ) -> PruneResult:
     """Asset resources no environment's live build uses; deleted only with `yes`.
 
-    Deleting an Asset deletes its versions: builds that used them (rollback targets) can no
-    longer be rebuilt.
+    Every service of a sharded site is pruned (`service` picks one); the result's `service_sid`
+    is the first one's. Deleting an Asset deletes its versions: builds that used them (rollback
+    targets) can no longer be rebuilt.
     """
+    only = _one_of_the_site(config, service) if service is not None else None
 
     async def work(api: ServerlessClient, state: State, target: str) -> PruneResult:
-        rec = state.get_service(target, config.service)
+        names = [only] if only else _site_services(config, state, target)
+        parts = [await prune_one(api, state, target, name) for name in names]
+        return PruneResult(parts[0].service_sid, tuple(c for p in parts for c in p.candidates),
+                           tuple(d for p in parts for d in p.deleted), not yes)
+
+    async def prune_one(api: ServerlessClient, state: State, target: str,
+                        name: str) -> PruneResult:
+        rec = state.get_service(target, name)
         try:
-            svc = await api.fetch_service(rec.service_sid if rec else config.service)
+            svc = await api.fetch_service(rec.service_sid if rec else name)
         except NotFoundError:
             return PruneResult(None, (), (), not yes)
         used: set[str] = set()
@@ -348,10 +379,9 @@ def published_urls(config: Config, *, environment: str | None = None) -> tuple[U
     """
     env_name = environment or config.environment
     target = target_key(config)
-    most = config.shard.max_services if isinstance(config.shard, ShardOptions) else 1
     entries: list[UrlEntry] = []
     with State.open(config.state_dir) as state:
-        for name in (service_name(config.service, i) for i in range(1, most + 1)):
+        for name in _scheme(config):
             svc = state.get_service(target, name)
             env = state.get_environment(target, svc.service_sid, env_name) if svc else None
             if svc is None or env is None or not env.build_sid:

@@ -19,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("prune", help="delete Asset resources no live build uses "
                               "(dry run unless --yes)")
     p.add_argument("--yes", action="store_true", help="really delete them")
+    p.add_argument("--service", metavar="NAME", help="only this service of a sharded site "
+                   "(default: every service of the site)")
     add_json_flag(p)
     p.set_defaults(func=handler)
 
@@ -26,12 +28,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def handler(args: argparse.Namespace) -> int:
     """Prune."""
     config = config_from_args(args)
-    result = prune(config, yes=args.yes)
+    result = prune(config, yes=args.yes, service=args.service)
     if args.json:
         print_json(result.to_json())
         return 0
     if not result.candidates:
-        print(f"nothing to prune in {config.service}: every Asset is in a live build")
+        print(f"nothing to prune in {args.service or config.service}: every Asset is in a "
+              "live build")
         return 0
     verb = "deleted" if not result.dry_run else "would delete"
     print(f"{verb} {len(result.candidates)} Asset resource(s) no live build uses:")

@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--to", metavar="BUILD_SID", help="the build to go back to (default: the one "
                    "before the live build)")
     p.add_argument("--env", metavar="NAME", help="environment (default from the config)")
+    p.add_argument("--service", metavar="NAME", help="one service of a sharded site (name-2, "
+                   "...; default the configured one): each service rolls back on its own")
     p.add_argument("--force", action="store_true",
                    help="roll back even if someone else deployed since assetsync did")
     add_json_flag(p)
@@ -29,7 +31,8 @@ def handler(args: argparse.Namespace) -> int:
     config = config_from_args(args, {"project.environment": args.env})
     progress = Progress(quiet=args.json, verbose=args.verbose)
     try:
-        result = rollback(config, to=args.to, force=args.force, on_event=progress)
+        result = rollback(config, to=args.to, force=args.force, on_event=progress,
+                          service=args.service)
     finally:
         progress.clear()
     if args.json:
