@@ -26,16 +26,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from assetsync.errors import BuildFailedError, SyncError
 from assetsync.limits import BUILDS_PER_HOUR
 
 if TYPE_CHECKING:
     from assetsync.config import Config
 
-__all__ = ["BuildBudget", "Reservation", "account_key", "budget_for_config", "default_ledger_dir"]
+__all__ = [
+    "BuildBudget",
+    "Reservation",
+    "account_key",
+    "budget_for_config",
+    "builds_made",
+    "builds_on_error",
+    "default_ledger_dir",
+    "services_spanned",
+]
 
 log = logging.getLogger(__name__)
 
 WINDOW_S = 3600.0
+_UNKNOWN = object()
 _LEDGER_VERSION = 1
 
 
@@ -82,12 +93,46 @@ def default_ledger_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(state_home) / "assetsync" / "budget"
 
 
+def builds_made(result: object) -> int:
+    """How many builds a sync result says it made; unknown shapes count as one (the safe side).
+
+    Reads `SyncResult.noop` and `build_sid` (a no-op sync reports the live build it left alone),
+    and for a sharded sync each service's result in `services`.
+    """
+    services = getattr(result, "services", None)
+    if services:
+        return sum(builds_made(r) for r in services)
+    if getattr(result, "noop", False) is True:
+        return 0
+    sids = getattr(result, "build_sids", None)
+    if sids is not None:
+        return len(tuple(sids))
+    sid = getattr(result, "build_sid", _UNKNOWN)
+    return 1 if sid is _UNKNOWN else int(bool(sid))
+
+
+def builds_on_error(exc: BaseException) -> int:
+    """How many builds a sync that raised `exc` made."""
+    if isinstance(exc, BuildFailedError):
+        return 1  # a failed build still counted against the account's hourly limit
+    if isinstance(exc, SyncError) and exc.result is not None:
+        return builds_made(exc.result)
+    return 0
+
+
+def services_spanned(result: object, limit: int) -> int:
+    """How many services a sync result covers (each may build once next time), 1..`limit`."""
+    return max(1, min(limit, len(getattr(result, "services", None) or ()) or 1))
+
+
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """One build slot taken from the budget at clock time `at`; settle it once the sync is done."""
+    """`slots` build slots taken from the budget at clock time `at`; settle it once the sync
+    is done."""
 
     token: str
     at: float
+    slots: int = 1
 
 
 class BuildBudget:
@@ -144,7 +189,7 @@ class BuildBudget:
         with self._ledger(write=True) as entries:
             if len(entries) + slots > self.limit:
                 return None
-            reservation = Reservation(token=uuid.uuid4().hex, at=self.clock())
+            reservation = Reservation(token=uuid.uuid4().hex, at=self.clock(), slots=slots)
             entries.extend((reservation.at, f"{reservation.token}.r{i}") for i in range(slots))
             return reservation
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from assetsync.apply import ApplyOptions
 from assetsync.client import ServerlessClient
+from assetsync.config import Config, target_key
 from assetsync.errors import DriftError
 from assetsync.models import PublishedFile, Visibility
 from assetsync.plan import RecordedService
@@ -23,7 +24,28 @@ from assetsync.shard import BuildCounts, ShardOptions, service_name, shard
 from assetsync.state import State
 from assetsync.sync_types import EventCallback, SyncResult
 
-__all__ = ["combine_results", "preflight", "sync_sharded"]
+__all__ = [
+    "combine_results",
+    "preflight",
+    "service_names",
+    "services_in_use",
+    "sync_sharded",
+]
+
+
+def service_names(service: str, shard_options: object) -> list[str]:
+    """Every name a service of the site may have: `service`, `service-2`, ... (`max_services`)."""
+    most = shard_options.max_services if isinstance(shard_options, ShardOptions) else 1
+    return [service_name(service, i) for i in range(1, most + 1)]
+
+
+def services_in_use(config: Config) -> int:
+    """How many of the site's services the state knows (at least 1): the most builds one sync
+    of the site makes, unless it opens a new service. Reads the state without its lock."""
+    with State.open(config.state_dir, readonly=True) as state:
+        target = target_key(config)
+        return max(1, sum(1 for name in service_names(config.service, config.shard)
+                          if state.get_service(target, name) is not None))
 
 
 def _reserved(loc: Located, owned: frozenset[str]) -> BuildCounts:
@@ -81,7 +103,7 @@ def preflight(
     that fails here fails for sure; `engine.sync` calls this before its first request when
     `[shard]` has groups or `first_service` (the configurations that can be impossible).
     """
-    names = [service_name(service, i) for i in range(1, shard_options.max_services + 1)]
+    names = service_names(service, shard_options)
     shard(files, _previous(files, _recorded(state, target, names, environment)), shard_options,
           base_service=service)
 
@@ -107,7 +129,7 @@ async def sync_sharded(
     Services run one after the other on the one client, so uploads of every service share its
     one concurrency limit (`[sync] concurrency`).
     """
-    names = [service_name(service, i) for i in range(1, shard_options.max_services + 1)]
+    names = service_names(service, shard_options)
     recorded = _recorded(state, target, names, environment)
     previous = _previous(files, recorded)
     found: dict[str, Located] = {}

@@ -18,6 +18,7 @@ from assetsync.engine import open_client, run_sync
 from assetsync.errors import AssetsyncError, ConfigError, DriftError, NotFoundError
 from assetsync.ledger import StateLedger, now_iso, record_manifest
 from assetsync.models import PublishedFile
+from assetsync.multi import service_names
 from assetsync.plan import RecordedService, build_plan
 from assetsync.prepare import Prepared, prepare_files
 from assetsync.remote import (
@@ -29,7 +30,6 @@ from assetsync.remote import (
 )
 from assetsync.resources import Build
 from assetsync.service import apply_options, url_entries
-from assetsync.shard_options import ShardOptions, service_name
 from assetsync.state import State
 from assetsync.sync_types import EventCallback, PruneResult, StatusResult, SyncResult
 from assetsync.urlmap import UrlEntry
@@ -155,8 +155,7 @@ def _site_services(config: Config, state: State, target: str) -> list[str]:
 
 def _scheme(config: Config) -> list[str]:
     """Every name a service of this site may have (`service`, `service-2`, ...)."""
-    most = config.shard.max_services if isinstance(config.shard, ShardOptions) else 1
-    return [service_name(config.service, i) for i in range(1, most + 1)]
+    return service_names(config.service, config.shard)
 
 
 def _one_of_the_site(config: Config, service: str | None) -> str:

@@ -18,14 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from assetsync.budget import WINDOW_S, BuildBudget, Reservation
-from assetsync.errors import (
-    AuthenticationError,
-    BuildFailedError,
-    ConfigError,
-    RateLimitError,
-    SyncError,
+from assetsync.budget import (
+    WINDOW_S,
+    BuildBudget,
+    Reservation,
+    builds_made,
+    builds_on_error,
+    services_spanned,
 )
+from assetsync.errors import AuthenticationError, ConfigError, RateLimitError, SyncError
 from assetsync.watch_events import Change, DirtySet, Ignored, OverflowHook
 from assetsync.watch_mode import (
     ObserverChoice,
@@ -111,35 +112,6 @@ def coalesce_window(base_s: float, remaining: int, limit: int) -> float:
     if remaining >= half:
         return base_s
     return max(base_s, (WINDOW_S / limit) * (1 - remaining / half))
-
-
-def builds_made(result: object) -> int:
-    """How many builds a sync result says it made; unknown shapes count as one (the safe side).
-
-    Reads `SyncResult.build_sid`, and for a sharded sync each service's result in `services`.
-    """
-    services = getattr(result, "services", None)
-    if services:
-        return sum(builds_made(r) for r in services)
-    sids = getattr(result, "build_sids", None)
-    if sids is not None:
-        return len(tuple(sids))
-    if hasattr(result, "build_sid"):
-        return 1 if getattr(result, "build_sid") else 0
-    return 1
-
-
-def services_spanned(result: object, limit: int) -> int:
-    """How many services a sync result covers (each may build once next time), 1..`limit`."""
-    return max(1, min(limit, len(getattr(result, "services", None) or ()) or 1))
-
-
-def _builds_on_error(exc: BaseException) -> int:
-    if isinstance(exc, BuildFailedError):
-        return 1  # a failed build still counted against the account's hourly limit
-    if isinstance(exc, SyncError) and exc.result is not None:
-        return builds_made(exc.result)
-    return 0
 
 
 def _one_line(exc: BaseException) -> str:
@@ -352,14 +324,14 @@ class WatchLoop:
             self.budget.settle(reservation, 0)
             raise
         except Exception as exc:  # noqa: BLE001 - watch outlives every recoverable failure
-            self.budget.settle(reservation, _builds_on_error(exc))
+            self.budget.settle(reservation, builds_on_error(exc))
             if isinstance(exc, SyncError) and exc.result is not None:
                 self.slots = services_spanned(exc.result, self.budget.limit)
             self._failed(paths, exc)
             return
         except BaseException:
             # Interrupted mid-sync: as many builds as it reserved may have started.
-            self.budget.settle(reservation, self.slots)
+            self.budget.settle(reservation, reservation.slots)
             raise
         made = builds_made(result)
         self.budget.settle(reservation, made)

@@ -131,3 +131,38 @@ def test_prune_covers_every_service_of_the_site(
     assert after["candidates"] == []
     code, last, _ = run(site, capsys, "sync", "--json")
     assert code == 0 and last["noop"]
+
+
+def test_a_sync_takes_one_budget_slot_per_service_before_any_request(
+    tmp_path: Path, emulator: Any, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from assetsync.budget import budget_for_config
+    from assetsync.config import load_config
+
+    make_tree(tmp_path / "site", 12)
+    # A "twilio" target whose URL is overridden to the emulator (as a proxy would be): the
+    # account's shared build budget applies.
+    (tmp_path / ".assetsync.toml").write_text(
+        '[project]\nsource = "site"\nservice = "site"\n'
+        f'[target]\napi = "twilio"\napi_url = "{emulator.url}"\n'
+        "[sync]\npoll_interval_s = 0.05\n" + SMALL)
+    env = {**credentials_env(emulator), "ASSETSYNC_BUDGET_DIR": str(tmp_path / "budget")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    budget = budget_for_config(load_config(tmp_path / ".assetsync.toml", environ=env),
+                               environ=env)
+
+    assert run(tmp_path, capsys, "sync")[0] == 0
+    assert budget.used() == 3  # three services built
+    assert run(tmp_path, capsys, "sync")[0] == 0
+    assert budget.used() == 3  # a no-op sync gives its reservation back
+    (tmp_path / "site" / "d0" / "f0000.txt").write_text("edited")
+    budget.record(95)  # other syncs of the account: 2 builds left this hour
+    emulator.state.request_log.clear()
+
+    code, out, err = run(tmp_path, capsys, "sync")
+
+    assert code != 0 and out == "" and err.count("\n") == 1
+    assert "build budget spent" in err and "may build 3 service(s)" in err and "2 of" in err
+    assert emulator.state.request_log == [] and budget.used() == 98

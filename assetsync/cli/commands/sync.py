@@ -11,11 +11,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from assetsync.budget import budget_for_config
+from assetsync.budget import (
+    BuildBudget,
+    Reservation,
+    budget_for_config,
+    builds_made,
+    builds_on_error,
+)
 from assetsync.cli._common import add_json_flag, config_from_args, format_bytes, print_json
 from assetsync.cli._progress import Progress, kill_switch
 from assetsync.cli.commands.urls import local_hint, print_url_rows
@@ -24,7 +31,7 @@ from assetsync.engine import sync
 from assetsync.errors import AssetsyncError, ConfigError
 from assetsync.sync_types import SyncResult
 
-__all__ = ["handler", "log_to_file", "record_builds", "register"]
+__all__ = ["handler", "log_to_file", "register", "reserve_builds", "settle_builds"]
 
 URLS_SHOWN = 50
 
@@ -96,19 +103,44 @@ def _summary(result: SyncResult) -> str:
             f"{result.requests} requests)")
 
 
-def record_builds(config: Config, result: SyncResult) -> None:
-    """Count the builds made against the account's hourly budget (Twilio allows 100), which
-    `assetsync watch` and other syncs of the same account share (`assetsync.budget`)."""
-    if config.target.api != "twilio" or result.dry_run:
-        return  # the emulator has no shared budget to protect
-    made = sum(1 for part in (result.services or (result,)) if part.deployment_sid is not None)
-    if not made:
+def reserve_builds(config: Config, dry_run: bool) -> tuple[BuildBudget, Reservation] | None:
+    """Take, before any build, one slot of the account's hourly build budget (Twilio allows 100;
+    `assetsync watch` and other syncs of the account share it, `assetsync.budget`) per service
+    of the site, so that a sharded sync never passes it; settle with `settle_builds`.
+
+    Raises:
+        AssetsyncError: the budget has fewer slots left this hour.
+    """
+    if config.target.api != "twilio" or dry_run:
+        return None  # the emulator has no shared budget to protect
+    from assetsync.multi import services_in_use
+
+    try:
+        budget = budget_for_config(config)
+        slots = services_in_use(config)
+        reservation = budget.reserve(slots)
+    except OSError as exc:  # never stop a sync over bookkeeping
+        logging.getLogger(__name__).warning("could not read the build budget: %s", exc)
+        return None
+    if reservation is None:
+        at = time.strftime("%H:%M", time.localtime(budget.next_available_at(slots)))
+        raise AssetsyncError(
+            f"build budget spent: a sync of this site may build {slots} service(s), and "
+            f"{budget.remaining()} of the account's {budget.limit} builds per hour are left "
+            f"(assetsync's ledger in {budget.ledger_dir}); try again at {at}"
+        )
+    return budget, reservation
+
+
+def settle_builds(held: tuple[BuildBudget, Reservation] | None, builds: int) -> None:
+    """Replace the reservation by the builds the sync made."""
+    if held is None:
         return
     try:
-        budget_for_config(config).record(made)
-    except (OSError, AssetsyncError) as exc:  # never fail a sync that worked over bookkeeping
+        held[0].settle(held[1], builds)
+    except OSError as exc:
         logging.getLogger(__name__).warning("could not record %d build(s) in the budget: %s",
-                                            made, exc)
+                                            builds, exc)
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -117,17 +149,23 @@ def handler(args: argparse.Namespace) -> int:
     quiet = args.quiet or args.json
     progress = Progress(quiet=quiet, verbose=args.verbose)
     with log_to_file(args.log_file):
+        held = None
         try:
+            held = reserve_builds(config, args.dry_run)
             result = sync(config, dry_run=args.dry_run, full=args.full, adopt=args.adopt,
                           force=args.force, on_event=kill_switch(progress))
         except AssetsyncError as exc:
+            settle_builds(held, builds_on_error(exc))
             if args.json:  # a program reading stdout still gets one document
                 print_json({"ok": False, "error": str(exc), "type": type(exc).__name__,
                             "exit_code": exc.exit_code})
             raise
+        except BaseException:
+            settle_builds(held, held[1].slots if held else 0)  # interrupted: maybe all built
+            raise
         finally:
             progress.clear()
-    record_builds(config, result)
+    settle_builds(held, builds_made(result))
     if args.json:
         print_json({"ok": True, **result.to_json()})
         return 0
