@@ -5,12 +5,13 @@ stays within the per-build limits (1000 public+protected and 50 private asset ve
 module feeds it what it needs from the state and the live builds (the previous assignment, what
 each live build carries that the site does not own, how many other services the account holds)
 and then runs `engine.sync_service` for each service, services receiving moved files first so
-a moved file is live in its new service before its old one drops it.
+a moved file is live in its new service before its old one drops it. Services sync one after the
+other on one client, so every upload shares its one concurrency limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from assetsync.apply import ApplyOptions
 from assetsync.client import ServerlessClient
@@ -27,6 +28,7 @@ from assetsync.sync_types import EventCallback, SyncResult
 __all__ = [
     "combine_results",
     "preflight",
+    "previous_placement",
     "service_names",
     "services_in_use",
     "sync_sharded",
@@ -77,7 +79,9 @@ def _recorded(
     return recorded
 
 
-def _previous(files: Sequence[PublishedFile], recorded: dict[str, RecordedService]) -> dict[str, str]:
+def previous_placement(
+    files: Sequence[PublishedFile], recorded: Mapping[str, RecordedService]
+) -> dict[str, str]:
     """Each file's service from the last sync: where it is deployed, else where its exact
     version was uploaded (a run interrupted before that service built), so a rerun keeps the
     placement the interrupted run had chosen and uploads nothing twice."""
@@ -104,8 +108,8 @@ def preflight(
     `[shard]` has groups or `first_service` (the configurations that can be impossible).
     """
     names = service_names(service, shard_options)
-    shard(files, _previous(files, _recorded(state, target, names, environment)), shard_options,
-          base_service=service)
+    recorded = _recorded(state, target, names, environment)
+    shard(files, previous_placement(files, recorded), shard_options, base_service=service)
 
 
 async def sync_sharded(
@@ -131,7 +135,7 @@ async def sync_sharded(
     """
     names = service_names(service, shard_options)
     recorded = _recorded(state, target, names, environment)
-    previous = _previous(files, recorded)
+    previous = previous_placement(files, recorded)
     found: dict[str, Located] = {}
     if located is not None:
         found[service] = located
