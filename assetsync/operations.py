@@ -18,7 +18,7 @@ from assetsync.engine import open_client, run_sync
 from assetsync.errors import AssetsyncError, ConfigError, DriftError, NotFoundError
 from assetsync.ledger import StateLedger, now_iso, record_manifest
 from assetsync.models import PublishedFile
-from assetsync.multi import service_names
+from assetsync.multi import combine_results, service_names
 from assetsync.plan import RecordedService, build_plan
 from assetsync.prepare import Prepared, prepare_files
 from assetsync.remote import (
@@ -274,13 +274,22 @@ def promote(
     client: ServerlessClient | None = None,
     on_event: EventCallback | None = None,
 ) -> SyncResult:
-    """Deploy the build live on `from_env` to `to_env` (created if missing); no upload."""
+    """Deploy the build live on `from_env` to `to_env` (created if missing); no upload.
+
+    Every service of a sharded site is promoted (each service's result in `services`).
+    """
 
     async def work(api: ServerlessClient, state: State, target: str) -> SyncResult:
-        where = await locate_target(api, state, target, config.service, from_env, create=False)
+        names = _site_services(config, state, target)
+        parts = [await promote_one(api, state, target, name) for name in names]
+        return combine_results(config.service, to_env, parts)
+
+    async def promote_one(api: ServerlessClient, state: State, target: str,
+                          name: str) -> SyncResult:
+        where = await locate_target(api, state, target, name, from_env, create=False)
         source, svc = where.env, where.service_sid
         if source is None or svc is None or not source.build_sid:
-            raise AssetsyncError(f"nothing to promote: {config.service}/{from_env} has no live "
+            raise AssetsyncError(f"nothing to promote: {name}/{from_env} has no live "
                                  "build; sync it first")
         dest_rec = state.get_environment(target, svc, to_env)
         dest = await find_environment(api, svc, to_env,
@@ -297,7 +306,7 @@ def promote(
             record_manifest(state, target, svc, build)
         deployment = await deploy(api, svc, dest.sid, build_sid)
         StateLedger(state, target, svc, dest.sid).record_deployment(build_sid, deployment)
-        return _deploy_result(config.service, to_env, svc, dest.sid, dest.domain_name, build_sid,
+        return _deploy_result(name, to_env, svc, dest.sid, dest.domain_name, build_sid,
                               deployment, 0, api, [f"promoted {build_sid} from {from_env}"])
 
     return _run(config, client, on_event, work)

@@ -166,3 +166,25 @@ def test_a_sync_takes_one_budget_slot_per_service_before_any_request(
     assert code != 0 and out == "" and err.count("\n") == 1
     assert "build budget spent" in err and "may build 3 service(s)" in err and "2 of" in err
     assert emulator.state.request_log == [] and budget.used() == 98
+
+
+def test_promote_deploys_every_service_and_urls_follow_the_environment(
+    site: Path, emulator: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, first, _ = run(site, capsys, "sync", "--json")
+    assert code == 0
+    emulator.state.request_log.clear()
+
+    code, promoted, err = run(site, capsys, "promote", "dev", "prod", "--json")
+
+    assert code == 0, err
+    assert [p["service"] for p in promoted["services"]] == ["site", "site-2", "site-3"]
+    dev = by_service(first)
+    for part in promoted["services"]:
+        assert part["environment"] == "prod" and part["domain_name"].endswith("-prod.twil.io")
+        assert live_build(emulator, part)["sid"] == dev[part["service"]]["build_sid"]
+    assert count(emulator, "POST", "/Builds") == 0 and count(emulator, "POST", "/Deployments") == 3
+    code, urls, _ = run(site, capsys, "urls", "--env", "prod", "--json")
+    domains = {p["service"]: p["domain_name"] for p in promoted["services"]}
+    homes = {p: s["service"] for s in first["services"] for p in s["uploaded"]}
+    assert urls == {p: f"https://{domains[homes[p]]}{p}" for p in homes}

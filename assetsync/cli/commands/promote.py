@@ -27,6 +27,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_json())
         return 0
-    print(f"{result.service}/{result.environment}: build {result.build_sid} is live at "
-          f"https://{result.domain_name} (promoted from {args.from_env})")
+    for part in result.services or (result,):  # each service of a sharded site
+        print(f"{part.service}/{part.environment}: build {part.build_sid} is live at "
+              f"https://{part.domain_name} (promoted from {args.from_env})")
     return 0
