@@ -7,7 +7,7 @@ WhatsApp media guidance and the `<Play>` docs).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from assetsync.classify import Issue
@@ -108,12 +108,26 @@ _VOICE_MIMES = frozenset({"audio/x-gsm", "audio/gsm", "audio/ulaw", "audio/basic
 DECODABLE = frozenset({"jpeg", "png", "gif", "webp", "bmp", "tiff", "avif"})
 
 
-def channel_warnings(files: Sequence[PublishedFile], options: OptimizeOptions) -> tuple[Issue, ...]:
+def channel_warnings(
+    files: Sequence[PublishedFile],
+    options: OptimizeOptions,
+    *,
+    sniffed: Callable[[PublishedFile], MediaType | None] | None = None,
+) -> tuple[Issue, ...]:
     """Warnings for files a channel profile covers whose type or size that channel rejects.
 
     A decodable image under a profile that makes variants is not warned about (its variant is
     what the channel gets); variants themselves are checked against their own profile.
+
+    Args:
+        files: the files to publish (variants included).
+        options: the `[optimize]` options (their profiles).
+        sniffed: a file's type, when the caller knows it already (the transform stage caches
+            types by digest); default: read its first bytes.
     """
+    if not any(p.channel for p in options.profiles):
+        return ()
+    type_of = sniffed or _sniff_file
     by_name = {p.name: p for p in options.profiles}
     issues: list[Issue] = []
     for file in files:
@@ -124,7 +138,7 @@ def channel_warnings(files: Sequence[PublishedFile], options: OptimizeOptions) -
             profiles = options.profiles_for(file.source)
         if not any(p.channel for p in profiles):
             continue
-        media = _sniff_file(file)
+        media = type_of(file)
         for profile in profiles:
             if profile.channel is None:
                 continue

@@ -15,14 +15,16 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assetsync.classify import Issue, Severity
-from assetsync.media import DECODABLE, channel_warnings, sniff
+from assetsync.media import DECODABLE, channel_warnings
 from assetsync.media_options import OptimizeOptions, Profile, parse_optimize_section, variant_path
 from assetsync.models import PublishedFile
 from assetsync.sync_types import SyncEvent
 from assetsync.transform_cache import (
     Job,
+    SniffCache,
     cache_key,
     encoder_versions,
     lookup,
@@ -31,9 +33,11 @@ from assetsync.transform_cache import (
     run_jobs,
     variant_recipe,
 )
-from assetsync.transform_codec import EXTENSIONS, Output, open_image
-from assetsync.transform_lossless import optimize_image
-from assetsync.transform_variants import make_variant
+
+if TYPE_CHECKING:
+    from assetsync.transform_codec import Output, open_image
+    from assetsync.transform_lossless import optimize_image
+    from assetsync.transform_variants import make_variant
 
 __all__ = [
     "FileReport",
@@ -52,6 +56,28 @@ __all__ = [
 ]
 
 _LOSSLESS_KINDS = frozenset({"jpeg", "png", "gif"})
+
+# Re-exported encoders, imported on first use: Pillow, oxipng and mozjpeg cost ~40 ms to import,
+# which a plan or sync with nothing to encode (and the config loader, which imports this module
+# for `parse_optimize_section`) must not pay.
+_LAZY = {
+    "Output": "assetsync.transform_codec",
+    "open_image": "assetsync.transform_codec",
+    "optimize_image": "assetsync.transform_lossless",
+    "make_variant": "assetsync.transform_variants",
+}
+
+
+def __getattr__(name: str) -> object:
+    """The lazily imported re-exports (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,14 +154,19 @@ def transform_files(
         prune: afterwards, delete every cache entry this run did not use (pass it only with
             the whole source folder's files); `stats.pruned_bytes` says what was freed.
     """
-    encoders = encoder_versions()
+    encoders = ""  # computed when the first image needs it (it imports Pillow)
     lossless = json.dumps(lossless_recipe(options), sort_keys=True)
     jobs: dict[str, Job] = {}
     plan: list[tuple[PublishedFile, str | None, list[tuple[Profile | None, str]]]] = []
     issues: list[Issue] = []
+    # Types by content digest: an unchanged file is not opened again to find its type.
+    sniffed = SniffCache(cache_dir)
     for file in files:
         path = file.content_path if file.content_path.is_absolute() else source / file.content_path
-        kind = None if file.variant is not None or options.excluded(file.source) else _kind(path)
+        kind = None
+        if file.variant is None and not options.excluded(file.source):
+            media = sniffed.media(file.digest, path)
+            kind = media.kind if media is not None and media.is_image else None
         todo: list[tuple[Profile | None, str]] = []
         recipes: list[tuple[Profile | None, str]] = []
         if kind is not None:
@@ -150,6 +181,8 @@ def transform_files(
                                 "[optimize] max_input_bytes", "warning"))
             recipes, kind = [], None
         if kind is not None:
+            if recipes and not encoders:
+                encoders = encoder_versions()
             for profile, recipe in recipes:
                 key = cache_key(file.digest, recipe, encoders)
                 jobs.setdefault(key, Job(key, file.source, str(path), kind, recipe,
@@ -181,7 +214,9 @@ def transform_files(
     result = _assemble(plan, entries, options, issues, encoded=len(misses))
     # Channel checks (issue 5.3) on what will be published, variants included, so `plan` and
     # `sync` both warn about a type a channel does not take; warnings never fail the run.
-    warned = channel_warnings(result.files, options)
+    warned = channel_warnings(result.files, options, sniffed=lambda f: sniffed.media(
+        f.digest, f.content_path if f.content_path.is_absolute() else source / f.content_path))
+    sniffed.save()
     if warned:
         merged = sorted({*result.issues, *warned}, key=lambda i: (i.path, i.message))
         result = replace(result, issues=tuple(merged))
@@ -189,15 +224,6 @@ def transform_files(
         _deleted, freed = prune_cache(cache_dir, jobs.keys())
         result = replace(result, stats=replace(result.stats, pruned_bytes=freed))
     return result
-
-
-def _kind(path: Path) -> str | None:
-    try:
-        with open(path, "rb") as handle:
-            media = sniff(handle.read(64))
-    except OSError:
-        return None
-    return media.kind if media is not None and media.is_image else None
 
 
 def _available_cores() -> int:
@@ -263,6 +289,8 @@ def _assemble(
                 reports.append(FileReport(file.path, file.source, None, file.size,
                                           published.size, seconds, cached, "optimized", note))
                 continue
+            from assetsync.transform_codec import EXTENSIONS  # only once a variant exists
+
             path = variant_path(profile.path, profile=profile.name, published=file.path,
                                 ext=EXTENSIONS[result_kind])
             if path in out:

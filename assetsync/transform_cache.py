@@ -3,7 +3,9 @@
 Every encode is keyed by (source digest, recipe digest, encoder versions). The outcome is
 written to `<cache_dir>/index/` and the output bytes to `<cache_dir>/objects/` (named by their
 own digest), both atomically, so an unchanged image is never encoded twice, a crash never
-leaves a half-written file that is trusted, and the published digest is stable.
+leaves a half-written file that is trusted, and the published digest is stable. Beside them,
+`sniffed.json` remembers each content digest's type, so unchanged files are never opened just
+to find it.
 """
 
 from __future__ import annotations
@@ -15,25 +17,26 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from importlib import metadata
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import xxhash
-from PIL import __version__ as pillow_version
-from PIL import features
 
 from assetsync.errors import LimitError, TransformError
+from assetsync.media import MediaType, sniff
 from assetsync.media_options import OptimizeOptions, Profile
 from assetsync.models import DIGEST_PREFIX
-from assetsync.transform_codec import Output
-from assetsync.transform_lossless import optimize_image
-from assetsync.transform_variants import make_variant
+
+if TYPE_CHECKING:
+    from assetsync.transform_codec import Output
+
+# The encoders (Pillow, oxipng, mozjpeg) and the process pool are imported only when something
+# is encoded: a no-change plan never pays for them (bench/bench_scan.py, whole-process plan).
 
 __all__ = [
     "Job",
+    "SniffCache",
     "cache_key",
     "encoder_versions",
     "lookup",
@@ -63,6 +66,11 @@ class Job:
 
 def encoder_versions() -> str:
     """The encoders whose output a cached result depends on, as one stable string."""
+    from importlib import metadata
+
+    from PIL import __version__ as pillow_version
+    from PIL import features
+
     parts = {
         "recipe": str(RECIPE_VERSION),
         "pillow": pillow_version,
@@ -167,6 +175,63 @@ def prune_cache(cache_dir: Path, keep: Collection[str]) -> tuple[int, int]:
     return deleted, freed
 
 
+class SniffCache:
+    """Each file's type (`media.sniff` of its first bytes) by content digest, kept in
+    `<cache_dir>/sniffed.json`, so a run over unchanged files opens none of them to find its
+    type: a type is a property of the content, which the digest names. Entries of digests a
+    run did not use are dropped when the file holds more than twice what the run used."""
+
+    _FILE = "sniffed.json"
+
+    def __init__(self, cache_dir: Path) -> None:
+        self._path = cache_dir / self._FILE
+        try:
+            loaded = json.loads(self._path.read_bytes())
+        except (OSError, ValueError):
+            loaded = None
+        self._types: dict[str, str] = loaded if isinstance(loaded, dict) else {}
+        self._used: set[str] = set()
+        self._dirty = False
+
+    def media(self, digest: str, path: Path) -> MediaType | None:
+        """The type of the file at `path`, whose content digest is `digest`."""
+        self._used.add(digest)
+        raw = self._types.get(digest)
+        if not isinstance(raw, str):
+            try:
+                with open(path, "rb") as handle:
+                    found = sniff(handle.read(64))
+            except OSError:
+                return None  # vanished or unreadable: nothing to remember about the content
+            raw = f"{found.kind} {found.mime}" if found is not None else ""
+            self._types[digest] = raw
+            self._dirty = True
+        return _parse_type(raw)
+
+    def save(self) -> None:
+        """Write the entries back when this run sniffed anything new (atomically)."""
+        if len(self._types) > 2 * len(self._used):
+            self._types = {d: t for d, t in self._types.items() if d in self._used}
+            self._dirty = True
+        if not self._dirty:
+            return
+        try:
+            _write_atomic(self._path, json.dumps(self._types, separators=(",", ":")).encode())
+        except OSError as exc:  # a cache: the next run sniffs again
+            log.warning("file types not cached in %s: %s", self._path, exc)
+        self._dirty = False
+
+
+_TYPES: dict[str, MediaType | None] = {"": None}
+
+
+def _parse_type(raw: str) -> MediaType | None:
+    if raw not in _TYPES:
+        kind, _, mime = raw.partition(" ")
+        _TYPES[raw] = MediaType(kind, mime) if kind and mime else None
+    return _TYPES[raw]
+
+
 def _unlink(path: Path) -> int:
     try:
         size = path.stat().st_size
@@ -230,6 +295,9 @@ def _holds(path: Path, data: bytes) -> bool:
 
 
 def _apply_recipe(recipe: dict[str, object], data: bytes, kind: str) -> Output | None:
+    from assetsync.transform_lossless import optimize_image
+    from assetsync.transform_variants import make_variant
+
     max_pixels = int(str(recipe["max_pixels"]))
     if recipe["op"] == "lossless":
         return optimize_image(data, kind, OptimizeOptions(
@@ -262,6 +330,9 @@ def run_jobs(jobs: Sequence[Job], workers: int,
             log.debug("transform %s: %s", job.source, entry.get("note") or entry.get("message"))
             done(job, entry)
         return
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_all_start_methods, get_context
+
     # forkserver/spawn: forking a process that runs threads (the in-process emulator, the
     # watcher) can deadlock in the child.
     method = "forkserver" if "forkserver" in get_all_start_methods() else "spawn"

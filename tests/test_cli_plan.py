@@ -345,3 +345,31 @@ def test_site_over_one_build_without_shard_section_says_so_in_one_line(
     assert len(errors) == 1  # the reason, not one line per limit on top of it
     assert "max_services is 1" in errors[0]["message"]
     assert len(data["uploads"]) == 51  # the listing is still complete
+
+
+def test_a_plan_with_nothing_to_encode_imports_no_encoder_and_no_http(tmp_path: Path) -> None:
+    """Start-up is most of a no-change plan's time: Pillow, oxipng, mozjpeg, httpx and the
+    emulator are loaded only by work that needs them (a fresh interpreter, as a user runs it)."""
+    import subprocess
+    import sys
+
+    _site(tmp_path, public=3)
+    (tmp_path / "site" / "mms").mkdir()
+    (tmp_path / "site" / "mms" / "photo.jpg").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    cfg = tmp_path / "site.toml"
+    cfg.write_text('[project]\nsource = "site"\nservice = "media"\n'
+                   '[optimize.profiles.mms]\nglobs = ["mms/**"]\n')
+    code = (
+        "import sys, io\n"
+        "from assetsync.cli import main\n"
+        "out, sys.stdout = sys.stdout, io.StringIO()\n"
+        f"rc = main(['-c', {str(cfg)!r}, 'plan', '--json'])\n"
+        "sys.stdout = out\n"
+        "heavy = ('PIL', 'oxipng', 'mozjpeg_lossless_optimization', 'httpx', 'assetsync.emulator',"
+        " 'assetsync.engine')\n"
+        "print(rc, sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    for _run in range(2):  # the second run also finds every type in the cache
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True, cwd=tmp_path)
+        assert done.stdout.strip() == "0 []", done.stderr

@@ -228,3 +228,33 @@ def test_an_unusable_cache_folder_never_stops_the_run(tmp_path: Path) -> None:
     assert result.files == tuple(files)
     (issue,) = result.issues
     assert issue.severity == "warning" and "transform cache" in issue.message
+
+
+def test_file_types_are_remembered_by_content_digest(tmp_path: Path) -> None:
+    """A type is sniffed once per content: a rerun over the same digests opens no file to
+    find it (the stored type is used even if the bytes on disk were swapped behind the
+    digest's back), and new content (a new digest) is sniffed afresh."""
+    heic = b"\x00\x00\x00\x18ftypheic" + bytes(64)
+    files = _tree(tmp_path / "src", {"mms/photo.jpg": heic})
+    options = _options(mms={"globs": ["mms/**"]})
+    first = _run(tmp_path, files, options, workers=1)
+    assert [i.message.split(" is ")[0] for i in first.issues] == ["HEIC"]
+    assert (tmp_path / "state" / "transform" / "sniffed.json").is_file()
+    swapped = tmp_path / "src" / "mms" / "photo.jpg"
+    swapped.write_bytes(b"just text now\n")  # same PublishedFile (digest) as before
+    again = _run(tmp_path, files, options, workers=1)
+    assert again.issues == first.issues  # the remembered type, not the bytes
+    rescanned = _tree(tmp_path / "src", {"mms/photo.jpg": b"just text now\n"})
+    assert _run(tmp_path, rescanned, options, workers=1).issues == ()
+
+
+def test_a_damaged_type_cache_is_ignored_and_rewritten(tmp_path: Path) -> None:
+    files = _tree(tmp_path / "src", {"mms/photo.jpg": b"\x00\x00\x00\x18ftypheic" + bytes(64)})
+    options = _options(mms={"globs": ["mms/**"]})
+    cache = tmp_path / "state" / "transform" / "sniffed.json"
+    cache.parent.mkdir(parents=True)
+    for junk in (b"{not json", b"[1, 2]", b'{"%s": 7}' % files[0].digest.encode()):
+        cache.write_bytes(junk)
+        result = _run(tmp_path, files, options, workers=1)
+        assert len(result.issues) == 1 and "HEIC" in result.issues[0].message
+        assert files[0].digest.encode() + b'":"heic image/heic"' in cache.read_bytes()
