@@ -23,7 +23,7 @@ from assetsync.remote import Located, peek_target
 from assetsync.service import SyncFlags, sync_service
 from assetsync.shard import BuildCounts, ShardOptions, service_name, shard
 from assetsync.state import State
-from assetsync.sync_types import EventCallback, SyncResult
+from assetsync.sync_types import EventCallback, SyncEvent, SyncResult
 
 __all__ = [
     "combine_results",
@@ -158,6 +158,8 @@ async def sync_sharded(
                not in recorded.get(previous.get(f.path, ""), empty).versions]
     plan = shard(files, previous, shard_options, base_service=service, reserved=reserved,
                  foreign_services=foreign, changed=changed)
+    if on_event is not None:  # before any write: the sync CLI takes a budget slot per service
+        on_event(SyncEvent("sharded", total=len(plan.services), message=" ".join(plan.services)))
     results: list[SyncResult] = []
     notes: list[str] = [m.describe() for m in plan.moves]
     for name in plan.sync_order():

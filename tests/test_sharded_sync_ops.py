@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from assetsync.budget import BuildBudget
 from assetsync.cli import main
 from tests.sync_harness import (
     api_get,
@@ -133,25 +134,42 @@ def test_prune_covers_every_service_of_the_site(
     assert code == 0 and last["noop"]
 
 
+def twilio_site(root: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> BuildBudget:
+    """A "twilio" target whose URL is overridden to the emulator (as a proxy would be), so the
+    account's shared build budget applies; returns that budget (in a tmp ledger folder)."""
+    from assetsync.budget import budget_for_config
+    from assetsync.config import load_config
+
+    make_tree(root / "site", 12)
+    (root / ".assetsync.toml").write_text(
+        '[project]\nsource = "site"\nservice = "site"\n'
+        f'[target]\napi = "twilio"\napi_url = "{emulator.url}"\n'
+        "[sync]\npoll_interval_s = 0.05\n" + SMALL)
+    env = {**credentials_env(emulator), "ASSETSYNC_BUDGET_DIR": str(root / "budget")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return budget_for_config(load_config(root / ".assetsync.toml", environ=env), environ=env)
+
+
+def test_a_first_sync_takes_a_budget_slot_per_service_before_any_write(
+    tmp_path: Path, emulator: Any, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    budget = twilio_site(tmp_path, emulator, monkeypatch)
+    budget.record(98)  # other syncs of the account: 2 builds left this hour, 3 services needed
+
+    code, out, err = run(tmp_path, capsys, "sync")
+
+    assert code != 0 and out == "" and err.count("\n") == 1
+    assert "build budget spent" in err and "may build 3 service(s)" in err and "2 of" in err
+    assert writes(emulator) == [] and budget.used() == 98
+
+
 def test_a_sync_takes_one_budget_slot_per_service_before_any_request(
     tmp_path: Path, emulator: Any, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from assetsync.budget import budget_for_config
-    from assetsync.config import load_config
-
-    make_tree(tmp_path / "site", 12)
-    # A "twilio" target whose URL is overridden to the emulator (as a proxy would be): the
-    # account's shared build budget applies.
-    (tmp_path / ".assetsync.toml").write_text(
-        '[project]\nsource = "site"\nservice = "site"\n'
-        f'[target]\napi = "twilio"\napi_url = "{emulator.url}"\n'
-        "[sync]\npoll_interval_s = 0.05\n" + SMALL)
-    env = {**credentials_env(emulator), "ASSETSYNC_BUDGET_DIR": str(tmp_path / "budget")}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    budget = budget_for_config(load_config(tmp_path / ".assetsync.toml", environ=env),
-                               environ=env)
+    budget = twilio_site(tmp_path, emulator, monkeypatch)
 
     assert run(tmp_path, capsys, "sync")[0] == 0
     assert budget.used() == 3  # three services built

@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,9 +29,9 @@ from assetsync.cli.commands.urls import local_hint, print_url_rows
 from assetsync.config import Config
 from assetsync.engine import sync
 from assetsync.errors import AssetsyncError, ConfigError
-from assetsync.sync_types import SyncResult
+from assetsync.sync_types import SyncEvent, SyncResult
 
-__all__ = ["handler", "log_to_file", "register", "reserve_builds", "settle_builds"]
+__all__ = ["BuildSlots", "handler", "log_to_file", "register"]
 
 URLS_SHOWN = 50
 
@@ -103,44 +103,75 @@ def _summary(result: SyncResult) -> str:
             f"{result.requests} requests)")
 
 
-def reserve_builds(config: Config, dry_run: bool) -> tuple[BuildBudget, Reservation] | None:
-    """Take, before any build, one slot of the account's hourly build budget (Twilio allows 100;
-    `assetsync watch` and other syncs of the account share it, `assetsync.budget`) per service
-    of the site, so that a sharded sync never passes it; settle with `settle_builds`.
+class BuildSlots:
+    """The account's hourly build budget (Twilio allows 100; `assetsync watch` and other syncs of
+    the account share it, `assetsync.budget`) as one sync spends it, so that a sharded sync never
+    passes it: one slot per service of the site the state knows, taken before any request; more
+    before any write when the sync spreads the site over more services (its `sharded` event);
+    settled with the builds made. A local target has no shared budget: nothing is taken.
 
     Raises:
         AssetsyncError: the budget has fewer slots left this hour.
     """
-    if config.target.api != "twilio" or dry_run:
-        return None  # the emulator has no shared budget to protect
-    from assetsync.multi import services_in_use
 
-    try:
-        budget = budget_for_config(config)
-        slots = services_in_use(config)
-        reservation = budget.reserve(slots)
-    except OSError as exc:  # never stop a sync over bookkeeping
-        logging.getLogger(__name__).warning("could not read the build budget: %s", exc)
-        return None
-    if reservation is None:
-        at = time.strftime("%H:%M", time.localtime(budget.next_available_at(slots)))
-        raise AssetsyncError(
-            f"build budget spent: a sync of this site may build {slots} service(s), and "
-            f"{budget.remaining()} of the account's {budget.limit} builds per hour are left "
-            f"(assetsync's ledger in {budget.ledger_dir}); try again at {at}"
-        )
-    return budget, reservation
+    def __init__(self, config: Config, dry_run: bool) -> None:
+        self.budget: BuildBudget | None = None
+        self.held: list[Reservation] = []
+        if config.target.api != "twilio" or dry_run:
+            return
+        from assetsync.multi import services_in_use
 
+        try:
+            self.budget = budget_for_config(config)
+            slots = services_in_use(config)
+        except OSError as exc:  # never stop a sync over bookkeeping
+            logging.getLogger(__name__).warning("could not read the build budget: %s", exc)
+            self.budget = None
+            return
+        self.take(slots)
 
-def settle_builds(held: tuple[BuildBudget, Reservation] | None, builds: int) -> None:
-    """Replace the reservation by the builds the sync made."""
-    if held is None:
-        return
-    try:
-        held[0].settle(held[1], builds)
-    except OSError as exc:
-        logging.getLogger(__name__).warning("could not record %d build(s) in the budget: %s",
-                                            builds, exc)
+    @property
+    def slots(self) -> int:
+        """Slots taken so far."""
+        return sum(r.slots for r in self.held)
+
+    def take(self, slots: int) -> None:
+        """Take `slots` more (all or none)."""
+        if self.budget is None or slots <= 0:
+            return
+        reservation = self.budget.reserve(slots)
+        if reservation is None:
+            need = self.slots + slots
+            at = time.strftime("%H:%M", time.localtime(self.budget.next_available_at(need)))
+            raise AssetsyncError(
+                f"build budget spent: a sync of this site may build {need} service(s), and "
+                f"{self.budget.remaining() + self.slots} of the account's {self.budget.limit} "
+                f"builds per hour are left (assetsync's ledger in {self.budget.ledger_dir}); "
+                f"try again at {at}"
+            )
+        self.held.append(reservation)
+
+    def watching(self, on_event: Callable[[SyncEvent], None]) -> Callable[[SyncEvent], None]:
+        """`on_event`, taking more slots when the sync says how many services it spans."""
+
+        def wrapped(event: SyncEvent) -> None:
+            if event.kind == "sharded":
+                self.take(event.total - self.slots)
+            on_event(event)
+
+        return wrapped
+
+    def settle(self, builds: int) -> None:
+        """Replace what was taken by the builds the sync made."""
+        if self.budget is None:
+            return
+        try:
+            for i, reservation in enumerate(self.held):
+                self.budget.settle(reservation, builds if i == 0 else 0)
+        except OSError as exc:
+            logging.getLogger(__name__).warning("could not record %d build(s) in the budget: %s",
+                                                builds, exc)
+        self.held = []
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -149,23 +180,25 @@ def handler(args: argparse.Namespace) -> int:
     quiet = args.quiet or args.json
     progress = Progress(quiet=quiet, verbose=args.verbose)
     with log_to_file(args.log_file):
-        held = None
+        budget: BuildSlots | None = None
         try:
-            held = reserve_builds(config, args.dry_run)
+            budget = BuildSlots(config, args.dry_run)
             result = sync(config, dry_run=args.dry_run, full=args.full, adopt=args.adopt,
-                          force=args.force, on_event=kill_switch(progress))
+                          force=args.force, on_event=budget.watching(kill_switch(progress)))
         except AssetsyncError as exc:
-            settle_builds(held, builds_on_error(exc))
+            if budget is not None:
+                budget.settle(builds_on_error(exc))
             if args.json:  # a program reading stdout still gets one document
                 print_json({"ok": False, "error": str(exc), "type": type(exc).__name__,
                             "exit_code": exc.exit_code})
             raise
         except BaseException:
-            settle_builds(held, held[1].slots if held else 0)  # interrupted: maybe all built
+            if budget is not None:  # interrupted: every service may have built
+                budget.settle(budget.slots)
             raise
         finally:
             progress.clear()
-    settle_builds(held, builds_made(result))
+    budget.settle(builds_made(result))
     if args.json:
         print_json({"ok": True, **result.to_json()})
         return 0
