@@ -11,7 +11,6 @@ import io
 import os
 import stat as statmod
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import xxhash
@@ -366,6 +365,9 @@ class Walker:
         while todo:
             todo.extend(merge(self.scan_dir(*todo.pop())))
         if self.workers > 1 and len(misses) >= _PARALLEL_HASH_MIN:
+            # Imported here: a no-change scan (the common one) hashes nothing.
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(self.workers, thread_name_prefix="assetsync-hash") as pool:
                 hashed = list(pool.map(self._hash, misses))
         else:

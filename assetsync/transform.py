@@ -161,10 +161,11 @@ def transform_files(
     issues: list[Issue] = []
     # Types by content digest: an unchanged file is not opened again to find its type.
     sniffed = SniffCache(cache_dir)
+    excluded = options.excluded if options.exclude else None  # most configs exclude nothing
     for file in files:
         path = file.content_path if file.content_path.is_absolute() else source / file.content_path
         kind = None
-        if file.variant is None and not options.excluded(file.source):
+        if file.variant is None and (excluded is None or not excluded(file.source)):
             media = sniffed.media(file.digest, path)
             kind = media.kind if media is not None and media.is_image else None
         todo: list[tuple[Profile | None, str]] = []

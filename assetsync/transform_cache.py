@@ -10,7 +10,6 @@ to find it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -97,6 +96,8 @@ def variant_recipe(profile: Profile, options: OptimizeOptions) -> dict[str, obje
 
 def cache_key(digest: str, recipe: str, encoders: str) -> str:
     """The cache key of (source digest, canonical recipe JSON, encoder versions)."""
+    import hashlib  # here: loading OpenSSL costs a plan with no image ~2 ms
+
     return hashlib.sha256(f"{digest}\n{recipe}\n{encoders}".encode()).hexdigest()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import random
+from functools import lru_cache
 
 from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageOps
 
@@ -87,8 +88,10 @@ def shown(data: bytes) -> Image.Image:
     return ImageOps.exif_transpose(decode(data))
 
 
+@lru_cache(maxsize=1)
 def srgb_icc() -> bytes:
-    """A real ICC profile's bytes."""
+    """A real ICC profile's bytes (made once: its header holds the creation time, so two
+    calls a second apart differ)."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 

@@ -99,8 +99,10 @@ def plan_locally(config: Config, *, full: bool = False, verbose: int = 0) -> Loc
         recorded = _recorded(state, config, names)
     snapshot = prepared.snapshot
     scan_issues = {(i.path, i.message) for i in snapshot.issues}
-    # Collisions are judged on the source names too, so that no later stage can hide one.
-    names_seen = [(published_name(rel)[0], rel) for rel in snapshot.files]
+    # Collisions are judged on the source names too, so that no later stage can hide one
+    # (a file that classify kept already carries its name's published path).
+    kept = {f.source: f.path for f in prepared.files if f.variant is None}
+    names_seen = [(kept.get(rel) or published_name(rel)[0], rel) for rel in snapshot.files]
     collisions = [i for i in duplicate_paths(names_seen) if i not in prepared.errors]
     colliding = {i.path for i in collisions}
     clashing = {path for path, rel in names_seen if rel in colliding}
