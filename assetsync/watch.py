@@ -65,6 +65,7 @@ def watch(
     on_event: Callable[[WatchEvent], None] | None = None,
     options: WatchOptions | None = None,
     tick_s: float = 0.25,
+    services: int = 1,
 ) -> WatchStatus:
     """Watch `config.source` and keep it published until `stop` is set.
 
@@ -80,6 +81,9 @@ def watch(
         on_event: receives a `WatchEvent` on every state change.
         options: overrides `config.watch`.
         tick_s: longest wait between checks of `stop`, the budget and overflow signals.
+        services: how many services the site spans now (a sharded site's sync makes one build
+            per service): the first sync reserves that many build slots; later ones learn it
+            from each result.
 
     Returns:
         The final status; `pending` > 0 means changes were left unsynced.
@@ -103,5 +107,6 @@ def watch(
         clock=clock,
         on_event=on_event,
         tick_s=tick_s,
+        services=services,
     )
     return loop.run()

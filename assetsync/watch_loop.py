@@ -134,6 +134,7 @@ class WatchLoop:
         clock: Callable[[], float],
         on_event: Callable[[WatchEvent], None] | None,
         tick_s: float,
+        services: int = 1,
     ) -> None:
         self.root, self.options, self.stop = root, options, stop
         self.sync_fn, self.budget, self.clock, self.on_event = sync_fn, budget, clock, on_event
@@ -157,9 +158,9 @@ class WatchLoop:
         self.last_error: str | None = None
         self.remaining = budget.remaining()
         self.budget_read_at = clock()
-        # Builds the next sync may make: one per service of the site, learnt from each result
-        # (a sharded site's first sync of a session counts as one until its result is in).
-        self.slots = 1
+        # Builds the next sync may make: one per service of the site, given at start (from the
+        # state) and learnt from each result after that.
+        self.slots = max(1, services)
 
     # -- status -------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,8 +13,8 @@ import pytest
 
 from assetsync.budget import BuildBudget, account_key
 from assetsync.errors import ApiConnectionError, BuildFailedError, ConfigError
-from assetsync.watch import WatchOptions
-from tests.watch_harness import BOUND_S, FakeWallClock, Recorder, pause, watching
+from assetsync.watch import WatchOptions, watch
+from tests.watch_harness import BOUND_S, Cfg, FakeWallClock, Recorder, Running, pause, watching
 
 FINAL = b"version two, written completely"
 
@@ -218,6 +219,35 @@ def test_spent_budget_delays_the_next_build_until_a_slot_frees(tmp_path: Path, r
         wall.now = start + 3600  # the first build leaves the rolling hour
         index = recorder.wait_for_path("three.png")
     assert index == 3
+    assert running.result is not None and running.result.failures == 0
+
+
+def test_first_sync_of_a_sharded_site_reserves_a_slot_per_service(tmp_path: Path, root: Path) -> None:
+    # A site spread over 3 services builds 3 times per sync: with 2 slots left, even the first
+    # sync of the session waits for the budget instead of overrunning it.
+    wall = FakeWallClock()
+    budget = make_budget(tmp_path, limit=4, clock=wall)
+    budget.record(2)  # other processes spent 2 of 4
+    recorder = Recorder(root)
+    stop = threading.Event()
+    running = Running(threading.Thread(target=lambda: None), stop)
+    cfg = Cfg(root, tmp_path / "state", WatchOptions())
+
+    def target() -> None:
+        running.result = watch(cfg, stop=stop, sync_fn=recorder, budget=budget,
+                               on_event=running.on_event, tick_s=0.05, services=3)
+
+    running.thread = threading.Thread(target=target, daemon=True)
+    running.thread.start()
+    try:
+        waiting = running.wait_event(lambda e: e.status.state == "budget")
+        assert waiting.status.budget_remaining == 2
+        assert recorder.calls == []
+        wall.now += 3600  # the other builds leave the rolling hour
+        assert recorder.wait_calls(1) == [None]
+    finally:
+        stop.set()
+        running.thread.join(BOUND_S)
     assert running.result is not None and running.result.failures == 0
 
 

@@ -17,6 +17,7 @@ from types import FrameType
 from typing import TextIO
 
 from assetsync.budget import budget_for_config
+from assetsync.multi import services_in_use
 from assetsync.cli._common import config_from_args
 from assetsync.config import Config
 from assetsync.errors import LockHeldError
@@ -246,6 +247,7 @@ def handler(args: argparse.Namespace) -> int:
             budget=budget,
             on_event=display.on_watch_event,
             options=options,
+            services=services_in_use(config),
         )
     display.finish(status)
     if status.pending or status.full_reconcile_pending:
