@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from assetsync.atomic import write_atomic
 from assetsync.errors import BuildFailedError, SyncError
 from assetsync.limits import BUILDS_PER_HOUR
 
@@ -255,7 +256,5 @@ class BuildBudget:
         return [(min(t, now), tok) for t, tok in entries if now - t < WINDOW_S]
 
     def _write(self, entries: list[tuple[float, str]]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         payload = {"version": _LEDGER_VERSION, "builds": [[t, tok] for t, tok in entries]}
-        tmp.write_text(json.dumps(payload), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(payload).encode("utf-8"))

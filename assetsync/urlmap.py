@@ -13,12 +13,12 @@ import io
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from assetsync.atomic import write_atomic
 from assetsync.errors import ConfigError
 from assetsync.models import Visibility
 
@@ -163,18 +163,7 @@ def write_url_map(path: Path, entries: Iterable[UrlEntry], *, fmt: str | None = 
     except OSError:
         pass  # absent or unreadable: write it
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, data, mode=mode)
     except OSError as exc:
         raise ConfigError(
             f"cannot write the URL map {path}: {exc.strerror or exc}; fix [sync] urls_file "

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from assetsync.atomic import write_atomic
 from assetsync.cli._common import config_from_args, print_json
 from assetsync.errors import LockHeldError, StateError
 from assetsync.state import State
 
 __all__ = ["handler", "register"]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -40,7 +26,11 @@ def _export(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         print_json(data)
     else:
-        _write_atomic(Path(args.output), json.dumps(data, indent=2) + "\n")
+        try:
+            write_atomic(Path(args.output), (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+        except OSError as exc:
+            raise StateError(f"cannot write {args.output}: {exc.strerror or exc}; "
+                             "choose another file with -o") from None
         sys.stderr.write(f"exported state to {args.output}\n")
     return 0
 
