@@ -41,15 +41,12 @@ def now_iso() -> str:
 
 def record_manifest(state: State, target: str, service_sid: str, build: Build) -> None:
     """Keep the build's full content (versions with paths, functions, dependencies, runtime)."""
-    record = getattr(state, "record_build_manifest", None)
-    if record is not None:
-        record(target, service_sid, build.sid, json.dumps(render_build(build)))
+    state.record_build_manifest(target, service_sid, build.sid, json.dumps(render_build(build)))
 
 
 def recorded_build(state: State, target: str, service_sid: str, build_sid: str) -> Build | None:
     """A build assetsync created, from its kept manifest (None if none was kept)."""
-    read = getattr(state, "build_manifest", None)
-    text = read(target, service_sid, build_sid) if read is not None else None
+    text = state.build_manifest(target, service_sid, build_sid)
     if not text:
         return None
     try:
@@ -106,9 +103,10 @@ class StateLedger:
         self._assets[path] = asset_sid
 
     def record_assets(self, assets: Mapping[str, str]) -> None:
-        """Path -> Asset SID for several paths."""
-        for path, sid in assets.items():
-            self.record_asset(path, sid)
+        """Path -> Asset SID for several paths, in one transaction."""
+        if assets:
+            self.state.record_assets(self.target, self.service_sid, assets)
+            self._assets.update(assets)
 
     def forget_asset(self, path: str) -> None:
         self.state.forget_asset(self.target, self.service_sid, path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 from assetsync.plan import RecordedService
@@ -130,6 +130,14 @@ class RemoteRecords:
             conn.execute(
                 "INSERT OR REPLACE INTO assets VALUES (?, ?, ?, ?)",
                 (target, service_sid, path, asset_sid),
+            )
+
+    def record_assets(self, target: str, service_sid: str, assets: Mapping[str, str]) -> None:
+        """Remember path -> Asset SID for several paths in one transaction."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO assets VALUES (?, ?, ?, ?)",
+                ((target, service_sid, path, sid) for path, sid in assets.items()),
             )
 
     def asset_sids(self, target: str, service_sid: str) -> dict[str, str]:
@@ -295,6 +303,25 @@ class RemoteRecords:
                 "WHERE target = ? AND service_sid = ? AND build_sid = ?",
                 (status, target, service_sid, build_sid),
             )
+
+    def record_build_manifest(
+        self, target: str, service_sid: str, build_sid: str, manifest: str
+    ) -> None:
+        """Keep a build's full content (the API's JSON of it; builds never change)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO build_manifests VALUES (?, ?, ?, ?)",
+                (target, service_sid, build_sid, manifest),
+            )
+
+    def build_manifest(self, target: str, service_sid: str, build_sid: str) -> str | None:
+        """A kept build manifest, or None."""
+        row = self._one(
+            "SELECT manifest FROM build_manifests "
+            "WHERE target = ? AND service_sid = ? AND build_sid = ?",
+            (target, service_sid, build_sid),
+        )
+        return str(row[0]) if row else None
 
     def get_build(self, target: str, service_sid: str, build_sid: str) -> BuildRecord | None:
         """A recorded build, or None."""

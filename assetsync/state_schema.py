@@ -28,7 +28,7 @@ __all__ = [
     "load_stats",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 EXPORT_FORMAT = "assetsync-state"
 EXPORT_VERSION = 1  # the JSON shape; independent of how the database stores it
 _MARSHAL_VERSION = 4
@@ -94,6 +94,12 @@ TABLES: dict[str, tuple[tuple[str, type, bool], ...]] = {
         ("build_sid", str, False),
         ("created_at", str, True),
     ),
+    "build_manifests": (  # the API's JSON of each build assetsync created or adopted
+        ("target", str, False),
+        ("service_sid", str, False),
+        ("build_sid", str, False),
+        ("manifest", str, False),
+    ),
     "upload_intents": (
         ("target", str, False),
         ("service_sid", str, False),
@@ -114,6 +120,7 @@ _PRIMARY_KEYS = {
     "builds": 3,
     "pending": 3,
     "upload_intents": 5,
+    "build_manifests": 3,
 }
 
 
@@ -161,7 +168,8 @@ Step = str | Callable[[sqlite3.Connection], None]
 MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     (  # 0 -> 1: everything, the stat cache as rows
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
-        *(_create_table(name) for name in TABLES if name != "upload_intents"),
+        *(_create_table(name) for name in TABLES
+          if name not in ("upload_intents", "build_manifests")),
         "CREATE INDEX asset_versions_by_sid ON asset_versions (target, service_sid, version_sid)",
     ),
     (  # 1 -> 2: the stat cache as one blob
@@ -171,6 +179,9 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     ),
     (  # 2 -> 3: the upload-intent journal
         _create_table("upload_intents"),
+    ),
+    (  # 3 -> 4: build manifests (a sync whose live build is its own need not fetch it)
+        _create_table("build_manifests"),
     ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

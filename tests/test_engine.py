@@ -351,3 +351,21 @@ def test_removing_every_file_is_a_clear_error(tmp_path: Path, emulator: Any) -> 
     with pytest.raises(AssetsyncError, match="nothing left to publish"):
         sync(config)
     assert writes(emulator) == []
+
+
+def test_a_no_op_sync_on_its_own_live_build_is_one_request(tmp_path: Path, emulator: Any) -> None:
+    """The live build is assetsync's own: its kept manifest stands in for fetching it."""
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 20)
+    sync(config)
+    emulator.state.request_log.clear()
+
+    result = sync(config)
+
+    assert result.noop and result.requests == 1
+    assert [(e.method, e.path.split("/")[-2]) for e in emulator.state.request_log] == [
+        ("GET", "Environments")]
+    (config.source / "d0" / "f0000.txt").write_text("changed")
+    changed = sync(config)  # the manifest also carries what the next build must keep
+    build = api_get(emulator, f"/v1/Services/{changed.service_sid}/Builds/{changed.build_sid}")
+    assert len(build["asset_versions"]) == 20
