@@ -296,6 +296,7 @@ def test_sharded_plan_shows_counts_per_service_and_every_move(
     assert all(s["uploads"] == a + b for s, (a, b) in
                zip(shard["services"], counts.values(), strict=True))
 
+    in_second = [u["source"] for u in data["uploads"] if u["service"] == "media-2"]
     assert main(["-c", str(cfg), "sync"]) == 0
     capsys.readouterr()
     # A lower limit overflows the first service: exactly the excess moves, and says why.
@@ -316,6 +317,19 @@ def test_sharded_plan_shows_counts_per_service_and_every_move(
     assert "media: 2/2 public+protected, 1/1 private, 0/50 functions" in out
     assert f"{moved}: media -> {moves[0]['to']} (overflow: its service would pass" in out
     assert "1 file(s) move to another service" in out
+
+    # Every file of the second service deleted: it is retired and left as it is (sync refuses
+    # an empty build), so nothing is dropped there.
+    cfg.write_text(head + "public_protected_per_build = 3\nprivate_per_build = 1\n")
+    for source in in_second:
+        (tmp_path / "site" / source).unlink()
+    code = main(["-c", str(cfg), "plan", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and data["shard"]["retired"] == ["media-2"]
+    assert [s["service"] for s in data["shard"]["services"]] == ["media"]
+    assert data["drops"] == [] and data["uploads"] == []
+    assert main(["-c", str(cfg), "plan"]) == 0
+    assert "media-2: holds no file now" in capsys.readouterr().out
 
 
 def test_site_over_one_build_without_shard_section_says_so_in_one_line(

@@ -137,7 +137,7 @@ def _plan_services(
     previous = _previous(files, recorded)
     private = sum(1 for f in files if f.visibility is Visibility.PRIVATE)
     over = private > limits.private or len(files) - private > limits.public_protected
-    if not over and len(set(previous.values())) <= 1:
+    if not over and set(previous.values()) <= {config.service}:
         return build_plan(files, recorded.get(config.service, empty), None, limits=limits,
                           full=full), None, (), []
     from assetsync.shard import shard  # only a site spread over services pays for it
@@ -156,10 +156,12 @@ def _plan_services(
     grouped: dict[str, list[PublishedFile]] = {name: [] for name in result.services}
     for f in files:
         grouped[result.assignment[f.path]].append(f)
+    # A retired service is left as it is (its next build would be empty, which Twilio
+    # refuses): `sync` notes it and drops nothing there, so neither does the plan.
     services = tuple(
-        ServicePlan(name, build_plan(grouped.get(name, []), recorded.get(name, empty), None,
+        ServicePlan(name, build_plan(grouped[name], recorded.get(name, empty), None,
                                      limits=limits, full=full))
-        for name in (*result.services, *result.retired)
+        for name in result.services
     )
     issues: list[Issue] = []
     if options == ShardOptions():
@@ -247,7 +249,8 @@ def _human(config: Config, result: LocalPlan) -> None:
         out.write(f"{len(result.shard.services)} services, next builds (offline: content "
                   "assetsync does not own is not counted):\n")
         out.writelines(f"  {line}\n" for line in result.shard.usage_lines())
-        out.writelines(f"  {name}: retired, holds no file now\n" for name in result.shard.retired)
+        out.writelines(f"  {name}: holds no file now; its last build stays live until you "
+                       "delete the service\n" for name in result.shard.retired)
         if result.shard.moves:
             out.write(f"{len(result.shard.moves)} file(s) move to another service:\n")
             out.writelines(f"  {move.describe()}\n" for move in result.shard.moves)
