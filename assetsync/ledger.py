@@ -28,6 +28,7 @@ __all__ = [
     "UploadIntent",
     "VersionRecord",
     "now_iso",
+    "record_adopted_build",
     "record_manifest",
     "recorded_build",
 ]
@@ -42,6 +43,17 @@ def now_iso() -> str:
 def record_manifest(state: State, target: str, service_sid: str, build: Build) -> None:
     """Keep the build's full content (versions with paths, functions, dependencies, runtime)."""
     state.record_build_manifest(target, service_sid, build.sid, json.dumps(render_build(build)))
+
+
+def record_adopted_build(
+    state: State, target: str, service_sid: str, environment_sid: str, build: Build
+) -> None:
+    """Record a completed build assetsync did not create (adopted, promoted, rolled back to),
+    so the next sync sees no drift and need not fetch it."""
+    state.record_build(target, service_sid, build_sid=build.sid, environment_sid=environment_sid,
+                       status="completed", version_sids=[v.sid for v in build.asset_versions],
+                       created_at=now_iso())
+    record_manifest(state, target, service_sid, build)
 
 
 def recorded_build(state: State, target: str, service_sid: str, build_sid: str) -> Build | None:

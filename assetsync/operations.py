@@ -16,7 +16,7 @@ from assetsync.client import ServerlessClient
 from assetsync.config import Config, target_key
 from assetsync.engine import open_client, run_sync
 from assetsync.errors import AssetsyncError, ConfigError, DriftError, NotFoundError
-from assetsync.ledger import StateLedger, now_iso, record_manifest
+from assetsync.ledger import StateLedger, record_adopted_build
 from assetsync.models import PublishedFile
 from assetsync.multi import combine_results, service_names
 from assetsync.plan import RecordedService, build_plan
@@ -229,12 +229,8 @@ def rollback(
         if status == "completed":
             deployment = await deploy(api, svc, env.sid, to_sid)
             if choice is None:  # someone else's build: record it so the next sync sees no drift
-                build = await api.fetch_build(svc, to_sid)
-                state.record_build(target, svc, build_sid=to_sid, environment_sid=env.sid,
-                                   status="completed",
-                                   version_sids=[v.sid for v in build.asset_versions],
-                                   created_at=now_iso())
-                record_manifest(state, target, svc, build)
+                record_adopted_build(state, target, svc, env.sid,
+                                     await api.fetch_build(svc, to_sid))
             ledger.record_deployment(to_sid, deployment)
             return _deploy_result(name, env_name, svc, env.sid, env.domain_name, to_sid,
                                   deployment, len(choice.version_sids) if choice else 0, api,
@@ -298,12 +294,8 @@ def promote(
         state.record_environment(target, svc, to_env, dest.sid, dest.domain_name)
         build_sid = source.build_sid
         if state.get_build(target, svc, build_sid) is None:
-            build = await api.fetch_build(svc, build_sid)
-            state.record_build(target, svc, build_sid=build_sid, environment_sid=dest.sid,
-                               status="completed",
-                               version_sids=[v.sid for v in build.asset_versions],
-                               created_at=now_iso())
-            record_manifest(state, target, svc, build)
+            record_adopted_build(state, target, svc, dest.sid,
+                                 await api.fetch_build(svc, build_sid))
         deployment = await deploy(api, svc, dest.sid, build_sid)
         StateLedger(state, target, svc, dest.sid).record_deployment(build_sid, deployment)
         return _deploy_result(name, to_env, svc, dest.sid, dest.domain_name, build_sid,

@@ -14,7 +14,7 @@ from assetsync.apply import ApplyOptions, apply_changes, finish_build
 from assetsync.client import ServerlessClient
 from assetsync.config import Config
 from assetsync.errors import AssetsyncError, BuildFailedError, DriftError, LimitError, NotFoundError
-from assetsync.ledger import StateLedger, now_iso, record_manifest
+from assetsync.ledger import StateLedger, record_adopted_build
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile
 from assetsync.plan import Plan, RecordedService, build_plan
@@ -241,11 +241,7 @@ async def sync_service(
         build_sid, deployment_sid = outcome.build_sid, outcome.deployment_sid
     elif adopt and live is not None and recorded_build != live.sid and ledger is not None:
         # Nothing to change, but the live build is now the one assetsync stands on.
-        state.record_build(target, ledger.service_sid, build_sid=live.sid,
-                           environment_sid=ledger.environment_sid, status="completed",
-                           version_sids=[v.sid for v in live.asset_versions],
-                           created_at=now_iso())
-        record_manifest(state, target, ledger.service_sid, live)
+        record_adopted_build(state, target, ledger.service_sid, ledger.environment_sid, live)
         ledger.record_deployment(live.sid, "")
 
     if deployment_sid is not None and on_event is not None:
