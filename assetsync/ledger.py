@@ -29,7 +29,6 @@ __all__ = [
     "VersionRecord",
     "now_iso",
     "record_adopted_build",
-    "record_manifest",
     "recorded_build",
 ]
 
@@ -40,9 +39,8 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def record_manifest(state: State, target: str, service_sid: str, build: Build) -> None:
-    """Keep the build's full content (versions with paths, functions, dependencies, runtime)."""
-    state.record_build_manifest(target, service_sid, build.sid, json.dumps(render_build(build)))
+def _manifest(build: Build) -> str:
+    return json.dumps(render_build(build))
 
 
 def record_adopted_build(
@@ -52,8 +50,7 @@ def record_adopted_build(
     so the next sync sees no drift and need not fetch it."""
     state.record_build(target, service_sid, build_sid=build.sid, environment_sid=environment_sid,
                        status="completed", version_sids=[v.sid for v in build.asset_versions],
-                       created_at=now_iso())
-    record_manifest(state, target, service_sid, build)
+                       created_at=now_iso(), manifest=_manifest(build))
 
 
 def recorded_build(state: State, target: str, service_sid: str, build_sid: str) -> Build | None:
@@ -152,10 +149,8 @@ class StateLedger:
             self.target, self.service_sid, build_sid=build.sid,
             environment_sid=self.environment_sid, status="building",
             version_sids=[v.sid for v in build.asset_versions], created_at=now_iso(),
+            manifest=_manifest(build), pending=True,
         )
-        record_manifest(self.state, self.target, self.service_sid, build)
-        self.state.record_pending(self.target, self.service_sid, self.environment_sid, build.sid,
-                                  created_at=now_iso())
 
     def record_build_status(self, build_sid: str, status: str) -> None:
         self.state.set_build_status(self.target, self.service_sid, build_sid, status)

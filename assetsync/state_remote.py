@@ -279,8 +279,14 @@ class RemoteRecords:
         status: str,
         version_sids: Sequence[str],
         created_at: str | None = None,
+        manifest: str | None = None,
+        pending: bool = False,
     ) -> None:
-        """Remember a build and the version SIDs it holds (or update its status)."""
+        """Remember a build and the version SIDs it holds (or update its status).
+
+        In the same transaction: its `manifest` (the API's JSON of it), if given, and with
+        `pending` the journal row that makes a rerun deploy it to `environment_sid`.
+        """
         with self._write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO builds VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -294,6 +300,16 @@ class RemoteRecords:
                     created_at,
                 ),
             )
+            if manifest is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO build_manifests VALUES (?, ?, ?, ?)",
+                    (target, service_sid, build_sid, manifest),
+                )
+            if pending and environment_sid is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?)",
+                    (target, service_sid, environment_sid, build_sid, created_at),
+                )
 
     def set_build_status(self, target: str, service_sid: str, build_sid: str, status: str) -> None:
         """Update a recorded build's status (building, completed, failed)."""
@@ -302,16 +318,6 @@ class RemoteRecords:
                 "UPDATE builds SET status = ? "
                 "WHERE target = ? AND service_sid = ? AND build_sid = ?",
                 (status, target, service_sid, build_sid),
-            )
-
-    def record_build_manifest(
-        self, target: str, service_sid: str, build_sid: str, manifest: str
-    ) -> None:
-        """Keep a build's full content (the API's JSON of it; builds never change)."""
-        with self._write() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO build_manifests VALUES (?, ?, ?, ?)",
-                (target, service_sid, build_sid, manifest),
             )
 
     def build_manifest(self, target: str, service_sid: str, build_sid: str) -> str | None:
