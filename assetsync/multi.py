@@ -21,7 +21,14 @@ from assetsync.models import PublishedFile, Visibility
 from assetsync.plan import RecordedService
 from assetsync.remote import Located, peek_target
 from assetsync.service import SyncFlags, sync_service
-from assetsync.shard import BuildCounts, ShardOptions, service_name, shard
+from assetsync.shard import (
+    BuildCounts,
+    ShardOptions,
+    previous_placement,
+    service_name,
+    service_names,
+    shard,
+)
 from assetsync.state import State
 from assetsync.sync_types import EventCallback, SyncEvent, SyncResult
 
@@ -33,12 +40,6 @@ __all__ = [
     "services_in_use",
     "sync_sharded",
 ]
-
-
-def service_names(service: str, shard_options: object) -> list[str]:
-    """Every name a service of the site may have: `service`, `service-2`, ... (`max_services`)."""
-    most = shard_options.max_services if isinstance(shard_options, ShardOptions) else 1
-    return [service_name(service, i) for i in range(1, most + 1)]
 
 
 def services_in_use(config: Config) -> int:
@@ -77,24 +78,6 @@ def _recorded(
         if rec is not None:
             recorded[name] = state.recorded_service(target, rec.service_sid, environment)
     return recorded
-
-
-def previous_placement(
-    files: Sequence[PublishedFile], recorded: Mapping[str, RecordedService]
-) -> dict[str, str]:
-    """Each file's service from the last sync: where it is deployed, else where its exact
-    version was uploaded (a run interrupted before that service built), so a rerun keeps the
-    placement the interrupted run had chosen and uploads nothing twice."""
-    previous: dict[str, str] = {}
-    for name, rec in recorded.items():
-        previous.update(dict.fromkeys(rec.owned_paths, name))
-    for f in files:
-        key = (f.digest, f.path, f.visibility.value)
-        home = None if f.path in previous else next(
-            (name for name, rec in recorded.items() if key in rec.versions), None)
-        if home is not None:
-            previous[f.path] = home
-    return previous
 
 
 def preflight(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import xxhash
 
+from assetsync.atomic import write_atomic
 from assetsync.errors import LimitError, TransformError
 from assetsync.media import MediaType, sniff
 from assetsync.media_options import OptimizeOptions, Profile
@@ -105,20 +105,6 @@ def cache_key(digest: str, recipe: str, encoders: str) -> str:
 # the cache (files under cache_dir; every write atomic)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _index_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / "index" / key[:2] / f"{key}.json"
 
@@ -171,7 +157,7 @@ def prune_cache(cache_dir: Path, keep: Collection[str]) -> tuple[int, int]:
             continue
         deleted, freed = deleted + 1, freed + _unlink(index)
     for output in sorted((cache_dir / "objects").glob("*/*")):
-        if output.name not in kept_objects and not output.name.startswith(".tmp-"):
+        if output.name not in kept_objects and not output.name.startswith(".")  # a write in progress:
             deleted, freed = deleted + 1, freed + _unlink(output)
     return deleted, freed
 
@@ -217,7 +203,7 @@ class SniffCache:
         if not self._dirty:
             return
         try:
-            _write_atomic(self._path, json.dumps(self._types, separators=(",", ":")).encode())
+            write_atomic(self._path, json.dumps(self._types, separators=(",", ":")).encode())
         except OSError as exc:  # a cache: the next run sniffs again
             log.warning("file types not cached in %s: %s", self._path, exc)
         self._dirty = False
@@ -263,7 +249,7 @@ def _execute(job: Job) -> dict[str, object]:
             digest = DIGEST_PREFIX + xxhash.xxh3_128_hexdigest(out.data)
             target = _object_path(Path(job.cache_dir), digest, out.ext)
             if not _holds(target, out.data):
-                _write_atomic(target, out.data)
+                write_atomic(target, out.data)
             st = target.stat()
             entry = {"status": "ok", "digest": digest, "size": len(out.data), "kind": out.kind,
                      "content_path": str(target), "note": out.note,
@@ -280,7 +266,7 @@ def _execute(job: Job) -> dict[str, object]:
         return _volatile(f"encoder failed ({type(exc).__name__}: {exc})")
     entry["seconds"] = round(time.perf_counter() - started, 4)
     try:
-        _write_atomic(_index_path(Path(job.cache_dir), job.key),
+        write_atomic(_index_path(Path(job.cache_dir), job.key),
                       json.dumps(entry, sort_keys=True).encode())
     except OSError as exc:
         log.warning("transform cache not written for %s: %s", job.source, exc)

@@ -27,7 +27,8 @@ from assetsync.limits import BuildLimits
 from assetsync.models import PublishedFile, Visibility
 from assetsync.plan import Plan, PlanCounts, RecordedService, build_plan
 from assetsync.scan import Snapshot
-from assetsync.shard_options import ShardOptions, service_name
+from assetsync.shard import previous_placement, service_names
+from assetsync.shard_options import ShardOptions
 from assetsync.state import State
 from assetsync.sync_types import SyncEvent
 
@@ -93,7 +94,7 @@ def plan_locally(config: Config, *, full: bool = False, verbose: int = 0) -> Loc
 
     on_event = event_printer(verbose)
     options = config.shard if isinstance(config.shard, ShardOptions) else ShardOptions()
-    names = [service_name(config.service, i) for i in range(1, options.max_services + 1)]
+    names = service_names(config.service, options)
     with _open_state(config, on_event) as state:
         prepared = prepare_files(config, state, on_event=on_event)
         recorded = _recorded(state, config, names)
@@ -134,7 +135,7 @@ def _plan_services(
     the files sharded as `assetsync.multi.sync_sharded` shards them and one plan per service."""
     limits = options.limits
     empty = RecordedService()
-    previous = _previous(files, recorded)
+    previous = previous_placement(files, recorded)
     private = sum(1 for f in files if f.visibility is Visibility.PRIVATE)
     over = private > limits.private or len(files) - private > limits.public_protected
     if not over and set(previous.values()) <= {config.service}:
@@ -171,25 +172,6 @@ def _plan_services(
             f"over {len(result.services)} services ({', '.join(result.services)}) with the "
             "default [shard] settings; see docs/sharding.md to configure them"), "warning"))
     return _merged([s.plan for s in services], limits), result, services, issues
-
-
-def _previous(
-    files: Sequence[PublishedFile], recorded: dict[str, RecordedService]
-) -> dict[str, str]:
-    """Each file's service from the last sync, as `assetsync.multi.previous_placement` finds
-    it (where it is deployed, else where its exact version was uploaded). Mirrored here:
-    importing `assetsync.multi` loads the HTTP client, ~90 ms that an offline plan must not pay.
-    """
-    previous: dict[str, str] = {}
-    for name, rec in recorded.items():
-        previous.update(dict.fromkeys(rec.owned_paths, name))
-    for f in files if recorded else ():
-        if f.path not in previous:
-            key = (f.digest, f.path, f.visibility.value)
-            home = next((n for n, rec in recorded.items() if key in rec.versions), None)
-            if home is not None:
-                previous[f.path] = home
-    return previous
 
 
 def _merged(plans: Sequence[Plan], limits: BuildLimits) -> Plan:
