@@ -157,7 +157,8 @@ def prune_cache(cache_dir: Path, keep: Collection[str]) -> tuple[int, int]:
             continue
         deleted, freed = deleted + 1, freed + _unlink(index)
     for output in sorted((cache_dir / "objects").glob("*/*")):
-        if output.name not in kept_objects and not output.name.startswith(".")  # a write in progress:
+        # names starting with "." are writes in progress (atomic.write_atomic temporaries)
+        if output.name not in kept_objects and not output.name.startswith("."):
             deleted, freed = deleted + 1, freed + _unlink(output)
     return deleted, freed
 
