@@ -34,7 +34,7 @@ __all__ = [
 
 # The embedded target's account: valid-looking ("AC" + 32 hex: "a55e75c" reads "assetsc") but
 # obviously not a Twilio credential. Documented in docs/emulator.md.
-LOCAL_ACCOUNT_SID = "ACa55e75c0000000000000000000000000"
+LOCAL_ACCOUNT_SID = "ACa55e75c0000000000000000000000000"  # a placeholder, not a Twilio account
 LOCAL_AUTH_TOKEN = "assetsync-local-emulator-token"
 
 SID_PATTERN = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
