@@ -11,7 +11,7 @@ other on one client, so every upload shares its one concurrency limit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from assetsync.apply import ApplyOptions
 from assetsync.client import ServerlessClient
@@ -25,7 +25,6 @@ from assetsync.shard import (
     BuildCounts,
     ShardOptions,
     previous_placement,
-    service_name,
     service_names,
     shard,
 )
