@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import cast
 
 from assetsync.classify import VisibilityRules
 from assetsync.errors import ConfigError
@@ -405,7 +406,7 @@ def parse_config(
         # tools (even half-set ones) must not stop a local run.
         credentials=None if target.api == "local" else _credentials(environ, file),
         visibility=visibility,
-        ignore=tuple(values["ignore"]["patterns"]),  # type: ignore[call-overload]
+        ignore=tuple(cast("list[str]", values["ignore"]["patterns"])),
         sync=sync,
         optimize=delegated["optimize"],
         watch=delegated["watch"],

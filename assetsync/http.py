@@ -106,7 +106,7 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         """Delay before retry number `attempt` (1-based) when the server gave no Retry-After."""
         cap = min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
-        return self.random() * cap
+        return float(self.random() * cap)
 
 
 @dataclass(slots=True)

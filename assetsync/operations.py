@@ -31,6 +31,7 @@ from assetsync.remote import (
 from assetsync.resources import Build
 from assetsync.service import apply_options, url_entries
 from assetsync.state import State
+from assetsync.state_records import BuildRecord
 from assetsync.sync_types import EventCallback, PruneResult, StatusResult, SyncResult
 from assetsync.urlmap import UrlEntry
 from assetsync.versions import run_all
@@ -206,6 +207,7 @@ def rollback(
         ours = [b for b in state.builds(target, svc)
                 if b.environment_sid == env.sid and b.status == "completed"]
         live_sid = live.sid if live else None
+        choice: BuildRecord | None
         if to is None:
             now = next((b.created_at for b in ours if b.build_sid == live_sid), None)
             older = [b for b in ours if b.build_sid != live_sid

@@ -84,7 +84,7 @@ def prepare_files(
         result = hook(files, config.optimize, source=config.source,
                       cache_dir=config.state_dir / "transform", on_event=on_event)
         files = tuple(result.files)  # type: ignore[attr-defined]
-        issues.extend(Issue(i.path, i.message, i.severity)  # type: ignore[attr-defined]
+        issues.extend(Issue(i.path, i.message, i.severity)
                       for i in result.issues)  # type: ignore[attr-defined]
     issues.extend(check_published(files))
     errors = tuple(i for i in issues if i.severity == "error")

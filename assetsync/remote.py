@@ -146,7 +146,8 @@ def describe_drift(
     """
     live_paths = {v.path for v in live.asset_versions}
     recorded_paths = {path_of[s] for s in recorded_sids if s in path_of}
-    changed, added = set(), set()
+    changed: set[str] = set()
+    added: set[str] = set()
     for v in live.asset_versions:
         if v.sid not in recorded_sids:
             (changed if v.path in recorded_paths else added).add(v.path)
@@ -188,8 +189,8 @@ async def locate_target(
     env_rec = state.get_environment(target, svc_rec.service_sid, environment) if svc_rec else None
     if svc_rec and env_rec:
         try:
-            env = await client.fetch_environment(svc_rec.service_sid, env_rec.environment_sid)
-            return Located(svc_rec.service_sid, env)
+            found = await client.fetch_environment(svc_rec.service_sid, env_rec.environment_sid)
+            return Located(svc_rec.service_sid, found)
         except NotFoundError:
             pass
     svc = await find_service(client, service, svc_rec.service_sid if svc_rec else None,

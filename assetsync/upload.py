@@ -111,7 +111,7 @@ class MultipartFile(httpx.AsyncByteStream):
             yield chunk
         yield self._tail
 
-    def close(self) -> None:  # type: ignore[override]
+    def close(self) -> None:
         """Close the file (idempotent)."""
         self._file.close()
 

@@ -89,7 +89,7 @@ def _polling(file: str, value: object) -> PollingMode:
     if value is False:
         return "off"
     if value in ("auto", "on", "off"):
-        return value  # type: ignore[return-value]
+        return value
     raise _fail(file, "polling", f'is {value!r}; use "auto", "on" or "off"')
 
 
