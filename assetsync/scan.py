@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import compress, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -31,6 +32,7 @@ __all__ = [
     "DENY_PATTERNS",
     "RACY_WINDOW_NS",
     "IgnoreRules",
+    "NameFilter",
     "ScanIssue",
     "Snapshot",
     "StatCache",
@@ -129,6 +131,68 @@ class IgnoreRules:
         return self.globs.match(rel_path, is_dir)
 
 
+_GLOB_META = frozenset("*?[\\")
+
+
+class NameFilter:
+    """The name-only globs (no '/', not folder-only) of a GlobSet, applied to a whole folder's
+    names at once: which of them are ignored.
+
+    A Python-level test per file name cost ~5 ms per 10,000 files (bench/bench_scan.py). Here
+    literal names are one set intersection, `*suffix` and `prefix*` one C-level
+    `map(str.endswith/startswith)` over the folder, and only the names that begin with another
+    pattern's literal prefix go through the GlobSet's own test, so the answer is the
+    GlobSet's answer by construction.
+    """
+
+    __slots__ = ("_ends", "_exact", "_lead", "_rest", "_starts")
+
+    def __init__(self, globs: GlobSet) -> None:
+        exact: set[str] = set()
+        ends: list[str] = []
+        starts: list[str] = []
+        rest: list[str] = []
+        for pattern in globs.patterns:
+            p = pattern.strip()
+            if p.endswith("/") or "/" in p:
+                continue  # folder-only or anchored: GlobSet.match_entry / the path test
+            if not _GLOB_META & set(p):
+                exact.add(p)
+            elif p.startswith("*") and not _GLOB_META & set(p[1:]):
+                ends.append(p[1:])
+            elif p.endswith("*") and not p.endswith("**") and not _GLOB_META & set(p[:-1]):
+                starts.append(p[:-1])
+            else:
+                rest.append(p)
+        self._exact = frozenset(exact)
+        self._ends = tuple(ends)
+        self._starts = tuple(starts)
+        # The literal text before each remaining pattern's first glob character: a name that
+        # starts with none of them cannot match (an empty prefix makes every name a candidate).
+        leads = [next((p[:i] for i, c in enumerate(p) if c in _GLOB_META), p) for p in rest]
+        self._lead = tuple(leads)
+        self._rest = compile_glob_set(tuple(rest)).file_matchers()[0] if rest else None
+
+    def __bool__(self) -> bool:
+        return bool(self._exact or self._ends or self._starts or self._rest)
+
+    def hits(self, names: list[str]) -> set[str]:
+        """The names in `names` that a name-only pattern matches."""
+        found = set(self._exact.intersection(names))
+        if self._ends:
+            found.update(compress(names, map(str.endswith, names, repeat(self._ends))))
+        if self._starts:
+            found.update(compress(names, map(str.startswith, names, repeat(self._starts))))
+        if self._rest is not None:
+            candidates = (
+                compress(names, map(str.startswith, names, repeat(self._lead)))
+                if all(self._lead)
+                else names
+            )
+            found.update(filter(self._rest, candidates))
+        return found
+
+
 class StatEntry(NamedTuple):
     """A cached digest and the stat validator it was computed under (a `StatRow` with names).
 
@@ -194,9 +258,11 @@ def _check_source(source: Path) -> str:
 
 
 def _walker(source: str, rules: IgnoreRules, cache: StatCache | None, now_ns: int | None) -> Walker:
+    names = NameFilter(rules.globs)
     return Walker(
         source,
         rules.globs,
+        names.hits if names else None,
         rules.excluded,
         cache.stat_entries() if cache is not None else {},
         time.time_ns() if now_ns is None else now_ns,
@@ -220,7 +286,8 @@ def _finish(
     if cache is not None and (result.put or gone):
         cache.update_stats(result.put, gone)
     snapshot = Snapshot(
-        files=dict(sorted(files.items())),
+        # Sorting the keys alone is ~5x cheaper than sorting (key, value) pairs.
+        files=dict(zip(order := sorted(files), map(files.__getitem__, order), strict=True)),
         issues=tuple(sorted(issues + new_issues, key=lambda i: (i.path, i.message))),
         hashed=result.hashed,
         bytes_hashed=result.bytes_hashed,
@@ -270,7 +337,9 @@ def scan_tree(
     walker = _walker(top, rules, cache, now_ns)
     root = os.stat(top)
     result = walker.run([walker.scan_dir(top, "", frozenset({(root.st_dev, root.st_ino)}))])
-    gone = [p for p in walker.stats if p not in result.files]
+    # Every cached path came back from the cache untouched: nothing vanished (no set to build).
+    reused_all = len(result.files) - result.hashed == len(walker.stats)
+    gone = [] if reused_all else sorted(walker.stats.keys() - result.files.keys())
     return _finish(result, result.files, [], cache, gone, started, on_event)
 
 

@@ -16,7 +16,17 @@ import pytest
 import xxhash
 
 from assetsync.errors import ScanError
-from assetsync.scan import CHUNK_SIZE, IgnoreRules, StatEntry, hash_file, rescan_paths, scan_tree
+from assetsync.globs import compile_glob_set
+from assetsync.scan import (
+    CHUNK_SIZE,
+    DENY_PATTERNS,
+    IgnoreRules,
+    NameFilter,
+    StatEntry,
+    hash_file,
+    rescan_paths,
+    scan_tree,
+)
 from assetsync.state import State
 from assetsync.sync_types import SyncEvent
 
@@ -291,3 +301,115 @@ def test_file_that_keeps_changing_while_read_is_one_issue(tmp_path: Path) -> Non
     assert [(i.path, i.message) for i in snap.issues] == [
         ("busy.bin", "kept changing while being read; it will be retried next run")
     ]
+
+
+@pytest.mark.parametrize("field", ["size", "mtime_ns", "ctime_ns", "inode"])
+def test_each_stat_field_alone_invalidates_a_cached_digest(tmp_path: Path, field: str) -> None:
+    # A cached entry equal to the file's stat in all four fields is trusted as is (its forged
+    # digest comes back unread); one field off by one and the file is read again.
+    src = _tree(tmp_path, {"a.png": b"aaa"})
+    st = os.stat(src / "a.png")
+    fields = {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "inode": st.st_ino,
+    }
+    forged = "xxh3_128:" + "0" * 32
+    cache = MemoryCache()
+    cache.entries["a.png"] = StatEntry("a.png", **fields, digest=forged, hashed_at_ns=LATER)
+    trusted = scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER + 1)
+    assert (trusted.files["a.png"].digest, trusted.hashed) == (forged, 0)
+    fields[field] += 1
+    cache.entries["a.png"] = StatEntry("a.png", **fields, digest=forged, hashed_at_ns=LATER)
+    snap = scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER + 1)
+    assert (snap.files["a.png"].digest, snap.hashed) == (_digest(b"aaa"), 1)
+    assert (snap.files["a.png"].size, snap.files["a.png"].inode) == (3, st.st_ino)
+
+
+def test_entry_hashed_within_two_seconds_of_its_ctime_is_not_trusted(tmp_path: Path) -> None:
+    src = _tree(tmp_path, {"a.png": b"aaa"})
+    an_hour_ago = time.time_ns() - 3600 * 10**9
+    os.utime(src / "a.png", ns=(an_hour_ago, an_hour_ago))  # ctime moves to now
+    st = os.stat(src / "a.png")
+    forged = "xxh3_128:" + "0" * 32
+    cache = MemoryCache()
+    # mtime long before the hashing, ctime within the racy window of it: re-read.
+    cache.entries["a.png"] = StatEntry(
+        "a.png",
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_ino,
+        forged,
+        st.st_ctime_ns + 1_999_999_999,
+    )
+    snap = scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER)
+    assert snap.files["a.png"].digest == _digest(b"aaa")
+    # The same entry hashed 2 s after the ctime: trusted.
+    cache.entries["a.png"] = cache.entries["a.png"]._replace(
+        digest=forged, hashed_at_ns=st.st_ctime_ns + 2_000_000_001
+    )
+    assert (
+        scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER).files["a.png"].digest
+        == forged
+    )
+
+
+def test_non_ascii_names_next_to_an_undecodable_one(tmp_path: Path) -> None:
+    src = _tree(tmp_path, {"café.png": b"1", "ok.png": b"2", "日本/語.svg": b"3"})
+    fd = os.open(os.fsencode(str(src)) + b"/bad\xff.png", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(fd)
+    snap = scan_tree(src, rules=IgnoreRules(), cache=None)
+    assert list(snap.files) == ["café.png", "ok.png", "日本/語.svg"]
+    assert [i.path for i in snap.issues] == ["bad\\xff.png"]
+
+
+def test_folder_wide_name_filter_agrees_with_the_glob_set() -> None:
+    # The walk judges a folder's names in bulk; every answer must be GlobSet's own.
+    extra = r"*.psd raw* [ab]?.tmp ?x* *.b[!a]k notes sub/anchored.png build/ x\*y **"
+    patterns = DENY_PATTERNS + tuple(extra.split())
+    names = [
+        *[
+            "a.png",
+            ".env",
+            ".env.local",
+            "id_rsa.pub",
+            ".x.swp",
+            ".x.swq",
+            ".x.swx",
+            "4913",
+            "f~",
+            ".#f",
+            "~$doc.docx",
+        ],
+        *[
+            ".~lock.a.odt#",
+            ".subl12.tmp",
+            "k.kate-swp",
+            "x.psd",
+            "raw",
+            "rawdata",
+            "ab.tmp",
+            "a1.tmp",
+            "c1.tmp",
+        ],
+        *[
+            "axe",
+            "x.bok",
+            "x.bak",
+            "notes",
+            "notes2",
+            "anchored.png",
+            "build",
+            "x*y",
+            "xzy",
+            "café",
+        ],
+        *("bad\udcff.png", ""),
+    ]
+    for cut in (len(DENY_PATTERNS), len(patterns) - 1, len(patterns)):
+        globs = compile_glob_set(patterns[:cut])
+        expected = {n for n in names if n and globs.match_entry(n, n, False)}
+        assert NameFilter(globs).hits(names) - {""} == expected
+    assert not NameFilter(compile_glob_set(("a/b.png", "dist/")))
