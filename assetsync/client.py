@@ -297,6 +297,10 @@ class ServerlessClient(ApiSession):
         interval = min(first_interval_s, poll_interval_s)
         url = f"{self.api_base}{self._svc(service_sid)}/Builds/{build_sid}"
         while True:
+            # Polls run at a fixed rate: each wait counts from the previous poll's start, not
+            # its answer, so a build ready in 50 ms is seen at +50 ms rather than +50 ms plus
+            # the first poll's round trip.
+            polled_at = policy.clock()
             status = await self.fetch_build_status(service_sid, build_sid)
             if on_status is not None:
                 on_status(status)
@@ -315,7 +319,7 @@ class ServerlessClient(ApiSession):
                     "[sync] build_timeout_s",
                     build_sid=build_sid, method="GET", url=url,
                 )
-            await policy.sleep(interval)
+            await policy.sleep(max(0.0, interval - (policy.clock() - polled_at)))
             interval = min(poll_interval_s, interval * 2)
 
     async def create_deployment(

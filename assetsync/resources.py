@@ -195,11 +195,19 @@ def parse_version_ref(obj: JsonObject) -> VersionRef:
     """Parse a version object embedded in a build (asset or function)."""
     # The spec's build example shows "PUBLIC" while the version resources say "public"
     # (api-contract.md §3.7): tolerate both.
+    # Inlined field checks (same rules as _str/_opt/_text): a build embeds up to 1,100 of these
+    # and an incremental sync parses two builds, so per-field calls showed in its wall time.
+    get = obj.get
+    sid, parent, path, visibility = get("sid"), get("asset_sid"), get("path"), get("visibility")
+    if not isinstance(sid, str) or not sid:
+        sid = _str(obj, "sid")  # raises the one clear error
+    if not isinstance(parent, str) or not parent:
+        parent = _text(obj, "function_sid")
     return VersionRef(
-        sid=_str(obj, "sid"),
-        parent_sid=_opt(obj, "asset_sid") or _text(obj, "function_sid"),
-        path=_text(obj, "path"),
-        visibility=_text(obj, "visibility").lower(),
+        sid=sid,
+        parent_sid=parent,
+        path=path if isinstance(path, str) else "",
+        visibility=visibility.lower() if isinstance(visibility, str) else "",
     )
 
 

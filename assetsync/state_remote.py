@@ -12,6 +12,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
+from typing import cast
 
 from assetsync.plan import RecordedService
 from assetsync.state_records import (
@@ -389,7 +390,13 @@ class RemoteRecords:
 
     def recorded_service(self, target: str, service_sid: str, environment: str) -> RecordedService:
         """What `build_plan` needs about one service and environment (by unique name)."""
-        versions = self.versions(target, service_sid)
+        # Plain rows, not `versions()`' records: a sync reads this for every file it holds
+        # (twice for a site that fits one service), and a record per row showed in its time.
+        rows = cast("list[tuple[str, str, str, str]]", self._read(
+            "SELECT digest, path, visibility, version_sid FROM asset_versions "
+            "WHERE target = ? AND service_sid = ? ORDER BY path, version_sid",
+            (target, service_sid),
+        ))
         env = self.get_environment(target, service_sid, environment)
         build = (
             self.get_build(target, service_sid, env.build_sid)
@@ -397,13 +404,11 @@ class RemoteRecords:
             else None
         )
         in_build = set(build.version_sids) if build is not None else set()
-        ours = [v for v in versions if v.version_sid in in_build]
+        ours = [(path, sid) for _digest, path, _vis, sid in rows if sid in in_build]
         return RecordedService(
             asset_sids=MappingProxyType(self.asset_sids(target, service_sid)),
-            versions=MappingProxyType(
-                {(v.digest, v.path, v.visibility): v.version_sid for v in versions}
-            ),
-            owned_paths=frozenset(v.path for v in ours),
-            deployed_version_sids=frozenset(v.version_sid for v in ours),
+            versions=MappingProxyType({(d, p, v): sid for d, p, v, sid in rows}),
+            owned_paths=frozenset(path for path, _sid in ours),
+            deployed_version_sids=frozenset(sid for _path, sid in ours),
             last_build_sid=env.build_sid if env is not None else None,
         )

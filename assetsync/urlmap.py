@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,9 @@ logger = logging.getLogger(__name__)
 # An environment serves its build at https://<domain_name><path> (api-contract.md §3.2:
 # `domain_name` is `{service unique_name}-{random}-{suffix}.twil.io`).
 DEFAULT_ORIGIN = "https://{domain}"
+# What `quote(path, safe="/")` leaves as is (unreserved characters and `/`): such a path, the
+# usual case, needs no quoting call (a sync maps every file: 1,000 calls showed in its time).
+_PLAIN_PATH_RE = re.compile(r"[A-Za-z0-9/_.~-]*")
 
 CSV_COLUMNS = ("path", "url", "visibility", "service", "environment_domain")
 
@@ -60,7 +64,8 @@ def asset_url(domain: str, path: str, *, origin: str = DEFAULT_ORIGIN) -> str:
 
     The path is percent-encoded (UTF-8) except for `/` and the unreserved characters.
     """
-    return origin.format(domain=domain) + quote(path, safe="/")
+    plain = _PLAIN_PATH_RE.fullmatch(path) is not None
+    return origin.format(domain=domain) + (path if plain else quote(path, safe="/"))
 
 
 def build_url_map(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from assetsync.emulator.state import (
     SID_PATTERN,
@@ -77,8 +77,14 @@ def create_build(
     function_sids: Sequence[str],
     dependencies: str | None,
     runtime: str | None,
+    *,
+    versions: Mapping[str, Record] | None = None,
 ) -> Record:
-    """A new build of a service; it ends `failed` if it names versions it cannot use."""
+    """A new build of a service; it ends `failed` if it names versions it cannot use.
+
+    `versions`: the named versions' records when the caller already fetched them (the route
+    does, to render the answer from the same lookup); fetched here otherwise.
+    """
     if not asset_sids and not function_sids:
         # Twilio's own wording for this case (twilio/twilio-cli #215).
         raise bad_request("At least one Function Version or Asset Version is required for Build.")
@@ -90,7 +96,9 @@ def create_build(
     runtime = runtime or DEFAULT_RUNTIME
     if runtime not in RUNTIMES:
         raise bad_request(f"Invalid Runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
-    found = state.store.get_many([*asset_sids, *function_sids])
+    found = versions if versions is not None else state.store.get_many(
+        [*asset_sids, *function_sids]
+    )
 
     def usable(sid: str, kind: str) -> Record | None:
         rec = found.get(sid)

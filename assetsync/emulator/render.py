@@ -6,6 +6,7 @@ can follow them back to whichever address reached the emulator.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -80,10 +81,16 @@ def record_path(rec: Record) -> str:
     return f"{svc}/{_SEGMENT[rec.kind]}/{rec.sid}"
 
 
-def render(state: EmulatorState, rec: Record, base: str) -> dict[str, Any]:
-    """The JSON body of one resource as the spec defines it."""
+def render(
+    state: EmulatorState, rec: Record, base: str, versions: Mapping[str, Record] | None = None
+) -> dict[str, Any]:
+    """The JSON body of one resource as the spec defines it.
+
+    `versions`: a build's version records when the caller already holds them (a build names up
+    to 1,100; fetching them again costs as much as the rest of the request).
+    """
     if rec.kind == "build":
-        return _render_build(state, rec, base)
+        return _render_build(state, rec, base, versions)
     body: dict[str, Any] = {"sid": rec.sid, "account_sid": state.account_sid}
     body.update((name, rec.data[name]) for name in _FIELDS[rec.kind])
     url = base + record_path(rec)
@@ -93,10 +100,12 @@ def render(state: EmulatorState, rec: Record, base: str) -> dict[str, Any]:
     return body
 
 
-def _embedded(state: EmulatorState, sids: list[str], owner: str) -> list[dict[str, Any]]:
+def _embedded(
+    state: EmulatorState, sids: list[str], owner: str, known: Mapping[str, Record] | None
+) -> list[dict[str, Any]]:
     # Builds embed version objects (spec examples; the Node library's `list` reads them), with
     # visibility in upper case as in the spec's build example (api-contract.md §3.7).
-    found = state.store.get_many(sids)
+    found = known if known is not None else state.store.get_many(sids)
     out = []
     for sid in sids:
         v = found.get(sid)
@@ -116,7 +125,9 @@ def _embedded(state: EmulatorState, sids: list[str], owner: str) -> list[dict[st
     return out
 
 
-def _render_build(state: EmulatorState, rec: Record, base: str) -> dict[str, Any]:
+def _render_build(
+    state: EmulatorState, rec: Record, base: str, versions: Mapping[str, Record] | None
+) -> dict[str, Any]:
     status = build_status(state, rec)
     updated = rec.data["date_created"] if status == "building" else iso(rec.data["ready_at"])
     url = base + record_path(rec)
@@ -125,8 +136,8 @@ def _render_build(state: EmulatorState, rec: Record, base: str) -> dict[str, Any
         "account_sid": state.account_sid,
         "service_sid": rec.data["service_sid"],
         "status": status,
-        "asset_versions": _embedded(state, rec.data["asset_versions"], "asset_sid"),
-        "function_versions": _embedded(state, rec.data["function_versions"], "function_sid"),
+        "asset_versions": _embedded(state, rec.data["asset_versions"], "asset_sid", versions),
+        "function_versions": _embedded(state, rec.data["function_versions"], "function_sid", versions),
         "dependencies": rec.data["dependencies"],
         "runtime": rec.data["runtime"],
         "date_created": rec.data["date_created"],

