@@ -108,10 +108,13 @@ async def finish_build(
     *,
     options: ApplyOptions,
     on_event: EventCallback | None,
+    created_at: float | None = None,
 ) -> str:
     """Wait for a build to complete, then deploy it; returns the deployment SID.
 
     A failed or timed-out build raises `BuildFailedError` and leaves the live deployment alone.
+    `created_at`: when this run's create request was answered (the client's retry clock), so
+    the poll schedule counts from the build's start rather than from after it was recorded.
     """
 
     def status(value: str) -> None:
@@ -124,6 +127,7 @@ async def finish_build(
             timeout_s=options.build_timeout_s,
             poll_interval_s=options.poll_interval_s,
             on_status=status,
+            created_at=created_at,
         )
     except BuildTimeoutError:
         raise  # still building: the journal keeps it, so the next run resumes waiting
@@ -188,10 +192,12 @@ async def apply_changes(
         dependencies=dependencies,
         runtime=runtime,
     )
+    created_at = client.retry.clock()
     ledger.record_pending_build(build)
     _emit(on_event, SyncEvent("build_created", sid=build.sid, files=len(version_sids)))
     deployment_sid = await finish_build(
-        client, service_sid, environment_sid, build.sid, ledger, options=options, on_event=on_event
+        client, service_sid, environment_sid, build.sid, ledger, options=options, on_event=on_event,
+        created_at=created_at,
     )
     return ApplyOutcome(
         created_assets=created,

@@ -284,10 +284,13 @@ class ServerlessClient(ApiSession):
         poll_interval_s: float = 0.5,
         first_interval_s: float = 0.05,
         on_status: Callable[[str], None] | None = None,
+        created_at: float | None = None,
     ) -> None:
         """Poll a build's status until `completed`: the waits start at `first_interval_s` and
         double up to `poll_interval_s`, so a quick build is seen quickly and a slow one costs
-        few requests.
+        few requests. The first poll is immediate; with `created_at` (the retry policy's clock
+        when the create request was answered) the first wait counts from then, since the build
+        started building before that answer was sent.
 
         Raises `BuildFailedError` naming the build when it fails, and its subclass
         `BuildTimeoutError` when `timeout_s` passes first.
@@ -300,7 +303,8 @@ class ServerlessClient(ApiSession):
             # Polls run at a fixed rate: each wait counts from the previous poll's start, not
             # its answer, so a build ready in 50 ms is seen at +50 ms rather than +50 ms plus
             # the first poll's round trip.
-            polled_at = policy.clock()
+            polled_at = policy.clock() if created_at is None else created_at
+            created_at = None
             status = await self.fetch_build_status(service_sid, build_sid)
             if on_status is not None:
                 on_status(status)

@@ -345,3 +345,57 @@ def test_api_key_credentials_work(emulator: Any) -> None:
     creds = Credentials(account_sid=emulator.account_sid, username=key, password=secret)
     svc = run(emulator, lambda c: c.create_service("keyed"), credentials=creds)
     assert svc.unique_name == "keyed"
+
+
+def test_build_polls_run_at_a_fixed_rate_from_the_build_s_creation(emulator: Any,
+                                                                   tmp_path: Path) -> None:
+    # Each wait counts from the previous poll's start (a poll "takes" 20 ms here), and with
+    # `created_at` the first one counts from when the create request was answered.
+    f = tmp_path / "a.txt"
+    f.write_text("hello")
+    emulator.state.build_delay_s = 100.0
+    now = [0.0]
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        now[0] += seconds
+        if len(delays) == 3:
+            emulator.clock.advance(1000.0)  # the build completes before the fourth poll
+
+    def polled(status: str) -> None:
+        now[0] += 0.02
+
+    async def body(c: ServerlessClient) -> list[list[float]]:
+        svc = await c.create_service("rate")
+        asset = await c.create_asset(svc.sid, "/a.txt")
+        sent = await c.upload_asset_version(svc.sid, asset.sid, path="/a.txt", visibility="public",
+                                            content_path=f, content_type="text/plain")
+        seen = []
+        for created_at in (None, -0.01):
+            emulator.clock.reset()
+            delays.clear()
+            now[0] = 0.0
+            build = await c.create_build(svc.sid, asset_versions=[sent.version.sid])
+            await c.wait_for_build(svc.sid, build.sid, poll_interval_s=0.5, on_status=polled,
+                                   created_at=created_at)
+            seen.append(list(delays))
+        return seen
+
+    policy = RetryPolicy(sleep=sleep, random=lambda: 0.5, clock=lambda: now[0])
+    plain, anchored = run(emulator, body, retry=policy)
+    assert plain == pytest.approx([0.03, 0.08, 0.18])  # 50, 100, 200 ms less each poll's 20 ms
+    assert anchored == pytest.approx([0.02, 0.08, 0.18])  # the first also less the 10 ms before
+
+
+def test_form_bodies_are_encoded_as_httpx_encodes_data() -> None:
+    import httpx
+
+    from assetsync.http import form_body
+
+    for data in (
+        {"AssetVersions": ["ZN" + "0" * 32, "ZN" + "1" * 32], "Runtime": "node22"},
+        {"Dependencies": '[{"name": "a b", "version": "^1.0+x"}]', "FriendlyName": "é/ü & =?~"},
+        {"Path": "/a b/c~d.-_%", "Empty": "", "None": ()},
+    ):
+        assert form_body(data) == httpx.Request("POST", "http://x/", data=data).content

@@ -391,3 +391,21 @@ def test_upload_to_an_unknown_asset_is_a_clean_404(emulator: EmulatorHandle) -> 
         )
     assert response.status_code == 404 and response.json()["code"] == 20404
     assert emulator.state.request_log[-1].bytes_in > 3_000_000
+
+
+def test_form_values_decode_as_twilio_clients_encode_them(emulator: EmulatorHandle) -> None:
+    # The emulator parses url-encoded forms itself (a build names up to 1,100 versions): '+'
+    # and %20 are spaces, %-escapes are UTF-8, '=' may appear in a value, '&' alone separates.
+    name = "/a b+c/é;x=1 ~.txt"
+    body = "FriendlyName=%2Fa+b%2Bc%2F%C3%A9;x=1%20~.txt&Ignored"
+    with emulator.client() as client:
+        svc = _service(client)["sid"]
+        asset = client.post(f"/v1/Services/{svc}/Assets", content=body.encode(),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        too_many = client.post(f"/v1/Services/{svc}/Builds",
+                               content="&".join(["AssetVersions=ZN"] * 10_001).encode(),
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert asset.status_code == 201
+    assert asset.json()["friendly_name"] == name
+    assert too_many.status_code == 400
+    assert "Too many fields" in too_many.json()["message"]
