@@ -20,7 +20,7 @@ from assetsync.errors import DriftError
 from assetsync.models import PublishedFile, Visibility
 from assetsync.plan import RecordedService
 from assetsync.remote import Located, peek_target
-from assetsync.service import SyncFlags, sync_service
+from assetsync.service import RecordedSnapshot, SyncFlags, sync_service
 from assetsync.shard import (
     BuildCounts,
     ShardOptions,
@@ -117,6 +117,8 @@ async def sync_sharded(
     """
     names = service_names(service, shard_options)
     recorded = _recorded(state, target, names, environment)
+    snapshots = {name: RecordedSnapshot(rec.service_sid, state.writes, recorded[name])
+                 for name in recorded if (rec := state.get_service(target, name)) is not None}
     previous = previous_placement(files, recorded)
     found: dict[str, Located] = {}
     if located is not None:
@@ -155,7 +157,7 @@ async def sync_sharded(
             results.append(await sync_service(
                 client, state, target, service=name, environment=environment, files=mine,
                 options=options, flags=flags or SyncFlags(), on_event=on_event,
-                located=found.get(name), limits=limits,
+                located=found.get(name), limits=limits, snapshot=snapshots.get(name),
             ))
         except DriftError as exc:
             if len(plan.services) == 1:

@@ -26,7 +26,7 @@ from assetsync.sync_types import EventCallback, SyncEvent, SyncResult
 from assetsync.urlmap import UrlEntry, build_url_map
 from assetsync.versions import recover_uploads
 
-__all__ = ["SyncFlags", "apply_options", "sync_service", "url_entries"]
+__all__ = ["RecordedSnapshot", "SyncFlags", "apply_options", "sync_service", "url_entries"]
 
 
 def url_entries(
@@ -49,6 +49,17 @@ class SyncFlags:
     full: bool = False
     adopt: bool = False
     force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedSnapshot:
+    """`State.recorded_service` as a caller read it before `sync_service` (a sharded sync reads
+    every service's to place files): reused when it is of the service the sync found and the
+    state has committed nothing since (`State.writes`), instead of being read again."""
+
+    service_sid: str
+    writes: int
+    recorded: RecordedService
 
 
 def apply_options(config: Config) -> ApplyOptions:
@@ -130,12 +141,13 @@ async def sync_service(
     on_event: EventCallback | None = None,
     located: Located | None = None,
     limits: BuildLimits = DEFAULT_BUILD_LIMITS,
+    snapshot: RecordedSnapshot | None = None,
 ) -> SyncResult:
     """Sync one service's environment to `files`; the per-service unit of a (sharded) sync.
 
     `located` is a `peek_target` result fetched while the files were being prepared; without
     it (or if it found no environment) the service and environment are looked up, and created
-    unless `dry_run`.
+    unless `dry_run`. `snapshot`: what the caller read of this service's record, if still valid.
     """
     dry_run, full, adopt, force = flags.dry_run, flags.full, flags.adopt, flags.force
     before = client.stats.snapshot()
@@ -174,8 +186,12 @@ async def sync_service(
         notes.append(f"first sync here: building on live build {live.sid}, keeping its functions "
                      "and the files assetsync does not publish")
 
-    recorded = (state.recorded_service(target, service_sid, environment)
-                if service_sid else RecordedService())
+    if (snapshot is not None and service_sid == snapshot.service_sid
+            and state.writes == snapshot.writes):
+        recorded = snapshot.recorded  # nothing was recorded since the caller read it
+    else:
+        recorded = (state.recorded_service(target, service_sid, environment)
+                    if service_sid else RecordedService())
     plan = build_plan(files, recorded, live_view, limits=limits, full=full)
     if plan.errors:
         raise LimitError("; ".join(i.message for i in plan.errors), limit="build")

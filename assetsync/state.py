@@ -107,6 +107,7 @@ class State(RemoteRecords):
         self._closed = False
         self._mutex = threading.RLock()
         self._stats: dict[str, StatRow] | None = None
+        self._writes = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -175,8 +176,15 @@ class State(RemoteRecords):
                     self._conn.execute("ROLLBACK")
                     raise
                 self._conn.execute("COMMIT")
+                self._writes += 1
             except sqlite3.DatabaseError as exc:
                 raise _db_error(self.db_path, exc) from None
+
+    @property
+    def writes(self) -> int:
+        """Transactions this handle has committed. The lock keeps every other writer out, so
+        an unchanged count means what a caller read since is still what the state holds."""
+        return self._writes
 
     def _read(self, sql: str, args: Iterable[object] = ()) -> list[tuple[object, ...]]:
         with self._mutex:

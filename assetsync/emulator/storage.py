@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS build_events (time REAL NOT NULL);
 """
 
 
+_DECODED_MAX = 20_000  # decoded resources kept (a few MB)
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One stored resource: its SID, kind, parent SID, creation time and JSON fields."""
@@ -92,6 +95,10 @@ class Store:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.RLock()
         self._depth = 0
+        # A resource's JSON text -> its decoded fields. Keyed by the stored text itself, so it
+        # can never be stale (another process's write changes the text); it spares a build of
+        # 1,000 versions 1,000 json.loads (~2.5 ms). Bounded by clearing it when full.
+        self._decoded: dict[str, dict[str, Any]] = {}
         self._conn().executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
@@ -151,7 +158,15 @@ class Store:
                 )
                 .fetchall()
             )
-        return [Record(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return [Record(r[0], r[1], r[2], r[3], r[4], self._decode(r[5])) for r in rows]
+
+    def _decode(self, text: str) -> dict[str, Any]:
+        decoded = self._decoded.get(text)
+        if decoded is None:
+            if len(self._decoded) >= _DECODED_MAX:
+                self._decoded.clear()
+            decoded = self._decoded[text] = json.loads(text)
+        return dict(decoded)  # a copy per record: callers may build on it
 
     def _scalar(self, sql: str, args: Sequence[object] = ()) -> Any:
         with self._lock:
