@@ -369,3 +369,38 @@ def test_a_no_op_sync_on_its_own_live_build_is_one_request(tmp_path: Path, emula
     changed = sync(config)  # the manifest also carries what the next build must keep
     build = api_get(emulator, f"/v1/Services/{changed.service_sid}/Builds/{changed.build_sid}")
     assert len(build["asset_versions"]) == 20
+
+
+def test_a_recorded_snapshot_is_reused_only_while_the_state_is_unchanged(
+    tmp_path: Path, emulator: Any
+) -> None:
+    # A sharded sync hands sync_service what it already read of the service's record. An empty
+    # record would make it upload every file again: it must be ignored once anything was
+    # committed since it was read, and when it is of another service.
+    from assetsync.config import target_key
+    from assetsync.engine import apply_options, open_client, prepare_files, sync_service
+    from assetsync.plan import RecordedService
+    from assetsync.service import RecordedSnapshot
+
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 6)
+    first = sync(config)
+    assert first.service_sid
+
+    async def again(sid: str, writes_before: int) -> tuple[int, int]:
+        with State.open(config.state_dir) as state:
+            files = prepare_files(config, state).files
+            snapshot = RecordedSnapshot(sid, state.writes - writes_before, RecordedService())
+            async with open_client(config, None, None) as api:
+                result = await sync_service(
+                    api, state, target_key(config), service=config.service,
+                    environment=config.environment, files=files,
+                    options=apply_options(config), snapshot=snapshot,
+                )
+        return len(result.uploaded), result.reused
+
+    assert asyncio.run(again(first.service_sid, 1)) == (0, 6)  # a write since: read again
+    assert asyncio.run(again("ZS" + "0" * 32, 0)) == (0, 6)  # another service's: read again
+    assert uploads(emulator) == 6
+    # Valid (this service, nothing written since): reused, so its empty record is believed.
+    assert asyncio.run(again(first.service_sid, 0)) == (6, 0)
