@@ -137,7 +137,9 @@ def _render_build(
         "service_sid": rec.data["service_sid"],
         "status": status,
         "asset_versions": _embedded(state, rec.data["asset_versions"], "asset_sid", versions),
-        "function_versions": _embedded(state, rec.data["function_versions"], "function_sid", versions),
+        "function_versions": _embedded(
+            state, rec.data["function_versions"], "function_sid", versions
+        ),
         "dependencies": rec.data["dependencies"],
         "runtime": rec.data["runtime"],
         "date_created": rec.data["date_created"],
