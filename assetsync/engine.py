@@ -10,7 +10,6 @@ are re-exported here.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
@@ -162,26 +161,6 @@ def _scan_events(on_event: EventCallback | None) -> Iterator[EventCallback | Non
     yield forward
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No automatic cyclic garbage collection during one sync (restored after, not forced).
-
-    A sync allocates tens of thousands of short-lived objects per thousand files (scan rows,
-    version records, JSON of a build); each 700 allocations trigger a collection, and a
-    full one over a long-lived process's heap (a watch session, a benchmark) took 10+ ms,
-    landing at random inside an incremental sync of ~100 ms. Reference counting still frees
-    everything acyclic at once; the cycles wait until the sync ends, when collection resumes.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def run_sync(make: Callable[[], Coroutine[object, object, T]]) -> T:
     """Run `make()` to completion from synchronous code (the CLI, watch mode, tests)."""
     try:
@@ -209,7 +188,7 @@ async def sync_async(
     started = time.monotonic()
     env_name = environment or config.environment
     key = target_key(config)
-    with _gc_paused(), State.open(config.state_dir) as state, \
+    with State.open(config.state_dir) as state, \
             _scan_events(on_event) as scan_event:
         async with open_client(config, client, on_event) as api:
             before = api.stats.snapshot()
