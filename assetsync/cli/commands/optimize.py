@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from assetsync.classify import VisibilityRules, classify
+from assetsync.cli import EXIT_ERROR, EXIT_OK
 from assetsync.config import load_config
 from assetsync.errors import ConfigError
 from assetsync.media import channel_warnings
@@ -19,9 +20,6 @@ from assetsync.models import PublishedFile
 from assetsync.scan import IgnoreRules, scan_tree
 from assetsync.sync_types import SyncEvent
 from assetsync.transform import FileReport, TransformResult, transform_files
-
-EXIT_OK = 0
-EXIT_ERROR = 1
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

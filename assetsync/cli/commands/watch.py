@@ -17,10 +17,11 @@ from types import FrameType
 from typing import TextIO
 
 from assetsync.budget import budget_for_config
-from assetsync.multi import services_in_use
+from assetsync.cli import EXIT_INTERRUPTED, EXIT_OK
 from assetsync.cli._common import config_from_args
 from assetsync.config import Config
 from assetsync.errors import LockHeldError
+from assetsync.multi import services_in_use
 from assetsync.watch import (
     SyncFn,
     WatchEvent,
@@ -30,9 +31,6 @@ from assetsync.watch import (
     parse_watch_section,
     watch,
 )
-
-EXIT_OK = 0
-EXIT_INTERRUPTED = 130
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -224,7 +222,9 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def _engine_sync_fn(config: Config, display: _Display) -> SyncFn:
     """The sync_fn for watch(): one engine sync; a batch of dirty paths goes as the scan hint."""
-    from assetsync.engine import sync  # the engine's imports are only paid for by commands that sync
+    from assetsync.engine import (
+        sync,  # the engine's imports are only paid for by commands that sync
+    )
 
     def sync_fn(paths: frozenset[str] | None) -> object:
         return sync(config, paths=paths, on_event=display.on_sync_event)
