@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from assetsync.errors import ScanError
 from assetsync.globs import GlobSet, compile_glob_set
 from assetsync.models import ScannedFile
-from assetsync.scan_walk import CHUNK_SIZE, RACY_WINDOW_NS, StatRow, Walker, WalkResult, hash_fd
+from assetsync.scan_walk import CHUNK_SIZE, RACY_WINDOW_NS, Walker, WalkResult, hash_fd
+from assetsync.stat_table import StatRow, StatTable
 from assetsync.sync_types import SyncEvent
 
 if TYPE_CHECKING:
@@ -119,6 +120,11 @@ class IgnoreRules:
         return cls(patterns=tuple(patterns), excluded=tuple(excluded))
 
     @property
+    def key(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """What a folder listing taken under these rules depends on (kept with the cache)."""
+        return DENY_PATTERNS + self.patterns, self.excluded
+
+    @property
     def globs(self) -> GlobSet:
         """The compiled deny list plus user patterns."""
         return compile_glob_set(DENY_PATTERNS + self.patterns)
@@ -212,11 +218,11 @@ class StatEntry(NamedTuple):
 class StatCache(Protocol):
     """Where digests are remembered between scans (implemented by `assetsync.state.State`)."""
 
-    def stat_entries(self) -> Mapping[str, StatRow]:
-        """Every cached entry by relative path, `StatEntry`-shaped (read once per scan)."""
+    def stat_table(self) -> StatTable:
+        """The cached table (read once per scan; never changed in place)."""
 
-    def update_stats(self, put: Iterable[StatRow], drop: Iterable[str] = ()) -> None:
-        """Store new entries and forget others, in one transaction."""
+    def save_stat_table(self, table: StatTable) -> None:
+        """Replace the cached table, in one transaction."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +270,8 @@ def _walker(source: str, rules: IgnoreRules, cache: StatCache | None, now_ns: in
         rules.globs,
         names.hits if names else None,
         rules.excluded,
-        cache.stat_entries() if cache is not None else {},
+        cache.stat_table() if cache is not None else StatTable(),
+        rules.key,
         time.time_ns() if now_ns is None else now_ns,
     )
 
@@ -273,8 +280,7 @@ def _finish(
     result: WalkResult,
     files: dict[str, ScannedFile],
     issues: list[ScanIssue],
-    cache: StatCache | None,
-    gone: list[str],
+    ordered: bool,
     started: float,
     on_event: OnEvent | None,
 ) -> Snapshot:
@@ -283,11 +289,11 @@ def _finish(
         log.debug("scan issue: %s: %s", issue.path, issue.message)
         if on_event is not None:
             on_event(SyncEvent("scan_issue", path=issue.path, message=issue.message))
-    if cache is not None and (result.put or gone):
-        cache.update_stats(result.put, gone)
-    snapshot = Snapshot(
+    if not ordered:
         # Sorting the keys alone is ~5x cheaper than sorting (key, value) pairs.
-        files=dict(zip(order := sorted(files), map(files.__getitem__, order), strict=True)),
+        files = dict(zip(order := sorted(files), map(files.__getitem__, order), strict=True))
+    snapshot = Snapshot(
+        files=files,
         issues=tuple(sorted(issues + new_issues, key=lambda i: (i.path, i.message))),
         hashed=result.hashed,
         bytes_hashed=result.bytes_hashed,
@@ -335,12 +341,15 @@ def scan_tree(
     started = time.perf_counter()
     top = _check_source(source)
     walker = _walker(top, rules, cache, now_ns)
-    root = os.stat(top)
-    result = walker.run([walker.scan_dir(top, "", frozenset({(root.st_dev, root.st_ino)}))])
-    # Every cached path came back from the cache untouched: nothing vanished (no set to build).
-    reused_all = len(result.files) - result.hashed == len(walker.stats)
-    gone = [] if reused_all else sorted(walker.stats.keys() - result.files.keys())
-    return _finish(result, result.files, [], cache, gone, started, on_event)
+    # The walk emits files in sorted order, folder by folder, each where it sorts.
+    result = walker.walk([(top, "", frozenset())])
+    old = walker.table
+    if cache is not None and (
+        result.rebuilt or len(result.folders) != len(old.folders) or not walker.trust_listings
+    ):
+        # Folders not walked this time are gone (or ignored now): the new table drops them.
+        cache.save_stat_table(StatTable(result.folders, walker.rules_key))
+    return _finish(result, result.files, [], result.ordered, started, on_event)
 
 
 def _normalize(rel_path: str) -> str:
@@ -377,9 +386,15 @@ def rescan_paths(
         return rel in wanted or rel.startswith(prefixes)
 
     walker = _walker(top, rules, cache, now_ns)
-    result = walker.run(walker.single(t, rules.is_ignored) for t in targets)
+    result = walker.walk([item for t in targets for item in walker.single(t, rules.is_ignored)])
     files = {k: v for k, v in previous.files.items() if not covered(k)}
     files.update(result.files)
     issues = [i for i in previous.issues if not covered(i.path)]
     gone = [k for k in previous.files if covered(k) and k not in result.files]
-    return _finish(result, files, issues, cache, gone, started, on_event)
+    if cache is not None and (result.put or gone):
+        # Row by row: the folders' listings stay as they were (one a file was added to or
+        # removed from has a new mtime, so the next full scan lists it again).
+        cache.save_stat_table(
+            walker.table.with_changes(result.put, gone, racy_ns=RACY_WINDOW_NS)
+        )
+    return _finish(result, files, issues, False, started, on_event)

@@ -10,13 +10,17 @@ import errno
 import io
 import os
 import stat as statmod
-from collections.abc import Callable, Iterable, Mapping
+from array import array
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 
 import xxhash
 
 from assetsync.globs import GlobSet
 from assetsync.models import DIGEST_PREFIX, ScannedFile
+from assetsync.stat_table import RACY_WINDOW_NS, FolderRecord, Listing, StatRow, StatTable
 
 __all__ = [
     "CHUNK_SIZE",
@@ -29,17 +33,12 @@ __all__ = [
 
 # 1 MiB: fewer syscalls than 64 KiB, still inside L2 (watch-hash-manifest.md §2.1: 7.42 GB/s).
 CHUNK_SIZE = 1 << 20
-# Coarse timestamps (FAT 2 s, HFS+/ext3 1 s): anything modified this close to its hashing is
-# re-hashed next time (watch-hash-manifest.md §4, "Racy rule").
-RACY_WINDOW_NS = 2_000_000_000
 _HASH_ATTEMPTS = 3
 # Hashing is spread over threads (read() and xxhash release the GIL) once there is enough of it;
 # the walk itself stays on one thread: on a busy 2-core machine walker threads lost more to GIL
 # hand-offs than they gained (bench/bench_scan.py, "scan_parts_ms").
 _PARALLEL_HASH_MIN = 8
 
-# (rel_path, size, mtime_ns, ctime_ns, inode, digest, hashed_at_ns): `scan.StatEntry`'s shape.
-StatRow = tuple[str, int, int, int, int, str, int]
 Ancestors = frozenset[tuple[int, int]]
 
 
@@ -82,25 +81,11 @@ def _hash_stable(path: str, follow: bool) -> tuple[str, os.stat_result]:
     raise _Changed
 
 
-# ScannedFile is a frozen slotted dataclass whose __init__ costs ~1.1 us (one
-# object.__setattr__ per field); setting the slots directly costs ~0.35 us. The scan builds one
-# per file, so this is a large share of its Python work on a no-change run.
-_SLOTS = tuple(
-    getattr(ScannedFile, name).__set__
-    for name in ("rel_path", "size", "mtime_ns", "ctime_ns", "inode", "digest")
-)
-
-
-def _scanned(rel: str, size: int, mtime: int, ctime: int, inode: int, digest: str) -> ScannedFile:
-    obj = object.__new__(ScannedFile)
-    s_rel, s_size, s_mtime, s_ctime, s_inode, s_digest = _SLOTS
-    s_rel(obj, rel)
-    s_size(obj, size)
-    s_mtime(obj, mtime)
-    s_ctime(obj, ctime)
-    s_inode(obj, inode)
-    s_digest(obj, digest)
-    return obj
+_new_tuple = tuple.__new__
+_SIZE = attrgetter("st_size")
+_MTIME = attrgetter("st_mtime_ns")
+_CTIME = attrgetter("st_ctime_ns")
+_INODE = attrgetter("st_ino")
 
 
 def _display(name: str) -> str:
@@ -108,14 +93,68 @@ def _display(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-@dataclass(slots=True)
-class _Part:
-    """What one folder (or one single path) contributed."""
+# A folder still to walk: (path, relative prefix "" or ending in "/", the (dev, inode) of every
+# folder above it, for symlink loops).
+Subdir = tuple[str, str, Ancestors]
+# What a folder yields, in sorted order: runs of (rel, file) pairs (None while a file waits to
+# be hashed) and, between them, its subfolders, so a depth-first walk emits sorted paths.
+Item = Iterable[tuple[str, ScannedFile | None]] | Subdir
 
-    files: dict[str, ScannedFile] = field(default_factory=dict)
-    misses: list[tuple[str, str, bool]] = field(default_factory=list)  # (path, rel, follow)
-    dirs: list[tuple[str, str, Ancestors]] = field(default_factory=list)
-    issues: list[tuple[str, str]] = field(default_factory=list)
+
+def _sort_key(entry: os.DirEntry[str]) -> str:
+    """A folder sorts as `name/`: where its files fall among sorted relative paths."""
+    try:
+        return entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name
+    except OSError:
+        return entry.name
+
+
+def _fits(row: StatRow) -> bool:
+    """Whether a row fits the table's 64-bit columns (a timestamp past 2262 does not)."""
+    return 0 <= row[1] < 1 << 64 and 0 <= row[4] < 1 << 64 and all(
+        -(1 << 63) <= v < 1 << 63 for v in (row[2], row[3], row[6])
+    )
+
+
+@dataclass(slots=True)
+class _Builder:
+    """A folder whose record is rebuilt: the rows it keeps and the files it waits on."""
+
+    prefix: str
+    listing: Listing | None
+    rows: list[StatRow] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)
+    subdirs: list[str] = field(default_factory=list)
+
+
+class _Folder:
+    """Collects one folder's items in order (or one path's, given by name: no builder)."""
+
+    __slots__ = ("builder", "irregular", "items", "run")
+
+    def __init__(self, builder: _Builder | None) -> None:
+        self.builder = builder
+        self.items: list[Item] = []
+        self.run: dict[str, ScannedFile | None] = {}
+        self.irregular = False  # a link, special file or problem: its listing is not kept
+
+    def reuse(self, rel: str, obj: ScannedFile, row: StatRow) -> None:
+        self.run[rel] = obj
+        if self.builder is not None:
+            self.builder.rows.append(row)
+
+    def subdir(self, path: str, prefix: str, ancestors: Ancestors, name: str | None) -> None:
+        if self.run:
+            self.items.append(self.run.items())
+            self.run = {}
+        self.items.append((path, prefix, ancestors))
+        if self.builder is not None and name is not None:
+            self.builder.subdirs.append(name)
+
+    def done(self) -> list[Item]:
+        if self.run:
+            self.items.append(self.run.items())
+        return self.items
 
 
 @dataclass(slots=True)
@@ -127,10 +166,15 @@ class WalkResult:
     put: list[StatRow] = field(default_factory=list)
     hashed: int = 0
     bytes_hashed: int = 0
+    # Every folder walked, by prefix: its cached record as it was, or rebuilt.
+    folders: dict[str, FolderRecord] = field(default_factory=dict)
+    rebuilt: int = 0
+    # `files` is in sorted order (false once a symlinked folder was walked).
+    ordered: bool = True
 
 
 class Walker:
-    """One scan's walk: ignore rules, the cached stat rows, the racy cut-off, hashing threads."""
+    """One scan's walk: ignore rules, the stat table, the racy cut-off, hashing threads."""
 
     def __init__(
         self,
@@ -138,7 +182,8 @@ class Walker:
         globs: GlobSet,
         names: Callable[[list[str]], set[str]] | None,
         excluded: Iterable[str],
-        stats: Mapping[str, StatRow],
+        table: StatTable,
+        rules_key: object,
         now_ns: int,
         workers: int | None = None,
     ) -> None:
@@ -147,56 +192,164 @@ class Walker:
         self.globs = globs
         self.names = names  # a folder's names -> those a name-only glob ignores
         self.excluded = frozenset(excluded)
-        self.stats = stats
+        self.table = table
+        self.rules_key = rules_key
+        # A listing taken under other ignore rules may hold names now ignored, or miss some.
+        self.trust_listings = table.rules == rules_key
         self.now_ns = now_ns
         self.workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+        self.result = WalkResult()
+        self._misses: list[tuple[str, str, bool]] = []  # (path, rel, follow)
+        self._builders: list[_Builder] = []
+
+    def _issue(self, rel: str, message: str) -> None:
+        self.result.issues.append((rel, message))
 
     # --- per folder ---------------------------------------------------------------------------
 
-    def scan_dir(
+    def folder(self, path: str, prefix: str, above: Ancestors) -> list[Item]:
+        """One folder's items: from its cached listing when the folder is unchanged since it
+        was taken (stat its files, list nothing), else from listing it."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            self._issue(prefix.rstrip("/") or ".", f"cannot read folder: {exc.strerror}")
+            return []
+        try:
+            st = os.fstat(fd)
+            ancestors = above | {(st.st_dev, st.st_ino)}
+            key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            old = self.table.folders.get(prefix)
+            if old is not None and self._listing_holds(old.listing, key):
+                items = self._known(fd, path + "/", prefix, ancestors, old)
+                if items is not None:
+                    return items
+            return self._list(fd, path + "/", prefix, ancestors, old, key)
+        finally:
+            os.close(fd)
+
+    def _listing_holds(self, listing: Listing | None, key: tuple[int, int, int, int]) -> bool:
+        if listing is None or not self.trust_listings:
+            return False
+        size, mtime_ns, ctime_ns, inode, listed_at_ns = listing
+        # Racy like a file: a change within the window after the listing might not have
+        # moved a coarse mtime, so such a listing is taken again.
+        return (
+            (size, mtime_ns, ctime_ns, inode) == key
+            and mtime_ns < listed_at_ns - RACY_WINDOW_NS
+            and ctime_ns < listed_at_ns - RACY_WINDOW_NS
+        )
+
+    def _known(
+        self, fd: int, base: str, prefix: str, ancestors: Ancestors, old: FolderRecord
+    ) -> list[Item] | None:
+        """The fast path: the folder's names are the cached ones; stat each through the folder's
+        descriptor and compare whole columns at once. None: something is off, list it."""
+        names = old.names
+        lstat = os.lstat
+        try:
+            sts = [lstat(name, dir_fd=fd) for name in names]
+            sizes = array("Q", map(_SIZE, sts))
+            mtimes = array("q", map(_MTIME, sts))
+            ctimes = array("q", map(_CTIME, sts))
+            inodes = array("Q", map(_INODE, sts))
+        except (OSError, OverflowError):
+            return None  # changed since the folder was stat'ed: list it
+        rels = list(map(prefix.__add__, names))
+        if (
+            old.clean
+            and sizes == old.sizes
+            and mtimes == old.mtimes
+            and ctimes == old.ctimes
+            and inodes == old.inodes
+        ):
+            self.result.folders[prefix] = old
+            files: list[ScannedFile | None] = list(
+                map(_new_tuple, repeat(ScannedFile), zip(rels, sizes.tolist(), old.digests))
+            )
+        else:
+            files = self._compare_each(base, prefix, old, rels, sts)  # type: ignore[assignment]
+            if files is None:
+                return None
+        subdirs = old.subdirs
+        if not subdirs:
+            return [zip(rels, files)]
+        items: list[Item] = []
+        start = 0
+        for pos, name in zip(old.subdir_positions(), subdirs, strict=True):
+            if pos > start:
+                items.append(zip(rels[start:pos], files[start:pos]))
+            items.append((base + name, prefix + name + "/", ancestors))
+            start = pos
+        if start < len(rels):
+            items.append(zip(rels[start:], files[start:]))
+        return items
+
+    def _compare_each(
         self,
-        top: str,
+        base: str,
+        prefix: str,
+        old: FolderRecord,
+        rels: list[str],
+        sts: list[os.stat_result],
+    ) -> list[ScannedFile | None] | None:
+        """A known folder where something changed: file by file."""
+        builder = _Builder(prefix, old.listing, subdirs=list(old.subdirs))
+        files: list[ScannedFile | None] = []
+        misses: list[tuple[str, str, bool]] = []
+        window = RACY_WINDOW_NS
+        for i, (rel, st) in enumerate(zip(rels, sts, strict=True)):
+            mtime_ns, ctime_ns, hashed_at_ns = old.mtimes[i], old.ctimes[i], old.hashed_at[i]
+            if (
+                st.st_size == old.sizes[i]
+                and st.st_mtime_ns == mtime_ns
+                and st.st_ctime_ns == ctime_ns
+                and st.st_ino == old.inodes[i]
+                and mtime_ns < hashed_at_ns - window
+                and ctime_ns < hashed_at_ns - window
+            ):
+                files.append(ScannedFile(rel, st.st_size, old.digests[i]))
+                builder.rows.append(old.row(i, prefix))
+            elif statmod.S_ISREG(st.st_mode):
+                files.append(None)
+                builder.misses.append(rel)
+                misses.append((base + old.names[i], rel, False))
+            else:
+                return None  # no longer a regular file: list the folder
+        self._misses.extend(misses)
+        self._builders.append(builder)
+        return files
+
+    def _list(
+        self,
+        fd: int,
+        base: str,
         prefix: str,
         ancestors: Ancestors,
-        into: dict[str, ScannedFile] | None = None,
-    ) -> _Part:
-        """Scan one folder whose relative path is `prefix` ("" or ending in '/'); its files go
-        into `into` when given (the walk's own dict: no second insert per file on merging)."""
-        part = _Part() if into is None else _Part(files=into)
+        old: FolderRecord | None,
+        key: tuple[int, int, int, int],
+    ) -> list[Item]:
+        """List the open folder (`base` is its path with a trailing '/') and take each entry."""
         try:
             # Listing through a descriptor makes each entry.stat() an fstatat() on it: no
             # path walk per file (~13% off the stat cost, bench/bench_scan.py floor).
-            fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as exc:
-            part.issues.append((prefix.rstrip("/") or ".", f"cannot read folder: {exc.strerror}"))
-            return part
-        try:
-            self._scan_entries(fd, top + "/", prefix, ancestors, part)
-        finally:
-            os.close(fd)
-        return part
-
-    def _scan_entries(
-        self, fd: int, base: str, prefix: str, ancestors: Ancestors, part: _Part
-    ) -> None:
-        """The entries of one open folder; `base` is its path with a trailing '/'."""
-        try:
             with os.scandir(fd) as it:
                 entries = list(it)
         except OSError as exc:
-            part.issues.append((prefix.rstrip("/") or ".", f"cannot read folder: {exc.strerror}"))
-            return
+            self._issue(prefix.rstrip("/") or ".", f"cannot read folder: {exc.strerror}")
+            return []
         names = [entry.name for entry in entries]
         if self.names is not None:
             hidden = self.names(names)
             if hidden:
                 entries = [entry for entry in entries if entry.name not in hidden]
+        entries.sort(key=_sort_key)
         # One check per folder: undecodable names arrive as lone surrogates (non-ASCII).
         all_ascii = "".join(names).isascii()
         by_path = self.globs.file_matchers()[1]
-        stats, files, misses = self.stats, part.files, part.misses
-        new = object.__new__
-        s_rel, s_size, s_mtime, s_ctime, s_inode, s_digest = _SLOTS
+        builder = _Builder(prefix, (*key, self.now_ns))
+        folder = _Folder(builder)
+        issues_before = len(self.result.issues)
         # A cached digest counts only if it was taken more than RACY_WINDOW_NS after the
         # file's last change (mtime and ctime): a same-size rewrite within one timestamp tick
         # is never missed.
@@ -208,46 +361,50 @@ class Walker:
                 try:
                     name.encode("utf-8")
                 except UnicodeEncodeError:
-                    part.issues.append((_display(rel), "name is not valid UTF-8: rename it"))
+                    self._issue(_display(rel), "name is not valid UTF-8: rename it")
                     continue
             try:
                 is_file = entry.is_file(follow_symlinks=False)
             except OSError as exc:
-                part.issues.append((rel, f"cannot stat: {exc.strerror}"))
+                self._issue(rel, f"cannot stat: {exc.strerror}")
                 continue
             if not is_file:
-                self._other(entry, base + name, rel, name, ancestors, part)
+                self._other(entry, base + name, rel, name, ancestors, folder)
                 continue
-            # The common case, inline: a regular file, usually unchanged.
             if by_path is not None and by_path(rel):
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError as exc:
-                part.issues.append((rel, f"cannot stat: {exc.strerror}"))
+                self._issue(rel, f"cannot stat: {exc.strerror}")
                 continue
-            row = stats.get(rel)
-            if row is not None:
-                # Unpacked once: locals are cheaper than six row[i] lookups, twice over.
-                _, size, mtime_ns, ctime_ns, inode, digest, hashed_at_ns = row
+            i = old.find(name) if old is not None else -1
+            if i >= 0:
+                assert old is not None
+                mtime_ns, ctime_ns, hashed_at_ns = old.mtimes[i], old.ctimes[i], old.hashed_at[i]
                 if (
-                    size == st.st_size
-                    and mtime_ns == st.st_mtime_ns
-                    and ctime_ns == st.st_ctime_ns
-                    and inode == st.st_ino
+                    st.st_size == old.sizes[i]
+                    and st.st_mtime_ns == mtime_ns
+                    and st.st_ctime_ns == ctime_ns
+                    and st.st_ino == old.inodes[i]
                     and mtime_ns < hashed_at_ns - window
                     and ctime_ns < hashed_at_ns - window
                 ):
-                    obj = new(ScannedFile)  # _scanned(), inlined: this line runs per file
-                    s_rel(obj, rel)
-                    s_size(obj, size)
-                    s_mtime(obj, mtime_ns)
-                    s_ctime(obj, ctime_ns)
-                    s_inode(obj, inode)
-                    s_digest(obj, digest)
-                    files[rel] = obj
+                    obj = ScannedFile(rel, st.st_size, old.digests[i])
+                    folder.reuse(rel, obj, old.row(i, prefix))
                     continue
-            misses.append((base + name, rel, False))
+            self._miss(base + name, rel, False, folder)
+        if folder.irregular or len(self.result.issues) > issues_before:
+            builder.listing = None
+        self._builders.append(builder)
+        return folder.done()
+
+    def _miss(self, path: str, rel: str, follow: bool, folder: _Folder) -> None:
+        """A file to hash: a placeholder keeps its place in the sorted output."""
+        folder.run[rel] = None
+        self._misses.append((path, rel, follow))
+        if folder.builder is not None:
+            folder.builder.misses.append(rel)
 
     def _other(
         self,
@@ -256,7 +413,7 @@ class Walker:
         rel: str,
         name: str,
         ancestors: Ancestors,
-        part: _Part,
+        folder: _Folder,
     ) -> None:
         """Folders, symlinks and special files."""
         try:
@@ -268,30 +425,32 @@ class Walker:
                 except OSError:
                     is_dir = False  # a looping link: self.link names the problem
         except OSError as exc:
-            part.issues.append((rel, f"cannot stat: {exc.strerror}"))
+            self._issue(rel, f"cannot stat: {exc.strerror}")
             return
         if rel in self.excluded or self.globs.match_entry(rel, name, is_dir):
             return
         if is_link:
-            self.link(path, rel, ancestors, part)
+            folder.irregular = True  # a link's target can change without the folder changing
+            self.link(path, rel, ancestors, folder)
+            return
+        if is_dir:
+            folder.subdir(path, rel + "/", ancestors, name)
             return
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError as exc:
-            part.issues.append((rel, f"cannot stat: {exc.strerror}"))
+            self._issue(rel, f"cannot stat: {exc.strerror}")
             return
-        if is_dir:
-            part.dirs.append((path, rel + "/", ancestors | {(st.st_dev, st.st_ino)}))
-        else:
-            self.file(path, rel, st, False, part)
+        folder.irregular = True
+        self.file(path, rel, st, False, folder)
 
-    def link(self, path: str, rel: str, ancestors: Ancestors, part: _Part) -> None:
+    def link(self, path: str, rel: str, ancestors: Ancestors, folder: _Folder) -> None:
         """Follow a symlink only when its target stays inside the source folder."""
         try:
             st = os.stat(path)
         except FileNotFoundError:
             target = os.readlink(path)
-            part.issues.append((rel, f"broken symlink (points to {target!r}): fix or remove it"))
+            self._issue(rel, f"broken symlink (points to {target!r}): fix or remove it")
             return
         except OSError as exc:
             message = (
@@ -299,54 +458,53 @@ class Walker:
                 if exc.errno == errno.ELOOP
                 else f"cannot follow symlink: {exc.strerror}"
             )
-            part.issues.append((rel, message))
+            self._issue(rel, message)
             return
         target = os.path.realpath(path)
         if os.path.commonpath([target, self.real_source]) != self.real_source:
-            part.issues.append(
-                (rel, f"symlink points outside the source folder ({target}); not followed")
-            )
+            self._issue(rel, f"symlink points outside the source folder ({target}); not followed")
         elif statmod.S_ISDIR(st.st_mode):
-            key = (st.st_dev, st.st_ino)
-            if key in ancestors:
-                part.issues.append((rel, "symlink loop: it points to a folder that contains it"))
+            if (st.st_dev, st.st_ino) in ancestors:
+                self._issue(rel, "symlink loop: it points to a folder that contains it")
             else:
-                part.dirs.append((path, rel + "/", ancestors | {key}))
+                # A linked folder's files sort under the link's name, not where it was listed.
+                self.result.ordered = False
+                folder.subdir(path, rel + "/", ancestors, None)
         else:
-            self.file(path, rel, st, True, part)
+            self.file(path, rel, st, True, folder)
 
-    def file(self, path: str, rel: str, st: os.stat_result, follow: bool, part: _Part) -> None:
-        """A file reached other than by the inline fast path (symlinks, single paths)."""
+    def file(
+        self, path: str, rel: str, st: os.stat_result, follow: bool, folder: _Folder
+    ) -> None:
+        """A file reached other than by a folder's listing loop (symlinks, single paths)."""
         if not statmod.S_ISREG(st.st_mode):
-            part.issues.append(
-                (rel, "not a regular file (device, socket or pipe): add it to [ignore]")
-            )
+            self._issue(rel, "not a regular file (device, socket or pipe): add it to [ignore]")
             return
-        row = self.stats.get(rel)
+        row = self.table.row(rel)
         if (
             row is not None
             and tuple(row[1:5]) == _validator(st)
             and row[2] < row[6] - RACY_WINDOW_NS
             and row[3] < row[6] - RACY_WINDOW_NS
         ):
-            part.files[rel] = _scanned(rel, *_validator(st), row[5])
+            folder.reuse(rel, ScannedFile(rel, st.st_size, row[5]), row)
         else:
-            part.misses.append((path, rel, follow))
+            self._miss(path, rel, follow, folder)
 
-    def single(self, rel: str, is_ignored: Callable[[str, bool], bool]) -> _Part:
+    def single(self, rel: str, is_ignored: Callable[[str, bool], bool]) -> list[Item]:
         """One path given by name (watch mode): a file, a folder, a link, or gone.
 
         `is_ignored(rel, is_dir)` judges the path and the folders above it.
         """
-        part = _Part()
+        folder = _Folder(None)
         path = os.path.join(self.source, rel)
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            return part
+            return []
         except OSError as exc:
-            part.issues.append((rel, f"cannot stat: {exc.strerror}"))
-            return part
+            self._issue(rel, f"cannot stat: {exc.strerror}")
+            return []
         is_dir = statmod.S_ISDIR(st.st_mode)
         if statmod.S_ISLNK(st.st_mode):
             try:
@@ -354,14 +512,14 @@ class Walker:
             except OSError:
                 is_dir = False
         if is_ignored(rel, is_dir):
-            return part
+            return []
         if statmod.S_ISLNK(st.st_mode):
-            self.link(path, rel, frozenset(), part)
+            self.link(path, rel, frozenset(), folder)
         elif statmod.S_ISDIR(st.st_mode):
-            part.dirs.append((path, rel + "/", frozenset({(st.st_dev, st.st_ino)})))
+            folder.subdir(path, rel + "/", frozenset(), None)
         else:
-            self.file(path, rel, st, False, part)
-        return part
+            self.file(path, rel, st, False, folder)
+        return folder.done()
 
     # --- the whole walk ------------------------------------------------------------------------
 
@@ -375,20 +533,24 @@ class Walker:
         except OSError as exc:
             return f"cannot read: {exc.strerror or exc}"
 
-    def run(self, parts: Iterable[_Part]) -> WalkResult:
-        """Walk every folder the starting parts point to, then hash the misses."""
-        result = WalkResult()
-        misses: list[tuple[str, str, bool]] = []
+    def walk(self, items: list[Item]) -> WalkResult:
+        """Walk `items` depth first (each folder's items where the folder sorts), hash what
+        the cache could not vouch for, and rebuild the records of folders that changed."""
+        result = self.result
+        files: dict[str, ScannedFile | None] = result.files  # type: ignore[assignment]
+        stack = items[::-1]
+        while stack:
+            item = stack.pop()
+            if type(item) is tuple:
+                stack.extend(reversed(self.folder(*item)))
+            else:
+                files.update(item)  # type: ignore[arg-type]
+        self._hash_misses(files)
+        self._rebuild()
+        return result
 
-        def merge(part: _Part) -> list[tuple[str, str, Ancestors]]:
-            result.files.update(part.files)
-            misses.extend(part.misses)
-            result.issues.extend(part.issues)
-            return part.dirs
-
-        todo = [d for part in parts for d in merge(part)]
-        while todo:
-            todo.extend(merge(self.scan_dir(*todo.pop(), result.files)))
+    def _hash_misses(self, files: dict[str, ScannedFile | None]) -> None:
+        misses, result = self._misses, self.result
         if self.workers > 1 and len(misses) >= _PARALLEL_HASH_MIN:
             # Imported here: a no-change scan (the common one) hashes nothing.
             from concurrent.futures import ThreadPoolExecutor
@@ -399,12 +561,29 @@ class Walker:
             hashed = [self._hash(m) for m in misses]
         for (_path, rel, _follow), outcome in zip(misses, hashed, strict=True):
             if isinstance(outcome, str):
+                del files[rel]
                 result.issues.append((rel, outcome))
                 continue
             digest, st = outcome
             size, mtime_ns, ctime_ns, inode = _validator(st)
-            result.files[rel] = _scanned(rel, size, mtime_ns, ctime_ns, inode, digest)
+            files[rel] = ScannedFile(rel, size, digest)
             result.put.append((rel, size, mtime_ns, ctime_ns, inode, digest, self.now_ns))
             result.hashed += 1
             result.bytes_hashed += size
-        return result
+
+    def _rebuild(self) -> None:
+        """Records for the folders that changed, now that their new files are hashed."""
+        result = self.result
+        put = {row[0]: row for row in result.put}
+        for builder in self._builders:
+            rows = builder.rows + [put[rel] for rel in builder.misses if rel in put]
+            listing = builder.listing
+            if len(rows) < len(builder.rows) + len(builder.misses):
+                listing = None  # a file failed: list the folder again to report it again
+            kept = [row for row in rows if _fits(row)]
+            if len(kept) < len(rows):
+                listing = None
+            result.folders[builder.prefix] = FolderRecord.build(
+                kept, listing=listing, subdirs=builder.subdirs, racy_ns=RACY_WINDOW_NS
+            )
+            result.rebuilt += 1

@@ -22,15 +22,15 @@ from pathlib import Path
 from types import TracebackType
 
 from assetsync.errors import LockHeldError, StateError
-from assetsync.scan_walk import StatRow
+from assetsync.stat_table import RACY_WINDOW_NS, StatRow, StatTable
 from assetsync.state_remote import RemoteRecords
 from assetsync.state_schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
-    dump_stats,
+    dump_stat_table,
     export_state,
     import_state,
-    load_stats,
+    load_stat_table,
 )
 
 __all__ = ["DB_NAME", "LOCK_NAME", "SCHEMA_VERSION", "State"]
@@ -106,7 +106,7 @@ class State(RemoteRecords):
         self._lock_fd = lock_fd
         self._closed = False
         self._mutex = threading.RLock()
-        self._stats: dict[str, StatRow] | None = None
+        self._table: StatTable | None = None
         self._writes = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -195,27 +195,33 @@ class State(RemoteRecords):
 
     # --- stat cache (scan.StatCache) ---------------------------------------------------------
 
-    def stat_entries(self) -> Mapping[str, StatRow]:
-        """Every cached entry by relative path (`StatEntry`-shaped tuples), loaded once."""
-        if self._stats is None:
+    def stat_table(self) -> StatTable:
+        """The stat cache, loaded once (a scan never changes it in place)."""
+        if self._table is None:
             with self._mutex:
                 try:
-                    self._stats = load_stats(self._conn)
+                    self._table = load_stat_table(self._conn)
                 except sqlite3.DatabaseError as exc:
                     raise _db_error(self.db_path, exc) from None
-        return self._stats
+        return self._table
+
+    def save_stat_table(self, table: StatTable) -> None:
+        """Replace the stat cache in one transaction (in memory only when read-only: the
+        cache then only helps this process)."""
+        if not self.readonly:
+            with self._write() as conn:
+                dump_stat_table(conn, table)
+        self._table = table
+
+    def stat_entries(self) -> Mapping[str, StatRow]:
+        """Every cached entry by relative path (`StatEntry`-shaped tuples)."""
+        return self.stat_table().rows()
 
     def update_stats(self, put: Iterable[StatRow], drop: Iterable[str] = ()) -> None:
         """Store and forget stat cache entries in one transaction."""
-        stats = dict(self.stat_entries())
-        for p in drop:
-            stats.pop(p, None)
-        for e in put:
-            stats[e[0]] = tuple(e)  # type: ignore[assignment]
-        if not self.readonly:  # read-only: the cache only helps this process
-            with self._write() as conn:
-                dump_stats(conn, stats)
-        self._stats = stats
+        self.save_stat_table(
+            self.stat_table().with_changes(put, drop, racy_ns=RACY_WINDOW_NS)
+        )
 
     # --- export / import ---------------------------------------------------------------------
 
@@ -235,7 +241,7 @@ class State(RemoteRecords):
         """
         with self._write() as conn:
             import_state(conn, data)
-        self._stats = None
+        self._table = None
 
 
 def _release_lock(fd: int) -> None:

@@ -109,7 +109,7 @@ def bench_scan_vs_git(work: Path, files: int, rounds: int) -> dict[str, object]:
         t0 = time.perf_counter()
         state = State.open(state_dir)
         t1 = time.perf_counter()
-        state.stat_entries()
+        state.stat_table()
         t2 = time.perf_counter()
         snap = scan_tree(tree, rules=IgnoreRules(), cache=state)
         t3 = time.perf_counter()

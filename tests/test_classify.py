@@ -39,7 +39,7 @@ def test_toolkit_naming(rel: str, path: str, marked: Visibility | None) -> None:
 
 
 def _scanned(rel: str, size: int = 1) -> ScannedFile:
-    return ScannedFile(rel, size, 0, 0, 0, "xxh3_128:" + "0" * 32)
+    return ScannedFile(rel, size, "xxh3_128:" + "0" * 32)
 
 
 def test_visibility_precedence_name_then_private_then_protected_then_default() -> None:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import xxhash
 
 from assetsync.errors import ScanError
 from assetsync.globs import compile_glob_set
@@ -29,51 +28,20 @@ from assetsync.scan import (
 )
 from assetsync.state import State
 from assetsync.sync_types import SyncEvent
-
-LATER = time.time_ns() + 3600 * 10**9  # a scan "an hour later": nothing is racy any more
-
-
-def _tree(root: Path, files: dict[str, bytes]) -> Path:
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
-
-
-def _digest(data: bytes) -> str:
-    return "xxh3_128:" + xxhash.xxh3_128(data).hexdigest()
-
-
-class MemoryCache:
-    """A StatCache in memory, to observe what the scanner stores and drops."""
-
-    def __init__(self) -> None:
-        self.entries: dict[str, StatEntry] = {}
-        self.updates = 0
-
-    def stat_entries(self) -> dict[str, StatEntry]:
-        return self.entries
-
-    def update_stats(self, put: object, drop: object = ()) -> None:
-        self.updates += 1
-        for p in drop:  # type: ignore[attr-defined]
-            self.entries.pop(p, None)
-        for e in put:  # type: ignore[attr-defined]
-            self.entries[e[0]] = StatEntry._make(e)
+from tests.scan_helpers import LATER, MemoryCache, digest_of, make_tree
 
 
 def test_files_digests_and_sorted_paths(tmp_path: Path) -> None:
-    src = _tree(tmp_path, {"b.png": b"bee", "a/z.mp3": b"zed", "a/b c.txt": b""})
+    src = make_tree(tmp_path, {"b.png": b"bee", "a/z.mp3": b"zed", "a/b c.txt": b""})
     snap = scan_tree(src, rules=IgnoreRules(), cache=None)
     assert list(snap.files) == ["a/b c.txt", "a/z.mp3", "b.png"]
-    assert snap.files["a/z.mp3"].digest == _digest(b"zed")
+    assert snap.files["a/z.mp3"].digest == digest_of(b"zed")
     assert snap.files["a/z.mp3"].size == 3
     assert snap.issues == () and snap.hashed == 3
 
 
 def test_deny_list_and_ignore_patterns(tmp_path: Path) -> None:
-    src = _tree(
+    src = make_tree(
         tmp_path / "src",
         {
             "keep.png": b"1",
@@ -99,14 +67,14 @@ def test_deny_list_and_ignore_patterns(tmp_path: Path) -> None:
 
 
 def test_state_folder_inside_source_is_never_scanned(tmp_path: Path) -> None:
-    src = _tree(tmp_path, {"a.png": b"1"})
+    src = make_tree(tmp_path, {"a.png": b"1"})
     with State.open(src / ".state") as state:
         snap = scan_tree(src, rules=IgnoreRules(excluded=(".state",)), cache=state)
     assert list(snap.files) == ["a.png"]
 
 
 def test_stat_cache_reuses_digests_and_forgets_deleted_files(tmp_path: Path) -> None:
-    src = _tree(tmp_path, {"a.png": b"aaa", "b.png": b"bbb"})
+    src = make_tree(tmp_path, {"a.png": b"aaa", "b.png": b"bbb"})
     cache = MemoryCache()
     first = scan_tree(src, rules=IgnoreRules(), cache=cache)
     assert first.hashed == 2 and set(cache.entries) == {"a.png", "b.png"}
@@ -122,7 +90,7 @@ def test_stat_cache_reuses_digests_and_forgets_deleted_files(tmp_path: Path) -> 
 
 
 def test_racy_entries_are_rehashed(tmp_path: Path) -> None:
-    src = _tree(tmp_path, {"a.png": b"aaa"})
+    src = make_tree(tmp_path, {"a.png": b"aaa"})
     cache = MemoryCache()
     scan_tree(src, rules=IgnoreRules(), cache=cache)
     # Same second: the file was modified within 2 s of hashing, so it cannot be trusted.
@@ -131,28 +99,28 @@ def test_racy_entries_are_rehashed(tmp_path: Path) -> None:
 
 
 def test_same_size_rewrite_with_restored_mtime_is_detected(tmp_path: Path) -> None:
-    src = _tree(tmp_path, {"a.png": b"aaa"})
+    src = make_tree(tmp_path, {"a.png": b"aaa"})
     cache = MemoryCache()
     scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER)
     old = os.stat(src / "a.png")
     (src / "a.png").write_bytes(b"bbb")
     os.utime(src / "a.png", ns=(old.st_atime_ns, old.st_mtime_ns))  # ctime still moves
     snap = scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER + 1)
-    assert snap.files["a.png"].digest == _digest(b"bbb")
+    assert snap.files["a.png"].digest == digest_of(b"bbb")
 
 
 def test_replaced_file_new_inode_is_rehashed(tmp_path: Path) -> None:
-    src = _tree(tmp_path, {"a.png": b"aaa", "tmp": b"ccc"})
+    src = make_tree(tmp_path, {"a.png": b"aaa", "tmp": b"ccc"})
     cache = MemoryCache()
     scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER)
     os.replace(src / "tmp", src / "a.png")
     snap = scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER + 1)
-    assert snap.files["a.png"].digest == _digest(b"ccc")
+    assert snap.files["a.png"].digest == digest_of(b"ccc")
 
 
 def test_symlinks_inside_followed_outside_broken_and_loops_reported(tmp_path: Path) -> None:
-    outside = _tree(tmp_path / "outside", {"secret.txt": b"s"})
-    src = _tree(tmp_path / "src", {"real/a.png": b"aaa", "z.png": b"zzz"})
+    outside = make_tree(tmp_path / "outside", {"secret.txt": b"s"})
+    src = make_tree(tmp_path / "src", {"real/a.png": b"aaa", "z.png": b"zzz"})
     os.symlink("real/a.png", src / "alias.png")
     os.symlink("real", src / "mirror")
     os.symlink(outside / "secret.txt", src / "leak.txt")
@@ -162,7 +130,7 @@ def test_symlinks_inside_followed_outside_broken_and_loops_reported(tmp_path: Pa
     events: list[SyncEvent] = []
     snap = scan_tree(src, rules=IgnoreRules(), cache=None, on_event=events.append)
     assert list(snap.files) == ["alias.png", "mirror/a.png", "real/a.png", "z.png"]
-    assert snap.files["alias.png"].digest == _digest(b"aaa")
+    assert snap.files["alias.png"].digest == digest_of(b"aaa")
     messages = {i.path: i.message for i in snap.issues}
     assert "points outside the source folder" in messages["leak.txt"]
     assert "broken symlink" in messages["broken.png"]
@@ -174,7 +142,7 @@ def test_symlinks_inside_followed_outside_broken_and_loops_reported(tmp_path: Pa
 
 
 def test_non_utf8_name_is_one_issue_and_the_rest_goes_on(tmp_path: Path) -> None:
-    src = _tree(tmp_path, {"ok.png": b"1"})
+    src = make_tree(tmp_path, {"ok.png": b"1"})
     fd = os.open(os.fsencode(str(src)) + b"/bad\xff.png", os.O_WRONLY | os.O_CREAT, 0o644)
     os.close(fd)
     snap = scan_tree(src, rules=IgnoreRules(), cache=None)
@@ -185,7 +153,7 @@ def test_non_utf8_name_is_one_issue_and_the_rest_goes_on(tmp_path: Path) -> None
 
 
 def test_fifo_is_reported_not_opened(tmp_path: Path) -> None:
-    src = _tree(tmp_path, {"ok.png": b"1"})
+    src = make_tree(tmp_path, {"ok.png": b"1"})
     os.mkfifo(src / "pipe")
     snap = scan_tree(src, rules=IgnoreRules(), cache=None)
     assert list(snap.files) == ["ok.png"]
@@ -202,7 +170,7 @@ def test_unreadable_file_and_folder_are_issues(tmp_path: Path) -> None:
     base = Path(tempfile.mkdtemp(prefix="assetsync-perm-"))
     try:
         base.chmod(0o755)
-        src = _tree(base / "src", {"ok.png": b"1", "locked.png": b"2", "closed/x.png": b"3"})
+        src = make_tree(base / "src", {"ok.png": b"1", "locked.png": b"2", "closed/x.png": b"3"})
         for p in (src, src / "ok.png", src / "closed/x.png"):
             p.chmod(0o755 if p.is_dir() else 0o644)
         (src / "locked.png").chmod(0)
@@ -240,13 +208,13 @@ def test_missing_source_is_a_scan_error(tmp_path: Path) -> None:
 def test_hash_file_streams_in_chunks(tmp_path: Path) -> None:
     data = os.urandom(CHUNK_SIZE * 2 + 12345)
     (tmp_path / "big.bin").write_bytes(data)
-    assert hash_file(tmp_path / "big.bin") == _digest(data)
+    assert hash_file(tmp_path / "big.bin") == digest_of(data)
     (tmp_path / "empty").write_bytes(b"")
-    assert hash_file(tmp_path / "empty") == _digest(b"")
+    assert hash_file(tmp_path / "empty") == digest_of(b"")
 
 
 def test_rescan_paths_equals_a_full_scan(tmp_path: Path) -> None:
-    src = _tree(tmp_path, {"a.png": b"a", "dir/b.png": b"b", "dir/sub/c.png": b"c", "d.png": b"d"})
+    src = make_tree(tmp_path, {"a.png": b"a", "dir/b.png": b"b", "dir/sub/c.png": b"c", "d.png": b"d"})
     cache = MemoryCache()
     before = scan_tree(src, rules=IgnoreRules(), cache=cache)
     (src / "a.png").write_bytes(b"A2")
@@ -272,7 +240,7 @@ def test_rescan_paths_equals_a_full_scan(tmp_path: Path) -> None:
 
 def test_file_that_keeps_changing_while_read_is_one_issue(tmp_path: Path) -> None:
     """A writer appending throughout every read: each attempt sees fstat change."""
-    src = _tree(tmp_path, {"ok.png": b"1"})
+    src = make_tree(tmp_path, {"ok.png": b"1"})
     busy = src / "busy.bin"
     with open(busy, "wb") as f:
         f.truncate(128 << 20)  # sparse: long enough to read that many touches land inside
@@ -307,7 +275,7 @@ def test_file_that_keeps_changing_while_read_is_one_issue(tmp_path: Path) -> Non
 def test_each_stat_field_alone_invalidates_a_cached_digest(tmp_path: Path, field: str) -> None:
     # A cached entry equal to the file's stat in all four fields is trusted as is (its forged
     # digest comes back unread); one field off by one and the file is read again.
-    src = _tree(tmp_path, {"a.png": b"aaa"})
+    src = make_tree(tmp_path, {"a.png": b"aaa"})
     st = os.stat(src / "a.png")
     fields = {
         "size": st.st_size,
@@ -317,38 +285,42 @@ def test_each_stat_field_alone_invalidates_a_cached_digest(tmp_path: Path, field
     }
     forged = "xxh3_128:" + "0" * 32
     cache = MemoryCache()
-    cache.entries["a.png"] = StatEntry("a.png", **fields, digest=forged, hashed_at_ns=LATER)
+    cache.put(StatEntry("a.png", **fields, digest=forged, hashed_at_ns=LATER))
     trusted = scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER + 1)
     assert (trusted.files["a.png"].digest, trusted.hashed) == (forged, 0)
     fields[field] += 1
-    cache.entries["a.png"] = StatEntry("a.png", **fields, digest=forged, hashed_at_ns=LATER)
+    cache.put(StatEntry("a.png", **fields, digest=forged, hashed_at_ns=LATER))
     snap = scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER + 1)
-    assert (snap.files["a.png"].digest, snap.hashed) == (_digest(b"aaa"), 1)
-    assert (snap.files["a.png"].size, snap.files["a.png"].inode) == (3, st.st_ino)
+    assert (snap.files["a.png"].digest, snap.hashed) == (digest_of(b"aaa"), 1)
+    assert snap.files["a.png"].size == 3
+    stored = cache.entries["a.png"]
+    assert (stored.size, stored.inode, stored.digest) == (3, st.st_ino, digest_of(b"aaa"))
 
 
 def test_entry_hashed_within_two_seconds_of_its_ctime_is_not_trusted(tmp_path: Path) -> None:
-    src = _tree(tmp_path, {"a.png": b"aaa"})
+    src = make_tree(tmp_path, {"a.png": b"aaa"})
     an_hour_ago = time.time_ns() - 3600 * 10**9
     os.utime(src / "a.png", ns=(an_hour_ago, an_hour_ago))  # ctime moves to now
     st = os.stat(src / "a.png")
     forged = "xxh3_128:" + "0" * 32
     cache = MemoryCache()
     # mtime long before the hashing, ctime within the racy window of it: re-read.
-    cache.entries["a.png"] = StatEntry(
-        "a.png",
-        st.st_size,
-        st.st_mtime_ns,
-        st.st_ctime_ns,
-        st.st_ino,
-        forged,
-        st.st_ctime_ns + 1_999_999_999,
+    cache.put(
+        StatEntry(
+            "a.png",
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_ino,
+            forged,
+            st.st_ctime_ns + 1_999_999_999,
+        )
     )
     snap = scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER)
-    assert snap.files["a.png"].digest == _digest(b"aaa")
+    assert snap.files["a.png"].digest == digest_of(b"aaa")
     # The same entry hashed 2 s after the ctime: trusted.
-    cache.entries["a.png"] = cache.entries["a.png"]._replace(
-        digest=forged, hashed_at_ns=st.st_ctime_ns + 2_000_000_001
+    cache.put(
+        cache.entries["a.png"]._replace(digest=forged, hashed_at_ns=st.st_ctime_ns + 2_000_000_001)
     )
     assert (
         scan_tree(src, rules=IgnoreRules(), cache=cache, now_ns=LATER).files["a.png"].digest
@@ -357,7 +329,7 @@ def test_entry_hashed_within_two_seconds_of_its_ctime_is_not_trusted(tmp_path: P
 
 
 def test_non_ascii_names_next_to_an_undecodable_one(tmp_path: Path) -> None:
-    src = _tree(tmp_path, {"café.png": b"1", "ok.png": b"2", "日本/語.svg": b"3"})
+    src = make_tree(tmp_path, {"café.png": b"1", "ok.png": b"2", "日本/語.svg": b"3"})
     fd = os.open(os.fsencode(str(src)) + b"/bad\xff.png", os.O_WRONLY | os.O_CREAT, 0o644)
     os.close(fd)
     snap = scan_tree(src, rules=IgnoreRules(), cache=None)

@@ -16,7 +16,7 @@ from assetsync.errors import LockHeldError, StateError
 from assetsync.scan import StatEntry
 from assetsync.state import DB_NAME, LOCK_NAME, SCHEMA_VERSION, State
 from assetsync.state_remote import UploadIntent, VersionRecord
-from assetsync.state_schema import MIGRATIONS, load_stats
+from assetsync.state_schema import MIGRATIONS, load_stat_table
 
 TARGET = "local"
 ZS = "ZS" + "1" * 32
@@ -102,7 +102,7 @@ def test_newer_schema_is_refused_without_changes(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="newer assetsync"):
         State.open(tmp_path)
     conn = sqlite3.connect(tmp_path / DB_NAME)
-    assert "keep.png" in dict(load_stats(conn))
+    assert "keep.png" in load_stat_table(conn).rows()
     conn.close()
 
 
