@@ -1,15 +1,16 @@
 """Scan, plan and hashing benchmarks; prints one JSON document.
 
-    .venv/bin/python bench/bench_scan.py [--files 10000] [--rounds 9] [--hash-mib 256]
+    .venv/bin/python bench/bench_scan.py [--files 10000] [--rounds 15] [--hash-mib 256]
 
 Measured side by side in one run, interleaved, medians (the machine is shared and noisy):
 
 1. No-change scan of a generated tree (100 folders x 100 files of 512-8192 bytes, `git add`ed
    and committed) against `git status --porcelain` on the same tree. "scan" is what a plan pays:
    open the state (lock, schema check), load the stat cache, walk + stat + compare. For
-   context, the bare Python floor (scandir + lstat of every file, nothing else) is timed too,
-   and "floor_plus_state" adds the state's open and load to it: what a scan with no per-file
-   Python work at all would cost.
+   context, two bare Python floors are timed too: list every folder and lstat every file
+   (scandir + lstat), and lstat every file by its known name with no listing (what the scan's
+   trusted folder listings leave: git, too, stats every file it knows); "floor_plus_state"
+   adds the state's open and load to the first.
 2. Whole-process `assetsync plan --json` on that tree (a fresh interpreter each time), next to
    `python -c pass` for the interpreter's own start-up.
 3. Hash throughput of `hash_file` over a file in the page cache, against xxh3_128 over the same
@@ -90,6 +91,17 @@ def _python_floor(tree: Path) -> int:
     return count
 
 
+def _stat_floor(folders: list[tuple[str, list[str]]]) -> None:
+    """lstat every file by its known name through its folder's descriptor: no listing."""
+    for top, names in folders:
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for name in names:
+                os.lstat(name, dir_fd=fd)
+        finally:
+            os.close(fd)
+
+
 def bench_scan_vs_git(work: Path, files: int, rounds: int) -> dict[str, object]:
     tree = work / "site"
     state_dir = work / "state"
@@ -104,6 +116,12 @@ def bench_scan_vs_git(work: Path, files: int, rounds: int) -> dict[str, object]:
     load_s: list[float] = []
     walk_s: list[float] = []
     floor_s: list[float] = []
+    stat_floor_s: list[float] = []
+    known = [
+        (str(folder), sorted(p.name for p in folder.iterdir()))
+        for folder in sorted(tree.iterdir())
+        if folder.name != ".git"
+    ]
     hashed = 0
     for _ in range(rounds):
         t0 = time.perf_counter()
@@ -127,6 +145,9 @@ def bench_scan_vs_git(work: Path, files: int, rounds: int) -> dict[str, object]:
         t = time.perf_counter()
         _python_floor(tree)
         floor_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        _stat_floor(known)
+        stat_floor_s.append(time.perf_counter() - t)
     return {
         "files": len(first.files),
         "first_scan_hashed": first.hashed,
@@ -139,9 +160,13 @@ def bench_scan_vs_git(work: Path, files: int, rounds: int) -> dict[str, object]:
         },
         "git_status_ms": _median_ms(git_s),
         "python_floor_scandir_lstat_ms": _median_ms(floor_s),
+        "python_floor_lstat_known_names_ms": _median_ms(stat_floor_s),
         "ratio_scan_to_git_status": round(statistics.median(scan_s) / statistics.median(git_s), 2),
         "ratio_python_floor_to_git_status": round(
             statistics.median(floor_s) / statistics.median(git_s), 2
+        ),
+        "ratio_lstat_known_names_to_git_status": round(
+            statistics.median(stat_floor_s) / statistics.median(git_s), 2
         ),
         "ratio_floor_plus_state_to_git_status": round(
             (statistics.median(floor_s) + statistics.median(open_s) + statistics.median(load_s))
@@ -273,7 +298,7 @@ def bench_peak_rss(work: Path) -> dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--hash-mib", type=int, default=256)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="assetsync-bench-"))
