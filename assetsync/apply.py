@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -109,15 +109,17 @@ async def finish_build(
     options: ApplyOptions,
     on_event: EventCallback | None,
     created_at: float | None = None,
+    status: str | None = None,
 ) -> str:
     """Wait for a build to complete, then deploy it; returns the deployment SID.
 
     A failed or timed-out build raises `BuildFailedError` and leaves the live deployment alone.
     `created_at`: when this run's create request was answered (the client's retry clock), so
-    the poll schedule counts from the build's start rather than from after it was recorded.
+    the poll schedule counts from the build's start rather than from after it was recorded;
+    `status`: the build's status in that answer (see `ServerlessClient.wait_for_build`).
     """
 
-    def status(value: str) -> None:
+    def emit_status(value: str) -> None:
         _emit(on_event, SyncEvent("build_status", sid=build_sid, message=value))
 
     try:
@@ -126,15 +128,17 @@ async def finish_build(
             build_sid,
             timeout_s=options.build_timeout_s,
             poll_interval_s=options.poll_interval_s,
-            on_status=status,
+            on_status=emit_status,
             created_at=created_at,
+            status=status,
         )
     except BuildTimeoutError:
         raise  # still building: the journal keeps it, so the next run resumes waiting
     except BuildFailedError:
         ledger.record_build_status(build_sid, "failed")
         raise
-    ledger.record_build_status(build_sid, "completed")
+    # Recorded completed with the deployment, in one transaction: until then the pending
+    # journal makes a rerun poll it again, which is all a separate record would have saved.
     deployment_sid = await deploy(client, service_sid, environment_sid, build_sid)
     _emit(on_event, SyncEvent("deployment_acknowledged", sid=deployment_sid))
     ledger.record_deployment(build_sid, deployment_sid)
@@ -175,8 +179,13 @@ async def apply_changes(
     ledger: Ledger,
     options: ApplyOptions,
     on_event: EventCallback | None = None,
+    while_building: Callable[[], object] | None = None,
 ) -> ApplyOutcome:
-    """Create assets, upload, build from reused + new versions (+ functions), wait, deploy."""
+    """Create assets, upload, build from reused + new versions (+ functions), wait, deploy.
+
+    `while_building`: work for the time the build takes (run once it is created and recorded,
+    before its first poll), such as the URL map a result needs anyway.
+    """
     needed = {*create_assets, *(f.path for f in uploads)}
     created = await ensure_assets(
         client, service_sid, needed, ledger, concurrency=options.concurrency, on_event=on_event
@@ -195,9 +204,11 @@ async def apply_changes(
     created_at = client.retry.clock()
     ledger.record_pending_build(build)
     _emit(on_event, SyncEvent("build_created", sid=build.sid, files=len(version_sids)))
+    if while_building is not None:
+        while_building()  # inside the build's first wait, which counts from `created_at`
     deployment_sid = await finish_build(
         client, service_sid, environment_sid, build.sid, ledger, options=options, on_event=on_event,
-        created_at=created_at,
+        created_at=created_at, status=build.status or None,
     )
     return ApplyOutcome(
         created_assets=created,

@@ -285,12 +285,15 @@ class ServerlessClient(ApiSession):
         first_interval_s: float = 0.05,
         on_status: Callable[[str], None] | None = None,
         created_at: float | None = None,
+        status: str | None = None,
     ) -> None:
         """Poll a build's status until `completed`: the waits start at `first_interval_s` and
         double up to `poll_interval_s`, so a quick build is seen quickly and a slow one costs
         few requests. The first poll is immediate; with `created_at` (the retry policy's clock
         when the create request was answered) the first wait counts from then, since the build
-        started building before that answer was sent.
+        started building before that answer was sent. `status`: the build's status in that
+        answer; `building` skips the immediate poll (it would only say the same again), and
+        `completed` or `failed` is taken as the first poll's answer.
 
         Raises `BuildFailedError` naming the build when it fails, and its subclass
         `BuildTimeoutError` when `timeout_s` passes first.
@@ -305,7 +308,8 @@ class ServerlessClient(ApiSession):
             # the first poll's round trip.
             polled_at = policy.clock() if created_at is None else created_at
             created_at = None
-            status = await self.fetch_build_status(service_sid, build_sid)
+            if status is None:
+                status = await self.fetch_build_status(service_sid, build_sid)
             if on_status is not None:
                 on_status(status)
             if status == "completed":
@@ -325,6 +329,7 @@ class ServerlessClient(ApiSession):
                 )
             await policy.sleep(max(0.0, interval - (policy.clock() - polled_at)))
             interval = min(poll_interval_s, interval * 2)
+            status = None
 
     async def create_deployment(
         self, service_sid: str, environment_sid: str, build_sid: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 
 from assetsync.apply import ApplyOptions, apply_changes, finish_build
 from assetsync.client import ServerlessClient
@@ -84,7 +85,6 @@ async def _settle_pending(
     if live is not None and live.sid == pending.build_sid:
         deployments = await client.list_deployments(ledger.service_sid, ledger.environment_sid)
         mine = [d.sid for d in deployments if d.build_sid == live.sid]
-        ledger.record_build_status(live.sid, "completed")
         ledger.record_deployment(live.sid, mine[-1] if mine else "")
         notes.append(f"recorded deployment of {live.sid}, interrupted by an earlier crash")
         return None
@@ -211,6 +211,9 @@ async def sync_service(
             "source folder and a build needs at least one; keep one file, or delete the "
             "environment in the Twilio Console"
         )
+    # Computed while the build builds (or at the end when there is no build).
+    urls = cache(lambda: url_entries(service, env.domain_name if env else None,
+                                     ((f.path, f.visibility.value) for f in files)))
     build_sid = deployment_sid = None
     uploaded: tuple[str, ...] = ()
     created: tuple[str, ...] = ()
@@ -240,7 +243,7 @@ async def sync_service(
                     reused_sids=_build_sids(plan),
                     function_sids=[v.sid for v in plan.function_versions],
                     dependencies=plan.dependencies, runtime=options.runtime or plan.runtime,
-                    ledger=ledger, options=options, on_event=on_event,
+                    ledger=ledger, options=options, on_event=on_event, while_building=urls,
                 )
                 break
             except BuildFailedError as exc:
@@ -284,8 +287,7 @@ async def sync_service(
         retries=after.retries - before.retries,
         dry_run=dry_run,
         noop=not work and build_sid is None,
-        urls=url_entries(service, env.domain_name if env else None,
-                         ((f.path, f.visibility.value) for f in files)),
+        urls=urls(),
         warnings=tuple(issue_line(i) for i in plan.issues if i.severity != "error"),
         notes=tuple(notes),
     )

@@ -111,12 +111,18 @@ class RemoteRecords:
         build_sid: str,
         deployment_sid: str,
     ) -> None:
-        """Mark `build_sid` as deployed to the environment and clear its pending row."""
+        """Mark `build_sid` as deployed to the environment (and so completed) and clear its
+        pending row, in one transaction."""
         with self._write() as conn:
             conn.execute(
                 "UPDATE environments SET build_sid = ?, deployment_sid = ? "
                 "WHERE target = ? AND service_sid = ? AND environment_sid = ?",
                 (build_sid, deployment_sid, target, service_sid, environment_sid),
+            )
+            conn.execute(
+                "UPDATE builds SET status = 'completed' "
+                "WHERE target = ? AND service_sid = ? AND build_sid = ?",
+                (target, service_sid, build_sid),
             )
             conn.execute(
                 "DELETE FROM pending WHERE target = ? AND service_sid = ? AND environment_sid = ?",

@@ -399,3 +399,41 @@ def test_form_bodies_are_encoded_as_httpx_encodes_data() -> None:
         {"Path": "/a b/c~d.-_%", "Empty": "", "None": ()},
     ):
         assert form_body(data) == httpx.Request("POST", "http://x/", data=data).content
+
+
+def test_a_build_s_create_answer_stands_in_for_the_first_poll(emulator: Any,
+                                                             tmp_path: Path) -> None:
+    """`building` in the create answer: the first status GET waits a whole interval; a
+    `completed` or `failed` answer ends the wait with no GET at all."""
+    f = tmp_path / "a.txt"
+    f.write_text("hello")
+    emulator.state.build_delay_s = 100.0
+    now = [0.0]
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        now[0] += seconds
+        emulator.clock.advance(1000.0)  # complete by the first poll
+
+    async def body(c: ServerlessClient) -> tuple[list[str], list[float], int]:
+        svc = await c.create_service("answered")
+        asset = await c.create_asset(svc.sid, "/a.txt")
+        sent = await c.upload_asset_version(svc.sid, asset.sid, path="/a.txt", visibility="public",
+                                            content_path=f, content_type="text/plain")
+        build = await c.create_build(svc.sid, asset_versions=[sent.version.sid])
+        seen: list[str] = []
+        await c.wait_for_build(svc.sid, build.sid, created_at=0.0, status=build.status,
+                               on_status=seen.append)
+        before = len(emulator.state.request_log)
+        await c.wait_for_build(svc.sid, build.sid, status="completed")
+        with pytest.raises(BuildFailedError):
+            await c.wait_for_build(svc.sid, build.sid, status="failed")
+        return seen, list(delays), len(emulator.state.request_log) - before
+
+    policy = RetryPolicy(sleep=sleep, random=lambda: 0.5, clock=lambda: now[0])
+    seen, waits, later_requests = run(emulator, body, retry=policy)
+    assert seen == ["building", "completed"]  # the answer's status, then one real poll
+    assert waits == [pytest.approx(0.05)]  # no immediate poll: straight to the first interval
+    assert len(emulator.state.request_log.matching("GET", path_glob="*/Status")) == 1
+    assert later_requests == 0
