@@ -9,7 +9,12 @@ Measures, in one run and side by side:
 - the same uploads through the in-process embedded transport (what `api = "local"` uses);
 - p50/p99 latency of a metadata GET (an Asset Version), against the baseline's trivial GET;
 - peak RSS of an emulator process (`assetsync emulator`) while it receives a 25 MB upload,
-  against the same process idle.
+  against the same process idle;
+- the requests of an incremental sync against an emulator process:
+  p50/p90 of creating a build of 1,000 versions, of a build status GET and of a deployment
+  POST, next to the same figures from an emulator process running the code of `--baseline-rev`.
+
+`--only requests` runs the last section alone.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -211,6 +217,129 @@ def _rss_during_big_upload(size: int) -> dict[str, Any]:
         "under_100_mb": peak[0] < 100e6,
     }
 
+# the requests of an incremental sync ---------------------------------------------------------
+
+# The last commit before the build-request speed work: its emulator is the default baseline.
+BASELINE_REV = "949c61e"
+
+
+def _emulator_process(code_root: Path | None, data: Path) -> tuple[subprocess.Popen[str], str]:
+    """`assetsync emulator` in its own process (as bench_sync.py runs it), from `code_root`'s
+    package when given (a checkout of another revision), else from this tree's."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # `python -m` puts the working folder first on sys.path: the checkout's package wins there.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assetsync", "emulator", "--port", str(port), "--data", str(data),
+         "--build-delay", "0", "--limit", "builds_per_hour=1000000"],
+        cwd=code_root or data.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, url
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the emulator process did not start")
+
+
+def _publish_versions(client: httpx.Client, count: int) -> tuple[str, str, list[str]]:
+    """A service, an environment and `count` assets with one small version each."""
+    svc = client.post("/v1/Services", data={"UniqueName": "reqs", "FriendlyName": "r"}).json()
+    env = client.post(f"{svc['url']}/Environments", data={"UniqueName": "dev"}).json()
+    sids = []
+    for i in range(count):
+        asset = client.post(f"{svc['url']}/Assets", data={"FriendlyName": f"/a{i}"}).json()
+        version = client.post(
+            asset["links"]["asset_versions"],
+            data={"Path": f"/dir{i % 20}/a{i}.bin", "Visibility": "public"},
+            files={"Content": (f"a{i}.bin", f"asset {i}".encode(), "application/octet-stream")},
+        )
+        sids.append(version.json()["sid"])
+    return svc["url"], env["url"], sids
+
+
+def _timed_rounds(url: str, count: int, rounds: int) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {"build_create": [], "build_status": [], "deployment": []}
+    with httpx.Client(base_url=url, auth=AUTH, timeout=60) as client:
+        svc, env, sids = _publish_versions(client, count)
+        # What the sync client sends: one form body, AssetVersions repeated.
+        body = "&".join(f"AssetVersions={sid}" for sid in sids).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        for round_ in range(rounds + 2):  # two warm-up rounds
+            started = time.perf_counter()
+            build = client.post(f"{svc}/Builds", content=body, headers=headers)
+            built = time.perf_counter()
+            status = client.get(build.json()["links"]["build_status"])
+            polled = time.perf_counter()
+            deployed = client.post(f"{env}/Deployments", data={"BuildSid": build.json()["sid"]})
+            done = time.perf_counter()
+            codes = (build.status_code, status.status_code, deployed.status_code)
+            if codes != (201, 200, 201) or status.json()["status"] != "completed":
+                raise RuntimeError(f"request round failed: {codes}")
+            if round_ >= 2:
+                samples["build_create"].append((built - started) * 1000)
+                samples["build_status"].append((polled - built) * 1000)
+                samples["deployment"].append((done - polled) * 1000)
+    return samples
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered), 3),
+        "p90_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))], 3),
+    }
+
+
+def _request_latencies(
+    count: int, rounds: int, repeat: int, baseline_rev: str | None
+) -> dict[str, Any]:
+    """p50/p90 of an incremental sync's emulator requests, this tree against `baseline_rev`;
+    the contenders alternate `repeat` times on fresh data folders and their samples are pooled."""
+    pooled: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-requests-") as tmp:
+        roots: dict[str, Path | None] = {"current": None}
+        if baseline_rev:
+            checkout = Path(tmp) / "baseline"
+            checkout.mkdir()
+            archive = subprocess.run(
+                ["git", "-C", str(Path(__file__).resolve().parents[1]), "archive", baseline_rev,
+                 "assetsync"], check=True, capture_output=True,
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(checkout)], input=archive, check=True)
+            roots = {"baseline": checkout, **roots}
+        for round_ in range(repeat):
+            for name, code_root in roots.items():
+                data = Path(tmp) / f"{name}{round_}" / "emulator"
+                data.parent.mkdir()
+                proc, url = _emulator_process(code_root, data)
+                try:
+                    samples = _timed_rounds(url, count, rounds)
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=30)
+                for key, values in samples.items():
+                    pooled.setdefault(name, {}).setdefault(key, []).extend(values)
+    out: dict[str, Any] = {
+        "versions_per_build": count,
+        "samples_per_request": rounds * repeat,
+        "baseline_rev": baseline_rev,
+    }
+    for name, by_request in pooled.items():
+        out[name] = {key: _percentiles(values) for key, values in by_request.items()}
+    if "baseline" in out:
+        out["ratio_baseline_over_current_p50"] = {
+            key: round(out["baseline"][key]["p50_ms"] / out["current"][key]["p50_ms"], 2)
+            for key in out["current"]
+        }
+    return out
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -219,7 +348,20 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=2, help="alternating rounds; best of each")
     parser.add_argument("--big", type=int, default=25_000_000, help="bytes of the RSS upload")
+    parser.add_argument("--only", choices=["requests"], help="run one section alone")
+    parser.add_argument("--versions", type=int, default=1000, help="versions per timed build")
+    parser.add_argument("--rounds", type=int, default=40, help="timed builds per emulator")
+    parser.add_argument(
+        "--baseline-rev",
+        default=BASELINE_REV,
+        help="git revision whose emulator is the baseline of the request timings ('none': skip)",
+    )
     args = parser.parse_args()
+    baseline_rev = None if args.baseline_rev == "none" else args.baseline_rev
+    requests = _request_latencies(args.versions, args.rounds, args.repeat, baseline_rev)
+    if args.only == "requests":
+        print(json.dumps({"benchmark": "emulator", "requests": requests}, indent=2))
+        return
 
     def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
         # The machine is shared: keep each contender's best run, measured alternately.
@@ -271,6 +413,7 @@ def main() -> None:
             socket["metadata_get"]["p50_ms"] / baseline["metadata_get"]["p50_ms"], 2
         ),
         "big_upload_rss": _rss_during_big_upload(args.big),
+        "requests": requests,
     }
     print(json.dumps(result, indent=2))
 

@@ -6,6 +6,7 @@ can follow them back to whichever address reached the emulator.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -14,7 +15,14 @@ from assetsync.emulator.builds import build_status
 from assetsync.emulator.state import EmulatorState, iso
 from assetsync.emulator.storage import Record
 
-__all__ = ["list_body", "record_path", "render", "render_build_status", "render_content"]
+__all__ = [
+    "list_body",
+    "record_path",
+    "render",
+    "render_build_json",
+    "render_build_status",
+    "render_content",
+]
 
 _LINKS: dict[str, dict[str, str]] = {
     "service": {
@@ -100,46 +108,42 @@ def render(
     return body
 
 
-def _embedded(
-    state: EmulatorState, sids: list[str], owner: str, known: Mapping[str, Record] | None
-) -> list[dict[str, Any]]:
+def _embedded_object(account_sid: str, v: Record, owner: str) -> dict[str, Any]:
     # Builds embed version objects (spec examples; the Node library's `list` reads them), with
     # visibility in upper case as in the spec's build example (api-contract.md §3.7).
+    return {
+        "sid": v.sid,
+        "account_sid": account_sid,
+        "service_sid": v.data["service_sid"],
+        owner: v.data[owner],
+        "date_created": v.data["date_created"],
+        "path": v.data["path"],
+        "visibility": str(v.data["visibility"]).upper(),
+    }
+
+
+def _embedded(
+    state: EmulatorState, sids: list[str], owner: str, known: Mapping[str, Record] | None
+) -> list[Record]:
+    """The records of a build's versions that still exist, in the build's order."""
     found = known if known is not None else state.store.get_many(sids)
-    out = []
-    for sid in sids:
-        v = found.get(sid)
-        if v is None:
-            continue
-        out.append(
-            {
-                "sid": v.sid,
-                "account_sid": state.account_sid,
-                "service_sid": v.data["service_sid"],
-                owner: v.data[owner],
-                "date_created": v.data["date_created"],
-                "path": v.data["path"],
-                "visibility": str(v.data["visibility"]).upper(),
-            }
-        )
-    return out
+    return [v for v in map(found.get, sids) if v is not None]
 
 
-def _render_build(
-    state: EmulatorState, rec: Record, base: str, versions: Mapping[str, Record] | None
-) -> dict[str, Any]:
+def _build_parts(
+    state: EmulatorState, rec: Record, base: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A build's fields before its embedded versions and after them, in the spec's order."""
     status = build_status(state, rec)
     updated = rec.data["date_created"] if status == "building" else iso(rec.data["ready_at"])
     url = base + record_path(rec)
-    return {
+    head = {
         "sid": rec.sid,
         "account_sid": state.account_sid,
         "service_sid": rec.data["service_sid"],
         "status": status,
-        "asset_versions": _embedded(state, rec.data["asset_versions"], "asset_sid", versions),
-        "function_versions": _embedded(
-            state, rec.data["function_versions"], "function_sid", versions
-        ),
+    }
+    tail = {
         "dependencies": rec.data["dependencies"],
         "runtime": rec.data["runtime"],
         "date_created": rec.data["date_created"],
@@ -147,6 +151,68 @@ def _render_build(
         "url": url,
         "links": {"build_status": url + "/Status"},
     }
+    return head, tail
+
+
+def _render_build(
+    state: EmulatorState, rec: Record, base: str, versions: Mapping[str, Record] | None
+) -> dict[str, Any]:
+    head, tail = _build_parts(state, rec, base)
+    embedded = {
+        key: [
+            _embedded_object(state.account_sid, v, owner)
+            for v in _embedded(state, rec.data[key], owner, versions)
+        ]
+        for key, owner in _EMBEDDED
+    }
+    return {**head, **embedded, **tail}
+
+
+def render_build_json(
+    state: EmulatorState, rec: Record, base: str, versions: Mapping[str, Record] | None = None
+) -> bytes:
+    """A build's body as the exact bytes `JSONResponse(render(...))` sends, from pieces.
+
+    Each embedded version's JSON text is remembered (see `_fragment`), so a build of 1,000
+    versions is mostly joined rather than built and encoded again (~1.5 ms of a ~6 ms request).
+    """
+    head, tail = _build_parts(state, rec, base)
+    parts = [_dumps(head)[:-1]]
+    for key, owner in _EMBEDDED:
+        fragments = [
+            _fragment(state.account_sid, v, owner)
+            for v in _embedded(state, rec.data[key], owner, versions)
+        ]
+        parts.append(f'"{key}":[{",".join(fragments)}]')
+    parts.append(_dumps(tail)[1:])
+    return ",".join(parts).encode("utf-8")
+
+
+# A build's embedded lists, in the spec's order, with the field naming each version's owner.
+_EMBEDDED = (("asset_versions", "asset_sid"), ("function_versions", "function_sid"))
+# Version SID -> (its record, account SID, owner field, JSON text). A hit needs the very record
+# object: the store hands out one object per version for as long as it is sure the version is
+# unchanged, and a new object otherwise, so a text can never outlive what it was made from.
+_FRAGMENTS: dict[str, tuple[Record, str, str, str]] = {}
+_FRAGMENTS_MAX = 50_000
+
+
+def _fragment(account_sid: str, v: Record, owner: str) -> str:
+    hit = _FRAGMENTS.get(v.sid)
+    if hit is not None and hit[0] is v and hit[1] == account_sid and hit[2] == owner:
+        return hit[3]
+    text = _dumps(_embedded_object(account_sid, v, owner))
+    if len(_FRAGMENTS) >= _FRAGMENTS_MAX:
+        _FRAGMENTS.clear()
+    _FRAGMENTS[v.sid] = (v, account_sid, owner, text)
+    return text
+
+
+def _dumps(value: Any) -> str:
+    # Exactly starlette's JSONResponse.render, so pieces join into the bytes it would send.
+    return json.dumps(
+        value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    )
 
 
 def render_build_status(state: EmulatorState, rec: Record, base: str) -> dict[str, Any]:

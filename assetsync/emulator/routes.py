@@ -16,7 +16,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from assetsync.emulator import builds
-from assetsync.emulator.render import list_body, render, render_build_status, render_content
+from assetsync.emulator.render import (
+    list_body,
+    render,
+    render_build_json,
+    render_build_status,
+    render_content,
+)
 from assetsync.emulator.state import (
     EmulatorError,
     EmulatorState,
@@ -59,13 +65,20 @@ async def _form(request: Request) -> FormData:
             # parse_qsl decodes exactly as Starlette's streaming parser does (latin-1 bytes,
             # %-escapes as UTF-8, '+' as space, blank values kept, only '&' separates) at a
             # quarter of its cost: a build's 1,000 AssetVersions took ~2.5 ms through it.
-            items: list[tuple[str, str | UploadFile]] = list(
-                parse_qsl(body.decode("latin-1"), keep_blank_values=True)
-            )
+            items: list[tuple[str, str | UploadFile]] = list(_parse_form(body.decode("latin-1")))
             if len(items) > _MAX_FORM_FIELDS:
                 raise bad_request(f"Too many fields: at most {_MAX_FORM_FIELDS} are accepted")
             return FormData(items)
     return await request.form(max_fields=_MAX_FORM_FIELDS)
+
+
+def _parse_form(text: str) -> list[tuple[str, str]]:
+    """`parse_qsl(text, keep_blank_values=True)`, faster for a body with no escapes at all."""
+    if "%" in text or "+" in text:
+        return parse_qsl(text, keep_blank_values=True)
+    # With nothing to unescape, parse_qsl gives each non-empty piece split at its first '='
+    # ('' when there is none): a build's 1,000 AssetVersions in a sixth of its time.
+    return [(name, value) for name, _, value in (p.partition("=") for p in text.split("&") if p)]
 
 
 def _required(form: FormData, name: str) -> str:
@@ -379,7 +392,7 @@ async def builds_list(request: Request) -> Response:
         _optional(form, "Runtime") or None,
         versions=versions,
     )
-    return JSONResponse(render(state, rec, base_url(request), versions), status_code=201)
+    return _build_json(state, request, rec, 201, versions)
 
 
 async def build(request: Request) -> Response:
@@ -388,7 +401,19 @@ async def build(request: Request) -> Response:
     if request.method == "DELETE":
         builds.delete_build(state, rec)
         return Response(status_code=204)
-    return _json(state, request, rec)
+    return _build_json(state, request, rec, 200)
+
+
+def _build_json(
+    state: EmulatorState,
+    request: Request,
+    rec: Record,
+    status: int,
+    versions: dict[str, Record] | None = None,
+) -> Response:
+    # The bytes and headers JSONResponse would send (media type application/json, no charset).
+    body = render_build_json(state, rec, base_url(request), versions)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 async def build_status(request: Request) -> Response:

@@ -41,6 +41,7 @@ SID_PATTERN = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 _SUFFIX = re.compile(r"^[A-Za-z0-9-]+$")
 # Sweep retention at most once per this many clock seconds (retention periods are hours/days).
 _SWEEP_EVERY_S = 60.0
+_VERSION_KINDS = ("asset_version", "function_version")
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,13 +394,10 @@ class EmulatorState:
             old_builds = self.store.older_than("build", now - lim.undeployed_build_retention_s)
             self.store.delete([b.sid for b in old_builds if b.sid not in active])
             cutoff = now - lim.unreferenced_version_retention_s
-            for kind in ("asset_version", "function_version"):
-                stale = [
-                    v.sid
-                    for v in self.store.older_than(kind, cutoff)
-                    if not self.store.is_referenced(v.sid)
-                ]
-                self.store.delete(stale)
+            old = [v.sid for k in _VERSION_KINDS for v in self.store.older_than(k, cutoff)]
+            if old:  # what the builds name is read only when some version is old enough
+                referenced = self.store.referenced_versions()
+                self.store.delete([sid for sid in old if sid not in referenced])
             # Functions and Assets without versions go after 7 days as well (api-contract.md §4).
             for kind in ("asset", "function"):
                 empty = [
