@@ -217,6 +217,7 @@ def _rss_during_big_upload(size: int) -> dict[str, Any]:
         "under_100_mb": peak[0] < 100e6,
     }
 
+
 # the requests of an incremental sync ---------------------------------------------------------
 
 # The last commit before the build-request speed work: its emulator is the default baseline.
@@ -231,9 +232,23 @@ def _emulator_process(code_root: Path | None, data: Path) -> tuple[subprocess.Po
         port = probe.getsockname()[1]
     # `python -m` puts the working folder first on sys.path: the checkout's package wins there.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "assetsync", "emulator", "--port", str(port), "--data", str(data),
-         "--build-delay", "0", "--limit", "builds_per_hour=1000000"],
-        cwd=code_root or data.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "assetsync",
+            "emulator",
+            "--port",
+            str(port),
+            "--data",
+            str(data),
+            "--build-delay",
+            "0",
+            "--limit",
+            "builds_per_hour=1000000",
+        ],
+        cwd=code_root or data.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -309,8 +324,16 @@ def _request_latencies(
             checkout = Path(tmp) / "baseline"
             checkout.mkdir()
             archive = subprocess.run(
-                ["git", "-C", str(Path(__file__).resolve().parents[1]), "archive", baseline_rev,
-                 "assetsync"], check=True, capture_output=True,
+                [
+                    "git",
+                    "-C",
+                    str(Path(__file__).resolve().parents[1]),
+                    "archive",
+                    baseline_rev,
+                    "assetsync",
+                ],
+                check=True,
+                capture_output=True,
             ).stdout
             subprocess.run(["tar", "-x", "-C", str(checkout)], input=archive, check=True)
             roots = {"baseline": checkout, **roots}

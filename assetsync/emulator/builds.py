@@ -201,7 +201,8 @@ def _usable(
 ) -> list[Record | None]:
     """Each named version's record, or None where it is missing, of another kind or service."""
     return [
-        rec if rec is not None and rec.kind == kind and rec.data["service_sid"] == service_sid
+        rec
+        if rec is not None and rec.kind == kind and rec.data["service_sid"] == service_sid
         else None
         for rec in map(found.get, sids)
     ]
