@@ -28,6 +28,9 @@ __all__ = [
     "published_name",
 ]
 
+# Positional construction without NamedTuple.__new__'s keyword handling (per file, per sync).
+_new_tuple = tuple.__new__
+
 Severity = Literal["error", "warning"]
 
 
@@ -220,15 +223,16 @@ def classify(files: Iterable[ScannedFile], rules: VisibilityRules, *, source: Pa
         if parent is None:
             parent = folders[folder] = source / folder
         out.append(
-            PublishedFile(
-                path=path,
-                visibility=visibility,
-                digest=scanned.digest,
-                size=scanned.size,
-                source=rel,
-                content_path=parent / rel[slash + 1 :],
-                content_type=_content_type_for_ext(ext.lower()),
-            )
+            _new_tuple(PublishedFile, (  # PublishedFile(...) without its keyword handling
+                path,
+                visibility,
+                scanned.digest,
+                scanned.size,
+                rel,
+                parent / rel[slash + 1 :],
+                _content_type_for_ext(ext.lower()),
+                None,
+            ))
         )
     out.sort(key=lambda f: (f.path, f.source))
     return Classified(files=tuple(out), issues=tuple(issues))

@@ -22,7 +22,7 @@ from assetsync.client import ClientEvent, RetryPolicy, ServerlessClient, resolve
 from assetsync.config import Config, Credentials, target_key
 from assetsync.errors import ConfigError
 from assetsync.prepare import Prepared, issue_line, prepare_files
-from assetsync.remote import peek_target
+from assetsync.remote import peek_target, resolve_live
 from assetsync.service import SyncFlags, apply_options, sync_service, url_entries
 from assetsync.shard_options import ShardOptions
 from assetsync.state import State
@@ -209,8 +209,9 @@ async def sync_async(
                 prepared, located = await _both(
                     asyncio.to_thread(prepare_files, config, state, paths=paths,
                                       on_event=scan_event),
-                    peek_target(api, state, key, config.service, env_name),
+                    peek_target(api, state, key, config.service, env_name, parse_kept=False),
                 )
+                located = await resolve_live(api, state, key, env_name, located)
             prepared.raise_errors()
             flags = SyncFlags(dry_run=dry_run, full=full, adopt=adopt, force=force)
             if shard is not None:
@@ -220,13 +221,13 @@ async def sync_async(
                     api, state, key, service=config.service, environment=env_name,
                     files=prepared.files, shard_options=shard,
                     options=apply_options(config), flags=flags, on_event=on_event,
-                    located=located,
+                    located=located, while_building=state.settle,
                 )
             else:
                 result = await sync_service(
                     api, state, key, service=config.service, environment=env_name,
                     files=prepared.files, options=apply_options(config), flags=flags,
-                    on_event=on_event, located=located,
+                    on_event=on_event, located=located, while_building=state.settle,
                 )
             after = api.stats
     write_urls_file(config, result)

@@ -41,13 +41,13 @@ class ScannedFile(NamedTuple):
     digest: str
 
 
-@dataclass(frozen=True, slots=True)
-class PublishedFile:
+class PublishedFile(NamedTuple):
     """One asset to publish: the bytes at `content_path` under the published `path`.
 
     `path` starts with `/`. `source` is the scanned file it came from (its `rel_path`);
     `content_path` is that file, or a transform-cache file for optimized output and variants.
-    `variant` names the optimize profile that produced it (None for the file itself).
+    `variant` names the optimize profile that produced it (None for the file itself). A
+    NamedTuple like `ScannedFile`: every sync classifies every file into one of these.
     """
 
     path: str

@@ -11,7 +11,7 @@ other on one client, so every upload shares its one concurrency limit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from assetsync.apply import ApplyOptions
 from assetsync.client import ServerlessClient
@@ -107,6 +107,7 @@ async def sync_sharded(
     flags: SyncFlags | None = None,
     on_event: EventCallback | None = None,
     located: Located | None = None,
+    while_building: Callable[[], object] | None = None,
 ) -> SyncResult:
     """Shard `files` over `service`, `service-2`, ... and sync each service's environment.
 
@@ -158,6 +159,7 @@ async def sync_sharded(
                 client, state, target, service=name, environment=environment, files=mine,
                 options=options, flags=flags or SyncFlags(), on_event=on_event,
                 located=found.get(name), limits=limits, snapshot=snapshots.get(name),
+                while_building=while_building,
             ))
         except DriftError as exc:
             if len(plan.services) == 1:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from itertools import repeat
 
 from assetsync.client import ServerlessClient
 from assetsync.errors import ApiStatusError, NotFoundError
@@ -160,7 +161,8 @@ def to_live_build(build: Build) -> LiveBuild:
     """The plan's view of a build from the API."""
 
     def live(refs: Iterable[VersionRef]) -> tuple[LiveVersion, ...]:
-        return tuple(LiveVersion(r.sid, r.parent_sid, r.path, r.visibility) for r in refs)
+        # Same fields in the same order: each tuple becomes the other type without a lookup.
+        return tuple(map(tuple.__new__, repeat(LiveVersion), refs))
 
     return LiveBuild(
         build_sid=build.sid,
@@ -207,20 +209,49 @@ async def locate_target(
 
 
 async def peek_target(
-    client: ServerlessClient, state: State, target: str, service: str, environment: str
+    client: ServerlessClient,
+    state: State,
+    target: str,
+    service: str,
+    environment: str,
+    *,
+    parse_kept: bool = True,
 ) -> Located:
     """Read-only lookup of the service, environment and live build (creates nothing).
 
     When the live build is the one assetsync deployed last, its kept manifest stands in for
     fetching it (a build never changes; with 1,000 assets the fetch is the largest response of
-    a sync).
+    a sync). With `parse_kept=False` such a build is left out (`live` None) for `resolve_live`
+    to parse later: the engine peeks while a thread prepares the files, and CPU work here would
+    only slow that thread down through the GIL. A build with no kept manifest is fetched either
+    way (a network wait overlaps well).
     """
     where = await locate_target(client, state, target, service, environment, create=False)
+    kept = _kept_build(state, target, environment, where)
+    if kept is not None:
+        if not parse_kept:
+            return where
+        known = recorded_build(state, target, where.service_sid or "", kept)
+        if known is not None:
+            return replace(where, live=known)
+    return replace(where, live=await fetch_live_build(client, where.env))
+
+
+async def resolve_live(
+    client: ServerlessClient, state: State, target: str, environment: str, where: Located
+) -> Located:
+    """`where` with the live build that `peek_target(parse_kept=False)` left out, if any."""
+    if where.live is not None or where.env is None or not where.env.build_sid:
+        return where
+    kept = _kept_build(state, target, environment, where)
+    known = recorded_build(state, target, where.service_sid or "", kept) if kept else None
+    return replace(where, live=known or await fetch_live_build(client, where.env))
+
+
+def _kept_build(state: State, target: str, environment: str, where: Located) -> str | None:
+    """The live build's SID when it is the one assetsync recorded deploying last."""
     env = where.env
-    if env is not None and env.build_sid and where.service_sid:
-        rec = state.get_environment(target, where.service_sid, environment)
-        if rec is not None and rec.build_sid == env.build_sid:
-            known = recorded_build(state, target, where.service_sid, env.build_sid)
-            if known is not None:
-                return replace(where, live=known)
-    return replace(where, live=await fetch_live_build(client, env))
+    if env is None or not env.build_sid or not where.service_sid:
+        return None
+    rec = state.get_environment(target, where.service_sid, environment)
+    return env.build_sid if rec is not None and rec.build_sid == env.build_sid else None

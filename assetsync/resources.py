@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from assetsync.errors import ApiError
 
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 JsonObject = Mapping[str, object]
+_new_tuple = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +90,9 @@ class AssetVersion:
     date_created: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class VersionRef:
-    """A version embedded in a build: `parent_sid` is the asset or function SID."""
+class VersionRef(NamedTuple):
+    """A version embedded in a build: `parent_sid` is the asset or function SID. A NamedTuple:
+    a build embeds up to 1,100 of these and a sync reads two builds."""
 
     sid: str
     parent_sid: str
@@ -203,12 +205,12 @@ def parse_version_ref(obj: JsonObject) -> VersionRef:
         sid = _str(obj, "sid")  # raises the one clear error
     if not isinstance(parent, str) or not parent:
         parent = _text(obj, "function_sid")
-    return VersionRef(
-        sid=sid,
-        parent_sid=parent,
-        path=path if isinstance(path, str) else "",
-        visibility=visibility.lower() if isinstance(visibility, str) else "",
-    )
+    return _new_tuple(VersionRef, (
+        sid,
+        parent,
+        path if isinstance(path, str) else "",
+        visibility.lower() if isinstance(visibility, str) else "",
+    ))
 
 
 def _dependencies(value: object) -> tuple[tuple[str, str], ...]:

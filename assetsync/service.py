@@ -7,7 +7,7 @@ sharded site.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -142,12 +142,14 @@ async def sync_service(
     located: Located | None = None,
     limits: BuildLimits = DEFAULT_BUILD_LIMITS,
     snapshot: RecordedSnapshot | None = None,
+    while_building: Callable[[], object] | None = None,
 ) -> SyncResult:
     """Sync one service's environment to `files`; the per-service unit of a (sharded) sync.
 
     `located` is a `peek_target` result fetched while the files were being prepared; without
     it (or if it found no environment) the service and environment are looked up, and created
     unless `dry_run`. `snapshot`: what the caller read of this service's record, if still valid.
+    `while_building`: the caller's work for the time a build takes (see `apply_changes`).
     """
     dry_run, full, adopt, force = flags.dry_run, flags.full, flags.adopt, flags.force
     before = client.stats.snapshot()
@@ -214,6 +216,12 @@ async def sync_service(
     # Computed while the build builds (or at the end when there is no build).
     urls = cache(lambda: url_entries(service, env.domain_name if env else None,
                                      ((f.path, f.visibility.value) for f in files)))
+
+    def building() -> None:
+        urls()
+        if while_building is not None:
+            while_building()
+
     build_sid = deployment_sid = None
     uploaded: tuple[str, ...] = ()
     created: tuple[str, ...] = ()
@@ -243,7 +251,7 @@ async def sync_service(
                     reused_sids=_build_sids(plan),
                     function_sids=[v.sid for v in plan.function_versions],
                     dependencies=plan.dependencies, runtime=options.runtime or plan.runtime,
-                    ledger=ledger, options=options, on_event=on_event, while_building=urls,
+                    ledger=ledger, options=options, on_event=on_event, while_building=building,
                 )
                 break
             except BuildFailedError as exc:

@@ -127,6 +127,10 @@ def shard(
         )
         for n in names
     ]
+    if not options.groups and not options.first_service:
+        single = _one_service(files, previous, names[0], spare[0], reserved, limits)
+        if single is not None:
+            return single
     atoms = _make_atoms(files, options, limits)
     if atoms and atoms[0].pinned and (atoms[0].pp > spare[0][0] or atoms[0].priv > spare[0][1]):
         raise LimitError(
@@ -159,6 +163,42 @@ def shard(
 
 
 _NONE = BuildCounts()
+
+
+def _one_service(
+    files: Sequence[PublishedFile],
+    previous: Mapping[str, str],
+    base: str,
+    room: tuple[int, int],
+    reserved: Mapping[str, BuildCounts],
+    limits: BuildLimits,
+) -> ShardResult | None:
+    """The usual site: no groups, nothing placed outside the first service, and everything fits
+    it. The general placement would put every file there with no move; this gets there without
+    building atoms (a test holds the two equal). None: not that case."""
+    if any(name != base for name in previous.values()):
+        return None
+    private = sum(1 for f in files if f.visibility is Visibility.PRIVATE)
+    if len(files) - private > room[0] or private > room[1]:
+        return None
+    assignment: dict[str, str] = {}
+    for file in files:
+        if file.path in assignment:
+            raise ValueError(f"two files are published at {file.path!r}")
+        assignment[file.path] = base
+    extra = reserved.get(base, _NONE)
+    counts = BuildCounts(
+        public_protected=len(files) - private + extra.public_protected,
+        private=private + extra.private,
+        functions=extra.functions,
+    )
+    return ShardResult(
+        assignment=MappingProxyType(assignment),
+        services=(base,),
+        moves=(),
+        counts=MappingProxyType({base: counts}),
+        limits=limits,
+    )
 
 
 def _make_atoms(

@@ -107,6 +107,7 @@ class State(RemoteRecords):
         self._closed = False
         self._mutex = threading.RLock()
         self._table: StatTable | None = None
+        self._table_unsaved = False
         self._writes = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -143,11 +144,16 @@ class State(RemoteRecords):
         with self._mutex:
             if self._closed:
                 return
-            self._closed = True
-            self._conn.close()
-            if self._lock_fd >= 0:
-                _release_lock(self._lock_fd)
-                self._lock_fd = -1
+            try:
+                self.flush_stat_table()
+            except StateError as exc:  # a cache: the next scan re-hashes what it would have saved
+                log.warning("stat cache not saved: %s", exc)
+            finally:
+                self._closed = True
+                self._conn.close()
+                if self._lock_fd >= 0:
+                    _release_lock(self._lock_fd)
+                    self._lock_fd = -1
 
     def __enter__(self) -> State:
         return self
@@ -206,22 +212,43 @@ class State(RemoteRecords):
         return self._table
 
     def save_stat_table(self, table: StatTable) -> None:
-        """Replace the stat cache in one transaction (in memory only when read-only: the
-        cache then only helps this process)."""
-        if not self.readonly:
-            with self._write() as conn:
-                dump_stat_table(conn, table)
+        """Replace the stat cache. It is written by `flush_stat_table` or `close`, not now: it
+        is a cache (lost, it costs a re-hash, never a wrong digest), and a sync flushes it while
+        its build builds instead of before its first upload. Read-only: memory only."""
         self._table = table
+        self._table_unsaved = not self.readonly
+
+    def settle(self) -> None:
+        """Write the stat cache if it is unsaved and checkpoint the write-ahead log: work that
+        closing would do anyway, for a moment when nothing waits on it (a sync calls this while
+        its build builds, so closing the state afterwards has little left to copy)."""
+        if self.readonly:
+            return
+        self.flush_stat_table()
+        with self._mutex:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise _db_error(self.db_path, exc) from None
+
+    def flush_stat_table(self) -> None:
+        """Write a stat cache saved since the last flush, in one transaction."""
+        with self._mutex:
+            if self._table_unsaved and self._table is not None:
+                with self._write() as conn:
+                    dump_stat_table(conn, self._table)
+                self._table_unsaved = False
 
     def stat_entries(self) -> Mapping[str, StatRow]:
         """Every cached entry by relative path (`StatEntry`-shaped tuples)."""
         return self.stat_table().rows()
 
     def update_stats(self, put: Iterable[StatRow], drop: Iterable[str] = ()) -> None:
-        """Store and forget stat cache entries in one transaction."""
+        """Store and forget stat cache entries in one transaction, now."""
         self.save_stat_table(
             self.stat_table().with_changes(put, drop, racy_ns=RACY_WINDOW_NS)
         )
+        self.flush_stat_table()
 
     # --- export / import ---------------------------------------------------------------------
 

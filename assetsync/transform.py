@@ -254,7 +254,7 @@ def _assemble(
         if kind is not None and file.content_type != f"image/{kind}":
             # Twilio checks that the Content-Type matches the media (accepted-mime-types
             # page): a PNG saved as `.jpg` is served as image/png even when left as it is.
-            published = replace(file, content_type=f"image/{kind}")
+            published = file._replace(content_type=f"image/{kind}")
             out[file.path] = published
         for profile, key in todo:
             entry = entries[key]
@@ -284,7 +284,7 @@ def _assemble(
                 "content_type": f"image/{result_kind}",
             }
             if profile is None:
-                published = replace(file, **changes)  # type: ignore[arg-type]
+                published = file._replace(**changes)  # type: ignore[arg-type]
                 out[file.path] = published
                 stats = replace(stats, optimized=stats.optimized + 1)
                 reports.append(FileReport(file.path, file.source, None, file.size,
@@ -299,7 +299,7 @@ def _assemble(
                                     f"{out[path].source}; change the profile's path template",
                                     "error"))
                 continue
-            out[path] = replace(file, path=path, variant=profile.name, **changes)  # type: ignore[arg-type]
+            out[path] = file._replace(path=path, variant=profile.name, **changes)  # type: ignore[arg-type]
             stats = replace(stats, variants=stats.variants + 1)
             reports.append(FileReport(path, file.source, profile.name, file.size,
                                       int(str(entry["size"])), seconds, cached, "variant", note))

@@ -262,3 +262,31 @@ def test_random_changes_move_only_the_overflow_and_open_services_only_when_neede
             math.ceil(total_pp / lim.public_protected),
             math.ceil(total_priv / lim.private),
         )
+
+
+@SETTINGS
+@given(
+    spec=file_sets,
+    lim=limits,
+    placed=st.floats(0, 1),
+    extra=st.builds(BuildCounts, st.integers(0, 3), st.integers(0, 2), st.integers(0, 2)),
+)
+def test_the_one_service_shortcut_places_as_the_general_placement_does(
+    spec: dict[str, Visibility], lim: BuildLimits, placed: float, extra: BuildCounts
+) -> None:
+    """A site with no groups, published in its first service only, is placed without the general
+    machinery; a group that matches nothing forces that machinery, which must agree."""
+    files = to_files(spec)
+    previous = {p: BASE for p in sorted(spec)[: int(len(spec) * placed)]}
+    options = ShardOptions(max_services=4, limits=lim)
+    general = ShardOptions(max_services=4, limits=lim,
+                           groups=(ShardGroup("never", ("/no-such-folder/**",)),))
+    reserved = {BASE: extra}
+
+    def outcome(opts: ShardOptions) -> object:
+        try:
+            return shard(files, previous, opts, base_service=BASE, reserved=reserved)
+        except LimitError as exc:
+            return str(exc)
+
+    assert outcome(options) == outcome(general)
