@@ -263,45 +263,59 @@ def _emulator_process(code_root: Path | None, data: Path) -> tuple[subprocess.Po
     raise RuntimeError("the emulator process did not start")
 
 
-def _publish_versions(client: httpx.Client, count: int) -> tuple[str, str, list[str]]:
-    """A service, an environment and `count` assets with one small version each."""
+def _publish_versions(client: httpx.Client, count: int) -> tuple[str, str, list[str], str]:
+    """A service, an environment, `count` assets with one small version each; returns the
+    service and environment URLs, the version SIDs and the first asset's versions URL."""
     svc = client.post("/v1/Services", data={"UniqueName": "reqs", "FriendlyName": "r"}).json()
     env = client.post(f"{svc['url']}/Environments", data={"UniqueName": "dev"}).json()
-    sids = []
+    sids, first = [], ""
     for i in range(count):
         asset = client.post(f"{svc['url']}/Assets", data={"FriendlyName": f"/a{i}"}).json()
-        version = client.post(
-            asset["links"]["asset_versions"],
-            data={"Path": f"/dir{i % 20}/a{i}.bin", "Visibility": "public"},
-            files={"Content": (f"a{i}.bin", f"asset {i}".encode(), "application/octet-stream")},
-        )
-        sids.append(version.json()["sid"])
-    return svc["url"], env["url"], sids
+        first = first or asset["links"]["asset_versions"]
+        sids.append(_upload(client, asset["links"]["asset_versions"], i).json()["sid"])
+    return svc["url"], env["url"], sids, first
+
+
+def _upload(client: httpx.Client, versions_url: str, i: int) -> httpx.Response:
+    return client.post(
+        versions_url,
+        data={"Path": f"/dir{i % 20}/a{i}.bin", "Visibility": "public"},
+        files={"Content": (f"a{i}.bin", f"asset {i}".encode(), "application/octet-stream")},
+    )
 
 
 def _timed_rounds(url: str, count: int, rounds: int) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {"build_create": [], "build_status": [], "deployment": []}
+    """What an incremental sync of one changed file asks, `rounds` times: upload its new
+    version, create the build naming it and the other versions, poll its status, deploy it,
+    read the environment back."""
+    samples: dict[str, list[float]] = {}
     with httpx.Client(base_url=url, auth=AUTH, timeout=60) as client:
-        svc, env, sids = _publish_versions(client, count)
-        # What the sync client sends: one form body, AssetVersions repeated.
-        body = "&".join(f"AssetVersions={sid}" for sid in sids).encode()
+        svc, env, sids, first_versions = _publish_versions(client, count)
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        for round_ in range(rounds + 2):  # two warm-up rounds
+
+        def timed(name: str, call: Any, *args: Any, **kwargs: Any) -> httpx.Response:
             started = time.perf_counter()
-            build = client.post(f"{svc}/Builds", content=body, headers=headers)
-            built = time.perf_counter()
-            status = client.get(build.json()["links"]["build_status"])
-            polled = time.perf_counter()
-            deployed = client.post(f"{env}/Deployments", data={"BuildSid": build.json()["sid"]})
-            done = time.perf_counter()
-            codes = (build.status_code, status.status_code, deployed.status_code)
-            if codes != (201, 200, 201) or status.json()["status"] != "completed":
-                raise RuntimeError(f"request round failed: {codes}")
-            if round_ >= 2:
-                samples["build_create"].append((built - started) * 1000)
-                samples["build_status"].append((polled - built) * 1000)
-                samples["deployment"].append((done - polled) * 1000)
-    return samples
+            response: httpx.Response = call(*args, **kwargs)
+            samples.setdefault(name, []).append((time.perf_counter() - started) * 1000)
+            if response.status_code not in (200, 201):
+                raise RuntimeError(f"{name} failed: {response.status_code} {response.text[:200]}")
+            return response
+
+        for _ in range(rounds + 2):  # two warm-up rounds, dropped below
+            sids[0] = timed("version_upload", _upload, client, first_versions, 0).json()["sid"]
+            # What the sync client sends: one form body, AssetVersions repeated.
+            body = "&".join(f"AssetVersions={sid}" for sid in sids).encode()
+            build = timed(
+                "build_create", client.post, f"{svc}/Builds", content=body, headers=headers
+            )
+            answer = build.json()  # decoding the answer is the client's time: not counted
+            status = timed("build_status", client.get, answer["links"]["build_status"])
+            if status.json()["status"] != "completed":
+                raise RuntimeError(f"build {answer['sid']} ended {status.json()['status']}")
+            deploy = {"BuildSid": answer["sid"]}
+            timed("deployment", client.post, f"{env}/Deployments", data=deploy)
+            timed("environment_get", client.get, env)
+    return {name: values[2:] for name, values in samples.items()}
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:

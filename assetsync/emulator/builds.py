@@ -193,7 +193,7 @@ def _all_version_sids(sids: list[str]) -> bool:
     # One regex pass over all of them (a build names up to 1,100): with every SID 34 characters
     # long, the concatenation splits only one way. False sends the caller to the exact per-SID
     # check, which also names the bad one.
-    return all(len(sid) == 34 for sid in sids) and bool(_VERSION_SIDS.fullmatch("".join(sids)))
+    return set(map(len, sids)) <= {34} and bool(_VERSION_SIDS.fullmatch("".join(sids)))
 
 
 def _usable(

@@ -173,39 +173,42 @@ def render_build_json(
 ) -> bytes:
     """A build's body as the exact bytes `JSONResponse(render(...))` sends, from pieces.
 
-    Each embedded version's JSON text is remembered (see `_fragment`), so a build of 1,000
-    versions is mostly joined rather than built and encoded again (~1.5 ms of a ~6 ms request).
+    Each embedded version's encoded JSON is remembered (see `_FRAGMENTS`), so a build of 1,000
+    versions is mostly joined rather than built and encoded again (~2 ms of a ~6 ms request).
     """
     head, tail = _build_parts(state, rec, base)
-    parts = [_dumps(head)[:-1]]
+    chunks = [_dumps(head)[:-1].encode()]
+    account = state.account_sid
     for key, owner in _EMBEDDED:
+        memo = _FRAGMENTS.setdefault((account, owner), {})
         fragments = [
-            _fragment(state.account_sid, v, owner)
+            hit[1]
+            if (hit := memo.get(v.sid)) is not None and hit[0] is v
+            else _fragment(memo, account, owner, v)
             for v in _embedded(state, rec.data[key], owner, versions)
         ]
-        parts.append(f'"{key}":[{",".join(fragments)}]')
-    parts.append(_dumps(tail)[1:])
-    return ",".join(parts).encode("utf-8")
+        chunks.append(b'"%s":[%s]' % (key.encode(), b",".join(fragments)))
+    chunks.append(_dumps(tail)[1:].encode())
+    return b",".join(chunks)
 
 
 # A build's embedded lists, in the spec's order, with the field naming each version's owner.
 _EMBEDDED = (("asset_versions", "asset_sid"), ("function_versions", "function_sid"))
-# Version SID -> (its record, account SID, owner field, JSON text). A hit needs the very record
-# object: the store hands out one object per version for as long as it is sure the version is
-# unchanged, and a new object otherwise, so a text can never outlive what it was made from.
-_FRAGMENTS: dict[str, tuple[Record, str, str, str]] = {}
-_FRAGMENTS_MAX = 50_000
+# (account SID, owner field) -> version SID -> (its record, its embedded JSON as UTF-8). A hit
+# needs the very record object: the store hands out one object per version for as long as it is
+# sure the version is unchanged and a new object otherwise, so no text outlives its source.
+_FRAGMENTS: dict[tuple[str, str], dict[str, tuple[Record, bytes]]] = {}
+_FRAGMENTS_MAX = 50_000  # per account and owner field
 
 
-def _fragment(account_sid: str, v: Record, owner: str) -> str:
-    hit = _FRAGMENTS.get(v.sid)
-    if hit is not None and hit[0] is v and hit[1] == account_sid and hit[2] == owner:
-        return hit[3]
-    text = _dumps(_embedded_object(account_sid, v, owner))
-    if len(_FRAGMENTS) >= _FRAGMENTS_MAX:
-        _FRAGMENTS.clear()
-    _FRAGMENTS[v.sid] = (v, account_sid, owner, text)
-    return text
+def _fragment(
+    memo: dict[str, tuple[Record, bytes]], account_sid: str, owner: str, v: Record
+) -> bytes:
+    data = _dumps(_embedded_object(account_sid, v, owner)).encode()
+    if len(memo) >= _FRAGMENTS_MAX:
+        memo.clear()
+    memo[v.sid] = (v, data)
+    return data
 
 
 def _dumps(value: Any) -> str:
