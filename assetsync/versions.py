@@ -67,11 +67,25 @@ async def run_all(jobs: Iterable[Callable[[], Awaitable[None]]], *, limit: int) 
         raise errors[0]
 
 
+# Up to this many uploads, the journal writes (a transaction and an fsync each, well under a
+# millisecond) run on the event loop: a hop to a worker thread and back costs about as much as
+# the write, and there are too few uploads in flight for a short stall to hold any up.
+_INLINE_WRITES_MAX = 4
+
+
+async def _write_with(inline: bool, fn: Callable[..., object], *args: object) -> None:
+    if inline:
+        fn(*args)
+    else:
+        await asyncio.to_thread(fn, *args)
+
+
 class _GroupCommit:
     """Records versions in as few fsync'd transactions as the acknowledgements allow."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, *, inline: bool = False) -> None:
         self.ledger = ledger
+        self.inline = inline
         self.waiting: list[tuple[VersionRecord, asyncio.Future[None]]] = []
         self.writer: asyncio.Task[None] | None = None
 
@@ -86,8 +100,10 @@ class _GroupCommit:
         while self.waiting:
             batch, self.waiting = self.waiting, []
             try:
-                # Off the event loop: uploads keep flowing during the fsync.
-                await asyncio.to_thread(self.ledger.record_versions, [v for v, _ in batch])
+                # Off the event loop (unless there are only a few): uploads keep flowing
+                # during the fsync.
+                await _write_with(self.inline, self.ledger.record_versions,
+                                  [v for v, _ in batch])
             except Exception as exc:  # noqa: BLE001 - handed to every waiter, who raises it
                 for _, done in batch:
                     if not done.done():
@@ -118,8 +134,9 @@ async def upload_files(
     intents = [UploadIntent(path=f.path, digest=f.digest, visibility=f.visibility.value,
                             size=f.size, asset_sid=ledger.asset_sid(f.path) or "",
                             created_at=started) for f in files]
-    await asyncio.to_thread(ledger.record_intents, intents)
-    commits = _GroupCommit(ledger)
+    inline = len(files) <= _INLINE_WRITES_MAX
+    await _write_with(inline, ledger.record_intents, intents)
+    commits = _GroupCommit(ledger, inline=inline)
     done: list[Uploaded] = []
 
     async def upload(file: PublishedFile) -> None:
@@ -159,9 +176,9 @@ async def upload_files(
         await run_all((partial(upload, file) for file in files), limit=concurrency)
     except Exception:
         # Every upload that was acknowledged has been recorded (the ones in flight finished).
-        await asyncio.to_thread(ledger.clear_intents)
+        await _write_with(inline, ledger.clear_intents)
         raise
-    await asyncio.to_thread(ledger.clear_intents)
+    await _write_with(inline, ledger.clear_intents)
     return done
 
 
