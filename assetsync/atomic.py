@@ -9,13 +9,17 @@ from pathlib import Path
 __all__ = ["write_atomic"]
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
+def write_atomic(
+    path: Path, data: bytes, *, mode: int | None = None, durable: bool = True
+) -> None:
     """Write `data` to `path` through a temporary file in the same folder, fsync'd, then renamed.
 
     Args:
         path: the file to create or replace; its parent folders are created.
         data: the whole new content.
         mode: permission bits for the new file (mkstemp's default is 0600).
+        durable: fsync before the rename. Only a cache whose reader takes a torn or empty file
+            for an empty cache may pass False: after a power loss it may find one.
 
     Raises:
         OSError: the folder or file cannot be written; no temporary file is left behind.
@@ -26,7 +30,8 @@ def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)

@@ -185,6 +185,8 @@ class SniffCache:
         """The type of the file at `path`, whose content digest is `digest`."""
         self._used.add(digest)
         raw = self._types.get(digest)
+        if raw.__class__ is str and raw in _TYPES:  # the usual case, once per file per run
+            return _TYPES[raw]
         if not isinstance(raw, str):
             try:
                 with open(path, "rb") as handle:
@@ -204,7 +206,9 @@ class SniffCache:
         if not self._dirty:
             return
         try:
-            write_atomic(self._path, json.dumps(self._types, separators=(",", ":")).encode())
+            # Not fsync'd: the loader takes a torn file for an empty cache (it then sniffs again).
+            write_atomic(self._path, json.dumps(self._types, separators=(",", ":")).encode(),
+                         durable=False)
         except OSError as exc:  # a cache: the next run sniffs again
             log.warning("file types not cached in %s: %s", self._path, exc)
         self._dirty = False

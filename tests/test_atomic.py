@@ -47,3 +47,11 @@ def test_state_export_to_an_unwritable_place_is_one_line(
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1 and "cannot write" in err and "Traceback" not in err
+
+
+def test_a_cache_write_without_fsync_still_replaces_whole(tmp_path: Path) -> None:
+    target = tmp_path / "cache" / "sniffed.json"
+    write_atomic(target, b'{"old": 1}', durable=False)
+    write_atomic(target, b'{"new": 2}', durable=False)
+    assert target.read_bytes() == b'{"new": 2}'
+    assert [p.name for p in target.parent.iterdir()] == ["sniffed.json"]  # no temporary left
