@@ -57,6 +57,21 @@ def _build(client: httpx.Client, svc: str, sids: list[str]) -> dict[str, Any]:
     return body
 
 
+def _version(
+    client: httpx.Client, svc: str, family: str, path: str, visibility: str
+) -> dict[str, Any]:
+    """A new Asset or Function (`family`) with one version at `path`; the version's body."""
+    owner = client.post(f"/v1/Services/{svc}/{family}", data={"FriendlyName": path}).json()
+    response = client.post(
+        f"{owner['url']}/Versions",
+        data={"Path": path, "Visibility": visibility},
+        files={"Content": ("f.js", b"exports.handler = () => {}", "application/javascript")},
+    )
+    assert response.status_code == 201, response.text
+    version: dict[str, Any] = response.json()
+    return version
+
+
 def test_a_version_another_store_deletes_fails_the_next_build(
     served: tuple[httpx.Client, EmulatorState], tmp_path: Path
 ) -> None:
@@ -79,12 +94,7 @@ def test_a_version_deleted_by_retention_in_the_same_process_fails_the_next_build
     with emulator.client() as client:
         done = publish(client, {"/kept.txt": (b"k", "public")})
         svc = done["service"]["sid"]
-        asset = client.post(f"/v1/Services/{svc}/Assets", data={"FriendlyName": "/o"}).json()
-        orphan = client.post(
-            asset["links"]["asset_versions"],
-            data={"Path": "/o", "Visibility": "public"},
-            files={"Content": ("o", b"o", "text/plain")},
-        ).json()["sid"]
+        orphan = _version(client, svc, "Assets", "/o", "public")["sid"]
         emulator.clock.advance(7 * 24 * 3600 + 61)  # the orphan is swept; the deployed one stays
         response = client.post(f"/v1/Services/{svc}/Builds", data={"AssetVersions": [orphan]})
         emulator.clock.advance(1)
@@ -142,12 +152,7 @@ def test_build_bodies_are_the_bytes_jsonresponse_would_send(
     paths = ['/a "quoted".txt', "/back\\slash", "/é/ü/日本.txt", "/</script>&=%+.js", "/plain"]
     done = publish(client, {p: (p.encode(), "public") for p in paths})
     svc = done["service"]["sid"]
-    fn = client.post(f"/v1/Services/{svc}/Functions", data={"FriendlyName": "f"}).json()
-    fv = client.post(
-        fn["links"]["function_versions"],
-        data={"Path": "/f", "Visibility": "protected"},
-        files={"Content": ("f.js", b"exports.handler = () => {}", "application/javascript")},
-    ).json()
+    fv = _version(client, svc, "Functions", "/f", "protected")
     sids = [done["versions"][p]["sid"] for p in paths]
     created = client.post(
         f"/v1/Services/{svc}/Builds",
@@ -221,12 +226,7 @@ def test_a_function_version_a_build_names_outlives_retention(emulator: EmulatorH
     with emulator.client() as client:
         done = publish(client, {"/kept.txt": (b"k", "public")})
         svc = done["service"]["sid"]
-        fn = client.post(f"/v1/Services/{svc}/Functions", data={"FriendlyName": "f"}).json()
-        fv = client.post(
-            fn["links"]["function_versions"],
-            data={"Path": "/f", "Visibility": "public"},
-            files={"Content": ("f.js", b"x", "application/javascript")},
-        ).json()
+        fv = _version(client, svc, "Functions", "/f", "public")
         build = client.post(
             f"/v1/Services/{svc}/Builds",
             data={
