@@ -174,7 +174,8 @@ def render_build_json(
     """A build's body as the exact bytes `JSONResponse(render(...))` sends, from pieces.
 
     Each embedded version's encoded JSON is remembered (see `_FRAGMENTS`), so a build of 1,000
-    versions is mostly joined rather than built and encoded again (~2 ms of a ~6 ms request).
+    versions is mostly joined rather than built and encoded again (without it, the emulator's
+    part of that request takes ~6 ms instead of ~1.7).
     """
     head, tail = _build_parts(state, rec, base)
     chunks = [_dumps(head)[:-1].encode()]

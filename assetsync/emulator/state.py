@@ -20,7 +20,7 @@ from pathlib import Path
 
 from assetsync import limits as documented
 from assetsync.emulator.faults import FaultSwitches, RequestLog
-from assetsync.emulator.storage import ContentWriter, Record, Store
+from assetsync.emulator.storage import VERSION_KINDS, ContentWriter, Record, Store
 
 __all__ = [
     "LOCAL_ACCOUNT_SID",
@@ -41,7 +41,6 @@ SID_PATTERN = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 _SUFFIX = re.compile(r"^[A-Za-z0-9-]+$")
 # Sweep retention at most once per this many clock seconds (retention periods are hours/days).
 _SWEEP_EVERY_S = 60.0
-_VERSION_KINDS = ("asset_version", "function_version")
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,7 +393,7 @@ class EmulatorState:
             old_builds = self.store.older_than("build", now - lim.undeployed_build_retention_s)
             self.store.delete([b.sid for b in old_builds if b.sid not in active])
             cutoff = now - lim.unreferenced_version_retention_s
-            old = [v.sid for k in _VERSION_KINDS for v in self.store.older_than(k, cutoff)]
+            old = [v.sid for k in VERSION_KINDS for v in self.store.older_than(k, cutoff)]
             if old:  # what the builds name is read only when some version is old enough
                 referenced = self.store.referenced_versions()
                 self.store.delete([sid for sid in old if sid not in referenced])

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["ContentWriter", "Record", "Store"]
+__all__ = ["VERSION_KINDS", "ContentWriter", "Record", "Store"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS build_events (time REAL NOT NULL);
 
 _DECODED_MAX = 20_000  # decoded resources kept (a few MB)
 _VERSIONS_MAX = 50_000  # version records kept (~25 MB at most; a sync names up to 1,100)
-_VERSION_KINDS = frozenset({"asset_version", "function_version"})
+VERSION_KINDS = ("asset_version", "function_version")  # the kinds never changed once stored
 # Every SID some build names, from the builds' own data (retention's "referenced").
 _REFERENCED = """
 SELECT j.value FROM resources AS b, json_each(b.data, '$.asset_versions') AS j
@@ -211,7 +211,7 @@ class Store:
     def _keep_version(self, rec: Record) -> None:
         # Only what is committed: a record read or written inside a transaction that may still
         # roll back is not remembered.
-        if rec.kind in _VERSION_KINDS and not self._depth:
+        if rec.kind in VERSION_KINDS and not self._depth:
             if len(self._versions) >= _VERSIONS_MAX:
                 self._versions.clear()
             self._versions[rec.sid] = rec
@@ -240,7 +240,7 @@ class Store:
                 )
                 seq = int(cur.lastrowid or 0)
             rec = Record(seq, sid, kind, parent_sid, created, data)
-            if kind in _VERSION_KINDS:
+            if kind in VERSION_KINDS:
                 self._known_versions()  # first, so a stale memory is emptied, not extended
                 self._keep_version(rec)
         return rec
