@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -145,22 +144,30 @@ _QUICK_LOOKUP_S = 0.005
 
 
 async def _lookups_beside(
-    work: Callable[[], T], lookups: Coroutine[object, object, U]
+    work: Callable[[EventCallback | None], T],
+    lookups: Coroutine[object, object, U],
+    on_event: EventCallback | None,
+    forward: EventCallback | None,
 ) -> tuple[T, U]:
-    """Run `work` in a thread and `lookups` on the event loop, overlapping them only when the
+    """Run `work(events)` and `lookups` (on the event loop), overlapping them only when the
     lookups are slow.
 
     A thread doing CPU work beside an event loop that wakes for I/O loses to the GIL on both
     sides: each wake-up of the loop waits out the 5 ms switch interval, and the work is cut
     short as often (measured: a 10 ms scan took 16-20 ms beside a 3 ms local lookup). So the
     lookups get a head start: a local target has answered by the end of it and the work then
-    runs alone; a remote one has not, and the work overlaps its round trips. Once both are
-    done, an error of the work is raised first, then the lookups'.
+    runs right here, with nothing else to serve (not even a thread to start and join); a
+    remote one has not, and the work overlaps its round trips in a thread. The work's events
+    go to `on_event` directly here, or through `forward` (to the loop's thread) from the
+    thread. Once both are done, an error of the work is raised first, then the lookups'.
     """
     task = asyncio.ensure_future(lookups)
     try:
         await asyncio.wait({task}, timeout=_QUICK_LOOKUP_S)
-        result = await asyncio.to_thread(work)
+        if task.done():
+            result = work(on_event)
+        else:
+            result = await asyncio.to_thread(work, forward)
     except BaseException:
         if not task.done():
             task.cancel()
@@ -226,11 +233,12 @@ async def sync_async(
                           files=prepared.files, shard_options=shard)
                 located = await peek_target(api, state, key, config.service, env_name)
             else:
-                # Scan and hash in a thread while the (read-only) lookups are in flight;
-                # nothing is written remotely until the files have passed every check.
+                # Prepare the files while the (read-only) lookups are in flight, if they take
+                # long; nothing is written remotely until the files have passed every check.
                 prepared, located = await _lookups_beside(
-                    partial(prepare_files, config, state, paths=paths, on_event=scan_event),
+                    lambda events: prepare_files(config, state, paths=paths, on_event=events),
                     peek_target(api, state, key, config.service, env_name, parse_kept=False),
+                    on_event, scan_event,
                 )
                 located = await resolve_live(api, state, key, env_name, located)
             prepared.raise_errors()
