@@ -150,6 +150,7 @@ def test_build_bodies_are_the_bytes_jsonresponse_would_send(
 ) -> None:
     client, state = served
     paths = ['/a "quoted".txt', "/back\\slash", "/é/ü/日本.txt", "/</script>&=%+.js", "/plain"]
+    paths += ["/tab\there\u2028\x7f.txt", "/emoji-\U0001f600.svg"]
     done = publish(client, {p: (p.encode(), "public") for p in paths})
     svc = done["service"]["sid"]
     fv = _version(client, svc, "Functions", "/f", "protected")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from json.encoder import encode_basestring
 from typing import Any
 from urllib.parse import urlencode
 
@@ -108,18 +109,27 @@ def render(
     return body
 
 
-def _embedded_object(account_sid: str, v: Record, owner: str) -> dict[str, Any]:
+def _embedded_fields(owner: str) -> tuple[str, ...]:
+    return ("sid", "account_sid", "service_sid", owner, "date_created", "path", "visibility")
+
+
+def _embedded_values(account_sid: str, v: Record, owner: str) -> tuple[Any, ...]:
     # Builds embed version objects (spec examples; the Node library's `list` reads them), with
     # visibility in upper case as in the spec's build example (api-contract.md §3.7).
-    return {
-        "sid": v.sid,
-        "account_sid": account_sid,
-        "service_sid": v.data["service_sid"],
-        owner: v.data[owner],
-        "date_created": v.data["date_created"],
-        "path": v.data["path"],
-        "visibility": str(v.data["visibility"]).upper(),
-    }
+    data = v.data
+    return (
+        v.sid,
+        account_sid,
+        data["service_sid"],
+        data[owner],
+        data["date_created"],
+        data["path"],
+        str(data["visibility"]).upper(),
+    )
+
+
+def _embedded_object(account_sid: str, v: Record, owner: str) -> dict[str, Any]:
+    return dict(zip(_embedded_fields(owner), _embedded_values(account_sid, v, owner), strict=True))
 
 
 def _embedded(
@@ -202,10 +212,23 @@ _FRAGMENTS: dict[tuple[str, str], dict[str, tuple[Record, bytes]]] = {}
 _FRAGMENTS_MAX = 50_000  # per account and owner field
 
 
+# An embedded version's JSON with its values left to fill: json.dumps(ensure_ascii=False) writes
+# a str as encode_basestring does, so filling in encoded strings gives its exact text, at a third
+# of the cost of a json.dumps per version (1,000 of them in a new process's first build).
+_TEMPLATES = {
+    owner: "{" + ",".join(f'"{name}":%s' for name in _embedded_fields(owner)) + "}"
+    for _, owner in _EMBEDDED
+}
+
+
 def _fragment(
     memo: dict[str, tuple[Record, bytes]], account_sid: str, owner: str, v: Record
 ) -> bytes:
-    data = _dumps(_embedded_object(account_sid, v, owner)).encode()
+    values = _embedded_values(account_sid, v, owner)
+    if all(isinstance(value, str) for value in values):
+        data = (_TEMPLATES[owner] % tuple(map(encode_basestring, values))).encode()
+    else:  # not seen in practice: whatever json.dumps makes of it
+        data = _dumps(_embedded_object(account_sid, v, owner)).encode()
     if len(memo) >= _FRAGMENTS_MAX:
         memo.clear()
     memo[v.sid] = (v, data)
