@@ -284,10 +284,12 @@ def _upload(client: httpx.Client, versions_url: str, i: int) -> httpx.Response:
     )
 
 
-def _timed_rounds(url: str, count: int, rounds: int) -> dict[str, list[float]]:
+def _timed_rounds(
+    url: str, count: int, rounds: int
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """What an incremental sync of one changed file asks, `rounds` times: upload its new
     version, create the build naming it and the other versions, poll its status, deploy it,
-    read the environment back."""
+    read the environment back. Also returns the last build's request, for `_first_builds`."""
     samples: dict[str, list[float]] = {}
     with httpx.Client(base_url=url, auth=AUTH, timeout=60) as client:
         svc, env, sids, first_versions = _publish_versions(client, count)
@@ -315,7 +317,49 @@ def _timed_rounds(url: str, count: int, rounds: int) -> dict[str, list[float]]:
             deploy = {"BuildSid": answer["sid"]}
             timed("deployment", client.post, f"{env}/Deployments", data=deploy)
             timed("environment_get", client.get, env)
-    return {name: values[2:] for name, values in samples.items()}
+    last = {"builds": urlsplit(f"{svc}/Builds").path, "sids": sids}
+    return {name: values[2:] for name, values in samples.items()}, last
+
+
+# Run with a code root's package: times a build through a new embedded transport each time (what
+# every `assetsync sync` with `api = "local"` is: a new process, nothing remembered yet).
+_FIRST_BUILD_SCRIPT = """
+import asyncio, json, sys, time
+import httpx
+from assetsync.emulator import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, EmbeddedTransport
+from assetsync.emulator.state import EmulatorLimits, EmulatorState
+
+job = json.load(sys.stdin)
+body = "&".join("AssetVersions=" + sid for sid in job["sids"]).encode()
+form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+async def first_build():
+    state = EmulatorState(job["data"], limits=EmulatorLimits(builds_per_hour=10**9))
+    async with httpx.AsyncClient(transport=EmbeddedTransport(state), base_url="http://local",
+                                 auth=(LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN)) as client:
+        started = time.perf_counter()
+        response = await client.post(job["builds"], content=body, headers=form)
+        elapsed = time.perf_counter() - started
+    if response.status_code != 201:
+        raise SystemExit(response.text[:200])
+    return elapsed * 1000
+
+print(json.dumps([asyncio.run(first_build()) for _ in range(job["n"])]))
+"""
+
+
+def _first_builds(code_root: Path | None, data: Path, last: dict[str, Any], n: int) -> list[float]:
+    job = json.dumps({**last, "data": str(data), "n": n})
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_BUILD_SCRIPT],
+        cwd=code_root or data.parent,  # '' (the working folder) leads sys.path under -c
+        input=job,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    samples: list[float] = json.loads(done.stdout)
+    return samples
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -357,10 +401,11 @@ def _request_latencies(
                 data.parent.mkdir()
                 proc, url = _emulator_process(code_root, data)
                 try:
-                    samples = _timed_rounds(url, count, rounds)
+                    samples, last = _timed_rounds(url, count, rounds)
                 finally:
                     proc.terminate()
                     proc.wait(timeout=30)
+                samples["embedded_first_build"] = _first_builds(code_root, data, last, rounds)
                 for key, values in samples.items():
                     pooled.setdefault(name, {}).setdefault(key, []).extend(values)
     out: dict[str, Any] = {
