@@ -121,6 +121,23 @@ def test_the_store_remembers_only_what_is_committed_and_still_there(tmp_path: Pa
     other.close()
 
 
+def test_unreferenced_reads_builds_until_every_version_is_found(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    for sid, assets, functions in (
+        ("ZB1", ["ZNold", "ZNboth"], ["ZNfn"]),
+        ("ZB2", ["ZNboth"], []),
+        ("ZB3", ["ZNnew"], []),
+    ):
+        build = {"asset_versions": assets, "function_versions": functions}
+        store.insert(sid, "build", "ZS1", 1.0, build)
+    asked = ["ZNold", "ZNboth", "ZNfn", "ZNnew", "ZNnone"]
+    assert store.unreferenced(asked) == {"ZNnone"}
+    assert store.unreferenced(["ZNnew"]) == set() and store.unreferenced([]) == set()
+    store.delete(["ZB1"])
+    assert store.unreferenced(asked) == {"ZNold", "ZNfn", "ZNnone"}
+    store.close()
+
+
 def test_a_reused_sid_embeds_the_new_version_not_the_remembered_one(tmp_path: Path) -> None:
     # An injected SID factory restarts after reset(), so one SID can name two versions in turn.
     counter = iter(range(1, 10_000))

@@ -393,10 +393,9 @@ class EmulatorState:
             old_builds = self.store.older_than("build", now - lim.undeployed_build_retention_s)
             self.store.delete([b.sid for b in old_builds if b.sid not in active])
             cutoff = now - lim.unreferenced_version_retention_s
-            old = [v.sid for k in VERSION_KINDS for v in self.store.older_than(k, cutoff)]
-            if old:  # what the builds name is read only when some version is old enough
-                referenced = self.store.referenced_versions()
-                self.store.delete([sid for sid in old if sid not in referenced])
+            old = [sid for k in VERSION_KINDS for sid in self.store.sids_older_than(k, cutoff)]
+            unreferenced = self.store.unreferenced(old)
+            self.store.delete([sid for sid in old if sid in unreferenced])
             # Functions and Assets without versions go after 7 days as well (api-contract.md §4).
             for kind in ("asset", "function"):
                 empty = [
