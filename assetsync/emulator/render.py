@@ -209,7 +209,7 @@ _EMBEDDED = (("asset_versions", "asset_sid"), ("function_versions", "function_si
 # needs the very record object: the store hands out one object per version for as long as it is
 # sure the version is unchanged and a new object otherwise, so no text outlives its source.
 _FRAGMENTS: dict[tuple[str, str], dict[str, tuple[Record, bytes]]] = {}
-_FRAGMENTS_MAX = 50_000  # per account and owner field
+_FRAGMENTS_MAX = 20_000  # per account and owner field (~7 MB at most)
 
 
 # An embedded version's JSON with its values left to fill: json.dumps(ensure_ascii=False) writes

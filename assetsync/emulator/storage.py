@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS build_events (time REAL NOT NULL);
 
 
 _DECODED_MAX = 20_000  # decoded resources kept (a few MB)
-_VERSIONS_MAX = 50_000  # version records kept (~25 MB at most; a sync names up to 1,100)
+_VERSIONS_MAX = 20_000  # version records kept (~20 MB at most; a build names up to 1,100)
 VERSION_KINDS = ("asset_version", "function_version")  # the kinds never changed once stored
 
 
