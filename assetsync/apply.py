@@ -201,7 +201,9 @@ async def apply_changes(
         dependencies=dependencies,
         runtime=runtime,
     )
-    created_at = client.retry.clock()
+    # Its answer's arrival, not the end of parsing it: no await lies between the two, so this
+    # is the create request's answer.
+    created_at = client.answered_at if client.answered_at is not None else client.retry.clock()
     ledger.record_pending_build(build)
     _emit(on_event, SyncEvent("build_created", sid=build.sid, files=len(version_sids)))
     if while_building is not None:

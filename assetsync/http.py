@@ -245,6 +245,9 @@ class ApiSession:
         self._http: httpx.AsyncClient | None = None
         self._slots: AdaptiveLimit | None = None
         self.stats = ClientStats()
+        # The retry clock when a request last got its successful answer (before its body was
+        # parsed): a build's poll schedule counts from its create request's answer.
+        self.answered_at: float | None = None
         self.page_size = PAGE_SIZE
 
     def __repr__(self) -> str:
@@ -309,6 +312,7 @@ class ApiSession:
                 async with self._slots:
                     response = await self._attempt(method, url, data, params, body)
                 if response.status_code < 400:
+                    self.answered_at = policy.clock()
                     self._slots.succeeded()
                     self._after_success(method, shown, response, body)
                     return response

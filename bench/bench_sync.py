@@ -1,10 +1,12 @@
 """Sync benchmark on the emulator (run as its own process over a socket); prints one JSON document.
 
     .venv/bin/python bench/bench_sync.py [--files 1000] [--size 10000] [--big-files 20]
+                                         [--rounds 5] [--full-rounds 3]
 
 1. One changed file in a 1,000-asset project: requests, bytes sent, wall time and time until the
    build is requested of `sync` next to `sync --full` (which re-uploads every file, like the
-   official toolkit), with ratios.
+   official toolkit), with ratios of the medians (runs alternate; each starts from a collected
+   heap).
 2. Cold publish of 1,000 files (10 MB): wall time and files/s.
 3. Peak RSS of an `assetsync sync` process publishing twenty 20 MB files (uploads stream from
    disk; goal: under 150 MB).
@@ -13,10 +15,12 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,6 +90,9 @@ def measured(config_path: Path, **kw: bool) -> dict[str, float | int]:
     def on_event(event: SyncEvent) -> None:
         marks.setdefault(event.kind, time.perf_counter())
 
+    # Every measured run starts from a collected heap, so none pays for garbage an earlier run
+    # (the cold publish above all) left behind; its own allocations still trigger collections.
+    gc.collect()
     started = time.perf_counter()
     result = sync(config, on_event=on_event, **kw)
     wall = time.perf_counter() - started
@@ -95,6 +102,11 @@ def measured(config_path: Path, **kw: bool) -> dict[str, float | int]:
     return {"wall_s": round(wall, 3), "until_build_s": round(until_build, 3),
             "requests": result.requests, "write_requests": result.write_requests,
             "bytes_sent": result.bytes_sent, "uploads": len(result.uploaded)}
+
+
+def median_run(runs: list[dict[str, float | int]]) -> dict[str, float | int]:
+    """Each figure's median over the runs (requests and bytes are the same in every run)."""
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
 def ratio(a: float, b: float) -> float:
@@ -107,6 +119,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10_000, help="bytes per file")
     parser.add_argument("--big-files", type=int, default=20)
     parser.add_argument("--big-size", type=int, default=20_000_000)
+    parser.add_argument("--rounds", type=int, default=5, help="incremental syncs measured")
+    parser.add_argument("--full-rounds", type=int, default=3, help="full syncs measured")
     args = parser.parse_args()
     out: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
@@ -120,14 +134,22 @@ def main() -> None:
             cold["megabytes"] = round(args.files * args.size / 1e6, 1)
             out["cold_publish"] = cold
 
-            files[len(files) // 2].write_bytes(b"changed once")
-            incremental = measured(cfg)
-            files[len(files) // 3].write_bytes(b"changed twice")
-            full = measured(cfg, full=True)
+            # Alternating, each run after a change of one more file; medians of each mode.
+            incremental_runs, full_runs = [], []
+            for i in range(args.rounds):
+                files[i * 7 % len(files)].write_bytes(f"changed {i}".encode())
+                incremental_runs.append(measured(cfg))
+                if i < args.full_rounds:
+                    files[(i * 7 + 3) % len(files)].write_bytes(f"changed again {i}".encode())
+                    full_runs.append(measured(cfg, full=True))
+            incremental = median_run(incremental_runs)
+            full = median_run(full_runs)
             out["one_change"] = {
                 "files": args.files,
                 "sync": incremental,
                 "sync_full": full,
+                "sync_wall_s_runs": [r["wall_s"] for r in incremental_runs],
+                "sync_full_wall_s_runs": [r["wall_s"] for r in full_runs],
                 "ratio_full_over_sync": {
                     "bytes_sent": ratio(full["bytes_sent"], incremental["bytes_sent"]),
                     "wall_s": ratio(full["wall_s"], incremental["wall_s"]),
