@@ -116,6 +116,21 @@ def _fits(row: StatRow) -> bool:
     )
 
 
+def _vouches(old: FolderRecord, i: int, st: os.stat_result) -> bool:
+    """Whether row `i`'s digest holds for a file with this stat: all four fields equal, and
+    the digest taken more than RACY_WINDOW_NS after the file's last change (mtime and ctime),
+    so a same-size rewrite within one timestamp tick is never missed."""
+    mtime_ns, ctime_ns, hashed_at_ns = old.mtimes[i], old.ctimes[i], old.hashed_at[i]
+    return (
+        st.st_size == old.sizes[i]
+        and st.st_mtime_ns == mtime_ns
+        and st.st_ctime_ns == ctime_ns
+        and st.st_ino == old.inodes[i]
+        and mtime_ns < hashed_at_ns - RACY_WINDOW_NS
+        and ctime_ns < hashed_at_ns - RACY_WINDOW_NS
+    )
+
+
 @dataclass(slots=True)
 class _Builder:
     """A folder whose record is rebuilt: the rows it keeps and the files it waits on."""
@@ -297,17 +312,8 @@ class Walker:
         builder = _Builder(prefix, old.listing, subdirs=list(old.subdirs))
         files: list[ScannedFile | None] = []
         misses: list[tuple[str, str, bool]] = []
-        window = RACY_WINDOW_NS
         for i, (rel, st) in enumerate(zip(rels, sts, strict=True)):
-            mtime_ns, ctime_ns, hashed_at_ns = old.mtimes[i], old.ctimes[i], old.hashed_at[i]
-            if (
-                st.st_size == old.sizes[i]
-                and st.st_mtime_ns == mtime_ns
-                and st.st_ctime_ns == ctime_ns
-                and st.st_ino == old.inodes[i]
-                and mtime_ns < hashed_at_ns - window
-                and ctime_ns < hashed_at_ns - window
-            ):
+            if _vouches(old, i, st):
                 files.append(ScannedFile(rel, st.st_size, old.digests[i]))
                 builder.rows.append(old.row(i, prefix))
             elif statmod.S_ISREG(st.st_mode):
@@ -350,10 +356,6 @@ class Walker:
         builder = _Builder(prefix, (*key, self.now_ns))
         folder = _Folder(builder)
         issues_before = len(self.result.issues)
-        # A cached digest counts only if it was taken more than RACY_WINDOW_NS after the
-        # file's last change (mtime and ctime): a same-size rewrite within one timestamp tick
-        # is never missed.
-        window = RACY_WINDOW_NS
         for entry in entries:
             name = entry.name
             rel = prefix + name
@@ -379,20 +381,10 @@ class Walker:
                 self._issue(rel, f"cannot stat: {exc.strerror}")
                 continue
             i = old.find(name) if old is not None else -1
-            if i >= 0:
-                assert old is not None
-                mtime_ns, ctime_ns, hashed_at_ns = old.mtimes[i], old.ctimes[i], old.hashed_at[i]
-                if (
-                    st.st_size == old.sizes[i]
-                    and st.st_mtime_ns == mtime_ns
-                    and st.st_ctime_ns == ctime_ns
-                    and st.st_ino == old.inodes[i]
-                    and mtime_ns < hashed_at_ns - window
-                    and ctime_ns < hashed_at_ns - window
-                ):
-                    obj = ScannedFile(rel, st.st_size, old.digests[i])
-                    folder.reuse(rel, obj, old.row(i, prefix))
-                    continue
+            if old is not None and i >= 0 and _vouches(old, i, st):
+                obj = ScannedFile(rel, st.st_size, old.digests[i])
+                folder.reuse(rel, obj, old.row(i, prefix))
+                continue
             self._miss(base + name, rel, False, folder)
         if folder.irregular or len(self.result.issues) > issues_before:
             builder.listing = None

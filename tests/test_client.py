@@ -347,12 +347,21 @@ def test_api_key_credentials_work(emulator: Any) -> None:
     assert svc.unique_name == "keyed"
 
 
+async def _one_version(c: ServerlessClient, tmp_path: Path, service: str) -> tuple[str, str]:
+    """A new service with one uploaded version: (service SID, version SID)."""
+    f = tmp_path / "a.txt"
+    f.write_text("hello")
+    svc = await c.create_service(service)
+    asset = await c.create_asset(svc.sid, "/a.txt")
+    sent = await c.upload_asset_version(svc.sid, asset.sid, path="/a.txt", visibility="public",
+                                        content_path=f, content_type="text/plain")
+    return svc.sid, sent.version.sid
+
+
 def test_build_polls_run_at_a_fixed_rate_from_the_build_s_creation(emulator: Any,
                                                                    tmp_path: Path) -> None:
     # Each wait counts from the previous poll's start (a poll "takes" 20 ms here), and with
     # `created_at` the first one counts from when the create request was answered.
-    f = tmp_path / "a.txt"
-    f.write_text("hello")
     emulator.state.build_delay_s = 100.0
     now = [0.0]
     delays: list[float] = []
@@ -367,17 +376,14 @@ def test_build_polls_run_at_a_fixed_rate_from_the_build_s_creation(emulator: Any
         now[0] += 0.02
 
     async def body(c: ServerlessClient) -> list[list[float]]:
-        svc = await c.create_service("rate")
-        asset = await c.create_asset(svc.sid, "/a.txt")
-        sent = await c.upload_asset_version(svc.sid, asset.sid, path="/a.txt", visibility="public",
-                                            content_path=f, content_type="text/plain")
+        svc_sid, version_sid = await _one_version(c, tmp_path, "rate")
         seen = []
         for created_at in (None, -0.01):
             emulator.clock.reset()
             delays.clear()
             now[0] = 0.0
-            build = await c.create_build(svc.sid, asset_versions=[sent.version.sid])
-            await c.wait_for_build(svc.sid, build.sid, poll_interval_s=0.5, on_status=polled,
+            build = await c.create_build(svc_sid, asset_versions=[version_sid])
+            await c.wait_for_build(svc_sid, build.sid, poll_interval_s=0.5, on_status=polled,
                                    created_at=created_at)
             seen.append(list(delays))
         return seen
@@ -405,8 +411,6 @@ def test_a_build_s_create_answer_stands_in_for_the_first_poll(emulator: Any,
                                                              tmp_path: Path) -> None:
     """`building` in the create answer: the first status GET waits a whole interval; a
     `completed` or `failed` answer ends the wait with no GET at all."""
-    f = tmp_path / "a.txt"
-    f.write_text("hello")
     emulator.state.build_delay_s = 100.0
     now = [0.0]
     delays: list[float] = []
@@ -417,18 +421,15 @@ def test_a_build_s_create_answer_stands_in_for_the_first_poll(emulator: Any,
         emulator.clock.advance(1000.0)  # complete by the first poll
 
     async def body(c: ServerlessClient) -> tuple[list[str], list[float], int]:
-        svc = await c.create_service("answered")
-        asset = await c.create_asset(svc.sid, "/a.txt")
-        sent = await c.upload_asset_version(svc.sid, asset.sid, path="/a.txt", visibility="public",
-                                            content_path=f, content_type="text/plain")
-        build = await c.create_build(svc.sid, asset_versions=[sent.version.sid])
+        svc_sid, version_sid = await _one_version(c, tmp_path, "answered")
+        build = await c.create_build(svc_sid, asset_versions=[version_sid])
         seen: list[str] = []
-        await c.wait_for_build(svc.sid, build.sid, created_at=0.0, status=build.status,
+        await c.wait_for_build(svc_sid, build.sid, created_at=0.0, status=build.status,
                                on_status=seen.append)
         before = len(emulator.state.request_log)
-        await c.wait_for_build(svc.sid, build.sid, status="completed")
+        await c.wait_for_build(svc_sid, build.sid, status="completed")
         with pytest.raises(BuildFailedError):
-            await c.wait_for_build(svc.sid, build.sid, status="failed")
+            await c.wait_for_build(svc_sid, build.sid, status="failed")
         return seen, list(delays), len(emulator.state.request_log) - before
 
     policy = RetryPolicy(sleep=sleep, random=lambda: 0.5, clock=lambda: now[0])
