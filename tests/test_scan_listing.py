@@ -15,7 +15,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assetsync.scan import IgnoreRules, StatEntry, scan_tree
+from assetsync.scan import IgnoreRules, StatEntry, rescan_paths, scan_tree
 from assetsync.stat_table import RACY_WINDOW_NS, FolderRecord, StatTable
 from assetsync.state import State
 from tests.scan_helpers import LATER, MemoryCache, digest_of, make_tree
@@ -232,3 +232,29 @@ def test_cached_scans_equal_uncached_scans(tmp_path: Path, rounds: list) -> None
         assert cached.files == fresh.files
         assert list(cached.files) == sorted(fresh.files)
         assert set(cache.entries) == set(fresh.files)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rounds=st.lists(OPS, min_size=1, max_size=3))
+def test_watch_rescans_then_full_scans_equal_uncached_scans(tmp_path: Path, rounds: list) -> None:
+    """Watch mode: the paths events named are rescanned (rows stored one by one, listings
+    kept), and a later full scan must still see everything a full listing would."""
+    src = Path(os.path.join(tmp_path, f"src{time.monotonic_ns()}"))
+    make_tree(src, {"a.png": b"1", "sub/b.svg": b"2", "sub/sub/c": b"3"})
+    cache = MemoryCache()
+    now = LATER
+    previous = _scan(src, cache, now)
+    for ops in rounds:
+        time.sleep(TICK_S)
+        touched: set[str] = set()
+        for op, rel, other in ops:
+            _apply(src, op, rel, other)
+            touched |= {rel, other}  # what a watcher would report (the rename's both ends)
+        now += 1
+        rescanned = rescan_paths(previous, sorted(touched), source=src, rules=IgnoreRules(),
+                                 cache=cache, now_ns=now)
+        fresh = scan_tree(src, rules=IgnoreRules(), cache=None)
+        assert rescanned.files == fresh.files
+        now += 1
+        previous = _scan(src, cache, now)
+        assert previous.files == fresh.files and list(previous.files) == sorted(fresh.files)
