@@ -138,6 +138,9 @@ async def upload_files(
     await _write_with(inline, ledger.record_intents, intents)
     commits = _GroupCommit(ledger, inline=inline)
     done: list[Uploaded] = []
+    # Recording a version settles the intent of the same (path, digest, visibility); one sent
+    # with other bytes (the file changed after it was hashed) leaves its intent to clear.
+    unsettled = [False]
 
     async def upload(file: PublishedFile) -> None:
         asset_sid = ledger.asset_sid(file.path)
@@ -166,9 +169,11 @@ async def upload_files(
         await commits.record(VersionRecord(service_sid, sent.digest, file.path,
                                            file.visibility.value, sent.version.sid, sent.size,
                                            now_iso()))
-        if on_event is not None:
-            if sent.digest != file.digest:
+        if sent.digest != file.digest:
+            unsettled[0] = True
+            if on_event is not None:
                 on_event(SyncEvent("changed_during_upload", path=file.path, sid=sent.version.sid))
+        if on_event is not None:
             on_event(SyncEvent("uploaded", path=file.path, sid=sent.version.sid, bytes=sent.size))
         done.append(Uploaded(file.path, sent.version.sid))
 
@@ -178,7 +183,8 @@ async def upload_files(
         # Every upload that was acknowledged has been recorded (the ones in flight finished).
         await _write_with(inline, ledger.clear_intents)
         raise
-    await _write_with(inline, ledger.clear_intents)
+    if unsettled[0]:
+        await _write_with(inline, ledger.clear_intents)
     return done
 
 

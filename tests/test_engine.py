@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from assetsync.config import target_key
 from assetsync.engine import sync
 from assetsync.errors import AssetsyncError, BuildFailedError, DriftError, LimitError
 from assetsync.state import State
@@ -77,6 +78,8 @@ def test_one_change_in_1000_assets_is_one_upload_one_build_one_deployment(
     assert len(build["asset_versions"]) == 1000
     # A summary, not 1,000 URLs: asyncio formats it when `asyncio.run` ends.
     assert len(repr(result)) < 300 and "reused=999" in repr(result)
+    with State.open(config.state_dir) as state:  # recording the version settled its intent
+        assert state.upload_intents(target_key(config), result.service_sid or "") == ()
 
 
 def test_deleted_and_renamed_files_leave_the_build(tmp_path: Path, emulator: Any) -> None:
@@ -300,6 +303,8 @@ def test_a_file_changed_while_uploading_is_recorded_as_what_was_sent(
 
     assert [e.path for e in events if e.kind == "changed_during_upload"] == ["/a.txt"]
     assert assert_records_are_truthful(config, emulator) == 1
+    with State.open(config.state_dir) as state:  # its intent (the hashed bytes) was cleared
+        assert state.upload_intents(target_key(config), first.service_sid or "") == ()
     emulator.state.request_log.clear()
     second = sync(config)  # the new content is what is live: nothing to do
     assert second.noop and writes(emulator) == [] and second.build_sid == first.build_sid
