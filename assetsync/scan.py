@@ -222,7 +222,7 @@ class StatCache(Protocol):
         """The cached table (read once per scan; never changed in place)."""
 
     def save_stat_table(self, table: StatTable) -> None:
-        """Replace the cached table, in one transaction."""
+        """Replace the cached table (stored in one transaction, now or later: it is a cache)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,15 +221,16 @@ class State(RemoteRecords):
     def settle(self) -> None:
         """Write the stat cache if it is unsaved and checkpoint the write-ahead log: work that
         closing would do anyway, for a moment when nothing waits on it (a sync calls this while
-        its build builds, so closing the state afterwards has little left to copy)."""
+        its build builds, so closing the state afterwards has little left to copy). Never
+        raises: neither is needed for anything the sync records (a failure is logged)."""
         if self.readonly:
             return
-        self.flush_stat_table()
         with self._mutex:
             try:
+                self.flush_stat_table()
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.DatabaseError as exc:
-                raise _db_error(self.db_path, exc) from None
+            except (StateError, sqlite3.DatabaseError) as exc:
+                log.warning("state not settled early (closing will): %s", exc)
 
     def flush_stat_table(self) -> None:
         """Write a stat cache saved since the last flush, in one transaction."""
@@ -268,7 +269,7 @@ class State(RemoteRecords):
         """
         with self._write() as conn:
             import_state(conn, data)
-        self._table = None
+        self._table, self._table_unsaved = None, False
 
 
 def _release_lock(fd: int) -> None:
