@@ -275,6 +275,3 @@ class StatTable:
                 racy_ns=racy_ns,
             )
         return StatTable(folders, self.rules)
-
-    def __len__(self) -> int:
-        return sum(len(r.names) for r in self.folders.values())
