@@ -31,7 +31,6 @@ __all__ = [
     "parse_function",
     "parse_service",
     "parse_version_ref",
-    "render_build",
 ]
 
 JsonObject = Mapping[str, object]
@@ -261,23 +260,3 @@ def parse_deployment(obj: JsonObject) -> Deployment:
         build_sid=_opt(obj, "build_sid"),
         date_created=_opt(obj, "date_created"),
     )
-
-
-def render_build(build: Build) -> dict[str, object]:
-    """A build as the API's JSON (the fields `parse_build` reads): assetsync keeps this copy of
-    each build it creates, so a sync whose live build is its own need not fetch it again."""
-
-    def refs(items: tuple[VersionRef, ...], parent: str) -> list[dict[str, str]]:
-        return [{"sid": v.sid, parent: v.parent_sid, "path": v.path, "visibility": v.visibility}
-                for v in items]
-
-    return {
-        "sid": build.sid,
-        "service_sid": build.service_sid,
-        "status": build.status,
-        "asset_versions": refs(build.asset_versions, "asset_sid"),
-        "function_versions": refs(build.function_versions, "function_sid"),
-        "dependencies": [{"name": n, "version": v} for n, v in build.dependencies],
-        "runtime": build.runtime,
-        "date_created": build.date_created,
-    }

@@ -219,15 +219,17 @@ class State(RemoteRecords):
         self._table_unsaved = not self.readonly
 
     def settle(self) -> None:
-        """Write the stat cache if it is unsaved and checkpoint the write-ahead log: work that
-        closing would do anyway, for a moment when nothing waits on it (a sync calls this while
-        its build builds, so closing the state afterwards has little left to copy). Never
-        raises: neither is needed for anything the sync records (a failure is logged)."""
+        """Write the stat cache if it is unsaved, forget builds beyond the kept history
+        (`prune_history`) and checkpoint the write-ahead log: work for a moment when nothing
+        waits on it (a sync calls this while its build builds, so closing the state afterwards
+        has little left to copy). Never raises: none of it is needed for anything the sync
+        records (a failure is logged)."""
         if self.readonly:
             return
         with self._mutex:
             try:
                 self.flush_stat_table()
+                self.prune_history()
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except (StateError, sqlite3.DatabaseError) as exc:
                 log.warning("state not settled early (closing will): %s", exc)

@@ -25,6 +25,7 @@ from assetsync.state_records import (
 )
 
 __all__ = [
+    "KEPT_BUILDS_PER_ENVIRONMENT",
     "BuildRecord",
     "EnvironmentRecord",
     "PendingOperation",
@@ -33,6 +34,12 @@ __all__ = [
     "UploadIntent",
     "VersionRecord",
 ]
+
+
+# Builds remembered per environment besides the live and pending ones. An older one could
+# rarely be rebuilt anyway: Twilio deletes an undeployed build after 24 hours and a version 7
+# days after no build uses it (reference/api-contract.md, "Retention").
+KEPT_BUILDS_PER_ENVIRONMENT = 10
 
 
 class RemoteRecords:
@@ -317,6 +324,29 @@ class RemoteRecords:
                     "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?)",
                     (target, service_sid, environment_sid, build_sid, created_at),
                 )
+
+    def prune_history(self, keep: int = KEPT_BUILDS_PER_ENVIRONMENT) -> None:
+        """Bound what each deployment adds (~40 KB of SIDs and a manifest per 1,000 files),
+        in one transaction: keep the manifests of the builds an environment or the pending
+        journal names (the only ones read: a live build's stands in for fetching it), and the
+        newest `keep` builds of each environment besides those (rollback's candidates)."""
+        named = ("SELECT target, service_sid, build_sid FROM environments "
+                 "WHERE build_sid IS NOT NULL "
+                 "UNION SELECT target, service_sid, build_sid FROM pending")
+        with self._write() as conn:
+            conn.execute(
+                f"DELETE FROM build_manifests WHERE (target, service_sid, build_sid) "
+                f"NOT IN ({named})"
+            )
+            conn.execute(
+                f"DELETE FROM builds WHERE (target, service_sid, build_sid) NOT IN ({named}) "
+                "AND (target, service_sid, build_sid) NOT IN ("
+                "SELECT target, service_sid, build_sid FROM (SELECT target, service_sid, "
+                "build_sid, row_number() OVER (PARTITION BY target, service_sid, environment_sid "
+                "ORDER BY created_at DESC, build_sid DESC) AS newest FROM builds) "
+                "WHERE newest <= ?)",
+                (keep,),
+            )
 
     def set_build_status(self, target: str, service_sid: str, build_sid: str, status: str) -> None:
         """Update a recorded build's status (building, completed, failed)."""

@@ -8,11 +8,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from assetsync.errors import LockHeldError, StateError
+from assetsync.ledger import StateLedger, recorded_build
+from assetsync.resources import Build, VersionRef
 from assetsync.scan import StatEntry
 from assetsync.state import DB_NAME, LOCK_NAME, SCHEMA_VERSION, State
 from assetsync.state_remote import UploadIntent, VersionRecord
@@ -279,3 +282,69 @@ def test_upload_intents_journal_and_settle(tmp_path: Path) -> None:
         assert [r["path"] for r in exported["tables"]["upload_intents"]] == ["/b.png"]
         state.clear_upload_intents(TARGET, ZS)
         assert state.upload_intents(TARGET, ZS) == ()
+
+
+def _build(sid: str) -> Build:
+    return Build(
+        sid=sid, service_sid=ZS, status="building",
+        asset_versions=(VersionRef("ZN1", "ZH1", "/a b.png", "public"),
+                        VersionRef("ZN2", "ZH2", "/é\"q.txt", "protected")),
+        function_versions=(VersionRef("ZN3", "ZH3", "/fn", "protected"),),
+        dependencies=(("twilio", "^4"), ("left-pad", "*")), runtime="node18",
+        date_created="2026-11-01T00:00:00Z",
+    )
+
+
+def test_a_kept_manifest_reads_back_as_the_build_and_an_older_api_json_one_too(
+    tmp_path: Path,
+) -> None:
+    with State.open(tmp_path) as state:
+        _record_deployed(state)
+        StateLedger(state, TARGET, ZS, ZE).record_pending_build(_build("ZB2"))
+        kept = recorded_build(state, TARGET, ZS, "ZB2")
+        assert kept == replace(_build("ZB2"), status="completed")
+        compact = state.build_manifest(TARGET, ZS, "ZB2") or ""
+        # What states kept before the compact form: the API's JSON of the build.
+        api_json = {
+            "sid": "ZB3", "service_sid": ZS, "status": "completed", "runtime": "node18",
+            "asset_versions": [{"sid": "ZN1", "asset_sid": "ZH1", "path": "/a b.png",
+                                "visibility": "PUBLIC"}],
+            "function_versions": [], "dependencies": '[{"name":"twilio","version":"^4"}]',
+        }
+        state.record_build(TARGET, ZS, build_sid="ZB3", environment_sid=ZE, status="completed",
+                           version_sids=["ZN1"], manifest=json.dumps(api_json))
+        older = recorded_build(state, TARGET, ZS, "ZB3")
+        state.record_build(TARGET, ZS, build_sid="ZB4", environment_sid=ZE, status="completed",
+                           version_sids=["ZN1"], manifest='{"format": 2, "sid": "ZB4"}')
+        assert recorded_build(state, TARGET, ZS, "ZB4") is None  # unreadable: fetched instead
+    assert older is not None and older.asset_versions == (
+        VersionRef("ZN1", "ZH1", "/a b.png", "public"),)
+    assert older.dependencies == (("twilio", "^4"),)
+    # Kept compact: each version an array of its fields, not the API's object.
+    assert json.loads(compact)["asset_versions"][0] == ["ZN1", "ZH1", "/a b.png", "public"]
+
+
+def test_settle_keeps_the_named_builds_manifests_and_ten_more_builds_per_environment(
+    tmp_path: Path,
+) -> None:
+    """Each deployment adds a build's SIDs and manifest: the history stays bounded."""
+    other_env = "ZE" + "3" * 32
+    with State.open(tmp_path) as state:
+        _record_deployed(state)  # ZB1, deployed on ZE
+        state.record_environment(TARGET, ZS, "prod", other_env, "demo-1234-prod.twil.io")
+        ledger = StateLedger(state, TARGET, ZS, ZE)
+        for n in range(2, 16):  # ZB2..ZB15, each deployed on ZE in turn
+            ledger.record_pending_build(_build(f"ZB{n:02d}"))
+            ledger.record_deployment(f"ZB{n:02d}", f"ZD{n}")
+        state.record_deployment(TARGET, ZS, other_env, "ZB03", "ZDprod")  # promoted
+        ledger.record_pending_build(_build("ZB16"))  # building now
+        before = state.builds(TARGET, ZS)
+        state.settle()
+        kept = {b.build_sid for b in state.builds(TARGET, ZS)}
+        manifests = {sid for sid in kept if state.build_manifest(TARGET, ZS, sid)}
+        live = recorded_build(state, TARGET, ZS, "ZB15")
+    assert len(before) == 16
+    # The ten newest of ZE (ZB07..ZB16), and ZB03, which prod has deployed.
+    assert kept == {f"ZB{n:02d}" for n in range(7, 17)} | {"ZB03"}
+    assert manifests == {"ZB15", "ZB16", "ZB03"}  # live on dev, pending on dev, live on prod
+    assert live is not None and live.function_versions == _build("x").function_versions
