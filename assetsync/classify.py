@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Literal
 
@@ -187,13 +188,16 @@ def _visibility(rel_path: str, marked: Visibility | None, rules: VisibilityRules
     return rules.default
 
 
+_BY_PATH_AND_SOURCE = itemgetter(0, 4)  # (path, source) of a PublishedFile, without a lambda
+
+
 def classify(files: Iterable[ScannedFile], rules: VisibilityRules, *, source: Path) -> Classified:
     """Give each scanned file its published path, visibility and content type.
 
     Args:
         files: what the scan found.
         rules: `[visibility]` from the config.
-        source: the source folder (each file's `content_path` is `source / rel_path`).
+        source: the source folder (each file's `content_path` is `source/rel_path`).
 
     Returns:
         Published files sorted by path. Path and size checks are `check_published`'s job,
@@ -201,7 +205,8 @@ def classify(files: Iterable[ScannedFile], rules: VisibilityRules, *, source: Pa
     """
     out: list[PublishedFile] = []
     issues: list[Issue] = []
-    folders: dict[str, Path] = {"": source}  # one Path per folder: `folder / name` is cheap
+    root = str(source).rstrip("/")  # "" for "/", so paths never start with "//"
+    folders: dict[str, str] = {"": root + "/"}
     for scanned in files:
         rel = scanned.rel_path
         path, marked, ext = _name_parts(rel)
@@ -221,7 +226,7 @@ def classify(files: Iterable[ScannedFile], rules: VisibilityRules, *, source: Pa
         folder = rel[:slash] if slash > 0 else ""
         parent = folders.get(folder)
         if parent is None:
-            parent = folders[folder] = source / folder
+            parent = folders[folder] = f"{root}/{folder}/"
         out.append(
             _new_tuple(PublishedFile, (  # PublishedFile(...) without its keyword handling
                 path,
@@ -229,12 +234,12 @@ def classify(files: Iterable[ScannedFile], rules: VisibilityRules, *, source: Pa
                 scanned.digest,
                 scanned.size,
                 rel,
-                parent / rel[slash + 1 :],
+                parent + rel[slash + 1 :],
                 _content_type_for_ext(ext.lower()),
                 None,
             ))
         )
-    out.sort(key=lambda f: (f.path, f.source))
+    out.sort(key=_BY_PATH_AND_SOURCE)
     return Classified(files=tuple(out), issues=tuple(issues))
 
 

@@ -8,8 +8,8 @@ values from `assetsync.resources`. Retries, pagination and error mapping live in
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assetsync.errors import BuildFailedError
@@ -203,7 +203,7 @@ class ServerlessClient(ApiSession):
         *,
         path: str,
         visibility: str,
-        content_path: Path,
+        content_path: str | os.PathLike[str],
         content_type: str,
     ) -> UploadedVersion:
         """Upload one Asset Version to the upload host, streamed from disk.

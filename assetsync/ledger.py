@@ -143,7 +143,19 @@ class StateLedger:
         self.target = target
         self.service_sid = service_sid
         self.environment_sid = environment_sid
-        self._assets = state.asset_sids(target, service_sid)
+        self._known: dict[str, str] | None = None  # path -> Asset SID, read when first needed
+
+    @property
+    def _assets(self) -> dict[str, str]:
+        if self._known is None:
+            self._known = self.state.asset_sids(self.target, self.service_sid)
+        return self._known
+
+    def know_assets(self, assets: Mapping[str, str]) -> None:
+        """Path -> Asset SID as the caller has just read it from this state (a sync reads it
+        with the rest of the service's record), unless the ledger has read it already."""
+        if self._known is None:
+            self._known = dict(assets)
 
     def asset_sid(self, path: str) -> str | None:
         return self._assets.get(path)

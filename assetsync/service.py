@@ -194,6 +194,8 @@ async def sync_service(
     else:
         recorded = (state.recorded_service(target, service_sid, environment)
                     if service_sid else RecordedService())
+    if ledger is not None:
+        ledger.know_assets(recorded.asset_sids)
     plan = build_plan(files, recorded, live_view, limits=limits, full=full)
     if plan.errors:
         raise LimitError("; ".join(i.message for i in plan.errors), limit="build")

@@ -426,11 +426,12 @@ class RemoteRecords:
 
     def recorded_service(self, target: str, service_sid: str, environment: str) -> RecordedService:
         """What `build_plan` needs about one service and environment (by unique name)."""
-        # Plain rows, not `versions()`' records: a sync reads this for every file it holds
-        # (twice for a site that fits one service), and a record per row showed in its time.
+        # Plain rows, not `versions()`' records: a sync reads this for every file it holds,
+        # and a record per row showed in its time. No order: (digest, path, visibility) is
+        # the table's key, so each maps to one SID whatever order the rows come in.
         rows = cast("list[tuple[str, str, str, str]]", self._read(
             "SELECT digest, path, visibility, version_sid FROM asset_versions "
-            "WHERE target = ? AND service_sid = ? ORDER BY path, version_sid",
+            "WHERE target = ? AND service_sid = ?",
             (target, service_sid),
         ))
         env = self.get_environment(target, service_sid, environment)

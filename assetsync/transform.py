@@ -163,7 +163,9 @@ def transform_files(
     sniffed = SniffCache(cache_dir)
     excluded = options.excluded if options.exclude else None  # most configs exclude nothing
     for file in files:
-        path = file.content_path if file.content_path.is_absolute() else source / file.content_path
+        path = file.content_path
+        if not path.startswith("/"):
+            path = os.path.join(source, path)
         kind = None
         if file.variant is None and (excluded is None or not excluded(file.source)):
             media = sniffed.media(file.digest, path)
@@ -216,7 +218,7 @@ def transform_files(
     # Channel checks (issue 5.3) on what will be published, variants included, so `plan` and
     # `sync` both warn about a type a channel does not take; warnings never fail the run.
     warned = channel_warnings(result.files, options, sniffed=lambda f: sniffed.media(
-        f.digest, f.content_path if f.content_path.is_absolute() else source / f.content_path))
+        f.digest, os.path.join(source, f.content_path)))
     sniffed.save()
     if warned:
         merged = sorted({*result.issues, *warned}, key=lambda i: (i.path, i.message))
@@ -280,7 +282,7 @@ def _assemble(
             result_kind = str(entry["kind"])
             changes: dict[str, object] = {
                 "digest": str(entry["digest"]), "size": int(str(entry["size"])),
-                "content_path": Path(str(entry["content_path"])),
+                "content_path": str(entry["content_path"]),
                 "content_type": f"image/{result_kind}",
             }
             if profile is None:

@@ -181,7 +181,7 @@ class SniffCache:
         self._used: set[str] = set()
         self._dirty = False
 
-    def media(self, digest: str, path: Path) -> MediaType | None:
+    def media(self, digest: str, path: str) -> MediaType | None:
         """The type of the file at `path`, whose content digest is `digest`."""
         self._used.add(digest)
         raw = self._types.get(digest)

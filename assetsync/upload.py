@@ -13,7 +13,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import httpx
 import xxhash
@@ -56,7 +56,7 @@ class MultipartFile(httpx.AsyncByteStream):
         self,
         fields: Mapping[str, str],
         file_field: str,
-        file_path: Path,
+        file_path: str | os.PathLike[str],
         file_type: str,
         *,
         name: str,

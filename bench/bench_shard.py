@@ -60,7 +60,7 @@ def make_files(count: int, *, salt: str = "") -> list[PublishedFile]:
                 digest=f"xxh3_128:{i:032x}" if not salt else f"xxh3_128:{salt}{i:031x}",
                 size=10_000 + i,
                 source=path[1:],
-                content_path=Path("/bench") / path[1:],
+                content_path="/bench/" + path[1:],
                 content_type="image/png",
             )
         )

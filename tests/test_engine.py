@@ -411,3 +411,19 @@ def test_a_recorded_snapshot_is_reused_only_while_the_state_is_unchanged(
     assert uploads(emulator) == 6
     # Valid (this service, nothing written since): reused, so its empty record is believed.
     assert asyncio.run(again(first.service_sid, 0)) == (6, 0)
+
+
+def test_a_sync_runs_with_fewer_garbage_collections_and_restores_the_setting(
+    tmp_path: Path, emulator: Any
+) -> None:
+    import gc
+
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 3)
+    before = gc.get_threshold()
+    seen: list[int] = []
+
+    sync(config, on_event=lambda event: seen.append(gc.get_threshold()[0]))
+
+    assert seen and min(seen) >= 50_000 > before[0]
+    assert gc.get_threshold() == before

@@ -60,7 +60,7 @@ def _file(tmp_path: Path, rel: str, data: bytes, content_type: str,
     path = tmp_path / rel.replace("/", "_")
     path.write_bytes(data)
     return PublishedFile(f"/{rel}", Visibility.PUBLIC, "xxh3_128:" + "0" * 32,
-                         size if size is not None else len(data), rel, path, content_type, variant)
+                         size if size is not None else len(data), rel, str(path), content_type, variant)
 
 
 def test_channel_checks_flag_what_each_channel_rejects(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +19,7 @@ def _file(path: str, digest: str = "d", vis: Visibility = Visibility.PUBLIC) -> 
         digest=digest,
         size=len(path),
         source=path.lstrip("/"),
-        content_path=Path("/src") / path.lstrip("/"),
+        content_path="/src/" + path.lstrip("/"),
         content_type="image/png",
     )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from pathlib import Path
 
 import pytest
 
@@ -33,7 +32,7 @@ def published(path: str, visibility: Visibility = PUBLIC) -> PublishedFile:
         digest="xxh3_128:" + "0" * 32,
         size=1,
         source=path.lstrip("/"),
-        content_path=Path("/nonexistent") / path.lstrip("/"),
+        content_path="/nonexistent/" + path.lstrip("/"),
         content_type="application/octet-stream",
     )
 

@@ -25,7 +25,7 @@ def _tree(root: Path, files: dict[str, bytes],
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         published.append(PublishedFile(f"/{rel}", visibility, hash_file(path), len(data), rel,
-                                       path, content_type_for(rel)))
+                                       str(path), content_type_for(rel)))
     return published
 
 
@@ -56,13 +56,13 @@ def test_images_are_replaced_by_smaller_cached_output(tmp_path: Path) -> None:
     for path in ("/img/photo.jpg", "/img/logo.png"):
         new, old = out[path], next(f for f in files if f.path == path)
         assert new.size < old.size
-        data = new.content_path.read_bytes()
+        data = Path(new.content_path).read_bytes()
         assert len(data) == new.size
         assert new.digest == DIGEST_PREFIX + xxhash.xxh3_128_hexdigest(data)
-        assert (tmp_path / "state" / "transform") in new.content_path.parents
+        assert (tmp_path / "state" / "transform") in Path(new.content_path).parents
         assert new.source == old.source and new.visibility == old.visibility
     assert out["/img/photo.jpg"].content_type == "image/jpeg"
-    assert b"SecretCam" not in out["/img/photo.jpg"].content_path.read_bytes()
+    assert b"SecretCam" not in Path(out["/img/photo.jpg"].content_path).read_bytes()
     assert out["/notes.txt"] == next(f for f in files if f.path == "/notes.txt")
     assert result.stats.images == 2 and result.stats.optimized == 2
     assert result.stats.bytes_after < result.stats.bytes_before
@@ -84,7 +84,7 @@ def test_variants_get_derived_paths_and_the_same_visibility(tmp_path: Path) -> N
                                                                    "/t/web/c-small.jpg"}
     small = out["/t/web/c-small.jpg"]
     assert small.visibility == Visibility.PROTECTED and small.source == "web/c.jpg"
-    assert max(decode(small.content_path.read_bytes()).size) <= 50
+    assert max(decode(Path(small.content_path).read_bytes()).size) <= 50
     assert out["/mms/mms/a.jpg"].content_type == "image/jpeg"
 
 
@@ -107,7 +107,7 @@ def test_a_damaged_cache_file_is_re_encoded_not_published(tmp_path: Path,
                                                           same_size: bool) -> None:
     files = _tree(tmp_path / "src", {"a.jpg": encode(photo(), "JPEG", quality=90)})
     first = _run(tmp_path, files, _options(), workers=1)
-    cached = first.files[0].content_path
+    cached = Path(first.files[0].content_path)
     good = cached.read_bytes()
     damaged = bytes(len(good)) if same_size else b"\xff\xd8garbage"
     written = cached.stat().st_mtime_ns
@@ -116,7 +116,7 @@ def test_a_damaged_cache_file_is_re_encoded_not_published(tmp_path: Path,
     os.utime(cached, ns=(written, written + 1_000_000_000))
     second = _run(tmp_path, files, _options(), workers=1)
     assert second.stats.encoded == 1
-    assert second.files[0].content_path.read_bytes() == good
+    assert Path(second.files[0].content_path).read_bytes() == good
     assert second.files[0].digest == first.files[0].digest
     assert _run(tmp_path, files, _options(), workers=1).stats.encoded == 0
 
@@ -127,7 +127,7 @@ def test_changing_the_recipe_misses_the_cache(tmp_path: Path) -> None:
     kept = _run(tmp_path, files, parse_optimize_section({"keep_metadata": True, "effort": 1},
                                                         file="t.toml"), workers=1)
     assert kept.stats.encoded == 1
-    assert b"SecretCam" in kept.files[0].content_path.read_bytes()
+    assert b"SecretCam" in Path(kept.files[0].content_path).read_bytes()
 
 
 def test_output_is_byte_identical_across_caches_and_worker_counts(tmp_path: Path) -> None:
@@ -142,7 +142,7 @@ def test_output_is_byte_identical_across_caches_and_worker_counts(tmp_path: Path
     assert [f.digest for f in inline.files] == [f.digest for f in pooled.files]
     assert [f.path for f in inline.files] == [f.path for f in pooled.files]
     for a, b in zip(inline.files, pooled.files, strict=True):
-        assert a.content_path.read_bytes() == b.content_path.read_bytes()
+        assert Path(a.content_path).read_bytes() == Path(b.content_path).read_bytes()
     assert pooled.stats.variants == 4
 
 
@@ -177,7 +177,7 @@ def test_type_comes_from_content_and_excludes_are_left_alone(tmp_path: Path) -> 
     out = _by_path(_run(tmp_path, files, options, workers=1))
     assert out["/looks.jpg"].content_type == "image/png" and out["/looks.jpg"].size < len(png)
     assert out["/raw/keep.png"].size == len(png)
-    assert out["/fake.png"].content_path == tmp_path / "src/fake.png"
+    assert out["/fake.png"].content_path == str(tmp_path / "src/fake.png")
 
 
 def test_content_type_follows_the_content_even_when_nothing_is_re_encoded(
@@ -187,7 +187,7 @@ def test_content_type_follows_the_content_even_when_nothing_is_re_encoded(
     options = parse_optimize_section({"lossless": False}, file="t.toml")
     out = _by_path(_run(tmp_path, files, options, workers=1))
     assert out["/misnamed.jpg"].content_type == "image/png"
-    assert out["/misnamed.jpg"].content_path == tmp_path / "src/misnamed.jpg"
+    assert out["/misnamed.jpg"].content_path == str(tmp_path / "src/misnamed.jpg")
     assert out["/right.png"].content_type == "image/png"
 
 
