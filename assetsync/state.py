@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 
 DB_NAME = "state.db"
 LOCK_NAME = "lock"
+# The database file's (inode, size, mtime, ctime) as a clean close left it. `PRAGMA
+# quick_check` reads every page (1.3 ms for a 1.7 MB state, more as a site grows), so it runs
+# only when the file is not as assetsync last closed it: copied in from a CI cache, changed by
+# another program, or left with a write-ahead log by a run that did not close.
+CHECKED_NAME = "state.db.checked"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -151,6 +156,8 @@ class State(RemoteRecords):
             finally:
                 self._closed = True
                 self._conn.close()
+                if not self.readonly:
+                    _mark_checked(self.db_path)
                 if self._lock_fd >= 0:
                     _release_lock(self._lock_fd)
                     self._lock_fd = -1
@@ -305,12 +312,44 @@ def _connect(db_path: Path) -> sqlite3.Connection:
             )
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=5000")
-        if existed:
+        if existed and not _as_closed(db_path):
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {check}")
         _migrate(conn, db_path)
     return conn
+
+
+def _file_key(db_path: Path) -> str | None:
+    try:
+        st = os.stat(db_path)
+    except OSError:
+        return None
+    return f"{st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+
+
+def _as_closed(db_path: Path) -> bool:
+    """The database file is exactly as a clean close of assetsync's left it (see CHECKED_NAME)."""
+    if os.path.exists(f"{db_path}-wal"):
+        return False
+    try:
+        marker = (db_path.parent / CHECKED_NAME).read_text(encoding="ascii")
+    except (OSError, ValueError):
+        return False
+    return marker == _file_key(db_path)
+
+
+def _mark_checked(db_path: Path) -> None:
+    """After a clean close: remember the file as it is (not when a reader kept the log)."""
+    marker = db_path.parent / CHECKED_NAME
+    key = None if os.path.exists(f"{db_path}-wal") else _file_key(db_path)
+    try:
+        if key is None:
+            marker.unlink(missing_ok=True)
+        else:  # not fsync'd: a torn marker matches nothing, and the next open checks
+            marker.write_text(key, encoding="ascii")
+    except OSError as exc:
+        log.debug("state check marker not written: %s", exc)
 
 
 @contextlib.contextmanager

@@ -348,3 +348,22 @@ def test_settle_keeps_the_named_builds_manifests_and_ten_more_builds_per_environ
     assert kept == {f"ZB{n:02d}" for n in range(7, 17)} | {"ZB03"}
     assert manifests == {"ZB15", "ZB16", "ZB03"}  # live on dev, pending on dev, live on prod
     assert live is not None and live.function_versions == _build("x").function_versions
+
+
+def test_a_database_changed_since_the_last_clean_close_is_checked_whole_at_open(
+    tmp_path: Path,
+) -> None:
+    """Opening skips the whole-file check only while the file is as a clean close left it."""
+    with State.open(tmp_path) as state:
+        state.record_versions(TARGET, ZS, [
+            VersionRecord(ZS, f"d{i}", f"/f{i:05d}.txt", "public", f"ZN{i:032d}", i, None)
+            for i in range(3000)])
+    db = tmp_path / DB_NAME
+    with State.open(tmp_path) as state:  # opens clean; nothing read touches the versions
+        pass
+    pages = db.stat().st_size // 4096
+    with db.open("r+b") as handle:  # damage a page of the versions table, in place
+        handle.seek((pages // 2) * 4096)
+        handle.write(os.urandom(4096))
+    with pytest.raises(StateError, match="corrupt or unreadable"):
+        State.open(tmp_path)
