@@ -114,6 +114,8 @@ class State(RemoteRecords):
         self._table: StatTable | None = None
         self._table_unsaved = False
         self._writes = 0
+        # Whether opening ran `PRAGMA quick_check` (see CHECKED_NAME).
+        self.checked_whole_file = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -138,11 +140,13 @@ class State(RemoteRecords):
             raise StateError(f"cannot create state folder {state_dir}: {exc.strerror}") from None
         lock_fd = _acquire_lock(state_dir)
         try:
-            conn = _connect(state_dir / DB_NAME)
+            conn, checked = _connect(state_dir / DB_NAME)
         except BaseException:
             _release_lock(lock_fd)
             raise
-        return cls(state_dir, conn, lock_fd)
+        state = cls(state_dir, conn, lock_fd)
+        state.checked_whole_file = checked
+        return state
 
     def close(self) -> None:
         """Close the database and release the lock (idempotent)."""
@@ -296,9 +300,12 @@ def _db_error(db_path: Path, exc: sqlite3.DatabaseError) -> StateError:
     )
 
 
-def _connect(db_path: Path) -> sqlite3.Connection:
-    """Open, check and migrate the database; never resets anything."""
+def _connect(db_path: Path) -> tuple[sqlite3.Connection, bool]:
+    """Open, check and migrate the database; never resets anything. Also says whether the
+    whole file was checked."""
     existed = db_path.exists() and db_path.stat().st_size > 0
+    # Before connecting: WAL mode makes the log file at once.
+    check_whole = existed and not _as_closed(db_path)
     try:
         conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
@@ -312,12 +319,12 @@ def _connect(db_path: Path) -> sqlite3.Connection:
             )
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=5000")
-        if existed and not _as_closed(db_path):
+        if check_whole:
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {check}")
         _migrate(conn, db_path)
-    return conn
+    return conn, check_whole
 
 
 def _file_key(db_path: Path) -> str | None:

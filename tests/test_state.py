@@ -367,3 +367,31 @@ def test_a_database_changed_since_the_last_clean_close_is_checked_whole_at_open(
         handle.write(os.urandom(4096))
     with pytest.raises(StateError, match="corrupt or unreadable"):
         State.open(tmp_path)
+
+
+def test_the_whole_file_is_checked_only_when_not_as_the_last_clean_close_left_it(
+    tmp_path: Path,
+) -> None:
+    with State.open(tmp_path) as state:
+        assert not state.checked_whole_file  # nothing to check yet
+        state.update_stats([_entry("a.png")])
+    with State.open(tmp_path) as state:
+        assert not state.checked_whole_file  # as closed: skipped
+    # A run that dies leaves its write-ahead log: the next open checks.
+    code = textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        from assetsync.state import State
+        s = State.open(Path({str(tmp_path)!r}))
+        s.record_pending("t", "ZS", "ZE", "ZB1")
+        os._exit(9)
+        """)
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 9
+    with State.open(tmp_path) as state:
+        assert state.checked_whole_file
+        assert state.get_pending("t", "ZS", "ZE") is not None
+    with State.open(tmp_path) as state:
+        assert not state.checked_whole_file
+    os.utime(tmp_path / DB_NAME)  # another program touched the file
+    with State.open(tmp_path) as state:
+        assert state.checked_whole_file
