@@ -165,53 +165,81 @@ def prune_cache(cache_dir: Path, keep: Collection[str]) -> tuple[int, int]:
 
 class SniffCache:
     """Each file's type (`media.sniff` of its first bytes) by content digest, kept in
-    `<cache_dir>/sniffed.json`, so a run over unchanged files opens none of them to find its
-    type: a type is a property of the content, which the digest names. Entries of digests a
-    run did not use are dropped when the file holds more than twice what the run used."""
+    `<cache_dir>/sniffed.txt`, so a run over unchanged files opens none of them to find its
+    type: a type is a property of the content, which the digest names.
 
-    _FILE = "sniffed.json"
+    One `digest kind mime` line per content (`digest ` for no media type). A run appends the
+    lines of what it sniffed: writing the whole cache again for one new file cost ~1 ms of
+    every incremental sync. The file is rewritten only to drop entries (when it holds more
+    than twice what the run used) or to replace a damaged one; a line a crash cut short has no
+    newline and is ignored."""
+
+    _FILE = "sniffed.txt"
+    _LEGACY = "sniffed.json"  # the whole-file JSON of earlier versions: left unread, removed
 
     def __init__(self, cache_dir: Path) -> None:
         self._path = cache_dir / self._FILE
+        self._types: dict[str, str] = {}
+        self._rewrite = False
         try:
-            loaded = json.loads(self._path.read_bytes())
+            text = self._path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            text, self._rewrite = "", True  # first run with this format: drop the legacy file
         except (OSError, ValueError):
-            loaded = None
-        self._types: dict[str, str] = loaded if isinstance(loaded, dict) else {}
+            text, self._rewrite = "", True
+        *lines, tail = text.split("\n")
+        if tail:
+            self._rewrite = True  # a torn last line: appending would extend it
+        for line in lines:
+            digest, sep, raw = line.partition(" ")
+            if not sep or (raw and raw not in _TYPES and not _valid_type(raw)):
+                self._rewrite = True
+                continue
+            self._types[digest] = raw
         self._used: set[str] = set()
-        self._dirty = False
+        self._new: list[str] = []
 
     def media(self, digest: str, path: str) -> MediaType | None:
         """The type of the file at `path`, whose content digest is `digest`."""
         self._used.add(digest)
         raw = self._types.get(digest)
-        if raw.__class__ is str and raw in _TYPES:  # the usual case, once per file per run
-            return _TYPES[raw]
-        if not isinstance(raw, str):
-            try:
-                with open(path, "rb") as handle:
-                    found = sniff(handle.read(64))
-            except OSError:
-                return None  # vanished or unreadable: nothing to remember about the content
-            raw = f"{found.kind} {found.mime}" if found is not None else ""
-            self._types[digest] = raw
-            self._dirty = True
+        if raw is not None:  # the usual case, once per file per run
+            return _TYPES[raw] if raw in _TYPES else _parse_type(raw)
+        try:
+            with open(path, "rb") as handle:
+                found = sniff(handle.read(64))
+        except OSError:
+            return None  # vanished or unreadable: nothing to remember about the content
+        raw = f"{found.kind} {found.mime}" if found is not None else ""
+        self._types[digest] = raw
+        self._new.append(digest)
         return _parse_type(raw)
 
     def save(self) -> None:
-        """Write the entries back when this run sniffed anything new (atomically)."""
+        """Append what this run sniffed, or write the used entries afresh (see the class)."""
         if len(self._types) > 2 * len(self._used):
             self._types = {d: t for d, t in self._types.items() if d in self._used}
-            self._dirty = True
-        if not self._dirty:
-            return
+            self._rewrite = True
         try:
-            # Not fsync'd: the loader takes a torn file for an empty cache (it then sniffs again).
-            write_atomic(self._path, json.dumps(self._types, separators=(",", ":")).encode(),
-                         durable=False)
+            if self._rewrite:
+                # Not fsync'd: the loader skips a torn line (it then sniffs again).
+                write_atomic(self._path, self._lines(self._types).encode(), durable=False)
+                (self._path.parent / self._LEGACY).unlink(missing_ok=True)
+            elif self._new:
+                with open(self._path, "a", encoding="utf-8") as handle:
+                    handle.write(self._lines({d: self._types[d] for d in self._new}))
         except OSError as exc:  # a cache: the next run sniffs again
             log.warning("file types not cached in %s: %s", self._path, exc)
-        self._dirty = False
+        self._rewrite, self._new = False, []
+
+    @staticmethod
+    def _lines(types: dict[str, str]) -> str:
+        return "".join(f"{digest} {raw}\n" for digest, raw in types.items())
+
+
+def _valid_type(raw: str) -> bool:
+    kind, sep, mime = raw.partition(" ")
+    return bool(sep and kind and "/" in mime)
 
 
 _TYPES: dict[str, MediaType | None] = {"": None}

@@ -239,22 +239,30 @@ def test_file_types_are_remembered_by_content_digest(tmp_path: Path) -> None:
     options = _options(mms={"globs": ["mms/**"]})
     first = _run(tmp_path, files, options, workers=1)
     assert [i.message.split(" is ")[0] for i in first.issues] == ["HEIC"]
-    assert (tmp_path / "state" / "transform" / "sniffed.json").is_file()
+    cache = tmp_path / "state" / "transform" / "sniffed.txt"
+    kept = cache.read_bytes()
+    assert kept == files[0].digest.encode() + b" heic image/heic\n"
     swapped = tmp_path / "src" / "mms" / "photo.jpg"
     swapped.write_bytes(b"just text now\n")  # same PublishedFile (digest) as before
     again = _run(tmp_path, files, options, workers=1)
     assert again.issues == first.issues  # the remembered type, not the bytes
     rescanned = _tree(tmp_path / "src", {"mms/photo.jpg": b"just text now\n"})
     assert _run(tmp_path, rescanned, options, workers=1).issues == ()
+    # The new content's type is appended; what was known stays as it was written.
+    assert cache.read_bytes() == kept + rescanned[0].digest.encode() + b" \n"
 
 
 def test_a_damaged_type_cache_is_ignored_and_rewritten(tmp_path: Path) -> None:
     files = _tree(tmp_path / "src", {"mms/photo.jpg": b"\x00\x00\x00\x18ftypheic" + bytes(64)})
     options = _options(mms={"globs": ["mms/**"]})
-    cache = tmp_path / "state" / "transform" / "sniffed.json"
+    cache = tmp_path / "state" / "transform" / "sniffed.txt"
     cache.parent.mkdir(parents=True)
-    for junk in (b"{not json", b"[1, 2]", b'{"%s": 7}' % files[0].digest.encode()):
+    (cache.parent / "sniffed.json").write_text("{}")  # an earlier version's cache
+    digest = files[0].digest.encode()
+    # Junk, a line a crash cut short, a type that is no type, bytes that are no text.
+    for junk in (b"{not json", digest + b" jpeg ima", digest + b" 7\n", b"\xff\xfe\n"):
         cache.write_bytes(junk)
         result = _run(tmp_path, files, options, workers=1)
         assert len(result.issues) == 1 and "HEIC" in result.issues[0].message
-        assert files[0].digest.encode() + b'":"heic image/heic"' in cache.read_bytes()
+        assert cache.read_bytes() == digest + b" heic image/heic\n"
+    assert not (cache.parent / "sniffed.json").exists()
