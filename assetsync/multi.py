@@ -138,8 +138,8 @@ async def sync_sharded(
     if spread:  # only then can another service be needed: count the account's other services
         ours = set(names)
         foreign = sum(1 for s in await client.list_services() if s.unique_name not in ours)
-    changed = [f.path for f in files
-               if (f.digest, f.path, f.visibility.value)
+    changed = [f.path for f in files  # (a StrEnum member hashes as its value)
+               if (f.digest, f.path, f.visibility)
                not in recorded.get(previous.get(f.path, ""), empty).versions]
     plan = shard(files, previous, shard_options, base_service=service, reserved=reserved,
                  foreign_services=foreign, changed=changed)
@@ -148,7 +148,8 @@ async def sync_sharded(
     results: list[SyncResult] = []
     notes: list[str] = [m.describe() for m in plan.moves]
     for name in plan.sync_order():
-        mine = [f for f in files if plan.assignment.get(f.path) == name]
+        mine = (files if plan.services == (name,)  # the usual site: every file is here
+                else [f for f in files if plan.assignment.get(f.path) == name])
         owned = recorded.get(name, empty).owned_paths
         if not mine and name != service and _retired_and_empty(found.get(name), owned):
             notes.append(f"service {name} no longer holds any file; its last build stays live "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -191,6 +192,9 @@ def _limit_issues(counts: PlanCounts) -> list[Issue]:
     return issues
 
 
+_BY_PATH_SOURCE_DIGEST = itemgetter(0, 4, 2)  # a PublishedFile's (path, source, digest)
+
+
 def build_plan(
     desired: Sequence[PublishedFile],
     recorded: RecordedService,
@@ -212,14 +216,15 @@ def build_plan(
         A `Plan`. Live asset versions on paths assetsync does not own are kept in the next
         build (DESIGN.md invariant 3), unless a desired file takes their path over.
     """
-    files = sorted(desired, key=lambda f: (f.path, f.source, f.digest))
+    files = sorted(desired, key=_BY_PATH_SOURCE_DIGEST)
     wanted_paths = {f.path for f in files}
     create_assets = tuple(sorted(p for p in wanted_paths if p not in recorded.asset_sids))
 
     uploads: list[PublishedFile] = []
     reuses: list[tuple[PublishedFile, str]] = []
     for f in files:
-        sid = None if full else recorded.versions.get((f.digest, f.path, f.visibility.value))
+        # A StrEnum member hashes and compares as its value: no `.value` per file.
+        sid = None if full else recorded.versions.get((f.digest, f.path, f.visibility))
         if sid is None:
             uploads.append(f)
         else:

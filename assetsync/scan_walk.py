@@ -38,6 +38,11 @@ _HASH_ATTEMPTS = 3
 # the walk itself stays on one thread: on a busy 2-core machine walker threads lost more to GIL
 # hand-offs than they gained (bench/bench_scan.py, "scan_parts_ms").
 _PARALLEL_HASH_MIN = 8
+# ... and only when there is enough to pay for starting the threads (~1.5 ms): a few dozen
+# small files (those saved in the last seconds, hashed again under the racy rule) are hashed
+# faster on this thread, ~30 µs each.
+_PARALLEL_HASH_MANY = 64
+_PARALLEL_HASH_MIN_BYTES = 4 << 20
 
 Ancestors = frozenset[tuple[int, int]]
 
@@ -215,6 +220,7 @@ class Walker:
         self.workers = workers if workers is not None else min(4, os.cpu_count() or 1)
         self.result = WalkResult()
         self._misses: list[tuple[str, str, bool]] = []  # (path, rel, follow)
+        self._miss_bytes = 0  # their sizes as last stat'ed
         self._builders: list[_Builder] = []
 
     def _issue(self, rel: str, message: str) -> None:
@@ -320,6 +326,7 @@ class Walker:
                 files.append(None)
                 builder.misses.append(rel)
                 misses.append((base + old.names[i], rel, False))
+                self._miss_bytes += st.st_size
             else:
                 return None  # no longer a regular file: list the folder
         self._misses.extend(misses)
@@ -385,16 +392,17 @@ class Walker:
                 obj = ScannedFile(rel, st.st_size, old.digests[i])
                 folder.reuse(rel, obj, old.row(i, prefix))
                 continue
-            self._miss(base + name, rel, False, folder)
+            self._miss(base + name, rel, False, folder, st.st_size)
         if folder.irregular or len(self.result.issues) > issues_before:
             builder.listing = None
         self._builders.append(builder)
         return folder.done()
 
-    def _miss(self, path: str, rel: str, follow: bool, folder: _Folder) -> None:
+    def _miss(self, path: str, rel: str, follow: bool, folder: _Folder, size: int) -> None:
         """A file to hash: a placeholder keeps its place in the sorted output."""
         folder.run[rel] = None
         self._misses.append((path, rel, follow))
+        self._miss_bytes += size
         if folder.builder is not None:
             folder.builder.misses.append(rel)
 
@@ -481,7 +489,7 @@ class Walker:
         ):
             folder.reuse(rel, ScannedFile(rel, st.st_size, row[5]), row)
         else:
-            self._miss(path, rel, follow, folder)
+            self._miss(path, rel, follow, folder, st.st_size)
 
     def single(self, rel: str, is_ignored: Callable[[str, bool], bool]) -> list[Item]:
         """One path given by name (watch mode): a file, a folder, a link, or gone.
@@ -543,7 +551,8 @@ class Walker:
 
     def _hash_misses(self, files: dict[str, ScannedFile | None]) -> None:
         misses, result = self._misses, self.result
-        if self.workers > 1 and len(misses) >= _PARALLEL_HASH_MIN:
+        if self.workers > 1 and len(misses) >= _PARALLEL_HASH_MIN and (
+                len(misses) >= _PARALLEL_HASH_MANY or self._miss_bytes >= _PARALLEL_HASH_MIN_BYTES):
             # Imported here: a no-change scan (the common one) hashes nothing.
             from concurrent.futures import ThreadPoolExecutor
 

@@ -469,7 +469,7 @@ def previous_placement(
         previous.update(dict.fromkeys(rec.owned_paths, name))
     for f in files if recorded else ():
         if f.path not in previous:
-            key = (f.digest, f.path, f.visibility.value)
+            key = (f.digest, f.path, f.visibility)  # a StrEnum member hashes as its value
             home = next((n for n, rec in recorded.items() if key in rec.versions), None)
             if home is not None:
                 previous[f.path] = home
