@@ -354,7 +354,11 @@ def _mark_checked(db_path: Path) -> None:
         if key is None:
             marker.unlink(missing_ok=True)
         else:  # not fsync'd: a torn marker matches nothing, and the next open checks
-            marker.write_text(key, encoding="ascii")
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, key.encode("ascii"))
+            finally:
+                os.close(fd)
     except OSError as exc:
         log.debug("state check marker not written: %s", exc)
 
