@@ -245,8 +245,9 @@ class ApiSession:
         self._http: httpx.AsyncClient | None = None
         self._slots: AdaptiveLimit | None = None
         self.stats = ClientStats()
-        # The retry clock when a request last got its successful answer (before its body was
-        # parsed): a build's poll schedule counts from its create request's answer.
+        # The retry clock when a request's last successful answer began to arrive (its status
+        # line, before its body was read): a build's poll schedule counts from its create
+        # request's answer, and the build was building before that answer was sent.
         self.answered_at: float | None = None
         self.page_size = PAGE_SIZE
 
@@ -314,9 +315,9 @@ class ApiSession:
             body = upload() if upload is not None else None
             try:
                 async with self._slots:
-                    response = await self._attempt(method, url, data, params, body)
+                    response, answered_at = await self._attempt(method, url, data, params, body)
                 if response.status_code < 400:
-                    self.answered_at = policy.clock()
+                    self.answered_at = answered_at
                     self._slots.succeeded()
                     self._after_success(method, shown, response, body)
                     return response
@@ -365,7 +366,8 @@ class ApiSession:
         data: _Body,
         params: Mapping[str, str | int] | None,
         body: MultipartFile | None,
-    ) -> httpx.Response:
+    ) -> tuple[httpx.Response, float]:
+        """One attempt: the whole response, and the retry clock when it began to arrive."""
         assert self._http is not None
         self.stats.requests += 1
         if method != "GET":
@@ -383,9 +385,14 @@ class ApiSession:
                 content=form_body(data) if data else None,
                 headers=_FORM_HEADERS if data else None,
             )
-        response = await self._http.send(request)
-        await response.aread()
-        return response
+        response = await self._http.send(request, stream=True)
+        answered_at = self.retry.clock()
+        try:
+            await response.aread()  # a build's answer embeds every version: ~250 KB, ~1 ms
+        except BaseException:
+            await response.aclose()
+            raise
+        return response, answered_at
 
     def _after_success(
         self, method: str, shown: str, response: httpx.Response, body: MultipartFile | None
