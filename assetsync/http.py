@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
+import ipaddress
 import logging
 import random
 import re
@@ -139,6 +140,16 @@ def _form_value(text: str) -> str:
     return text if _PLAIN_FORM_RE.fullmatch(text) else quote_plus(text)
 
 
+def _is_loopback(base: str) -> bool:
+    host = httpx.URL(base).host
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def form_body(data: Mapping[str, str | Sequence[str]]) -> bytes:
     """`application/x-www-form-urlencoded` with arrays as repeated keys: the bytes httpx's
     `data=` would send, at a tenth of the cost for a build naming 1,000 version SIDs."""
@@ -249,6 +260,9 @@ class ApiSession:
         # line, before its body was read): a build's poll schedule counts from its create
         # request's answer, and the build was building before that answer was sent.
         self.answered_at: float | None = None
+        # GET requests whose bytes have all been handed to the network (httpcore's `trace`
+        # extension): the engine works on while its first lookup is being answered.
+        self.gets_sent = 0
         self.page_size = PAGE_SIZE
 
     def __repr__(self) -> str:
@@ -259,6 +273,17 @@ class ApiSession:
     def is_open(self) -> bool:
         """Whether the client is inside its `async with` block."""
         return self._http is not None
+
+    @property
+    def on_this_machine(self) -> bool:
+        """Both endpoints are loopback addresses reached over a socket (a local emulator)."""
+        if self._transport is not None:
+            return False
+        return all(_is_loopback(base) for base in (self.api_base, self.upload_base))
+
+    async def _trace(self, name: str, info: Mapping[str, object]) -> None:
+        if name.endswith("send_request_body.complete"):
+            self.gets_sent += 1
 
     async def __aenter__(self) -> Self:
         if self._http is not None:
@@ -384,6 +409,7 @@ class ApiSession:
                 method, url, params=params,
                 content=form_body(data) if data else None,
                 headers=_FORM_HEADERS if data else None,
+                extensions={"trace": self._trace} if method == "GET" else None,
             )
         response = await self._http.send(request, stream=True)
         answered_at = self.retry.clock()

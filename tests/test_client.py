@@ -438,3 +438,30 @@ def test_a_build_s_create_answer_stands_in_for_the_first_poll(emulator: Any,
     assert waits == [pytest.approx(0.05)]  # no immediate poll: straight to the first interval
     assert len(emulator.state.request_log.matching("GET", path_glob="*/Status")) == 1
     assert later_requests == 0
+
+
+def test_a_loopback_target_counts_the_gets_it_has_sent(emulator: Any) -> None:
+    """The engine prepares files while its first lookup is answered, on a target on this
+    machine: the client says which targets those are, and when a GET has left."""
+    import httpx
+
+    creds = Credentials(account_sid="AC" + "0" * 32, username="u", password="p")
+    remote = ServerlessClient(api_base="https://serverless.twilio.com/v1",
+                              upload_base="https://serverless-upload.twilio.com/v1",
+                              credentials=creds)
+    in_process = ServerlessClient(api_base="http://127.0.0.1:1/v1",
+                                  upload_base="http://127.0.0.1:1/v1", credentials=creds,
+                                  transport=httpx.AsyncHTTPTransport())  # as embedded
+    assert not remote.on_this_machine and not in_process.on_this_machine
+    assert make_client(emulator).on_this_machine
+
+    async def two_gets_one_post(client: ServerlessClient) -> list[int]:
+        counts = [client.gets_sent]
+        await client.list_services()
+        counts.append(client.gets_sent)
+        await client.create_service("counted", friendly_name="counted")
+        counts.append(client.gets_sent)
+        await client.list_services()
+        return [*counts, client.gets_sent]
+
+    assert run(emulator, two_gets_one_post) == [0, 1, 1, 2]
