@@ -159,6 +159,19 @@ def published_name(rel_path: str) -> tuple[str, Visibility | None]:
 
 
 def _name_parts(rel_path: str) -> tuple[str, Visibility | None, str]:
+    if ".p" in rel_path:  # a `.protected` or `.private` marker may be in it
+        return _marked_name_parts(rel_path)
+    # The usual name (every sync classifies every file): `_marked_name_parts` without the
+    # marker to strip, which a test holds equal to it.
+    path = "/" + rel_path
+    if _WHITESPACE_RE.search(path):
+        path = _WHITESPACE_RE.sub("-", path)
+    dot, slash = rel_path.rfind("."), rel_path.rfind("/")
+    ext = rel_path[dot:] if dot > slash + 1 and rel_path[slash + 1 : dot].strip(".") else ""
+    return path, None, ext
+
+
+def _marked_name_parts(rel_path: str) -> tuple[str, Visibility | None, str]:
     slash = rel_path.rfind("/")
     base = rel_path[slash + 1 :]
     dot = base.rfind(".")

@@ -66,9 +66,12 @@ def _from_manifest(obj: dict[str, object]) -> Build:
         return parse_build(obj)
 
     def refs(items: object) -> tuple[VersionRef, ...]:
-        if not isinstance(items, list) or any(len(item) != 4 for item in items):
+        if not isinstance(items, list):
+            raise ValueError("versions are not a list")
+        made = tuple(map(tuple.__new__, repeat(VersionRef), items))
+        if set(map(len, made)) - {4}:  # C-level: a Python loop here showed in each sync
             raise ValueError("not a list of [sid, parent_sid, path, visibility] arrays")
-        return tuple(map(tuple.__new__, repeat(VersionRef), items))
+        return made
 
     deps = obj.get("dependencies")
     sid, runtime, created = obj.get("sid"), obj.get("runtime"), obj.get("date_created")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from assetsync.classify import (
     VisibilityRules,
@@ -177,3 +179,16 @@ def test_glob_semantics(pattern: str, path: str, is_dir: bool, expected: bool) -
 @pytest.mark.parametrize("pattern", ["", "   ", "!keep.png", "[abc", "a**b", "../x", "/"])
 def test_invalid_globs_say_why(pattern: str) -> None:
     assert validate_glob(pattern)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="ab.p/ \t_-éX", min_size=1, max_size=12), min_size=1,
+                max_size=3))
+@example(["..a"])
+@example(["d.x", ".hidden"])
+@example(["a b", "c.private.png"])
+def test_the_usual_name_path_equals_the_general_one(parts: list[str]) -> None:
+    from assetsync.classify import _marked_name_parts, _name_parts
+
+    rel = "/".join(parts)
+    assert _name_parts(rel) == _marked_name_parts(rel)

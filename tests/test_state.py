@@ -314,9 +314,11 @@ def test_a_kept_manifest_reads_back_as_the_build_and_an_older_api_json_one_too(
         state.record_build(TARGET, ZS, build_sid="ZB3", environment_sid=ZE, status="completed",
                            version_sids=["ZN1"], manifest=json.dumps(api_json))
         older = recorded_build(state, TARGET, ZS, "ZB3")
-        state.record_build(TARGET, ZS, build_sid="ZB4", environment_sid=ZE, status="completed",
-                           version_sids=["ZN1"], manifest='{"format": 2, "sid": "ZB4"}')
-        assert recorded_build(state, TARGET, ZS, "ZB4") is None  # unreadable: fetched instead
+        for n, damaged in enumerate(('{"format": 2, "sid": "ZB4"}', compact.replace(
+                '"ZN1","ZH1",', '"ZN1",'))):
+            state.record_build(TARGET, ZS, build_sid=f"ZB5{n}", environment_sid=ZE,
+                               status="completed", version_sids=["ZN1"], manifest=damaged)
+            assert recorded_build(state, TARGET, ZS, f"ZB5{n}") is None  # fetched instead
     assert older is not None and older.asset_versions == (
         VersionRef("ZN1", "ZH1", "/a b.png", "public"),)
     assert older.dependencies == (("twilio", "^4"),)
