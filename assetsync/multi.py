@@ -71,12 +71,9 @@ def _recorded(
     state: State, target: str, names: Sequence[str], environment: str
 ) -> dict[str, RecordedService]:
     """What the state recorded for each of the site's services that exists."""
-    recorded: dict[str, RecordedService] = {}
-    for name in names:
-        rec = state.get_service(target, name)
-        if rec is not None:
-            recorded[name] = state.recorded_service(target, rec.service_sid, environment)
-    return recorded
+    known = state.services(target)
+    return {name: state.recorded_service(target, known[name].service_sid, environment)
+            for name in names if name in known}
 
 
 def preflight(
@@ -118,8 +115,9 @@ async def sync_sharded(
     """
     names = service_names(service, shard_options)
     recorded = _recorded(state, target, names, environment)
-    snapshots = {name: RecordedSnapshot(rec.service_sid, state.writes, recorded[name])
-                 for name in recorded if (rec := state.get_service(target, name)) is not None}
+    known = state.services(target)
+    snapshots = {name: RecordedSnapshot(known[name].service_sid, state.writes, recorded[name])
+                 for name in recorded if name in known}
     previous = previous_placement(files, recorded)
     found: dict[str, Located] = {}
     if located is not None:

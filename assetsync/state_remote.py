@@ -76,6 +76,14 @@ class RemoteRecords:
         )
         return ServiceRecord(*row) if row else None  # type: ignore[arg-type]
 
+    def services(self, target: str) -> dict[str, ServiceRecord]:
+        """Every recorded service of a target, by unique name (one query for a site's names)."""
+        rows = self._read(
+            "SELECT unique_name, service_sid, domain_base FROM services WHERE target = ?",
+            (target,),
+        )
+        return {str(r[0]): ServiceRecord(*r) for r in rows}  # type: ignore[arg-type]
+
     def record_environment(
         self,
         target: str,
