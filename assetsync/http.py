@@ -50,6 +50,7 @@ __all__ = [
     "ClientEvent",
     "ClientStats",
     "RetryPolicy",
+    "is_loopback_host",
 ]
 
 logger = logging.getLogger("assetsync.client")
@@ -140,8 +141,8 @@ def _form_value(text: str) -> str:
     return text if _PLAIN_FORM_RE.fullmatch(text) else quote_plus(text)
 
 
-def _is_loopback(base: str) -> bool:
-    host = httpx.URL(base).host
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback address (127.0.0.0/8, ::1)."""
     if host == "localhost":
         return True
     try:
@@ -279,7 +280,8 @@ class ApiSession:
         """Both endpoints are loopback addresses reached over a socket (a local emulator)."""
         if self._transport is not None:
             return False
-        return all(_is_loopback(base) for base in (self.api_base, self.upload_base))
+        return all(is_loopback_host(httpx.URL(base).host)
+                   for base in (self.api_base, self.upload_base))
 
     async def _trace(self, name: str, info: Mapping[str, object]) -> None:
         if name.endswith("send_request_body.complete"):

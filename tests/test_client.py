@@ -445,6 +445,8 @@ def test_a_loopback_target_counts_the_gets_it_has_sent(emulator: Any) -> None:
     machine: the client says which targets those are, and when a GET has left."""
     import httpx
 
+    from assetsync.http import is_loopback_host
+
     creds = Credentials(account_sid="AC" + "0" * 32, username="u", password="p")
     remote = ServerlessClient(api_base="https://serverless.twilio.com/v1",
                               upload_base="https://serverless-upload.twilio.com/v1",
@@ -454,6 +456,8 @@ def test_a_loopback_target_counts_the_gets_it_has_sent(emulator: Any) -> None:
                                   transport=httpx.AsyncHTTPTransport())  # as embedded
     assert not remote.on_this_machine and not in_process.on_this_machine
     assert make_client(emulator).on_this_machine
+    assert [is_loopback_host(h) for h in ("localhost", "::1", "127.8.0.1", "10.0.0.1", "a.b")] \
+        == [True, True, True, False, False]
 
     async def two_gets_one_post(client: ServerlessClient) -> list[int]:
         counts = [client.gets_sent]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import ipaddress
 import os
 import re
 import sqlite3
@@ -21,6 +20,7 @@ from assetsync.emulator.state import (
     EmulatorState,
 )
 from assetsync.errors import ConfigError
+from assetsync.http import is_loopback_host
 
 __all__ = ["DEFAULT_PORT", "handler", "register"]
 
@@ -158,15 +158,6 @@ def _state(args: argparse.Namespace, data: Path) -> tuple[EmulatorState, str]:
     return state, source
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def handler(args: argparse.Namespace) -> int:
     """Serve until interrupted; returns 0 after a clean stop."""
     from assetsync.emulator.serve import serve_forever
@@ -189,7 +180,7 @@ def handler(args: argparse.Namespace) -> int:
         print(f"  data:                {data}", flush=True)
         print(f"  account SID:         {state.account_sid}", flush=True)
         print(f"  auth token:          from {token_source}", flush=True)
-        if not _is_loopback(args.host):
+        if not is_loopback_host(args.host):
             print(
                 f"warning: {args.host} is reachable from other machines; anyone with the "
                 "credentials can publish to this emulator",
