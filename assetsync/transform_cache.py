@@ -4,7 +4,7 @@ Every encode is keyed by (source digest, recipe digest, encoder versions). The o
 written to `<cache_dir>/index/` and the output bytes to `<cache_dir>/objects/` (named by their
 own digest), both atomically, so an unchanged image is never encoded twice, a crash never
 leaves a half-written file that is trusted, and the published digest is stable. Beside them,
-`sniffed.json` remembers each content digest's type, so unchanged files are never opened just
+`sniffed.txt` remembers each content digest's type, so unchanged files are never opened just
 to find it.
 """
 
