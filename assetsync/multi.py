@@ -11,7 +11,7 @@ other on one client, so every upload shares its one concurrency limit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from assetsync.apply import ApplyOptions
 from assetsync.client import ServerlessClient
@@ -29,6 +29,7 @@ from assetsync.shard import (
     shard,
 )
 from assetsync.state import State
+from assetsync.state_records import ServiceRecord
 from assetsync.sync_types import EventCallback, SyncEvent, SyncResult
 
 __all__ = [
@@ -68,10 +69,12 @@ def _retired_and_empty(loc: Located | None, owned: frozenset[str]) -> bool:
 
 
 def _recorded(
-    state: State, target: str, names: Sequence[str], environment: str
+    state: State, target: str, names: Sequence[str], environment: str,
+    known: Mapping[str, ServiceRecord] | None = None,
 ) -> dict[str, RecordedService]:
-    """What the state recorded for each of the site's services that exists."""
-    known = state.services(target)
+    """What the state recorded for each of the site's services that exists (`known`: the
+    target's recorded services, if the caller has read them)."""
+    known = state.services(target) if known is None else known
     return {name: state.recorded_service(target, known[name].service_sid, environment)
             for name in names if name in known}
 
@@ -114,8 +117,8 @@ async def sync_sharded(
     one concurrency limit (`[sync] concurrency`).
     """
     names = service_names(service, shard_options)
-    recorded = _recorded(state, target, names, environment)
     known = state.services(target)
+    recorded = _recorded(state, target, names, environment, known)
     snapshots = {name: RecordedSnapshot(known[name].service_sid, state.writes, recorded[name])
                  for name in recorded if name in known}
     previous = previous_placement(files, recorded)
