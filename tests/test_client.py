@@ -403,6 +403,7 @@ def test_form_bodies_are_encoded_as_httpx_encodes_data() -> None:
         {"AssetVersions": ["ZN" + "0" * 32, "ZN" + "1" * 32], "Runtime": "node22"},
         {"Dependencies": '[{"name": "a b", "version": "^1.0+x"}]', "FriendlyName": "é/ü & =?~"},
         {"Path": "/a b/c~d.-_%", "Empty": "", "None": ()},
+        {"Mixed": ["ZN" + "2" * 32, "a b", "", "c&d"], "Plain": ["x", "", "y"]},
     ):
         assert form_body(data) == httpx.Request("POST", "http://x/", data=data).content
 
