@@ -21,7 +21,7 @@ from typing import Protocol
 from assetsync.errors import ApiError
 from assetsync.resources import Build, VersionRef, parse_build
 from assetsync.state import State
-from assetsync.state_remote import UploadIntent, VersionRecord
+from assetsync.state_remote import AssetSidsOnFirstUse, UploadIntent, VersionRecord
 
 __all__ = [
     "Ledger",
@@ -45,6 +45,10 @@ def now_iso() -> str:
 # the API's JSON and a third of its parse time, and the live build's manifest is read by every
 # sync. Manifests kept before (the API's JSON, no "format") are still read.
 _MANIFEST_FORMAT = 2
+
+# Asset SIDs looked up one row each before the ledger reads the service's whole map instead
+# (a cold publish asks for every path; an incremental sync for one or two).
+_SINGLE_LOOKUPS = 8
 
 
 def _manifest(build: Build) -> str:
@@ -146,36 +150,52 @@ class StateLedger:
         self.target = target
         self.service_sid = service_sid
         self.environment_sid = environment_sid
-        self._known: dict[str, str] | None = None  # path -> Asset SID, read when first needed
+        # Path -> Asset SID: the service's whole map once read; before that, the paths looked
+        # up one at a time (an incremental sync needs one or two of its 1,000).
+        self._known: dict[str, str] | None = None
+        self._some: dict[str, str | None] = {}
 
     @property
     def _assets(self) -> dict[str, str]:
         if self._known is None:
             self._known = self.state.asset_sids(self.target, self.service_sid)
+            self._some.clear()
         return self._known
 
     def know_assets(self, assets: Mapping[str, str]) -> None:
         """Path -> Asset SID as the caller has just read it from this state (a sync reads it
-        with the rest of the service's record), unless the ledger has read it already."""
-        if self._known is None:
+        with the rest of the service's record), unless the ledger has read it already. A map
+        still waiting to be read (`AssetSidsOnFirstUse`) is left unread."""
+        if self._known is None and not (
+            isinstance(assets, AssetSidsOnFirstUse) and not assets.loaded
+        ):
             self._known = dict(assets)
+            self._some.clear()
 
     def asset_sid(self, path: str) -> str | None:
-        return self._assets.get(path)
+        if self._known is not None:
+            return self._known.get(path)
+        if path not in self._some:
+            if len(self._some) >= _SINGLE_LOOKUPS:  # many paths: one read of them all
+                return self._assets.get(path)
+            self._some[path] = self.state.asset_sid(self.target, self.service_sid, path)
+        return self._some[path]
 
     def record_asset(self, path: str, asset_sid: str) -> None:
-        self.state.record_asset(self.target, self.service_sid, path, asset_sid)
-        self._assets[path] = asset_sid
+        self.record_assets({path: asset_sid})
 
     def record_assets(self, assets: Mapping[str, str]) -> None:
         """Path -> Asset SID for several paths, in one transaction."""
         if assets:
             self.state.record_assets(self.target, self.service_sid, assets)
-            self._assets.update(assets)
+            (self._some if self._known is None else self._known).update(assets)
 
     def forget_asset(self, path: str) -> None:
         self.state.forget_asset(self.target, self.service_sid, path)
-        self._assets.pop(path, None)
+        if self._known is None:
+            self._some[path] = None
+        else:
+            self._known.pop(path, None)
 
 
     def record_versions(self, versions: Sequence[VersionRecord]) -> None:

@@ -75,7 +75,8 @@ def _recorded(
     """What the state recorded for each of the site's services that exists (`known`: the
     target's recorded services, if the caller has read them)."""
     known = state.services(target) if known is None else known
-    return {name: state.recorded_service(target, known[name].service_sid, environment)
+    return {name: state.recorded_service(target, known[name].service_sid, environment,
+                                         assets_on_first_use=True)
             for name in names if name in known}
 
 

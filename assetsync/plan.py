@@ -218,7 +218,10 @@ def build_plan(
     """
     files = sorted(desired, key=_BY_PATH_SOURCE_DIGEST)
     wanted_paths = {f.path for f in files}
-    create_assets = tuple(sorted(p for p in wanted_paths if p not in recorded.asset_sids))
+    # A path with a recorded version has its Asset (made before its first upload): only the
+    # others are looked up, so an incremental sync need not read every Asset SID.
+    unversioned = wanted_paths.difference([path for _d, path, _v in recorded.versions])
+    create_assets = tuple(sorted(p for p in unversioned if p not in recorded.asset_sids))
 
     uploads: list[PublishedFile] = []
     reuses: list[tuple[PublishedFile, str]] = []

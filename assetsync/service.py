@@ -192,11 +192,12 @@ async def sync_service(
             and state.writes == snapshot.writes):
         recorded = snapshot.recorded  # nothing was recorded since the caller read it
     else:
-        recorded = (state.recorded_service(target, service_sid, environment)
+        recorded = (state.recorded_service(target, service_sid, environment,
+                                           assets_on_first_use=True)
                     if service_sid else RecordedService())
-    if ledger is not None:
-        ledger.know_assets(recorded.asset_sids)
     plan = build_plan(files, recorded, live_view, limits=limits, full=full)
+    if ledger is not None:  # after the plan, which reads the Asset SIDs only if it needs them
+        ledger.know_assets(recorded.asset_sids)
     if plan.errors:
         raise LimitError("; ".join(i.message for i in plan.errors), limit="build")
     if on_event is not None:
@@ -264,7 +265,8 @@ async def sync_service(
                 state.forget_versions(target, ledger.service_sid, missing)
                 notes.append(f"{len(missing)} recorded version(s) had expired and were re-uploaded"
                              f" after build {exc.build_sid} failed")
-                recorded = state.recorded_service(target, ledger.service_sid, environment)
+                recorded = state.recorded_service(target, ledger.service_sid, environment,
+                                                  assets_on_first_use=True)
                 plan = build_plan(files, recorded, live_view, limits=limits, full=full)
         uploaded, created = outcome.uploaded, outcome.created_assets
         build_sid, deployment_sid = outcome.build_sid, outcome.deployment_sid

@@ -57,6 +57,32 @@ def test_recorded_versions_are_reused_and_changes_upload() -> None:
     assert plan.needs_build
 
 
+class _AskedPaths(dict[str, str]):
+    """An Asset SID map that notes every path looked up in it."""
+
+    def __init__(self, entries: dict[str, str]) -> None:
+        super().__init__(entries)
+        self.asked: set[object] = set()
+
+    def __contains__(self, path: object) -> bool:
+        self.asked.add(path)
+        return super().__contains__(path)
+
+
+def test_only_paths_without_a_recorded_version_are_looked_up_for_an_asset() -> None:
+    """A path with a recorded version has its Asset; the plan asks the Asset SIDs about the
+    others only (the sync reads them from the state on first use)."""
+    recorded = _deployed(("/a.png", "d", "ZNa"), ("/b.png", "old", "ZNb"))
+    assets = _AskedPaths({**recorded.asset_sids, "/made.png": "ZHmade"})
+    recorded = RecordedService(asset_sids=assets, versions=recorded.versions,
+                               owned_paths=recorded.owned_paths)
+    files = [_file("/a.png"), _file("/b.png", digest="new"), _file("/made.png"),
+             _file("/new.png")]
+    plan = build_plan(files, recorded, None)
+    assert plan.create_assets == ("/new.png",)
+    assert assets.asked == {"/made.png", "/new.png"}
+
+
 def test_visibility_change_is_a_new_version() -> None:
     recorded = _deployed(("/a.png", "d", "ZNa"))
     plan = build_plan([_file("/a.png", vis=Visibility.PROTECTED)], recorded, None)

@@ -176,6 +176,45 @@ def test_remote_records_and_the_plan_view(tmp_path: Path) -> None:
     assert recorded.last_build_sid == "ZB1"
 
 
+def test_asset_sids_on_first_use_are_read_when_looked_into(tmp_path: Path) -> None:
+    """A sync's record reads the Asset SIDs when first looked into, not when it is made."""
+    with State.open(tmp_path) as state:
+        _record_deployed(state)
+        recorded = state.recorded_service(TARGET, ZS, "dev", assets_on_first_use=True)
+        state.record_asset(TARGET, ZS, "/later.png", "ZH" + "c" * 32)
+        assert recorded.asset_sids["/later.png"] == "ZH" + "c" * 32
+        assert recorded.asset_sids == state.asset_sids(TARGET, ZS)
+        assert state.asset_sid(TARGET, ZS, "/b.png") == "ZH" + "b" * 32
+        assert state.asset_sid(TARGET, ZS, "/none.png") is None
+
+
+def test_the_ledger_answers_asset_sids_alike_one_by_one_and_all_at_once(tmp_path: Path) -> None:
+    """A few paths are looked up a row each, many with one read of the whole map: the answers,
+    and what recording and forgetting change, are the same either way."""
+    sids = {f"/f{i}.png": f"ZH{i:032d}" for i in range(20)}
+    with State.open(tmp_path) as state:
+        state.record_assets(TARGET, ZS, sids)
+        ledger = StateLedger(state, TARGET, ZS, ZE)
+        assert ledger.asset_sid("/f1.png") == sids["/f1.png"]
+        assert ledger.asset_sid("/new.png") is None
+        assert ledger.asset_sid("/f2.png") == sids["/f2.png"]
+        ledger.record_assets({"/new.png": "ZH" + "e" * 32})
+        ledger.forget_asset("/f2.png")
+        assert ledger.asset_sid("/new.png") == "ZH" + "e" * 32
+        assert ledger.asset_sid("/f2.png") is None
+        for path, sid in sids.items():  # past the single lookups: the whole map
+            assert ledger.asset_sid(path) == (None if path == "/f2.png" else sid)
+        assert ledger.asset_sid("/new.png") == "ZH" + "e" * 32
+        assert ledger.asset_sid("/newer.png") is None
+        ledger.record_asset("/newer.png", "ZH" + "f" * 32)
+        ledger.forget_asset("/f3.png")
+        assert ledger.asset_sid("/newer.png") == "ZH" + "f" * 32
+        assert ledger.asset_sid("/f3.png") is None
+        fresh = StateLedger(state, TARGET, ZS, ZE)
+        for path in [*sids, "/new.png", "/newer.png"]:
+            assert fresh.asset_sid(path) == ledger.asset_sid(path)
+
+
 def test_environment_recreated_with_new_sid_forgets_old_deployment(tmp_path: Path) -> None:
     with State.open(tmp_path) as state:
         _record_deployed(state)
