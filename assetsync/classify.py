@@ -220,11 +220,16 @@ def classify(files: Iterable[ScannedFile], rules: VisibilityRules, *, source: Pa
     issues: list[Issue] = []
     root = str(source).rstrip("/")  # "" for "/", so paths never start with "//"
     folders: dict[str, str] = {"": root + "/"}
-    for scanned in files:
-        rel = scanned.rel_path
+    types: dict[str, str] = {}  # extension -> content type, for this call
+    # Hoisted for the usual site (every sync classifies every file): no glob rules to test.
+    globless = not rules.private and not rules.protected
+    default = rules.default
+    for rel, size, digest in files:  # a ScannedFile's fields, unpacked in one step
         path, marked, ext = _name_parts(rel)
-        visibility = _visibility(rel, marked, rules)
-        if marked is not None:
+        if marked is None:
+            visibility = default if globless else _visibility(rel, None, rules)
+        else:
+            visibility = marked
             by_glob = _visibility(rel, None, rules)
             if by_glob is not marked and by_glob is not rules.default:
                 issues.append(
@@ -240,15 +245,18 @@ def classify(files: Iterable[ScannedFile], rules: VisibilityRules, *, source: Pa
         parent = folders.get(folder)
         if parent is None:
             parent = folders[folder] = f"{root}/{folder}/"
+        content_type = types.get(ext)
+        if content_type is None:
+            content_type = types[ext] = _content_type_for_ext(ext.lower())
         out.append(
             _new_tuple(PublishedFile, (  # PublishedFile(...) without its keyword handling
                 path,
                 visibility,
-                scanned.digest,
-                scanned.size,
+                digest,
+                size,
                 rel,
                 parent + rel[slash + 1 :],
-                _content_type_for_ext(ext.lower()),
+                content_type,
                 None,
             ))
         )
