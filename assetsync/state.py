@@ -195,7 +195,7 @@ class State(RemoteRecords):
                 self._conn.execute("COMMIT")
                 self._writes += 1
             except sqlite3.DatabaseError as exc:
-                raise _db_error(self.db_path, exc) from None
+                raise _db_error(self.db_path, exc, closed=self._closed) from None
 
     @property
     def writes(self) -> int:
@@ -208,7 +208,7 @@ class State(RemoteRecords):
             try:
                 return self._conn.execute(sql, tuple(args)).fetchall()
             except sqlite3.DatabaseError as exc:
-                raise _db_error(self.db_path, exc) from None
+                raise _db_error(self.db_path, exc, closed=self._closed) from None
 
     # --- stat cache (scan.StatCache) ---------------------------------------------------------
 
@@ -219,7 +219,7 @@ class State(RemoteRecords):
                 try:
                     self._table = load_stat_table(self._conn)
                 except sqlite3.DatabaseError as exc:
-                    raise _db_error(self.db_path, exc) from None
+                    raise _db_error(self.db_path, exc, closed=self._closed) from None
         return self._table
 
     def save_stat_table(self, table: StatTable) -> None:
@@ -272,7 +272,7 @@ class State(RemoteRecords):
             try:
                 return export_state(self._conn)
             except sqlite3.DatabaseError as exc:
-                raise _db_error(self.db_path, exc) from None
+                raise _db_error(self.db_path, exc, closed=self._closed) from None
 
     def import_json(self, data: object) -> None:
         """Replace the whole state with an export. Validated first: bad input changes nothing.
@@ -291,7 +291,10 @@ def _release_lock(fd: int) -> None:
     os.close(fd)  # closing the descriptor releases the flock
 
 
-def _db_error(db_path: Path, exc: sqlite3.DatabaseError) -> StateError:
+def _db_error(db_path: Path, exc: sqlite3.DatabaseError, *, closed: bool = False) -> StateError:
+    if closed:  # a caller's use of a closed handle: the file is fine, say so
+        return StateError(f"state database {db_path} was used after it was closed; "
+                          "open the state folder again")
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
         return StateError(f"state database {db_path} is busy: {exc}; retry in a moment")
     return StateError(

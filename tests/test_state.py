@@ -215,6 +215,21 @@ def test_the_ledger_answers_asset_sids_alike_one_by_one_and_all_at_once(tmp_path
             assert fresh.asset_sid(path) == ledger.asset_sid(path)
 
 
+def test_a_closed_state_says_it_is_closed_not_corrupt(tmp_path: Path) -> None:
+    state = State.open(tmp_path)
+    _record_deployed(state)
+    recorded = state.recorded_service(TARGET, ZS, "dev", assets_on_first_use=True)
+    state.close()
+    for use in (lambda: state.get_environment(TARGET, ZS, "dev"),
+                lambda: state.record_asset(TARGET, ZS, "/c.png", "ZH" + "c" * 32),
+                lambda: recorded.asset_sids["/b.png"]):
+        with pytest.raises(StateError, match="used after it was closed") as caught:
+            use()
+        assert "corrupt" not in str(caught.value)
+    with State.open(tmp_path) as again:  # the file itself is fine
+        assert again.asset_sids(TARGET, ZS)["/b.png"] == "ZH" + "b" * 32
+
+
 def test_environment_recreated_with_new_sid_forgets_old_deployment(tmp_path: Path) -> None:
     with State.open(tmp_path) as state:
         _record_deployed(state)
