@@ -358,38 +358,50 @@ async def _one_version(c: ServerlessClient, tmp_path: Path, service: str) -> tup
     return svc.sid, sent.version.sid
 
 
+class _FakeTime:
+    """A retry policy's clock and sleep, faked: each sleep is recorded and moves the clock, and
+    the emulator's builds complete once `complete_after` sleeps have passed."""
+
+    def __init__(self, emulator: Any, complete_after: int) -> None:
+        self.emulator = emulator
+        self.complete_after = complete_after
+        self.now = 0.0
+        self.delays: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        self.now += seconds
+        if len(self.delays) == self.complete_after:
+            self.emulator.clock.advance(1000.0)
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(sleep=self.sleep, random=lambda: 0.5, clock=lambda: self.now)
+
+
 def test_build_polls_run_at_a_fixed_rate_from_the_build_s_creation(emulator: Any,
                                                                    tmp_path: Path) -> None:
     # Each wait counts from the previous poll's start (a poll "takes" 20 ms here), and with
     # `created_at` the first one counts from when the create request was answered.
     emulator.state.build_delay_s = 100.0
-    now = [0.0]
-    delays: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        delays.append(seconds)
-        now[0] += seconds
-        if len(delays) == 3:
-            emulator.clock.advance(1000.0)  # the build completes before the fourth poll
+    fake = _FakeTime(emulator, complete_after=3)  # the build completes before the fourth poll
 
     def polled(status: str) -> None:
-        now[0] += 0.02
+        fake.now += 0.02
 
     async def body(c: ServerlessClient) -> list[list[float]]:
         svc_sid, version_sid = await _one_version(c, tmp_path, "rate")
         seen = []
         for created_at in (None, -0.01):
             emulator.clock.reset()
-            delays.clear()
-            now[0] = 0.0
+            fake.delays.clear()
+            fake.now = 0.0
             build = await c.create_build(svc_sid, asset_versions=[version_sid])
             await c.wait_for_build(svc_sid, build.sid, poll_interval_s=0.5, on_status=polled,
                                    created_at=created_at)
-            seen.append(list(delays))
+            seen.append(list(fake.delays))
         return seen
 
-    policy = RetryPolicy(sleep=sleep, random=lambda: 0.5, clock=lambda: now[0])
-    plain, anchored = run(emulator, body, retry=policy)
+    plain, anchored = run(emulator, body, retry=fake.policy())
     assert plain == pytest.approx([0.03, 0.08, 0.18])  # 50, 100, 200 ms less each poll's 20 ms
     assert anchored == pytest.approx([0.02, 0.08, 0.18])  # the first also less the 10 ms before
 
@@ -413,13 +425,7 @@ def test_a_build_s_create_answer_stands_in_for_the_first_poll(emulator: Any,
     """`building` in the create answer: the first status GET waits a whole interval; a
     `completed` or `failed` answer ends the wait with no GET at all."""
     emulator.state.build_delay_s = 100.0
-    now = [0.0]
-    delays: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        delays.append(seconds)
-        now[0] += seconds
-        emulator.clock.advance(1000.0)  # complete by the first poll
+    fake = _FakeTime(emulator, complete_after=1)  # complete by the first poll
 
     async def body(c: ServerlessClient) -> tuple[list[str], list[float], int]:
         svc_sid, version_sid = await _one_version(c, tmp_path, "answered")
@@ -431,10 +437,9 @@ def test_a_build_s_create_answer_stands_in_for_the_first_poll(emulator: Any,
         await c.wait_for_build(svc_sid, build.sid, status="completed")
         with pytest.raises(BuildFailedError):
             await c.wait_for_build(svc_sid, build.sid, status="failed")
-        return seen, list(delays), len(emulator.state.request_log) - before
+        return seen, list(fake.delays), len(emulator.state.request_log) - before
 
-    policy = RetryPolicy(sleep=sleep, random=lambda: 0.5, clock=lambda: now[0])
-    seen, waits, later_requests = run(emulator, body, retry=policy)
+    seen, waits, later_requests = run(emulator, body, retry=fake.policy())
     assert seen == ["building", "completed"]  # the answer's status, then one real poll
     assert waits == [pytest.approx(0.05)]  # no immediate poll: straight to the first interval
     assert len(emulator.state.request_log.matching("GET", path_glob="*/Status")) == 1
