@@ -179,12 +179,12 @@ async def apply_changes(
     ledger: Ledger,
     options: ApplyOptions,
     on_event: EventCallback | None = None,
-    while_building: Callable[[], object] | None = None,
+    while_building: Callable[[Build], object] | None = None,
 ) -> ApplyOutcome:
     """Create assets, upload, build from reused + new versions (+ functions), wait, deploy.
 
-    `while_building`: work for the time the build takes (run once it is created and recorded,
-    before its first poll), such as the URL map a result needs anyway.
+    `while_building`: work for the time the build takes (run with the build once it is created
+    and recorded, before its first poll), such as the URL map a result needs anyway.
     """
     needed = {*create_assets, *(f.path for f in uploads)}
     created = await ensure_assets(
@@ -207,7 +207,7 @@ async def apply_changes(
     ledger.record_pending_build(build)
     _emit(on_event, SyncEvent("build_created", sid=build.sid, files=len(version_sids)))
     if while_building is not None:
-        while_building()  # inside the build's first wait, which counts from `created_at`
+        while_building(build)  # inside the build's first wait, which counts from `created_at`
     deployment_sid = await finish_build(
         client, service_sid, environment_sid, build.sid, ledger, options=options, on_event=on_event,
         created_at=created_at, status=build.status or None,

@@ -14,19 +14,29 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from assetsync import carry
 from assetsync.client import ClientEvent, RetryPolicy, ServerlessClient, resolve_endpoints
 from assetsync.config import Config, Credentials, target_key
-from assetsync.errors import ConfigError
+from assetsync.errors import ConfigError, StateError
+from assetsync.models import PublishedFile
+from assetsync.plan import RecordedService
 from assetsync.prepare import Prepared, issue_line, prepare_files
-from assetsync.remote import peek_target, resolve_live
-from assetsync.service import SyncFlags, apply_options, sync_service, url_entries
+from assetsync.remote import Located, peek_target, resolve_live
+from assetsync.resources import Build
+from assetsync.service import (
+    RecordedSnapshot,
+    SyncFlags,
+    apply_options,
+    sync_service,
+    url_entries,
+)
 from assetsync.shard_options import ShardOptions
 from assetsync.state import State
 from assetsync.sync_types import EventCallback, SyncEvent, SyncResult
@@ -218,13 +228,50 @@ _threshold_lock = threading.Lock()
 _threshold_users = [0, 0]  # runs inside; the threshold to restore when the last one leaves
 
 
-def _while_building(state: State) -> None:
+def _while_building(
+    state: State, remember: Callable[[Build, Sequence[PublishedFile]], None],
+    build: Build, files: Sequence[PublishedFile],
+) -> None:
     """Housekeeping for the time a build takes: nothing waits on it then."""
-    state.settle()
+    remember(build, files)
+    state.settle()  # after remembering: its checkpoint then takes that write along
     # The young generation now holds most of what this sync allocated: collected here, it
     # leaves too little for the threshold's restore (`_fewer_collections`) to set off a
     # collection once the deployment is made.
     gc.collect(0)
+
+
+def _carried_view(
+    state: State, target: str, environment: str, located: Located, carried: carry.Carried,
+    prepared: Prepared,
+) -> RecordedService | None:
+    """The carried outcome's stand-in for the service's record, when the live build is still
+    its build (see `assetsync.carry.recorded_view` for the rest)."""
+    env, service_sid = located.env, located.service_sid
+    if env is None or service_sid is None or env.build_sid != carried.build.sid:
+        return None
+    return carry.recorded_view(state, target, service_sid, environment, carried, prepared.files)
+
+
+def _remember(
+    state: State, target: str, service: str, environment: str, settings: str,
+    prepared: Prepared, build: Build, files: Sequence[PublishedFile],
+) -> None:
+    """Keep a single-service sync's outcome for the next sync (`assetsync.carry`)."""
+    if files is not prepared.files or not prepared.clean:
+        return  # one service's share of a sharded site, or warnings only the general path gives
+    if prepared.images:
+        from assetsync.transform_cache import encoder_versions
+
+        encoders: Callable[[], str] | None = encoder_versions
+    else:
+        encoders = None
+    try:
+        carry.remember(state, target, service, environment, settings=settings,
+                       encoders=encoders, scanned=prepared.snapshot.files, files=files,
+                       build=build)
+    except StateError as exc:  # a cache: the next sync takes the general path
+        logger.warning("sync outcome not kept: %s", exc)
 
 
 @contextmanager
@@ -275,6 +322,8 @@ async def sync_async(
     started = time.monotonic()
     env_name = environment or config.environment
     key = target_key(config)
+    settings = carry.settings_of(config)
+    view: RecordedService | None = None
     with State.open(config.state_dir) as state, \
             _scan_events(on_event) as scan_event:
         async with open_client(config, client, on_event) as api:
@@ -291,16 +340,34 @@ async def sync_async(
                           files=prepared.files, shard_options=shard)
                 located = await peek_target(api, state, key, config.service, env_name)
             else:
+                # Full, adopt and force plan from the whole record (the outcome is for the
+                # usual sync); a dry run may use it, it only reads.
+                carried = (carry.load(state, key, config.service, env_name, settings)
+                           if not (full or adopt or force) else None)
                 # Prepare the files while the (read-only) lookups are in flight, if they take
                 # long; nothing is written remotely until the files have passed every check.
                 prepared, located = await _lookups_beside(
-                    lambda events: prepare_files(config, state, paths=paths, on_event=events),
+                    lambda events: prepare_files(config, state, paths=paths, on_event=events,
+                                                 carried=carried),
                     peek_target(api, state, key, config.service, env_name, parse_kept=False),
                     api, on_event, scan_event,
                 )
-                located = await resolve_live(api, state, key, env_name, located)
+                view = (_carried_view(state, key, env_name, located, carried, prepared)
+                        if carried is not None and prepared.changed is not None else None)
+                if view is not None and carried is not None:
+                    located = replace(located, live=carried.build)  # its kept manifest, parsed
+                    if on_event is not None:
+                        changed = prepared.changed or 0
+                        on_event(SyncEvent(
+                            "carried", files=changed, total=len(prepared.files),
+                            message=f"{changed} file(s) prepared, the others as the last sync "
+                                    "published them"))
+                else:
+                    located = await resolve_live(api, state, key, env_name, located)
             prepared.raise_errors()
             flags = SyncFlags(dry_run=dry_run, full=full, adopt=adopt, force=force)
+            building = partial(_while_building, state, partial(
+                _remember, state, key, config.service, env_name, settings, prepared))
             if shard is not None:
                 from assetsync.multi import sync_sharded
 
@@ -308,14 +375,16 @@ async def sync_async(
                     api, state, key, service=config.service, environment=env_name,
                     files=prepared.files, shard_options=shard,
                     options=apply_options(config), flags=flags, on_event=on_event,
-                    located=located, while_building=partial(_while_building, state),
+                    located=located, while_building=building, recorded_view=view,
                 )
             else:
+                snapshot = (RecordedSnapshot(located.service_sid, state.writes, view)
+                            if view is not None and located.service_sid else None)
                 result = await sync_service(
                     api, state, key, service=config.service, environment=env_name,
                     files=prepared.files, options=apply_options(config), flags=flags,
-                    on_event=on_event, located=located,
-                    while_building=partial(_while_building, state),
+                    on_event=on_event, located=located, snapshot=snapshot,
+                    while_building=building,
                 )
             after = api.stats
     write_urls_file(config, result)

@@ -20,6 +20,7 @@ from assetsync.errors import DriftError
 from assetsync.models import PublishedFile, Visibility
 from assetsync.plan import RecordedService
 from assetsync.remote import Located, peek_target
+from assetsync.resources import Build
 from assetsync.service import RecordedSnapshot, SyncFlags, sync_service
 from assetsync.shard import (
     BuildCounts,
@@ -70,14 +71,14 @@ def _retired_and_empty(loc: Located | None, owned: frozenset[str]) -> bool:
 
 def _recorded(
     state: State, target: str, names: Sequence[str], environment: str,
-    known: Mapping[str, ServiceRecord] | None = None,
+    known: Mapping[str, ServiceRecord] | None = None, skip: str | None = None,
 ) -> dict[str, RecordedService]:
     """What the state recorded for each of the site's services that exists (`known`: the
-    target's recorded services, if the caller has read them)."""
+    target's recorded services, if the caller has read them), but `skip`."""
     known = state.services(target) if known is None else known
     return {name: state.recorded_service(target, known[name].service_sid, environment,
                                          assets_on_first_use=True)
-            for name in names if name in known}
+            for name in names if name in known and name != skip}
 
 
 def preflight(
@@ -108,18 +109,23 @@ async def sync_sharded(
     flags: SyncFlags | None = None,
     on_event: EventCallback | None = None,
     located: Located | None = None,
-    while_building: Callable[[], object] | None = None,
+    while_building: Callable[[Build, Sequence[PublishedFile]], object] | None = None,
+    recorded_view: RecordedService | None = None,
 ) -> SyncResult:
     """Shard `files` over `service`, `service-2`, ... and sync each service's environment.
 
     With a site that fits one service (the usual case) this is one `sync_service` call and no
     extra request; other services are looked up only when the site uses or needs them.
     Services run one after the other on the one client, so uploads of every service share its
-    one concurrency limit (`[sync] concurrency`).
+    one concurrency limit (`[sync] concurrency`). `recorded_view`: `service`'s record as
+    `assetsync.carry.recorded_view` stands it in, instead of reading it.
     """
     names = service_names(service, shard_options)
     known = state.services(target)
-    recorded = _recorded(state, target, names, environment, known)
+    recorded = _recorded(state, target, names, environment, known,
+                         skip=service if recorded_view is not None else None)
+    if recorded_view is not None and service in known:
+        recorded = {service: recorded_view, **recorded}
     snapshots = {name: RecordedSnapshot(known[name].service_sid, state.writes, recorded[name])
                  for name in recorded if name in known}
     previous = previous_placement(files, recorded)

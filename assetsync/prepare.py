@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from assetsync.carry import Carried, changed_sources, splice
 from assetsync.classify import Issue, check_published, classify
 from assetsync.config import Config
 from assetsync.errors import LimitError
-from assetsync.models import PublishedFile
+from assetsync.models import PublishedFile, ScannedFile
 from assetsync.scan import IgnoreRules, Snapshot, rescan_paths, scan_tree
 from assetsync.state import State
 from assetsync.sync_types import EventCallback
@@ -29,6 +30,12 @@ class Prepared:
     warnings: tuple[Issue, ...]
     errors: tuple[Issue, ...]
     snapshot: Snapshot
+    # Sources prepared again when a carried outcome's files stood in for the others (None:
+    # every file was prepared).
+    changed: int | None = None
+    # Every warning is the scan's: the classify, transform and check steps found nothing.
+    clean: bool = False
+    images: int = 0  # images the transform step looked at
 
     def raise_errors(self) -> None:
         """One clear error naming the files that cannot be published, if any."""
@@ -42,6 +49,8 @@ class Prepared:
             path=self.errors[0].path,
         )
 
+
+_NO_SNAPSHOT = Snapshot(files={})
 
 # Watch mode calls sync() after each debounce with the dirty paths: keep the last snapshot per
 # (source, state folder) so only those paths are re-examined.
@@ -63,8 +72,13 @@ def prepare_files(
     *,
     paths: Iterable[str] | None = None,
     on_event: EventCallback | None = None,
+    carried: Carried | None = None,
 ) -> Prepared:
-    """Scan (through the stat cache), classify, transform and check the source folder."""
+    """Scan (through the stat cache), classify, transform and check the source folder.
+
+    `carried`: the environment's last outcome under this config (`assetsync.carry`); when the
+    scan finds its files with only some contents changed, only those are prepared again.
+    """
     rules = IgnoreRules.for_config(config)
     key = (str(config.source), str(config.state_dir))
     previous = _SNAPSHOTS.get(key)
@@ -75,15 +89,34 @@ def prepare_files(
     else:
         snapshot = scan_tree(config.source, rules=rules, cache=state, on_event=on_event)
     _SNAPSHOTS[key] = snapshot
-    classified = classify(snapshot.files.values(), config.visibility, source=config.source)
+    scan_warnings = tuple(Issue(i.path, i.message, "warning") for i in snapshot.issues)
+    changed = changed_sources(snapshot.files, carried) if carried is not None else None
+    if carried is not None and changed is not None:
+        some = _prepare(config, changed, on_event, some=True)
+        spliced = splice(carried, changed, some.files) if some.clean else None
+        if spliced is not None:
+            return Prepared(files=spliced, warnings=scan_warnings, errors=(), snapshot=snapshot,
+                            changed=len(changed), clean=True, images=some.images)
+    every = _prepare(config, snapshot.files.values(), on_event)
+    return replace(every, warnings=scan_warnings + every.warnings, snapshot=snapshot)
+
+
+def _prepare(
+    config: Config, scanned: Iterable[ScannedFile], on_event: EventCallback | None,
+    *, some: bool = False,
+) -> Prepared:
+    """Classify, transform and check scanned files (the snapshot is left to the caller);
+    `some`: they are a few of the site's (see `transform_files`)."""
+    classified = classify(scanned, config.visibility, source=config.source)
     files: tuple[PublishedFile, ...] = classified.files
-    issues: list[Issue] = [Issue(i.path, i.message, "warning") for i in snapshot.issues]
-    issues.extend(classified.issues)
+    issues: list[Issue] = list(classified.issues)
+    images = 0
     hook = _transform_hook()
     if hook is not None and config.optimize is not None:
         result = hook(files, config.optimize, source=config.source,
-                      cache_dir=config.state_dir / "transform", on_event=on_event)
+                      cache_dir=config.state_dir / "transform", on_event=on_event, some=some)
         files = tuple(result.files)  # type: ignore[attr-defined]
+        images = result.stats.images  # type: ignore[attr-defined]
         issues.extend(Issue(i.path, i.message, i.severity)
                       for i in result.issues)  # type: ignore[attr-defined]
     issues.extend(check_published(files))
@@ -93,7 +126,9 @@ def prepare_files(
         files=tuple(f for f in files if f.path not in bad and f.source not in bad),
         warnings=tuple(i for i in issues if i.severity != "error"),
         errors=errors,
-        snapshot=snapshot,
+        snapshot=_NO_SNAPSHOT,
+        clean=not issues,
+        images=images,
     )
 
 

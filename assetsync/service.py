@@ -142,14 +142,15 @@ async def sync_service(
     located: Located | None = None,
     limits: BuildLimits = DEFAULT_BUILD_LIMITS,
     snapshot: RecordedSnapshot | None = None,
-    while_building: Callable[[], object] | None = None,
+    while_building: Callable[[Build, Sequence[PublishedFile]], object] | None = None,
 ) -> SyncResult:
     """Sync one service's environment to `files`; the per-service unit of a (sharded) sync.
 
     `located` is a `peek_target` result fetched while the files were being prepared; without
     it (or if it found no environment) the service and environment are looked up, and created
     unless `dry_run`. `snapshot`: what the caller read of this service's record, if still valid.
-    `while_building`: the caller's work for the time a build takes (see `apply_changes`).
+    `while_building`: the caller's work for the time a build takes (see `apply_changes`), given
+    the build and the files it publishes.
     """
     dry_run, full, adopt, force = flags.dry_run, flags.full, flags.adopt, flags.force
     before = client.stats.snapshot()
@@ -220,10 +221,10 @@ async def sync_service(
     urls = cache(lambda: url_entries(service, env.domain_name if env else None,
                                      ((f.path, f.visibility.value) for f in files)))
 
-    def building() -> None:
+    def building(build: Build) -> None:
         urls()
         if while_building is not None:
-            while_building()
+            while_building(build, files)
 
     build_sid = deployment_sid = None
     uploaded: tuple[str, ...] = ()

@@ -215,6 +215,17 @@ class RemoteRecords:
         )
         return str(row[0]) if row else None
 
+    def version_sid(
+        self, target: str, service_sid: str, digest: str, path: str, visibility: str
+    ) -> str | None:
+        """The recorded version of this content at this path and visibility, if any."""
+        row = self._one(
+            "SELECT version_sid FROM asset_versions WHERE target = ? AND service_sid = ? "
+            "AND digest = ? AND path = ? AND visibility = ?",
+            (target, service_sid, digest, path, str(visibility)),
+        )
+        return str(row[0]) if row else None
+
     def forget_asset(self, target: str, service_sid: str, path: str) -> None:
         """Forget a path's Asset SID, versions and intents (the asset was deleted remotely)."""
         with self._write() as conn:
@@ -473,6 +484,32 @@ class RemoteRecords:
             conn.execute(
                 "DELETE FROM pending WHERE target = ? AND service_sid = ? AND environment_sid = ?",
                 (target, service_sid, environment_sid),
+            )
+
+    # --- carried outcomes (assetsync.carry) --------------------------------------------------
+
+    def versions_generation(self) -> int:
+        """A count that moves whenever a recorded version is added, replaced or forgotten: kept
+        by triggers on the table, so no writer can forget to move it."""
+        row = self._one("SELECT n FROM versions_generation WHERE id = 1", ())
+        return int(cast("int", row[0])) if row else 0
+
+    def carried_outcome(self, target: str, service: str, environment: str) -> bytes | None:
+        """The last outcome remembered for an environment (by unique names), if any."""
+        row = self._one(
+            "SELECT data FROM carried WHERE target = ? AND service = ? AND environment = ?",
+            (target, service, environment),
+        )
+        return bytes(cast("bytes", row[0])) if row else None
+
+    def save_carried_outcome(
+        self, target: str, service: str, environment: str, data: bytes
+    ) -> None:
+        """Remember an environment's outcome, replacing the last one."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO carried VALUES (?, ?, ?, ?)",
+                (target, service, environment, data),
             )
 
     # --- the plan's view ---------------------------------------------------------------------

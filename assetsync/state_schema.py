@@ -30,7 +30,7 @@ __all__ = [
     "load_stat_table",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 EXPORT_FORMAT = "assetsync-state"
 EXPORT_VERSION = 1  # the JSON shape; independent of how the database stores it
 _MARSHAL_VERSION = 4
@@ -203,6 +203,17 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     (  # 4 -> 5: the stat cache as per-folder columns with the folders' listings
         _row_blob_to_table,
     ),
+    (  # 5 -> 6: carried outcomes, and a counter of changes to the recorded versions
+        "CREATE TABLE carried (target TEXT NOT NULL, service TEXT NOT NULL, "
+        "environment TEXT NOT NULL, data BLOB NOT NULL, "
+        "PRIMARY KEY (target, service, environment)) WITHOUT ROWID",
+        "CREATE TABLE versions_generation (id INTEGER PRIMARY KEY CHECK (id = 1), "
+        "n INTEGER NOT NULL)",
+        "INSERT INTO versions_generation VALUES (1, 0)",
+        *(f"CREATE TRIGGER asset_versions_{event.lower()} AFTER {event} ON asset_versions "
+          "BEGIN UPDATE versions_generation SET n = n + 1; END"
+          for event in ("INSERT", "UPDATE", "DELETE")),
+    ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -279,6 +290,7 @@ def import_state(conn: sqlite3.Connection, data: object) -> None:
         StateError: `data` is not a valid export; the caller's transaction rolls back.
     """
     rows = _validated_rows(data)
+    conn.execute("DELETE FROM carried")  # outcomes of syncs the imported state may not know
     for name, cols in TABLES.items():
         if name == "stat_cache":
             stats = {str(r[0]): r for r in rows[name]}

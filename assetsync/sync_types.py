@@ -26,7 +26,9 @@ class SyncEvent:
 
     Kinds, in order of appearance: `scan_issue` (path, message), `scan_done` (files,
     bytes = bytes hashed, total = files hashed), `transform_started` (total), `transformed`
-    (path, files = done, total, bytes = output size), `sharded` (total = services the site
+    (path, files = done, total, bytes = output size), `carried` (files = files prepared
+    again, total = files to publish: the last sync's outcome stood in for the others; see
+    `assetsync.carry`), `sharded` (total = services the site
     spans, message = their names; before any write), `connected` (message =
     service/environment), `planned` (files = uploads, bytes = upload bytes, total = desired
     files), `asset_created` (path, sid; recorded with the rest of its batch), `upload_started`

@@ -133,6 +133,7 @@ def transform_files(
     workers: int | None = None,
     on_event: Callable[[SyncEvent], None] | None = None,
     prune: bool = False,
+    some: bool = False,
 ) -> TransformResult:
     """Optimize images and derive channel variants; the sync engine's transform stage.
 
@@ -153,6 +154,8 @@ def transform_files(
             `SyncEvent("transformed", path, files=done, total=n, bytes=output size)` per encode.
         prune: afterwards, delete every cache entry this run did not use (pass it only with
             the whole source folder's files); `stats.pruned_bytes` says what was freed.
+        some: `files` are a few of the site's (the changed ones): the file-type cache keeps
+            the entries of the others and is searched rather than read whole.
     """
     encoders = ""  # computed when the first image needs it (it imports Pillow)
     lossless = json.dumps(lossless_recipe(options), sort_keys=True)
@@ -160,7 +163,7 @@ def transform_files(
     plan: list[tuple[PublishedFile, str | None, list[tuple[Profile | None, str]]]] = []
     issues: list[Issue] = []
     # Types by content digest: an unchanged file is not opened again to find its type.
-    sniffed = SniffCache(cache_dir)
+    sniffed = SniffCache(cache_dir, some=some and not prune)
     excluded = options.excluded if options.exclude else None  # most configs exclude nothing
     for file in files:
         path = file.content_path

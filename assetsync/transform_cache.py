@@ -177,16 +177,27 @@ class SniffCache:
     _FILE = "sniffed.txt"
     _LEGACY = "sniffed.json"  # the whole-file JSON of earlier versions: left unread, removed
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, *, some: bool = False) -> None:
+        """`some`: the run looks at a few of the site's files (a sync that prepares only the
+        changed ones): their lines are found in the text rather than all parsed, and no entry
+        is dropped for being unused."""
         self._path = cache_dir / self._FILE
         self._types: dict[str, str] = {}
         self._rewrite = False
+        self._some = some
+        self._text = ""
+        self._used: set[str] = set()
+        self._new: list[str] = []
         try:
             text = self._path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             text, self._rewrite = "", True  # first run with this format: drop the legacy file
         except (OSError, ValueError):
             text, self._rewrite = "", True
+        if some and not self._rewrite and (not text or text.endswith("\n")):
+            self._text = "\n" + text  # each line is then found as "\n<digest> "
+            return
+        self._some = False  # a first or damaged file: read (and rewrite) it all
         *lines, tail = text.split("\n")
         if tail:
             self._rewrite = True  # a torn last line: appending would extend it
@@ -196,13 +207,22 @@ class SniffCache:
                 self._rewrite = True
                 continue
             self._types[digest] = raw
-        self._used: set[str] = set()
-        self._new: list[str] = []
+
+    def _found(self, digest: str) -> str | None:
+        """`digest`'s type from the unparsed text (`some`), if it has a valid line."""
+        start = self._text.find(f"\n{digest} ")
+        if start < 0:
+            return None
+        start += len(digest) + 2
+        raw = self._text[start : self._text.index("\n", start)]
+        return raw if not raw or raw in _TYPES or _valid_type(raw) else None
 
     def media(self, digest: str, path: str) -> MediaType | None:
         """The type of the file at `path`, whose content digest is `digest`."""
         self._used.add(digest)
         raw = self._types.get(digest)
+        if raw is None and self._some:
+            raw = self._found(digest)
         if raw is not None:  # the usual case, once per file per run
             return _TYPES[raw] if raw in _TYPES else _parse_type(raw)
         try:
@@ -217,7 +237,7 @@ class SniffCache:
 
     def save(self) -> None:
         """Append what this run sniffed, or write the used entries afresh (see the class)."""
-        if len(self._types) > 2 * len(self._used):
+        if not self._some and len(self._types) > 2 * len(self._used):
             self._types = {d: t for d, t in self._types.items() if d in self._used}
             self._rewrite = True
         try:
