@@ -27,8 +27,8 @@ import marshal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import repeat
-from operator import attrgetter
+from itertools import compress, count, repeat
+from operator import attrgetter, ne
 from types import MappingProxyType
 from typing import Any
 
@@ -46,6 +46,7 @@ _FORMAT = 1
 _MARSHAL_VERSION = 4
 _VERSION_KEY = attrgetter("digest", "path", "visibility")  # a recorded version's key
 _PATH = attrgetter("path")
+_SOURCE = attrgetter("source")
 # Above this share of changed files the general path costs no more than splicing.
 _MOST_CHANGED = 0.25
 
@@ -168,11 +169,13 @@ def changed_sources(
     if len(scanned) != len(carried.scanned):
         return None
     # Both are sorted by path: pairs that differ are changed files, or a different tree.
-    changed = [now for now, then in zip(scanned.values(), carried.scanned) if now != then]
-    if len(changed) > len(scanned) * _MOST_CHANGED:
+    # (Compared with C-level maps: a Python loop here costs what a sync would save.)
+    now = tuple(scanned.values())
+    changed = list(compress(now, map(ne, now, carried.scanned)))
+    if len(changed) > len(now) * _MOST_CHANGED:
         return None
-    paths = {then[0] for now, then in zip(scanned.values(), carried.scanned) if now != then}
-    if any(now.rel_path not in paths for now in changed):
+    paths = {then[0] for then in compress(carried.scanned, map(ne, now, carried.scanned))}
+    if any(file.rel_path not in paths for file in changed):
         return None
     return changed
 
@@ -184,7 +187,7 @@ def splice(
     when an output's published path, visibility, type or variant is not the one it replaces
     (then the files' order or the plan could differ: the general path decides)."""
     sources = {f.rel_path for f in changed}
-    places = [i for i, f in enumerate(carried.files) if f.source in sources]
+    places = list(compress(count(), map(sources.__contains__, map(_SOURCE, carried.files))))
     if len(places) != len(outputs):
         return None
     files = list(carried.files)

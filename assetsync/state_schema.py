@@ -7,6 +7,10 @@ The stat cache is the exception in storage, not in shape: it is one blob, becaus
 all of it every time: rows (schema 1), then a marshal'd dict of rows (2), now a
 `assetsync.stat_table.StatTable` of per-folder columns (5), which loads ~10x faster than the
 dict (bench/bench_scan.py, "load_stat_cache"). Exports still show it as rows.
+
+Carried outcomes (`assetsync.carry`) are a cache as well: one blob per environment, never
+exported, forgotten by an import; triggers on `asset_versions` move `versions_generation` on
+every write, so an outcome can tell whether the record changed since it was kept.
 """
 
 from __future__ import annotations
