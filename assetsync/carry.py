@@ -39,8 +39,8 @@ from assetsync.resources import Build, VersionRef
 from assetsync.state import State
 from assetsync.state_remote import AssetSidsOnFirstUse
 
-__all__ = ["Carried", "changed_sources", "load", "recorded_view", "remember", "settings_of",
-           "splice"]
+__all__ = ["Carried", "changed_sources", "load", "recorded_view", "remember", "save",
+           "settings_of", "splice"]
 
 _FORMAT = 1
 _MARSHAL_VERSION = 4
@@ -151,14 +151,18 @@ def remember(
     sids = tuple(by_path.get(f.path, "") for f in files)
     if "" in sids:
         return False
-    carried = Carried(
+    save(state, target, service, environment, Carried(
         settings=settings, encoders=encoders() if encoders is not None else "",
         generation=state.versions_generation(),
         build=build, scanned=tuple(map(tuple, scanned.values())),  # type: ignore[arg-type]
         files=tuple(files), sids=sids,
-    )
-    state.save_carried_outcome(target, service, environment, _encode(carried))
+    ))
     return True
+
+
+def save(state: State, target: str, service: str, environment: str, carried: Carried) -> None:
+    """Keep `carried` as the environment's outcome, replacing the last one."""
+    state.save_carried_outcome(target, service, environment, _encode(carried))
 
 
 def changed_sources(

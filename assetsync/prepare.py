@@ -35,7 +35,9 @@ class Prepared:
     changed: int | None = None
     # Every warning is the scan's: the classify, transform and check steps found nothing.
     clean: bool = False
-    images: int = 0  # images the transform step looked at
+    # The transform step looked at images (a spliced preparation: or the carried outcome held
+    # some), so what it published depends on the image encoders' versions too.
+    images: bool = False
 
     def raise_errors(self) -> None:
         """One clear error naming the files that cannot be published, if any."""
@@ -96,7 +98,8 @@ def prepare_files(
         spliced = splice(carried, changed, some.files) if some.clean else None
         if spliced is not None:
             return Prepared(files=spliced, warnings=scan_warnings, errors=(), snapshot=snapshot,
-                            changed=len(changed), clean=True, images=some.images)
+                            changed=len(changed), clean=True,
+                            images=some.images or bool(carried.encoders))
     every = _prepare(config, snapshot.files.values(), on_event)
     return replace(every, warnings=scan_warnings + every.warnings, snapshot=snapshot)
 
@@ -110,13 +113,13 @@ def _prepare(
     classified = classify(scanned, config.visibility, source=config.source)
     files: tuple[PublishedFile, ...] = classified.files
     issues: list[Issue] = list(classified.issues)
-    images = 0
+    images = False
     hook = _transform_hook()
     if hook is not None and config.optimize is not None:
         result = hook(files, config.optimize, source=config.source,
                       cache_dir=config.state_dir / "transform", on_event=on_event, some=some)
         files = tuple(result.files)  # type: ignore[attr-defined]
-        images = result.stats.images  # type: ignore[attr-defined]
+        images = result.stats.images > 0  # type: ignore[attr-defined]
         issues.extend(Issue(i.path, i.message, i.severity)
                       for i in result.issues)  # type: ignore[attr-defined]
     issues.extend(check_published(files))

@@ -8,6 +8,7 @@ import random
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,24 @@ def _no_build() -> Any:
 
     return Build(sid="ZB0", service_sid="ZS0", status="completed", asset_versions=(),
                  function_versions=(), dependencies=(), runtime=None, date_created=None)
+
+
+def test_image_encoders_are_kept_and_checked(tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator, extra=EXTRA)
+    _site(config)
+    sync(config)
+    (config.source / "d0" / "f0000.txt").write_text("no image changed")
+    assert [e.files for e in _events(config) if e.kind == "carried"] == [1]
+    key, settings = target_key(config), carry.settings_of(config)
+    with State.open(config.state_dir) as state:
+        kept = carry.load(state, key, config.service, "dev", settings)
+        # Spliced without an image among the changed files: the images it carried still
+        # tie it to the encoders that made them.
+        assert kept is not None and "pillow=" in kept.encoders
+        carry.save(state, key, config.service, "dev", replace(kept, encoders="pillow=0.0"))
+        assert carry.load(state, key, config.service, "dev", settings) is None
+    (config.source / "d0" / "f0000.txt").write_text("other encoders")
+    assert not any(e.kind == "carried" for e in _events(config))
 
 
 def test_drift_is_reported_as_without_a_carried_outcome(tmp_path: Path, emulator: Any) -> None:
