@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress, count, repeat
-from operator import attrgetter, ne
+from operator import attrgetter, is_not, ne
 from types import MappingProxyType
 from typing import Any
 
@@ -216,20 +216,18 @@ def recorded_view(
     `files`: the spliced files (the carried ones where unchanged: the very same objects).
     """
     build = carried.build
-    env = state.get_environment(target, service_sid, environment)
-    if (env is None or env.build_sid != build.sid or build.service_sid != service_sid
-            or state.get_pending(target, service_sid, env.environment_sid) is not None
-            or state.upload_intents(target, service_sid)
-            or state.versions_generation() != carried.generation
-            or len(files) != len(carried.files)):
+    if build.service_sid != service_sid or len(files) != len(carried.files):
         return None
+    checks = state.outcome_checks(target, service_sid, environment)
+    if checks != (build.sid, False, carried.generation):
+        return None  # another build recorded, one pending, an upload journalled, or new versions
     versions: dict[tuple[str, str, str], str] = dict(
         zip(map(_VERSION_KEY, carried.files), carried.sids))
-    for new, old in zip(files, carried.files, strict=True):
-        if new is not old:  # a changed file: is its new content recorded already?
-            sid = state.version_sid(target, service_sid, new.digest, new.path, new.visibility)
-            if sid is not None:
-                versions[(new.digest, new.path, new.visibility)] = sid
+    for new in compress(files, map(is_not, files, carried.files)):
+        # A changed file (the others are the carried objects): is its content recorded already?
+        sid = state.version_sid(target, service_sid, new.digest, new.path, new.visibility)
+        if sid is not None:
+            versions[(new.digest, new.path, new.visibility)] = sid
     return RecordedService(
         asset_sids=AssetSidsOnFirstUse(lambda: state.asset_sids(target, service_sid)),
         versions=MappingProxyType(versions),

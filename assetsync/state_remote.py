@@ -494,6 +494,28 @@ class RemoteRecords:
         row = self._one("SELECT n FROM versions_generation WHERE id = 1", ())
         return int(cast("int", row[0])) if row else 0
 
+    def outcome_checks(
+        self, target: str, service_sid: str, environment: str
+    ) -> tuple[str | None, bool, int] | None:
+        """What a carried outcome must know before it stands in, in one read: the environment's
+        recorded build, whether a build is pending there or an upload journalled for the
+        service, and `versions_generation()` (None: the environment is not recorded)."""
+        row = self._one(
+            "SELECT e.build_sid, "
+            "EXISTS (SELECT 1 FROM pending p WHERE p.target = e.target "
+            "AND p.service_sid = e.service_sid AND p.environment_sid = e.environment_sid) "
+            "OR EXISTS (SELECT 1 FROM upload_intents i WHERE i.target = e.target "
+            "AND i.service_sid = e.service_sid), "
+            "(SELECT n FROM versions_generation WHERE id = 1) "
+            "FROM environments e WHERE e.target = ? AND e.service_sid = ? AND e.unique_name = ?",
+            (target, service_sid, environment),
+        )
+        if row is None:
+            return None
+        build_sid, busy, generation = row
+        return (None if build_sid is None else str(build_sid), bool(busy),
+                int(cast("int", generation or 0)))
+
     def carried_outcome(self, target: str, service: str, environment: str) -> bytes | None:
         """The last outcome remembered for an environment (by unique names), if any."""
         row = self._one(

@@ -283,6 +283,25 @@ def test_versions_generation_moves_with_every_version_write(tmp_path: Path) -> N
     assert start < added < replaced < forgotten
 
 
+def test_outcome_checks_see_the_build_the_journals_and_the_generation(tmp_path: Path) -> None:
+    from assetsync.state_records import UploadIntent
+
+    with State.open(tmp_path) as state:
+        assert state.outcome_checks("t", "ZS1", "dev") is None
+        state.record_environment("t", "ZS1", "dev", "ZE1", None)
+        state.record_deployment("t", "ZS1", "ZE1", "ZB1", "ZD1")
+        generation = state.versions_generation()
+        assert state.outcome_checks("t", "ZS1", "dev") == ("ZB1", False, generation)
+        state.record_pending("t", "ZS1", "ZE1", "ZB2")
+        assert state.outcome_checks("t", "ZS1", "dev") == ("ZB1", True, generation)
+        state.clear_pending("t", "ZS1", "ZE1")
+        state.record_upload_intents("t", "ZS1", [UploadIntent("/a", "d", "public", 1, "ZH1")])
+        assert state.outcome_checks("t", "ZS1", "dev") == ("ZB1", True, generation)
+        state.clear_upload_intents("t", "ZS1")
+        state.record_pending("t", "ZS1", "ZE9", "ZB3")  # another environment's journal
+        assert state.outcome_checks("t", "ZS1", "dev") == ("ZB1", False, generation)
+
+
 def test_settings_text_is_the_same_in_another_process(tmp_path: Path, emulator: Any) -> None:
     load(tmp_path, emulator, extra=EXTRA)
     code = ("import sys; from assetsync.config import load_config; from assetsync import carry;"
