@@ -6,7 +6,8 @@
 1. One changed file in a 1,000-asset project: requests, bytes sent, wall time and time until the
    build is requested of `sync` next to `sync --full` (which re-uploads every file, like the
    official toolkit), with ratios of the medians (runs alternate; each starts from a collected
-   heap).
+   heap). `carried` is 1 where the syncs used the last sync's outcome (`assetsync.carry`:
+   `sync` here always can, `--full` never does).
 2. Cold publish of 1,000 files (10 MB): wall time and files/s.
 3. Peak RSS of an `assetsync sync` process publishing twenty 20 MB files (uploads stream from
    disk; goal: under 150 MB).
@@ -101,7 +102,9 @@ def measured(config_path: Path, **kw: bool) -> dict[str, float | int]:
     until_build = marks.get("build_created", started + wall) - started
     return {"wall_s": round(wall, 3), "until_build_s": round(until_build, 3),
             "requests": result.requests, "write_requests": result.write_requests,
-            "bytes_sent": result.bytes_sent, "uploads": len(result.uploaded)}
+            "bytes_sent": result.bytes_sent, "uploads": len(result.uploaded),
+            # Whether the last sync's outcome stood in for the unchanged files (assetsync.carry).
+            "carried": int("carried" in marks)}
 
 
 def median_run(runs: list[dict[str, float | int]]) -> dict[str, float | int]:
