@@ -12,6 +12,8 @@ other on one client, so every upload shares its one concurrency limit.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from itertools import compress
+from operator import attrgetter, not_
 
 from assetsync.apply import ApplyOptions
 from assetsync.client import ServerlessClient
@@ -42,6 +44,9 @@ __all__ = [
     "sync_sharded",
 ]
 
+_PATH = attrgetter("path")
+_VISIBILITY = attrgetter("visibility")
+
 
 def services_in_use(config: Config) -> int:
     """How many of the site's services the state knows (at least 1): the most builds one sync
@@ -56,7 +61,8 @@ def _reserved(loc: Located, owned: frozenset[str]) -> BuildCounts:
     """What a live build carries that this site does not own (invariant 3 keeps it)."""
     if loc.live is None:
         return BuildCounts()
-    foreign = [v for v in loc.live.asset_versions if v.path not in owned]
+    versions = loc.live.asset_versions
+    foreign = list(compress(versions, map(not_, map(owned.__contains__, map(_PATH, versions)))))
     private = sum(1 for v in foreign if v.visibility == Visibility.PRIVATE.value)
     return BuildCounts(public_protected=len(foreign) - private, private=private,
                        functions=len(loc.live.function_versions))
@@ -139,16 +145,19 @@ async def sync_sharded(
     reserved = {name: _reserved(loc, recorded.get(name, empty).owned_paths)
                 for name, loc in found.items()}
     limits = shard_options.limits
-    private = sum(1 for f in files if f.visibility is Visibility.PRIVATE)
+    private = list(map(_VISIBILITY, files)).count(Visibility.PRIVATE)
     spread = len(set(previous.values())) > 1 or private > limits.private or (
         len(files) - private > limits.public_protected)
     foreign = 0
     if spread:  # only then can another service be needed: count the account's other services
         ours = set(names)
         foreign = sum(1 for s in await client.list_services() if s.unique_name not in ours)
-    changed = [f.path for f in files  # (a StrEnum member hashes as its value)
-               if (f.digest, f.path, f.visibility)
-               not in recorded.get(previous.get(f.path, ""), empty).versions]
+
+    def changed() -> list[str]:  # asked for only when files may have to move
+        return [f.path for f in files  # (a StrEnum member hashes as its value)
+                if (f.digest, f.path, f.visibility)
+                not in recorded.get(previous.get(f.path, ""), empty).versions]
+
     plan = shard(files, previous, shard_options, base_service=service, reserved=reserved,
                  foreign_services=foreign, changed=changed)
     if on_event is not None:  # before any write: the sync CLI takes a budget slot per service

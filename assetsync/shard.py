@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from types import MappingProxyType
 
 from assetsync.errors import LimitError
@@ -69,7 +70,7 @@ def shard(
     base_service: str,
     reserved: Mapping[str, BuildCounts] | None = None,
     foreign_services: int = 0,
-    changed: Collection[str] = (),
+    changed: Collection[str] | Callable[[], Collection[str]] = (),
 ) -> ShardResult:
     """Assign each file to a service so that every build stays within `options.limits`.
 
@@ -87,7 +88,8 @@ def shard(
             assets outside the source folder, kept by invariant 3); it takes room from the limits.
         foreign_services: services in the account that are not this site's; they count against
             `options.max_services`, the account's limit.
-        changed: paths whose content or visibility changed since the last sync. They are uploaded
+        changed: paths whose content or visibility changed since the last sync (or how to find
+            them: the usual site, which fits its one service, never asks). They are uploaded
             anyway, so when a service overflows they are the first to move (no extra upload).
 
     Raises:
@@ -146,7 +148,8 @@ def shard(
         atom.home = _home(atom, previous, index)
 
     repacked = False
-    placed = _place(atoms, spare, stable=True, changed=frozenset(changed))
+    placed = _place(atoms, spare, stable=True,
+                    changed=frozenset(changed() if callable(changed) else changed))
     if placed is None:
         repacked = True
         placed = _place(atoms, spare, stable=False, changed=frozenset())
@@ -163,6 +166,8 @@ def shard(
 
 
 _NONE = BuildCounts()
+_PATH = attrgetter("path")
+_VISIBILITY = attrgetter("visibility")
 
 
 def _one_service(
@@ -176,16 +181,19 @@ def _one_service(
     """The usual site: no groups, nothing placed outside the first service, and everything fits
     it. The general placement would put every file there with no move; this gets there without
     building atoms (a test holds the two equal). None: not that case."""
-    if any(name != base for name in previous.values()):
+    # C-level counting and mapping: every sync of the usual site comes through here.
+    if not set(previous.values()) <= {base}:
         return None
-    private = sum(1 for f in files if f.visibility is Visibility.PRIVATE)
+    private = list(map(_VISIBILITY, files)).count(Visibility.PRIVATE)
     if len(files) - private > room[0] or private > room[1]:
         return None
-    assignment: dict[str, str] = {}
-    for file in files:
-        if file.path in assignment:
-            raise ValueError(f"two files are published at {file.path!r}")
-        assignment[file.path] = base
+    assignment = dict.fromkeys(map(_PATH, files), base)
+    if len(assignment) != len(files):
+        seen: set[str] = set()
+        for file in files:
+            if file.path in seen:
+                raise ValueError(f"two files are published at {file.path!r}")
+            seen.add(file.path)
     extra = reserved.get(base, _NONE)
     counts = BuildCounts(
         public_protected=len(files) - private + extra.public_protected,

@@ -131,6 +131,14 @@ def test_overflow_moves_the_fewest_and_prefers_files_that_changed() -> None:
     second = shard(flipped, first.assignment, options, base_service="s", changed={"/pub/00000.bin"})
     assert second.moves == (Move("/pub/00000.bin", "s", "s-3", MoveReason.OVERFLOW),)
     assert second.counts["s"] == BuildCounts(9, 2, 0)
+    # Asked for only when files may move: the same answer from a callable.
+    asked: list[bool] = []
+    lazily = shard(flipped, first.assignment, options, base_service="s",
+                   changed=lambda: asked.append(True) or {"/pub/00000.bin"})
+    assert lazily.moves == second.moves and asked == [True]
+    fits = shard(files, {}, ShardOptions(), base_service="s",
+                 changed=lambda: asked.append(False) or set())
+    assert fits.services == ("s",) and asked == [True]  # the usual site never asks
     # Without knowing what changed, still exactly one file moves.
     third = shard(flipped, first.assignment, options, base_service="s")
     assert len(third.moves) == 1
