@@ -218,6 +218,28 @@ def test_image_encoders_are_kept_and_checked(tmp_path: Path, emulator: Any) -> N
     assert not any(e.kind == "carried" for e in _events(config))
 
 
+def test_functions_of_the_live_build_survive_a_carried_sync(tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 4)
+    first = sync(config)
+    assert first.service_sid and first.environment_sid
+    fn_version, _build = deploy_function_build(
+        emulator, first.service_sid, first.environment_sid, [])
+    (config.source / "new.txt").write_text("new")
+    sync(config, adopt=True)  # the general path: builds on the function build
+    (config.source / "d0" / "f0000.txt").write_text("changed")
+    events: list[SyncEvent] = []
+
+    result = sync(config, on_event=events.append)
+
+    assert [e.files for e in events if e.kind == "carried"] == [1]
+    build = api_get(emulator, f"/v1/Services/{result.service_sid}/Builds/{result.build_sid}")
+    assert [v["sid"] for v in build["function_versions"]] == [fn_version]
+    assert build["dependencies"] == [{"name": "twilio", "version": "5.0.0"}]
+    assert build["runtime"] == "node20"
+    assert result.function_versions == 1 and result.uploaded == ("/d0/f0000.txt",)
+
+
 def test_drift_is_reported_as_without_a_carried_outcome(tmp_path: Path, emulator: Any) -> None:
     config = load(tmp_path, emulator)
     make_tree(config.source, 3)
