@@ -93,6 +93,29 @@ def deploy_function_build(emulator: Any, service_sid: str, env_sid: str,
         return deploy_with(http, emulator, service_sid, env_sid, asset_version_sids)
 
 
+def published_beside_functions(config: Any, emulator: Any, files: int) -> tuple[str, str]:
+    """A synced tree of `files` files, then a function build deployed over it by another tool
+    (drift) and one new file: returns the function version and that build's SIDs."""
+    from assetsync.engine import sync
+
+    make_tree(config.source, files)
+    first = sync(config)
+    assert first.service_sid and first.environment_sid
+    found = deploy_function_build(emulator, first.service_sid, first.environment_sid, [])
+    (config.source / "new.txt").write_text("new")
+    return found
+
+
+def assert_functions_kept(emulator: Any, result: Any, fn_version: str) -> Any:
+    """The result's build holds what `deploy_function_build` deployed besides assets (its
+    function version, dependencies and runtime); returns the build's JSON."""
+    build = api_get(emulator, f"/v1/Services/{result.service_sid}/Builds/{result.build_sid}")
+    assert [v["sid"] for v in build["function_versions"]] == [fn_version]
+    assert build["dependencies"] == [{"name": "twilio", "version": "5.0.0"}]
+    assert build["runtime"] == "node20"
+    return build
+
+
 def deploy_with(http: Any, emulator: Any, service_sid: str, env_sid: str,
                 asset_version_sids: list[str]) -> tuple[str, str]:
     """The same through an open client."""

@@ -26,7 +26,15 @@ from assetsync.state import State
 from assetsync.state_records import VersionRecord
 from assetsync.sync_types import SyncEvent, SyncResult
 from assetsync.transform_cache import SniffCache
-from tests.sync_harness import api_get, deploy_function_build, load, make_tree, writes
+from tests.sync_harness import (
+    api_get,
+    assert_functions_kept,
+    deploy_function_build,
+    load,
+    make_tree,
+    published_beside_functions,
+    writes,
+)
 
 # Both kinds of visibility rule, and image optimization with a variant profile.
 EXTRA = ('[visibility]\nprotected = ["d1/**"]\n'
@@ -220,12 +228,7 @@ def test_image_encoders_are_kept_and_checked(tmp_path: Path, emulator: Any) -> N
 
 def test_functions_of_the_live_build_survive_a_carried_sync(tmp_path: Path, emulator: Any) -> None:
     config = load(tmp_path, emulator)
-    make_tree(config.source, 4)
-    first = sync(config)
-    assert first.service_sid and first.environment_sid
-    fn_version, _build = deploy_function_build(
-        emulator, first.service_sid, first.environment_sid, [])
-    (config.source / "new.txt").write_text("new")
+    fn_version, _build = published_beside_functions(config, emulator, 4)
     sync(config, adopt=True)  # the general path: builds on the function build
     (config.source / "d0" / "f0000.txt").write_text("changed")
     events: list[SyncEvent] = []
@@ -233,10 +236,7 @@ def test_functions_of_the_live_build_survive_a_carried_sync(tmp_path: Path, emul
     result = sync(config, on_event=events.append)
 
     assert [e.files for e in events if e.kind == "carried"] == [1]
-    build = api_get(emulator, f"/v1/Services/{result.service_sid}/Builds/{result.build_sid}")
-    assert [v["sid"] for v in build["function_versions"]] == [fn_version]
-    assert build["dependencies"] == [{"name": "twilio", "version": "5.0.0"}]
-    assert build["runtime"] == "node20"
+    assert_functions_kept(emulator, result, fn_version)
     assert result.function_versions == 1 and result.uploaded == ("/d0/f0000.txt",)
 
 

@@ -16,10 +16,12 @@ from assetsync.state import State
 from assetsync.sync_types import SyncEvent
 from tests.sync_harness import (
     api_get,
+    assert_functions_kept,
     count,
     deploy_function_build,
     load,
     make_tree,
+    published_beside_functions,
     quick_client,
     uploads,
     writes,
@@ -102,19 +104,11 @@ def test_functions_dependencies_and_runtime_of_the_live_build_survive(
     tmp_path: Path, emulator: Any
 ) -> None:
     config = load(tmp_path, emulator)
-    make_tree(config.source, 2)
-    first = sync(config)
-    assert first.service_sid and first.environment_sid
-    fn_version, foreign_build = deploy_function_build(
-        emulator, first.service_sid, first.environment_sid, [])
-    (config.source / "new.txt").write_text("new")
+    fn_version, foreign_build = published_beside_functions(config, emulator, 2)
 
     result = sync(config, adopt=True)
 
-    build = api_get(emulator, f"/v1/Services/{result.service_sid}/Builds/{result.build_sid}")
-    assert [v["sid"] for v in build["function_versions"]] == [fn_version]
-    assert build["dependencies"] == [{"name": "twilio", "version": "5.0.0"}]
-    assert build["runtime"] == "node20"
+    build = assert_functions_kept(emulator, result, fn_version)
     assert sorted(v["path"] for v in build["asset_versions"]) == [
         "/d0/f0000.txt", "/d1/f0001.txt", "/new.txt"]
     assert any(foreign_build in note for note in result.notes)
