@@ -218,13 +218,14 @@ class RemoteRecords:
     def version_sid(
         self, target: str, service_sid: str, digest: str, path: str, visibility: str
     ) -> str | None:
-        """The recorded version of this content at this path and visibility, if any."""
+        """The recorded version of this content at this path and visibility, if any (the
+        newest-named of several, as `recorded_service` picks outside the deployed build)."""
         row = self._one(
-            "SELECT version_sid FROM asset_versions WHERE target = ? AND service_sid = ? "
+            "SELECT max(version_sid) FROM asset_versions WHERE target = ? AND service_sid = ? "
             "AND digest = ? AND path = ? AND visibility = ?",
             (target, service_sid, digest, path, str(visibility)),
         )
-        return str(row[0]) if row else None
+        return str(row[0]) if row and row[0] is not None else None
 
     def forget_asset(self, target: str, service_sid: str, path: str) -> None:
         """Forget a path's Asset SID, versions and intents (the asset was deleted remotely)."""
@@ -546,11 +547,11 @@ class RemoteRecords:
         now, so the record stays usable after the state closes.
         """
         # Plain rows, not `versions()`' records: a sync reads this for every file it holds,
-        # and a record per row showed in its time. No order: (digest, path, visibility) is
-        # the table's key, so each maps to one SID whatever order the rows come in.
+        # and a record per row showed in its time. In key order (the table's own: no sort), so
+        # where `sync --full` uploaded the same content again the newest-named SID comes last.
         rows = cast("list[tuple[str, str, str, str]]", self._read(
             "SELECT digest, path, visibility, version_sid FROM asset_versions "
-            "WHERE target = ? AND service_sid = ?",
+            "WHERE target = ? AND service_sid = ? ORDER BY digest, path, visibility, version_sid",
             (target, service_sid),
         ))
         env = self.get_environment(target, service_sid, environment)
@@ -560,13 +561,17 @@ class RemoteRecords:
             else None
         )
         in_build = set(build.version_sids) if build is not None else set()
-        ours = [(path, sid) for _digest, path, _vis, sid in rows if sid in in_build]
+        ours = [row for row in rows if row[3] in in_build]
+        versions = {(d, p, v): sid for d, p, v, sid in rows}
+        # Content recorded twice (another environment's `sync --full`): the environment keeps
+        # the version its build holds, so an unchanged file needs no new build.
+        versions.update(((d, p, v), sid) for d, p, v, sid in ours)
         return RecordedService(
             asset_sids=(AssetSidsOnFirstUse(lambda: self.asset_sids(target, service_sid))
                         if assets_on_first_use
                         else MappingProxyType(self.asset_sids(target, service_sid))),
-            versions=MappingProxyType({(d, p, v): sid for d, p, v, sid in rows}),
-            owned_paths=frozenset(path for path, _sid in ours),
-            deployed_version_sids=frozenset(sid for _path, sid in ours),
+            versions=MappingProxyType(versions),
+            owned_paths=frozenset(row[1] for row in ours),
+            deployed_version_sids=frozenset(row[3] for row in ours),
             last_build_sid=env.build_sid if env is not None else None,
         )

@@ -34,7 +34,7 @@ __all__ = [
     "load_stat_table",
 ]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 EXPORT_FORMAT = "assetsync-state"
 EXPORT_VERSION = 1  # the JSON shape; independent of how the database stores it
 _MARSHAL_VERSION = 4
@@ -121,7 +121,7 @@ _PRIMARY_KEYS = {
     "services": 2,
     "environments": 3,
     "assets": 3,
-    "asset_versions": 5,
+    "asset_versions": 6,  # its SID too: `sync --full` records the same content again
     "builds": 3,
     "pending": 3,
     "upload_intents": 5,
@@ -185,13 +185,21 @@ def _row_blob_to_table(conn: sqlite3.Connection) -> None:
 
 Step = str | Callable[[sqlite3.Connection], None]
 
+_VERSIONS_BY_SID = (
+    "CREATE INDEX asset_versions_by_sid ON asset_versions (target, service_sid, version_sid)")
+# Every write to the recorded versions moves a counter (`State.versions_generation`).
+_VERSION_TRIGGERS = tuple(
+    f"CREATE TRIGGER asset_versions_{event.lower()} AFTER {event} ON asset_versions "
+    "BEGIN UPDATE versions_generation SET n = n + 1; END"
+    for event in ("INSERT", "UPDATE", "DELETE"))
+
 # MIGRATIONS[n] takes schema n to n + 1. Never edit a released step; append a new one.
 MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     (  # 0 -> 1: everything, the stat cache as rows
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
         *(_create_table(name) for name in TABLES
           if name not in ("upload_intents", "build_manifests")),
-        "CREATE INDEX asset_versions_by_sid ON asset_versions (target, service_sid, version_sid)",
+        _VERSIONS_BY_SID,
     ),
     (  # 1 -> 2: the stat cache as one blob
         "CREATE TABLE stat_blob (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL)",
@@ -214,9 +222,15 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         "CREATE TABLE versions_generation (id INTEGER PRIMARY KEY CHECK (id = 1), "
         "n INTEGER NOT NULL)",
         "INSERT INTO versions_generation VALUES (1, 0)",
-        *(f"CREATE TRIGGER asset_versions_{event.lower()} AFTER {event} ON asset_versions "
-          "BEGIN UPDATE versions_generation SET n = n + 1; END"
-          for event in ("INSERT", "UPDATE", "DELETE")),
+        *_VERSION_TRIGGERS,
+    ),
+    (  # 6 -> 7: a version's SID joins its key, so content uploaded twice keeps both records
+        "ALTER TABLE asset_versions RENAME TO asset_versions_6",
+        _create_table("asset_versions"),
+        "INSERT INTO asset_versions SELECT * FROM asset_versions_6",
+        "DROP TABLE asset_versions_6",  # with its index and triggers
+        _VERSIONS_BY_SID,
+        *_VERSION_TRIGGERS,
     ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -181,6 +181,23 @@ def test_a_failed_build_keeps_the_previous_deployment_and_the_uploads(
     assert retried.build_sid not in (first.build_sid, info.value.build_sid)
 
 
+def test_another_environments_full_sync_leaves_this_one_as_it_was(
+    tmp_path: Path, emulator: Any
+) -> None:
+    """`--full` elsewhere records the same contents under new SIDs; this environment's build
+    still holds the old ones, which stay its own: nothing to rebuild, nothing foreign."""
+    config = load(tmp_path, emulator)
+    make_tree(config.source, 5)
+    first = sync(config)
+    sync(config, environment="staging", full=True)
+    emulator.state.request_log.clear()
+
+    again = sync(config)
+
+    assert again.noop and again.build_sid == first.build_sid and again.warnings == ()
+    assert writes(emulator) == []
+
+
 def test_expired_versions_are_uploaded_again(tmp_path: Path, emulator: Any) -> None:
     """Twilio deletes versions no build references after 7 days (api-contract.md §4)."""
     config = load(tmp_path, emulator)

@@ -127,6 +127,32 @@ def test_schema_1_database_is_migrated_forward_keeping_its_data(tmp_path: Path) 
         assert int(version.fetchone()[0]) == SCHEMA_VERSION
 
 
+def test_schema_6_versions_keep_their_rows_and_may_hold_content_twice(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    for steps in MIGRATIONS[:6]:
+        for step in steps:
+            if isinstance(step, str):
+                conn.execute(step)
+            else:
+                step(conn)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '6')")
+    conn.execute("INSERT INTO asset_versions VALUES ('t', 'ZS1', 'd', '/a', 'public', 'ZN1', 1, "
+                 "NULL)")
+    conn.commit()
+    conn.close()
+    with State.open(tmp_path) as state:
+        generation = state.versions_generation()
+        # The same content again (what `sync --full` uploads): both versions stay recorded.
+        state.record_version("t", "ZS1", digest="d", path="/a", visibility="public",
+                             version_sid="ZN2", size=1)
+        assert sorted(v.version_sid for v in state.versions("t", "ZS1")) == ["ZN1", "ZN2"]
+        assert state.version_sid("t", "ZS1", "d", "/a", "public") == "ZN2"
+        assert state.versions_generation() > generation  # the triggers came along
+        exported = state.export_json()
+        state.import_json(exported)  # two SIDs of one content are no duplicate row
+        assert len(state.versions("t", "ZS1")) == 2
+
+
 def test_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / DB_NAME)
     conn.execute("CREATE TABLE photos (id INTEGER)")
