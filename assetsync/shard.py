@@ -265,19 +265,24 @@ def _check_capacity(
 ) -> None:
     total_pp = sum(a.pp for a in atoms)
     total_priv = sum(a.priv for a in atoms)
-    if total_pp <= sum(max(0, s[0]) for s in spare) and total_priv <= sum(
-        max(0, s[1]) for s in spare
-    ):
+    # A service whose live build already carries more than a build may hold of either kind
+    # (another tool's files, kept by invariant 3) can take no file at all: its next build
+    # would be refused whatever it held.
+    usable = [s for s in spare if s[0] >= 0 and s[1] >= 0]
+    if total_pp <= sum(s[0] for s in usable) and total_priv <= sum(s[1] for s in usable):
         return
     need = max(
         math.ceil(total_pp / limits.public_protected), math.ceil(total_priv / limits.private)
     )
     others = f" (the account holds {foreign_services} other services)" if foreign_services else ""
+    full = len(spare) - len(usable)
+    blocked = (f"; {full} of those services already carr{'ies' if full == 1 else 'y'} more "
+               "versions than a build may hold, deployed by another tool" if full else "")
     raise LimitError(
         f"{total_pp} public/protected and {total_priv} private files need at least {need} "
         f"services of {limits.public_protected} public/protected and {limits.private} private "
-        f"versions each, but [shard] max_services is {options.max_services}{others}; raise it if "
-        "your account allows more services, or publish fewer files",
+        f"versions each, but [shard] max_services is {options.max_services}{others}{blocked}; "
+        "raise it if your account allows more services, or publish fewer files",
         limit="services",
     )
 

@@ -361,3 +361,15 @@ def test_to_json_reports_counts_limits_moves_and_retired() -> None:
         {"path": "/pub/00000.bin", "from": "s", "to": "s-3", "reason": "overflow"}
     ]
     assert data["retired"] == ["s-5"]
+
+
+def test_a_service_already_over_a_limit_takes_no_file() -> None:
+    """Its live build carries more private versions than a build may hold (another tool's):
+    any build there would be refused, so the file goes elsewhere, or the error says why."""
+    options = ShardOptions(limits=BuildLimits(public_protected=1, private=1), max_services=1)
+    full = {"s": BuildCounts(public_protected=0, private=2, functions=0)}
+    with pytest.raises(LimitError, match="need at least 1 services.*already carries more"):
+        shard([published("/a.bin")], {}, options, base_service="s", reserved=full)
+    wider = ShardOptions(limits=BuildLimits(public_protected=1, private=1), max_services=2)
+    placed = shard([published("/a.bin")], {}, wider, base_service="s", reserved=full)
+    assert placed.assignment == {"/a.bin": "s-2"}

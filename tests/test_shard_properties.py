@@ -161,15 +161,14 @@ def test_limits_groups_and_bookkeeping_hold(
             total_priv = len(spec) - total_pp
             room = [
                 (
-                    max(
-                        0,
-                        options_limits.public_protected
-                        - reserved.get(n, BuildCounts()).public_protected,
-                    ),
-                    max(0, options_limits.private - reserved.get(n, BuildCounts()).private),
+                    options_limits.public_protected
+                    - reserved.get(n, BuildCounts()).public_protected,
+                    options_limits.private - reserved.get(n, BuildCounts()).private,
                 )
                 for n in names[:slots]
             ]
+            # A service already over a limit with what it carries can take nothing.
+            room = [r if min(r) >= 0 else (0, 0) for r in room]
             assert total_pp > sum(r[0] for r in room) or total_priv > sum(r[1] for r in room)
         return
     check_invariants(result, spec, previous, options, reserved, max_services - foreign)
