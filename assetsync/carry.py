@@ -175,10 +175,11 @@ def changed_sources(
     # Both are sorted by path: pairs that differ are changed files, or a different tree.
     # (Compared with C-level maps: a Python loop here costs what a sync would save.)
     now = tuple(scanned.values())
-    changed = list(compress(now, map(ne, now, carried.scanned)))
+    differs = list(map(ne, now, carried.scanned))
+    changed = list(compress(now, differs))
     if len(changed) > len(now) * _MOST_CHANGED:
         return None
-    paths = {then[0] for then in compress(carried.scanned, map(ne, now, carried.scanned))}
+    paths = {then[0] for then in compress(carried.scanned, differs)}
     if any(file.rel_path not in paths for file in changed):
         return None
     return changed
