@@ -20,7 +20,7 @@ from assetsync.media_options import (
 )
 from assetsync.models import PublishedFile
 
-__all__ = ["DECODABLE", "MediaType", "channel_warnings", "sniff"]
+__all__ = ["AUDIO_DECODABLE", "DECODABLE", "AudioInfo", "MediaType", "channel_warnings", "sniff"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -38,6 +38,43 @@ class MediaType:
     def is_image(self) -> bool:
         """True for image types."""
         return self.mime.startswith("image/")
+
+    @property
+    def is_audio(self) -> bool:
+        """True for the audio types the audio recipes decode."""
+        return self.kind in AUDIO_DECODABLE
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    """What an audio file holds, for `plan` and `optimize --report`: container format ("WAV",
+    "MP3", ...), codec (FFmpeg's name), sample rate, channels, duration."""
+
+    format: str
+    codec: str
+    rate: int
+    channels: int
+    seconds: float
+
+    def describe(self) -> str:
+        """E.g. "WAV 16-bit PCM 44.1 kHz stereo 20.0 s", "WAV µ-law 8 kHz mono 18.6 s"."""
+        layout = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels} ch")
+        codec = _CODEC_LABELS.get(self.codec, self.codec)
+        name = f"{self.format} {codec}" if codec and codec.upper() != self.format else \
+            self.format
+        return f"{name} {self.rate / 1000:g} kHz {layout} {self.seconds:.1f} s"
+
+
+_CODEC_LABELS = {"pcm_s16le": "16-bit PCM", "pcm_s16be": "16-bit PCM", "pcm_s24le": "24-bit PCM",
+                 "pcm_s24be": "24-bit PCM", "pcm_s32le": "32-bit PCM", "pcm_u8": "8-bit PCM",
+                 "pcm_f32le": "float PCM", "pcm_f32be": "float PCM", "pcm_f64le": "float PCM",
+                 "pcm_mulaw": "µ-law", "pcm_alaw": "A-law", "opus": "Opus",
+                 "vorbis": "Vorbis", "aac": "AAC", "flac": "", "mp3": ""}
+
+
+# Audio decoded by content with FFmpeg's libraries (assetsync.transform_audio).
+AUDIO_DECODABLE = frozenset({"wav", "aiff", "mp3", "flac", "ogg", "ogg-opus", "m4a", "aac",
+                             "amr"})
 
 
 _ISO_BRANDS = {
