@@ -40,7 +40,7 @@ def active_speech_level(samples: Samples, rate: int) -> tuple[float, float] | No
     if count == 0:
         return None
     x = samples.astype(np.float64)
-    energy = float(np.dot(x, x))
+    energy = float(np.square(x).sum())  # not np.dot: OpenBLAS would spin up threads
     if energy <= 0.0:
         return None
     envelope = _envelope(np.abs(x), rate)

@@ -153,8 +153,9 @@ def channel_warnings(
 ) -> tuple[Issue, ...]:
     """Warnings for files a channel profile covers whose type or size that channel rejects.
 
-    A decodable image under a profile that makes variants is not warned about (its variant is
-    what the channel gets); variants themselves are checked against their own profile.
+    A decodable image under a profile that makes variants, and audio under an mms or whatsapp
+    profile that makes variants, are not warned about (the variant is what the channel gets);
+    variants themselves are checked against their own profile.
 
     Args:
         files: the files to publish (variants included).
@@ -182,6 +183,10 @@ def channel_warnings(
             if (file.variant is None and profile.variant and media is not None
                     and media.kind in DECODABLE):
                 continue
+            if (file.variant is None and profile.variant and media is not None
+                    and media.is_audio and (profile.channel == "mms" or (
+                        profile.channel == "whatsapp" and profile.audio.voice_note))):
+                continue  # its variant is what the channel gets (checked as a variant)
             problem = _channel_problem(profile.channel, media, file)
             if problem:
                 where = f"variant {file.path}: " if file.variant is not None else ""

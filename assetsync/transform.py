@@ -22,9 +22,17 @@ from assetsync.media import DECODABLE, channel_warnings
 from assetsync.media_options import OptimizeOptions, Profile, parse_optimize_section, variant_path
 from assetsync.models import PublishedFile
 from assetsync.sync_types import SyncEvent
+from assetsync.transform_audio_stage import (
+    AudioReport,
+    AudioTally,
+    assemble_audio,
+    audio_profiles,
+    audio_recipe,
+)
 from assetsync.transform_cache import (
     Job,
     SniffCache,
+    audio_encoder_versions,
     cache_key,
     encoder_versions,
     lookup,
@@ -40,6 +48,7 @@ if TYPE_CHECKING:
     from assetsync.transform_variants import make_variant
 
 __all__ = [
+    "AudioReport",
     "FileReport",
     "Issue",
     "OptimizeOptions",
@@ -116,12 +125,15 @@ class TransformStats:
 
 @dataclass(frozen=True, slots=True)
 class TransformResult:
-    """What `transform_files` returns: the files to publish (sorted by path), issues, stats."""
+    """What `transform_files` returns: the files to publish (sorted by path), issues, stats;
+    `audio` and `audio_stats` cover the audio files (`reports` and `stats` the images)."""
 
     files: tuple[PublishedFile, ...]
     issues: tuple[Issue, ...]
     stats: TransformStats
     reports: tuple[FileReport, ...] = ()
+    audio: tuple[AudioReport, ...] = ()
+    audio_stats: AudioTally = AudioTally()
 
 
 def transform_files(
@@ -158,9 +170,11 @@ def transform_files(
             the entries of the others and is searched rather than read whole.
     """
     encoders = ""  # computed when the first image needs it (it imports Pillow)
+    sound = ""  # the audio encoders' versions, when the first audio file needs them
     lossless = json.dumps(lossless_recipe(options), sort_keys=True)
     jobs: dict[str, Job] = {}
     plan: list[tuple[PublishedFile, str | None, list[tuple[Profile | None, str]]]] = []
+    heard: list[tuple[PublishedFile, str, str, list[tuple[Profile, str]]]] = []
     issues: list[Issue] = []
     # Types by content digest: an unchanged file is not opened again to find its type.
     sniffed = SniffCache(cache_dir, some=some and not prune)
@@ -169,10 +183,25 @@ def transform_files(
         path = file.content_path
         if not path.startswith("/"):
             path = os.path.join(source, path)
-        kind = None
+        kind = media = None
         if file.variant is None and (excluded is None or not excluded(file.source)):
             media = sniffed.media(file.digest, path)
             kind = media.kind if media is not None and media.is_image else None
+        if media is not None and media.is_audio:
+            audio = audio_profiles(options.profiles_for(file.source))
+            if audio and file.size > options.max_input_bytes:
+                issues.append(Issue(file.source, f"not optimized: {file.size:,} bytes is over "
+                                    "[optimize] max_input_bytes", "warning"))
+            elif audio:
+                sound = sound or audio_encoder_versions()
+                keys = []
+                for profile in audio:
+                    recipe = json.dumps(audio_recipe(profile), sort_keys=True)
+                    key = cache_key(file.digest, recipe, sound)
+                    jobs.setdefault(key, Job(key, file.source, str(path), media.kind, recipe,
+                                             str(cache_dir)))
+                    keys.append((profile, key))
+                heard.append((file, media.kind, media.mime, keys))
         todo: list[tuple[Profile | None, str]] = []
         recipes: list[tuple[Profile | None, str]] = []
         if kind is not None:
@@ -217,7 +246,7 @@ def transform_files(
                                message=str(entry.get("note") or entry.get("message") or "")))
 
     run_jobs(misses, workers or _available_cores(), done)
-    result = _assemble(plan, entries, options, issues, encoded=len(misses))
+    result = _assemble(plan, entries, options, issues, encoded=len(misses), heard=heard)
     # Channel checks (issue 5.3) on what will be published, variants included, so `plan` and
     # `sync` both warn about a type a channel does not take; warnings never fail the run.
     warned = channel_warnings(result.files, options, sniffed=lambda f: sniffed.media(
@@ -246,6 +275,7 @@ def _assemble(
     issues: list[Issue],
     *,
     encoded: int,
+    heard: list[tuple[PublishedFile, str, str, list[tuple[Profile, str]]]],
 ) -> TransformResult:
     out: dict[str, PublishedFile] = {f.path: f for f, _, _ in plan}
     reports: list[FileReport] = []
@@ -310,6 +340,8 @@ def _assemble(
                                       int(str(entry["size"])), seconds, cached, "variant", note))
         if kind is not None:
             stats = replace(stats, bytes_after=stats.bytes_after + published.size)
+    audio, tally = assemble_audio(heard, entries, out, issues, severity=severity,
+                                  placed=out.get)
     ordered = tuple(out[path] for path in sorted(out))
     issues.sort(key=lambda issue: (issue.path, issue.message))
-    return TransformResult(ordered, tuple(issues), stats, tuple(reports))
+    return TransformResult(ordered, tuple(issues), stats, tuple(reports), tuple(audio), tally)

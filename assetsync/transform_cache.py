@@ -28,6 +28,7 @@ from assetsync.media_options import OptimizeOptions, Profile
 from assetsync.models import DIGEST_PREFIX
 
 if TYPE_CHECKING:
+    from assetsync.transform_audio import AudioOutput
     from assetsync.transform_codec import Output
 
 # The encoders (Pillow, oxipng, mozjpeg) and the process pool are imported only when something
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Job",
     "SniffCache",
+    "audio_encoder_versions",
     "cache_key",
     "encoder_versions",
     "lookup",
@@ -79,6 +81,14 @@ def encoder_versions() -> str:
         "mozjpeg-lossless": metadata.version("mozjpeg-lossless-optimization"),
     }
     return ";".join(f"{k}={v}" for k, v in sorted(parts.items()))
+
+
+def audio_encoder_versions() -> str:
+    """The audio encoders (PyAV, FFmpeg's libraries, numpy) as one stable string; only audio
+    recipes' keys include it, so image keys do not change when FFmpeg does."""
+    from assetsync.transform_audio import audio_versions  # imports PyAV and numpy
+
+    return audio_versions()
 
 
 def lossless_recipe(options: OptimizeOptions) -> dict[str, object]:
@@ -296,8 +306,10 @@ def _execute(job: Job) -> dict[str, object]:
     entry: dict[str, object]
     try:
         out = _apply_recipe(json.loads(job.recipe), data, job.kind)
-        if out is None:
-            entry = {"status": "same", "note": "no smaller lossless encoding"}
+        details = getattr(out, "details", None)  # audio: what the file was and became
+        if out is None or out.data is None:
+            entry = {"status": "same", "note": out.note if out is not None
+                     else "no smaller lossless encoding"}
         else:
             digest = DIGEST_PREFIX + xxhash.xxh3_128_hexdigest(out.data)
             target = _object_path(Path(job.cache_dir), digest, out.ext)
@@ -307,6 +319,8 @@ def _execute(job: Job) -> dict[str, object]:
             entry = {"status": "ok", "digest": digest, "size": len(out.data), "kind": out.kind,
                      "content_path": str(target), "note": out.note,
                      "stat": [st.st_size, st.st_mtime_ns]}
+        if callable(details):
+            entry["audio"] = details()
     except LimitError as exc:
         entry = {"status": "limit", "message": str(exc)}
     except TransformError as exc:
@@ -334,7 +348,12 @@ def _holds(path: Path, data: bytes) -> bool:
         return False
 
 
-def _apply_recipe(recipe: dict[str, object], data: bytes, kind: str) -> Output | None:
+def _apply_recipe(recipe: dict[str, object], data: bytes, kind: str
+                  ) -> Output | AudioOutput | None:
+    if recipe["op"] == "audio":
+        from assetsync.transform_audio import apply_audio_recipe
+
+        return apply_audio_recipe(recipe, data, kind)
     from assetsync.transform_lossless import optimize_image
     from assetsync.transform_variants import make_variant
 
@@ -355,6 +374,7 @@ def _init_worker() -> None:
     # oxipng parallelises with rayon; with one process per core, one thread each avoids
     # oversubscribing the cores (rayon reads this when its pool is first used).
     os.environ["RAYON_NUM_THREADS"] = "1"
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # numpy (audio), read when it is first imported
 
 
 def run_jobs(jobs: Sequence[Job], workers: int,
