@@ -76,7 +76,7 @@ def _envelope(rectified: NDArray[np.float64], rate: int) -> NDArray[np.float64]:
     response is (1-g)^2 (k+1) g^k, cut where it falls below 1e-7 of its start (~20 T).
     """
     g = math.exp(-1.0 / (rate * _TIME_CONSTANT_S))
-    length = max(2, int(math.ceil(-math.log(1e-7) / (1.0 - g) * 1.25)))
+    length = max(2, math.ceil(-math.log(1e-7) / (1.0 - g) * 1.25))
     k = np.arange(length, dtype=np.float64)
     kernel = (1.0 - g) ** 2 * (k + 1.0) * g**k
     size = 1 << (len(rectified) + length - 1).bit_length()

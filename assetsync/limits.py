@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 __all__ = [
     "BUILDS_PER_HOUR",
-    "BuildLimits",
     "DEFAULT_BUILD_LIMITS",
     "ENVIRONMENTS_PER_SERVICE",
     "FUNCTION_VERSIONS_PER_BUILD",
@@ -21,6 +20,7 @@ __all__ = [
     "SERVICES_PER_ACCOUNT",
     "UNDEPLOYED_BUILD_RETENTION_S",
     "UNREFERENCED_VERSION_RETENTION_S",
+    "BuildLimits",
 ]
 
 # twilio.com/docs/serverless/api ("Limitations"), as summarised in

@@ -133,6 +133,9 @@ def sniff(head: bytes) -> MediaType | None:
 # ---------------------------------------------------------------------------------------------
 # channel checks
 
+# Meta's Cloud API audio messages page: "The play icon will only appear if the file is 512KB or
+# smaller"; KB read as 10^3 B, the stricter reading.
+WHATSAPP_VOICE_NOTE_PLAY_BYTES = 512_000
 # Accepted types per channel (media.md §1): MMS transcodes only JPEG/PNG/GIF; WhatsApp takes
 # JPEG/PNG images (WebP only as stickers), Opus-only OGG, AMR, 3GP, AAC, MPEG, MP4 and PDF;
 # `<Play>` takes MPEG, WAV, AIFF, GSM and µ-law audio (twilio.com/docs/voice/twiml/play).
@@ -225,6 +228,9 @@ def _channel_problem(channel: str, media: MediaType | None, file: PublishedFile)
             return f"{size_mb} is over WhatsApp's 5 MB image limit"
         if file.size > WHATSAPP_MEDIA_MAX_BYTES:
             return f"{size_mb} is over WhatsApp's 16 MB media limit"
+        if kind == "ogg-opus" and file.size > WHATSAPP_VOICE_NOTE_PLAY_BYTES:
+            return (f"{file.size / 1e3:.0f} KB: WhatsApp shows a voice note over 512 KB with a "
+                    "download icon instead of play; shorten it or lower opus_bitrate")
     elif channel == "voice":
         if kind in _VOICE_OK:
             if not file.content_type.startswith("audio/"):

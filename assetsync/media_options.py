@@ -17,10 +17,10 @@ from assetsync.globs import compile_glob_set, validate_glob
 
 __all__ = [
     "BUILTIN_PROFILES",
-    "AudioSettings",
     "MMS_MAX_BYTES",
     "WHATSAPP_IMAGE_MAX_BYTES",
     "WHATSAPP_MEDIA_MAX_BYTES",
+    "AudioSettings",
     "OptimizeOptions",
     "Profile",
     "parse_optimize_section",
@@ -80,7 +80,7 @@ class Profile:
     background: str = "#ffffff"
     channel: str | None = None
     variant: bool = True
-    audio: AudioSettings = AudioSettings()
+    audio: AudioSettings = field(default_factory=AudioSettings)
 
 
 BUILTIN_PROFILES: Mapping[str, Profile] = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -133,7 +133,7 @@ class TransformResult:
     stats: TransformStats
     reports: tuple[FileReport, ...] = ()
     audio: tuple[AudioReport, ...] = ()
-    audio_stats: AudioTally = AudioTally()
+    audio_stats: AudioTally = field(default_factory=AudioTally)
 
 
 def transform_files(
@@ -195,12 +195,12 @@ def transform_files(
             elif audio:
                 sound = sound or audio_encoder_versions()
                 keys = []
-                for profile in audio:
-                    recipe = json.dumps(audio_recipe(profile), sort_keys=True)
+                for audio_profile in audio:
+                    recipe = json.dumps(audio_recipe(audio_profile), sort_keys=True)
                     key = cache_key(file.digest, recipe, sound)
                     jobs.setdefault(key, Job(key, file.source, str(path), media.kind, recipe,
                                              str(cache_dir)))
-                    keys.append((profile, key))
+                    keys.append((audio_profile, key))
                 heard.append((file, media.kind, media.mime, keys))
         todo: list[tuple[Profile | None, str]] = []
         recipes: list[tuple[Profile | None, str]] = []

@@ -94,9 +94,10 @@ class Decoded:
 def audio_versions() -> str:
     """PyAV's and FFmpeg's versions, for the transform cache's key of audio recipes."""
     libs = av.library_versions
-    parts = {"av": av.__version__, "numpy": np.__version__,
-             **{name: ".".join(map(str, libs[name]))
-                for name in ("libavcodec", "libavformat", "libswresample") if name in libs}}
+    parts: dict[str, str] = {"av": av.__version__, "numpy": np.__version__}
+    for name in ("libavcodec", "libavformat", "libswresample"):
+        if name in libs:
+            parts[name] = ".".join(map(str, libs[name]))
     return ";".join(f"{k}={v}" for k, v in sorted(parts.items()))
 
 
@@ -186,6 +187,7 @@ def encode_audio(samples: np.ndarray, rate: int, container: str, codec: str, *,
     with av.open(buffer, mode="w", format=container,
                  container_options={"fflags": "+bitexact"}) as out:
         stream = out.add_stream(codec, rate=rate, layout=layout)
+        assert isinstance(stream, av.AudioStream)
         if bit_rate:
             stream.bit_rate = bit_rate
         stream.codec_context.options = dict(_ENCODER_OPTIONS.get(codec, {}))

@@ -101,6 +101,7 @@ def variant_recipe(profile: Profile, options: OptimizeOptions) -> dict[str, obje
     """Everything about a profile's variant that changes its bytes (hashed into the key)."""
     fields = asdict(profile)
     del fields["globs"], fields["path"]  # they decide where, not what
+    del fields["audio"]  # audio has its own recipe (image keys stay as they were)
     return {"op": "variant", "max_pixels": options.max_pixels, **fields}
 
 

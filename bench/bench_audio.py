@@ -38,14 +38,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.audio_signals
 
-import numpy as np  # noqa: E402
+import numpy as np
+from bench_sync import ENV, start_emulator
 
-from assetsync.audio_level import active_speech_level  # noqa: E402
-from assetsync.audio_options import AudioSettings  # noqa: E402
-from assetsync.media import sniff  # noqa: E402
-from assetsync.transform_audio import decode_audio, make_voice, make_voice_note  # noqa: E402
-from bench_sync import ENV, start_emulator  # noqa: E402
-from tests.audio_signals import (  # noqa: E402
+from assetsync.audio_level import active_speech_level
+from assetsync.audio_options import AudioSettings
+from assetsync.media import sniff
+from assetsync.transform_audio import decode_audio, make_voice, make_voice_note
+from tests.audio_signals import (
     encode_as,
     music_like,
     pad_silence,

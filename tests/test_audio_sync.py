@@ -175,3 +175,22 @@ def test_plan_shows_what_each_audio_file_becomes(
     assert entry["to"]["codec"] == "pcm_mulaw" and entry["to"]["rate"] == 8000
     assert entry["from"]["channels"] == 2 and entry["to"]["seconds"] < 19.0
     assert entry["after"] * 10 <= entry["before"] and entry["gain_db"] > 5
+
+
+def test_optimize_report_and_json_show_the_audio(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "site" / "voice").mkdir(parents=True)
+    original = _prompt()
+    (tmp_path / "site" / "voice" / "prompt.wav").write_bytes(original)
+    config = tmp_path / ".assetsync.toml"
+    config.write_text('[project]\nsource = "site"\nservice = "demo"\n[optimize]\n' + VOICE)
+    assert main(["-c", str(config), "optimize", "--report", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "voice: /voice/prompt.wav: WAV 16-bit PCM 44.1 kHz stereo 20.0 s -> WAV µ-law" in out
+    assert "1 audio file(s): 3,528,044 -> " in out and "1 converted" in out
+    assert main(["-c", str(config), "optimize", "--json", "--workers", "1"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (entry,) = doc["audio"]
+    assert entry["cached"] is True and entry["outcome"] == "optimized"
+    assert doc["audio_totals"]["cache_hits"] == 1 and doc["totals"]["encoded"] == 0
+    assert doc["audio_totals"]["bytes_after"] * 10 <= len(original)
