@@ -41,6 +41,7 @@ from assetsync.transform_cache import (
     run_jobs,
     variant_recipe,
 )
+from assetsync.transform_report import FileReport
 
 if TYPE_CHECKING:
     from assetsync.transform_codec import Output, open_image
@@ -87,25 +88,6 @@ def __getattr__(name: str) -> object:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
-
-
-@dataclass(frozen=True, slots=True)
-class FileReport:
-    """One encode, for `assetsync optimize --report`: sizes before and after, time, outcome.
-
-    `outcome` is "optimized" (smaller output published), "kept" (original published),
-    "variant" (derived copy), "failed" (see the issues).
-    """
-
-    path: str
-    source: str
-    variant: str | None
-    before: int
-    after: int
-    seconds: float
-    cached: bool
-    outcome: str
-    note: str
 
 
 @dataclass(frozen=True, slots=True)

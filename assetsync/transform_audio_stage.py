@@ -14,6 +14,7 @@ from assetsync.classify import Issue, Severity
 from assetsync.media import AudioInfo
 from assetsync.media_options import Profile, variant_path
 from assetsync.models import PublishedFile
+from assetsync.transform_report import FileReport
 
 __all__ = ["AUDIO_RECIPE_VERSION", "AudioReport", "AudioTally", "assemble_audio",
            "audio_profiles", "audio_recipe"]
@@ -27,18 +28,10 @@ _MIMES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg-opus": "audio/ogg", "ogg
 
 
 @dataclass(frozen=True, slots=True)
-class AudioReport:
-    """What one audio recipe made of a file: its path, the source and output, gain applied."""
+class AudioReport(FileReport):
+    """What one audio recipe made of a file: a `FileReport` ("optimized" is a prompt replaced
+    in place) with the source's and output's audio facts, the gain applied, the profile."""
 
-    path: str
-    source: str
-    variant: str | None
-    before: int
-    after: int
-    seconds: float
-    cached: bool
-    outcome: str  # "optimized" (in place), "variant", "kept", "failed"
-    note: str
     audio_from: AudioInfo | None = None
     audio_to: AudioInfo | None = None
     gain_db: float | None = None

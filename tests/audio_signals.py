@@ -113,6 +113,8 @@ FORMATS: dict[str, tuple[str, str, int | None]] = {
     "ogg-vorbis": ("ogg", "vorbis", 96_000),
     "ogg-opus": ("ogg", "libopus", 48_000),
     "m4a-aac": ("ipod", "aac", 96_000),
+    "aac-adts": ("adts", "aac", 96_000),
+    "amr-nb": ("amr", "libopencore_amrnb", 12_200),
 }
 
 
@@ -121,11 +123,13 @@ def encode_as(name: str, samples: np.ndarray, rate: int, *, bit_rate: int | None
     """`samples` (mono, or 2 x n stereo) in the format `FORMATS[name]` (or at `bit_rate`)."""
     container, codec, default_rate = FORMATS[name]
     bit_rate = bit_rate or default_rate
-    if codec in ("pcm_mulaw", "pcm_alaw") and rate != 8000:
+    if codec in ("pcm_mulaw", "pcm_alaw", "libopencore_amrnb") and rate != 8000:
         from assetsync.transform_audio import resample
 
         mono = samples if samples.ndim == 1 else samples.mean(axis=0)
         samples, rate = resample(mono, rate, 8000), 8000
+    if codec == "libopencore_amrnb" and samples.ndim > 1:
+        samples = samples.mean(axis=0)
     if codec == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
         from assetsync.transform_audio import resample
 

@@ -41,6 +41,15 @@ def _project(tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch,
     return tmp_path / "site"
 
 
+def _with_prompt(tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch
+                 ) -> tuple[Path, bytes]:
+    """The project with the issue's prompt at voice/prompt.wav: (site folder, its bytes)."""
+    site = _project(tmp_path, emulator, monkeypatch)
+    original = _prompt()
+    (site / "voice" / "prompt.wav").write_bytes(original)
+    return site, original
+
+
 def _served(emulator: Any, path: str) -> httpx.Response:
     with emulator.client() as http:
         services = http.get("/v1/Services").json()["services"]
@@ -66,9 +75,7 @@ def _level(data: bytes, kind: str, rate: int) -> float:
 def test_done_when_a_studio_wav_is_served_as_a_telephony_prompt(
         tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    site = _project(tmp_path, emulator, monkeypatch)
-    original = _prompt()
-    (site / "voice" / "prompt.wav").write_bytes(original)
+    site, original = _with_prompt(tmp_path, emulator, monkeypatch)
     (site / "voice" / "broken.mp3").write_bytes(CORRUPT_MP3)
     (site / "index.html").write_text("<p>hi</p>")
 
@@ -161,9 +168,7 @@ def test_whatsapp_voice_notes_and_mms_budget_variants_are_served(
 def test_plan_shows_what_each_audio_file_becomes(
         tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    site = _project(tmp_path, emulator, monkeypatch)
-    original = _prompt()
-    (site / "voice" / "prompt.wav").write_bytes(original)
+    _site, original = _with_prompt(tmp_path, emulator, monkeypatch)
     main(["plan"])
     out = capsys.readouterr().out
     (line,) = [line for line in out.splitlines() if "/voice/prompt.wav:" in line]

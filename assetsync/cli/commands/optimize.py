@@ -167,9 +167,11 @@ def _show(args: argparse.Namespace, result: TransformResult, options: OptimizeOp
             out.write(f"{r.path:<{width}}  {r.before:>10,}  {r.after:>10,}  "
                       f"{_saving(r):>6.1f}%  {time_text:>8}  {r.outcome}: {r.note}\n")
     percent = 100.0 * saved / stats.bytes_before if stats.bytes_before else 0.0
-    out.write(f"{stats.images} image(s): {stats.bytes_before:,} -> {stats.bytes_after:,} bytes "
-              f"({percent:.1f}% saved), {stats.optimized} optimized, {stats.variants} "
-              f"variant(s), {stats.encoded} encoded, {stats.cache_hits} from cache\n")
+    if stats.images or not result.audio_stats.files:
+        out.write(f"{stats.images} image(s): {stats.bytes_before:,} -> {stats.bytes_after:,} "
+                  f"bytes ({percent:.1f}% saved), {stats.optimized} optimized, "
+                  f"{stats.variants} variant(s), {stats.encoded} encoded, {stats.cache_hits} "
+                  "from cache\n")
     if args.report and result.audio:
         out.writelines(f"{r.describe()}{' (cached)' if r.cached else ''}\n"
                        for r in result.audio)
