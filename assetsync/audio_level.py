@@ -24,6 +24,7 @@ _MARGIN_DB = 15.9
 # reference uses 6 dB steps and interpolates); 0.25 dB steps make interpolation error negligible.
 _THRESHOLDS_DB = np.arange(-100.0, 0.25, 0.25)
 _FRAME_S = 0.01  # frames over which silence is judged
+_BLOCK = 1 << 18  # samples measured at a time (33 s at 8 kHz)
 
 
 def active_speech_level(samples: Samples, rate: int) -> tuple[float, float] | None:
@@ -35,21 +36,33 @@ def active_speech_level(samples: Samples, rate: int) -> tuple[float, float] | No
     each threshold the active level is the total energy over the active samples, and the
     speech level is where that level lies 15.9 dB above the threshold, interpolated between
     neighbouring thresholds. None when nothing is ever active (digital silence).
+
+    Worked through in blocks of `_BLOCK` samples, each with the history the envelope filter
+    and the hangover need, so memory stays bounded for an hour-long file.
     """
     count = len(samples)
     if count == 0:
         return None
-    x = samples.astype(np.float64)
-    energy = float(np.square(x).sum())  # not np.dot: OpenBLAS would spin up threads
+    kernel = _envelope_kernel(rate)
+    hangover = max(1, round(_HANGOVER_S * rate))
+    history = len(kernel) + hangover
+    thresholds = 10.0 ** (_THRESHOLDS_DB / 20.0)
+    # edges -inf, t0, t1, ...: bin j+1 holds the samples whose held envelope is in [t_j, t_j+1)
+    edges = np.concatenate([[-np.inf], thresholds, [np.inf]])
+    per_bin = np.zeros(len(edges) - 1, np.int64)
+    energy = 0.0
+    for start in range(0, count, _BLOCK):
+        stop = min(count, start + _BLOCK)
+        block = samples[start:stop].astype(np.float64)
+        energy += float(np.square(block).sum())  # not np.dot: OpenBLAS would spin up threads
+        lead = min(start, history)
+        rectified = np.abs(samples[start - lead:stop].astype(np.float64))
+        envelope = _convolve(rectified, kernel)
+        held = _trailing_max(envelope, hangover + 1)[lead:]
+        per_bin += np.histogram(held, bins=edges)[0]
     if energy <= 0.0:
         return None
-    envelope = _envelope(np.abs(x), rate)
-    held = _trailing_max(envelope, max(1, round(_HANGOVER_S * rate)) + 1)
-    thresholds = 10.0 ** (_THRESHOLDS_DB / 20.0)
-    # samples active at threshold j: those whose held envelope is >= thresholds[j]
-    above = np.searchsorted(thresholds, held, side="right")
-    per_index = np.bincount(above, minlength=len(thresholds) + 1)
-    active = count - np.cumsum(per_index)[:-1]  # active[j] = #(above > j)
+    active = np.cumsum(per_bin[::-1])[::-1][1:]  # active[j] = #(held >= thresholds[j])
     previous: tuple[float, float] | None = None
     for threshold_db, active_count in zip(_THRESHOLDS_DB.tolist(), active.tolist()):
         if active_count <= 0:
@@ -69,8 +82,8 @@ def active_speech_level(samples: Samples, rate: int) -> tuple[float, float] | No
     return None
 
 
-def _envelope(rectified: NDArray[np.float64], rate: int) -> NDArray[np.float64]:
-    """Two first-order smoothers in cascade (P.56's p(n) then q(n)), as one convolution.
+def _envelope_kernel(rate: int) -> NDArray[np.float64]:
+    """Two first-order smoothers in cascade (P.56's p(n) then q(n)) as one impulse response.
 
     Each stage is y(n) = g*y(n-1) + (1-g)*x(n), g = exp(-1/(rate*T)); the cascade's impulse
     response is (1-g)^2 (k+1) g^k, cut where it falls below 1e-7 of its start (~20 T).
@@ -78,10 +91,14 @@ def _envelope(rectified: NDArray[np.float64], rate: int) -> NDArray[np.float64]:
     g = math.exp(-1.0 / (rate * _TIME_CONSTANT_S))
     length = max(2, math.ceil(-math.log(1e-7) / (1.0 - g) * 1.25))
     k = np.arange(length, dtype=np.float64)
-    kernel = (1.0 - g) ** 2 * (k + 1.0) * g**k
-    size = 1 << (len(rectified) + length - 1).bit_length()
-    spectrum = np.fft.rfft(rectified, size) * np.fft.rfft(kernel, size)
-    return np.asarray(np.fft.irfft(spectrum, size)[: len(rectified)])
+    return np.asarray((1.0 - g) ** 2 * (k + 1.0) * g**k)
+
+
+def _convolve(signal: NDArray[np.float64], kernel: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The causal convolution's first len(signal) samples, by FFT."""
+    size = 1 << (len(signal) + len(kernel) - 1).bit_length()
+    spectrum = np.fft.rfft(signal, size) * np.fft.rfft(kernel, size)
+    return np.asarray(np.fft.irfft(spectrum, size)[: len(signal)])
 
 
 def _trailing_max(values: NDArray[np.float64], window: int) -> NDArray[np.float64]:
@@ -114,8 +131,8 @@ def silence_bounds(samples: Samples, rate: int, *, threshold_db: float,
     frames = len(samples) // frame
     if frames == 0:
         return None
-    body = samples[: frames * frame].astype(np.float64).reshape(frames, frame)
-    power = np.einsum("ij,ij->i", body, body) / frame
+    body = samples[: frames * frame].reshape(frames, frame)
+    power = np.einsum("ij,ij->i", body, body, dtype=np.float64) / frame
     loud = np.flatnonzero(power >= 10.0 ** (threshold_db / 10.0))
     tail = samples[frames * frame :]
     tail_loud = len(tail) and float(np.mean(np.square(tail, dtype=np.float64))) >= \
