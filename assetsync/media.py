@@ -20,7 +20,7 @@ from assetsync.media_options import (
 )
 from assetsync.models import PublishedFile
 
-__all__ = ["AUDIO_DECODABLE", "DECODABLE", "AudioInfo", "MediaType", "channel_warnings", "sniff"]
+__all__ = ["AUDIO_DECODABLE", "AUDIO_EXTENSIONS", "AUDIO_MIMES", "DECODABLE", "AudioInfo", "MediaType", "channel_warnings", "sniff"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,6 +72,11 @@ _CODEC_LABELS = {"pcm_s16le": "16-bit PCM", "pcm_s16be": "16-bit PCM", "pcm_s24l
                  "vorbis": "Vorbis", "aac": "AAC", "flac": "", "mp3": ""}
 
 
+# What the audio recipes publish: file extension and Content-Type per output kind.
+AUDIO_EXTENSIONS = {"wav": "wav", "mp3": "mp3", "ogg-opus": "ogg", "ogg": "ogg", "m4a": "m4a",
+                    "amr": "amr", "aac": "aac"}
+AUDIO_MIMES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg-opus": "audio/ogg",
+               "ogg": "audio/ogg", "m4a": "audio/mp4", "amr": "audio/amr", "aac": "audio/aac"}
 # Audio decoded by content with FFmpeg's libraries (assetsync.transform_audio).
 AUDIO_DECODABLE = frozenset({"wav", "aiff", "mp3", "flac", "ogg", "ogg-opus", "m4a", "aac",
                              "amr"})
@@ -140,6 +145,9 @@ WHATSAPP_VOICE_NOTE_PLAY_BYTES = 512_000
 # JPEG/PNG images (WebP only as stickers), Opus-only OGG, AMR, 3GP, AAC, MPEG, MP4 and PDF;
 # `<Play>` takes MPEG, WAV, AIFF, GSM and µ-law audio (twilio.com/docs/voice/twiml/play).
 _MMS_IMAGES = frozenset({"jpeg", "png", "gif"})
+# Audio Twilio's accepted MIME types page does not list for MMS (it lists audio/mpeg, mp4, ogg,
+# amr, 3gpp, ac3, webm, basic, L24, aac and audio/vnd.wave, not audio/wav, AIFF or FLAC).
+_MMS_UNLISTED_AUDIO = frozenset({"wav", "aiff", "flac"})
 _WHATSAPP_OK = frozenset({"jpeg", "png", "ogg-opus", "amr", "3gp", "aac", "mp3", "m4a",
                           "mp4", "pdf"})
 _VOICE_OK = frozenset({"mp3", "wav", "aiff"})
@@ -213,6 +221,10 @@ def _channel_problem(channel: str, media: MediaType | None, file: PublishedFile)
         if media and media.is_image and kind not in _MMS_IMAGES:
             return (f"{kind.upper() if kind else 'this'} is not transcoded by Twilio for MMS; "
                     "publish JPEG, PNG or GIF (an mms profile converts decodable images)")
+        if kind in _MMS_UNLISTED_AUDIO:
+            return (f"Twilio does not list {media.mime if media else kind} among the media "
+                    "types MMS accepts; publish MP3, M4A, AMR or OGG (an mms profile with "
+                    "variants converts it)")
         if kind not in _MMS_IMAGES and file.size > MMS_MAX_BYTES:
             return f"{size_mb} is over the 600 KB that every US carrier accepts for MMS media"
         if file.size > 5_000_000:

@@ -21,14 +21,12 @@ import numpy as np
 from assetsync.audio_level import active_speech_level, silence_bounds
 from assetsync.audio_options import AudioSettings
 from assetsync.errors import LimitError, TransformError
-from assetsync.media import AudioInfo
+from assetsync.media import AUDIO_EXTENSIONS, AUDIO_MIMES, AudioInfo
 
 __all__ = ["AUDIO_EXTENSIONS", "AUDIO_MIMES", "AudioOutput", "Decoded", "apply_audio_recipe",
            "audio_versions", "decode_audio", "encode_audio", "fit_mms", "make_voice",
            "make_voice_note", "resample", "true_peak_db"]
 
-AUDIO_EXTENSIONS = {"wav": "wav", "mp3": "mp3", "ogg-opus": "ogg"}
-AUDIO_MIMES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg-opus": "audio/ogg"}
 _FORMAT_NAMES = {"wav": "WAV", "aiff": "AIFF", "mp3": "MP3", "flac": "FLAC", "ogg": "OGG",
                  "ogg-opus": "OGG", "m4a": "M4A", "aac": "AAC", "amr": "AMR"}
 # Twilio's asset cap is 25 MB and 8 kHz µ-law is 480 KB a minute (~52 min), so nothing
@@ -40,7 +38,9 @@ _OPUS_RATE = 16_000
 _MMS_LADDER = ((24_000, 64), (24_000, 48), (16_000, 32), (16_000, 24), (8_000, 16), (8_000, 8))
 # The audio kinds each channel plays as they are.
 _PLAY_AS_IS = frozenset({"wav", "mp3", "aiff"})
-_MMS_AS_IS = frozenset({"mp3", "m4a", "amr", "ogg", "ogg-opus"})
+# Twilio's accepted MIME types page lists audio/mpeg, audio/mp4, audio/amr, audio/ogg and
+# audio/aac for MMS (WAV only as audio/vnd.wave; AIFF and FLAC not at all).
+_MMS_AS_IS = frozenset({"mp3", "m4a", "amr", "ogg", "ogg-opus", "aac"})
 # Below this the level is already on target: re-encoding would only cost quality.
 _LEVEL_TOLERANCE_DB = 0.5
 _OVERSAMPLE = 4  # ITU-R BS.1770-4 annex 2: true peak from 4x oversampling
@@ -300,7 +300,7 @@ def fit_mms(data: bytes, kind: str, settings: AudioSettings, max_bytes: int) -> 
     """
     if kind in _MMS_AS_IS and len(data) <= max_bytes:
         info = decode_audio(data, kind, rate=8000).info  # proves it decodes
-        return AudioOutput(data, "mp3" if kind == "mp3" else kind, f"fits: kept "
+        return AudioOutput(data, kind, f"fits: kept "
                            f"({info.describe()})", info, info)
     decoded = decode_audio(data, kind, rate=_MMS_LADDER[0][0])
     leveled, gain, note = _level(decoded, settings)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from assetsync.classify import Issue, Severity
-from assetsync.media import AudioInfo
+from assetsync.media import AUDIO_EXTENSIONS, AUDIO_MIMES, AudioInfo
 from assetsync.media_options import Profile, variant_path
 from assetsync.models import PublishedFile
 from assetsync.transform_report import FileReport
@@ -21,10 +21,6 @@ __all__ = ["AUDIO_RECIPE_VERSION", "AudioReport", "AudioTally", "assemble_audio"
 
 # Bump when an audio recipe changes its output for the same input and settings.
 AUDIO_RECIPE_VERSION = 1
-_EXTENSIONS = {"wav": "wav", "mp3": "mp3", "ogg-opus": "ogg", "m4a": "m4a", "amr": "amr",
-               "ogg": "ogg"}
-_MIMES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg-opus": "audio/ogg", "ogg": "audio/ogg",
-          "m4a": "audio/mp4", "amr": "audio/amr"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +149,8 @@ def assemble_audio(
             result_kind = str(entry["kind"])
             changes = {"digest": str(entry["digest"]), "size": int(str(entry["size"])),
                        "content_path": str(entry["content_path"]),
-                       "content_type": _MIMES.get(result_kind, mime)}
-            ext = _EXTENSIONS.get(result_kind, result_kind)
+                       "content_type": AUDIO_MIMES.get(result_kind, mime)}
+            ext = AUDIO_EXTENSIONS.get(result_kind, result_kind)
             if in_place:
                 path = file.path if not profile.path else variant_path(
                     profile.path, profile=profile.name, published=file.path, ext=ext)

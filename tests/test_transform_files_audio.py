@@ -125,3 +125,19 @@ def test_a_voice_note_over_512_kb_is_warned_about(tmp_path: Path) -> None:
     assert note.size > 512_000
     (issue,) = result.issues
     assert "download icon" in issue.message and issue.severity == "warning"
+
+
+def test_mms_checks_audio_types_twilio_does_not_list_when_it_makes_no_variant(
+        tmp_path: Path) -> None:
+    files = _tree(tmp_path / "src", {"mms/a.flac": encode_as("flac", speech_like(
+        2.0, 22_050), 22_050), "mms/b.mp3": encode_as("mp3", speech_like(2.0, 22_050), 22_050)})
+    checked = _run(tmp_path, files, _options(profiles={"mms": {"globs": ["mms/**"],
+                                                               "variant": False}}))
+    (issue,) = checked.issues
+    assert issue.path == "mms/a.flac" and "audio/flac" in issue.message
+    converted = _run(tmp_path, files, _options(profiles={"mms": {"globs": ["mms/**"]}}))
+    out = {f.path: f for f in converted.files}
+    assert out["/mms/mms/a.mp3"].content_type == "audio/mpeg"  # re-encoded: FLAC is unlisted
+    assert Path(out["/mms/mms/b.mp3"].content_path).read_bytes() == \
+        (tmp_path / "src" / "mms" / "b.mp3").read_bytes()  # an MP3 that fits is kept
+    assert not converted.issues
