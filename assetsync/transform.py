@@ -1,9 +1,10 @@
-"""The transform stage: optimize images and derive channel variants before upload.
+"""The transform stage: optimize images, make audio channel-ready, derive channel variants.
 
 `transform_files` is what the sync engine calls between classify and its checks. The pure
 recipes live beside it: `assetsync.transform_lossless` (the lossless pass),
 `assetsync.transform_variants` (channel variants), `assetsync.transform_codec` (safe decoding,
-metadata surgery); options and profiles in `assetsync.media_options`, content sniffing and
+metadata surgery), `assetsync.transform_audio` (audio; its outcomes are applied by
+`assetsync.transform_audio_stage`); options and profiles in `assetsync.media_options`, content sniffing and
 channel checks in `assetsync.media`; the content cache and the process pool in
 `assetsync.transform_cache`.
 """
@@ -137,6 +138,8 @@ def transform_files(
     be decoded is published unchanged with a warning (an error under `strict`); a variant
     that cannot fit its budget is an error naming the best size reached. Files a channel
     profile covers whose type that channel does not take get a warning (`channel_warnings`).
+    Audio under a voice profile is replaced at its path by a telephony-ready prompt; under
+    whatsapp and mms profiles it gets variants (`result.audio` says what each became).
 
     Args:
         files: the classified files (`variant` None); others pass through unchanged.

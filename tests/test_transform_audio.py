@@ -189,3 +189,25 @@ def test_undecodable_audio_is_one_line_transform_error(data: bytes) -> None:
     with pytest.raises(TransformError) as caught:
         make_voice(data, kind, DEFAULT)
     assert "\n" not in str(caught.value) and "cannot decode audio" in str(caught.value)
+
+
+def test_p56_level_does_not_depend_on_the_measuring_blocks() -> None:
+    # 100 s at 8 kHz spans four of the measuring blocks; the same speech cut short spans one.
+    long = speech_like(100.0, 8000, level_db=-31.0, seed=9)
+    whole = active_speech_level(long, 8000)
+    start = active_speech_level(long[: 8000 * 30], 8000)
+    assert whole is not None and start is not None
+    assert whole[0] == pytest.approx(start[0], abs=0.3)
+    assert whole[1] == pytest.approx(start[1], abs=0.05)
+
+
+def test_true_peak_finds_the_peak_between_samples() -> None:
+    from assetsync.transform_audio import true_peak_db
+
+    n = np.arange(8000)
+    # a quarter-rate sine sampled at 45 degrees: every sample is at 0.707, the wave peaks at 1
+    between = np.sin(2 * np.pi * 0.25 * n + np.pi / 4).astype(np.float32)
+    assert float(np.max(np.abs(between))) == pytest.approx(10 ** (-3.01 / 20), abs=1e-3)
+    assert true_peak_db(between, 8000) == pytest.approx(0.0, abs=0.7)  # BS.1770-4's 4x bound
+    on_samples = (0.5 * np.sin(2 * np.pi * 1000 / 8000 * n)).astype(np.float32)
+    assert true_peak_db(on_samples, 8000) == pytest.approx(-6.02, abs=0.1)
