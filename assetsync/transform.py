@@ -178,7 +178,7 @@ def transform_files(
                 issues.append(Issue(file.source, f"not optimized: {file.size:,} bytes is over "
                                     "[optimize] max_input_bytes", "warning"))
             elif audio:
-                sound = sound or audio_encoder_versions()
+                sound = sound or audio_encoder_versions(cache_dir)
                 keys = []
                 for audio_profile in audio:
                     recipe = json.dumps(audio_recipe(audio_profile), sort_keys=True)

@@ -83,12 +83,49 @@ def encoder_versions() -> str:
     return ";".join(f"{k}={v}" for k, v in sorted(parts.items()))
 
 
-def audio_encoder_versions() -> str:
+def audio_encoder_versions(cache_dir: Path | None = None) -> str:
     """The audio encoders (PyAV, FFmpeg's libraries, numpy) as one stable string; only audio
-    recipes' keys include it, so image keys do not change when FFmpeg does."""
+    recipes' keys include it, so image keys do not change when FFmpeg does.
+
+    Reading them imports PyAV and numpy (~60 ms), which a sync whose audio is all cached must
+    not pay: the string is kept in `<cache_dir>/audio-encoders.txt` under a stamp of the two
+    packages' installed files (path, size, mtime), and read again only when those change.
+    """
+    stamp = _installed_stamp(("av", "numpy"))
+    saved = cache_dir / "audio-encoders.txt" if cache_dir is not None else None
+    if saved is not None and stamp:
+        try:
+            first, _, versions = saved.read_text(encoding="utf-8").partition("\n")
+            if first == stamp and versions:
+                return versions
+        except OSError:
+            pass
     from assetsync.transform_audio import audio_versions  # imports PyAV and numpy
 
-    return audio_versions()
+    versions = audio_versions()
+    if saved is not None and stamp:
+        try:
+            write_atomic(saved, f"{stamp}\n{versions}".encode(), durable=False)
+        except OSError as exc:  # a cache: the next run reads the versions again
+            log.warning("audio encoder versions not cached in %s: %s", saved, exc)
+    return versions
+
+
+def _installed_stamp(packages: Sequence[str]) -> str:
+    """Where and as what the packages are installed (without importing them); "" if unknown."""
+    from importlib.util import find_spec
+
+    parts = []
+    for name in packages:
+        spec = find_spec(name)
+        if spec is None or not spec.origin:
+            return ""
+        try:
+            st = os.stat(spec.origin)
+        except OSError:
+            return ""
+        parts.append(f"{spec.origin}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
 
 
 def lossless_recipe(options: OptimizeOptions) -> dict[str, object]:

@@ -141,3 +141,20 @@ def test_mms_checks_audio_types_twilio_does_not_list_when_it_makes_no_variant(
     assert Path(out["/mms/mms/b.mp3"].content_path).read_bytes() == \
         (tmp_path / "src" / "mms" / "b.mp3").read_bytes()  # an MP3 that fits is kept
     assert not converted.issues
+
+
+def test_audio_encoder_versions_are_kept_beside_the_cache(tmp_path: Path) -> None:
+    from assetsync.transform_audio import audio_versions
+    from assetsync.transform_cache import audio_encoder_versions
+
+    versions = audio_encoder_versions(tmp_path)
+    assert versions == audio_versions() and "libavcodec=" in versions and "av=" in versions
+    saved = tmp_path / "audio-encoders.txt"
+    stamp, _, kept = saved.read_text(encoding="utf-8").partition("\n")
+    assert kept == versions and "numpy" in stamp
+    # read from the file while the installed packages are unchanged
+    saved.write_text(f"{stamp}\nav=from-the-file", encoding="utf-8")
+    assert audio_encoder_versions(tmp_path) == "av=from-the-file"
+    # a different stamp (another install) reads the versions again
+    saved.write_text("other\nav=stale", encoding="utf-8")
+    assert audio_encoder_versions(tmp_path) == versions
