@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "BUILDS_PER_HOUR",
+    "BuildLimits",
     "DEFAULT_BUILD_LIMITS",
     "ENVIRONMENTS_PER_SERVICE",
     "FUNCTION_VERSIONS_PER_BUILD",
@@ -20,7 +21,6 @@ __all__ = [
     "SERVICES_PER_ACCOUNT",
     "UNDEPLOYED_BUILD_RETENTION_S",
     "UNREFERENCED_VERSION_RETENTION_S",
-    "BuildLimits",
 ]
 
 # twilio.com/docs/serverless/api ("Limitations"), as summarised in

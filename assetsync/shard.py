@@ -31,8 +31,8 @@ from assetsync.shard_options import (
 from assetsync.shard_result import BuildCounts, Move, MoveReason, ShardResult
 
 __all__ = [
-    "MAX_SERVICE_NAME_LENGTH",
     "BuildCounts",
+    "MAX_SERVICE_NAME_LENGTH",
     "Move",
     "MoveReason",
     "ShardGroup",

@@ -145,7 +145,7 @@ class DirtySet:
     """
 
     root: Path
-    ignored: Ignored = lambda _rel, _is_dir: False
+    ignored: Ignored = lambda _rel, _is_dir: False  # noqa: E731
     files: dict[str, _Dirty] = field(default_factory=dict)
     dirs: dict[str, _Dirty] = field(default_factory=dict)
     # folders created in the current batch: files that appear inside them arrive complete
