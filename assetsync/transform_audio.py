@@ -217,7 +217,7 @@ def _level(decoded: Decoded, settings: AudioSettings) -> tuple[np.ndarray, float
     measured = active_speech_level(samples, rate) if settings.normalize else None
     if measured is not None:
         gain = min(settings.target_level_db - measured[0], settings.max_gain_db)
-    peak = true_peak_db(samples * np.float32(10 ** (gain / 20)), rate)
+    peak = true_peak_db(samples, rate) + gain  # the peak scales with the gain
     if peak > settings.true_peak_db:
         gain -= peak - settings.true_peak_db
         notes.append(f"gain held at the {settings.true_peak_db:g} dBTP ceiling")
