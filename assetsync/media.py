@@ -20,7 +20,7 @@ from assetsync.media_options import (
 )
 from assetsync.models import PublishedFile
 
-__all__ = ["DECODABLE", "MediaType", "channel_warnings", "sniff"]
+__all__ = ["AUDIO_DECODABLE", "AUDIO_EXTENSIONS", "AUDIO_MIMES", "DECODABLE", "AudioInfo", "MediaType", "channel_warnings", "sniff"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -38,6 +38,48 @@ class MediaType:
     def is_image(self) -> bool:
         """True for image types."""
         return self.mime.startswith("image/")
+
+    @property
+    def is_audio(self) -> bool:
+        """True for the audio types the audio recipes decode."""
+        return self.kind in AUDIO_DECODABLE
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    """What an audio file holds, for `plan` and `optimize --report`: container format ("WAV",
+    "MP3", ...), codec (FFmpeg's name), sample rate, channels, duration."""
+
+    format: str
+    codec: str
+    rate: int
+    channels: int
+    seconds: float
+
+    def describe(self) -> str:
+        """E.g. "WAV 16-bit PCM 44.1 kHz stereo 20.0 s", "WAV µ-law 8 kHz mono 18.6 s"."""
+        layout = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels} ch")
+        codec = _CODEC_LABELS.get(self.codec, self.codec)
+        name = f"{self.format} {codec}" if codec and codec.upper() != self.format else \
+            self.format
+        return f"{name} {self.rate / 1000:g} kHz {layout} {self.seconds:.1f} s"
+
+
+_CODEC_LABELS = {"pcm_s16le": "16-bit PCM", "pcm_s16be": "16-bit PCM", "pcm_s24le": "24-bit PCM",
+                 "pcm_s24be": "24-bit PCM", "pcm_s32le": "32-bit PCM", "pcm_u8": "8-bit PCM",
+                 "pcm_f32le": "float PCM", "pcm_f32be": "float PCM", "pcm_f64le": "float PCM",
+                 "pcm_mulaw": "µ-law", "pcm_alaw": "A-law", "opus": "Opus",
+                 "vorbis": "Vorbis", "aac": "AAC", "flac": "", "mp3": ""}
+
+
+# What the audio recipes publish: file extension and Content-Type per output kind.
+AUDIO_EXTENSIONS = {"wav": "wav", "mp3": "mp3", "ogg-opus": "ogg", "ogg": "ogg", "m4a": "m4a",
+                    "amr": "amr", "aac": "aac"}
+AUDIO_MIMES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg-opus": "audio/ogg",
+               "ogg": "audio/ogg", "m4a": "audio/mp4", "amr": "audio/amr", "aac": "audio/aac"}
+# Audio decoded by content with FFmpeg's libraries (assetsync.transform_audio).
+AUDIO_DECODABLE = frozenset({"wav", "aiff", "mp3", "flac", "ogg", "ogg-opus", "m4a", "aac",
+                             "amr"})
 
 
 _ISO_BRANDS = {
@@ -96,10 +138,16 @@ def sniff(head: bytes) -> MediaType | None:
 # ---------------------------------------------------------------------------------------------
 # channel checks
 
+# Meta's Cloud API audio messages page: "The play icon will only appear if the file is 512KB or
+# smaller"; KB read as 10^3 B, the stricter reading.
+WHATSAPP_VOICE_NOTE_PLAY_BYTES = 512_000
 # Accepted types per channel (media.md §1): MMS transcodes only JPEG/PNG/GIF; WhatsApp takes
 # JPEG/PNG images (WebP only as stickers), Opus-only OGG, AMR, 3GP, AAC, MPEG, MP4 and PDF;
 # `<Play>` takes MPEG, WAV, AIFF, GSM and µ-law audio (twilio.com/docs/voice/twiml/play).
 _MMS_IMAGES = frozenset({"jpeg", "png", "gif"})
+# Audio Twilio's accepted MIME types page does not list for MMS (it lists audio/mpeg, mp4, ogg,
+# amr, 3gpp, ac3, webm, basic, L24, aac and audio/vnd.wave, not audio/wav, AIFF or FLAC).
+_MMS_UNLISTED_AUDIO = frozenset({"wav", "aiff", "flac"})
 _WHATSAPP_OK = frozenset({"jpeg", "png", "ogg-opus", "amr", "3gp", "aac", "mp3", "m4a",
                           "mp4", "pdf"})
 _VOICE_OK = frozenset({"mp3", "wav", "aiff"})
@@ -116,8 +164,9 @@ def channel_warnings(
 ) -> tuple[Issue, ...]:
     """Warnings for files a channel profile covers whose type or size that channel rejects.
 
-    A decodable image under a profile that makes variants is not warned about (its variant is
-    what the channel gets); variants themselves are checked against their own profile.
+    A decodable image under a profile that makes variants, and audio under an mms or whatsapp
+    profile that makes variants, are not warned about (the variant is what the channel gets);
+    variants themselves are checked against their own profile.
 
     Args:
         files: the files to publish (variants included).
@@ -145,6 +194,10 @@ def channel_warnings(
             if (file.variant is None and profile.variant and media is not None
                     and media.kind in DECODABLE):
                 continue
+            if (file.variant is None and profile.variant and media is not None
+                    and media.is_audio and (profile.channel == "mms" or (
+                        profile.channel == "whatsapp" and profile.audio.voice_note))):
+                continue  # its variant is what the channel gets (checked as a variant)
             problem = _channel_problem(profile.channel, media, file)
             if problem:
                 where = f"variant {file.path}: " if file.variant is not None else ""
@@ -168,6 +221,10 @@ def _channel_problem(channel: str, media: MediaType | None, file: PublishedFile)
         if media and media.is_image and kind not in _MMS_IMAGES:
             return (f"{kind.upper() if kind else 'this'} is not transcoded by Twilio for MMS; "
                     "publish JPEG, PNG or GIF (an mms profile converts decodable images)")
+        if kind in _MMS_UNLISTED_AUDIO:
+            return (f"Twilio does not list {media.mime if media else kind} among the media "
+                    "types MMS accepts; publish MP3, M4A, AMR or OGG (an mms profile with "
+                    "variants converts it)")
         if kind not in _MMS_IMAGES and file.size > MMS_MAX_BYTES:
             return f"{size_mb} is over the 600 KB that every US carrier accepts for MMS media"
         if file.size > 5_000_000:
@@ -183,6 +240,9 @@ def _channel_problem(channel: str, media: MediaType | None, file: PublishedFile)
             return f"{size_mb} is over WhatsApp's 5 MB image limit"
         if file.size > WHATSAPP_MEDIA_MAX_BYTES:
             return f"{size_mb} is over WhatsApp's 16 MB media limit"
+        if kind == "ogg-opus" and file.size > WHATSAPP_VOICE_NOTE_PLAY_BYTES:
+            return (f"{file.size / 1e3:.0f} KB: WhatsApp shows a voice note over 512 KB with a "
+                    "download icon instead of play; shorten it or lower opus_bitrate")
     elif channel == "voice":
         if kind in _VOICE_OK:
             if not file.content_type.startswith("audio/"):

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
+from assetsync.audio_options import AUDIO_KEYS, AudioSettings, parse_audio_settings
 from assetsync.errors import ConfigError
 from assetsync.globs import compile_glob_set, validate_glob
 
@@ -19,6 +20,7 @@ __all__ = [
     "MMS_MAX_BYTES",
     "WHATSAPP_IMAGE_MAX_BYTES",
     "WHATSAPP_MEDIA_MAX_BYTES",
+    "AudioSettings",
     "OptimizeOptions",
     "Profile",
     "parse_optimize_section",
@@ -60,7 +62,10 @@ class Profile:
         background: "#rrggbb" that transparent pixels are flattened onto for JPEG.
         channel: whose accepted types `channel_warnings` checks ("mms", "whatsapp", "voice",
             "web") or None.
-        variant: False for a check-only profile (e.g. `voice`): no derived copy is made.
+        variant: False for a check-only profile: no derived copy is made.
+        audio: how audio files the profile covers are treated (channels voice, whatsapp, mms).
+            A voice profile's output replaces the original at its path (`path` "" keeps the
+            original's path; a template moves it).
     """
 
     name: str
@@ -75,6 +80,7 @@ class Profile:
     background: str = "#ffffff"
     channel: str | None = None
     variant: bool = True
+    audio: AudioSettings = field(default_factory=AudioSettings)
 
 
 BUILTIN_PROFILES: Mapping[str, Profile] = {
@@ -88,7 +94,8 @@ BUILTIN_PROFILES: Mapping[str, Profile] = {
         name="whatsapp", max_bytes=WHATSAPP_IMAGE_MAX_BYTES, max_width=4096, max_height=4096,
         quality=85, min_quality=60, channel="whatsapp",
     ),
-    "voice": Profile(name="voice", channel="voice", variant=False),
+    # In place: TwiML saying <Play>/voice/welcome.wav</Play> keeps working.
+    "voice": Profile(name="voice", path="", channel="voice"),
 }
 
 
@@ -139,6 +146,8 @@ _PROFILE_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "globs": list, "path": str, "max_bytes": int, "max_width": int, "max_height": int,
     "format": str, "quality": int, "min_quality": int, "background": str, "channel": str,
     "variant": bool,
+    # audio keys: types and ranges are checked by assetsync.audio_options
+    **{key: object for key in AUDIO_KEYS},
 }
 _TEMPLATE_FIELDS = frozenset({"profile", "path", "dir", "stem", "ext", "name"})
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -221,6 +230,12 @@ def _parse_profile(name: str, body: Mapping[str, object], file: str) -> Profile:
         changes["path"] = _check_template(str(body["path"]), f"{prefix} path", file)
     if "variant" in body:
         changes["variant"] = bool(body["variant"])
+    channel = changes.get("channel", base.channel)
+    if channel == "voice" and "path" not in body:
+        changes["path"] = ""  # a voice profile's output replaces the original in place
+    changes["audio"] = parse_audio_settings(body, channel=channel if isinstance(channel, str)
+                                            else None, prefix=prefix, file=file,
+                                            base=base.audio)
     profile = replace(base, **changes)  # type: ignore[arg-type]
     if profile.min_quality > profile.quality:
         _fail(f"{profile.min_quality} is above quality "

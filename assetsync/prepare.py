@@ -38,6 +38,9 @@ class Prepared:
     # The transform step looked at images (a spliced preparation: or the carried outcome held
     # some), so what it published depends on the image encoders' versions too.
     images: bool = False
+    # What the transform step made of each audio file (`transform_audio_stage.AudioReport`),
+    # for `plan`.
+    audio: tuple[object, ...] = ()
 
     def raise_errors(self) -> None:
         """One clear error naming the files that cannot be published, if any."""
@@ -114,12 +117,14 @@ def _prepare(
     files: tuple[PublishedFile, ...] = classified.files
     issues: list[Issue] = list(classified.issues)
     images = False
+    audio: tuple[object, ...] = ()
     hook = _transform_hook()
     if hook is not None and config.optimize is not None:
         result = hook(files, config.optimize, source=config.source,
                       cache_dir=config.state_dir / "transform", on_event=on_event, some=some)
         files = tuple(result.files)  # type: ignore[attr-defined]
         images = result.stats.images > 0  # type: ignore[attr-defined]
+        audio = tuple(getattr(result, "audio", ()))
         issues.extend(Issue(i.path, i.message, i.severity)
                       for i in result.issues)  # type: ignore[attr-defined]
     issues.extend(check_published(files))
@@ -132,6 +137,7 @@ def _prepare(
         snapshot=_NO_SNAPSHOT,
         clean=not issues,
         images=images,
+        audio=audio,
     )
 
 

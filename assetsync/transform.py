@@ -1,9 +1,10 @@
-"""The transform stage: optimize images and derive channel variants before upload.
+"""The transform stage: optimize images, make audio channel-ready, derive channel variants.
 
 `transform_files` is what the sync engine calls between classify and its checks. The pure
 recipes live beside it: `assetsync.transform_lossless` (the lossless pass),
 `assetsync.transform_variants` (channel variants), `assetsync.transform_codec` (safe decoding,
-metadata surgery); options and profiles in `assetsync.media_options`, content sniffing and
+metadata surgery), `assetsync.transform_audio` (audio; its outcomes are applied by
+`assetsync.transform_audio_stage`); options and profiles in `assetsync.media_options`, content sniffing and
 channel checks in `assetsync.media`; the content cache and the process pool in
 `assetsync.transform_cache`.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +23,17 @@ from assetsync.media import DECODABLE, channel_warnings
 from assetsync.media_options import OptimizeOptions, Profile, parse_optimize_section, variant_path
 from assetsync.models import PublishedFile
 from assetsync.sync_types import SyncEvent
+from assetsync.transform_audio_stage import (
+    AudioReport,
+    AudioTally,
+    assemble_audio,
+    audio_profiles,
+    audio_recipe,
+)
 from assetsync.transform_cache import (
     Job,
     SniffCache,
+    audio_encoder_versions,
     cache_key,
     encoder_versions,
     lookup,
@@ -33,6 +42,7 @@ from assetsync.transform_cache import (
     run_jobs,
     variant_recipe,
 )
+from assetsync.transform_report import FileReport
 
 if TYPE_CHECKING:
     from assetsync.transform_codec import Output, open_image
@@ -40,6 +50,7 @@ if TYPE_CHECKING:
     from assetsync.transform_variants import make_variant
 
 __all__ = [
+    "AudioReport",
     "FileReport",
     "Issue",
     "OptimizeOptions",
@@ -81,25 +92,6 @@ def __getattr__(name: str) -> object:
 
 
 @dataclass(frozen=True, slots=True)
-class FileReport:
-    """One encode, for `assetsync optimize --report`: sizes before and after, time, outcome.
-
-    `outcome` is "optimized" (smaller output published), "kept" (original published),
-    "variant" (derived copy), "failed" (see the issues).
-    """
-
-    path: str
-    source: str
-    variant: str | None
-    before: int
-    after: int
-    seconds: float
-    cached: bool
-    outcome: str
-    note: str
-
-
-@dataclass(frozen=True, slots=True)
 class TransformStats:
     """Totals over one run; bytes cover the images only (variants excluded)."""
 
@@ -116,12 +108,15 @@ class TransformStats:
 
 @dataclass(frozen=True, slots=True)
 class TransformResult:
-    """What `transform_files` returns: the files to publish (sorted by path), issues, stats."""
+    """What `transform_files` returns: the files to publish (sorted by path), issues, stats;
+    `audio` and `audio_stats` cover the audio files (`reports` and `stats` the images)."""
 
     files: tuple[PublishedFile, ...]
     issues: tuple[Issue, ...]
     stats: TransformStats
     reports: tuple[FileReport, ...] = ()
+    audio: tuple[AudioReport, ...] = ()
+    audio_stats: AudioTally = field(default_factory=AudioTally)
 
 
 def transform_files(
@@ -143,6 +138,8 @@ def transform_files(
     be decoded is published unchanged with a warning (an error under `strict`); a variant
     that cannot fit its budget is an error naming the best size reached. Files a channel
     profile covers whose type that channel does not take get a warning (`channel_warnings`).
+    Audio under a voice profile is replaced at its path by a telephony-ready prompt; under
+    whatsapp and mms profiles it gets variants (`result.audio` says what each became).
 
     Args:
         files: the classified files (`variant` None); others pass through unchanged.
@@ -158,9 +155,11 @@ def transform_files(
             the entries of the others and is searched rather than read whole.
     """
     encoders = ""  # computed when the first image needs it (it imports Pillow)
+    sound = ""  # the audio encoders' versions, when the first audio file needs them
     lossless = json.dumps(lossless_recipe(options), sort_keys=True)
     jobs: dict[str, Job] = {}
     plan: list[tuple[PublishedFile, str | None, list[tuple[Profile | None, str]]]] = []
+    heard: list[tuple[PublishedFile, str, str, list[tuple[Profile, str]]]] = []
     issues: list[Issue] = []
     # Types by content digest: an unchanged file is not opened again to find its type.
     sniffed = SniffCache(cache_dir, some=some and not prune)
@@ -169,10 +168,25 @@ def transform_files(
         path = file.content_path
         if not path.startswith("/"):
             path = os.path.join(source, path)
-        kind = None
+        kind = media = None
         if file.variant is None and (excluded is None or not excluded(file.source)):
             media = sniffed.media(file.digest, path)
             kind = media.kind if media is not None and media.is_image else None
+        if media is not None and media.is_audio:
+            audio = audio_profiles(options.profiles_for(file.source))
+            if audio and file.size > options.max_input_bytes:
+                issues.append(Issue(file.source, f"not optimized: {file.size:,} bytes is over "
+                                    "[optimize] max_input_bytes", "warning"))
+            elif audio:
+                sound = sound or audio_encoder_versions(cache_dir)
+                keys = []
+                for audio_profile in audio:
+                    recipe = json.dumps(audio_recipe(audio_profile), sort_keys=True)
+                    key = cache_key(file.digest, recipe, sound)
+                    jobs.setdefault(key, Job(key, file.source, str(path), media.kind, recipe,
+                                             str(cache_dir)))
+                    keys.append((audio_profile, key))
+                heard.append((file, media.kind, media.mime, keys))
         todo: list[tuple[Profile | None, str]] = []
         recipes: list[tuple[Profile | None, str]] = []
         if kind is not None:
@@ -217,7 +231,7 @@ def transform_files(
                                message=str(entry.get("note") or entry.get("message") or "")))
 
     run_jobs(misses, workers or _available_cores(), done)
-    result = _assemble(plan, entries, options, issues, encoded=len(misses))
+    result = _assemble(plan, entries, options, issues, encoded=len(misses), heard=heard)
     # Channel checks (issue 5.3) on what will be published, variants included, so `plan` and
     # `sync` both warn about a type a channel does not take; warnings never fail the run.
     warned = channel_warnings(result.files, options, sniffed=lambda f: sniffed.media(
@@ -246,6 +260,7 @@ def _assemble(
     issues: list[Issue],
     *,
     encoded: int,
+    heard: list[tuple[PublishedFile, str, str, list[tuple[Profile, str]]]],
 ) -> TransformResult:
     out: dict[str, PublishedFile] = {f.path: f for f, _, _ in plan}
     reports: list[FileReport] = []
@@ -310,6 +325,8 @@ def _assemble(
                                       int(str(entry["size"])), seconds, cached, "variant", note))
         if kind is not None:
             stats = replace(stats, bytes_after=stats.bytes_after + published.size)
+    audio, tally = assemble_audio(heard, entries, out, issues, severity=severity,
+                                  placed=out.get)
     ordered = tuple(out[path] for path in sorted(out))
     issues.sort(key=lambda issue: (issue.path, issue.message))
-    return TransformResult(ordered, tuple(issues), stats, tuple(reports))
+    return TransformResult(ordered, tuple(issues), stats, tuple(reports), tuple(audio), tally)

@@ -28,6 +28,7 @@ from assetsync.media_options import OptimizeOptions, Profile
 from assetsync.models import DIGEST_PREFIX
 
 if TYPE_CHECKING:
+    from assetsync.transform_audio import AudioOutput
     from assetsync.transform_codec import Output
 
 # The encoders (Pillow, oxipng, mozjpeg) and the process pool are imported only when something
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Job",
     "SniffCache",
+    "audio_encoder_versions",
     "cache_key",
     "encoder_versions",
     "lookup",
@@ -81,6 +83,51 @@ def encoder_versions() -> str:
     return ";".join(f"{k}={v}" for k, v in sorted(parts.items()))
 
 
+def audio_encoder_versions(cache_dir: Path | None = None) -> str:
+    """The audio encoders (PyAV, FFmpeg's libraries, numpy) as one stable string; only audio
+    recipes' keys include it, so image keys do not change when FFmpeg does.
+
+    Reading them imports PyAV and numpy (~60 ms), which a sync whose audio is all cached must
+    not pay: the string is kept in `<cache_dir>/audio-encoders.txt` under a stamp of the two
+    packages' installed files (path, size, mtime), and read again only when those change.
+    """
+    stamp = _installed_stamp(("av", "numpy"))
+    saved = cache_dir / "audio-encoders.txt" if cache_dir is not None else None
+    if saved is not None and stamp:
+        try:
+            first, _, versions = saved.read_text(encoding="utf-8").partition("\n")
+            if first == stamp and versions:
+                return versions
+        except OSError:
+            pass
+    from assetsync.transform_audio import audio_versions  # imports PyAV and numpy
+
+    versions = audio_versions()
+    if saved is not None and stamp:
+        try:
+            write_atomic(saved, f"{stamp}\n{versions}".encode(), durable=False)
+        except OSError as exc:  # a cache: the next run reads the versions again
+            log.warning("audio encoder versions not cached in %s: %s", saved, exc)
+    return versions
+
+
+def _installed_stamp(packages: Sequence[str]) -> str:
+    """Where and as what the packages are installed (without importing them); "" if unknown."""
+    from importlib.util import find_spec
+
+    parts = []
+    for name in packages:
+        spec = find_spec(name)
+        if spec is None or not spec.origin:
+            return ""
+        try:
+            st = os.stat(spec.origin)
+        except OSError:
+            return ""
+        parts.append(f"{spec.origin}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
 def lossless_recipe(options: OptimizeOptions) -> dict[str, object]:
     """Everything about the lossless pass that changes its output (hashed into the key)."""
     return {"op": "lossless", "keep_metadata": options.keep_metadata, "effort": options.effort,
@@ -91,6 +138,7 @@ def variant_recipe(profile: Profile, options: OptimizeOptions) -> dict[str, obje
     """Everything about a profile's variant that changes its bytes (hashed into the key)."""
     fields = asdict(profile)
     del fields["globs"], fields["path"]  # they decide where, not what
+    del fields["audio"]  # audio has its own recipe (image keys stay as they were)
     return {"op": "variant", "max_pixels": options.max_pixels, **fields}
 
 
@@ -296,8 +344,10 @@ def _execute(job: Job) -> dict[str, object]:
     entry: dict[str, object]
     try:
         out = _apply_recipe(json.loads(job.recipe), data, job.kind)
-        if out is None:
-            entry = {"status": "same", "note": "no smaller lossless encoding"}
+        details = getattr(out, "details", None)  # audio: what the file was and became
+        if out is None or out.data is None:
+            entry = {"status": "same", "note": out.note if out is not None
+                     else "no smaller lossless encoding"}
         else:
             digest = DIGEST_PREFIX + xxhash.xxh3_128_hexdigest(out.data)
             target = _object_path(Path(job.cache_dir), digest, out.ext)
@@ -307,6 +357,8 @@ def _execute(job: Job) -> dict[str, object]:
             entry = {"status": "ok", "digest": digest, "size": len(out.data), "kind": out.kind,
                      "content_path": str(target), "note": out.note,
                      "stat": [st.st_size, st.st_mtime_ns]}
+        if callable(details):
+            entry["audio"] = details()
     except LimitError as exc:
         entry = {"status": "limit", "message": str(exc)}
     except TransformError as exc:
@@ -334,7 +386,12 @@ def _holds(path: Path, data: bytes) -> bool:
         return False
 
 
-def _apply_recipe(recipe: dict[str, object], data: bytes, kind: str) -> Output | None:
+def _apply_recipe(recipe: dict[str, object], data: bytes, kind: str
+                  ) -> Output | AudioOutput | None:
+    if recipe["op"] == "audio":
+        from assetsync.transform_audio import apply_audio_recipe
+
+        return apply_audio_recipe(recipe, data, kind)
     from assetsync.transform_lossless import optimize_image
     from assetsync.transform_variants import make_variant
 
@@ -355,6 +412,7 @@ def _init_worker() -> None:
     # oxipng parallelises with rayon; with one process per core, one thread each avoids
     # oversubscribing the cores (rayon reads this when its pool is first used).
     os.environ["RAYON_NUM_THREADS"] = "1"
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # numpy (audio), read when it is first imported
 
 
 def run_jobs(jobs: Sequence[Job], workers: int,

@@ -86,8 +86,12 @@ async def serve_deployed(
                 "Forbidden: invalid or missing X-Twilio-Signature", status_code=403
             )
         else:
-            guessed, _ = mimetypes.guess_type(path)
-            media_type = guessed or asset.data.get("content_type") or "application/octet-stream"
+            # Twilio serves an asset with the Content-Type its version was uploaded with (a
+            # voice prompt's µ-law bytes at /hold.flac are audio/wav); guess only without one.
+            uploaded = asset.data.get("content_type")
+            if not uploaded or uploaded == "application/octet-stream":
+                uploaded = mimetypes.guess_type(path)[0] or uploaded
+            media_type = uploaded or "application/octet-stream"
             response = FileResponse(
                 state.store.content_path(asset.data["digest"]), media_type=media_type
             )

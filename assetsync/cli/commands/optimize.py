@@ -148,6 +148,13 @@ def _show(args: argparse.Namespace, result: TransformResult, options: OptimizeOp
                        "pruned_bytes": stats.pruned_bytes},
             "issues": [{"path": i.path, "severity": i.severity, "message": i.message}
                        for i in issues],
+            "audio": [r.to_json() for r in result.audio],
+            "audio_totals": {"files": result.audio_stats.files,
+                             "converted": result.audio_stats.converted,
+                             "variants": result.audio_stats.variants,
+                             "cache_hits": result.audio_stats.cache_hits,
+                             "bytes_before": result.audio_stats.bytes_before,
+                             "bytes_after": result.audio_stats.bytes_after},
         }
         out.write(json.dumps(payload, indent=2) + "\n")
         return
@@ -160,9 +167,19 @@ def _show(args: argparse.Namespace, result: TransformResult, options: OptimizeOp
             out.write(f"{r.path:<{width}}  {r.before:>10,}  {r.after:>10,}  "
                       f"{_saving(r):>6.1f}%  {time_text:>8}  {r.outcome}: {r.note}\n")
     percent = 100.0 * saved / stats.bytes_before if stats.bytes_before else 0.0
-    out.write(f"{stats.images} image(s): {stats.bytes_before:,} -> {stats.bytes_after:,} bytes "
-              f"({percent:.1f}% saved), {stats.optimized} optimized, {stats.variants} "
-              f"variant(s), {stats.encoded} encoded, {stats.cache_hits} from cache\n")
+    if stats.images or not result.audio_stats.files:
+        out.write(f"{stats.images} image(s): {stats.bytes_before:,} -> {stats.bytes_after:,} "
+                  f"bytes ({percent:.1f}% saved), {stats.optimized} optimized, "
+                  f"{stats.variants} variant(s), {stats.encoded} encoded, {stats.cache_hits} "
+                  "from cache\n")
+    if args.report and result.audio:
+        out.writelines(f"{r.describe()}{' (cached)' if r.cached else ''}\n"
+                       for r in result.audio)
+    audio = result.audio_stats
+    if audio.files:
+        out.write(f"{audio.files} audio file(s): {audio.bytes_before:,} -> "
+                  f"{audio.bytes_after:,} bytes in place, {audio.converted} converted, "
+                  f"{audio.variants} variant(s), {audio.cache_hits} from cache\n")
     if args.prune:
         out.write(f"pruned {stats.pruned_bytes:,} bytes of unused cache\n")
     out.writelines(f"{i.severity}: {i.path}: {i.message}\n" for i in issues)

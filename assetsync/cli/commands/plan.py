@@ -31,6 +31,7 @@ from assetsync.shard import previous_placement, service_names
 from assetsync.shard_options import ShardOptions
 from assetsync.state import State
 from assetsync.sync_types import SyncEvent
+from assetsync.transform_audio_stage import AudioReport
 
 if TYPE_CHECKING:
     from assetsync.shard_result import ShardResult
@@ -59,6 +60,7 @@ class LocalPlan:
     issues: tuple[Issue, ...]
     shard: ShardResult | None = None
     services: tuple[ServicePlan, ...] = ()
+    audio: tuple[AudioReport, ...] = ()  # what each audio file becomes (the transform step)
 
     @property
     def valid(self) -> bool:
@@ -120,7 +122,8 @@ def plan_locally(config: Config, *, full: bool = False, verbose: int = 0) -> Loc
     )
     issues.sort(key=lambda i: (i.severity != "error", i.path, i.message))
     return LocalPlan(snapshot=snapshot, plan=plan, issues=tuple(issues), shard=shard_result,
-                     services=services)
+                     services=services, audio=tuple(
+                         r for r in prepared.audio if isinstance(r, AudioReport)))
 
 
 def _plan_services(
@@ -236,6 +239,9 @@ def _human(config: Config, result: LocalPlan) -> None:
         if result.shard.moves:
             out.write(f"{len(result.shard.moves)} file(s) move to another service:\n")
             out.writelines(f"  {move.describe()}\n" for move in result.shard.moves)
+    if result.audio:
+        out.write("audio:\n")
+        out.writelines(f"  {report.describe()}\n" for report in result.audio)
     if plan.is_noop:
         out.write("nothing to do: everything is published\n")
     print_issues(result.issues)
@@ -271,6 +277,7 @@ def _json(config: Config, result: LocalPlan) -> dict[str, object]:
             for i in result.issues
         ],
         "shard": None,
+        "audio": [report.to_json() for report in result.audio],
     }
     if result.shard is not None:
         where = result.shard.assignment
