@@ -51,6 +51,7 @@ exports.handler = (context, event, callback) => {
 """
 UTIL = "exports.shout = (s) => s.toUpperCase();"
 HANGS = "exports.handler = () => { setInterval(() => {}, 1000); };"
+EXITS = "exports.handler = () => { console.log('bye'); process.exit(3); };"
 
 FUNCTIONS = {
     "/hello": (HELLO, "public"),
@@ -63,6 +64,7 @@ FUNCTIONS = {
     "/lib/util": (UTIL, "private"),
     "/admin/secret": (TEXT, "protected"),
     "/hangs": (HANGS, "public"),
+    "/exits": (EXITS, "public"),
 }
 
 
@@ -149,6 +151,9 @@ def test_replies_as_the_toolkit_runtime_sends_them(
     assert throws.status_code == 500 and throws.json()["name"] == "TypeError"
     missing = call(emulator, site, "/no-handler")
     assert missing.status_code == 500 and "handler" in missing.json()["message"]
+    exits = call(emulator, site, "/exits")
+    assert exits.status_code == 500
+    assert "/exits ended without replying" in exits.json()["message"]
 
 
 @needs_node
