@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from assetsync.emulator.serving import twilio_signature
-from tests.conftest import EmulatorHandle, wait_for_build
+from tests.conftest import EmulatorHandle, publish, wait_for_build
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH")
 
@@ -210,3 +210,16 @@ def test_a_missing_node_executable_counts_as_no_node(
     got = call(emulator, site, "/text")
     assert got.status_code == 501 and "/text" in got.text
 
+
+
+def test_the_root_falls_back_to_assets_index_html(emulator: EmulatorHandle) -> None:
+    # twilio-run's runtime/server.js: production serves /assets/index.html for "/".
+    with emulator.client() as client:
+        done = publish(client, {"/assets/index.html": (b"<h1>home</h1>", "public")})
+    root = httpx.get(f"{emulator.url}/", headers={"Host": done["environment"]["domain_name"]})
+    assert (root.status_code, root.content) == (200, b"<h1>home</h1>")
+    assert root.headers["content-type"].startswith("text/html")
+    with emulator.client() as client:
+        other = publish(client, {"/index.html": (b"x", "public")}, service="plain")
+    bare = httpx.get(f"{emulator.url}/", headers={"Host": other["environment"]["domain_name"]})
+    assert bare.status_code == 404

@@ -30,9 +30,10 @@ from assetsync.emulator.functions_runtime import (
 from assetsync.emulator.state import EmulatorState
 from assetsync.emulator.storage import Record
 
-__all__ = ["SERVE_PREFIX", "serve_deployed", "twilio_signature"]
+__all__ = ["ROOT_FALLBACK", "SERVE_PREFIX", "serve_deployed", "twilio_signature"]
 
 SERVE_PREFIX = "/_serve/"
+ROOT_FALLBACK = "/assets/index.html"
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -86,6 +87,10 @@ async def serve_deployed(
     """Answer one request for `path` on `env`'s domain; returns the status sent."""
     request = Request(scope, receive)
     asset, function, build = _deployed(state, env, path)
+    if path == "/" and asset is None and function is None:
+        # "In production we automatically fall back to the contents of /assets/index.html"
+        # (twilio-run 5.0.1 dist/runtime/server.js, for a request to the root).
+        asset, function, build = _deployed(state, env, ROOT_FALLBACK)
     response: Response
     if asset is None and function is not None and build is not None:
         response = await _serve_function(state, env, build, function, path, request)
@@ -98,7 +103,7 @@ async def serve_deployed(
     ):
         response = _forbidden()
     else:
-        guessed, _ = mimetypes.guess_type(path)
+        guessed, _ = mimetypes.guess_type(str(asset.data["path"]))
         media_type = guessed or asset.data.get("content_type") or "application/octet-stream"
         response = FileResponse(
             state.store.content_path(asset.data["digest"]), media_type=media_type
