@@ -30,6 +30,7 @@ from assetsync.resources import (
     Environment,
     FunctionResource,
     Service,
+    Variable,
     parse_asset,
     parse_asset_version,
     parse_build,
@@ -37,6 +38,7 @@ from assetsync.resources import (
     parse_environment,
     parse_function,
     parse_service,
+    parse_variable,
 )
 from assetsync.upload import MultipartFile, UploadedVersion
 
@@ -345,4 +347,35 @@ class ServerlessClient(ApiSession):
         path = f"{self._svc(service_sid)}/Environments/{environment_sid}/Deployments"
         return tuple(parse_deployment(x) for x in await self._list(path, "deployments"))
 
+    # ---------------------------------------------------------------- variables
+    # Values are secrets: they travel only in request bodies, which nothing logs (the INFO line
+    # per mutation names method, URL, status and SID), and in `Variable`, whose repr hides them.
 
+    def _variables(self, service_sid: str, environment_sid: str) -> str:
+        return f"{self._svc(service_sid)}/Environments/{environment_sid}/Variables"
+
+    async def list_variables(
+        self, service_sid: str, environment_sid: str
+    ) -> tuple[Variable, ...]:
+        """Every Variable of an environment, with its value."""
+        items = await self._list(self._variables(service_sid, environment_sid), "variables")
+        return tuple(parse_variable(x) for x in items)
+
+    async def create_variable(
+        self, service_sid: str, environment_sid: str, key: str, value: str
+    ) -> Variable:
+        """Create a Variable (Twilio: Key at most 128 characters, Value at most 450 bytes)."""
+        url = f"{self.api_base}{self._variables(service_sid, environment_sid)}"
+        return parse_variable(await self._json("POST", url, data={"Key": key, "Value": value}))
+
+    async def update_variable(
+        self, service_sid: str, environment_sid: str, sid: str, value: str
+    ) -> Variable:
+        """Change a Variable's value."""
+        url = f"{self.api_base}{self._variables(service_sid, environment_sid)}/{sid}"
+        return parse_variable(await self._json("POST", url, data={"Value": value}))
+
+    async def delete_variable(self, service_sid: str, environment_sid: str, sid: str) -> None:
+        """Delete a Variable."""
+        url = f"{self.api_base}{self._variables(service_sid, environment_sid)}/{sid}"
+        await self._send("DELETE", url)

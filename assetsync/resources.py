@@ -22,6 +22,7 @@ __all__ = [
     "Environment",
     "FunctionResource",
     "Service",
+    "Variable",
     "VersionRef",
     "parse_asset",
     "parse_asset_version",
@@ -30,6 +31,7 @@ __all__ = [
     "parse_environment",
     "parse_function",
     "parse_service",
+    "parse_variable",
     "parse_version_ref",
 ]
 
@@ -122,6 +124,20 @@ class Deployment:
     environment_sid: str
     build_sid: str | None
     date_created: str | None
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Variable:
+    """An environment Variable (`ZV…`). Its value is a secret: `repr` and `str` hide it."""
+
+    sid: str
+    key: str
+    value: str
+
+    def __repr__(self) -> str:
+        return f"Variable(sid={self.sid!r}, key={self.key!r}, value=<hidden>)"
+
+    __str__ = __repr__
 
 
 def _str(obj: JsonObject, key: str) -> str:
@@ -259,4 +275,14 @@ def parse_deployment(obj: JsonObject) -> Deployment:
         environment_sid=_text(obj, "environment_sid"),
         build_sid=_opt(obj, "build_sid"),
         date_created=_opt(obj, "date_created"),
+    )
+
+
+def parse_variable(obj: JsonObject) -> Variable:
+    """Parse a Variable resource (an empty or missing value reads as "")."""
+    value = obj.get("value")
+    return Variable(
+        sid=_str(obj, "sid"),
+        key=_text(obj, "key"),
+        value=value if isinstance(value, str) else "",
     )

@@ -1,8 +1,9 @@
 """Serving what is deployed, as an environment's `*.twil.io` domain would.
 
 Reached by `Host: <domain_name>` or, from a browser, under `/_serve/<domain_name>/<path>`.
-Public assets are served to anyone, protected ones only with a valid `X-Twilio-Signature`,
-private ones never (404), like Twilio's runtime.
+Public assets and functions answer anyone, protected ones only a request with a valid
+`X-Twilio-Signature`, private ones never (404), like Twilio's runtime. A function runs with
+Node when there is one (`assetsync.emulator.functions_runtime`), else its path answers 501.
 """
 
 from __future__ import annotations
@@ -10,26 +11,42 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import mimetypes
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from assetsync.emulator.functions_runtime import (
+    NODE_ENV_VAR,
+    FunctionRequest,
+    node_executable,
+    run_function,
+)
 from assetsync.emulator.state import EmulatorState
 from assetsync.emulator.storage import Record
 
-__all__ = ["SERVE_PREFIX", "serve_deployed", "twilio_signature"]
+__all__ = ["ROOT_FALLBACK", "SERVE_PREFIX", "serve_deployed", "twilio_signature"]
 
 SERVE_PREFIX = "/_serve/"
+ROOT_FALLBACK = "/assets/index.html"
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def twilio_signature(auth_token: str, url: str, params: Mapping[str, str] | None = None) -> str:
+def twilio_signature(
+    auth_token: str,
+    url: str,
+    params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+) -> str:
     """The `X-Twilio-Signature` of a request: base64 HMAC-SHA1, keyed by the auth token, of the
     full URL followed by each POST parameter's name and value sorted by name (Twilio's webhook
     security documentation, twilio.com/docs/usage/security)."""
-    payload = url + "".join(k + v for k, v in sorted((params or {}).items()))
+    items = params.items() if isinstance(params, Mapping) else (params or ())
+    payload = url + "".join(k + v for k, v in sorted(items))
     digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
@@ -43,23 +60,25 @@ def _signed_urls(request: Request, env: Record, path: str) -> list[str]:
     return [seen, f"https://{env.data['domain_name']}{path}{query}"]
 
 
-def _deployed(state: EmulatorState, env: Record, path: str) -> tuple[Record | None, bool]:
-    """The asset version deployed at `path` (last one wins), and whether a function is there."""
+def _deployed(
+    state: EmulatorState, env: Record, path: str
+) -> tuple[Record | None, Record | None, Record | None]:
+    """The asset and function versions deployed at `path` (last one wins), and the build."""
     build_sid = env.data.get("build_sid")
     build = state.store.get(build_sid, "build") if build_sid else None
     if build is None:
-        return None, False
+        return None, None, None
     found = state.store.get_many([*build.data["asset_versions"], *build.data["function_versions"]])
-    asset = None
+    asset = function = None
     for sid in build.data["asset_versions"]:
         v = found.get(sid)
         if v is not None and v.data["path"] == path:
             asset = v
-    is_function = any(
-        (v := found.get(sid)) is not None and v.data["path"] == path
-        for sid in build.data["function_versions"]
-    )
-    return asset, is_function
+    for sid in build.data["function_versions"]:
+        v = found.get(sid)
+        if v is not None and v.data["path"] == path:
+            function = v
+    return asset, function, build
 
 
 async def serve_deployed(
@@ -67,43 +86,160 @@ async def serve_deployed(
 ) -> int:
     """Answer one request for `path` on `env`'s domain; returns the status sent."""
     request = Request(scope, receive)
+    asset, function, build = _deployed(state, env, path)
+    if path == "/" and asset is None and function is None:
+        # "In production we automatically fall back to the contents of /assets/index.html"
+        # (twilio-run 5.0.1 dist/runtime/server.js, for a request to the root).
+        asset, function, build = _deployed(state, env, ROOT_FALLBACK)
     response: Response
-    if request.method not in ("GET", "HEAD"):
+    if asset is None and function is not None and build is not None:
+        response = await _serve_function(state, env, build, function, path, request)
+    elif request.method not in ("GET", "HEAD"):
         response = PlainTextResponse("Method Not Allowed", status_code=405)
+    elif asset is None or asset.data["visibility"] == "private":
+        response = PlainTextResponse("Not Found", status_code=404)
+    elif asset.data["visibility"] == "protected" and not _signature_ok(
+        state, request, env, path, ()
+    ):
+        response = _forbidden()
     else:
-        asset, is_function = _deployed(state, env, path)
-        if asset is None and is_function:
-            response = PlainTextResponse(
-                "The assetsync emulator serves assets only; it does not run functions.",
-                status_code=501,
-            )
-        elif asset is None or asset.data["visibility"] == "private":
-            response = PlainTextResponse("Not Found", status_code=404)
-        elif asset.data["visibility"] == "protected" and not _signature_ok(
-            state, request, env, path
-        ):
-            response = PlainTextResponse(
-                "Forbidden: invalid or missing X-Twilio-Signature", status_code=403
-            )
-        else:
-            # Twilio serves an asset with the Content-Type its version was uploaded with (a
-            # voice prompt's µ-law bytes at /hold.flac are audio/wav); guess only without one.
-            uploaded = asset.data.get("content_type")
-            if not uploaded or uploaded == "application/octet-stream":
-                uploaded = mimetypes.guess_type(path)[0] or uploaded
-            media_type = uploaded or "application/octet-stream"
-            response = FileResponse(
-                state.store.content_path(asset.data["digest"]), media_type=media_type
-            )
+        # Twilio serves an asset with the Content-Type its version was uploaded with (a voice
+        # prompt's µ-law bytes at /hold.flac are audio/wav); guess from the asset's own path
+        # only without one (the root fallback serves /assets/index.html as text/html).
+        uploaded = asset.data.get("content_type")
+        if not uploaded or uploaded == "application/octet-stream":
+            uploaded = mimetypes.guess_type(str(asset.data["path"]))[0] or uploaded
+        media_type = uploaded or "application/octet-stream"
+        response = FileResponse(
+            state.store.content_path(asset.data["digest"]), media_type=media_type
+        )
     await response(scope, receive, send)
     return response.status_code
 
 
-def _signature_ok(state: EmulatorState, request: Request, env: Record, path: str) -> bool:
+def _forbidden() -> Response:
+    return PlainTextResponse("Forbidden: invalid or missing X-Twilio-Signature", status_code=403)
+
+
+async def _serve_function(
+    state: EmulatorState, env: Record, build: Record, function: Record, path: str,
+    request: Request,
+) -> Response:
+    if function.data["visibility"] == "private":
+        return PlainTextResponse("Not Found", status_code=404)
+    form = await _form(request)
+    if function.data["visibility"] == "protected" and not _signature_ok(
+        state, request, env, path, form.multi_items() if form is not None else ()
+    ):
+        return _forbidden()
+    node = node_executable(os.environ)
+    if node is None:
+        return PlainTextResponse(
+            f"The assetsync emulator cannot run the function {path}: no `node` on PATH, or "
+            f"{NODE_ENV_VAR}=0. Install Node.js to run functions here.",
+            status_code=501,
+        )
+    invocation = FunctionRequest(
+        file=str(state.store.content_path(function.data["digest"])),
+        path=path,
+        context=_context(state, env, path),
+        event=await _event(request, form),
+        functions=_functions(state, build),
+        assets=_private_assets(state, build),
+    )
+    reply = await run_function(node, invocation, timeout_s=state.limits.function_execution_s)
+    response = Response(reply.body, status_code=reply.status)
+    skipped = {b"content-length", b"transfer-encoding", b"connection"}
+    response.raw_headers.extend(
+        (k.lower().encode("latin-1"), v.encode("latin-1", "replace"))
+        for k, v in reply.headers
+        if k.lower().encode("latin-1") not in skipped
+    )
+    return response
+
+
+async def _form(request: Request) -> FormData | None:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.method != "POST" or content_type not in _FORM_TYPES:
+        return None
+    return await request.form()
+
+
+def _context(state: EmulatorState, env: Record, path: str) -> dict[str, str]:
+    # Twilio's context: the domain, the function's path, the service and environment SIDs,
+    # then the environment's Variables (twilio-run's `constructContext` spreads them last).
+    context = {
+        "DOMAIN_NAME": str(env.data["domain_name"]),
+        "PATH": path,
+        "SERVICE_SID": str(env.data["service_sid"]),
+        "ENVIRONMENT_SID": env.sid,
+    }
+    for variable in state.store.children("variable", env.sid):
+        context[str(variable.data["key"])] = str(variable.data["value"])
+    return context
+
+
+async def _event(request: Request, form: FormData | None) -> dict[str, object]:
+    # The query string and the body's parameters (twilio-run's `constructEvent`: query, then
+    # body), a repeated name as a list; JSON bodies too; and `request` with headers and cookies
+    # (Twilio's runtime, twilio.com/docs/serverless/functions-assets/functions/request-flow).
+    event: dict[str, object] = {}
+    pairs: list[tuple[str, str]] = list(request.query_params.multi_items())
+    if form is not None:
+        pairs.extend((k, v) for k, v in form.multi_items() if isinstance(v, str))
+    for key, value in pairs:
+        old = event.get(key)
+        if old is None:
+            event[key] = value
+        elif isinstance(old, list):
+            old.append(value)
+        else:
+            event[key] = [old, value]
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            event.update(body)
+    event["request"] = {
+        "headers": {k: v for k, v in request.headers.items() if k != "x-twilio-signature"},
+        "cookies": dict(request.cookies),
+    }
+    return event
+
+
+def _functions(state: EmulatorState, build: Record) -> dict[str, str]:
+    # Runtime.getFunctions(): every function of the build by path without its leading '/'.
+    found = state.store.get_many(build.data["function_versions"])
+    return {
+        str(v.data["path"]).lstrip("/"): str(state.store.content_path(v.data["digest"]))
+        for v in found.values()
+    }
+
+
+def _private_assets(state: EmulatorState, build: Record) -> dict[str, str]:
+    # Runtime.getAssets(): the private assets, which only code can read (peers.md §4, #387).
+    found = state.store.get_many(build.data["asset_versions"])
+    return {
+        str(v.data["path"]): str(state.store.content_path(v.data["digest"]))
+        for v in found.values()
+        if v.data["visibility"] == "private"
+    }
+
+
+def _signature_ok(
+    state: EmulatorState,
+    request: Request,
+    env: Record,
+    path: str,
+    params: Sequence[tuple[str, object]],
+) -> bool:
     given = request.headers.get("x-twilio-signature", "")
     if not given:
         return False
+    signed = [(k, v) for k, v in params if isinstance(v, str)]
     return any(
-        hmac.compare_digest(given, twilio_signature(state.auth_token, url))
+        hmac.compare_digest(given, twilio_signature(state.auth_token, url, signed))
         for url in _signed_urls(request, env, path)
     )
