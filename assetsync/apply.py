@@ -21,7 +21,7 @@ from assetsync.ledger import Ledger
 from assetsync.models import PublishedFile
 from assetsync.resources import Build
 from assetsync.sync_types import EventCallback, SyncEvent
-from assetsync.versions import run_all, upload_files
+from assetsync.versions import ASSETS, FUNCTIONS, Family, run_all, upload_files
 
 __all__ = [
     "ApplyOptions",
@@ -53,6 +53,7 @@ class ApplyOutcome:
     uploaded: tuple[str, ...]
     build_sid: str | None
     deployment_sid: str | None
+    functions_uploaded: tuple[str, ...] = ()
 
 
 def _emit(on_event: EventCallback | None, event: SyncEvent) -> None:
@@ -68,8 +69,10 @@ async def ensure_assets(
     *,
     concurrency: int,
     on_event: EventCallback | None,
+    family: Family = ASSETS,
 ) -> tuple[str, ...]:
-    """Make sure every path has an Asset resource; returns the paths that got a new one.
+    """Make sure every path has an Asset (or Function) resource; returns the paths that got a
+    new one.
 
     Existing resources named after a path (from a run that crashed before recording them, or
     from another deployer) are adopted instead of duplicated.
@@ -78,15 +81,15 @@ async def ensure_assets(
     if not missing:
         return ()
     existing: dict[str, str] = {}
-    for asset in await client.list_assets(service_sid):
+    for asset in await family.list_resources(client, service_sid):
         existing.setdefault(asset.friendly_name, asset.sid)
     created: dict[str, str] = {}
 
     async def create(path: str) -> None:
-        sid = (await client.create_asset(service_sid, path)).sid
+        sid = (await family.create_resource(client, service_sid, path)).sid
         created[path] = sid
         if on_event is not None:
-            on_event(SyncEvent("asset_created", path=path, sid=sid))
+            on_event(SyncEvent(f"{family.kind}_created", path=path, sid=sid))
 
     adopted = {p: existing[p] for p in missing if p in existing}
     try:
@@ -180,12 +183,29 @@ async def apply_changes(
     options: ApplyOptions,
     on_event: EventCallback | None = None,
     while_building: Callable[[Build], object] | None = None,
+    function_uploads: Sequence[PublishedFile] = (),
+    function_ledger: Ledger | None = None,
 ) -> ApplyOutcome:
     """Create assets, upload, build from reused + new versions (+ functions), wait, deploy.
 
     `while_building`: work for the time the build takes (run with the build once it is created
     and recorded, before its first poll), such as the URL map a result needs anyway.
+    `function_uploads` go through `function_ledger` (the Function tables' journal) first, and
+    join `function_sids` in the build.
     """
+    functions_uploaded: list[str] = []
+    function_sids = list(function_sids)
+    if function_uploads:
+        if function_ledger is None:
+            raise ValueError("function uploads need the function ledger")
+        await ensure_assets(client, service_sid, (f.path for f in function_uploads),
+                            function_ledger, concurrency=options.concurrency,
+                            on_event=on_event, family=FUNCTIONS)
+        sent = await upload_files(client, service_sid, function_uploads, function_ledger,
+                                  concurrency=options.concurrency, on_event=on_event,
+                                  family=FUNCTIONS)
+        function_sids += [u.sid for u in sent]
+        functions_uploaded = sorted(u.path for u in sent)
     needed = {*create_assets, *(f.path for f in uploads)}
     created = await ensure_assets(
         client, service_sid, needed, ledger, concurrency=options.concurrency, on_event=on_event
@@ -217,4 +237,5 @@ async def apply_changes(
         uploaded=tuple(sorted(u.path for u in uploaded)),
         build_sid=build.sid,
         deployment_sid=deployment_sid,
+        functions_uploaded=tuple(functions_uploaded),
     )

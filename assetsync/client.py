@@ -214,7 +214,22 @@ class ServerlessClient(ApiSession):
         The result carries the digest and size of the bytes actually sent, which differ from
         the planned ones if the file changed while it was being uploaded.
         """
-        url = f"{self.upload_base}{self._svc(service_sid)}/Assets/{asset_sid}/Versions"
+        return await self._upload_version(
+            "Assets", service_sid, asset_sid, path=path, visibility=visibility,
+            content_path=content_path, content_type=content_type)
+
+    async def _upload_version(
+        self,
+        family: str,
+        service_sid: str,
+        parent_sid: str,
+        *,
+        path: str,
+        visibility: str,
+        content_path: str | os.PathLike[str],
+        content_type: str,
+    ) -> UploadedVersion:
+        url = f"{self.upload_base}{self._svc(service_sid)}/{family}/{parent_sid}/Versions"
         fields = {"Path": path, "Visibility": visibility}
         last: list[MultipartFile] = []
 
@@ -231,6 +246,35 @@ class ServerlessClient(ApiSession):
         """Every Function resource of a Service."""
         items = await self._list(f"{self._svc(service_sid)}/Functions", "functions")
         return tuple(parse_function(x) for x in items)
+
+    async def create_function(self, service_sid: str, friendly_name: str) -> FunctionResource:
+        """Create a Function resource (named after its published path, as the official
+        library names it)."""
+        url = f"{self.api_base}{self._svc(service_sid)}/Functions"
+        return parse_function(await self._json("POST", url, data={"FriendlyName": friendly_name}))
+
+    async def list_function_versions(
+        self, service_sid: str, function_sid: str
+    ) -> tuple[AssetVersion, ...]:
+        """Every version of one Function (metadata; the same shape as an Asset Version's, its
+        `asset_sid` holding the Function's SID)."""
+        path = f"{self._svc(service_sid)}/Functions/{function_sid}/Versions"
+        return tuple(parse_asset_version(x) for x in await self._list(path, "function_versions"))
+
+    async def upload_function_version(
+        self,
+        service_sid: str,
+        function_sid: str,
+        *,
+        path: str,
+        visibility: str,
+        content_path: str | os.PathLike[str],
+        content_type: str,
+    ) -> UploadedVersion:
+        """Upload one Function Version to the upload host (as `upload_asset_version`)."""
+        return await self._upload_version(
+            "Functions", service_sid, function_sid, path=path, visibility=visibility,
+            content_path=content_path, content_type=content_type)
 
     # ---------------------------------------------------------------- builds, deployments
 

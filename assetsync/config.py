@@ -21,6 +21,7 @@ from typing import cast
 from assetsync.classify import VisibilityRules
 from assetsync.errors import ConfigError
 from assetsync.globs import validate_glob
+from assetsync.limits import RUNTIMES
 from assetsync.models import Visibility
 
 __all__ = [
@@ -94,6 +95,10 @@ class Config:
     service: str
     environment: str
     state_dir: Path
+    # The functions folder: None = the `functions` folder beside the source if there is one,
+    # "" = none; `env_file`: the .env for the environment's Variables (None: the Toolkit's).
+    functions: str | None = None
+    env_file: str | None = None
     target: TargetConfig = TargetConfig()
     credentials: Credentials | None = None
     visibility: VisibilityRules = VisibilityRules()
@@ -145,6 +150,13 @@ def _matching(regex: re.Pattern[str], what: str) -> _Check:
         return text
 
     return check
+
+
+def _opt_runtime(value: object) -> str | None:
+    runtime = _opt_string(value)
+    if runtime is not None and runtime not in RUNTIMES:
+        raise _Bad(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    return runtime
 
 
 def _url(value: object) -> str | None:
@@ -207,6 +219,11 @@ _KEYS: dict[str, dict[str, tuple[_Check, object]]] = {
         "service": (_matching(_SERVICE_RE, "1-50 letters, digits or '-'"), _REQUIRED),
         "environment": (_matching(_ENVIRONMENT_RE, "1-16 letters, digits or '-'"), "dev"),
         "state_dir": (_string, ".assetsync"),
+        # The Serverless Toolkit's side of a service (docs/functions.md): None finds the
+        # `functions` folder beside the source, "" turns functions off.
+        "functions": (_opt_string, None),
+        "env_file": (_opt_string, None),
+        "runtime": (_opt_runtime, None),
     },
     "target": {
         "api": (_api, "local"),
@@ -225,7 +242,7 @@ _KEYS: dict[str, dict[str, tuple[_Check, object]]] = {
         "concurrency": (_int_range(1, 64), 10),
         "build_timeout_s": (_positive_seconds, 300.0),
         "poll_interval_s": (_positive_seconds, 0.5),
-        "runtime": (_opt_string, None),
+        "runtime": (_opt_runtime, None),
         "urls_file": (_opt_string, None),
     },
 }
@@ -376,6 +393,14 @@ def parse_config(
     if state_dir == source:
         raise _fail(file, "[project] state_dir", "must not be the source folder itself")
     sync = SyncOptions(**values["sync"])  # type: ignore[arg-type]
+    runtime = project["runtime"]
+    if runtime is not None:
+        if sync.runtime is not None and sync.runtime != runtime:
+            raise _fail(file, "[project] runtime", f"is {runtime!r} but [sync] runtime is "
+                        f"{sync.runtime!r}: keep one of them")
+        sync = replace(sync, runtime=str(runtime))
+    functions = project["functions"]
+    env_file = project["env_file"]
     if sync.urls_file is not None:
         sync = replace(sync, urls_file=str(root / sync.urls_file))
 
@@ -401,6 +426,9 @@ def parse_config(
         service=str(project["service"]),
         environment=str(project["environment"]),
         state_dir=state_dir,
+        functions=None if functions is None else ("" if functions == "" else
+                                                  str((root / str(functions)).resolve())),
+        env_file=None if env_file is None else str((root / str(env_file)).resolve()),
         target=target,
         # The embedded emulator has its own fixed account: Twilio variables meant for other
         # tools (even half-set ones) must not stop a local run.

@@ -25,6 +25,7 @@ from assetsync import carry
 from assetsync.client import ClientEvent, RetryPolicy, ServerlessClient, resolve_endpoints
 from assetsync.config import Config, Credentials, target_key
 from assetsync.errors import ConfigError, StateError
+from assetsync.functions_local import load_functions
 from assetsync.models import PublishedFile
 from assetsync.plan import RecordedService
 from assetsync.prepare import Prepared, issue_line, prepare_files
@@ -315,10 +316,13 @@ async def sync_async(
     environment: str | None = None,
     paths: Iterable[str] | None = None,
     on_event: EventCallback | None = None,
+    prune_variables: bool = False,
 ) -> SyncResult:
     """`sync` for callers already inside an event loop."""
     if adopt and force:
         raise ConfigError("--adopt and --force exclude each other: pick one")
+    # Before any request: a bad package.json or .env stops the sync with nothing changed.
+    functions = await asyncio.to_thread(load_functions, config)
     started = time.monotonic()
     env_name = environment or config.environment
     key = target_key(config)
@@ -365,7 +369,8 @@ async def sync_async(
                 else:
                     located = await resolve_live(api, state, key, env_name, located)
             prepared.raise_errors()
-            flags = SyncFlags(dry_run=dry_run, full=full, adopt=adopt, force=force)
+            flags = SyncFlags(dry_run=dry_run, full=full, adopt=adopt, force=force,
+                              prune_variables=prune_variables)
             building = partial(_while_building, state, partial(
                 _remember, state, key, config.service, env_name, settings, prepared))
             if shard is not None:
@@ -376,6 +381,7 @@ async def sync_async(
                     files=prepared.files, shard_options=shard,
                     options=apply_options(config), flags=flags, on_event=on_event,
                     located=located, while_building=building, recorded_view=view,
+                    functions=functions,
                 )
             else:
                 snapshot = (RecordedSnapshot(located.service_sid, state.writes, view)
@@ -384,7 +390,7 @@ async def sync_async(
                     api, state, key, service=config.service, environment=env_name,
                     files=prepared.files, options=apply_options(config), flags=flags,
                     on_event=on_event, located=located, snapshot=snapshot,
-                    while_building=building,
+                    while_building=building, functions=functions,
                 )
             after = api.stats
     write_urls_file(config, result)
@@ -408,8 +414,10 @@ def sync(
     environment: str | None = None,
     paths: Iterable[str] | None = None,
     on_event: EventCallback | None = None,
+    prune_variables: bool = False,
 ) -> SyncResult:
-    """Publish the source folder: upload only what changed, build, deploy, record.
+    """Publish the source folder (and the functions beside it): upload only what changed,
+    build, deploy, record.
 
     Args:
         config: the loaded configuration.
@@ -421,6 +429,8 @@ def sync(
         environment: environment unique name / domain suffix (default from config).
         paths: a hint from watch mode: only these source-relative paths may have changed.
         on_event: progress callback receiving `SyncEvent`s.
+        prune_variables: delete the environment's Variables that the .env no longer has
+            (kept by default, as `twilio-run deploy` keeps them).
 
     Raises:
         DriftError: someone deployed since assetsync's last deployment (without adopt/force).
@@ -432,6 +442,7 @@ def sync(
     return run_sync(lambda: sync_async(
         config, client=client, dry_run=dry_run, full=full, adopt=adopt, force=force,
         environment=environment, paths=paths, on_event=on_event,
+        prune_variables=prune_variables,
     ))
 
 

@@ -145,11 +145,15 @@ class Ledger(Protocol):
 class StateLedger:
     """The state, bound to one target, service and environment (apply's `Ledger`)."""
 
-    def __init__(self, state: State, target: str, service_sid: str, environment_sid: str) -> None:
+    def __init__(self, state: State, target: str, service_sid: str, environment_sid: str,
+                 *, kind: str = "asset") -> None:
         self.state = state
         self.target = target
         self.service_sid = service_sid
         self.environment_sid = environment_sid
+        # "function": the same journal over the Function tables (`asset_sid` is then a
+        # Function's SID); builds are recorded alike.
+        self.kind = kind
         # Path -> Asset SID: the service's whole map once read; before that, the paths looked
         # up one at a time (an incremental sync needs one or two of its 1,000).
         self._known: dict[str, str] | None = None
@@ -158,7 +162,7 @@ class StateLedger:
     @property
     def _assets(self) -> dict[str, str]:
         if self._known is None:
-            self._known = self.state.asset_sids(self.target, self.service_sid)
+            self._known = self.state.asset_sids(self.target, self.service_sid, kind=self.kind)
             self._some.clear()
         return self._known
 
@@ -178,7 +182,8 @@ class StateLedger:
         if path not in self._some:
             if len(self._some) >= _SINGLE_LOOKUPS:  # many paths: one read of them all
                 return self._assets.get(path)
-            self._some[path] = self.state.asset_sid(self.target, self.service_sid, path)
+            self._some[path] = self.state.asset_sid(self.target, self.service_sid, path,
+                                                    kind=self.kind)
         return self._some[path]
 
     def record_asset(self, path: str, asset_sid: str) -> None:
@@ -187,11 +192,11 @@ class StateLedger:
     def record_assets(self, assets: Mapping[str, str]) -> None:
         """Path -> Asset SID for several paths, in one transaction."""
         if assets:
-            self.state.record_assets(self.target, self.service_sid, assets)
+            self.state.record_assets(self.target, self.service_sid, assets, kind=self.kind)
             (self._some if self._known is None else self._known).update(assets)
 
     def forget_asset(self, path: str) -> None:
-        self.state.forget_asset(self.target, self.service_sid, path)
+        self.state.forget_asset(self.target, self.service_sid, path, kind=self.kind)
         if self._known is None:
             self._some[path] = None
         else:
@@ -200,23 +205,23 @@ class StateLedger:
 
     def record_versions(self, versions: Sequence[VersionRecord]) -> None:
         """Several acknowledged uploads in one transaction (a group commit)."""
-        self.state.record_versions(self.target, self.service_sid, versions)
+        self.state.record_versions(self.target, self.service_sid, versions, kind=self.kind)
 
     def versions(self) -> tuple[VersionRecord, ...]:
         """Every version recorded for this service."""
-        return self.state.versions(self.target, self.service_sid)
+        return self.state.versions(self.target, self.service_sid, kind=self.kind)
 
     def record_intents(self, intents: Sequence[UploadIntent]) -> None:
         """Journal uploads about to be sent (one transaction)."""
-        self.state.record_upload_intents(self.target, self.service_sid, intents)
+        self.state.record_upload_intents(self.target, self.service_sid, intents, kind=self.kind)
 
     def intents(self) -> tuple[UploadIntent, ...]:
         """Uploads journalled by a run that did not finish."""
-        return self.state.upload_intents(self.target, self.service_sid)
+        return self.state.upload_intents(self.target, self.service_sid, kind=self.kind)
 
     def clear_intents(self) -> None:
         """Every journalled upload is settled (recorded, or known not to have happened)."""
-        self.state.clear_upload_intents(self.target, self.service_sid)
+        self.state.clear_upload_intents(self.target, self.service_sid, kind=self.kind)
 
     def record_pending_build(self, build: Build) -> None:
         """A build just created: its versions, its manifest, and the journal row that makes a

@@ -11,6 +11,7 @@ __all__ = [
     "BUILDS_PER_HOUR",
     "BuildLimits",
     "DEFAULT_BUILD_LIMITS",
+    "DEFAULT_RUNTIME",
     "ENVIRONMENTS_PER_SERVICE",
     "FUNCTION_VERSIONS_PER_BUILD",
     "MAX_PATH_LENGTH",
@@ -18,6 +19,7 @@ __all__ = [
     "MAX_PUBLIC_ASSET_BYTES",
     "PRIVATE_ASSET_VERSIONS_PER_BUILD",
     "PUBLIC_PROTECTED_ASSET_VERSIONS_PER_BUILD",
+    "RUNTIMES",
     "SERVICES_PER_ACCOUNT",
     "UNDEPLOYED_BUILD_RETENTION_S",
     "UNREFERENCED_VERSION_RETENTION_S",
@@ -62,3 +64,9 @@ class BuildLimits:
 
 
 DEFAULT_BUILD_LIMITS = BuildLimits()
+
+# The runtimes a build may name: build_enum_runtime in twilio_serverless_v1.yaml, plus node24,
+# the toolkit's 2026 default (api-contract.md §3.7). Without one, Twilio builds on its current
+# default: the spec's create example answers node22.
+RUNTIMES = ("node8", "node10", "node12", "node14", "node16", "node18", "node20", "node22", "node24")
+DEFAULT_RUNTIME = "node22"

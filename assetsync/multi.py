@@ -19,6 +19,7 @@ from assetsync.apply import ApplyOptions
 from assetsync.client import ServerlessClient
 from assetsync.config import Config, target_key
 from assetsync.errors import DriftError
+from assetsync.functions_local import FunctionProject
 from assetsync.models import PublishedFile, Visibility
 from assetsync.plan import RecordedService
 from assetsync.remote import Located, peek_target
@@ -117,6 +118,7 @@ async def sync_sharded(
     located: Located | None = None,
     while_building: Callable[[Build, Sequence[PublishedFile]], object] | None = None,
     recorded_view: RecordedService | None = None,
+    functions: FunctionProject | None = None,
 ) -> SyncResult:
     """Shard `files` over `service`, `service-2`, ... and sync each service's environment.
 
@@ -124,7 +126,8 @@ async def sync_sharded(
     extra request; other services are looked up only when the site uses or needs them.
     Services run one after the other on the one client, so uploads of every service share its
     one concurrency limit (`[sync] concurrency`). `recorded_view`: `service`'s record as
-    `assetsync.carry.recorded_view` stands it in, instead of reading it.
+    `assetsync.carry.recorded_view` stands it in, instead of reading it. `functions` deploy
+    with `service`, the first (the others carry none).
     """
     names = service_names(service, shard_options)
     known = state.services(target)
@@ -178,6 +181,7 @@ async def sync_sharded(
                 options=options, flags=flags or SyncFlags(), on_event=on_event,
                 located=found.get(name), limits=limits, snapshot=snapshots.get(name),
                 while_building=while_building,
+                functions=functions if name == service else None,
             ))
         except DriftError as exc:
             if len(plan.services) == 1:
@@ -227,6 +231,8 @@ def combine_results(
         warnings=tuple(w for r in results for w in _prefixed(r, r.warnings, many)),
         notes=tuple(notes) + tuple(n for r in results for n in _prefixed(r, r.notes, many)),
         services=tuple(results) if many else (),
+        functions=first.functions if first else None,
+        variables=first.variables if first else None,
     )
 
 

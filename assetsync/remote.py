@@ -109,6 +109,7 @@ class Drift:
     changed_paths: tuple[str, ...]
     added_paths: tuple[str, ...]
     removed_paths: tuple[str, ...]
+    functions: tuple[str, ...] = ()  # function paths changed, added or removed
 
     def message(self) -> str:
         """One line saying what changed and what to do."""
@@ -117,6 +118,7 @@ class Drift:
             ("changed", self.changed_paths),
             ("added", self.added_paths),
             ("removed", self.removed_paths),
+            ("of functions changed", self.functions),
         ):
             if paths:
                 more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
@@ -136,6 +138,8 @@ def describe_drift(
     recorded_build_sid: str,
     recorded_sids: frozenset[str],
     path_of: Mapping[str, str],
+    *,
+    recorded_functions: Mapping[str, str] | None = None,
 ) -> Drift:
     """Compare the live build with the one assetsync recorded.
 
@@ -144,6 +148,9 @@ def describe_drift(
         recorded_build_sid: the build assetsync deployed last.
         recorded_sids: the asset version SIDs of that build.
         path_of: version SID -> path, for the versions assetsync uploaded.
+        recorded_functions: Function Version SID -> path in the build assetsync deployed last
+            (from its kept manifest), to name the functions changed since (a twilio-run
+            deploy, an edit in the Console).
     """
     live_paths = {v.path for v in live.asset_versions}
     recorded_paths = {path_of[s] for s in recorded_sids if s in path_of}
@@ -153,8 +160,13 @@ def describe_drift(
         if v.sid not in recorded_sids:
             (changed if v.path in recorded_paths else added).add(v.path)
     removed = recorded_paths - live_paths
+    functions: set[str] = set()
+    if recorded_functions is not None:
+        live_functions = {v.sid: v.path for v in live.function_versions}
+        functions = ({p for s, p in live_functions.items() if s not in recorded_functions}
+                     | {p for s, p in recorded_functions.items() if s not in live_functions})
     return Drift(live.sid, recorded_build_sid, tuple(sorted(changed)), tuple(sorted(added)),
-                 tuple(sorted(removed)))
+                 tuple(sorted(removed)), tuple(sorted(functions)))
 
 
 def to_live_build(build: Build) -> LiveBuild:

@@ -201,7 +201,7 @@ def parse_asset_version(obj: JsonObject) -> AssetVersion:
     return AssetVersion(
         sid=_str(obj, "sid"),
         service_sid=_text(obj, "service_sid"),
-        asset_sid=_text(obj, "asset_sid"),
+        asset_sid=_text(obj, "asset_sid" if obj.get("asset_sid") else "function_sid"),
         path=_text(obj, "path"),
         visibility=_text(obj, "visibility").lower(),
         date_created=_opt(obj, "date_created"),

@@ -15,17 +15,20 @@ from assetsync.apply import ApplyOptions, apply_changes, finish_build
 from assetsync.client import ServerlessClient
 from assetsync.config import Config
 from assetsync.errors import AssetsyncError, BuildFailedError, DriftError, LimitError, NotFoundError
-from assetsync.ledger import StateLedger, record_adopted_build
+from assetsync.functions_local import FunctionProject
+from assetsync.functions_plan import FunctionPlan, plan_functions, recorded_function_versions
+from assetsync.ledger import StateLedger, record_adopted_build, recorded_build
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile
-from assetsync.plan import Plan, RecordedService, build_plan
+from assetsync.plan import LiveBuild, Plan, RecordedService, build_plan
 from assetsync.prepare import issue_line
 from assetsync.remote import Located, describe_drift, locate_target, peek_target, to_live_build
-from assetsync.resources import Build
+from assetsync.resources import Build, Environment
 from assetsync.state import State
-from assetsync.sync_types import EventCallback, SyncEvent, SyncResult
+from assetsync.sync_types import EventCallback, FunctionsOutcome, SyncEvent, SyncResult
 from assetsync.urlmap import UrlEntry, build_url_map
-from assetsync.versions import recover_uploads
+from assetsync.variables import VariablePlan, apply_variables, check_variables, plan_variables
+from assetsync.versions import ASSETS, FUNCTIONS, Family, recover_uploads
 
 __all__ = ["RecordedSnapshot", "SyncFlags", "apply_options", "sync_service", "url_entries"]
 
@@ -44,12 +47,14 @@ def url_entries(
 @dataclass(frozen=True, slots=True)
 class SyncFlags:
     """How a sync treats the plan: `dry_run` (write nothing), `full` (upload everything
-    again), `adopt` / `force` (what to do about drift; see `sync`)."""
+    again), `adopt` / `force` (what to do about drift; see `sync`), `prune_variables` (delete
+    the environment's Variables the .env no longer has)."""
 
     dry_run: bool = False
     full: bool = False
     adopt: bool = False
     force: bool = False
+    prune_variables: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,16 +108,17 @@ def _build_sids(plan: Plan) -> list[str]:
 
 
 async def _missing_versions(
-    client: ServerlessClient, ledger: StateLedger, plan: Plan
+    client: ServerlessClient, ledger: StateLedger,
+    reuses: Sequence[tuple[PublishedFile, str]], family: Family = ASSETS,
 ) -> set[str]:
     """Reused version SIDs the API no longer has (Twilio deletes unreferenced ones after 7 days).
 
-    An Asset resource that is gone altogether is forgotten with its versions, so the next plan
-    creates it again.
+    An Asset (or Function) resource that is gone altogether is forgotten with its versions, so
+    the next plan creates it again.
     """
     by_asset: dict[str, set[str]] = {}
     paths: dict[str, str] = {}
-    for f, sid in plan.reuses:
+    for f, sid in reuses:
         asset = ledger.asset_sid(f.path)
         if asset:
             by_asset.setdefault(asset, set()).add(sid)
@@ -120,7 +126,7 @@ async def _missing_versions(
     missing: set[str] = set()
     for asset, sids in sorted(by_asset.items()):
         try:
-            have = {v.sid for v in await client.list_asset_versions(ledger.service_sid, asset)}
+            have = {v.sid for v in await family.list_versions(client, ledger.service_sid, asset)}
         except NotFoundError:
             ledger.forget_asset(paths[asset])
             have = set()
@@ -143,6 +149,7 @@ async def sync_service(
     limits: BuildLimits = DEFAULT_BUILD_LIMITS,
     snapshot: RecordedSnapshot | None = None,
     while_building: Callable[[Build, Sequence[PublishedFile]], object] | None = None,
+    functions: FunctionProject | None = None,
 ) -> SyncResult:
     """Sync one service's environment to `files`; the per-service unit of a (sharded) sync.
 
@@ -150,7 +157,8 @@ async def sync_service(
     it (or if it found no environment) the service and environment are looked up, and created
     unless `dry_run`. `snapshot`: what the caller read of this service's record, if still valid.
     `while_building`: the caller's work for the time a build takes (see `apply_changes`), given
-    the build and the files it publishes.
+    the build and the files it publishes. `functions`: the project's functions, Dependencies
+    and Variables to deploy with the files; None carries the live build's functions forward.
     """
     dry_run, full, adopt, force = flags.dry_run, flags.full, flags.adopt, flags.force
     before = client.stats.snapshot()
@@ -164,28 +172,35 @@ async def sync_service(
     ledger = (StateLedger(state, target, service_sid, env.sid)
               if service_sid is not None and env is not None else None)
     pending = await _settle_pending(client, ledger, live, notes) if ledger else None
+    fn_ledger = (StateLedger(state, target, ledger.service_sid, ledger.environment_sid,
+                             kind="function")
+                 if ledger is not None and functions is not None else None)
     if ledger is not None and not dry_run:
         recovered = await recover_uploads(client, ledger)
+        if fn_ledger is not None:
+            recovered += await recover_uploads(client, fn_ledger, FUNCTIONS)
         if recovered:
             notes.append(f"recorded {recovered} upload(s) an earlier run sent but did not record")
     if on_event is not None and env is not None:
         on_event(SyncEvent("connected", sid=env.sid, message=f"{service}/{environment}"))
 
     env_rec = state.get_environment(target, service_sid, environment) if service_sid else None
-    recorded_build = env_rec.build_sid if env_rec else None
+    recorded_sid = env_rec.build_sid if env_rec else None
     live_view = to_live_build(live) if live is not None else None
-    if live is not None and recorded_build and live.sid != recorded_build:
-        rec = state.get_build(target, service_sid or "", recorded_build)
+    if live is not None and recorded_sid and live.sid != recorded_sid:
+        rec = state.get_build(target, service_sid or "", recorded_sid)
         sids = frozenset(rec.version_sids) if rec else frozenset()
         path_of = {v.version_sid: v.path for v in state.versions(target, service_sid or "")}
-        drift = describe_drift(live, recorded_build, sids, path_of)
+        kept = recorded_build(state, target, service_sid or "", recorded_sid)
+        drift = describe_drift(live, recorded_sid, sids, path_of, recorded_functions=(
+            {v.sid: v.path for v in kept.function_versions} if kept is not None else None))
         if not (adopt or force):
             raise DriftError(drift.message())
         notes.append(("adopted" if adopt else "replaced") + f" live build {live.sid}")
         if force and live_view is not None:
             # Replace: keep only what invariant 3 always keeps (functions, dependencies, runtime).
             live_view = replace(live_view, asset_versions=())
-    elif live is not None and not recorded_build:
+    elif live is not None and not recorded_sid:
         notes.append(f"first sync here: building on live build {live.sid}, keeping its functions "
                      "and the files assetsync does not publish")
 
@@ -199,18 +214,35 @@ async def sync_service(
     plan = build_plan(files, recorded, live_view, limits=limits, full=full)
     if ledger is not None:  # after the plan, which reads the Asset SIDs only if it needs them
         ledger.know_assets(recorded.asset_sids)
-    if plan.errors:
-        raise LimitError("; ".join(i.message for i in plan.errors), limit="build")
+    fplan = (_plan_functions(state, target, service_sid, functions, files, live_view,
+                             limits=limits, full=full)
+             if functions is not None else None)
+    errors = [*plan.errors, *(fplan.issues if fplan else ()),
+              *(functions.issues if functions else ())]
+    if errors:
+        raise LimitError("; ".join(i.message for i in errors), limit="build")
+    variables = (await _plan_variables(client, functions, service_sid, env,
+                                       prune=flags.prune_variables)
+                 if functions is not None and functions.variables is not None else None)
     if on_event is not None:
-        on_event(SyncEvent("planned", files=len(plan.uploads), bytes=plan.upload_bytes,
+        on_event(SyncEvent("planned", files=len(plan.uploads) + len(fplan.uploads if fplan else ()),
+                           bytes=plan.upload_bytes + (fplan.upload_bytes if fplan else 0),
                            total=len(files)))
 
     # A new [sync] runtime is a change too, even with every file as it was.
     runtime_change = bool(options.runtime and live is not None and live.runtime != options.runtime)
     if runtime_change and live is not None:
         notes.append(f"runtime {live.runtime} -> {options.runtime}")
-    work = not plan.is_noop or runtime_change
-    if work and not (plan.uploads or plan.reuses or plan.kept_foreign or plan.function_versions):
+    work = not plan.is_noop or runtime_change or (fplan is not None and fplan.needs_build)
+    if fplan is not None:
+        if fplan.drops:
+            notes.append(f"{len(fplan.drops)} function(s) the folder no longer has leave the "
+                         f"build: {', '.join(fplan.drops[:3])}")
+        if fplan.dependencies_changed:
+            notes.append("dependencies changed: " + (", ".join(
+                f"{n}@{v}" for n, v in fplan.dependencies) or "none"))
+    functions_left = fplan.count if fplan is not None else len(plan.function_versions)
+    if work and not (plan.uploads or plan.reuses or plan.kept_foreign or functions_left):
         # Twilio refuses a build with no version at all (twilio-cli #215).
         raise AssetsyncError(
             f"nothing left to publish in {service}/{environment}: every file is gone from the "
@@ -228,17 +260,31 @@ async def sync_service(
 
     build_sid = deployment_sid = None
     uploaded: tuple[str, ...] = ()
+    functions_uploaded: tuple[str, ...] = ()
     created: tuple[str, ...] = ()
-    resumable = (pending is not None and (plan.needs_build or runtime_change)
-                 and not plan.uploads and not plan.create_assets)
+    resumable = (pending is not None and work
+                 and not plan.uploads and not plan.create_assets
+                 and not (fplan is not None and fplan.uploads))
     if resumable and ledger is not None and pending is not None:
         rec = state.get_build(target, ledger.service_sid, pending)
         resumable = rec is not None and set(rec.version_sids) == set(_build_sids(plan))
+        if resumable and fplan is not None:  # the same functions and dependencies too
+            made = recorded_build(state, target, ledger.service_sid, pending)
+            resumable = made is not None and (
+                {v.sid for v in made.function_versions} == set(fplan.reused_sids)
+                and tuple(sorted(made.dependencies)) == fplan.dependencies)
         if not resumable:
             state.clear_pending(target, ledger.service_sid, ledger.environment_sid)
     elif pending is not None and ledger is not None and not dry_run:
         state.clear_pending(target, ledger.service_sid, ledger.environment_sid)
 
+    if variables is not None and variables.changed and not dry_run and ledger is not None \
+            and functions is not None and functions.variables is not None:
+        # Before the build: the functions it deploys may read them on their first request.
+        await apply_variables(client, ledger.service_sid, ledger.environment_sid,
+                              functions.variables, variables)
+        notes.append(f"variables: {len(variables.create)} created, {len(variables.update)} "
+                     f"updated, {len(variables.delete)} deleted")
     if dry_run or ledger is None:
         pass
     elif resumable and pending is not None:
@@ -253,13 +299,22 @@ async def sync_service(
                     client, service_sid=ledger.service_sid, environment_sid=ledger.environment_sid,
                     create_assets=plan.create_assets, uploads=plan.uploads,
                     reused_sids=_build_sids(plan),
-                    function_sids=[v.sid for v in plan.function_versions],
-                    dependencies=plan.dependencies, runtime=options.runtime or plan.runtime,
+                    function_sids=(fplan.reused_sids if fplan is not None
+                                   else [v.sid for v in plan.function_versions]),
+                    dependencies=fplan.dependencies if fplan is not None else plan.dependencies,
+                    runtime=options.runtime or plan.runtime,
                     ledger=ledger, options=options, on_event=on_event, while_building=building,
+                    function_uploads=fplan.uploads if fplan is not None else (),
+                    function_ledger=fn_ledger,
                 )
                 break
             except BuildFailedError as exc:
-                missing = await _missing_versions(client, ledger, plan) if attempt == 1 else set()
+                missing = (await _missing_versions(client, ledger, plan.reuses)
+                           if attempt == 1 else set())
+                if fplan is not None and fn_ledger is not None and attempt == 1:
+                    gone = await _missing_versions(client, fn_ledger, fplan.reuses, FUNCTIONS)
+                    state.forget_versions(target, ledger.service_sid, gone, kind="function")
+                    missing |= gone
                 if not missing:
                     raise
                 # Expired versions: forget them, upload those files again, build once more.
@@ -269,9 +324,13 @@ async def sync_service(
                 recorded = state.recorded_service(target, ledger.service_sid, environment,
                                                   assets_on_first_use=True)
                 plan = build_plan(files, recorded, live_view, limits=limits, full=full)
+                if functions is not None:
+                    fplan = _plan_functions(state, target, ledger.service_sid, functions, files,
+                                            live_view, limits=limits, full=full)
         uploaded, created = outcome.uploaded, outcome.created_assets
+        functions_uploaded = outcome.functions_uploaded
         build_sid, deployment_sid = outcome.build_sid, outcome.deployment_sid
-    elif adopt and live is not None and recorded_build != live.sid and ledger is not None:
+    elif adopt and live is not None and recorded_sid != live.sid and ledger is not None:
         # Nothing to change, but the live build is now the one assetsync stands on.
         record_adopted_build(state, target, ledger.service_sid, ledger.environment_sid, live)
         ledger.record_deployment(live.sid, "")
@@ -292,8 +351,8 @@ async def sync_service(
         created_assets=created if not dry_run else plan.create_assets,
         dropped=plan.drops,
         kept_foreign=tuple(v.path for v in plan.kept_foreign),
-        function_versions=len(plan.function_versions),
-        upload_bytes=plan.upload_bytes,
+        function_versions=functions_left,
+        upload_bytes=plan.upload_bytes + (fplan.upload_bytes if fplan is not None else 0),
         bytes_sent=after.bytes_sent - before.bytes_sent,
         requests=after.requests - before.requests,
         write_requests=after.write_requests - before.write_requests,
@@ -303,4 +362,47 @@ async def sync_service(
         urls=urls(),
         warnings=tuple(issue_line(i) for i in plan.issues if i.severity != "error"),
         notes=tuple(notes),
+        functions=(_functions_outcome(fplan, functions_uploaded, dry_run)
+                   if fplan is not None else None),
+        variables=variables,
+    )
+
+
+def _plan_functions(
+    state: State, target: str, service_sid: str | None, functions: FunctionProject,
+    files: Sequence[PublishedFile], live: LiveBuild | None, *, limits: BuildLimits, full: bool,
+) -> FunctionPlan:
+    live_sids = frozenset(v.sid for v in live.function_versions) if live is not None else frozenset()
+    rows = ([(v.digest, v.path, v.visibility, v.version_sid)
+             for v in state.versions(target, service_sid, kind="function")]
+            if service_sid else [])
+    return plan_functions(functions.functions, functions.dependencies,
+                          recorded_function_versions(rows, live_sids), live,
+                          asset_paths=frozenset(f.path for f in files), limits=limits, full=full)
+
+
+async def _plan_variables(
+    client: ServerlessClient, functions: FunctionProject, service_sid: str | None,
+    env: Environment | None, *, prune: bool,
+) -> VariablePlan:
+    """The .env against the environment's Variables (all new where there is none yet)."""
+    local = functions.variables or {}
+    file = functions.env_file or ".env"
+    check_variables(local, file=file)  # before any request
+    remote = (await client.list_variables(service_sid, env.sid)
+              if service_sid is not None and env is not None else ())
+    return plan_variables(local, remote, prune=prune, file=file)
+
+
+def _functions_outcome(
+    fplan: FunctionPlan, uploaded: tuple[str, ...], dry_run: bool
+) -> FunctionsOutcome:
+    return FunctionsOutcome(
+        uploaded=tuple(f.path for f in fplan.uploads) if dry_run else uploaded,
+        reused=len(fplan.reuses),
+        dropped=fplan.drops,
+        dependencies=fplan.dependencies,
+        dependencies_changed=fplan.dependencies_changed,
+        paths=tuple(sorted((f.path, f.visibility.value)
+                           for f in (*fplan.uploads, *(f for f, _s in fplan.reuses)))),
     )

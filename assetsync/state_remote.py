@@ -42,6 +42,13 @@ __all__ = [
 # days after no build uses it (reference/api-contract.md, "Retention").
 KEPT_BUILDS_PER_ENVIRONMENT = 10
 
+# Assets and functions are recorded alike (a resource per path, its versions, an upload
+# journal), each in tables of its own: kind -> (resources, their SID column, versions, intents).
+_KINDS = {
+    "asset": ("assets", "asset_sid", "asset_versions", "upload_intents"),
+    "function": ("functions", "function_sid", "function_versions", "function_intents"),
+}
+
 
 class AssetSidsOnFirstUse(Mapping[str, str]):
     """A service's path -> Asset SID, read from the state when first looked into.
@@ -185,32 +192,33 @@ class RemoteRecords:
 
     def record_asset(self, target: str, service_sid: str, path: str, asset_sid: str) -> None:
         """Remember the Asset SID for a published path."""
-        with self._write() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO assets VALUES (?, ?, ?, ?)",
-                (target, service_sid, path, asset_sid),
-            )
+        self.record_assets(target, service_sid, {path: asset_sid})
 
-    def record_assets(self, target: str, service_sid: str, assets: Mapping[str, str]) -> None:
-        """Remember path -> Asset SID for several paths in one transaction."""
+    def record_assets(self, target: str, service_sid: str, assets: Mapping[str, str],
+                      *, kind: str = "asset") -> None:
+        """Remember path -> Asset (or, `kind="function"`, Function) SID for several paths in
+        one transaction."""
         with self._write() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO assets VALUES (?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO {_KINDS[kind][0]} VALUES (?, ?, ?, ?)",
                 ((target, service_sid, path, sid) for path, sid in assets.items()),
             )
 
-    def asset_sids(self, target: str, service_sid: str) -> dict[str, str]:
-        """Published path -> Asset SID for one service."""
+    def asset_sids(self, target: str, service_sid: str, *, kind: str = "asset") -> dict[str, str]:
+        """Published path -> Asset (or Function) SID for one service."""
+        table, column = _KINDS[kind][:2]
         rows = self._read(
-            "SELECT path, asset_sid FROM assets WHERE target = ? AND service_sid = ?",
+            f"SELECT path, {column} FROM {table} WHERE target = ? AND service_sid = ?",
             (target, service_sid),
         )
         return dict(cast("list[tuple[str, str]]", rows))
 
-    def asset_sid(self, target: str, service_sid: str, path: str) -> str | None:
-        """One published path's Asset SID, if recorded."""
+    def asset_sid(self, target: str, service_sid: str, path: str,
+                  *, kind: str = "asset") -> str | None:
+        """One published path's Asset (or Function) SID, if recorded."""
+        table, column = _KINDS[kind][:2]
         row = self._one(
-            "SELECT asset_sid FROM assets WHERE target = ? AND service_sid = ? AND path = ?",
+            f"SELECT {column} FROM {table} WHERE target = ? AND service_sid = ? AND path = ?",
             (target, service_sid, path),
         )
         return str(row[0]) if row else None
@@ -227,11 +235,14 @@ class RemoteRecords:
         )
         return str(row[0]) if row and row[0] is not None else None
 
-    def forget_asset(self, target: str, service_sid: str, path: str) -> None:
-        """Forget a path's Asset SID, versions and intents (the asset was deleted remotely)."""
+    def forget_asset(self, target: str, service_sid: str, path: str,
+                     *, kind: str = "asset") -> None:
+        """Forget a path's Asset (or Function) SID, versions and intents (the resource was
+        deleted remotely)."""
+        resources, _column, versions, intents = _KINDS[kind]
         with self._write() as conn:
             args = (target, service_sid, path)
-            for table in ("assets", "asset_versions", "upload_intents"):
+            for table in (resources, versions, intents):
                 conn.execute(
                     f"DELETE FROM {table} WHERE target = ? AND service_sid = ? AND path = ?", args
                 )
@@ -260,12 +271,14 @@ class RemoteRecords:
         )
 
     def record_versions(
-        self, target: str, service_sid: str, versions: Sequence[VersionRecord]
+        self, target: str, service_sid: str, versions: Sequence[VersionRecord],
+        *, kind: str = "asset",
     ) -> None:
         """Remember several acknowledged uploads in one transaction (a group commit).
 
         Each settles the upload intent with the same (path, digest, visibility), if any.
         """
+        _resources, _column, table, intents = _KINDS[kind]
         rows = [
             (
                 target,
@@ -281,21 +294,22 @@ class RemoteRecords:
         ]
         with self._write() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO asset_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+                f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
             conn.executemany(
-                "DELETE FROM upload_intents WHERE target = ? AND service_sid = ? "
+                f"DELETE FROM {intents} WHERE target = ? AND service_sid = ? "
                 "AND path = ? AND digest = ? AND visibility = ?",
                 ((r[0], r[1], r[3], r[2], r[4]) for r in rows),
             )
 
     def record_upload_intents(
-        self, target: str, service_sid: str, intents: Sequence[UploadIntent]
+        self, target: str, service_sid: str, intents: Sequence[UploadIntent],
+        *, kind: str = "asset",
     ) -> None:
         """Journal uploads about to be sent, all in one transaction."""
         with self._write() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO upload_intents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO {_KINDS[kind][3]} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
                         target,
@@ -311,37 +325,42 @@ class RemoteRecords:
                 ),
             )
 
-    def upload_intents(self, target: str, service_sid: str) -> tuple[UploadIntent, ...]:
+    def upload_intents(self, target: str, service_sid: str,
+                       *, kind: str = "asset") -> tuple[UploadIntent, ...]:
         """Journalled uploads not yet settled, sorted by path."""
+        _resources, column, _versions, table = _KINDS[kind]
         rows = self._read(
-            "SELECT path, digest, visibility, size, asset_sid, created_at FROM upload_intents "
+            f"SELECT path, digest, visibility, size, {column}, created_at FROM {table} "
             "WHERE target = ? AND service_sid = ? ORDER BY path, digest, visibility",
             (target, service_sid),
         )
         return tuple(UploadIntent(*r) for r in rows)  # type: ignore[arg-type]
 
-    def clear_upload_intents(self, target: str, service_sid: str) -> None:
+    def clear_upload_intents(self, target: str, service_sid: str, *, kind: str = "asset") -> None:
         """Forget every journalled upload of a service (all settled)."""
         with self._write() as conn:
             conn.execute(
-                "DELETE FROM upload_intents WHERE target = ? AND service_sid = ?",
+                f"DELETE FROM {_KINDS[kind][3]} WHERE target = ? AND service_sid = ?",
                 (target, service_sid),
             )
 
-    def versions(self, target: str, service_sid: str) -> tuple[VersionRecord, ...]:
+    def versions(self, target: str, service_sid: str,
+                 *, kind: str = "asset") -> tuple[VersionRecord, ...]:
         """Every recorded version of one service, sorted by path."""
         rows = self._read(
             "SELECT service_sid, digest, path, visibility, version_sid, size, created_at "
-            "FROM asset_versions WHERE target = ? AND service_sid = ? ORDER BY path, version_sid",
+            f"FROM {_KINDS[kind][2]} WHERE target = ? AND service_sid = ? "
+            "ORDER BY path, version_sid",
             (target, service_sid),
         )
         return tuple(VersionRecord(*r) for r in rows)  # type: ignore[arg-type]
 
-    def forget_versions(self, target: str, service_sid: str, version_sids: Iterable[str]) -> None:
+    def forget_versions(self, target: str, service_sid: str, version_sids: Iterable[str],
+                        *, kind: str = "asset") -> None:
         """Forget versions the API no longer has (expired after 7 days unreferenced)."""
         with self._write() as conn:
             conn.executemany(
-                "DELETE FROM asset_versions "
+                f"DELETE FROM {_KINDS[kind][2]} "
                 "WHERE target = ? AND service_sid = ? AND version_sid = ?",
                 ((target, service_sid, sid) for sid in version_sids),
             )

@@ -34,7 +34,7 @@ __all__ = [
     "load_stat_table",
 ]
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 EXPORT_FORMAT = "assetsync-state"
 EXPORT_VERSION = 1  # the JSON shape; independent of how the database stores it
 _MARSHAL_VERSION = 4
@@ -115,6 +115,33 @@ TABLES: dict[str, tuple[tuple[str, type, bool], ...]] = {
         ("asset_sid", str, False),
         ("created_at", str, True),
     ),
+    # Functions (schema 8) have the assets' three tables: the same journal, keyed the same way.
+    "functions": (
+        ("target", str, False),
+        ("service_sid", str, False),
+        ("path", str, False),
+        ("function_sid", str, False),
+    ),
+    "function_versions": (
+        ("target", str, False),
+        ("service_sid", str, False),
+        ("digest", str, False),
+        ("path", str, False),
+        ("visibility", str, False),
+        ("version_sid", str, False),
+        ("size", int, False),
+        ("created_at", str, True),
+    ),
+    "function_intents": (
+        ("target", str, False),
+        ("service_sid", str, False),
+        ("path", str, False),
+        ("digest", str, False),
+        ("visibility", str, False),
+        ("size", int, False),
+        ("function_sid", str, False),
+        ("created_at", str, True),
+    ),
 }
 _PRIMARY_KEYS = {
     "stat_cache": 1,
@@ -126,6 +153,9 @@ _PRIMARY_KEYS = {
     "pending": 3,
     "upload_intents": 5,
     "build_manifests": 3,
+    "functions": 3,
+    "function_versions": 6,
+    "function_intents": 5,
 }
 
 
@@ -183,6 +213,8 @@ def _row_blob_to_table(conn: sqlite3.Connection) -> None:
     dump_stat_table(conn, StatTable.from_rows(stats.values(), racy_ns=RACY_WINDOW_NS))
 
 
+_SINCE_8 = ("functions", "function_versions", "function_intents")
+
 Step = str | Callable[[sqlite3.Connection], None]
 
 _VERSIONS_BY_SID = (
@@ -198,7 +230,7 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     (  # 0 -> 1: everything, the stat cache as rows
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
         *(_create_table(name) for name in TABLES
-          if name not in ("upload_intents", "build_manifests")),
+          if name not in ("upload_intents", "build_manifests", *_SINCE_8)),
         _VERSIONS_BY_SID,
     ),
     (  # 1 -> 2: the stat cache as one blob
@@ -231,6 +263,9 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         "DROP TABLE asset_versions_6",  # with its index and triggers
         _VERSIONS_BY_SID,
         *_VERSION_TRIGGERS,
+    ),
+    (  # 7 -> 8: functions, their versions and their upload journal
+        *(_create_table(name) for name in _SINCE_8),
     ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

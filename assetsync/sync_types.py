@@ -10,9 +10,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from assetsync.urlmap import UrlEntry
+from assetsync.variables import VariablePlan
 
 __all__ = [
     "EventCallback",
+    "FunctionsOutcome",
     "PruneResult",
     "StatusResult",
     "SyncEvent",
@@ -31,7 +33,8 @@ class SyncEvent:
     `assetsync.carry`), `sharded` (total = services the site
     spans, message = their names; before any write), `connected` (message =
     service/environment), `planned` (files = uploads, bytes = upload bytes, total = desired
-    files), `asset_created` (path, sid; recorded with the rest of its batch), `upload_started`
+    files), `asset_created` / `function_created` (path, sid; recorded with the rest of its batch),
+    `upload_started`
     (path, bytes), `uploaded` (path, bytes, sid; emitted once the version SID is durable in
     state), `changed_during_upload` (path), `build_created` (sid), `build_status` (sid,
     message = status), `deployment_acknowledged` (sid = deployment; before it is recorded),
@@ -49,6 +52,30 @@ class SyncEvent:
 
 
 EventCallback = Callable[[SyncEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionsOutcome:
+    """What a sync did (or would do) to the functions: paths only, never code.
+
+    `paths` holds every function of the new build as (path, visibility)."""
+
+    uploaded: tuple[str, ...] = ()
+    reused: int = 0
+    dropped: tuple[str, ...] = ()
+    dependencies: tuple[tuple[str, str], ...] = ()
+    dependencies_changed: bool = False
+    paths: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "uploaded": list(self.uploaded),
+            "reused": self.reused,
+            "dropped": list(self.dropped),
+            "dependencies": {name: version for name, version in self.dependencies},
+            "dependencies_changed": self.dependencies_changed,
+            "paths": {path: visibility for path, visibility in self.paths},
+        }
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -85,6 +112,8 @@ class SyncResult:
     notes: tuple[str, ...] = ()
     elapsed_s: float = 0.0
     services: tuple[SyncResult, ...] = ()
+    functions: FunctionsOutcome | None = None  # None: the live build's were carried forward
+    variables: VariablePlan | None = None  # keys only; None: no .env
 
     def __repr__(self) -> str:
         # A summary, not every field: a site's result holds thousands of URLs, and asyncio
@@ -126,6 +155,10 @@ class SyncResult:
             "warnings": list(self.warnings),
             "notes": list(self.notes),
         }
+        if self.functions is not None:
+            doc["functions"] = self.functions.to_json()
+        if self.variables is not None:
+            doc["variables"] = self.variables.to_json()
         if self.services:
             doc["services"] = [r.to_json() for r in self.services]
         return doc

@@ -26,13 +26,35 @@ from assetsync.client import ServerlessClient
 from assetsync.errors import NotFoundError
 from assetsync.ledger import Ledger, UploadIntent, VersionRecord, now_iso
 from assetsync.models import PublishedFile
+from assetsync.resources import Asset, AssetVersion, FunctionResource
 from assetsync.sync_types import EventCallback, SyncEvent
 from assetsync.upload import UploadedVersion
 
-__all__ = ["Uploaded", "recover_uploads", "run_all", "upload_files"]
+__all__ = ["ASSETS", "FUNCTIONS", "Family", "Uploaded", "recover_uploads", "run_all",
+           "upload_files"]
 
 # How far the server's clock may be behind ours when matching a version to its intent.
 CLOCK_SKEW = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """Assets or Functions: the API gives both the same shape (a resource per path named after
+    it, versions on the upload host), so one journal serves both; these are the client's
+    methods for one of them, and the ledger's `kind`."""
+
+    kind: str
+    list_resources: Callable[[ServerlessClient, str], Awaitable[Sequence[Asset | FunctionResource]]]
+    create_resource: Callable[[ServerlessClient, str, str], Awaitable[Asset | FunctionResource]]
+    list_versions: Callable[[ServerlessClient, str, str], Awaitable[Sequence[AssetVersion]]]
+    upload_version: Callable[..., Awaitable[UploadedVersion]]
+
+
+ASSETS = Family("asset", ServerlessClient.list_assets, ServerlessClient.create_asset,
+                ServerlessClient.list_asset_versions, ServerlessClient.upload_asset_version)
+FUNCTIONS = Family("function", ServerlessClient.list_functions, ServerlessClient.create_function,
+                   ServerlessClient.list_function_versions,
+                   ServerlessClient.upload_function_version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +144,7 @@ async def upload_files(
     *,
     concurrency: int,
     on_event: EventCallback | None,
+    family: Family = ASSETS,
 ) -> list[Uploaded]:
     """Upload versions concurrently, recording each as soon as it is acknowledged.
 
@@ -145,13 +168,13 @@ async def upload_files(
     async def upload(file: PublishedFile) -> None:
         asset_sid = ledger.asset_sid(file.path)
         if asset_sid is None:  # ensure_assets ran first; a None here is a bug
-            raise RuntimeError(f"no Asset resource recorded for {file.path}")
+            raise RuntimeError(f"no {family.kind} resource recorded for {file.path}")
         if on_event is not None:
             on_event(SyncEvent("upload_started", path=file.path, bytes=file.size))
 
         async def send(asset: str) -> UploadedVersion:
-            return await client.upload_asset_version(
-                service_sid, asset, path=file.path, visibility=file.visibility.value,
+            return await family.upload_version(
+                client, service_sid, asset, path=file.path, visibility=file.visibility.value,
                 content_path=file.content_path, content_type=file.content_type,
             )
 
@@ -161,7 +184,7 @@ async def upload_files(
             # The Asset resource was deleted behind assetsync's back (the Console, a prune from
             # another machine): forget it and its versions, make a new one, send again.
             await asyncio.to_thread(ledger.forget_asset, file.path)
-            asset_sid = (await client.create_asset(service_sid, file.path)).sid
+            asset_sid = (await family.create_resource(client, service_sid, file.path)).sid
             await asyncio.to_thread(ledger.record_asset, file.path, asset_sid)
             sent = await send(asset_sid)
         # Record what was actually sent: if the file changed since it was hashed, the version
@@ -197,7 +220,9 @@ def _parse_time(text: str | None) -> datetime | None:
         return None
 
 
-async def recover_uploads(client: ServerlessClient, ledger: Ledger) -> int:
+async def recover_uploads(
+    client: ServerlessClient, ledger: Ledger, family: Family = ASSETS
+) -> int:
     """Record the uploads a crashed run got acknowledged but not recorded; returns how many.
 
     Costs one GET per journalled asset, and only after a run that did not finish its uploads.
@@ -220,7 +245,7 @@ async def recover_uploads(client: ServerlessClient, ledger: Ledger) -> int:
             continue  # it was recorded after all
         since = _parse_time(intent.created_at)
         try:
-            versions = await client.list_asset_versions(ledger.service_sid, asset_sid)
+            versions = await family.list_versions(client, ledger.service_sid, asset_sid)
         except NotFoundError:
             continue
         fresh = [

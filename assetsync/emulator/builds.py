@@ -20,6 +20,7 @@ from assetsync.emulator.state import (
     iso,
 )
 from assetsync.emulator.storage import Record
+from assetsync.limits import DEFAULT_RUNTIME, RUNTIMES
 
 __all__ = [
     "DEFAULT_RUNTIME",
@@ -31,10 +32,6 @@ __all__ = [
     "parse_dependencies",
 ]
 
-# build_enum_runtime in twilio_serverless_v1.yaml, plus node24, the toolkit's 2026 default
-# (api-contract.md §3.7). The spec's create example answers node22 when Runtime is omitted.
-RUNTIMES = ("node8", "node10", "node12", "node14", "node16", "node18", "node20", "node22", "node24")
-DEFAULT_RUNTIME = "node22"
 _HOUR = 3600.0
 _VERSION_SIDS = re.compile(r"(?:ZN[0-9a-fA-F]{32})*")
 

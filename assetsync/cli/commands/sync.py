@@ -54,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     drift.add_argument("--force", action="store_true",
                        help="if someone else deployed: replace their files with assetsync's "
                        "(functions are kept)")
+    p.add_argument("--env-file", metavar="PATH",
+                   help="the .env whose variables the environment gets (default: the Toolkit's "
+                   "`.env` beside the functions folder; [project] env_file)")
+    p.add_argument("--prune-variables", action="store_true",
+                   help="delete the environment's variables the .env no longer has (kept by "
+                   "default, as `twilio-run deploy` keeps them)")
     add_json_flag(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing unless it fails")
     p.add_argument("--log-file", metavar="PATH",
@@ -87,8 +93,34 @@ def log_to_file(path: str | None) -> Iterator[None]:
         file_handler.close()
 
 
+def _functions_line(result: SyncResult) -> str:
+    """Functions and variables in a few words (keys only: a value is never shown)."""
+    parts = []
+    fn = result.functions
+    if fn is not None:
+        verb = "would upload" if result.dry_run else "uploaded"
+        parts.append(f"functions: {verb} {len(fn.uploaded)} ({', '.join(fn.uploaded[:5]) or '-'})"
+                     f", reused {fn.reused}, dropped {len(fn.dropped)}"
+                     + ("; dependencies changed" if fn.dependencies_changed else ""))
+    v = result.variables
+    if v is not None:
+        verb = "would change" if result.dry_run else "changed"
+        changed = [f"+{k}" for k in v.create] + [f"~{k}" for k in v.update] + [
+            f"-{k}" for k in v.delete]
+        parts.append(f"variables: {verb} {len(changed)} ({' '.join(changed) or '-'}), "
+                     f"{len(v.unchanged)} unchanged" + (
+                         f", {len(v.kept)} kept (not in the .env; --prune-variables deletes them)"
+                         if v.kept else ""))
+    return "\n".join(parts)
+
+
 def _summary(result: SyncResult) -> str:
     where = f"{result.service}/{result.environment}"
+    extra = _functions_line(result)
+    return _summary_line(result, where) + (f"\n{extra}" if extra else "")
+
+
+def _summary_line(result: SyncResult, where: str) -> str:
     if result.dry_run:
         return (f"Dry run for {where}: would upload {len(result.uploaded)} file(s) "
                 f"({format_bytes(result.upload_bytes)}), reuse {result.reused}, drop "
@@ -176,7 +208,9 @@ class BuildSlots:
 
 def handler(args: argparse.Namespace) -> int:
     """Run one sync."""
-    config = config_from_args(args, {"project.environment": args.env})
+    config = config_from_args(args, {
+        "project.environment": args.env,
+        "project.env_file": str(Path(args.env_file).resolve()) if args.env_file else None})
     quiet = args.quiet or args.json
     progress = Progress(quiet=quiet, verbose=args.verbose)
     with log_to_file(args.log_file):
@@ -184,7 +218,8 @@ def handler(args: argparse.Namespace) -> int:
         try:
             budget = BuildSlots(config, args.dry_run)
             result = sync(config, dry_run=args.dry_run, full=args.full, adopt=args.adopt,
-                          force=args.force, on_event=budget.watching(kill_switch(progress)))
+                          force=args.force, on_event=budget.watching(kill_switch(progress)),
+                          prune_variables=args.prune_variables)
         except AssetsyncError as exc:
             if budget is not None:
                 budget.settle(builds_on_error(exc))
