@@ -225,7 +225,8 @@ async def apply_changes(
     # is the create request's answer.
     created_at = client.answered_at if client.answered_at is not None else client.retry.clock()
     ledger.record_pending_build(build)
-    _emit(on_event, SyncEvent("build_created", sid=build.sid, files=len(version_sids)))
+    _emit(on_event, SyncEvent("build_created", sid=build.sid, files=len(version_sids),
+                              total=len(function_sids)))
     if while_building is not None:
         while_building(build)  # inside the build's first wait, which counts from `created_at`
     deployment_sid = await finish_build(

@@ -142,6 +142,13 @@ def _opt_string(value: object) -> str | None:
     return None if value is None else _string(value)
 
 
+def _opt_folder(value: object) -> str | None:
+    """A folder, or "" for none (`functions = ""` deploys no functions)."""
+    if value == "":
+        return ""
+    return _opt_string(value)
+
+
 def _matching(regex: re.Pattern[str], what: str) -> _Check:
     def check(value: object) -> str:
         text = _string(value)
@@ -221,7 +228,7 @@ _KEYS: dict[str, dict[str, tuple[_Check, object]]] = {
         "state_dir": (_string, ".assetsync"),
         # The Serverless Toolkit's side of a service (docs/functions.md): None finds the
         # `functions` folder beside the source, "" turns functions off.
-        "functions": (_opt_string, None),
+        "functions": (_opt_folder, None),
         "env_file": (_opt_string, None),
         "runtime": (_opt_runtime, None),
     },

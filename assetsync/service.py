@@ -227,7 +227,7 @@ async def sync_service(
     if on_event is not None:
         on_event(SyncEvent("planned", files=len(plan.uploads) + len(fplan.uploads if fplan else ()),
                            bytes=plan.upload_bytes + (fplan.upload_bytes if fplan else 0),
-                           total=len(files)))
+                           total=len(files) + (len(functions.functions) if functions else 0)))
 
     # A new [sync] runtime is a change too, even with every file as it was.
     runtime_change = bool(options.runtime and live is not None and live.runtime != options.runtime)

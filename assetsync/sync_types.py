@@ -36,10 +36,10 @@ class SyncEvent:
     files), `asset_created` / `function_created` (path, sid; recorded with the rest of its batch),
     `upload_started`
     (path, bytes), `uploaded` (path, bytes, sid; emitted once the version SID is durable in
-    state), `changed_during_upload` (path), `build_created` (sid), `build_status` (sid,
-    message = status), `deployment_acknowledged` (sid = deployment; before it is recorded),
-    `deployed` (sid), `recorded` (sid = build), and at any time `retry` (message) and `note`
-    (message).
+    state), `changed_during_upload` (path), `build_created` (sid, files = asset versions,
+    total = function versions), `build_status` (sid, message = status),
+    `deployment_acknowledged` (sid = deployment; before it is recorded), `deployed` (sid),
+    `recorded` (sid = build), and at any time `retry` (message) and `note` (message).
     """
 
     kind: str

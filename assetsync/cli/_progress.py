@@ -116,7 +116,8 @@ class Progress:
         if self.tty:
             self._status(f"building {event.sid}")
         else:
-            self._line(f"building {event.sid} ({event.files} asset versions)")
+            functions = f", {event.total} function versions" if event.total else ""
+            self._line(f"building {event.sid} ({event.files} asset versions{functions})")
 
     def _build_status(self, event: SyncEvent) -> None:
         if self.tty:

