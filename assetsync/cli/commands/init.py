@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -25,6 +26,7 @@ source = "{source}"            # the folder to publish (relative to this file)
 service = "{service}"          # Twilio Service unique name (1-50 letters, digits, '-')
 environment = "dev"            # environment unique name and domain suffix (1-16 characters)
 state_dir = ".assetsync"       # local state (SQLite); keep it out of version control
+{functions}
 
 [target]
 api = "local"                  # "local" = embedded emulator, "twilio" = the real API, or a URL
@@ -56,6 +58,39 @@ patterns = []                  # e.g. ["*.psd", "drafts/"]
 """
 
 
+# The Serverless Toolkit's side of a project (docs/functions.md): found, it is deployed with
+# the assets; not found, the lines stay as comments to say the feature exists.
+_FUNCTIONS_FOUND = """\
+functions = "{folder}"         # the Toolkit's functions folder, deployed with the assets
+# env_file = ".env"            # its Variables (default: the .env beside the functions folder)
+# runtime = "node22"           # default: the live build's, else Twilio's current default"""
+_FUNCTIONS_ABSENT = """\
+# functions = "functions"      # a Serverless Toolkit functions folder to deploy with the assets
+# env_file = ".env"            # its Variables (default: the .env beside the functions folder)"""
+
+
+def _functions_lines(root: Path, source: str) -> str:
+    """`[project]`'s functions lines: the folder `sync` would find (the Toolkit's `functions`
+    beside the source), else twilio-run's other name `src` when it holds `.js` files."""
+    parent = (root / source).parent
+    for name in ("functions", "src"):
+        folder = parent / name
+        if folder.is_dir() and folder != root / source and (
+                name == "functions" or any(folder.rglob("*.js"))):
+            rel = os.path.relpath(folder, root).replace(os.sep, "/")
+            return _FUNCTIONS_FOUND.format(folder=rel)
+    return _FUNCTIONS_ABSENT
+
+
+def _package_name(root: Path) -> str | None:
+    """package.json's `name`: twilio-run's default service name for a Toolkit project."""
+    try:
+        name = json.loads((root / "package.json").read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
 def _default_source(root: Path) -> str:
     for name in _SOURCE_CANDIDATES:
         if (root / name).is_dir():
@@ -64,15 +99,16 @@ def _default_source(root: Path) -> str:
 
 
 def _default_service(root: Path) -> str:
-    name = re.sub(r"[^A-Za-z0-9-]+", "-", root.resolve().name).strip("-")[:50]
+    raw = _package_name(root) or root.resolve().name
+    name = re.sub(r"[^A-Za-z0-9-]+", "-", raw).strip("-")[:50]
     return name or "assets"
 
 
 def render_template(root: Path, *, source: str | None = None, service: str | None = None) -> str:
     """The template text for a project folder."""
-    return TEMPLATE.format(
-        source=source or _default_source(root), service=service or _default_service(root)
-    )
+    source = source or _default_source(root)
+    return TEMPLATE.format(source=source, service=service or _default_service(root),
+                           functions=_functions_lines(root, source))
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -102,5 +138,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--source", help="folder to publish (default: assets, static, public or dist)"
     )
-    parser.add_argument("--service", help="service unique name (default: this folder's name)")
+    parser.add_argument("--service", help="service unique name (default: package.json's name, "
+                        "else this folder's name)")
     parser.set_defaults(func=handler)
