@@ -12,16 +12,23 @@ the next run finds that version on the Asset and records it instead of uploading
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import repeat
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from assetsync.errors import ApiError
+from assetsync.functions_plan import FunctionPlan, plan_functions, recorded_function_versions
+from assetsync.limits import BuildLimits
+from assetsync.plan import LiveBuild, LiveVersion
 from assetsync.resources import Build, VersionRef, parse_build
 from assetsync.state import State
 from assetsync.state_remote import AssetSidsOnFirstUse, UploadIntent, VersionRecord
+
+if TYPE_CHECKING:
+    from assetsync.functions_local import FunctionProject
+    from assetsync.models import PublishedFile
 
 __all__ = [
     "Ledger",
@@ -29,8 +36,10 @@ __all__ = [
     "UploadIntent",
     "VersionRecord",
     "now_iso",
+    "plan_recorded_functions",
     "record_adopted_build",
     "recorded_build",
+    "to_live_build",
 ]
 
 
@@ -110,6 +119,37 @@ def recorded_build(state: State, target: str, service_sid: str, build_sid: str) 
         return replace(_from_manifest(json.loads(text)), status="completed")
     except (ValueError, TypeError, ApiError):
         return None  # unreadable: fetch it instead
+
+
+def to_live_build(build: Build) -> LiveBuild:
+    """The plan's view of a build from the API (or of a kept manifest: `recorded_build`)."""
+
+    def live(refs: Iterable[VersionRef]) -> tuple[LiveVersion, ...]:
+        # Same fields in the same order: each tuple becomes the other type without a lookup.
+        return tuple(map(tuple.__new__, repeat(LiveVersion), refs))
+
+    return LiveBuild(
+        build_sid=build.sid,
+        asset_versions=live(build.asset_versions),
+        function_versions=live(build.function_versions),
+        dependencies=build.dependencies,
+        runtime=build.runtime,
+    )
+
+
+def plan_recorded_functions(
+    state: State, target: str, service_sid: str | None, functions: FunctionProject,
+    files: Sequence[PublishedFile], live: LiveBuild | None, *, limits: BuildLimits, full: bool,
+) -> FunctionPlan:
+    """The functions' plan against the Function Versions this state recorded for the service
+    and `live` (the live build for `sync`; the recorded one for the offline `plan`)."""
+    live_sids = frozenset(v.sid for v in live.function_versions) if live is not None else frozenset()
+    rows = ([(v.digest, v.path, v.visibility, v.version_sid)
+             for v in state.versions(target, service_sid, kind="function")]
+            if service_sid else [])
+    return plan_functions(functions.functions, functions.dependencies,
+                          recorded_function_versions(rows, live_sids), live,
+                          asset_paths=frozenset(f.path for f in files), limits=limits, full=full)
 
 
 class Ledger(Protocol):

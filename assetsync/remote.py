@@ -8,15 +8,13 @@ does (api-contract.md §7.3 steps 1-2).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from itertools import repeat
 
 from assetsync.client import ServerlessClient
 from assetsync.errors import ApiStatusError, NotFoundError
-from assetsync.ledger import recorded_build
-from assetsync.plan import LiveBuild, LiveVersion
-from assetsync.resources import Build, Environment, Service, VersionRef
+from assetsync.ledger import recorded_build, to_live_build  # re-exported: moved to the ledger
+from assetsync.resources import Build, Environment, Service
 from assetsync.state import State
 
 __all__ = [
@@ -167,22 +165,6 @@ def describe_drift(
                      | {p for s, p in recorded_functions.items() if s not in live_functions})
     return Drift(live.sid, recorded_build_sid, tuple(sorted(changed)), tuple(sorted(added)),
                  tuple(sorted(removed)), tuple(sorted(functions)))
-
-
-def to_live_build(build: Build) -> LiveBuild:
-    """The plan's view of a build from the API."""
-
-    def live(refs: Iterable[VersionRef]) -> tuple[LiveVersion, ...]:
-        # Same fields in the same order: each tuple becomes the other type without a lookup.
-        return tuple(map(tuple.__new__, repeat(LiveVersion), refs))
-
-    return LiveBuild(
-        build_sid=build.sid,
-        asset_versions=live(build.asset_versions),
-        function_versions=live(build.function_versions),
-        dependencies=build.dependencies,
-        runtime=build.runtime,
-    )
 
 
 @dataclass(frozen=True, slots=True)

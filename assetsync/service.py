@@ -16,18 +16,27 @@ from assetsync.client import ServerlessClient
 from assetsync.config import Config
 from assetsync.errors import AssetsyncError, BuildFailedError, DriftError, LimitError, NotFoundError
 from assetsync.functions_local import FunctionProject
-from assetsync.functions_plan import FunctionPlan, plan_functions, recorded_function_versions
+from assetsync.functions_plan import FunctionPlan
+# The functions' plan is the ledger's, so the offline `plan` makes it alike (and operations
+# imports it from here under this name).
 from assetsync.ledger import StateLedger, record_adopted_build, recorded_build
+from assetsync.ledger import plan_recorded_functions as _plan_functions
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile
-from assetsync.plan import LiveBuild, Plan, RecordedService, build_plan
+from assetsync.plan import Plan, RecordedService, build_plan
 from assetsync.prepare import issue_line
 from assetsync.remote import Located, describe_drift, locate_target, peek_target, to_live_build
 from assetsync.resources import Build, Environment
 from assetsync.state import State
 from assetsync.sync_types import EventCallback, FunctionsOutcome, SyncEvent, SyncResult
 from assetsync.urlmap import UrlEntry, build_url_map
-from assetsync.variables import VariablePlan, apply_variables, check_variables, plan_variables
+from assetsync.variables import (
+    VariablePlan,
+    apply_variables,
+    check_variables,
+    plan_variables,
+    recorded_variables,
+)
 from assetsync.versions import ASSETS, FUNCTIONS, Family, recover_uploads
 
 __all__ = ["RecordedSnapshot", "SyncFlags", "apply_options", "sync_service", "url_entries"]
@@ -285,6 +294,17 @@ async def sync_service(
                               functions.variables, variables)
         notes.append(f"variables: {len(variables.create)} created, {len(variables.update)} "
                      f"updated, {len(variables.delete)} deleted")
+    if variables is not None and not dry_run and ledger is not None \
+            and functions is not None and functions.variables is not None:
+        # Applied or confirmed: the offline `plan` diffs the .env against these keyed digests
+        # (never a value; the key is this state's own).
+        key = state.variable_digest_key()
+        was = state.variable_digests(target, ledger.service_sid, ledger.environment_sid)
+        now = (recorded_variables(functions.variables, variables, key=key,
+                                  scope=ledger.environment_sid, previous=was)
+               if key is not None else was)
+        if now != was:  # an unchanged record costs no transaction (no fsync)
+            state.record_variable_digests(target, ledger.service_sid, ledger.environment_sid, now)
     if dry_run or ledger is None:
         pass
     elif resumable and pending is not None:
@@ -366,19 +386,6 @@ async def sync_service(
                    if fplan is not None else None),
         variables=variables,
     )
-
-
-def _plan_functions(
-    state: State, target: str, service_sid: str | None, functions: FunctionProject,
-    files: Sequence[PublishedFile], live: LiveBuild | None, *, limits: BuildLimits, full: bool,
-) -> FunctionPlan:
-    live_sids = frozenset(v.sid for v in live.function_versions) if live is not None else frozenset()
-    rows = ([(v.digest, v.path, v.visibility, v.version_sid)
-             for v in state.versions(target, service_sid, kind="function")]
-            if service_sid else [])
-    return plan_functions(functions.functions, functions.dependencies,
-                          recorded_function_versions(rows, live_sids), live,
-                          asset_paths=frozenset(f.path for f in files), limits=limits, full=full)
 
 
 async def _plan_variables(

@@ -11,11 +11,16 @@ dict (bench/bench_scan.py, "load_stat_cache"). Exports still show it as rows.
 Carried outcomes (`assetsync.carry`) are a cache as well: one blob per environment, never
 exported, forgotten by an import; triggers on `asset_versions` move `versions_generation` on
 every write, so an outcome can tell whether the record changed since it was kept.
+
+Variable digests (schema 9) are kept per environment for the offline `plan`: a keyed BLAKE2b of
+each variable (`assetsync.variables.variable_digests`), never a value, under a random key that
+each state makes for itself (in `meta`). Neither is exported, and an import forgets the digests.
 """
 
 from __future__ import annotations
 
 import marshal
+import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
 
@@ -28,13 +33,14 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "TABLES",
+    "VARIABLE_KEY_META",
     "dump_stat_table",
     "export_state",
     "import_state",
     "load_stat_table",
 ]
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 EXPORT_FORMAT = "assetsync-state"
 EXPORT_VERSION = 1  # the JSON shape; independent of how the database stores it
 _MARSHAL_VERSION = 4
@@ -215,6 +221,16 @@ def _row_blob_to_table(conn: sqlite3.Connection) -> None:
 
 _SINCE_8 = ("functions", "function_versions", "function_intents")
 
+# `meta` row holding the state's own key for variable digests (64 hex digits: 32 random bytes).
+VARIABLE_KEY_META = "variable_digest_key"
+
+
+def _new_variable_key(conn: sqlite3.Connection) -> None:
+    """A key of this state's own, so a digest cannot be tested against guessed values by
+    anyone who does not hold the state database itself (BLAKE2b keyed: a MAC, not a hash)."""
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                 (VARIABLE_KEY_META, secrets.token_bytes(32).hex()))
+
 Step = str | Callable[[sqlite3.Connection], None]
 
 _VERSIONS_BY_SID = (
@@ -266,6 +282,13 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     ),
     (  # 7 -> 8: functions, their versions and their upload journal
         *(_create_table(name) for name in _SINCE_8),
+    ),
+    (  # 8 -> 9: per environment, a keyed digest of each variable (NULL: a key whose value no
+        # .env gave, kept live), and the state's key for them
+        "CREATE TABLE variable_digests (target TEXT NOT NULL, service_sid TEXT NOT NULL, "
+        "environment_sid TEXT NOT NULL, key TEXT NOT NULL, digest TEXT, "
+        "PRIMARY KEY (target, service_sid, environment_sid, key)) WITHOUT ROWID",
+        _new_variable_key,
     ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -344,6 +367,12 @@ def import_state(conn: sqlite3.Connection, data: object) -> None:
     """
     rows = _validated_rows(data)
     conn.execute("DELETE FROM carried")  # outcomes of syncs the imported state may not know
+    # Variable digests are not exported (not in TABLES): each is keyed with the key of the
+    # state that made it, so in another state it could never match. Exporting the key with
+    # them would make them plain hashes that anyone holding the export (a CI cache) could test
+    # guessed values against; they are only a convenience for the offline `plan`, which shows
+    # the keys as "to set" until the next sync records them again.
+    conn.execute("DELETE FROM variable_digests")
     for name, cols in TABLES.items():
         if name == "stat_cache":
             stats = {str(r[0]): r for r in rows[name]}

@@ -1,13 +1,15 @@
 """An environment's Variables from a .env: the pure diff against the live ones, and applying it.
 
-Values are secrets. They are compared with the live values the API returns (so state needs
-nothing of them), sent only in request bodies, and appear in no plan, JSON, log line, error or
-repr: everything here names keys only.
+Values are secrets. `sync` compares them with the live values the API returns, sends them only
+in request bodies, and they appear in no plan, JSON, log line, error or repr: everything here
+names keys only. For the offline `plan`, the state keeps one keyed digest per variable
+(`variable_digests`: BLAKE2b under a random key of that state's own), never a value.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,11 +26,15 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_VARIABLE_KEY_LENGTH",
     "MAX_VARIABLE_VALUE_BYTES",
+    "VARIABLE_DIGEST_PREFIX",
     "VariablePlan",
     "apply_variables",
     "check_variables",
+    "plan_recorded_variables",
     "plan_variables",
+    "recorded_variables",
     "sync_variables",
+    "variable_digests",
     "variables_digest",
 ]
 
@@ -36,6 +42,10 @@ __all__ = [
 # (api-contract.md §3.9, from twilio_serverless_v1.yaml's CreateVariable).
 MAX_VARIABLE_KEY_LENGTH = 128
 MAX_VARIABLE_VALUE_BYTES = 450
+
+VARIABLE_DIGEST_PREFIX = "blake2b:"
+# BLAKE2b's personalization (at most 16 bytes): these digests can equal no other keyed BLAKE2b.
+_PERSON = b"assetsync.var.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,3 +214,57 @@ def variables_digest(local: Mapping[str, str]) -> str:
             hasher.update(len(data).to_bytes(8, "big"))
             hasher.update(data)
     return DIGEST_PREFIX + hasher.hexdigest()
+
+
+def variable_digests(local: Mapping[str, str], *, key: bytes, scope: str) -> dict[str, str]:
+    """Key -> `blake2b:<hex>` of each variable, keyed with `key` (the state's own, 32 bytes).
+
+    The key name and `scope` (the environment's SID) are hashed with the value, so one value
+    under two names, or in two environments, gives unrelated digests. Without `key` a digest
+    cannot be tested against guessed values: a short secret stays hidden from a reader of the
+    digests alone.
+    """
+    out: dict[str, str] = {}
+    for name in sorted(local):
+        hasher = hashlib.blake2b(key=key, digest_size=32, person=_PERSON)
+        for part in (scope, name, local[name]):
+            data = part.encode("utf-8")
+            hasher.update(len(data).to_bytes(8, "big"))
+            hasher.update(data)
+        out[name] = VARIABLE_DIGEST_PREFIX + hasher.hexdigest()
+    return out
+
+
+def recorded_variables(
+    local: Mapping[str, str], plan: VariablePlan, *, key: bytes, scope: str,
+    previous: Mapping[str, str | None],
+) -> dict[str, str | None]:
+    """What the environment holds once `plan` is applied, as digests to record: the .env's
+    variables, and the keys it kept (with their earlier digest, or None when no .env of this
+    state ever gave their value: set in the Console, say). Deleted keys are gone."""
+    after: dict[str, str | None] = {k: previous.get(k) for k in plan.kept}
+    after.update(variable_digests(local, key=key, scope=scope))
+    return after
+
+
+def plan_recorded_variables(
+    local: Mapping[str, str], recorded: Mapping[str, str | None], *, key: bytes | None,
+    scope: str, prune: bool, file: str = ".env",
+) -> VariablePlan:
+    """The diff between the local variables and the digests the last sync recorded (pure): the
+    offline counterpart of `plan_variables`, in its shape. A key with no recorded digest is
+    created; one whose recorded digest differs, or is unknown (None), is updated. With nothing
+    recorded every key is created ("to set"). No SIDs: they come from the API.
+
+    Raises:
+        LimitError: from `check_variables`.
+    """
+    check_variables(local, file=file)
+    mine = variable_digests(local, key=key, scope=scope) if key is not None else {}
+    create = tuple(k for k in sorted(local) if k not in recorded)
+    update = tuple(k for k in sorted(local)
+                   if k in recorded and (recorded[k] is None or recorded[k] != mine.get(k)))
+    unchanged = tuple(k for k in sorted(local) if k not in create and k not in update)
+    gone = tuple(sorted(k for k in recorded if k not in local))
+    return VariablePlan(create=create, update=update, delete=gone if prune else (),
+                        kept=() if prune else gone, unchanged=unchanged)

@@ -153,6 +153,41 @@ def test_schema_6_versions_keep_their_rows_and_may_hold_content_twice(tmp_path: 
         assert len(state.versions("t", "ZS1")) == 2
 
 
+def test_schema_8_gains_variable_digests_and_a_key_of_its_own(tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        conn = sqlite3.connect(tmp_path / name / DB_NAME)
+        for steps in MIGRATIONS[:8]:
+            for step in steps:
+                if isinstance(step, str):
+                    conn.execute(step)
+                else:
+                    step(conn)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '8')")
+        conn.execute("INSERT INTO function_versions VALUES ('t', 'ZS1', 'd', '/hello', 'public', "
+                     "'ZN1', 1, NULL)")
+        conn.commit()
+        conn.close()
+    keys = []
+    for name in ("one", "two"):
+        with State.open(tmp_path / name) as state:
+            assert [v.version_sid for v in state.versions("t", "ZS1", kind="function")] == ["ZN1"]
+            assert state.variable_digests("t", "ZS1", "ZE1") == {}  # no sync recorded any yet
+            key = state.variable_digest_key()
+            assert key is not None and len(key) == 32
+            state.record_variable_digests("t", "ZS1", "ZE1", {"A": "blake2b:aa", "KEPT": None})
+            exported = state.export_json()
+            assert "variable_digests" not in exported["tables"]  # hashes under a local key only
+            keys.append(key)
+        with State.open(tmp_path / name) as state:  # the key stays with its state
+            assert state.variable_digest_key() == key
+            assert state.variable_digests("t", "ZS1", "ZE1") == {"A": "blake2b:aa", "KEPT": None}
+            state.import_json(exported)  # an export carries none: an import forgets them
+            assert state.variable_digests("t", "ZS1", "ZE1") == {}
+            assert state.variable_digest_key() == key
+    assert keys[0] != keys[1]  # random per state
+
+
 def test_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / DB_NAME)
     conn.execute("CREATE TABLE photos (id INTEGER)")
