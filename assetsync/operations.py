@@ -16,7 +16,8 @@ from assetsync.client import ServerlessClient
 from assetsync.config import Config, target_key
 from assetsync.engine import open_client, run_sync
 from assetsync.errors import AssetsyncError, ConfigError, DriftError, NotFoundError
-from assetsync.ledger import StateLedger, record_adopted_build
+from assetsync.functions_local import FunctionProject, functions_folder, load_functions
+from assetsync.ledger import StateLedger, record_adopted_build, recorded_build
 from assetsync.models import PublishedFile
 from assetsync.multi import combine_results, service_names
 from assetsync.plan import RecordedService, build_plan
@@ -29,7 +30,8 @@ from assetsync.remote import (
     to_live_build,
 )
 from assetsync.resources import Build
-from assetsync.service import apply_options, url_entries
+# The functions' and Variables' plans as `sync` makes them, so status says what sync would do.
+from assetsync.service import _plan_functions, _plan_variables, apply_options, url_entries
 from assetsync.state import State
 from assetsync.state_records import BuildRecord
 from assetsync.sync_types import EventCallback, PruneResult, StatusResult, SyncResult
@@ -42,11 +44,15 @@ T = TypeVar("T")
 
 
 def _drift_message(state: State, target: str, service_sid: str, live: Build,
-                   recorded_build: str) -> str:
-    rec = state.get_build(target, service_sid, recorded_build)
+                   recorded_sid: str) -> str:
+    rec = state.get_build(target, service_sid, recorded_sid)
     path_of = {v.version_sid: v.path for v in state.versions(target, service_sid)}
     sids = frozenset(rec.version_sids) if rec else frozenset()
-    return describe_drift(live, recorded_build, sids, path_of).message()
+    # The recorded build's kept manifest lists its functions, so that a function changed by
+    # another tool (twilio-run, the Console) is named, as `sync` names it.
+    kept = recorded_build(state, target, service_sid, recorded_sid)
+    return describe_drift(live, recorded_sid, sids, path_of, recorded_functions=(
+        {v.sid: v.path for v in kept.function_versions} if kept is not None else None)).message()
 
 
 def _run(config: Config, client: ServerlessClient | None, on_event: EventCallback | None,
@@ -77,33 +83,53 @@ def _deploy_result(service: str, env_name: str, service_sid: str, env_sid: str,
 async def _service_status(
     api: ServerlessClient, state: State, target: str, service: str, env_name: str,
     files: Sequence[PublishedFile], prepared: Prepared,
+    functions: FunctionProject | None = None, runtime: str | None = None,
 ) -> StatusResult:
+    """One service's status; `functions` (the configured service's only, as in `sync`) adds
+    what a sync would do to its functions and Variables, and `runtime` is `[sync] runtime`."""
     where = await locate_target(api, state, target, service, env_name, create=False)
     env, svc = where.env, where.service_sid
     live = await fetch_live_build(api, env)
     live_status = await api.fetch_build_status(svc, live.sid) if live and svc else None
     env_rec = state.get_environment(target, svc, env_name) if svc else None
-    recorded_build = env_rec.build_sid if env_rec else None
+    recorded_sid = env_rec.build_sid if env_rec else None
     pending = state.get_pending(target, svc, env.sid) if svc and env else None
     drift = None
-    if live and svc and recorded_build and live.sid not in (recorded_build,
-                                                            pending and pending.build_sid):
-        drift = _drift_message(state, target, svc, live, recorded_build)
+    if live and svc and recorded_sid and live.sid not in (recorded_sid,
+                                                          pending and pending.build_sid):
+        drift = _drift_message(state, target, svc, live, recorded_sid)
     recorded = state.recorded_service(target, svc, env_name) if svc else RecordedService()
-    plan = build_plan(files, recorded, to_live_build(live) if live else None)
+    live_view = to_live_build(live) if live else None
+    plan = build_plan(files, recorded, live_view)
+    fplan = (_plan_functions(state, target, svc, functions, files, live_view,
+                             limits=plan.counts.limits, full=False)
+             if functions is not None else None)
+    variables = (await _plan_variables(api, functions, svc, env, prune=False)
+                 if functions is not None and functions.variables is not None else None)
+    # As in `sync`: a new runtime is a new build even with every file and function as it was.
+    runtime_change = ((live.runtime, runtime)
+                      if runtime and live is not None and live.runtime != runtime else None)
+    live_functions = {v.sid for v in live.function_versions} if live else set()
+    redeploys = tuple(f.path for f, sid in fplan.reuses
+                      if sid not in live_functions) if fplan is not None else ()
     c = plan.counts
+    errors = len(prepared.errors) + (len(fplan.issues) if fplan is not None else 0) + (
+        len(functions.issues) if functions is not None else 0)
     return StatusResult(
         service=service, environment=env_name, service_sid=svc,
         environment_sid=env.sid if env else None,
         domain_name=env.domain_name if env else None,
         live_build_sid=live.sid if live else None, live_build_status=live_status,
-        recorded_build_sid=recorded_build,
+        recorded_build_sid=recorded_sid,
         pending_build_sid=pending.build_sid if pending else None, drift=drift,
         pending_uploads=tuple(f.path for f in plan.uploads), pending_drops=plan.drops,
-        needs_build=plan.needs_build,
+        needs_build=(plan.needs_build or runtime_change is not None
+                     or (fplan is not None and fplan.needs_build)),
         counts={"public": c.public, "protected": c.protected, "private": c.private,
-                "functions": c.functions, "files": len(files),
-                "errors": len(prepared.errors)},
+                "functions": fplan.count if fplan is not None else c.functions,
+                "files": len(files), "errors": errors},
+        functions=fplan, variables=variables, function_redeploys=redeploys,
+        runtime_change=runtime_change,
     )
 
 
@@ -113,12 +139,15 @@ def status(
     """The live build next to the recorded one, drift, and what a sync would change.
 
     For a sharded site, each of its services is reported in `services` (files stay with the
-    service that holds them; new files are counted for the first service).
+    service that holds them; new files are counted for the first service). A project that
+    deploys functions also gets its functions' and Variables' changes (by path and key), on
+    the first service, which is where `sync` deploys them.
     """
     env_name = environment or config.environment
 
     async def work(api: ServerlessClient, state: State, target: str) -> StatusResult:
         prepared = prepare_files(config, state)
+        functions = load_functions(config)
         names = _site_services(config, state, target)
         owner: dict[str, str] = {}
         for name in names[1:]:
@@ -129,7 +158,9 @@ def status(
         parts = [
             await _service_status(api, state, target, name, env_name,
                                   [f for f in prepared.files
-                                   if owner.get(f.path, config.service) == name], prepared)
+                                   if owner.get(f.path, config.service) == name], prepared,
+                                  functions if name == config.service else None,
+                                  config.sync.runtime)
             for name in names
         ]
         if len(parts) == 1:
@@ -240,8 +271,16 @@ def rollback(
         if choice is None:
             raise AssetsyncError(f"build {to_sid} is gone (or not completed) and assetsync has no "
                                  "record of its versions to rebuild it from")
-        # Rebuild from the recorded versions, with today's functions, dependencies and runtime.
-        base = to_live_build(live) if live else None
+        # Rebuild from the recorded versions. Where assetsync deploys the functions (the
+        # configured service of a project with a functions folder), that build's own functions,
+        # dependencies and runtime come back with its assets, from its kept manifest; otherwise
+        # (or with no manifest kept) the live build's stay, as their owner deployed them.
+        own = (recorded_build(state, target, svc, to_sid)
+               if name == config.service and functions_folder(config) is not None else None)
+        if own is not None:
+            notes.append(f"restored the {len(own.function_versions)} function(s), dependencies "
+                         f"and runtime of {to_sid}")
+        base = own if own is not None else live
         rebuilt = await api.create_build(
             svc, asset_versions=choice.version_sids,
             function_versions=[v.sid for v in base.function_versions] if base else (),

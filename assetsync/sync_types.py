@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from assetsync.functions_plan import FunctionPlan
 from assetsync.urlmap import UrlEntry
 from assetsync.variables import VariablePlan
 
@@ -166,7 +167,15 @@ class SyncResult:
 
 @dataclass(frozen=True, slots=True)
 class StatusResult:
-    """The environment's live build next to what assetsync recorded, and what a sync would do."""
+    """The environment's live build next to what assetsync recorded, and what a sync would do.
+
+    `functions` and `variables` are set when the project deploys functions (a Toolkit
+    functions folder; `variables` also needs a .env): what a sync would do to them against the
+    live build and the environment's Variables, by path and by key (never a value or code).
+    `function_redeploys`: functions whose recorded version the next build takes in place of
+    the live one, with no upload (after a rollback, say). `runtime_change` is (live runtime,
+    configured runtime) when a sync would change it.
+    """
 
     service: str
     environment: str
@@ -183,6 +192,16 @@ class StatusResult:
     needs_build: bool
     counts: Mapping[str, int] = field(default_factory=dict)
     services: tuple[StatusResult, ...] = ()
+    functions: FunctionPlan | None = None  # None: the project deploys no functions
+    variables: VariablePlan | None = None  # keys only; None: no functions or no .env
+    function_redeploys: tuple[str, ...] = ()
+    runtime_change: tuple[str | None, str] | None = None
+
+    @property
+    def in_sync(self) -> bool:
+        """No drift, nothing to build, and no Variable to change."""
+        return (self.drift is None and not self.needs_build
+                and not (self.variables is not None and self.variables.changed))
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (with `services`, one per service, for a sharded site)."""
@@ -197,12 +216,22 @@ class StatusResult:
             "recorded_build_sid": self.recorded_build_sid,
             "pending_build_sid": self.pending_build_sid,
             "drift": self.drift,
-            "in_sync": self.drift is None and not self.needs_build,
+            "in_sync": self.in_sync,
             "pending_uploads": list(self.pending_uploads),
             "pending_drops": list(self.pending_drops),
             "needs_build": self.needs_build,
             "counts": dict(self.counts),
         }
+        if self.functions is not None:
+            change = self.runtime_change
+            doc["functions"] = {
+                **self.functions.to_json(),
+                "redeploys": list(self.function_redeploys),
+                "runtime_change": ({"from": change[0], "to": change[1]}
+                                   if change is not None else None),
+            }
+        if self.variables is not None:
+            doc["variables"] = self.variables.to_json()
         if self.services:
             doc["services"] = [s.to_json() for s in self.services]
         return doc

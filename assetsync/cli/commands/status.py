@@ -1,5 +1,6 @@
 """`assetsync status`: the environment's live build next to what assetsync recorded, drift, and
-the changes a sync would make. Exit 0 whether or not a sync is needed (see `in_sync` in --json)."""
+the changes a sync would make (to functions and Variables too: paths and keys, never a value).
+Exit 0 whether or not a sync is needed (see `in_sync` in --json)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 
 from assetsync.cli._common import add_json_flag, config_from_args, print_json
 from assetsync.operations import status
+from assetsync.sync_types import StatusResult
 
 __all__ = ["handler", "register"]
 
@@ -31,6 +33,37 @@ def _listed(label: str, paths: tuple[str, ...]) -> None:
         print(f"  ... and {len(paths) - SHOWN} more")
 
 
+def _keys(label: str, keys: tuple[str, ...]) -> None:
+    if keys:
+        shown = ", ".join(keys[:SHOWN]) + (f" and {len(keys) - SHOWN} more"
+                                           if len(keys) > SHOWN else "")
+        print(f"  {label}: {shown}")
+
+
+def _functions_and_variables(result: StatusResult) -> None:
+    """The `functions:` and `variables:` sections: paths and keys only."""
+    fplan, variables = result.functions, result.variables
+    if fplan is not None:
+        redeploys = result.function_redeploys
+        print(f"functions: {len(fplan.uploads)} to upload, {len(redeploys)} to redeploy, "
+              f"{len(fplan.drops)} to drop, {len(fplan.reuses) - len(redeploys)} unchanged")
+        _keys("upload", tuple(f.path for f in fplan.uploads))
+        _keys("redeploy (a recorded version, no upload)", redeploys)
+        _keys("drop", fplan.drops)
+        if fplan.dependencies_changed:
+            print("  dependencies change: " + (", ".join(
+                f"{n}@{v}" for n, v in fplan.dependencies) or "none"))
+    if result.runtime_change is not None:
+        was, now = result.runtime_change
+        print(f"runtime: {was or 'default'} -> {now} (a new build)")
+    if variables is not None:
+        print(f"variables: {len(variables.create)} to create, {len(variables.update)} to "
+              f"update, {len(variables.unchanged)} unchanged, {len(variables.kept)} kept "
+              "(not in the .env)")
+        _keys("create", variables.create)
+        _keys("update", variables.update)
+
+
 def handler(args: argparse.Namespace) -> int:
     """Show the status."""
     config = config_from_args(args, {"project.environment": args.env})
@@ -51,13 +84,14 @@ def handler(args: argparse.Namespace) -> int:
     if result.pending_build_sid:
         print(f"  pending build:  {result.pending_build_sid} (the next sync finishes it)")
     for part in result.services:
-        state = "drift" if part.drift else ("in sync" if not part.needs_build else "changes")
+        state = "drift" if part.drift else ("in sync" if part.in_sync else "changes")
         print(f"  {part.service}: live {part.live_build_sid or 'none'}, recorded "
               f"{part.recorded_build_sid or 'none'} ({state})")
     if result.drift:
         print(f"  drift: {result.drift}")
     _listed("to upload", result.pending_uploads)
     _listed("to drop", result.pending_drops)
-    if not result.drift and not result.needs_build:
+    _functions_and_variables(result)
+    if result.in_sync:
         print("in sync: nothing to upload or build")
     return 0
