@@ -83,7 +83,8 @@ def _functions_lines(root: Path, source: str) -> str:
 
 
 def _package_name(root: Path) -> str | None:
-    """package.json's `name`: twilio-run's default service name for a Toolkit project."""
+    """package.json's `name`: twilio-run's default service name for a Toolkit project
+    (`getServiceNameFromFlags`, twilio-run `src/config/utils/service-name.ts`)."""
     try:
         name = json.loads((root / "package.json").read_text(encoding="utf-8")).get("name")
     except (OSError, ValueError, AttributeError):
