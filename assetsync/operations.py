@@ -17,7 +17,12 @@ from assetsync.config import Config, target_key
 from assetsync.engine import open_client, run_sync
 from assetsync.errors import AssetsyncError, ConfigError, DriftError, NotFoundError
 from assetsync.functions_local import FunctionProject, functions_folder, load_functions
-from assetsync.ledger import StateLedger, record_adopted_build, recorded_build
+from assetsync.ledger import (
+    StateLedger,
+    plan_recorded_functions,
+    record_adopted_build,
+    recorded_build,
+)
 from assetsync.models import PublishedFile
 from assetsync.multi import combine_results, service_names
 from assetsync.plan import RecordedService, build_plan
@@ -30,8 +35,8 @@ from assetsync.remote import (
     to_live_build,
 )
 from assetsync.resources import Build
-# The functions' and Variables' plans as `sync` makes them, so status says what sync would do.
-from assetsync.service import _plan_functions, _plan_variables, apply_options, url_entries
+# The Variables' plan as `sync` makes it, so that status says what a sync would do.
+from assetsync.service import _plan_variables, apply_options, url_entries
 from assetsync.state import State
 from assetsync.state_records import BuildRecord
 from assetsync.sync_types import EventCallback, PruneResult, StatusResult, SyncResult
@@ -101,8 +106,8 @@ async def _service_status(
     recorded = state.recorded_service(target, svc, env_name) if svc else RecordedService()
     live_view = to_live_build(live) if live else None
     plan = build_plan(files, recorded, live_view)
-    fplan = (_plan_functions(state, target, svc, functions, files, live_view,
-                             limits=plan.counts.limits, full=False)
+    fplan = (plan_recorded_functions(state, target, svc, functions, files, live_view,
+                                     limits=plan.counts.limits, full=False)
              if functions is not None else None)
     variables = (await _plan_variables(api, functions, svc, env, prune=False)
                  if functions is not None and functions.variables is not None else None)
