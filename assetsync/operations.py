@@ -35,8 +35,7 @@ from assetsync.remote import (
     to_live_build,
 )
 from assetsync.resources import Build
-# The Variables' plan as `sync` makes it, so that status says what a sync would do.
-from assetsync.service import _plan_variables, apply_options, url_entries
+from assetsync.service import _plan_variables, apply_options, url_entries  # sync's own plan
 from assetsync.state import State
 from assetsync.state_records import BuildRecord
 from assetsync.sync_types import EventCallback, PruneResult, StatusResult, SyncResult
