@@ -17,10 +17,8 @@ from assetsync.config import Config
 from assetsync.errors import AssetsyncError, BuildFailedError, DriftError, LimitError, NotFoundError
 from assetsync.functions_local import FunctionProject
 from assetsync.functions_plan import FunctionPlan
-# The functions' plan is the ledger's, so the offline `plan` makes it alike (and operations
-# imports it from here under this name).
 from assetsync.ledger import StateLedger, record_adopted_build, recorded_build
-from assetsync.ledger import plan_recorded_functions as _plan_functions
+from assetsync.ledger import plan_recorded_functions as _plan_functions  # `plan`'s too
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile
 from assetsync.plan import Plan, RecordedService, build_plan

@@ -15,7 +15,6 @@ from types import MappingProxyType
 from typing import cast
 
 from assetsync.plan import RecordedService
-from assetsync.state_schema import VARIABLE_KEY_META
 from assetsync.state_records import (
     BuildRecord,
     EnvironmentRecord,
@@ -24,6 +23,7 @@ from assetsync.state_records import (
     UploadIntent,
     VersionRecord,
 )
+from assetsync.state_schema import VARIABLE_KEY_META
 
 __all__ = [
     "KEPT_BUILDS_PER_ENVIRONMENT",

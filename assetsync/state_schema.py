@@ -285,9 +285,9 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     ),
     (  # 8 -> 9: per environment, a keyed digest of each variable (NULL: a key whose value no
         # .env gave, kept live), and the state's key for them
-        "CREATE TABLE variable_digests (target TEXT NOT NULL, service_sid TEXT NOT NULL, "
-        "environment_sid TEXT NOT NULL, key TEXT NOT NULL, digest TEXT, "
-        "PRIMARY KEY (target, service_sid, environment_sid, key)) WITHOUT ROWID",
+        ("CREATE TABLE variable_digests (target TEXT NOT NULL, service_sid TEXT NOT NULL, "
+         "environment_sid TEXT NOT NULL, key TEXT NOT NULL, digest TEXT, "
+         "PRIMARY KEY (target, service_sid, environment_sid, key)) WITHOUT ROWID"),
         _new_variable_key,
     ),
 )

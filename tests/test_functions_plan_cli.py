@@ -132,7 +132,7 @@ def test_one_changed_value_plans_that_key_as_update_and_a_sync_settles_it(
     env.write_text(env.read_text().replace(SECRETS[0], SECRETS[0] + "-new"))
     assert plan_json(capsys, emulator)["variables"] == variables(update=["GREETING"],
                                                                  unchanged=["OTHER"])
-    code, out, _err = run(capsys, "plan")
+    _code, out, _err = run(capsys, "plan")
     assert "variables since the last sync: 1 changed (GREETING), 1 unchanged" in out
     synced(capsys)  # applies the update and records the new digest
     assert plan_json(capsys, emulator)["variables"] == variables(unchanged=KEYS)
@@ -149,7 +149,7 @@ def test_a_removed_key_is_kept_as_sync_keeps_it_unless_pruned(
         create=["NEW"], kept=["OTHER"], unchanged=["GREETING"])
     assert plan_json(capsys, emulator, "--prune-variables")["variables"] == variables(
         create=["NEW"], delete=["OTHER"], unchanged=["GREETING"])
-    code, out, _err = run(capsys, "plan")
+    _code, out, _err = run(capsys, "plan")
     assert "1 new (NEW)" in out and "1 kept (OTHER: not in the .env" in out
 
     code, out, err = run(capsys, "sync", "--json")  # sync agrees, and keeps OTHER live
