@@ -412,17 +412,15 @@ class RemoteRecords:
 
     def prune_history(self, keep: int = KEPT_BUILDS_PER_ENVIRONMENT) -> None:
         """Bound what each deployment adds (~40 KB of SIDs and a manifest per 1,000 files),
-        in one transaction: keep the manifests of the builds an environment or the pending
-        journal names (the only ones read: a live build's stands in for fetching it), and the
-        newest `keep` builds of each environment besides those (rollback's candidates)."""
+        in one transaction: keep the builds an environment or the pending journal names, and
+        the newest `keep` builds of each environment besides those (rollback's candidates),
+        each with its manifest. A live build's manifest stands in for fetching it; a
+        candidate's gives a rollback the functions, dependencies and runtime of that build
+        when Twilio has deleted it (undeployed builds go after 24 h)."""
         named = ("SELECT target, service_sid, build_sid FROM environments "
                  "WHERE build_sid IS NOT NULL "
                  "UNION SELECT target, service_sid, build_sid FROM pending")
         with self._write() as conn:
-            conn.execute(
-                f"DELETE FROM build_manifests WHERE (target, service_sid, build_sid) "
-                f"NOT IN ({named})"
-            )
             conn.execute(
                 f"DELETE FROM builds WHERE (target, service_sid, build_sid) NOT IN ({named}) "
                 "AND (target, service_sid, build_sid) NOT IN ("
@@ -431,6 +429,10 @@ class RemoteRecords:
                 "ORDER BY created_at DESC, build_sid DESC) AS newest FROM builds) "
                 "WHERE newest <= ?)",
                 (keep,),
+            )
+            conn.execute(
+                f"DELETE FROM build_manifests WHERE (target, service_sid, build_sid) "
+                f"NOT IN ({named} UNION SELECT target, service_sid, build_sid FROM builds)"
             )
 
     def set_build_status(self, target: str, service_sid: str, build_sid: str, status: str) -> None:

@@ -443,10 +443,11 @@ def test_a_kept_manifest_reads_back_as_the_build_and_an_older_api_json_one_too(
     assert json.loads(compact)["asset_versions"][0] == ["ZN1", "ZH1", "/a b.png", "public"]
 
 
-def test_settle_keeps_the_named_builds_manifests_and_ten_more_builds_per_environment(
+def test_settle_keeps_the_named_builds_and_ten_more_per_environment_with_their_manifests(
     tmp_path: Path,
 ) -> None:
-    """Each deployment adds a build's SIDs and manifest: the history stays bounded."""
+    """Each deployment adds a build's SIDs and manifest: the history stays bounded. A kept
+    build keeps its manifest, so a rollback to it after Twilio deleted it gets its functions."""
     other_env = "ZE" + "3" * 32
     with State.open(tmp_path) as state:
         _record_deployed(state)  # ZB1, deployed on ZE
@@ -461,12 +462,16 @@ def test_settle_keeps_the_named_builds_manifests_and_ten_more_builds_per_environ
         state.settle()
         kept = {b.build_sid for b in state.builds(TARGET, ZS)}
         manifests = {sid for sid in kept if state.build_manifest(TARGET, ZS, sid)}
+        dropped = [sid for sid in (f"ZB{n:02d}" for n in range(1, 7))
+                   if sid != "ZB03" and state.build_manifest(TARGET, ZS, sid)]
         live = recorded_build(state, TARGET, ZS, "ZB15")
+        candidate = recorded_build(state, TARGET, ZS, "ZB08")
     assert len(before) == 16
     # The ten newest of ZE (ZB07..ZB16), and ZB03, which prod has deployed.
     assert kept == {f"ZB{n:02d}" for n in range(7, 17)} | {"ZB03"}
-    assert manifests == {"ZB15", "ZB16", "ZB03"}  # live on dev, pending on dev, live on prod
+    assert manifests == kept and dropped == []
     assert live is not None and live.function_versions == _build("x").function_versions
+    assert candidate is not None and candidate.function_versions == live.function_versions
 
 
 def test_a_database_changed_since_the_last_clean_close_is_checked_whole_at_open(
