@@ -12,28 +12,21 @@ from typing import Any
 import pytest
 import xxhash
 
-from assetsync.cli import main
-from tests.sync_harness import credentials_env, write_config
-from tests.test_functions_sync import HELLO, SECRETS, toolkit_project
-
-FUNCTIONS = ["/admin/secret", "/hello", "/lib/util"]
-KEYS = ["GREETING", "OTHER"]  # what the project's .env deploys (ACCOUNT_SID, EMPTY are left out)
+from tests.toolkit_harness import (
+    HELLO,
+    SECRETS,
+    enter_toolkit_project,
+    run,
+)
 
 
 @pytest.fixture
 def project(tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
-    write_config(tmp_path, emulator)
-    toolkit_project(tmp_path)
-    for name, value in credentials_env(emulator).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return enter_toolkit_project(tmp_path, emulator, monkeypatch)
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+FUNCTIONS = ["/admin/secret", "/hello", "/lib/util"]
+KEYS = ["GREETING", "OTHER"]  # what the project's .env deploys (ACCOUNT_SID, EMPTY are left out)
 
 
 def plan_json(capsys: pytest.CaptureFixture[str], emulator: Any,

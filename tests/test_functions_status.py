@@ -10,17 +10,18 @@ from typing import Any
 import pytest
 
 from tests.sync_harness import api_get, credentials_env, write_config
-from tests.test_functions_sync import HELLO, SECRETS, live, run, toolkit_project
+from tests.toolkit_harness import (
+    HELLO,
+    SECRETS,
+    enter_toolkit_project,
+    live,
+    run,
+)
 
 
 @pytest.fixture
 def project(tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
-    write_config(tmp_path, emulator)
-    toolkit_project(tmp_path)
-    for name, value in credentials_env(emulator).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return enter_toolkit_project(tmp_path, emulator, monkeypatch)
 
 
 def synced(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:

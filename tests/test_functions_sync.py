@@ -10,71 +10,23 @@ from typing import Any
 
 import pytest
 
-from assetsync.cli import main
 from assetsync.engine import sync
 from assetsync.errors import DriftError, LimitError
 from tests.sync_harness import api_get, credentials_env, load, quick_client, write_config
-
-SECRETS = ("hello-value-1f9e", "other-value-7c2a")
-HELLO = "exports.handler = (context, event, callback) => callback(null, 'hi');\n"
-
-
-def toolkit_project(root: Path) -> None:
-    """The Toolkit layout of the issue: three functions, assets, package.json and .env."""
-    files = {
-        "functions/hello.js": HELLO,
-        "functions/admin/secret.protected.js": "exports.handler = (c, e, cb) => cb(null, 's');\n",
-        "functions/lib/util.private.js": "module.exports = { answer: 42 };\n",
-        "site/index.html": "<h1>hello</h1>\n",
-        "package.json": json.dumps({"dependencies": {"lodash": "^4.17.21"},
-                                    "devDependencies": {"twilio-run": "^4"}}),
-        ".env": f"GREETING={SECRETS[0]}\nOTHER={SECRETS[1]}\nACCOUNT_SID=ACnot\nEMPTY=\n",
-    }
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+from tests.toolkit_harness import (
+    HELLO,
+    SECRETS,
+    enter_toolkit_project,
+    live,
+    run,
+    toolkit_project,
+    uploads_to,
+)
 
 
 @pytest.fixture
 def project(tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
-    write_config(tmp_path, emulator)
-    toolkit_project(tmp_path)
-    for name, value in credentials_env(emulator).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def live(emulator: Any, service: str = "site") -> dict[str, Any]:
-    """The dev environment's live build, its functions and the environment's variables."""
-    svc = api_get(emulator, f"/v1/Services/{service}")
-    env = api_get(emulator, f"/v1/Services/{svc['sid']}/Environments")["environments"][0]
-    build = api_get(emulator, f"/v1/Services/{svc['sid']}/Builds/{env['build_sid']}")
-    variables = api_get(emulator, f"/v1/Services/{svc['sid']}/Environments/{env['sid']}/Variables")
-    functions = api_get(emulator, f"/v1/Services/{svc['sid']}/Functions")["functions"]
-    return {
-        "build": build,
-        # Builds embed versions with the visibility in upper case, as the spec's example does.
-        "functions": sorted((v["path"], v["visibility"].lower())
-                            for v in build["function_versions"]),
-        "function_names": sorted(f["friendly_name"] for f in functions),
-        "assets": sorted(v["path"] for v in build["asset_versions"]),
-        "variables": {v["key"]: v["value"] for v in variables["variables"]},
-    }
-
-
-def uploads_to(emulator: Any, family: str) -> int:
-    """Acknowledged uploads of Function Versions (`Functions`) or Asset Versions (`Assets`)."""
-    return sum(1 for e in emulator.state.request_log
-               if e.kind == "upload" and e.method == "POST" and e.status == 201
-               and f"/{family}/" in e.path)
+    return enter_toolkit_project(tmp_path, emulator, monkeypatch)
 
 
 def test_a_toolkit_project_publishes_functions_and_variables_then_one_change_uploads_one(
@@ -202,7 +154,7 @@ def test_a_function_and_an_asset_at_one_path_is_an_error_naming_both(
     for name, value in credentials_env(emulator).items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
-    code, out, err = run(capsys, "sync")
+    code, _out, err = run(capsys, "sync")
     assert code != 0 and "Traceback" not in err
     assert "functions/hello.js" in err and "/hello" in err
     assert [e for e in emulator.state.request_log if e.kind == "upload"] == []
@@ -216,7 +168,7 @@ def test_a_bad_package_json_or_env_is_one_line_and_nothing_changes(
         project: Path, emulator: Any, capsys: pytest.CaptureFixture[str],
         name: str, text: str, fragment: str) -> None:
     (project / name).write_text(text)
-    code, out, err = run(capsys, "sync")
+    code, _out, err = run(capsys, "sync")
     lines = [line for line in err.splitlines() if line.strip()]
     if name == ".env" and code == 0:
         pytest.skip("dotenv 6.2.0 ignores lines without `=`: nothing to refuse")
