@@ -24,6 +24,7 @@ _MARGIN_DB = 15.9
 # reference uses 6 dB steps and interpolates); 0.25 dB steps make interpolation error negligible.
 _THRESHOLDS_DB = np.arange(-100.0, 0.25, 0.25)
 _FRAME_S = 0.01  # frames over which silence is judged
+_SCAN_CONSTANTS = 4  # rows of the smoother's vectorized recursion, in time constants
 _BLOCK = 1 << 18  # samples measured at a time (33 s at 8 kHz)
 
 
@@ -37,28 +38,30 @@ def active_speech_level(samples: Samples, rate: int) -> tuple[float, float] | No
     speech level is where that level lies 15.9 dB above the threshold, interpolated between
     neighbouring thresholds. None when nothing is ever active (digital silence).
 
-    Worked through in blocks of `_BLOCK` samples, each with the history the envelope filter
-    and the hangover need, so memory stays bounded for an hour-long file.
+    Worked through in blocks of `_BLOCK` samples, the smoothers' states and the last 0.2 s of
+    the envelope carried from block to block, so memory stays bounded for an hour-long file
+    and the result does not depend on where the blocks fall.
     """
     count = len(samples)
     if count == 0:
         return None
-    kernel = _envelope_kernel(rate)
+    g = math.exp(-1.0 / (rate * _TIME_CONSTANT_S))
+    smoother = _Smoother(g, max(1, round(_SCAN_CONSTANTS * rate * _TIME_CONSTANT_S)))
     hangover = max(1, round(_HANGOVER_S * rate))
-    history = len(kernel) + hangover
     thresholds = 10.0 ** (_THRESHOLDS_DB / 20.0)
     # edges -inf, t0, t1, ...: bin j+1 holds the samples whose held envelope is in [t_j, t_j+1)
     edges = np.concatenate([[-np.inf], thresholds, [np.inf]])
     per_bin = np.zeros(len(edges) - 1, np.int64)
-    energy = 0.0
+    energy, p_state, q_state = 0.0, 0.0, 0.0
+    tail = np.zeros(0, np.float64)  # the envelope's last `hangover` samples before the block
     for start in range(0, count, _BLOCK):
-        stop = min(count, start + _BLOCK)
-        block = samples[start:stop].astype(np.float64)
+        block = samples[start:start + _BLOCK].astype(np.float64)
         energy += float(np.square(block).sum())  # not np.dot: OpenBLAS would spin up threads
-        lead = min(start, history)
-        rectified = np.abs(samples[start - lead:stop].astype(np.float64))
-        envelope = _convolve(rectified, kernel)
-        held = _trailing_max(envelope, hangover + 1)[lead:]
+        smoothed, p_state = smoother.run(np.abs(block, out=block), p_state)  # p(n)
+        smoothed, q_state = smoother.run(smoothed, q_state)  # q(n), the envelope
+        envelope = np.concatenate([tail, smoothed])
+        held = _trailing_max(envelope, hangover + 1)[len(tail):]
+        tail = envelope[-hangover:]
         per_bin += np.histogram(held, bins=edges)[0]
     if energy <= 0.0:
         return None
@@ -82,42 +85,64 @@ def active_speech_level(samples: Samples, rate: int) -> tuple[float, float] | No
     return None
 
 
-def _envelope_kernel(rate: int) -> NDArray[np.float64]:
-    """Two first-order smoothers in cascade (P.56's p(n) then q(n)) as one impulse response.
+class _Smoother:
+    """P.56's first-order smoother y(n) = g*y(n-1) + (1-g)*x(n), run exactly but vectorized.
 
-    Each stage is y(n) = g*y(n-1) + (1-g)*x(n), g = exp(-1/(rate*T)); the cascade's impulse
-    response is (1-g)^2 (k+1) g^k, cut where it falls below 1e-7 of its start (~20 T).
+    The signal is cut into rows of `width` samples. Within a row, starting from y = 0,
+    y(k) = (1-g) g^k * sum_{j<=k} g^-j x(j): one cumulative sum. Each row then adds what the
+    state before it leaves, y_before * g^(k+1), and the state each row hands on is
+    g^width * y_before + its own last value (a Python loop over rows, 1/width of the samples).
+    `width` is a few time constants, so g^-width stays near e^4: the weights neither overflow
+    nor lose precision (the newest samples carry the largest weights, as in the recursion).
+    This is the recursion itself, to float64 rounding, at a fifth of the cost of an FFT
+    convolution with its impulse response.
     """
-    g = math.exp(-1.0 / (rate * _TIME_CONSTANT_S))
-    length = max(2, math.ceil(-math.log(1e-7) / (1.0 - g) * 1.25))
-    k = np.arange(length, dtype=np.float64)
-    return np.asarray((1.0 - g) ** 2 * (k + 1.0) * g**k)
 
+    __slots__ = ("_carry", "_down", "_step", "_up", "_width")
 
-def _convolve(signal: NDArray[np.float64], kernel: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The causal convolution's first len(signal) samples, by FFT."""
-    size = 1 << (len(signal) + len(kernel) - 1).bit_length()
-    spectrum = np.fft.rfft(signal, size) * np.fft.rfft(kernel, size)
-    return np.asarray(np.fft.irfft(spectrum, size)[: len(signal)])
+    def __init__(self, g: float, width: int) -> None:
+        k = np.arange(width, dtype=np.float64)
+        self._width = width
+        self._up = g ** -k
+        self._down = (1.0 - g) * g**k
+        self._carry = g ** (k + 1.0)
+        self._step = g**width
+
+    def run(self, signal: NDArray[np.float64], state: float
+            ) -> tuple[NDArray[np.float64], float]:
+        """`signal` filtered from the state `state`, and the state after it."""
+        count, width = len(signal), self._width
+        rows = -(-count // width)
+        padded = np.zeros(rows * width, np.float64)
+        padded[:count] = signal
+        grid = padded.reshape(rows, width)
+        grid *= self._up
+        np.cumsum(grid, axis=1, out=grid)
+        grid *= self._down
+        before = np.empty(rows, np.float64)
+        step = self._step
+        for row, last in enumerate(grid[:, -1].tolist()):
+            before[row] = state
+            state = step * state + last
+        grid += before[:, None] * self._carry
+        return padded[:count], float(padded[count - 1])
 
 
 def _trailing_max(values: NDArray[np.float64], window: int) -> NDArray[np.float64]:
     """max(values[n-window+1 .. n]) for every n (shorter at the start), in O(n).
 
     Block prefix and suffix maxima (van Herk / Gil-Werman): every window spans at most two
-    blocks of `window` samples.
+    blocks of `window` samples. The window ending at column c of block b (c < window - 1)
+    is the suffix of block b-1 from column c+1 and the prefix of block b up to c; ending at
+    the last column, it is block b itself.
     """
     count = len(values)
     padded = np.concatenate([values, np.full((-count) % window, -np.inf)])
     blocks = padded.reshape(-1, window)
-    prefix = np.maximum.accumulate(blocks, axis=1).reshape(-1)
-    suffix = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].reshape(-1)
-    result = prefix.copy()
-    if len(padded) >= window:
-        # window ending at i starts at i - window + 1, the suffix of its first block
-        result[window - 1 :] = np.maximum(suffix[: len(padded) - window + 1],
-                                          prefix[window - 1 :])
-    return result[:count]
+    result = np.maximum.accumulate(blocks, axis=1)  # prefixes; the first block's windows
+    suffix = np.maximum.accumulate(blocks[:-1, ::-1], axis=1)[:, ::-1]
+    np.maximum(result[1:, :-1], suffix[:, 1:], out=result[1:, :-1])
+    return result.reshape(-1)[:count]
 
 
 def silence_bounds(samples: Samples, rate: int, *, threshold_db: float,

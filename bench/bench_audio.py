@@ -16,7 +16,9 @@ envelopes), with digital silence padding, as:
 each `--minutes` long (default 1). Per file: bytes before/after and their ratio for the voice
 prompt (and the WhatsApp voice note), CPU seconds of the recipe (process time, decode to
 encode) per minute of audio, and the active speech level (ITU-T P.56) of the decoded output
-against the -26 dBov target. Peak RSS is that of a separate process that only runs the recipes
+against the -26 dBov target. `voice_cpu_split_s_per_min` times the voice recipe's stages
+again, separately: decoding to mono at the output rate, encoding the output, and the rest
+(the recipe's total minus those two: trim, P.56 level, peak check, gain). Peak RSS is that of a separate process that only runs the recipes
 over the corpus files (after a warm-up on a 1 s clip: first-call set-up is paid once per
 worker process), with one OpenBLAS thread as in the transform pool's workers. Then, unless `--skip-sync`, the real CLI once: `assetsync sync` as a
 subprocess against the emulator (another process, over a socket) with the voice profile on the
@@ -46,7 +48,7 @@ from bench_sync import ENV, start_emulator
 from assetsync.audio_level import active_speech_level
 from assetsync.audio_options import AudioSettings
 from assetsync.media import sniff
-from assetsync.transform_audio import decode_audio, make_voice, make_voice_note
+from assetsync.transform_audio import decode_audio, encode_audio, make_voice, make_voice_note
 from tests.audio_signals import (
     encode_as,
     music_like,
@@ -99,6 +101,7 @@ def measure(folder: Path, names: dict[str, bool]) -> dict[str, object]:
         note_cpu = time.process_time() - started
         assert voice.data is not None and note.data is not None
         minutes = voice.before.seconds / 60
+        split = _voice_split(data, kind, voice.kind, settings)
         decoded = decode_audio(voice.data, voice.kind, rate=8000)
         level = active_speech_level(decoded.samples, 8000)
         rows.append({
@@ -109,6 +112,9 @@ def measure(folder: Path, names: dict[str, bool]) -> dict[str, object]:
             "whatsapp_bytes": len(note.data),
             "voice_cpu_s_per_min": round(voice_cpu / minutes, 4),
             "whatsapp_cpu_s_per_min": round(note_cpu / minutes, 4),
+            "voice_cpu_split_s_per_min": {
+                "decode": round(split[0] / minutes, 4), "encode": round(split[1] / minutes, 4),
+                "rest": round((voice_cpu - split[0] - split[1]) / minutes, 4)},
             "level_db": round(level[0], 2) if level else None,
             "level_error_db": round(level[0] - TARGET, 2) if level else None,
         })
@@ -123,6 +129,21 @@ def measure(folder: Path, names: dict[str, bool]) -> dict[str, object]:
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "rss_after_imports_mb": round(baseline_rss, 1),
     }
+
+
+def _voice_split(data: bytes, kind: str, out_kind: str, settings: AudioSettings
+                 ) -> tuple[float, float]:
+    """CPU seconds of the voice recipe's decode and of its encode (the defaults: 8 kHz)."""
+    started = time.process_time()
+    samples = decode_audio(data, kind, rate=settings.sample_rate).samples
+    decode_cpu = time.process_time() - started
+    started = time.process_time()
+    if out_kind == "mp3":
+        encode_audio(samples, settings.sample_rate, "mp3", "libmp3lame",
+                     bit_rate=settings.mp3_bitrate * 1000)
+    else:
+        encode_audio(samples, 8000, "wav", "pcm_mulaw")
+    return decode_cpu, time.process_time() - started
 
 
 def _peak_rss_mb() -> float:

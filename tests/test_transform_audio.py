@@ -3,8 +3,11 @@ ceiling and gain cap, never-larger, WhatsApp Opus, the MMS budget, undecodable i
 
 from __future__ import annotations
 
+import math
 import struct
+from collections import deque
 
+import av
 import numpy as np
 import pytest
 
@@ -211,3 +214,109 @@ def test_true_peak_finds_the_peak_between_samples() -> None:
     assert true_peak_db(between, 8000) == pytest.approx(0.0, abs=0.7)  # BS.1770-4's 4x bound
     on_samples = (0.5 * np.sin(2 * np.pi * 1000 / 8000 * n)).astype(np.float32)
     assert true_peak_db(on_samples, 8000) == pytest.approx(-6.02, abs=0.1)
+
+
+def _p56_sample_by_sample(samples: np.ndarray, rate: int) -> float:
+    """ITU-T P.56 method B as the recommendation states it, one sample at a time: p and q
+    smooth |x| with g = exp(-1/(0.03 rate)), a sample is active at threshold c when q >= c
+    within the last 0.2 s, and the level sits 15.9 dB above the threshold (interpolated)."""
+    g = math.exp(-1.0 / (0.03 * rate))
+    hangover = round(0.2 * rate)
+    p = q = 0.0
+    held = np.empty(len(samples))
+    window: deque[tuple[int, float]] = deque()  # (index, q) with decreasing q: running max
+    for n, x in enumerate(np.abs(samples.astype(np.float64)).tolist()):
+        p = g * p + (1.0 - g) * x
+        q = g * q + (1.0 - g) * p
+        while window and window[-1][1] <= q:
+            window.pop()
+        window.append((n, q))
+        if window[0][0] < n - hangover:
+            window.popleft()
+        held[n] = window[0][1]
+    energy = float(np.sum(np.square(samples, dtype=np.float64)))
+    previous = None
+    for c_db in np.arange(-100.0, 0.25, 0.25).tolist():
+        active = int(np.count_nonzero(held >= 10.0 ** (c_db / 20.0)))
+        delta = 10.0 * math.log10(energy / active) - c_db
+        if delta <= 15.9:
+            assert previous is not None
+            share = (previous[1] - 15.9) / (previous[1] - delta)
+            return previous[0] + share * (c_db - previous[0]) + 15.9
+        previous = (c_db, delta)
+    raise AssertionError("no crossing")
+
+
+def test_p56_level_matches_the_sample_by_sample_recursion() -> None:
+    from assetsync.audio_level import _BLOCK
+
+    # 36 s at 8 kHz crosses a measuring block; pauses make the hangover and thresholds count.
+    voice = speech_like(36.0, 8000, level_db=-29.0, seed=11)
+    # Half a second of noise ending 0.1 s before a measuring block does, then silence: the
+    # envelope has decayed by the block's start, but the 0.2 s hangover reaches 0.1 s into it.
+    burst = np.zeros(_BLOCK + 8000, np.float32)
+    burst[_BLOCK - 4800:_BLOCK - 800] = np.random.default_rng(15).standard_normal(4000) * 0.1
+    for signal in (voice, burst):
+        measured = active_speech_level(signal, 8000)
+        assert measured is not None
+        assert measured[0] == pytest.approx(_p56_sample_by_sample(signal, 8000), abs=0.01)
+
+
+def test_decoding_downmixes_and_resamples_like_one_swresample_pass() -> None:
+    # 44.1 kHz stereo with different channels, long enough for several of the decoder's
+    # conversion batches: the result is swresample's own stereo -> mono 8 kHz conversion.
+    left = speech_like(3.5, RATE, level_db=-20.0, seed=12)
+    stereo = np.stack([left, speech_like(3.5, RATE, level_db=-24.0, seed=13)])
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo), format="fltp",
+                                       layout="stereo")
+    frame.sample_rate = RATE
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=8000)
+    whole = np.concatenate([f.to_ndarray().reshape(-1) for f in
+                            [*resampler.resample(frame), *resampler.resample(None)]])
+    decoded = decode_audio(encode_as("wav-f32", stereo, RATE), "wav", rate=8000)
+    assert len(decoded.samples) == len(whole) == 28_000
+    assert float(np.max(np.abs(decoded.samples - whole))) < 1e-5
+
+
+def test_audio_whose_format_changes_midway_is_a_transform_error() -> None:
+    def without_id3(data: bytes) -> bytes:  # ID3v2 size: four 7-bit bytes (id3v2.4 §3.1)
+        size = (data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9]
+        return data[10 + size:] if data[:3] == b"ID3" else data
+
+    first = encode_as("mp3", np.stack([speech_like(2.0, RATE)] * 2), RATE)
+    for rate, channels in ((22_050, 2), (RATE, 1)):
+        second = speech_like(2.0, rate)
+        tail = encode_as("mp3", np.stack([second] * channels) if channels == 2 else second,
+                         rate)
+        with pytest.raises(TransformError, match="change midway") as caught:
+            make_voice(first + without_id3(tail), "mp3", DEFAULT)
+        assert "\n" not in str(caught.value)
+    assert make_voice(first + without_id3(first), "mp3", DEFAULT).data is not None
+
+
+def test_true_peak_is_within_the_bound_that_spares_its_measurement() -> None:
+    from assetsync.transform_audio import _INTERPOLATOR, _INTERPOLATOR_GAIN_DB, true_peak_db
+
+    rng = np.random.default_rng(14)
+    for _ in range(20):
+        noise = rng.standard_normal(2000).astype(np.float32)
+        assert true_peak_db(noise, 8000) <= 20 * np.log10(np.max(np.abs(noise))) + \
+            _INTERPOLATOR_GAIN_DB + 1e-4
+    # The bound is reached: samples with the signs of the widest phase's taps (reversed).
+    widest = max(_INTERPOLATOR, key=lambda phase: float(np.abs(phase).sum()))
+    worst = np.zeros(64, np.float32)
+    worst[26:38] = np.sign(widest[::-1])
+    assert true_peak_db(worst, 8000) == pytest.approx(_INTERPOLATOR_GAIN_DB, abs=0.01)
+
+
+def test_an_inter_sample_peak_over_the_ceiling_holds_the_gain_back() -> None:
+    # A quarter-rate sine of peak 0.1 (-20 dBFS) sampled at 45 degrees: its samples are at
+    # -23 dBFS and so is its level (power). +17 dB would bring it to -6 dBov with the samples
+    # at -6 dBFS, under a -4 dBTP ceiling, but the wave would peak at -3 dBTP: the gain must
+    # give up 1 dB (and the 12-tap interpolator's ~0.08 dB overshoot at 2 kHz).
+    n = np.arange(8000 * 3)
+    sine = (0.1 * np.sin(2 * np.pi * 0.25 * n + np.pi / 4)).astype(np.float32)
+    settings = AudioSettings(trim=False, target_level_db=-6.0, true_peak_db=-4.0)
+    out = make_voice(wav_pcm16(sine, 8000), "wav", settings)
+    assert "ceiling" in out.note
+    assert out.gain_db == pytest.approx(17.0 - 1.0, abs=0.15)
