@@ -173,10 +173,8 @@ class _ToMono:
 
     def run(self, frame: av.AudioFrame | None) -> list[np.ndarray]:
         """The samples `frame` gives (None: flush what the filters hold)."""
-        if frame is None:
-            mixed = [*self._mix.resample(None), None]
-        else:
-            mixed = self._mix.resample(frame)
+        mixed: list[av.AudioFrame | None] = (
+            [*self._mix.resample(None), None] if frame is None else [*self._mix.resample(frame)])
         return [out.to_ndarray().reshape(-1) for one in mixed
                 for out in self._rate.resample(one)]
 
