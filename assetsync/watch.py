@@ -2,7 +2,9 @@
 
 This module is the public face: `watch()` and its types, and the `[watch]` section parser that
 `config.parse_config` uses. The pieces: `watch_options` (settings), `watch_events` (events → dirty
-paths), `watch_mode` (inotify or polling), `watch_loop` (debounce, budget, retries).
+paths), `watch_mode` (inotify or polling), `watch_loop` (debounce, budget, retries). In a
+Serverless Toolkit project it also watches what a sync deploys beside the source folder (the
+functions folder, package.json, the env file): see `toolkit_paths`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from pathlib import Path
 from typing import Protocol
 
 from assetsync.budget import BuildBudget
+from assetsync.config import Config
 from assetsync.errors import ScanError
+from assetsync.functions_local import functions_folder
 from assetsync.scan import IgnoreRules
-from assetsync.watch_events import ignored_by
+from assetsync.watch_events import ToolkitPaths, ignored_by
 from assetsync.watch_loop import (
     SyncFn,
     WatchEvent,
@@ -29,12 +33,14 @@ from assetsync.watch_options import WatchOptions, parse_watch_section
 
 __all__ = [
     "SyncFn",
+    "ToolkitPaths",
     "WatchEvent",
     "WatchOptions",
     "WatchStatus",
     "builds_made",
     "coalesce_window",
     "parse_watch_section",
+    "toolkit_paths",
     "watch",
 ]
 
@@ -55,6 +61,26 @@ class WatchConfig(Protocol):
     def ignore(self) -> tuple[str, ...]: ...
 
 
+def toolkit_paths(config: WatchConfig) -> ToolkitPaths:
+    """The Toolkit files a sync of `config` deploys besides the source folder, as
+    `functions_local.load_functions` finds them: the functions folder, and package.json and the
+    env file (read only when there is a functions folder). Empty for a config that is not a
+    loaded `Config` (it names no functions folder).
+
+    Raises:
+        ConfigError: `[project] functions` names a folder that does not exist.
+    """
+    if not isinstance(config, Config):
+        return ToolkitPaths()
+    folder = functions_folder(config)
+    if folder is None:
+        return ToolkitPaths()
+    env_file = Path(config.env_file) if config.env_file is not None else folder.parent / ".env"
+    # Resolved as the events will name them (a symlinked folder is watched where it points).
+    files = tuple(f.parent.resolve() / f.name for f in (folder.parent / "package.json", env_file))
+    return ToolkitPaths(folder.resolve(), tuple(dict.fromkeys(files)))
+
+
 def watch(
     config: WatchConfig,
     *,
@@ -69,12 +95,17 @@ def watch(
 ) -> WatchStatus:
     """Watch `config.source` and keep it published until `stop` is set.
 
+    With a functions folder (`toolkit_paths`), changes to it, to package.json and to the env
+    file trigger a sync too: its `paths` then hold only the batch's source paths (possibly none),
+    since every sync re-reads the Toolkit side anyway.
+
     Args:
         config: the loaded config (source folder, state folder, `[watch]` options).
         stop: set it (from a signal handler or another thread) to stop after the current sync.
         sync_fn: runs one sync; `None` means a full reconcile, a frozenset of relative POSIX
-            paths (files or folders; a folder means everything under it) a reconcile of those.
-            It runs in this thread, so only one sync is ever in flight.
+            paths (files or folders; a folder means everything under it) a reconcile of those
+            and of the Toolkit side (an empty set: only the Toolkit side changed). It runs in
+            this thread, so only one sync is ever in flight.
         budget: the shared build budget; every sync reserves a slot first and settles it with
             the number of builds the result reports (`build_sid`/`build_sids`).
         clock: monotonic seconds for debouncing.
@@ -108,5 +139,6 @@ def watch(
         on_event=on_event,
         tick_s=tick_s,
         services=services,
+        toolkit=toolkit_paths(config),
     )
     return loop.run()

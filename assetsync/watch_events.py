@@ -2,7 +2,9 @@
 
 Events are only hints. Nothing here stats, hashes or talks to the network: the watchdog thread
 only appends to a queue (work in that thread lets the kernel queue overflow), and the watch loop
-folds queued changes into a `DirtySet` whose paths the engine then reconciles.
+folds queued changes into a `DirtySet` whose paths the engine then reconciles. Besides the
+source folder, `ToolkitPaths` names the Serverless Toolkit files a sync also deploys (the
+functions folder, package.json, the env file).
 """
 
 from __future__ import annotations
@@ -29,8 +31,20 @@ from watchdog.events import (
 )
 
 from assetsync.scan import IgnoreRules
+from assetsync.toolkit import toolkit_function
 
-__all__ = ["EVENT_FILTER", "Change", "DirtySet", "Ignored", "OverflowHook", "QueueHandler", "ignored_by"]
+__all__ = [
+    "EVENT_FILTER",
+    "Change",
+    "DirtySet",
+    "Ignored",
+    "OverflowHook",
+    "QueueHandler",
+    "ToolkitPaths",
+    "WatchTarget",
+    "ignored_by",
+    "split_batch",
+]
 
 # Scheduling with this filter drops IN_OPEN, IN_CLOSE_NOWRITE and IN_ATTRIB from the kernel mask
 # (watch-hash-manifest.md §3.4), so the reads of assetsync's own hashing raise no events at all.
@@ -64,6 +78,82 @@ def ignored_by(rules: IgnoreRules) -> Ignored:
         return rules.is_ignored(rel, is_dir)
 
     return ignored
+
+
+# The deny list alone (editor swap and temp files, `.git/`, ...): the user's `[ignore] patterns`
+# are for the source folder's paths and must not hide a function.
+_EDITOR_TEMP = ignored_by(IgnoreRules())
+
+
+def _function_ignored(rel: str, is_dir: bool) -> bool:
+    """Events in the functions folder that cannot change what a sync deploys: editor temp files,
+    and files that are not functions (`load_functions` deploys only what `toolkit_function`
+    accepts: `.js`, not `.DS_Store`)."""
+    return _EDITOR_TEMP(rel, is_dir) or (not is_dir and toolkit_function(rel) is None)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchTarget:
+    """A folder watched besides the source folder. `ignored` takes paths relative to `folder`;
+    the poller never enters an ignored folder, nor any folder of a target that is not recursive."""
+
+    folder: Path
+    recursive: bool
+    ignored: Ignored
+
+
+@dataclass(frozen=True, slots=True)
+class ToolkitPaths:
+    """The Serverless Toolkit side of the project, which every sync re-reads from disk
+    (`functions_local.load_functions`): the functions folder, watched recursively, and single
+    files (package.json, the env file), watched alone, not the rest of their folder.
+
+    Paths are absolute and resolved. Their keys in a `DirtySet` are absolute POSIX paths, which
+    no source-relative path can be, so one dirty set holds both kinds (see `split_batch`).
+    """
+
+    functions: Path | None = None
+    files: tuple[Path, ...] = ()
+
+    def key(self, path: str, is_dir: bool) -> str | None:
+        """The dirty-set key of an event at absolute `path`, or None if it cannot matter here."""
+        norm = os.path.normpath(path)
+        if any(norm == str(f) for f in self.files):
+            return Path(norm).as_posix()
+        if self.functions is None:
+            return None
+        folder = str(self.functions)
+        if norm == folder:  # the folder itself deleted, moved or made
+            return Path(norm).as_posix()
+        if not norm.startswith(folder.rstrip(os.sep) + os.sep):
+            return None
+        rel = PurePosixPath(*Path(os.path.relpath(norm, folder)).parts).as_posix()
+        return None if _function_ignored(rel, is_dir) else Path(norm).as_posix()
+
+    def targets(self) -> tuple[WatchTarget, ...]:
+        """What to watch besides the source folder: the functions folder, and each single
+        file's folder (not recursively, and only that file of it)."""
+        targets = [WatchTarget(self.functions, True, _function_ignored)] if self.functions else []
+        names: dict[Path, set[str]] = {}
+        for file in self.files:
+            names.setdefault(file.parent, set()).add(file.name)
+        targets.extend(WatchTarget(folder, False, _only(frozenset(wanted)))
+                       for folder, wanted in names.items())
+        return tuple(targets)
+
+
+def _only(names: frozenset[str]) -> Ignored:
+    def ignored(rel: str, is_dir: bool) -> bool:
+        return is_dir or rel not in names
+
+    return ignored
+
+
+def split_batch(batch: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """A `DirtySet.take` batch as (source-relative paths, Toolkit-side absolute paths)."""
+    paths = tuple(batch)
+    toolkit = frozenset(p for p in paths if p.startswith("/"))
+    return frozenset(paths) - toolkit, toolkit
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +228,8 @@ class _Dirty:
 
 @dataclass(slots=True)
 class DirtySet:
-    """Paths (POSIX, relative to the source folder) waiting for a reconcile.
+    """Paths (POSIX, relative to the source folder) waiting for a reconcile, and the Toolkit
+    side's changed files (absolute POSIX paths, see `ToolkitPaths`).
 
     A folder path stands for itself and every file recorded or found under it: that is how a
     deleted or moved-away folder reaches the engine, whose scan expands it.
@@ -146,6 +237,7 @@ class DirtySet:
 
     root: Path
     ignored: Ignored = lambda _rel, _is_dir: False  # noqa: E731
+    toolkit: ToolkitPaths = field(default_factory=ToolkitPaths)
     files: dict[str, _Dirty] = field(default_factory=dict)
     dirs: dict[str, _Dirty] = field(default_factory=dict)
     # folders created in the current batch: files that appear inside them arrive complete
@@ -169,7 +261,10 @@ class DirtySet:
         """Fold one event in. `trust_close=False` (polling) treats every change as complete."""
         paths = [change.src] if change.dest is None else [change.src, change.dest]
         for index, path in enumerate(paths):
-            rel = self.relative(path, change.is_dir)
+            # A source path first: its sync re-reads the Toolkit side anyway (a functions folder
+            # inside the source, say). An ignored one (`.env` is on the deny list) may still be
+            # a Toolkit file.
+            rel = self.relative(path, change.is_dir) or self.toolkit.key(path, change.is_dir)
             if rel is None:
                 continue
             if change.is_dir:

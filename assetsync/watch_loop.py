@@ -27,7 +27,7 @@ from assetsync.budget import (
     services_spanned,
 )
 from assetsync.errors import AuthenticationError, ConfigError, RateLimitError, SyncError
-from assetsync.watch_events import Change, DirtySet, Ignored, OverflowHook
+from assetsync.watch_events import Change, DirtySet, Ignored, OverflowHook, ToolkitPaths, split_batch
 from assetsync.watch_mode import (
     ObserverChoice,
     Watcher,
@@ -93,13 +93,18 @@ class WatchStatus:
 class WatchEvent:
     """Progress from watch(): `kind` is "started", "advice", "changes", "overflow",
     "sync-started", "synced", "sync-failed", "waiting" (the wait or the time of the next build
-    changed: pending, budget or backoff) or "stopped"."""
+    changed: pending, budget or backoff) or "stopped".
+
+    `paths` are the source-relative paths a sync covers (None: a full reconcile), `toolkit` the
+    changed Toolkit files outside the source it also covers (absolute paths: functions,
+    package.json, the env file)."""
 
     kind: str
     status: WatchStatus
     message: str = ""
     paths: frozenset[str] | None = None
     result: object = None
+    toolkit: frozenset[str] = frozenset()
 
 
 def coalesce_window(base_s: float, remaining: int, limit: int) -> float:
@@ -135,14 +140,16 @@ class WatchLoop:
         on_event: Callable[[WatchEvent], None] | None,
         tick_s: float,
         services: int = 1,
+        toolkit: ToolkitPaths | None = None,
     ) -> None:
         self.root, self.options, self.stop = root, options, stop
+        self.toolkit = toolkit or ToolkitPaths()
         self.sync_fn, self.budget, self.clock, self.on_event = sync_fn, budget, clock, on_event
         self.tick_s = tick_s
         self.changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
         self.carry: Change | None = None
         self.ignored = ignored
-        self.dirty = DirtySet(root, ignored)
+        self.dirty = DirtySet(root, ignored, self.toolkit)
         self.hook = OverflowHook()
         self.observer: Watcher | None = None
         self.choice = ObserverChoice("inotify", "")
@@ -315,9 +322,15 @@ class WatchLoop:
 
     # -- syncing ------------------------------------------------------------------------------
 
-    def run_sync(self, paths: frozenset[str] | None, reservation: Reservation) -> None:
+    def run_sync(self, batch: frozenset[str] | None, reservation: Reservation) -> None:
+        # The engine's `paths` hint covers the source folder only, and every engine sync re-reads
+        # the Toolkit side (functions, package.json, .env) whatever the hint says. So a batch's
+        # Toolkit files need no hint of their own: the sync gets the batch's source paths, which
+        # are exactly what changed in the source (an empty set when only the Toolkit side did:
+        # the source scan then re-stats nothing, rightly, and the functions are re-read).
+        paths, toolkit = (None, frozenset[str]()) if batch is None else split_batch(batch)
         self.state, self.next_build_at = "syncing", None
-        self.emit("sync-started", paths=paths)
+        self.emit("sync-started", paths=paths, toolkit=toolkit)
         self.syncs += 1
         try:
             result = self.sync_fn(paths)
@@ -328,7 +341,7 @@ class WatchLoop:
             self.budget.settle(reservation, builds_on_error(exc))
             if isinstance(exc, SyncError) and exc.result is not None:
                 self.slots = services_spanned(exc.result, self.budget.limit)
-            self._failed(paths, exc)
+            self._failed(batch, exc)
             return
         except BaseException:
             # Interrupted mid-sync: as many builds as it reserved may have started.
@@ -346,9 +359,9 @@ class WatchLoop:
             self.builds += made
             self.last_deploy_at = self.budget.clock()
         self.state = "pending" if len(self.dirty) else "idle"
-        self.emit("synced", paths=paths, result=result)
+        self.emit("synced", paths=paths, result=result, toolkit=toolkit)
 
-    def _failed(self, paths: frozenset[str] | None, exc: Exception) -> None:
+    def _failed(self, batch: frozenset[str] | None, exc: Exception) -> None:
         now = self.clock()
         self.failures += 1
         self.consecutive_failures += 1
@@ -356,16 +369,17 @@ class WatchLoop:
         if isinstance(exc, RateLimitError) and exc.retry_after:
             delay = max(delay, exc.retry_after)
         self.retry_at, self.changed_since_failure = now + delay, False
-        if paths is None:
+        if batch is None:
             self.full_pending, self.full_since = True, now
         else:
-            self.dirty.restore(paths, now)
+            self.dirty.restore(batch, now)
         self.last_error = _one_line(exc)
         self.remaining = self.budget.remaining()
         self.state, self.next_build_at = "backoff", self.wall(self.retry_at)
         log.warning("sync failed (retrying in %.0f s): %s", delay, self.last_error)
         log.debug("sync failure detail", exc_info=exc)
-        self.emit("sync-failed", self.last_error, paths=paths)
+        paths, toolkit = (None, frozenset[str]()) if batch is None else split_batch(batch)
+        self.emit("sync-failed", self.last_error, paths=paths, toolkit=toolkit)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -378,6 +392,7 @@ class WatchLoop:
             ignored=self.ignored,
             poll_interval_s=self.options.poll_interval_s,
             clock=self.clock,
+            extra=self.toolkit.targets(),
         )
         self.emit("started", self.choice.reason)
         if self.choice.advice:

@@ -14,14 +14,14 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
 from watchdog.observers import Observer
 
-from assetsync.watch_events import EVENT_FILTER, Change, Ignored, QueueHandler
+from assetsync.watch_events import EVENT_FILTER, Change, Ignored, QueueHandler, WatchTarget
 from assetsync.watch_options import PollingMode
 from assetsync.watch_poll import TreePoller
 
@@ -163,18 +163,28 @@ def start_observer(
     ignored: Ignored,
     poll_interval_s: float,
     clock: Callable[[], float] = time.monotonic,
+    extra: Sequence[WatchTarget] = (),
 ) -> tuple[Watcher, ObserverChoice]:
-    """Start reporting changes under `root` to `sink`; inotify refusing (ENOSPC/EMFILE) falls back
-    to polling, with the sysctl advice in the returned choice."""
+    """Start reporting changes under `root` (and in the `extra` targets whose folder exists) to
+    `sink`, in the chosen mode for all of them; inotify refusing (ENOSPC/EMFILE) falls back to
+    polling, with the sysctl advice in the returned choice."""
+    extra = [t for t in extra if t.folder.is_dir()]
     if choice.mode == "inotify":
         observer = Observer()
-        observer.schedule(QueueHandler(sink, clock), str(root), recursive=True, event_filter=EVENT_FILTER)
+        handler = QueueHandler(sink, clock)
+        observer.schedule(handler, str(root), recursive=True, event_filter=EVENT_FILTER)
+        for target in extra:
+            # A non-recursive watch of a single file's folder reports its direct entries only;
+            # the dirty set keeps that file's events and drops the others.
+            observer.schedule(handler, str(target.folder), recursive=target.recursive,
+                              event_filter=EVENT_FILTER)
         try:
             observer.start()
             return observer, choice
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EMFILE):
                 raise
+            observer.stop()  # the watches that did start, or they would report beside the poller
             log.debug("inotify refused (%s); falling back to polling", exc)
             choice = replace(
                 choice,
@@ -186,6 +196,6 @@ def start_observer(
                     else sysctl_advice(None, "max_user_instances")
                 ),
             )
-    poller = TreePoller(root, sink, ignored=ignored, interval_s=poll_interval_s, clock=clock)
+    poller = TreePoller(root, sink, ignored=ignored, interval_s=poll_interval_s, clock=clock, extra=extra)
     poller.start()
     return poller, choice

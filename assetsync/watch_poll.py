@@ -5,6 +5,8 @@ walks only what the scan would publish (ignored folders such as `.git/` are neve
 compares each entry's stat fields with the previous walk (equality, never ordering: a file
 restored with an older mtime is a change too), and stretches its interval on big or slow trees so
 walking never takes more than about 5 % of the time (on NFS a stat can cost a millisecond).
+Extra targets (a Toolkit project's functions folder, the folders of package.json and .env) are
+walked in the same pass.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import os
 import stat as statmod
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from assetsync.watch_events import Change, Ignored
+from assetsync.watch_events import Change, Ignored, WatchTarget
 
 __all__ = ["TreePoller"]
 
@@ -26,7 +28,9 @@ log = logging.getLogger(__name__)
 # Walk for at most 1/20 of the time: the interval grows to 20 × the last walk's duration.
 _WALK_SHARE = 20.0
 
-# rel path -> (is folder, size, mtime_ns, ctime_ns, inode); folders compare on is-folder only.
+# key -> (is folder, size, mtime_ns, ctime_ns, inode); folders compare on is-folder only. The key
+# is the path relative to the root, or the absolute path for an extra target's entries
+# (os.path.join(root, key) is then the key itself).
 _Entry = tuple[bool, int, int, int, int]
 
 
@@ -41,10 +45,12 @@ class TreePoller:
         ignored: Ignored,
         interval_s: float,
         clock: Callable[[], float] = time.monotonic,
+        extra: Sequence[WatchTarget] = (),
     ) -> None:
         self.root = str(root)
         self.sink = sink
         self.ignored = ignored
+        self.extra = tuple(extra)
         self.min_interval_s = interval_s
         self.interval_s = interval_s
         self.clock = clock
@@ -78,9 +84,12 @@ class TreePoller:
     def _walk(self) -> dict[str, _Entry]:
         found: dict[str, _Entry] = {}
         verdicts: dict[tuple[str, bool], bool] = {}
-        pending = [("", self.root)]
+        # (key prefix, prefix relative to the target, folder, the target's rule, recursive)
+        pending = [("", "", self.root, self.ignored, True)]
+        pending += [(str(t.folder) + os.sep, "", str(t.folder), t.ignored, t.recursive)
+                    for t in self.extra]
         while pending:
-            prefix, folder = pending.pop()
+            key_prefix, prefix, folder, ignored, recursive = pending.pop()
             try:
                 entries = list(os.scandir(folder))
             except OSError as exc:  # vanished or unreadable: its files count as gone
@@ -93,18 +102,21 @@ class TreePoller:
                 except OSError:
                     continue
                 is_dir = statmod.S_ISDIR(st.st_mode)
-                key = (rel, is_dir)
+                if is_dir and not recursive:
+                    continue
+                found_key = key_prefix + rel
+                key = (found_key, is_dir)
                 skip = self._verdicts.get(key)
                 if skip is None:
-                    skip = self.ignored(rel, is_dir)
+                    skip = ignored(rel, is_dir)
                 verdicts[key] = skip
                 if skip:
                     continue
                 if is_dir:
-                    found[rel] = (True, 0, 0, 0, 0)
-                    pending.append((rel + "/", entry.path))
+                    found[found_key] = (True, 0, 0, 0, 0)
+                    pending.append((key_prefix, rel + "/", entry.path, ignored, recursive))
                 else:
-                    found[rel] = (False, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                    found[found_key] = (False, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         self._verdicts = verdicts  # only what still exists, so the memo never outgrows the tree
         return found
 

@@ -39,9 +39,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "watch",
         help="keep the source folder published, deploying each save within about a second",
         description=(
-            "Watch the source folder and publish every change: saves are deployed after a quiet "
-            "window (default 300 ms), bursts coalesce into one build, and builds stay inside the "
-            "account's hourly budget. Ctrl-C stops after the current sync. Settings: [watch] in "
+            "Watch the source folder (and a Toolkit project's functions folder, package.json and "
+            ".env) and publish every change: saves are deployed after a quiet window (default "
+            "300 ms), bursts coalesce into one build, and builds stay inside the account's "
+            "hourly budget. Ctrl-C stops after the current sync. Settings: [watch] in "
             "the config file (see docs/watch.md)."
         ),
     )
@@ -67,8 +68,25 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _changes(paths: frozenset[str] | None) -> str:
-    return "full reconcile" if paths is None else _count(len(paths), "change")
+def _changes(event: WatchEvent) -> str:
+    # A change to a function, package.json or .env counts like a change in the source folder.
+    if event.paths is None:
+        return "full reconcile"
+    return _count(len(event.paths) + len(event.toolkit), "change")
+
+
+def _uploaded(result: object) -> int:
+    """Asset and Function Versions a sync uploaded."""
+    functions = getattr(result, "functions", None)
+    return len(getattr(result, "uploaded", ()) or ()) + len(getattr(functions, "uploaded", ()) or ())
+
+
+def _variables_changed(result: object) -> str:
+    """The Variables a sync set or deleted, keys only (values are secrets); "" for none. They
+    change the environment without a build."""
+    plan = getattr(result, "variables", None)
+    keys = sorted({*getattr(plan, "create", ()), *getattr(plan, "update", ()), *getattr(plan, "delete", ())})
+    return f"variables changed ({' '.join(keys)})" if keys else ""
 
 
 class _Display:
@@ -110,12 +128,16 @@ class _Display:
             return None
         if event.kind == "synced":
             builds = builds_made(event.result)
-            uploaded = len(getattr(event.result, "uploaded", ()) or ())
+            uploaded = _uploaded(event.result)
+            variables = _variables_changed(event.result)
             if builds:
                 build = getattr(event.result, "build_sid", None) if builds == 1 else None
                 what = f"build {build}" if build else _count(builds, "build")
-                return f"{_changes(event.paths)} deployed: {uploaded} uploaded, {what}"
-            return f"{_changes(event.paths)}: nothing to deploy" if event.paths is not None else None
+                return f"{_changes(event)} deployed: {uploaded} uploaded, {what}" + (
+                    f", {variables}" if variables else "")
+            if variables:
+                return f"{_changes(event)} deployed: {variables}"
+            return f"{_changes(event)}: nothing to deploy" if event.paths is not None else None
         if event.kind == "sync-failed":
             return f"sync failed: {event.message}; retrying at {_clock(s.next_build_at)} or on the next change"
         if event.kind == "waiting" and s.state == "budget":
