@@ -17,7 +17,7 @@ from assetsync.classify import Issue
 from assetsync.config import Config
 from assetsync.errors import ConfigError
 from assetsync.models import PublishedFile
-from assetsync.scan import hash_file
+from assetsync.scan import IgnoreRules, hash_file
 from assetsync.toolkit import deploy_variables, parse_dotenv, parse_package_dependencies, toolkit_function
 
 __all__ = ["FUNCTION_CONTENT_TYPE", "FunctionProject", "functions_folder", "load_functions"]
@@ -86,14 +86,23 @@ def _read_text(path: Path, what: str) -> str:
         raise ConfigError(f"{path}: cannot read the {what}: {exc}", file=str(path)) from None
 
 
+# The scan's built-in deny list (editor swap and lock files, `.git/`, OS litter), also in the
+# functions folder. twilio-run skips only `.DS_Store` there, so an open emacs buffer's lock file
+# `.#hello.js` (a dangling symlink) fails its deploy; of the `.js` names, the deny list drops
+# only such temp names. `assetsync watch` ignores the same names there.
+_DENIED = IgnoreRules()
+
+
 def _walk(folder: Path) -> list[str]:
-    """Every file under `folder`, as POSIX paths relative to it, sorted (symlinked folders are
-    not followed: a deploy never reaches outside its project)."""
+    """Every file under `folder` but the denied ones, as POSIX paths relative to it, sorted
+    (symlinked folders are not followed: a deploy never reaches outside its project)."""
     found: list[str] = []
     for top, dirs, files in os.walk(folder):
-        dirs.sort()
         rel = Path(top).relative_to(folder).as_posix()
-        found.extend(name if rel == "." else f"{rel}/{name}" for name in files)
+        prefix = "" if rel == "." else rel + "/"
+        dirs[:] = sorted(d for d in dirs if not _DENIED.is_ignored(prefix + d, True))
+        found.extend(prefix + name for name in files
+                     if not _DENIED.is_ignored(prefix + name, False))
     return sorted(found)
 
 

@@ -236,3 +236,20 @@ def test_functions_off_keeps_the_live_builds_functions(tmp_path: Path, emulator:
     assert result.functions is None
     assert uploads_to(emulator, "Functions") == 0
     assert len(live(emulator)["functions"]) == 3  # carried forward untouched
+
+
+def test_an_editors_lock_and_swap_files_beside_a_function_are_not_deployed(
+        tmp_path: Path, emulator: Any) -> None:
+    config = load(tmp_path, emulator)
+    toolkit_project(tmp_path)
+    functions = tmp_path / "functions"
+    # emacs marks an unsaved buffer with a dangling symlink; vim keeps a swap file
+    (functions / ".#hello.js").symlink_to("someone@host.4242:1700000000")
+    (functions / ".hello.js.swp").write_bytes(b"b0VIM 9.0")
+    (functions / ".git").mkdir()
+    (functions / ".git" / "hook.js").write_text("// not a function")
+    result = sync(config)
+    assert result.functions is not None
+    assert sorted(result.functions.uploaded) == ["/admin/secret", "/hello", "/lib/util"]
+    assert [path for path, _vis in live(emulator)["functions"]] == [
+        "/admin/secret", "/hello", "/lib/util"]
