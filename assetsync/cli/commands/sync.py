@@ -15,21 +15,21 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from assetsync.budget import (
-    BuildBudget,
-    Reservation,
-    budget_for_config,
-    builds_made,
-    builds_on_error,
-)
 from assetsync.cli._common import add_json_flag, config_from_args, format_bytes, print_json
 from assetsync.cli._progress import Progress, kill_switch
-from assetsync.cli.commands.urls import local_hint, print_url_rows
 from assetsync.config import Config
 from assetsync.engine import sync
 from assetsync.errors import AssetsyncError, ConfigError
 from assetsync.sync_types import SyncEvent, SyncResult
+
+if TYPE_CHECKING:
+    from assetsync.budget import BuildBudget, Reservation
+
+# `assetsync.budget` (the build ledger) and the `urls` command's printing helpers are imported
+# where they are used: a sync of a local target spends no build budget, and `--quiet` prints no
+# URL; each costs a few ms of start-up that a cron or benchmark run would pay for nothing.
 
 __all__ = ["BuildSlots", "handler", "log_to_file", "register"]
 
@@ -151,6 +151,7 @@ class BuildSlots:
         self.held: list[Reservation] = []
         if config.target.api != "twilio" or dry_run:
             return
+        from assetsync.budget import budget_for_config
         from assetsync.multi import services_in_use
 
         try:
@@ -205,6 +206,20 @@ class BuildSlots:
                                                 builds, exc)
         self.held = []
 
+    def settle_result(self, result: SyncResult) -> None:
+        """`settle` with the builds `result` says the sync made."""
+        if self.budget is not None:  # then `assetsync.budget` is loaded already
+            from assetsync.budget import builds_made
+
+            self.settle(builds_made(result))
+
+    def settle_error(self, exc: BaseException) -> None:
+        """`settle` with the builds a sync that raised `exc` made."""
+        if self.budget is not None:
+            from assetsync.budget import builds_on_error
+
+            self.settle(builds_on_error(exc))
+
 
 def handler(args: argparse.Namespace) -> int:
     """Run one sync."""
@@ -222,7 +237,7 @@ def handler(args: argparse.Namespace) -> int:
                           prune_variables=args.prune_variables)
         except AssetsyncError as exc:
             if budget is not None:
-                budget.settle(builds_on_error(exc))
+                budget.settle_error(exc)
             if args.json:  # a program reading stdout still gets one document
                 print_json({"ok": False, "error": str(exc), "type": type(exc).__name__,
                             "exit_code": exc.exit_code})
@@ -233,7 +248,7 @@ def handler(args: argparse.Namespace) -> int:
             raise
         finally:
             progress.clear()
-    budget.settle(builds_made(result))
+    budget.settle_result(result)
     if args.json:
         print_json({"ok": True, **result.to_json()})
         return 0
@@ -248,6 +263,8 @@ def handler(args: argparse.Namespace) -> int:
         print(f"  {part.service}/{part.environment} at https://{part.domain_name}: "
               f"{len(part.uploaded)} uploaded, {part.reused} reused, build {part.build_sid}")
     if result.urls and not result.dry_run:
+        from assetsync.cli.commands.urls import local_hint, print_url_rows
+
         print_url_rows(result.urls, URLS_SHOWN)
         hint = local_hint(config, result.domain_name)
         if hint:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from assetsync.cli._common import add_json_flag, config_from_args
 from assetsync.config import Config
-from assetsync.operations import published_urls
 from assetsync.urlmap import UrlEntry, render_url_map
 
 __all__ = ["handler", "local_hint", "print_url_rows", "register"]
@@ -52,6 +51,10 @@ def print_url_rows(rows: tuple[UrlEntry, ...], limit: int | None = None) -> None
 
 def handler(args: argparse.Namespace) -> int:
     """Print the URL map."""
+    # Here, not at the top: `sync` imports this module for its URL lines, and `operations`
+    # (status, rollback, promote, prune) is nothing a sync runs.
+    from assetsync.operations import published_urls
+
     config = config_from_args(args, {"project.environment": args.env})
     rows = published_urls(config)
     fmt = "json" if args.json else (args.format or "text")
