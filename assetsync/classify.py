@@ -116,8 +116,6 @@ _CONTENT_TYPES: dict[str, str] = {
     ".otf": "font/otf",
     ".wasm": "application/wasm",
 }
-# MimeTypes() without files reads only the built-in table: the same answer on every machine.
-_STDLIB_TYPES = mimetypes.MimeTypes()
 _OCTET_STREAM = "application/octet-stream"
 
 # Twilio's path rules, as the official toolkit checks them (serverless-api utils/fs.ts
@@ -143,8 +141,16 @@ def _content_type_for_ext(ext: str) -> str:
     found = _CONTENT_TYPES.get(ext)
     if found is not None:
         return found
-    guessed, _encoding = _STDLIB_TYPES.guess_type("x" + ext, strict=False)
+    guessed, _encoding = _stdlib_types().guess_type("x" + ext, strict=False)
     return guessed or _OCTET_STREAM
+
+
+@lru_cache(maxsize=1)
+def _stdlib_types() -> mimetypes.MimeTypes:
+    """MimeTypes() without files reads only the built-in table: the same answer on every
+    machine. Built on first use (~2 ms): most syncs find every extension in `_CONTENT_TYPES`
+    or in the type cache."""
+    return mimetypes.MimeTypes()
 
 
 def published_name(rel_path: str) -> tuple[str, Visibility | None]:

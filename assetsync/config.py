@@ -264,10 +264,13 @@ _ENV_KEYS = {
 
 # Sections parsed by their owning modules: section -> (candidate modules, function). The
 # lightest module that has the parser is tried first (`plan` should not import watchdog).
+# Each section's parser lives in its options module, which imports no more than it needs: the
+# feature's own module (transform, with Pillow's and PyAV's wrappers; shard) is loaded only by
+# the run that uses it.
 _DELEGATED = {
-    "optimize": (("assetsync.transform",), "parse_optimize_section"),
-    "watch": (("assetsync.watch_options", "assetsync.watch"), "parse_watch_section"),
-    "shard": (("assetsync.shard",), "parse_shard_section"),
+    "optimize": (("assetsync.media_options",), "parse_optimize_section"),
+    "watch": (("assetsync.watch_options",), "parse_watch_section"),
+    "shard": (("assetsync.shard_options",), "parse_shard_section"),
 }
 
 

@@ -118,7 +118,9 @@ def _prepare(
     issues: list[Issue] = list(classified.issues)
     images = False
     audio: tuple[object, ...] = ()
-    hook = _transform_hook()
+    # A carried sync whose changes are all outside the source (a function, the .env) has no
+    # file to transform: it need not load the transform modules.
+    hook = _transform_hook() if files or not some else None
     if hook is not None and config.optimize is not None:
         result = hook(files, config.optimize, source=config.source,
                       cache_dir=config.state_dir / "transform", on_event=on_event, some=some)
