@@ -33,6 +33,7 @@ def test_a_toolkit_project_publishes_functions_and_variables_then_one_change_upl
         project: Path, emulator: Any, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "sync")
     assert code == 0, err
+    assert "uploaded 1 file(s) and 3 function(s) (" in out  # the bytes count both
     assert "functions: uploaded 3 (/admin/secret, /hello, /lib/util)" in out
     now = live(emulator)
     # The Toolkit's rules: suffix stripped, folders kept as segments, visibility from the suffix.

@@ -120,16 +120,23 @@ def _summary(result: SyncResult) -> str:
     return _summary_line(result, where) + (f"\n{extra}" if extra else "")
 
 
+def _uploads(result: SyncResult) -> str:
+    """`2 file(s)`, or `2 file(s) and 1 function(s)`: what `upload_bytes` counts."""
+    functions = len(result.functions.uploaded) if result.functions is not None else 0
+    return f"{len(result.uploaded)} file(s)" + (
+        f" and {functions} function(s)" if functions else "")
+
+
 def _summary_line(result: SyncResult, where: str) -> str:
     if result.dry_run:
-        return (f"Dry run for {where}: would upload {len(result.uploaded)} file(s) "
+        return (f"Dry run for {where}: would upload {_uploads(result)} "
                 f"({format_bytes(result.upload_bytes)}), reuse {result.reused}, drop "
                 f"{len(result.dropped)}; nothing was written")
     site = f" at https://{result.domain_name}" if result.domain_name else ""
     if result.noop:
         return (f"Up to date: {where}{site} serves all {result.reused} file(s); nothing to upload "
                 f"(build {result.build_sid})")
-    return (f"Published {where}{site}: uploaded {len(result.uploaded)} file(s) "
+    return (f"Published {where}{site}: uploaded {_uploads(result)} "
             f"({format_bytes(result.upload_bytes)}), reused {result.reused}, dropped "
             f"{len(result.dropped)}; build {result.build_sid} is live ({result.elapsed_s:.1f} s, "
             f"{result.requests} requests)")
