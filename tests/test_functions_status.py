@@ -15,6 +15,7 @@ from tests.toolkit_harness import (
     SECRETS,
     enter_toolkit_project,
     live,
+    redeploy_hello_elsewhere,
     run,
 )
 
@@ -131,24 +132,8 @@ def test_status_after_an_env_change_names_keys_and_never_a_value(
 def test_status_names_a_function_another_tool_changed_as_drift(
         project: Path, emulator: Any, capsys: pytest.CaptureFixture[str]) -> None:
     first = synced(capsys)
-    svc, env = first["service_sid"], first["environment_sid"]
-    build = api_get(emulator, f"/v1/Services/{svc}/Builds/{first['build_sid']}")
-    hello = next(v for v in build["function_versions"] if v["path"] == "/hello")
-    with emulator.client() as http:  # what `twilio-run deploy` of an edited hello.js does
-        version = http.post(
-            f"/v1/Services/{svc}/Functions/{hello['function_sid']}/Versions",
-            data={"Path": "/hello", "Visibility": "public"},
-            files={"Content": ("hello.js", b"exports.handler = () => {};",
-                               "application/javascript")},
-        ).json()
-        others = [v["sid"] for v in build["function_versions"] if v["path"] != "/hello"]
-        made = http.post(f"/v1/Services/{svc}/Builds", data={
-            "FunctionVersions": [version["sid"], *others],
-            "AssetVersions": [v["sid"] for v in build["asset_versions"]],
-            "Dependencies": json.dumps(build["dependencies"])}).json()
-        emulator.clock.advance(5)
-        http.post(f"/v1/Services/{svc}/Environments/{env}/Deployments",
-                  data={"BuildSid": made["sid"]}).raise_for_status()
+    redeploy_hello_elsewhere(emulator, first["service_sid"], first["environment_sid"],
+                             first["build_sid"])
     code, out, _ = run(capsys, "status")
     assert code == 0
     assert "drift:" in out and "1 path(s) of functions changed (/hello)" in out

@@ -18,6 +18,7 @@ from tests.toolkit_harness import (
     SECRETS,
     enter_toolkit_project,
     live,
+    redeploy_hello_elsewhere,
     run,
     toolkit_project,
     uploads_to,
@@ -183,22 +184,9 @@ def test_a_function_changed_by_another_tool_is_drift_naming_it(
     config = load(tmp_path, emulator)
     toolkit_project(tmp_path)
     first = sync(config)
-    build = api_get(emulator, f"/v1/Services/{first.service_sid}/Builds/{first.build_sid}")
-    hello = next(v for v in build["function_versions"] if v["path"] == "/hello")
-    with emulator.client() as http:  # what `twilio-run deploy` of an edited hello.js does
-        version = http.post(
-            f"/v1/Services/{first.service_sid}/Functions/{hello['function_sid']}/Versions",
-            data={"Path": "/hello", "Visibility": "public"},
-            files={"Content": ("hello.js", b"exports.handler = () => {};", "application/javascript")},
-        ).json()
-        others = [v["sid"] for v in build["function_versions"] if v["path"] != "/hello"]
-        made = http.post(f"/v1/Services/{first.service_sid}/Builds", data={
-            "FunctionVersions": [version["sid"], *others],
-            "AssetVersions": [v["sid"] for v in build["asset_versions"]],
-            "Dependencies": json.dumps(build["dependencies"])}).json()
-        emulator.clock.advance(5)
-        http.post(f"/v1/Services/{first.service_sid}/Environments/{first.environment_sid}"
-                  "/Deployments", data={"BuildSid": made["sid"]}).raise_for_status()
+    assert first.service_sid and first.environment_sid and first.build_sid
+    ours, theirs = redeploy_hello_elsewhere(emulator, first.service_sid, first.environment_sid,
+                                            first.build_sid)
     with pytest.raises(DriftError, match="/hello"):
         sync(config)
     # --force puts the local function back: its content was uploaded before, so the version
@@ -206,8 +194,8 @@ def test_a_function_changed_by_another_tool_is_drift_naming_it(
     forced = sync(config, force=True)
     assert forced.functions is not None and forced.functions.uploaded == ()
     now = api_get(emulator, f"/v1/Services/{first.service_sid}/Builds/{forced.build_sid}")
-    assert hello["sid"] in {v["sid"] for v in now["function_versions"]}
-    assert version["sid"] not in {v["sid"] for v in now["function_versions"]}
+    assert ours in {v["sid"] for v in now["function_versions"]}
+    assert theirs not in {v["sid"] for v in now["function_versions"]}
 
 
 def test_a_function_upload_whose_answer_was_lost_is_recorded_not_sent_twice(

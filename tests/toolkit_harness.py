@@ -74,3 +74,28 @@ def uploads_to(emulator: Any, family: str) -> int:
     return sum(1 for e in emulator.state.request_log
                if e.kind == "upload" and e.method == "POST" and e.status == 201
                and f"/{family}/" in e.path)
+
+
+def redeploy_hello_elsewhere(emulator: Any, service_sid: str, env_sid: str,
+                             build_sid: str) -> tuple[str, str]:
+    """What `twilio-run deploy` of an edited hello.js does to a live build assetsync made: a
+    new /hello Function Version in a new build, deployed. Returns (the /hello version the
+    build had, the new one)."""
+    build = api_get(emulator, f"/v1/Services/{service_sid}/Builds/{build_sid}")
+    hello = next(v for v in build["function_versions"] if v["path"] == "/hello")
+    with emulator.client() as http:
+        version = http.post(
+            f"/v1/Services/{service_sid}/Functions/{hello['function_sid']}/Versions",
+            data={"Path": "/hello", "Visibility": "public"},
+            files={"Content": ("hello.js", b"exports.handler = () => {};",
+                               "application/javascript")},
+        ).json()
+        others = [v["sid"] for v in build["function_versions"] if v["path"] != "/hello"]
+        made = http.post(f"/v1/Services/{service_sid}/Builds", data={
+            "FunctionVersions": [version["sid"], *others],
+            "AssetVersions": [v["sid"] for v in build["asset_versions"]],
+            "Dependencies": json.dumps(build["dependencies"])}).json()
+        emulator.clock.advance(5)
+        http.post(f"/v1/Services/{service_sid}/Environments/{env_sid}/Deployments",
+                  data={"BuildSid": made["sid"]}).raise_for_status()
+    return hello["sid"], version["sid"]
