@@ -420,10 +420,12 @@ def prune(
 def published_urls(config: Config, *, environment: str | None = None) -> tuple[UrlEntry, ...]:
     """Published path -> URL of what assetsync last deployed (from the state; no network).
 
-    A sharded site's services (`service`, `service-2`, ...) are all included.
+    A sharded site's services (`service`, `service-2`, ...) are all included, and a Toolkit
+    project's public and protected functions (from the deployed build's kept manifest).
     """
     env_name = environment or config.environment
     target = target_key(config)
+    toolkit = functions_folder(config) is not None
     entries: list[UrlEntry] = []
     with State.open(config.state_dir) as state:
         for name in _scheme(config):
@@ -435,5 +437,9 @@ def published_urls(config: Config, *, environment: str | None = None) -> tuple[U
             in_build = set(build.version_sids) if build else set()
             files = {(v.path, v.visibility) for v in state.versions(target, svc.service_sid)
                      if v.version_sid in in_build}
+            if toolkit and name == config.service:  # the functions `sync` deployed there
+                kept = recorded_build(state, target, svc.service_sid, env.build_sid)
+                files |= {(v.path, v.visibility.lower())
+                          for v in (kept.function_versions if kept is not None else ())}
             entries.extend(url_entries(name, env.domain_name, files))
     return tuple(sorted(entries, key=lambda e: e.path))

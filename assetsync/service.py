@@ -256,9 +256,12 @@ async def sync_service(
             "source folder and a build needs at least one; keep one file, or delete the "
             "environment in the Twilio Console"
         )
-    # Computed while the build builds (or at the end when there is no build).
+    # Computed while the build builds (or at the end when there is no build). The functions
+    # this sync deploys have URLs too (private ones, like private files, have none).
+    deployed = (*files, *(fplan.uploads if fplan else ()),
+                *(f for f, _sid in (fplan.reuses if fplan else ())))
     urls = cache(lambda: url_entries(service, env.domain_name if env else None,
-                                     ((f.path, f.visibility.value) for f in files)))
+                                     ((f.path, f.visibility.value) for f in deployed)))
 
     def building(build: Build) -> None:
         urls()

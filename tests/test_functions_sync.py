@@ -242,3 +242,16 @@ def test_an_editors_lock_and_swap_files_beside_a_function_are_not_deployed(
     assert sorted(result.functions.uploaded) == ["/admin/secret", "/hello", "/lib/util"]
     assert [path for path, _vis in live(emulator)["functions"]] == [
         "/admin/secret", "/hello", "/lib/util"]
+
+
+def test_public_and_protected_functions_are_listed_with_the_urls(
+        project: Path, emulator: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "sync", "--json")
+    assert code == 0, err
+    synced = json.loads(out)["urls"]
+    code, out, err = run(capsys, "urls", "--json")
+    assert code == 0, err
+    # private functions, like private files, have no URL
+    domain = synced["/index.html"].removesuffix("/index.html")
+    assert synced == json.loads(out) == {path: domain + path for path in (
+        "/index.html", "/hello", "/admin/secret")}
