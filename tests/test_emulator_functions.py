@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from assetsync.emulator.serve import start_in_thread
 from assetsync.emulator.serving import twilio_signature
+from assetsync.emulator.state import AdjustableClock, EmulatorState
 from tests.conftest import EmulatorHandle, publish, wait_for_build
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH")
@@ -223,3 +226,22 @@ def test_the_root_falls_back_to_assets_index_html(emulator: EmulatorHandle) -> N
         other = publish(client, {"/index.html": (b"x", "public")}, service="plain")
     bare = httpx.get(f"{emulator.url}/", headers={"Host": other["environment"]["domain_name"]})
     assert bare.status_code == 404
+
+
+@needs_node
+def test_functions_run_from_an_emulator_data_folder_named_relatively(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`assetsync emulator --data .assetsync/emulator`: Node gets the code's absolute path."""
+    monkeypatch.chdir(tmp_path)
+    clock = AdjustableClock()
+    state = EmulatorState(Path(".assetsync/emulator"), clock=clock)
+    running = start_in_thread(state)
+    try:
+        handle = EmulatorHandle(running.url, state, clock)
+        site = deploy(handle)
+        monkeypatch.chdir(tmp_path.parent)  # the server's working folder may change, too
+        assert call(handle, site, "/text", params={"n": "1"}).text == "plain 1"
+        assert call(handle, site, "/uses-lib").text == "HI private words"
+    finally:
+        running.stop()
+        state.close()

@@ -94,6 +94,10 @@ class Store:
     """SQLite metadata and digest-named content files in one folder."""
 
     def __init__(self, root: Path) -> None:
+        # Absolute: content paths are handed to other processes (Node runs a function from its
+        # file, with that file's folder as its working directory), which would read a relative
+        # one against another folder, or as a package name.
+        root = Path(root).absolute()
         self.root = root
         self.content_dir = root / "content"
         self.tmp_dir = root / "tmp"
