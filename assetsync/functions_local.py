@@ -18,9 +18,20 @@ from assetsync.config import Config
 from assetsync.errors import ConfigError
 from assetsync.models import PublishedFile
 from assetsync.scan import IgnoreRules, hash_file
-from assetsync.toolkit import deploy_variables, parse_dotenv, parse_package_dependencies, toolkit_function
+from assetsync.toolkit import (
+    deploy_variables,
+    parse_dotenv,
+    parse_package_dependencies,
+    toolkit_function,
+)
 
-__all__ = ["FUNCTION_CONTENT_TYPE", "FunctionProject", "functions_folder", "load_functions"]
+__all__ = [
+    "FUNCTION_CONTENT_TYPE",
+    "FunctionProject",
+    "functions_folder",
+    "load_functions",
+    "read_variables",
+]
 
 # What the official library sends a function as (`mime-types` lookup of `.js`, api-contract.md
 # §4: "functions: lookup with fallback application/javascript").
@@ -106,6 +117,18 @@ def _walk(folder: Path) -> list[str]:
     return sorted(found)
 
 
+def read_variables(path: Path) -> Mapping[str, str]:
+    """The Variables a .env gives an environment, as `twilio-run deploy` reads it (keys with
+    empty values and its own credentials left out); held in memory only.
+
+    Raises:
+        ConfigError: the file cannot be read, or a line twilio-run's dotenv would skip (naming
+            the file and line, never the line's content).
+    """
+    return MappingProxyType(deploy_variables(parse_dotenv(_read_text(path, ".env file"),
+                                                          file=str(path))))
+
+
 def load_functions(config: Config) -> FunctionProject | None:
     """Read the functions folder, package.json and .env; None when no functions are deployed.
 
@@ -138,8 +161,7 @@ def load_functions(config: Config) -> FunctionProject | None:
     env_path = Path(config.env_file) if config.env_file is not None else project_root / ".env"
     variables: Mapping[str, str] | None = None
     if env_path.is_file():
-        variables = MappingProxyType(deploy_variables(parse_dotenv(
-            _read_text(env_path, ".env file"), file=str(env_path))))
+        variables = read_variables(env_path)
     elif config.env_file is not None:
         raise ConfigError(
             f"{config.config_path}: [project] env_file: {env_path} does not exist: create it "

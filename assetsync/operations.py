@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 from assetsync.apply import deploy, finish_build
@@ -16,7 +17,12 @@ from assetsync.client import ServerlessClient
 from assetsync.config import Config, target_key
 from assetsync.engine import open_client, run_sync
 from assetsync.errors import AssetsyncError, ConfigError, DriftError, NotFoundError
-from assetsync.functions_local import FunctionProject, functions_folder, load_functions
+from assetsync.functions_local import (
+    FunctionProject,
+    functions_folder,
+    load_functions,
+    read_variables,
+)
 from assetsync.ledger import (
     StateLedger,
     plan_recorded_functions,
@@ -35,11 +41,17 @@ from assetsync.remote import (
     to_live_build,
 )
 from assetsync.resources import Build
-from assetsync.service import _plan_variables, apply_options, url_entries  # sync's own plan
+from assetsync.service import (  # sync's own plan and record of the Variables
+    _plan_variables,
+    apply_options,
+    remember_variables,
+    url_entries,
+)
 from assetsync.state import State
 from assetsync.state_records import BuildRecord
 from assetsync.sync_types import EventCallback, PruneResult, StatusResult, SyncResult
 from assetsync.urlmap import UrlEntry
+from assetsync.variables import sync_variables
 from assetsync.versions import run_all
 
 __all__ = ["promote", "prune", "published_urls", "rollback", "status"]
@@ -314,11 +326,17 @@ def promote(
     *,
     client: ServerlessClient | None = None,
     on_event: EventCallback | None = None,
+    env_file: str | None = None,
+    prune_variables: bool = False,
 ) -> SyncResult:
     """Deploy the build live on `from_env` to `to_env` (created if missing); no upload.
 
     Every service of a sharded site is promoted (each service's result in `services`).
+    `env_file`: a .env whose Variables `to_env` gets first (diffed by key, as `sync` sets
+    them; `prune_variables` deletes the keys it lacks), in the configured service, where the
+    functions live, as twilio-run's promote does with `--env`.
     """
+    local = read_variables(Path(env_file)) if env_file is not None else None  # before any request
 
     async def work(api: ServerlessClient, state: State, target: str) -> SyncResult:
         names = _site_services(config, state, target)
@@ -341,10 +359,21 @@ def promote(
         if state.get_build(target, svc, build_sid) is None:
             record_adopted_build(state, target, svc, dest.sid,
                                  await api.fetch_build(svc, build_sid))
+        notes: list[str] = []
+        variables = None
+        if local is not None and env_file is not None and name == config.service:
+            # Before the deployment: the functions it makes live may read them at once.
+            variables = await sync_variables(api, svc, dest.sid, local, prune=prune_variables,
+                                             file=env_file)
+            remember_variables(state, target, svc, dest.sid, local, variables)
+            notes.append(f"variables: {len(variables.create)} created, {len(variables.update)} "
+                         f"updated, {len(variables.delete)} deleted")
         deployment = await deploy(api, svc, dest.sid, build_sid)
         StateLedger(state, target, svc, dest.sid).record_deployment(build_sid, deployment)
-        return _deploy_result(name, to_env, svc, dest.sid, dest.domain_name, build_sid,
-                              deployment, 0, api, [f"promoted {build_sid} from {from_env}"])
+        done = _deploy_result(name, to_env, svc, dest.sid, dest.domain_name, build_sid,
+                              deployment, 0, api, [f"promoted {build_sid} from {from_env}",
+                                                   *notes])
+        return replace(done, variables=variables)
 
     return _run(config, client, on_event, work)
 

@@ -7,7 +7,7 @@ sharded site.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -37,7 +37,14 @@ from assetsync.variables import (
 )
 from assetsync.versions import ASSETS, FUNCTIONS, Family, recover_uploads
 
-__all__ = ["RecordedSnapshot", "SyncFlags", "apply_options", "sync_service", "url_entries"]
+__all__ = [
+    "RecordedSnapshot",
+    "SyncFlags",
+    "apply_options",
+    "remember_variables",
+    "sync_service",
+    "url_entries",
+]
 
 
 def url_entries(
@@ -297,15 +304,8 @@ async def sync_service(
                      f"updated, {len(variables.delete)} deleted")
     if variables is not None and not dry_run and ledger is not None \
             and functions is not None and functions.variables is not None:
-        # Applied or confirmed: the offline `plan` diffs the .env against these keyed digests
-        # (never a value; the key is this state's own).
-        key = state.variable_digest_key()
-        was = state.variable_digests(target, ledger.service_sid, ledger.environment_sid)
-        now = (recorded_variables(functions.variables, variables, key=key,
-                                  scope=ledger.environment_sid, previous=was)
-               if key is not None else was)
-        if now != was:  # an unchanged record costs no transaction (no fsync)
-            state.record_variable_digests(target, ledger.service_sid, ledger.environment_sid, now)
+        remember_variables(state, target, ledger.service_sid, ledger.environment_sid,
+                           functions.variables, variables)
     if dry_run or ledger is None:
         pass
     elif resumable and pending is not None:
@@ -387,6 +387,20 @@ async def sync_service(
                    if fplan is not None else None),
         variables=variables,
     )
+
+
+def remember_variables(
+    state: State, target: str, service_sid: str, environment_sid: str,
+    local: Mapping[str, str], plan: VariablePlan,
+) -> None:
+    """After `plan` was applied or confirmed: the keyed digests the offline `plan` diffs the
+    .env against (never a value; the key is this state's own)."""
+    key = state.variable_digest_key()
+    was = state.variable_digests(target, service_sid, environment_sid)
+    now = (recorded_variables(local, plan, key=key, scope=environment_sid, previous=was)
+           if key is not None else was)
+    if now != was:  # an unchanged record costs no transaction (no fsync)
+        state.record_variable_digests(target, service_sid, environment_sid, now)
 
 
 async def _plan_variables(

@@ -255,3 +255,25 @@ def test_public_and_protected_functions_are_listed_with_the_urls(
     domain = synced["/index.html"].removesuffix("/index.html")
     assert synced == json.loads(out) == {path: domain + path for path in (
         "/index.html", "/hello", "/admin/secret")}
+
+
+def test_promote_sets_the_target_environments_variables_from_an_env_file(
+        project: Path, emulator: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "sync")[0] == 0
+    prod_secret = "prod-value-93d1"
+    (project / ".env.prod").write_text(f"GREETING={prod_secret}\nACCOUNT_SID=ACnot\n")
+    code, out, err = run(capsys, "promote", "dev", "prod", "--env-file", ".env.prod")
+    assert code == 0, err
+    assert "variables: 1 created, 0 updated, 0 deleted, 0 unchanged" in out
+    assert prod_secret not in out + err
+    svc = api_get(emulator, "/v1/Services/site")
+    envs = {e["unique_name"]: e for e in
+            api_get(emulator, f"/v1/Services/{svc['sid']}/Environments")["environments"]}
+    prod, dev = envs["prod"], envs["dev"]
+    assert prod["build_sid"] == dev["build_sid"]  # the same build, functions and all
+    variables = api_get(emulator, f"/v1/Services/{svc['sid']}/Environments/{prod['sid']}"
+                                  "/Variables")["variables"]
+    assert {v["key"]: v["value"] for v in variables} == {"GREETING": prod_secret}
+    assert live(emulator)["variables"]["GREETING"] == SECRETS[0]  # dev keeps its own
+
+    assert run(capsys, "promote", "dev", "prod", "--prune-variables")[0] == 2

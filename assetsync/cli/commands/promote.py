@@ -1,11 +1,13 @@
-"""`assetsync promote FROM_ENV TO_ENV`: deploy the build live on one environment to another
-(created if missing). Nothing is uploaded or rebuilt."""
+"""`assetsync promote FROM_ENV TO_ENV [--env-file PATH]`: deploy the build live on one
+environment to another (created if missing), after setting its Variables from a .env when one
+is named. Nothing is uploaded or rebuilt."""
 
 from __future__ import annotations
 
 import argparse
 
 from assetsync.cli._common import add_json_flag, config_from_args, print_json
+from assetsync.errors import ConfigError
 from assetsync.operations import promote
 
 __all__ = ["handler", "register"]
@@ -16,6 +18,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("promote", help="deploy one environment's live build to another")
     p.add_argument("from_env", metavar="FROM_ENV", help="environment whose live build to deploy")
     p.add_argument("to_env", metavar="TO_ENV", help="environment to deploy it to")
+    p.add_argument("--env-file", metavar="PATH",
+                   help="a .env whose variables TO_ENV gets first, diffed by key as sync sets "
+                   "them (twilio-run promote's --env)")
+    p.add_argument("--prune-variables", action="store_true",
+                   help="with --env-file: delete TO_ENV's variables the file does not have")
     add_json_flag(p)
     p.set_defaults(func=handler)
 
@@ -23,11 +30,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def handler(args: argparse.Namespace) -> int:
     """Promote."""
     config = config_from_args(args)
-    result = promote(config, args.from_env, args.to_env)
+    if args.prune_variables and not args.env_file:
+        raise ConfigError("--prune-variables needs --env-file: the variables to keep")
+    result = promote(config, args.from_env, args.to_env, env_file=args.env_file,
+                     prune_variables=args.prune_variables)
     if args.json:
         print_json(result.to_json())
         return 0
     for part in result.services or (result,):  # each service of a sharded site
         print(f"{part.service}/{part.environment}: build {part.build_sid} is live at "
               f"https://{part.domain_name} (promoted from {args.from_env})")
+        v = part.variables
+        if v is not None:  # keys only: a value is never shown
+            print(f"  variables: {len(v.create)} created, {len(v.update)} updated, "
+                  f"{len(v.delete)} deleted, {len(v.unchanged)} unchanged"
+                  + (f", {len(v.kept)} kept" if v.kept else ""))
     return 0
