@@ -14,10 +14,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import xxhash
-
 from assetsync.errors import LimitError
-from assetsync.models import DIGEST_PREFIX
 from assetsync.resources import Variable
 
 if TYPE_CHECKING:
@@ -35,7 +32,6 @@ __all__ = [
     "recorded_variables",
     "sync_variables",
     "variable_digests",
-    "variables_digest",
 ]
 
 # Twilio's Variable resource: `Key` at most 128 characters, `Value` at most 450 bytes
@@ -202,18 +198,6 @@ async def sync_variables(
     plan = plan_variables(local, remote, prune=prune, file=file)
     await apply_variables(client, service_sid, environment_sid, local, plan)
     return plan
-
-
-def variables_digest(local: Mapping[str, str]) -> str:
-    """One xxh3_128 digest of all keys and values together: what state may keep to tell that
-    .env changed, without keeping any value."""
-    hasher = xxhash.xxh3_128()
-    for key in sorted(local):
-        for part in (key, local[key]):
-            data = part.encode("utf-8")
-            hasher.update(len(data).to_bytes(8, "big"))
-            hasher.update(data)
-    return DIGEST_PREFIX + hasher.hexdigest()
 
 
 def variable_digests(local: Mapping[str, str], *, key: bytes, scope: str) -> dict[str, str]:
