@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        "functions and other files")
     drift.add_argument("--force", action="store_true",
                        help="if someone else deployed: replace their files with assetsync's "
-                       "(functions are kept)")
+                       "(their functions are kept, unless the project deploys a functions folder)")
     p.add_argument("--env-file", metavar="PATH",
                    help="the .env whose variables the environment gets (default: the Toolkit's "
                    "`.env` beside the functions folder; [project] env_file)")
