@@ -42,8 +42,8 @@ from assetsync.remote import (
 )
 from assetsync.resources import Build
 from assetsync.service import (  # sync's own plan and record of the Variables
-    _plan_variables,
     apply_options,
+    plan_live_variables,
     remember_variables,
     url_entries,
 )
@@ -120,7 +120,7 @@ async def _service_status(
     fplan = (plan_recorded_functions(state, target, svc, functions, files, live_view,
                                      limits=plan.counts.limits, full=False)
              if functions is not None else None)
-    variables = (await _plan_variables(api, functions, svc, env, prune=False)
+    variables = (await plan_live_variables(api, functions, svc, env, prune=False)
                  if functions is not None and functions.variables is not None else None)
     # As in `sync`: a new runtime is a new build even with every file and function as it was.
     runtime_change = ((live.runtime, runtime)

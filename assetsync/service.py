@@ -41,6 +41,7 @@ __all__ = [
     "RecordedSnapshot",
     "SyncFlags",
     "apply_options",
+    "plan_live_variables",
     "remember_variables",
     "sync_service",
     "url_entries",
@@ -235,7 +236,7 @@ async def sync_service(
               *(functions.issues if functions else ())]
     if errors:
         raise LimitError("; ".join(i.message for i in errors), limit="build")
-    variables = (await _plan_variables(client, functions, service_sid, env,
+    variables = (await plan_live_variables(client, functions, service_sid, env,
                                        prune=flags.prune_variables)
                  if functions is not None and functions.variables is not None else None)
     if on_event is not None:
@@ -403,7 +404,7 @@ def remember_variables(
         state.record_variable_digests(target, service_sid, environment_sid, now)
 
 
-async def _plan_variables(
+async def plan_live_variables(
     client: ServerlessClient, functions: FunctionProject, service_sid: str | None,
     env: Environment | None, *, prune: bool,
 ) -> VariablePlan:

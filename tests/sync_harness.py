@@ -34,6 +34,15 @@ def credentials_env(emulator: Any) -> dict[str, str]:
     return {"TWILIO_ACCOUNT_SID": emulator.account_sid, "TWILIO_AUTH_TOKEN": emulator.auth_token}
 
 
+def enter_cli(root: Path, emulator: Any, monkeypatch: Any) -> Path:
+    """Work from `root` with the account's credentials in the environment, as a user runs
+    the CLI there (`monkeypatch` undoes both after the test)."""
+    for name, value in credentials_env(emulator).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(root)
+    return root
+
+
 def load(root: Path, emulator: Any, **kw: Any) -> Config:
     """Write the config (if missing) and load it with the emulator's credentials."""
     path = root / ".assetsync.toml"

@@ -19,7 +19,7 @@ from assetsync.engine import sync
 from assetsync.sync_types import SyncEvent
 from assetsync.transform_audio import decode_audio
 from tests.audio_signals import encode_as, pad_silence, speech_like, wav_pcm16
-from tests.sync_harness import credentials_env, load, uploads, write_config
+from tests.sync_harness import enter_cli, load, uploads, write_config
 
 VOICE = '[optimize.profiles.voice]\nglobs = ["voice/**"]\n'
 CORRUPT_MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 20
@@ -34,9 +34,7 @@ def _prompt() -> bytes:
 def _project(tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch,
              extra: str = VOICE) -> Path:
     write_config(tmp_path, emulator, extra="[optimize]\n" + extra)
-    for name, value in credentials_env(emulator).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(tmp_path)
+    enter_cli(tmp_path, emulator, monkeypatch)
     (tmp_path / "site" / "voice").mkdir(parents=True)
     return tmp_path / "site"
 

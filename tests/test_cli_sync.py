@@ -15,6 +15,7 @@ from tests.sync_harness import (
     count,
     credentials_env,
     deploy_function_build,
+    enter_cli,
     make_tree,
     uploads,
     write_config,
@@ -28,10 +29,7 @@ def project(tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> P
     write_config(tmp_path, emulator)
     make_tree(tmp_path / "site", 3)
     (tmp_path / "site" / "secret.private.txt").write_text("for functions only")
-    for name, value in credentials_env(emulator).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return enter_cli(tmp_path, emulator, monkeypatch)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

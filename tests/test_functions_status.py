@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.sync_harness import api_get, credentials_env, write_config
+from tests.sync_harness import api_get, enter_cli, write_config
 from tests.toolkit_harness import (
     HELLO,
     SECRETS,
@@ -199,9 +199,7 @@ def test_a_project_without_functions_has_no_functions_or_variables_in_status(
     write_config(tmp_path, emulator)
     (tmp_path / "site" / "index.html").write_text("<h1>hi</h1>\n")
     (tmp_path / ".env").write_text("GREETING=not-deployed-without-functions\n")
-    for name, value in credentials_env(emulator).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(tmp_path)
+    enter_cli(tmp_path, emulator, monkeypatch)
     synced(capsys)
     doc = status_json(capsys)
     assert doc["in_sync"]

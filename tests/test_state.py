@@ -127,15 +127,21 @@ def test_schema_1_database_is_migrated_forward_keeping_its_data(tmp_path: Path) 
         assert int(version.fetchone()[0]) == SCHEMA_VERSION
 
 
-def test_schema_6_versions_keep_their_rows_and_may_hold_content_twice(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / DB_NAME)
-    for steps in MIGRATIONS[:6]:
+def _database_of_schema(folder: Path, version: int) -> sqlite3.Connection:
+    """A state database as schema `version` left it (its migrations applied), still open."""
+    conn = sqlite3.connect(folder / DB_NAME)
+    for steps in MIGRATIONS[:version]:
         for step in steps:
             if isinstance(step, str):
                 conn.execute(step)
             else:
                 step(conn)
-    conn.execute("INSERT INTO meta VALUES ('schema_version', '6')")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(version),))
+    return conn
+
+
+def test_schema_6_versions_keep_their_rows_and_may_hold_content_twice(tmp_path: Path) -> None:
+    conn = _database_of_schema(tmp_path, 6)
     conn.execute("INSERT INTO asset_versions VALUES ('t', 'ZS1', 'd', '/a', 'public', 'ZN1', 1, "
                  "NULL)")
     conn.commit()
@@ -156,14 +162,7 @@ def test_schema_6_versions_keep_their_rows_and_may_hold_content_twice(tmp_path: 
 def test_schema_8_gains_variable_digests_and_a_key_of_its_own(tmp_path: Path) -> None:
     for name in ("one", "two"):
         (tmp_path / name).mkdir()
-        conn = sqlite3.connect(tmp_path / name / DB_NAME)
-        for steps in MIGRATIONS[:8]:
-            for step in steps:
-                if isinstance(step, str):
-                    conn.execute(step)
-                else:
-                    step(conn)
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '8')")
+        conn = _database_of_schema(tmp_path / name, 8)
         conn.execute("INSERT INTO function_versions VALUES ('t', 'ZS1', 'd', '/hello', 'public', "
                      "'ZN1', 1, NULL)")
         conn.commit()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,11 +17,11 @@ from assetsync.budget import BuildBudget, account_key
 from assetsync.config import Config, load_config
 from assetsync.engine import sync
 from assetsync.scan import IgnoreRules
-from assetsync.watch import ToolkitPaths, WatchEvent, WatchOptions, toolkit_paths, watch
+from assetsync.watch import ToolkitPaths, WatchEvent, WatchOptions, toolkit_paths
 from assetsync.watch_events import Change, DirtySet, ignored_by, split_batch
 from tests.sync_harness import api_get, credentials_env, write_config
-from tests.test_functions_sync import HELLO, live, toolkit_project, uploads_to
-from tests.watch_harness import FakeWallClock, Recorder, Running
+from tests.toolkit_harness import HELLO, live, toolkit_project, uploads_to
+from tests.watch_harness import FakeWallClock, Recorder, Running, run_watch
 
 # Generous: other test runs share this 2-core machine. An upper bound, never a timing assertion.
 BOUND_S = 60.0
@@ -72,34 +71,11 @@ def wait_outcomes(recorder: Recorder, count: int) -> list[object]:
 def watching(config: Config, recorder: Recorder, options: WatchOptions) -> Iterator[Running]:
     """Run watch() on the real config until the block ends; the block starts once the first
     full reconcile has deployed the project."""
-    stop = threading.Event()
-    running = Running(threading.Thread(target=lambda: None), stop)
     budget = BuildBudget(account_key("AC" + "f" * 32, "emulator"), limit=100,
                          ledger_dir=config.root / "budget", clock=FakeWallClock())
-
-    def target() -> None:
-        try:
-            running.result = watch(config, stop=stop, sync_fn=recorder, budget=budget,
-                                   on_event=running.on_event, options=options, tick_s=0.05)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
-            running.error = exc
-            with recorder.cond:
-                recorder.cond.notify_all()
-
-    running.thread = threading.Thread(target=target, daemon=True)
-    running.thread.start()
-    try:
-        with recorder.cond:
-            recorder.cond.wait_for(lambda: bool(recorder.outcomes) or running.error is not None,
-                                   timeout=BOUND_S)
-        assert running.error is None, running.error
-        assert recorder.calls[:1] == [None], "a watch starts with a full reconcile"
+    with run_watch(config, recorder, budget, options=options) as running:
         wait_outcomes(recorder, 1)
         yield running
-    finally:
-        stop.set()
-        running.thread.join(BOUND_S)
-        assert not running.thread.is_alive()
     assert running.error is None, running.error
 
 

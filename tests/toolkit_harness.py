@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from assetsync.cli import main
-from tests.sync_harness import api_get, credentials_env, write_config
+from tests.sync_harness import api_get, enter_cli, write_config
 
 SECRETS = ("hello-value-1f9e", "other-value-7c2a")
 HELLO = "exports.handler = (context, event, callback) => callback(null, 'hi');\n"
@@ -38,10 +38,7 @@ def enter_toolkit_project(root: Path, emulator: Any, monkeypatch: pytest.MonkeyP
     and the account's credentials in the environment, as a user runs the CLI."""
     write_config(root, emulator)
     toolkit_project(root)
-    for name, value in credentials_env(emulator).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(root)
-    return root
+    return enter_cli(root, emulator, monkeypatch)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -156,19 +156,30 @@ def watching(
     ignore: tuple[str, ...] = (),
 ) -> Iterator[Running]:
     """Run watch() until the block ends; the block starts after the first full reconcile."""
-    stop = threading.Event()
     cfg = Cfg(root, state_dir or root.parent / "state", options, ignore)
+    with run_watch(cfg, recorder, budget) as running:
+        yield running
+
+
+@contextmanager
+def run_watch(config: object, recorder: Recorder, budget: BuildBudget,
+              **watch_kw: object) -> Iterator[Running]:
+    """watch(config, ...) in a thread until the block ends (a `Cfg`, or a real `Config` with
+    `options=` among `watch_kw`); the block starts once the first full reconcile was asked."""
+    stop = threading.Event()
     running = Running(threading.Thread(target=lambda: None), stop)
 
     def target() -> None:
         try:
             running.result = watch(
-                cfg, stop=stop, sync_fn=recorder, budget=budget, on_event=running.on_event, tick_s=0.05
+                config, stop=stop, sync_fn=recorder, budget=budget,  # type: ignore[arg-type]
+                on_event=running.on_event, tick_s=0.05, **watch_kw,  # type: ignore[arg-type]
             )
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             running.error = exc
-            with running.cond:
-                running.cond.notify_all()
+            for cond in (running.cond, recorder.cond):  # wake whoever waits
+                with cond:
+                    cond.notify_all()
 
     running.thread = threading.Thread(target=target, daemon=True)
     running.thread.start()
