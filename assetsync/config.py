@@ -18,9 +18,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import cast
 
-from assetsync.classify import VisibilityRules
+from assetsync.prepare.classify import VisibilityRules
 from assetsync.errors import ConfigError
-from assetsync.globs import validate_glob
+from assetsync.scan.globs import validate_glob
 from assetsync.limits import RUNTIMES
 from assetsync.models import Visibility
 
@@ -268,9 +268,9 @@ _ENV_KEYS = {
 # feature's own module (transform, with Pillow's and PyAV's wrappers; shard) is loaded only by
 # the run that uses it.
 _DELEGATED = {
-    "optimize": (("assetsync.media_options",), "parse_optimize_section"),
-    "watch": (("assetsync.watch_options",), "parse_watch_section"),
-    "shard": (("assetsync.shard_options",), "parse_shard_section"),
+    "optimize": (("assetsync.media.options",), "parse_optimize_section"),
+    "watch": (("assetsync.watch.options",), "parse_watch_section"),
+    "shard": (("assetsync.plan.shard_options",), "parse_shard_section"),
 }
 
 

@@ -41,10 +41,10 @@ import mozjpeg_lossless_optimization as mozjpeg  # type: ignore[import-untyped]
 import oxipng
 from PIL import Image, ImageChops, ImageMath, ImageOps
 
-from assetsync.media_options import BUILTIN_PROFILES, OptimizeOptions
+from assetsync.media.options import BUILTIN_PROFILES, OptimizeOptions
 from assetsync.models import PublishedFile, Visibility
-from assetsync.scan import hash_file
-from assetsync.transform import make_variant, optimize_image, transform_files
+from assetsync.scan.rules import hash_file
+from assetsync.media.stage import make_variant, optimize_image, transform_files
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "benchdata" / "images"
 

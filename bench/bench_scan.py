@@ -41,8 +41,8 @@ from pathlib import Path
 
 import xxhash
 
-from assetsync.scan import IgnoreRules, hash_file, scan_tree
-from assetsync.state import State
+from assetsync.scan.rules import IgnoreRules, hash_file, scan_tree
+from assetsync.state.db import State
 
 GIT_ENV = {
     **os.environ,
@@ -272,7 +272,7 @@ def bench_peak_rss(work: Path) -> dict[str, object]:
     code = textwrap.dedent(
         """
         import sys
-        from assetsync.scan import hash_file
+        from assetsync.scan.rules import hash_file
         hash_file(sys.argv[1])
         with open("/proc/self/status") as f:
             print(next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")))

@@ -25,10 +25,10 @@ from pathlib import Path
 
 from assetsync.limits import BuildLimits
 from assetsync.models import PublishedFile, Visibility
-from assetsync.shard import ShardGroup, ShardOptions, ShardResult, shard
+from assetsync.plan.shard import ShardGroup, ShardOptions, ShardResult, shard
 
 try:
-    from assetsync.plan import RecordedService, build_plan
+    from assetsync.plan.assets import RecordedService, build_plan
 
     HAVE_PLAN = True
 except ImportError:  # shard alone, and the JSON says so
@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {
         "benchmark": "shard + plan",
         "includes_plan": HAVE_PLAN,
-        "note": None if HAVE_PLAN else "assetsync.plan.build_plan missing: shard alone",
+        "note": None if HAVE_PLAN else "assetsync.plan.assets.build_plan missing: shard alone",
         "python": platform.python_version(),
         "repeat": args.repeat,
         "shard_only_steady_seconds": round(shard_only, 4),

@@ -6,7 +6,7 @@
 1. One changed file in a 1,000-asset project: requests, bytes sent, wall time and time until the
    build is requested of `sync` next to `sync --full` (which re-uploads every file, like the
    official toolkit), with ratios of the medians (runs alternate; each starts from a collected
-   heap). `carried` is 1 where the syncs used the last sync's outcome (`assetsync.carry`:
+   heap). `carried` is 1 where the syncs used the last sync's outcome (`assetsync.state.last_outcome`:
    `sync` here always can, `--full` never does).
 2. Cold publish of 1,000 files (10 MB): wall time and files/s.
 3. Peak RSS of an `assetsync sync` process publishing twenty 20 MB files (uploads stream from
@@ -30,8 +30,8 @@ from pathlib import Path
 
 from assetsync.config import load_config
 from assetsync.emulator.state import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
-from assetsync.engine import sync
-from assetsync.sync_types import SyncEvent
+from assetsync.sync.run import sync
+from assetsync.results import SyncEvent
 
 ENV = {"TWILIO_ACCOUNT_SID": LOCAL_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": LOCAL_AUTH_TOKEN}
 
@@ -103,7 +103,7 @@ def measured(config_path: Path, **kw: bool) -> dict[str, float | int]:
     return {"wall_s": round(wall, 3), "until_build_s": round(until_build, 3),
             "requests": result.requests, "write_requests": result.write_requests,
             "bytes_sent": result.bytes_sent, "uploads": len(result.uploaded),
-            # Whether the last sync's outcome stood in for the unchanged files (assetsync.carry).
+            # Whether the last sync's outcome stood in for the unchanged files (assetsync.state.last_outcome).
             "carried": int("carried" in marks)}
 
 

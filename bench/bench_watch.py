@@ -9,7 +9,7 @@
 2. Events-to-builds for a burst of N new files (goal: one build), builds counted from the
    emulator's request log (or sync calls without the engine).
 3. CPU use and RSS of a watching process while idle on a 10,000-file tree, inotify and polling
-   side by side, against a bare Python process importing assetsync.watch (the baseline); and the
+   side by side, against a bare Python process importing assetsync.watch.run (the baseline); and the
    real `assetsync watch` process (engine, embedded emulator) on the same tree.
 """
 
@@ -34,8 +34,8 @@ from pathlib import Path
 
 import psutil
 
-from assetsync.budget import BuildBudget
-from assetsync.watch import WatchEvent, WatchOptions, watch
+from assetsync.sync.budget import BuildBudget
+from assetsync.watch.run import WatchEvent, WatchOptions, watch
 
 SyncFn = Callable[[frozenset[str] | None], object]
 
@@ -89,7 +89,7 @@ class Engine:
         from assetsync.config import parse_config
         from assetsync.emulator import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, EmulatorState
         from assetsync.emulator.serve import start_in_thread
-        from assetsync.engine import sync
+        from assetsync.sync.run import sync
 
         self.state = EmulatorState(work / "emulator", build_delay_s=0.0)
         self.server = start_in_thread(self.state)
@@ -137,7 +137,7 @@ class Recording:
 
 def _target(work: Path) -> Engine | Recording:
     try:
-        import assetsync.engine  # noqa: F401
+        import assetsync.sync.run  # noqa: F401
     except ImportError:
         return Recording(work)
     return Engine(work)

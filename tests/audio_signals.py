@@ -9,7 +9,7 @@ import wave
 
 import numpy as np
 
-from assetsync.transform_audio import encode_audio
+from assetsync.media.audio import encode_audio
 
 __all__ = ["FORMATS", "encode_as", "music_like", "pad_silence", "speech_like", "wav_pcm16"]
 
@@ -124,14 +124,14 @@ def encode_as(name: str, samples: np.ndarray, rate: int, *, bit_rate: int | None
     container, codec, default_rate = FORMATS[name]
     bit_rate = bit_rate or default_rate
     if codec in ("pcm_mulaw", "pcm_alaw", "libopencore_amrnb") and rate != 8000:
-        from assetsync.transform_audio import resample
+        from assetsync.media.audio import resample
 
         mono = samples if samples.ndim == 1 else samples.mean(axis=0)
         samples, rate = resample(mono, rate, 8000), 8000
     if codec == "libopencore_amrnb" and samples.ndim > 1:
         samples = samples.mean(axis=0)
     if codec == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
-        from assetsync.transform_audio import resample
+        from assetsync.media.audio import resample
 
         mono = samples if samples.ndim == 1 else samples.mean(axis=0)
         samples, rate = resample(mono, rate, 48000), 48000

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import xxhash
 
-from assetsync.scan import StatEntry
-from assetsync.stat_table import RACY_WINDOW_NS, StatTable
+from assetsync.scan.rules import StatEntry
+from assetsync.scan.stat_table import RACY_WINDOW_NS, StatTable
 
 LATER = time.time_ns() + 3600 * 10**9  # a scan "an hour later": nothing is racy any more
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from assetsync.client import RetryPolicy, ServerlessClient
+from assetsync.remote.client import RetryPolicy, ServerlessClient
 from assetsync.config import Config, load_config
-from assetsync.engine import make_client
+from assetsync.sync.run import make_client
 
 
 def write_config(root: Path, emulator: Any, *, service: str = "site", extra: str = "") -> Path:
@@ -105,7 +105,7 @@ def deploy_function_build(emulator: Any, service_sid: str, env_sid: str,
 def published_beside_functions(config: Any, emulator: Any, files: int) -> tuple[str, str]:
     """A synced tree of `files` files, then a function build deployed over it by another tool
     (drift) and one new file: returns the function version and that build's SIDs."""
-    from assetsync.engine import sync
+    from assetsync.sync.run import sync
 
     make_tree(config.source, files)
     first = sync(config)
@@ -152,7 +152,7 @@ def assert_records_are_truthful(config: Any, emulator: Any) -> int:
     import xxhash
 
     from assetsync.config import target_key
-    from assetsync.state import State
+    from assetsync.state.db import State
 
     checked = 0
     key = target_key(config)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from assetsync.audio_options import AudioSettings
+from assetsync.media.audio_options import AudioSettings
 from assetsync.errors import ConfigError
-from assetsync.media_options import parse_optimize_section
+from assetsync.media.options import parse_optimize_section
 
 
 def _profiles(body: dict[str, object], name: str = "voice") -> dict[str, object]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from assetsync.budget import WINDOW_S, BuildBudget, account_key, default_ledger_dir
+from assetsync.sync.budget import WINDOW_S, BuildBudget, account_key, default_ledger_dir
 from tests.watch_harness import FakeResult, FakeWallClock, Recorder, watching
 
 SID = "AC" + "0123456789abcdef" * 2
@@ -106,7 +106,7 @@ def test_damaged_ledger_is_logged_and_restarted(tmp_path: Path, caplog: pytest.L
     clock = FakeClock()
     budget = make(tmp_path, clock)
     budget.path.write_text("{not json")
-    with caplog.at_level(logging.WARNING, logger="assetsync.budget"):
+    with caplog.at_level(logging.WARNING, logger="assetsync.sync.budget"):
         assert budget.reserve() is not None
     assert "unreadable" in caplog.text
     assert json.loads(budget.path.read_text())["version"] == 1
@@ -122,7 +122,7 @@ def test_default_ledger_dir_precedence(tmp_path: Path) -> None:
 _WORKER = """
 import sys
 from pathlib import Path
-from assetsync.budget import BuildBudget
+from assetsync.sync.budget import BuildBudget
 budget = BuildBudget(sys.argv[1], limit=100, ledger_dir=Path(sys.argv[2]))
 print(sum(budget.reserve() is not None for _ in range(40)))
 """

@@ -1,4 +1,4 @@
-"""Carried outcomes (`assetsync.carry`): a sync whose last outcome still holds prepares and plans
+"""Carried outcomes (`assetsync.state.last_outcome`): a sync whose last outcome still holds prepares and plans
 only the changed files, and publishes exactly what the general path publishes."""
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from assetsync import carry
+from assetsync.state import last_outcome as carry
 from assetsync.config import Config, target_key
-from assetsync.engine import sync
+from assetsync.sync.run import sync
 from assetsync.errors import DriftError
-from assetsync.plan import build_plan
-from assetsync.prepare import prepare_files
-from assetsync.remote import to_live_build
-from assetsync.state import State
-from assetsync.state_records import VersionRecord
-from assetsync.sync_types import SyncEvent, SyncResult
-from assetsync.transform_cache import SniffCache
+from assetsync.plan.assets import build_plan
+from assetsync.prepare.stage import prepare_files
+from assetsync.sync.locate import to_live_build
+from assetsync.state.db import State
+from assetsync.state.records import VersionRecord
+from assetsync.results import SyncEvent, SyncResult
+from assetsync.media.cache import SniffCache
 from tests.sync_harness import (
     api_get,
     assert_functions_kept,
@@ -202,7 +202,7 @@ def test_spliced_files_equal_prepared_files_whatever_changes(tmp_path: Path) -> 
 
 
 def _no_build() -> Any:
-    from assetsync.resources import Build
+    from assetsync.remote.resources import Build
 
     return Build(sid="ZB0", service_sid="ZS0", status="completed", asset_versions=(),
                  function_versions=(), dependencies=(), runtime=None, date_created=None)
@@ -306,7 +306,7 @@ def test_versions_generation_moves_with_every_version_write(tmp_path: Path) -> N
 
 
 def test_outcome_checks_see_the_build_the_journals_and_the_generation(tmp_path: Path) -> None:
-    from assetsync.state_records import UploadIntent
+    from assetsync.state.records import UploadIntent
 
     with State.open(tmp_path) as state:
         assert state.outcome_checks("t", "ZS1", "dev") is None
@@ -326,7 +326,7 @@ def test_outcome_checks_see_the_build_the_journals_and_the_generation(tmp_path: 
 
 def test_settings_text_is_the_same_in_another_process(tmp_path: Path, emulator: Any) -> None:
     load(tmp_path, emulator, extra=EXTRA)
-    code = ("import sys; from assetsync.config import load_config; from assetsync import carry;"
+    code = ("import sys; from assetsync.config import load_config; from assetsync.state import last_outcome as carry;"
             "print(carry.settings_of(load_config(sys.argv[1], environ={})))")
     texts = {subprocess.run([sys.executable, "-c", code, str(tmp_path / ".assetsync.toml")],
                             capture_output=True, text=True, check=True,

@@ -8,14 +8,14 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from assetsync.classify import (
+from assetsync.prepare.classify import (
     VisibilityRules,
     check_published,
     classify,
     content_type_for,
     published_name,
 )
-from assetsync.globs import GlobSet, validate_glob
+from assetsync.scan.globs import GlobSet, validate_glob
 from assetsync.limits import MAX_PRIVATE_ASSET_BYTES, MAX_PUBLIC_ASSET_BYTES
 from assetsync.models import PublishedFile, ScannedFile, Visibility
 
@@ -188,7 +188,7 @@ def test_invalid_globs_say_why(pattern: str) -> None:
 @example(["d.x", ".hidden"])
 @example(["a b", "c.private.png"])
 def test_the_usual_name_path_equals_the_general_one(parts: list[str]) -> None:
-    from assetsync.classify import _marked_name_parts, _name_parts
+    from assetsync.prepare.classify import _marked_name_parts, _name_parts
 
     rel = "/".join(parts)
     assert _name_parts(rel) == _marked_name_parts(rel)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from assetsync.cli import main
-from assetsync.state import State
+from assetsync.state.db import State
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -380,7 +380,7 @@ def test_a_plan_with_nothing_to_encode_imports_no_encoder_and_no_http(tmp_path: 
         f"rc = main(['-c', {str(cfg)!r}, 'plan', '--json'])\n"
         "sys.stdout = out\n"
         "heavy = ('PIL', 'oxipng', 'mozjpeg_lossless_optimization', 'httpx', 'assetsync.emulator',"
-        " 'assetsync.engine')\n"
+        " 'assetsync.sync.run')\n"
         "print(rc, sorted(m for m in heavy if m in sys.modules))\n"
     )
     for _run in range(2):  # the second run also finds every type in the cache

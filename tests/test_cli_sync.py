@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from assetsync.cli import main
-from assetsync.state import State
+from assetsync.state.db import State
 from tests.sync_harness import (
     count,
     credentials_env,
@@ -201,7 +201,7 @@ def test_builds_on_a_twilio_target_count_against_the_shared_budget(
     tmp_path: Path, emulator: Any, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from assetsync.budget import budget_for_config
+    from assetsync.sync.budget import budget_for_config
     from assetsync.config import load_config
 
     (tmp_path / "site").mkdir()

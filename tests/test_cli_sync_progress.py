@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from assetsync.cli._progress import Progress, kill_switch
-from assetsync.sync_types import SyncEvent
+from assetsync.results import SyncEvent
 
 
 def feed(progress: Progress, uploads: int = 20) -> None:

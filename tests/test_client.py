@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from assetsync.client import ClientEvent, RetryPolicy, ServerlessClient
+from assetsync.remote.client import ClientEvent, RetryPolicy, ServerlessClient
 from assetsync.config import Credentials
 from assetsync.errors import (
     ApiConnectionError,
@@ -300,7 +300,7 @@ def test_connection_refused_is_a_connection_error(tmp_path: Path) -> None:
 )
 def test_resolve_endpoints(target: dict[str, Any], environ: dict[str, str],
                            expected: tuple[str, str]) -> None:
-    from assetsync.client import resolve_endpoints
+    from assetsync.remote.client import resolve_endpoints
     from assetsync.config import TargetConfig
 
     assert resolve_endpoints(TargetConfig(**target), environ) == expected
@@ -323,7 +323,7 @@ def test_429s_lower_the_number_of_requests_in_flight(emulator: Any) -> None:
 
 
 def test_adaptive_limit_creeps_back_up() -> None:
-    from assetsync.limiter import AdaptiveLimit
+    from assetsync.remote.limiter import AdaptiveLimit
 
     limit = AdaptiveLimit(4)
     limit.throttled()
@@ -409,7 +409,7 @@ def test_build_polls_run_at_a_fixed_rate_from_the_build_s_creation(emulator: Any
 def test_form_bodies_are_encoded_as_httpx_encodes_data() -> None:
     import httpx
 
-    from assetsync.http import form_body
+    from assetsync.remote.http import form_body
 
     for data in (
         {"AssetVersions": ["ZN" + "0" * 32, "ZN" + "1" * 32], "Runtime": "node22"},
@@ -451,7 +451,7 @@ def test_a_loopback_target_counts_the_gets_it_has_sent(emulator: Any) -> None:
     machine: the client says which targets those are, and when a GET has left."""
     import httpx
 
-    from assetsync.http import is_loopback_host
+    from assetsync.remote.http import is_loopback_host
 
     creds = Credentials(account_sid="AC" + "0" * 32, username="u", password="p")
     remote = ServerlessClient(api_base="https://serverless.twilio.com/v1",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from assetsync.config import load_config, target_key
-from assetsync.state import State
+from assetsync.state.db import State
 from tests.sync_harness import api_get, credentials_env, make_tree, write_config
 
 KILLED = -signal.SIGKILL

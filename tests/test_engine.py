@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from assetsync.config import target_key
-from assetsync.engine import sync
+from assetsync.sync.run import sync
 from assetsync.errors import AssetsyncError, BuildFailedError, DriftError, LimitError
-from assetsync.state import State
-from assetsync.sync_types import SyncEvent
+from assetsync.state.db import State
+from assetsync.results import SyncEvent
 from tests.sync_harness import (
     api_get,
     assert_functions_kept,
@@ -262,7 +262,7 @@ def test_full_reuploads_everything(tmp_path: Path, emulator: Any) -> None:
 def test_sync_can_run_inside_an_event_loop_only_through_sync_async(
     tmp_path: Path, emulator: Any
 ) -> None:
-    from assetsync.engine import sync_async
+    from assetsync.sync.run import sync_async
 
     config = load(tmp_path, emulator)
     make_tree(config.source, 1)
@@ -396,9 +396,9 @@ def test_a_recorded_snapshot_is_reused_only_while_the_state_is_unchanged(
     # record would make it upload every file again: it must be ignored once anything was
     # committed since it was read, and when it is of another service.
     from assetsync.config import target_key
-    from assetsync.engine import apply_options, open_client, prepare_files, sync_service
-    from assetsync.plan import RecordedService
-    from assetsync.service import RecordedSnapshot
+    from assetsync.sync.run import apply_options, open_client, prepare_files, sync_service
+    from assetsync.plan.assets import RecordedService
+    from assetsync.sync.one_service import RecordedSnapshot
 
     config = load(tmp_path, emulator)
     make_tree(config.source, 6)

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from assetsync.engine import promote, prune, rollback, status, sync
+from assetsync.sync.run import promote, prune, rollback, status, sync
 from assetsync.errors import AssetsyncError, DriftError
 from tests.sync_harness import (
     api_get,

@@ -14,9 +14,10 @@ IMPURE = {"os", "time", "random", "subprocess", "socket", "sqlite3", "shutil", "
 IMPURE_CALLS = {"open", "print", "input"}
 
 
-@pytest.mark.parametrize("module", ["plan.py", "classify.py", "globs.py", "stat_table.py",
-                                    "audio_level.py", "audio_options.py",
-                                    "transform_audio_stage.py"])
+@pytest.mark.parametrize("module", ["plan/assets.py", "prepare/classify.py",
+                                    "scan/globs.py", "scan/stat_table.py",
+                                    "media/audio_level.py", "media/audio_options.py",
+                                    "media/audio_stage.py"])
 def test_pure_module_imports_and_calls(module: str) -> None:
     tree = ast.parse((PACKAGE / module).read_text(encoding="utf-8"))
     imported = set()

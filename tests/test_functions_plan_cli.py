@@ -239,7 +239,7 @@ def test_the_recorded_digests_are_keyed_with_the_states_own_key(
         project: Path, emulator: Any, capsys: pytest.CaptureFixture[str]) -> None:
     import sqlite3
 
-    from assetsync.variables import variable_digests
+    from assetsync.functions.variables import variable_digests
 
     synced(capsys)
     conn = sqlite3.connect(project / ".assetsync" / "state.db")

@@ -1,6 +1,6 @@
 """Functions, Dependencies, Runtime and Variables in `sync`: a Serverless Toolkit project beside
 the assets folder, published to the emulator over a socket through `main([...])` and
-`assetsync.engine.sync`."""
+`assetsync.sync.run.sync`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from assetsync.engine import sync
+from assetsync.sync.run import sync
 from assetsync.errors import DriftError, LimitError
 from tests.sync_harness import api_get, load, quick_client
 from tests.toolkit_harness import (

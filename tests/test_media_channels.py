@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from assetsync.media import channel_warnings, sniff
-from assetsync.media_options import parse_optimize_section, variant_path
+from assetsync.media.sniff import channel_warnings, sniff
+from assetsync.media.options import parse_optimize_section, variant_path
 from assetsync.models import PublishedFile, Visibility
 from tests.test_media_helpers import encode, photo
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assetsync.errors import ConfigError
-from assetsync.media_options import BUILTIN_PROFILES, OptimizeOptions, parse_optimize_section
+from assetsync.media.options import BUILTIN_PROFILES, OptimizeOptions, parse_optimize_section
 
 
 def test_empty_table_gives_the_documented_defaults() -> None:

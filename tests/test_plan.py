@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from assetsync.limits import BuildLimits
 from assetsync.models import PublishedFile, Visibility
-from assetsync.plan import LiveBuild, LiveVersion, RecordedService, build_plan
+from assetsync.plan.assets import LiveBuild, LiveVersion, RecordedService, build_plan
 
 
 def _file(path: str, digest: str = "d", vis: Visibility = Visibility.PUBLIC) -> PublishedFile:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from assetsync.errors import ScanError
-from assetsync.globs import compile_glob_set
-from assetsync.scan import (
+from assetsync.scan.globs import compile_glob_set
+from assetsync.scan.rules import (
     CHUNK_SIZE,
     DENY_PATTERNS,
     IgnoreRules,
@@ -26,8 +26,8 @@ from assetsync.scan import (
     rescan_paths,
     scan_tree,
 )
-from assetsync.state import State
-from assetsync.sync_types import SyncEvent
+from assetsync.state.db import State
+from assetsync.results import SyncEvent
 from tests.scan_helpers import LATER, MemoryCache, digest_of, make_tree
 
 

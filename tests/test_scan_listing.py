@@ -15,9 +15,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assetsync.scan import IgnoreRules, StatEntry, rescan_paths, scan_tree
-from assetsync.stat_table import RACY_WINDOW_NS, FolderRecord, StatTable
-from assetsync.state import State
+from assetsync.scan.rules import IgnoreRules, StatEntry, rescan_paths, scan_tree
+from assetsync.scan.stat_table import RACY_WINDOW_NS, FolderRecord, StatTable
+from assetsync.state.db import State
 from tests.scan_helpers import LATER, MemoryCache, digest_of, make_tree
 
 TICK_S = 0.02  # longer than a coarse kernel timestamp tick (1-10 ms)

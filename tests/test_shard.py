@@ -11,7 +11,7 @@ import pytest
 from assetsync.errors import LimitError
 from assetsync.limits import BuildLimits
 from assetsync.models import PublishedFile, Visibility
-from assetsync.shard import (
+from assetsync.plan.shard import (
     BuildCounts,
     Move,
     MoveReason,

@@ -8,7 +8,7 @@ import pytest
 
 from assetsync.errors import ConfigError
 from assetsync.limits import DEFAULT_BUILD_LIMITS, SERVICES_PER_ACCOUNT, BuildLimits
-from assetsync.shard import (
+from assetsync.plan.shard import (
     MAX_SERVICE_NAME_LENGTH,
     ShardGroup,
     ShardOptions,

@@ -1,4 +1,4 @@
-"""Sharding end to end through `assetsync.engine.sync` on the emulator over a socket, at a tenth of
+"""Sharding end to end through `assetsync.sync.run.sync` on the emulator over a socket, at a tenth of
 issue 7's scale with the per-build limits lowered to match (100 and 5): files stay where they are,
 one change rebuilds one service, and a file that becomes private in a full service moves (and only
 it). tests/test_sharded_sync_e2e.py runs the full scale through the CLI.
@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from assetsync.engine import sync
-from assetsync.sync_types import SyncResult
+from assetsync.sync.run import sync
+from assetsync.results import SyncResult
 from tests.sync_harness import count, load, uploads, writes
 
 SHARD = """urls_file = "urls.json"

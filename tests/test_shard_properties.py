@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from assetsync.errors import LimitError
 from assetsync.limits import BuildLimits
 from assetsync.models import PublishedFile, Visibility
-from assetsync.shard import (
+from assetsync.plan.shard import (
     BuildCounts,
     ShardGroup,
     ShardOptions,

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from assetsync.errors import LockHeldError, StateError
-from assetsync.ledger import StateLedger, recorded_build
-from assetsync.resources import Build, VersionRef
-from assetsync.scan import StatEntry
-from assetsync.state import DB_NAME, LOCK_NAME, SCHEMA_VERSION, State
-from assetsync.state_remote import UploadIntent, VersionRecord
-from assetsync.state_schema import MIGRATIONS, load_stat_table
+from assetsync.state.ledger import StateLedger, recorded_build
+from assetsync.remote.resources import Build, VersionRef
+from assetsync.scan.rules import StatEntry
+from assetsync.state.db import DB_NAME, LOCK_NAME, SCHEMA_VERSION, State
+from assetsync.state.service_records import UploadIntent, VersionRecord
+from assetsync.state.schema import MIGRATIONS, load_stat_table
 
 TARGET = "local"
 ZS = "ZS" + "1" * 32
@@ -53,7 +53,7 @@ def test_second_open_in_another_process_names_the_holder_pid(tmp_path: Path) -> 
         code = textwrap.dedent(
             f"""
             from pathlib import Path
-            from assetsync.state import State
+            from assetsync.state.db import State
             from assetsync.errors import LockHeldError
             try:
                 State.open(Path({str(tmp_path)!r}))
@@ -306,7 +306,7 @@ def test_a_recorded_version_is_durable_before_close(tmp_path: Path) -> None:
         f"""
         import os
         from pathlib import Path
-        from assetsync.state import State
+        from assetsync.state.db import State
         s = State.open(Path({str(tmp_path)!r}))
         s.record_version("local", "ZS", digest="d", path="/x", visibility="public",
                          version_sid="ZNdurable", size=1)
@@ -504,7 +504,7 @@ def test_the_whole_file_is_checked_only_when_not_as_the_last_clean_close_left_it
     code = textwrap.dedent(f"""
         import os
         from pathlib import Path
-        from assetsync.state import State
+        from assetsync.state.db import State
         s = State.open(Path({str(tmp_path)!r}))
         s.record_pending("t", "ZS", "ZE", "ZB1")
         os._exit(9)

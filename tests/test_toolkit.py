@@ -11,7 +11,7 @@ import pytest
 
 from assetsync.errors import ConfigError
 from assetsync.models import Visibility
-from assetsync.toolkit import (
+from assetsync.functions.toolkit import (
     ToolkitFunction,
     deploy_variables,
     function_path_problem,
@@ -220,4 +220,4 @@ def test_deploy_variables_drop_empty_values_and_the_deploy_credentials() -> None
 
 
 def test_toolkit_module_is_pure() -> None:
-    check_pure("toolkit.py")
+    check_pure("functions/toolkit.py")

@@ -11,11 +11,11 @@ import av
 import numpy as np
 import pytest
 
-from assetsync.audio_level import active_speech_level
-from assetsync.audio_options import AudioSettings
+from assetsync.media.audio_level import active_speech_level
+from assetsync.media.audio_options import AudioSettings
 from assetsync.errors import LimitError, TransformError
-from assetsync.media import sniff
-from assetsync.transform_audio import decode_audio, fit_mms, make_voice, make_voice_note
+from assetsync.media.sniff import sniff
+from assetsync.media.audio import decode_audio, fit_mms, make_voice, make_voice_note
 from tests.audio_signals import FORMATS, encode_as, pad_silence, speech_like, wav_pcm16
 
 RATE = 44_100
@@ -205,7 +205,7 @@ def test_p56_level_does_not_depend_on_the_measuring_blocks() -> None:
 
 
 def test_true_peak_finds_the_peak_between_samples() -> None:
-    from assetsync.transform_audio import true_peak_db
+    from assetsync.media.audio import true_peak_db
 
     n = np.arange(8000)
     # a quarter-rate sine sampled at 45 degrees: every sample is at 0.707, the wave peaks at 1
@@ -248,7 +248,7 @@ def _p56_sample_by_sample(samples: np.ndarray, rate: int) -> float:
 
 
 def test_p56_level_matches_the_sample_by_sample_recursion() -> None:
-    from assetsync.audio_level import _BLOCK
+    from assetsync.media.audio_level import _BLOCK
 
     # 36 s at 8 kHz crosses a measuring block; pauses make the hangover and thresholds count.
     voice = speech_like(36.0, 8000, level_db=-29.0, seed=11)
@@ -295,7 +295,7 @@ def test_audio_whose_format_changes_midway_is_a_transform_error() -> None:
 
 
 def test_true_peak_is_within_the_bound_that_spares_its_measurement() -> None:
-    from assetsync.transform_audio import _INTERPOLATOR, _INTERPOLATOR_GAIN_DB, true_peak_db
+    from assetsync.media.audio import _INTERPOLATOR, _INTERPOLATOR_GAIN_DB, true_peak_db
 
     rng = np.random.default_rng(14)
     for _ in range(20):

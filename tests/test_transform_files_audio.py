@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from assetsync.media_options import BUILTIN_PROFILES, OptimizeOptions, parse_optimize_section
-from assetsync.transform import TransformResult, transform_files
-from assetsync.transform_cache import variant_recipe
+from assetsync.media.options import BUILTIN_PROFILES, OptimizeOptions, parse_optimize_section
+from assetsync.media.stage import TransformResult, transform_files
+from assetsync.media.cache import variant_recipe
 from tests.audio_signals import encode_as, pad_silence, speech_like, wav_pcm16
 from tests.test_transform_files import _tree
 
@@ -144,8 +144,8 @@ def test_mms_checks_audio_types_twilio_does_not_list_when_it_makes_no_variant(
 
 
 def test_audio_encoder_versions_are_kept_beside_the_cache(tmp_path: Path) -> None:
-    from assetsync.transform_audio import audio_versions
-    from assetsync.transform_cache import audio_encoder_versions
+    from assetsync.media.audio import audio_versions
+    from assetsync.media.cache import audio_encoder_versions
 
     versions = audio_encoder_versions(tmp_path)
     assert versions == audio_versions() and "libavcodec=" in versions and "av=" in versions

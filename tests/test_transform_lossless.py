@@ -10,8 +10,8 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from assetsync.errors import TransformError
-from assetsync.media_options import OptimizeOptions
-from assetsync.transform import optimize_image
+from assetsync.media.options import OptimizeOptions
+from assetsync.media.stage import optimize_image
 from tests.test_media_helpers import (
     GPS_IFD,
     MAKE,

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from assetsync.errors import LimitError, TransformError
-from assetsync.media_options import BUILTIN_PROFILES, Profile
-from assetsync.transform import make_variant
+from assetsync.media.options import BUILTIN_PROFILES, Profile
+from assetsync.media.stage import make_variant
 from tests.test_media_helpers import (
     ORIENTATION,
     animated_gif,

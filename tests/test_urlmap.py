@@ -13,8 +13,8 @@ import pytest
 from assetsync.errors import ConfigError
 from assetsync.limits import BuildLimits
 from assetsync.models import Visibility
-from assetsync.shard import ShardOptions, shard
-from assetsync.urlmap import (
+from assetsync.plan.shard import ShardOptions, shard
+from assetsync.sync.urlmap import (
     CSV_COLUMNS,
     UrlEntry,
     asset_url,

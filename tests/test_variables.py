@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from assetsync.client import ServerlessClient
+from assetsync.remote.client import ServerlessClient
 from assetsync.errors import ApiStatusError, LimitError
-from assetsync.resources import Variable
-from assetsync.variables import (
+from assetsync.remote.resources import Variable
+from assetsync.functions.variables import (
     VariablePlan,
     apply_variables,
     plan_variables,

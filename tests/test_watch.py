@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from assetsync.budget import BuildBudget, account_key
+from assetsync.sync.budget import BuildBudget, account_key
 from assetsync.errors import ApiConnectionError, BuildFailedError, ConfigError
-from assetsync.watch import WatchOptions, watch
+from assetsync.watch.run import WatchOptions, watch
 from tests.watch_harness import BOUND_S, Cfg, FakeWallClock, Recorder, Running, pause, watching
 
 FINAL = b"version two, written completely"

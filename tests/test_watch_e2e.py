@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from assetsync.budget import BuildBudget, account_key
+from assetsync.sync.budget import BuildBudget, account_key
 from assetsync.config import Config, load_config
-from assetsync.engine import sync
+from assetsync.sync.run import sync
 from assetsync.errors import BuildFailedError
-from assetsync.watch import WatchOptions
+from assetsync.watch.run import WatchOptions
 from tests.watch_harness import BOUND_S, FakeWallClock, Recorder, pause, watching
 
 FINAL = b"version two, written completely"

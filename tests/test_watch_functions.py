@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from assetsync.budget import BuildBudget, account_key
+from assetsync.sync.budget import BuildBudget, account_key
 from assetsync.config import Config, load_config
-from assetsync.engine import sync
-from assetsync.scan import IgnoreRules
-from assetsync.watch import ToolkitPaths, WatchEvent, WatchOptions, toolkit_paths
-from assetsync.watch_events import Change, DirtySet, ignored_by, split_batch
+from assetsync.sync.run import sync
+from assetsync.scan.rules import IgnoreRules
+from assetsync.watch.run import ToolkitPaths, WatchEvent, WatchOptions, toolkit_paths
+from assetsync.watch.events import Change, DirtySet, ignored_by, split_batch
 from tests.sync_harness import api_get, credentials_env, write_config
 from tests.toolkit_harness import HELLO, live, toolkit_project, uploads_to
 from tests.watch_harness import FakeWallClock, Recorder, Running, run_watch

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from assetsync.watch import builds_made, coalesce_window
-from assetsync.scan import IgnoreRules
-from assetsync.watch_events import Change, DirtySet, ignored_by
-from assetsync.watch_mode import choose_mode, filesystem_type, sysctl_advice
+from assetsync.watch.run import builds_made, coalesce_window
+from assetsync.scan.rules import IgnoreRules
+from assetsync.watch.events import Change, DirtySet, ignored_by
+from assetsync.watch.mode import choose_mode, filesystem_type, sysctl_advice
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assetsync.errors import ConfigError
-from assetsync.watch import WatchOptions, parse_watch_section
+from assetsync.watch.run import WatchOptions, parse_watch_section
 
 FILE = "/proj/.assetsync.toml"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from assetsync.scan import IgnoreRules
-from assetsync.watch_events import Change, ignored_by
-from assetsync.watch_poll import TreePoller
+from assetsync.scan.rules import IgnoreRules
+from assetsync.watch.events import Change, ignored_by
+from assetsync.watch.poll import TreePoller
 from tests.watch_harness import BOUND_S
 
 

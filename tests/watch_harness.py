@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assetsync.budget import BuildBudget
-from assetsync.watch import WatchEvent, WatchOptions, WatchStatus, watch
+from assetsync.sync.budget import BuildBudget
+from assetsync.watch.run import WatchEvent, WatchOptions, WatchStatus, watch
 
 BOUND_S = 20.0  # an upper bound for things that take milliseconds; never a timing assertion
 

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TextIO
 
-from assetsync.classify import Issue
+from assetsync.prepare.classify import Issue
 from assetsync.config import Config, load_config
-from assetsync.sync_types import SyncEvent
+from assetsync.results import SyncEvent
 
 __all__ = [
     "add_json_flag",

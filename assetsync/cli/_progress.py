@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from assetsync.cli._common import format_bytes
-from assetsync.sync_types import SyncEvent
+from assetsync.results import SyncEvent
 
 __all__ = ["KILL_SWITCH", "Progress", "kill_switch"]
 

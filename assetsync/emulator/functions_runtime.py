@@ -29,7 +29,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from assetsync.toolkit import FUNCTION_EXECUTION_LIMIT_S
+from assetsync.functions.toolkit import FUNCTION_EXECUTION_LIMIT_S
 
 __all__ = [
     "NODE_ENV_VAR",

@@ -21,7 +21,7 @@ from pathlib import Path
 from assetsync import limits as documented
 from assetsync.emulator.faults import FaultSwitches, RequestLog
 from assetsync.emulator.storage import VERSION_KINDS, ContentWriter, Record, Store
-from assetsync.toolkit import FUNCTION_EXECUTION_LIMIT_S
+from assetsync.functions.toolkit import FUNCTION_EXECUTION_LIMIT_S
 
 __all__ = [
     "LOCAL_ACCOUNT_SID",
@@ -61,7 +61,7 @@ class EmulatorLimits:
     # Twilio's 429 is about too many *concurrent* requests per account (api-contract.md §6), at a
     # level it does not document: 0 (the default) means no limit.
     concurrent_requests: int = 0
-    # A function invocation is ended after 10 s (assetsync.toolkit.FUNCTION_EXECUTION_LIMIT_S).
+    # A function invocation is ended after 10 s (assetsync.functions.toolkit.FUNCTION_EXECUTION_LIMIT_S).
     function_execution_s: float = FUNCTION_EXECUTION_LIMIT_S
 
 

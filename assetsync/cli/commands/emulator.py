@@ -20,7 +20,7 @@ from assetsync.emulator.state import (
     EmulatorState,
 )
 from assetsync.errors import ConfigError
-from assetsync.http import is_loopback_host
+from assetsync.remote.http import is_loopback_host
 
 __all__ = ["DEFAULT_PORT", "handler", "register"]
 

@@ -10,16 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from assetsync.classify import VisibilityRules, classify
+from assetsync.prepare.classify import VisibilityRules, classify
 from assetsync.cli import EXIT_ERROR, EXIT_OK
 from assetsync.config import load_config
 from assetsync.errors import ConfigError
-from assetsync.media import channel_warnings
-from assetsync.media_options import OptimizeOptions
+from assetsync.media.sniff import channel_warnings
+from assetsync.media.options import OptimizeOptions
 from assetsync.models import PublishedFile
-from assetsync.scan import IgnoreRules, scan_tree
-from assetsync.sync_types import SyncEvent
-from assetsync.transform import FileReport, TransformResult, transform_files
+from assetsync.scan.rules import IgnoreRules, scan_tree
+from assetsync.results import SyncEvent
+from assetsync.media.stage import FileReport, TransformResult, transform_files
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assetsync.classify import Issue, duplicate_paths, published_name
+from assetsync.prepare.classify import Issue, duplicate_paths, published_name
 from assetsync.cli._common import (
     add_json_flag,
     config_from_args,
@@ -30,19 +30,19 @@ from assetsync.config import Config, target_key
 from assetsync.errors import LimitError, LockHeldError
 from assetsync.limits import BuildLimits
 from assetsync.models import PublishedFile, Visibility
-from assetsync.plan import Plan, PlanCounts, RecordedService, build_plan
-from assetsync.scan import Snapshot
-from assetsync.shard import previous_placement, service_names
-from assetsync.shard_options import ShardOptions
-from assetsync.state import State
-from assetsync.sync_types import SyncEvent
-from assetsync.transform_audio_stage import AudioReport
+from assetsync.plan.assets import Plan, PlanCounts, RecordedService, build_plan
+from assetsync.scan.rules import Snapshot
+from assetsync.plan.shard import previous_placement, service_names
+from assetsync.plan.shard_options import ShardOptions
+from assetsync.state.db import State
+from assetsync.results import SyncEvent
+from assetsync.media.audio_stage import AudioReport
 
 if TYPE_CHECKING:
-    from assetsync.functions_local import FunctionProject
-    from assetsync.functions_plan import FunctionPlan
-    from assetsync.shard_result import ShardResult
-    from assetsync.variables import VariablePlan
+    from assetsync.functions.local import FunctionProject
+    from assetsync.functions.plan import FunctionPlan
+    from assetsync.plan.shard_result import ShardResult
+    from assetsync.functions.variables import VariablePlan
 
 __all__ = ["LocalPlan", "ServicePlan", "handler", "plan_locally", "register"]
 
@@ -109,8 +109,8 @@ def plan_locally(config: Config, *, full: bool = False, verbose: int = 0,
     Raises:
         ConfigError: an unreadable or invalid package.json or .env (one line naming it).
     """
-    from assetsync.functions_local import load_functions
-    from assetsync.prepare import prepare_files  # the sync pipeline, so plan never disagrees
+    from assetsync.functions.local import load_functions
+    from assetsync.prepare.stage import prepare_files  # the sync pipeline, so plan never disagrees
 
     project = load_functions(config)  # first, as in `sync`: a bad .env stops before the scan
     on_event = event_printer(verbose)
@@ -174,8 +174,8 @@ class _ProjectPlan:
         its environment's recorded build (standing in for the live one, whose functions and
         Dependencies it holds) and the Variables' digests the last sync recorded. `files`: the
         assets published beside the functions."""
-        from assetsync.ledger import plan_recorded_functions, recorded_build, to_live_build
-        from assetsync.variables import plan_recorded_variables
+        from assetsync.state.ledger import plan_recorded_functions, recorded_build, to_live_build
+        from assetsync.functions.variables import plan_recorded_variables
 
         key = target_key(config)
         service = state.get_service(key, config.service)
@@ -216,7 +216,7 @@ def _plan_services(
     full: bool,
 ) -> tuple[Plan, ShardResult | None, tuple[ServicePlan, ...], list[Issue]]:
     """One plan when the site fits one build and lives in one service (the usual case), else
-    the files sharded as `assetsync.multi.sync_sharded` shards them and one plan per service."""
+    the files sharded as `assetsync.sync.sharded.sync_sharded` shards them and one plan per service."""
     limits = options.limits
     empty = RecordedService()
     previous = previous_placement(files, recorded)
@@ -225,7 +225,7 @@ def _plan_services(
     if not over and set(previous.values()) <= {config.service}:
         return build_plan(files, recorded.get(config.service, empty), None, limits=limits,
                           full=full), None, (), []
-    from assetsync.shard import shard  # only a site spread over services pays for it
+    from assetsync.plan.shard import shard  # only a site spread over services pays for it
 
     changed = [f.path for f in files if (f.digest, f.path, f.visibility.value)
                not in recorded.get(previous.get(f.path, ""), empty).versions]

@@ -8,7 +8,7 @@ import argparse
 
 from assetsync.cli._common import add_json_flag, config_from_args, print_json
 from assetsync.errors import ConfigError
-from assetsync.operations import promote
+from assetsync.sync.operations import promote
 
 __all__ = ["handler", "register"]
 

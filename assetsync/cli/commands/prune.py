@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from assetsync.cli._common import add_json_flag, config_from_args, print_json
-from assetsync.operations import prune
+from assetsync.sync.operations import prune
 
 __all__ = ["handler", "register"]
 

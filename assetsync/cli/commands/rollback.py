@@ -7,7 +7,7 @@ import argparse
 
 from assetsync.cli._common import add_json_flag, config_from_args, print_json
 from assetsync.cli._progress import Progress
-from assetsync.operations import rollback
+from assetsync.sync.operations import rollback
 
 __all__ = ["handler", "register"]
 

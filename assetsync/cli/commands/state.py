@@ -10,7 +10,7 @@ from pathlib import Path
 from assetsync.atomic import write_atomic
 from assetsync.cli._common import config_from_args, print_json
 from assetsync.errors import LockHeldError, StateError
-from assetsync.state import State
+from assetsync.state.db import State
 
 __all__ = ["handler", "register"]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 
 from assetsync.cli._common import add_json_flag, config_from_args, print_json
-from assetsync.operations import status
-from assetsync.sync_types import StatusResult
+from assetsync.sync.operations import status
+from assetsync.results import StatusResult
 
 __all__ = ["handler", "register"]
 

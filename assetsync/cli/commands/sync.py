@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 from assetsync.cli._common import add_json_flag, config_from_args, format_bytes, print_json
 from assetsync.cli._progress import Progress, kill_switch
 from assetsync.config import Config
-from assetsync.engine import sync
+from assetsync.sync.run import sync
 from assetsync.errors import AssetsyncError, ConfigError
-from assetsync.sync_types import SyncEvent, SyncResult
+from assetsync.results import SyncEvent, SyncResult
 
 if TYPE_CHECKING:
-    from assetsync.budget import BuildBudget, Reservation
+    from assetsync.sync.budget import BuildBudget, Reservation
 
-# `assetsync.budget` (the build ledger) and the `urls` command's printing helpers are imported
+# `assetsync.sync.budget` (the build ledger) and the `urls` command's printing helpers are imported
 # where they are used: a sync of a local target spends no build budget, and `--quiet` prints no
 # URL; each costs a few ms of start-up that a cron or benchmark run would pay for nothing.
 
@@ -144,7 +144,7 @@ def _summary_line(result: SyncResult, where: str) -> str:
 
 class BuildSlots:
     """The account's hourly build budget (Twilio allows 100; `assetsync watch` and other syncs of
-    the account share it, `assetsync.budget`) as one sync spends it, so that a sharded sync never
+    the account share it, `assetsync.sync.budget`) as one sync spends it, so that a sharded sync never
     passes it: one slot per service of the site the state knows, taken before any request; more
     before any write when the sync spreads the site over more services (its `sharded` event);
     settled with the builds made. A local target has no shared budget: nothing is taken.
@@ -158,8 +158,8 @@ class BuildSlots:
         self.held: list[Reservation] = []
         if config.target.api != "twilio" or dry_run:
             return
-        from assetsync.budget import budget_for_config
-        from assetsync.multi import services_in_use
+        from assetsync.sync.budget import budget_for_config
+        from assetsync.sync.sharded import services_in_use
 
         try:
             self.budget = budget_for_config(config)
@@ -215,15 +215,15 @@ class BuildSlots:
 
     def settle_result(self, result: SyncResult) -> None:
         """`settle` with the builds `result` says the sync made."""
-        if self.budget is not None:  # then `assetsync.budget` is loaded already
-            from assetsync.budget import builds_made
+        if self.budget is not None:  # then `assetsync.sync.budget` is loaded already
+            from assetsync.sync.budget import builds_made
 
             self.settle(builds_made(result))
 
     def settle_error(self, exc: BaseException) -> None:
         """`settle` with the builds a sync that raised `exc` made."""
         if self.budget is not None:
-            from assetsync.budget import builds_on_error
+            from assetsync.sync.budget import builds_on_error
 
             self.settle(builds_on_error(exc))
 

@@ -1,7 +1,7 @@
 """`assetsync urls [--json | --format json|csv|text]`: published path -> URL of what assetsync
 last deployed (public and protected files; private ones have no URL). Read from the state: no
 network. JSON is `{"/path": "https://…"}`; CSV has `path,url,visibility,service,environment_domain`
-(`assetsync.urlmap`)."""
+(`assetsync.sync.urlmap`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from assetsync.cli._common import add_json_flag, config_from_args
 from assetsync.config import Config
-from assetsync.urlmap import UrlEntry, render_url_map
+from assetsync.sync.urlmap import UrlEntry, render_url_map
 
 __all__ = ["handler", "local_hint", "print_url_rows", "register"]
 
@@ -53,7 +53,7 @@ def handler(args: argparse.Namespace) -> int:
     """Print the URL map."""
     # Here, not at the top: `sync` imports this module for its URL lines, and `operations`
     # (status, rollback, promote, prune) is nothing a sync runs.
-    from assetsync.operations import published_urls
+    from assetsync.sync.operations import published_urls
 
     config = config_from_args(args, {"project.environment": args.env})
     rows = published_urls(config)

@@ -16,13 +16,13 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TextIO
 
-from assetsync.budget import budget_for_config
+from assetsync.sync.budget import budget_for_config
 from assetsync.cli import EXIT_INTERRUPTED, EXIT_OK
 from assetsync.cli._common import config_from_args
 from assetsync.config import Config
 from assetsync.errors import LockHeldError
-from assetsync.multi import services_in_use
-from assetsync.watch import (
+from assetsync.sync.sharded import services_in_use
+from assetsync.watch.run import (
     SyncFn,
     WatchEvent,
     WatchOptions,
@@ -244,7 +244,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def _engine_sync_fn(config: Config, display: _Display) -> SyncFn:
     """The sync_fn for watch(): one engine sync; a batch of dirty paths goes as the scan hint."""
-    from assetsync.engine import (
+    from assetsync.sync.run import (
         sync,  # the engine's imports are only paid for by commands that sync
     )
 

@@ -1,0 +1,1 @@
+"""Media stage: images, audio, channel variants and rules, the transform cache and its pool."""

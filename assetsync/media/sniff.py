@@ -1,0 +1,258 @@
+"""Media facts: file types sniffed from content, and the per-channel checks `plan` shows.
+
+Pure except `channel_warnings`, which reads the first bytes of each file to sniff its type.
+Accepted types come from shared/reference/media.md (Twilio's accepted MIME types page,
+WhatsApp media guidance and the `<Play>` docs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from assetsync.prepare.classify import Issue
+from assetsync.media.options import (
+    MMS_MAX_BYTES,
+    WHATSAPP_IMAGE_MAX_BYTES,
+    WHATSAPP_MEDIA_MAX_BYTES,
+    OptimizeOptions,
+    Profile,
+)
+from assetsync.models import PublishedFile
+
+__all__ = ["AUDIO_DECODABLE", "AUDIO_EXTENSIONS", "AUDIO_MIMES", "DECODABLE", "AudioInfo", "MediaType", "channel_warnings", "sniff"]
+
+
+# ---------------------------------------------------------------------------------------------
+# content sniffing
+
+
+@dataclass(frozen=True, slots=True)
+class MediaType:
+    """A file type found from its first bytes: `kind` ("jpeg", "png", ...) and its MIME type."""
+
+    kind: str
+    mime: str
+
+    @property
+    def is_image(self) -> bool:
+        """True for image types."""
+        return self.mime.startswith("image/")
+
+    @property
+    def is_audio(self) -> bool:
+        """True for the audio types the audio recipes decode."""
+        return self.kind in AUDIO_DECODABLE
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    """What an audio file holds, for `plan` and `optimize --report`: container format ("WAV",
+    "MP3", ...), codec (FFmpeg's name), sample rate, channels, duration."""
+
+    format: str
+    codec: str
+    rate: int
+    channels: int
+    seconds: float
+
+    def describe(self) -> str:
+        """E.g. "WAV 16-bit PCM 44.1 kHz stereo 20.0 s", "WAV µ-law 8 kHz mono 18.6 s"."""
+        layout = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels} ch")
+        codec = _CODEC_LABELS.get(self.codec, self.codec)
+        name = f"{self.format} {codec}" if codec and codec.upper() != self.format else \
+            self.format
+        return f"{name} {self.rate / 1000:g} kHz {layout} {self.seconds:.1f} s"
+
+
+_CODEC_LABELS = {"pcm_s16le": "16-bit PCM", "pcm_s16be": "16-bit PCM", "pcm_s24le": "24-bit PCM",
+                 "pcm_s24be": "24-bit PCM", "pcm_s32le": "32-bit PCM", "pcm_u8": "8-bit PCM",
+                 "pcm_f32le": "float PCM", "pcm_f32be": "float PCM", "pcm_f64le": "float PCM",
+                 "pcm_mulaw": "µ-law", "pcm_alaw": "A-law", "opus": "Opus",
+                 "vorbis": "Vorbis", "aac": "AAC", "flac": "", "mp3": ""}
+
+
+# What the audio recipes publish: file extension and Content-Type per output kind.
+AUDIO_EXTENSIONS = {"wav": "wav", "mp3": "mp3", "ogg-opus": "ogg", "ogg": "ogg", "m4a": "m4a",
+                    "amr": "amr", "aac": "aac"}
+AUDIO_MIMES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg-opus": "audio/ogg",
+               "ogg": "audio/ogg", "m4a": "audio/mp4", "amr": "audio/amr", "aac": "audio/aac"}
+# Audio decoded by content with FFmpeg's libraries (assetsync.media.audio).
+AUDIO_DECODABLE = frozenset({"wav", "aiff", "mp3", "flac", "ogg", "ogg-opus", "m4a", "aac",
+                             "amr"})
+
+
+_ISO_BRANDS = {
+    b"avif": ("avif", "image/avif"), b"avis": ("avif", "image/avif"),
+    b"heic": ("heic", "image/heic"), b"heix": ("heic", "image/heic"),
+    b"heim": ("heic", "image/heic"), b"heis": ("heic", "image/heic"),
+    b"hevc": ("heic", "image/heic"), b"mif1": ("heif", "image/heif"),
+    b"msf1": ("heif", "image/heif"), b"3gp4": ("3gp", "video/3gpp"),
+    b"3gp5": ("3gp", "video/3gpp"), b"3gp6": ("3gp", "video/3gpp"),
+    b"M4A ": ("m4a", "audio/mp4"),
+}
+
+
+def sniff(head: bytes) -> MediaType | None:
+    """The type of a file from its first bytes (64 are enough), or None when unknown.
+
+    Only content counts, never the name: a HEIC photo saved as `photo.jpg` is HEIC.
+    """
+    if head.startswith(b"\xff\xd8\xff"):
+        return MediaType("jpeg", "image/jpeg")
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return MediaType("png", "image/png")
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return MediaType("gif", "image/gif")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return MediaType("webp", "image/webp")
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return MediaType("wav", "audio/wav")
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return MediaType("aiff", "audio/aiff")
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _ISO_BRANDS:
+            return MediaType(*_ISO_BRANDS[brand])
+        return MediaType("mp4", "video/mp4")
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return MediaType("tiff", "image/tiff")
+    if head[:2] == b"BM" and len(head) >= 14:
+        return MediaType("bmp", "image/bmp")
+    if head.startswith(b"OggS"):
+        # The first Ogg page carries the codec's identification header (RFC 7845 §5.1).
+        return MediaType("ogg-opus" if b"OpusHead" in head else "ogg", "audio/ogg")
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE6 == 0xE2):
+        return MediaType("mp3", "audio/mpeg")
+    if head.startswith((b"\xff\xf1", b"\xff\xf9")):
+        return MediaType("aac", "audio/aac")
+    if head.startswith(b"#!AMR"):
+        return MediaType("amr", "audio/amr")
+    if head.startswith(b"fLaC"):
+        return MediaType("flac", "audio/flac")
+    if head.startswith(b"%PDF-"):
+        return MediaType("pdf", "application/pdf")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# channel checks
+
+# Meta's Cloud API audio messages page: "The play icon will only appear if the file is 512KB or
+# smaller"; KB read as 10^3 B, the stricter reading.
+WHATSAPP_VOICE_NOTE_PLAY_BYTES = 512_000
+# Accepted types per channel (media.md §1): MMS transcodes only JPEG/PNG/GIF; WhatsApp takes
+# JPEG/PNG images (WebP only as stickers), Opus-only OGG, AMR, 3GP, AAC, MPEG, MP4 and PDF;
+# `<Play>` takes MPEG, WAV, AIFF, GSM and µ-law audio (twilio.com/docs/voice/twiml/play).
+_MMS_IMAGES = frozenset({"jpeg", "png", "gif"})
+# Audio Twilio's accepted MIME types page does not list for MMS (it lists audio/mpeg, mp4, ogg,
+# amr, 3gpp, ac3, webm, basic, L24, aac and audio/vnd.wave, not audio/wav, AIFF or FLAC).
+_MMS_UNLISTED_AUDIO = frozenset({"wav", "aiff", "flac"})
+_WHATSAPP_OK = frozenset({"jpeg", "png", "ogg-opus", "amr", "3gp", "aac", "mp3", "m4a",
+                          "mp4", "pdf"})
+_VOICE_OK = frozenset({"mp3", "wav", "aiff"})
+_VOICE_MIMES = frozenset({"audio/x-gsm", "audio/gsm", "audio/ulaw", "audio/basic"})
+# Formats Pillow decodes, so a variant profile converts them instead of warning.
+DECODABLE = frozenset({"jpeg", "png", "gif", "webp", "bmp", "tiff", "avif"})
+
+
+def channel_warnings(
+    files: Sequence[PublishedFile],
+    options: OptimizeOptions,
+    *,
+    sniffed: Callable[[PublishedFile], MediaType | None] | None = None,
+) -> tuple[Issue, ...]:
+    """Warnings for files a channel profile covers whose type or size that channel rejects.
+
+    A decodable image under a profile that makes variants, and audio under an mms or whatsapp
+    profile that makes variants, are not warned about (the variant is what the channel gets);
+    variants themselves are checked against their own profile.
+
+    Args:
+        files: the files to publish (variants included).
+        options: the `[optimize]` options (their profiles).
+        sniffed: a file's type, when the caller knows it already (the transform stage caches
+            types by digest); default: read its first bytes.
+    """
+    if not any(p.channel for p in options.profiles):
+        return ()
+    type_of = sniffed or _sniff_file
+    by_name = {p.name: p for p in options.profiles}
+    issues: list[Issue] = []
+    for file in files:
+        if file.variant is not None:
+            profiles: tuple[Profile, ...] = tuple(
+                p for p in (by_name.get(file.variant),) if p is not None)
+        else:
+            profiles = options.profiles_for(file.source)
+        if not any(p.channel for p in profiles):
+            continue
+        media = type_of(file)
+        for profile in profiles:
+            if profile.channel is None:
+                continue
+            if (file.variant is None and profile.variant and media is not None
+                    and media.kind in DECODABLE):
+                continue
+            if (file.variant is None and profile.variant and media is not None
+                    and media.is_audio and (profile.channel == "mms" or (
+                        profile.channel == "whatsapp" and profile.audio.voice_note))):
+                continue  # its variant is what the channel gets (checked as a variant)
+            problem = _channel_problem(profile.channel, media, file)
+            if problem:
+                where = f"variant {file.path}: " if file.variant is not None else ""
+                issues.append(Issue(file.source, f"{where}{problem} (profile {profile.name!r})",
+                                    "warning"))
+    return tuple(issues)
+
+
+def _sniff_file(file: PublishedFile) -> MediaType | None:
+    try:
+        with open(file.content_path, "rb") as handle:
+            return sniff(handle.read(64))
+    except OSError:
+        return None
+
+
+def _channel_problem(channel: str, media: MediaType | None, file: PublishedFile) -> str | None:
+    kind = media.kind if media else None
+    size_mb = f"{file.size / 1e6:.1f} MB"
+    if channel == "mms":
+        if media and media.is_image and kind not in _MMS_IMAGES:
+            return (f"{kind.upper() if kind else 'this'} is not transcoded by Twilio for MMS; "
+                    "publish JPEG, PNG or GIF (an mms profile converts decodable images)")
+        if kind in _MMS_UNLISTED_AUDIO:
+            return (f"Twilio does not list {media.mime if media else kind} among the media "
+                    "types MMS accepts; publish MP3, M4A, AMR or OGG (an mms profile with "
+                    "variants converts it)")
+        if kind not in _MMS_IMAGES and file.size > MMS_MAX_BYTES:
+            return f"{size_mb} is over the 600 KB that every US carrier accepts for MMS media"
+        if file.size > 5_000_000:
+            return f"{size_mb} is over MMS's 5 MB per message"
+    elif channel == "whatsapp":
+        if kind == "ogg":
+            return "WhatsApp accepts OGG audio only with the Opus codec; re-encode it as Opus"
+        if kind == "webp":
+            return "WhatsApp takes WebP only as stickers; publish JPEG or PNG"
+        if kind not in _WHATSAPP_OK and media is not None:
+            return f"WhatsApp does not accept {media.mime}"
+        if media and media.is_image and file.size > WHATSAPP_IMAGE_MAX_BYTES:
+            return f"{size_mb} is over WhatsApp's 5 MB image limit"
+        if file.size > WHATSAPP_MEDIA_MAX_BYTES:
+            return f"{size_mb} is over WhatsApp's 16 MB media limit"
+        if kind == "ogg-opus" and file.size > WHATSAPP_VOICE_NOTE_PLAY_BYTES:
+            return (f"{file.size / 1e3:.0f} KB: WhatsApp shows a voice note over 512 KB with a "
+                    "download icon instead of play; shorten it or lower opus_bitrate")
+    elif channel == "voice":
+        if kind in _VOICE_OK:
+            if not file.content_type.startswith("audio/"):
+                return (f"served as {file.content_type}; <Play> needs an audio Content-Type "
+                        "(Twilio error 13420): give it an audio extension")
+            return None
+        if file.content_type in _VOICE_MIMES:
+            return None
+        what = media.mime if media else f"{file.content_type} content"
+        return f"<Play> cannot play {what}; publish MP3 or WAV (Twilio error 13420)"
+    elif channel == "web" and kind in ("heic", "heif", "tiff"):
+        return f"most browsers cannot show {kind.upper()}; publish JPEG, PNG, WebP or AVIF"
+    return None

@@ -1,0 +1,489 @@
+"""Sharding: which service each published file lives in, so that every build stays within limits.
+
+Pure: values in, values out. `shard()` places files stably over the services of the naming
+scheme. Re-exported here: the `[shard]` section, group globs and service names
+(`assetsync.plan.shard_options`) and the result types (`assetsync.plan.shard_result`). The URL map is
+`assetsync.sync.urlmap`; the limits are `assetsync.limits`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import attrgetter
+from types import MappingProxyType
+
+from assetsync.errors import LimitError
+from assetsync.limits import BuildLimits
+from assetsync.models import PublishedFile, Visibility
+from assetsync.plan.assets import RecordedService
+from assetsync.plan.shard_options import (
+    MAX_SERVICE_NAME_LENGTH,
+    ShardGroup,
+    ShardOptions,
+    compile_glob,
+    parse_shard_section,
+    service_name,
+)
+from assetsync.plan.shard_result import BuildCounts, Move, MoveReason, ShardResult
+
+__all__ = [
+    "BuildCounts",
+    "MAX_SERVICE_NAME_LENGTH",
+    "Move",
+    "MoveReason",
+    "ShardGroup",
+    "ShardOptions",
+    "ShardResult",
+    "compile_glob",
+    "parse_shard_section",
+    "previous_placement",
+    "service_name",
+    "service_names",
+    "shard",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Atom:
+    """Files placed as one unit: a whole group, or a single file (a working record)."""
+
+    key: str  # the group's name, or the single file's path
+    group: bool
+    paths: list[str] = field(default_factory=list)
+    pp: int = 0
+    priv: int = 0
+    home: int | None = None  # service index it was in (most of it, for a group)
+    pinned: bool = False  # [shard] first_service: always in service 0, never evicted
+
+
+def shard(
+    files: Sequence[PublishedFile],
+    previous: Mapping[str, str],
+    options: ShardOptions,
+    *,
+    base_service: str,
+    reserved: Mapping[str, BuildCounts] | None = None,
+    foreign_services: int = 0,
+    changed: Collection[str] | Callable[[], Collection[str]] = (),
+) -> ShardResult:
+    """Assign each file to a service so that every build stays within `options.limits`.
+
+    Deterministic, and stable: a file stays in its `previous` service unless that service would
+    overflow (then the fewest files move) or its group lives elsewhere. New files fill the services
+    already in use (next to files of the same folder when there is room) before a new service is
+    opened, so the site uses as few services as it can without moving files.
+
+    Args:
+        files: the classified files to publish (unique paths).
+        previous: published path -> service unique name, from the last sync.
+        options: the `[shard]` section.
+        base_service: the configured service unique name (the first service).
+        reserved: per service, what its build carries that this site does not own (functions and
+            assets outside the source folder, kept by invariant 3); it takes room from the limits.
+        foreign_services: services in the account that are not this site's; they count against
+            `options.max_services`, the account's limit.
+        changed: paths whose content or visibility changed since the last sync (or how to find
+            them: the usual site, which fits its one service, never asks). They are uploaded
+            anyway, so when a service overflows they are the first to move (no extra upload).
+
+    Raises:
+        LimitError: a group cannot fit one build, or the files need more services than allowed;
+            raised before any request is made.
+        ValueError: two files share a published path.
+    """
+    limits = options.limits
+    reserved = reserved or {}
+    slots = options.max_services - foreign_services
+    if slots < 1:
+        raise LimitError(
+            f"the account holds {foreign_services} other services and [shard] max_services is "
+            f"{options.max_services}: no service is left for {base_service!r}; delete unused "
+            "services or raise [shard] max_services if your account allows more",
+            limit="services",
+        )
+    names = [service_name(base_service, i) for i in range(1, slots + 1)]
+    if len(set(names)) != len(names):
+        raise LimitError(
+            f"service name {base_service!r} is too long to derive {slots} distinct service names "
+            f"within {MAX_SERVICE_NAME_LENGTH} characters; choose a shorter service name",
+            limit="services",
+        )
+    index = {name: i for i, name in enumerate(names)}
+    for name, counts in reserved.items():
+        if name in index and counts.functions > limits.functions:
+            raise LimitError(
+                f"service {name!r} carries {counts.functions} function versions, over the "
+                f"{limits.functions} per build of [shard] functions_per_build; raise it",
+                limit="functions",
+            )
+    spare = [
+        (
+            limits.public_protected - reserved.get(n, _NONE).public_protected,
+            limits.private - reserved.get(n, _NONE).private,
+        )
+        for n in names
+    ]
+    if not options.groups and not options.first_service:
+        single = _one_service(files, previous, names[0], spare[0], reserved, limits)
+        if single is not None:
+            return single
+    atoms = _make_atoms(files, options, limits)
+    if atoms and atoms[0].pinned and (atoms[0].pp > spare[0][0] or atoms[0].priv > spare[0][1]):
+        raise LimitError(
+            f"{atoms[0].pp} public/protected and {atoms[0].priv} private files match [shard] "
+            f"first_service, but {base_service!r} has room for {max(0, spare[0][0])} and "
+            f"{max(0, spare[0][1])} (limits {limits.public_protected} and {limits.private}, less "
+            "what its live build carries that assetsync does not own); pin fewer files",
+            path=atoms[0].paths[0],
+            limit="private" if atoms[0].priv > spare[0][1] else "public_protected",
+        )
+    _check_capacity(atoms, spare, options, foreign_services, limits)
+    for atom in atoms:
+        atom.home = _home(atom, previous, index)
+
+    repacked = False
+    placed = _place(atoms, spare, stable=True,
+                    changed=frozenset(changed() if callable(changed) else changed))
+    if placed is None:
+        repacked = True
+        placed = _place(atoms, spare, stable=False, changed=frozenset())
+        if placed is None:
+            raise LimitError(
+                f"the groups in [shard] groups cannot be packed into {slots} services of "
+                f"{limits.public_protected} public/protected and {limits.private} private versions "
+                "each; make the groups smaller or raise [shard] max_services",
+                limit="services",
+            )
+        logger.debug("shard: groups no longer fit in place; every file was re-packed")
+    where, evicted = placed
+    return _result(atoms, where, evicted, repacked, previous, names, index, reserved, limits)
+
+
+_NONE = BuildCounts()
+_PATH = attrgetter("path")
+_VISIBILITY = attrgetter("visibility")
+
+
+def _one_service(
+    files: Sequence[PublishedFile],
+    previous: Mapping[str, str],
+    base: str,
+    room: tuple[int, int],
+    reserved: Mapping[str, BuildCounts],
+    limits: BuildLimits,
+) -> ShardResult | None:
+    """The usual site: no groups, nothing placed outside the first service, and everything fits
+    it. The general placement would put every file there with no move; this gets there without
+    building atoms (a test holds the two equal). None: not that case."""
+    # C-level counting and mapping: every sync of the usual site comes through here.
+    if not set(previous.values()) <= {base}:
+        return None
+    private = list(map(_VISIBILITY, files)).count(Visibility.PRIVATE)
+    if len(files) - private > room[0] or private > room[1]:
+        return None
+    assignment = dict.fromkeys(map(_PATH, files), base)
+    if len(assignment) != len(files):
+        seen: set[str] = set()
+        for file in files:
+            if file.path in seen:
+                raise ValueError(f"two files are published at {file.path!r}")
+            seen.add(file.path)
+    extra = reserved.get(base, _NONE)
+    counts = BuildCounts(
+        public_protected=len(files) - private + extra.public_protected,
+        private=private + extra.private,
+        functions=extra.functions,
+    )
+    return ShardResult(
+        assignment=MappingProxyType(assignment),
+        services=(base,),
+        moves=(),
+        counts=MappingProxyType({base: counts}),
+        limits=limits,
+    )
+
+
+def _make_atoms(
+    files: Sequence[PublishedFile], options: ShardOptions, limits: BuildLimits
+) -> list[_Atom]:
+    """Group files into atoms: the pinned set first, then groups (largest first), then singles."""
+    pinned = ShardGroup("[shard] first_service", options.first_service)
+    matchers = [
+        (
+            g.name,
+            g is pinned,
+            re.compile("|".join(f"(?:{compile_glob(x).pattern})" for x in g.globs)),
+        )
+        for g in ([pinned] if pinned.globs else []) + list(options.groups)
+    ]
+    by_group: dict[tuple[str, bool], _Atom] = {}
+    singles: list[_Atom] = []
+    seen: set[str] = set()
+    for file in sorted(files, key=lambda f: f.path):
+        if file.path in seen:
+            raise ValueError(f"two files are published at {file.path!r}")
+        seen.add(file.path)
+        hit = next((m[:2] for m in matchers if m[2].match(file.path)), None)
+        if hit is None:
+            atom = _Atom(key=file.path, group=False)
+            singles.append(atom)
+        else:
+            atom = by_group.setdefault(hit, _Atom(key=hit[0], group=True, pinned=hit[1]))
+        atom.paths.append(file.path)
+        if file.visibility is Visibility.PRIVATE:
+            atom.priv += 1
+        else:
+            atom.pp += 1
+    for atom in by_group.values():
+        if atom.pinned:
+            continue  # checked against the first service's room by the caller
+        if atom.pp > limits.public_protected or atom.priv > limits.private:
+            raise LimitError(
+                f"group {atom.key!r} in [shard] groups holds {atom.pp} public/protected and "
+                f"{atom.priv} private files, but one build holds at most "
+                f"{limits.public_protected} and {limits.private}; split the group so each part "
+                "fits one service",
+                path=atom.paths[0],
+                limit="private" if atom.priv > limits.private else "public_protected",
+            )
+    ordered = sorted(by_group.values(), key=lambda a: (not a.pinned, -(a.pp + a.priv), a.key))
+    return ordered + singles
+
+
+def _check_capacity(
+    atoms: list[_Atom],
+    spare: list[tuple[int, int]],
+    options: ShardOptions,
+    foreign_services: int,
+    limits: BuildLimits,
+) -> None:
+    total_pp = sum(a.pp for a in atoms)
+    total_priv = sum(a.priv for a in atoms)
+    # A service whose live build already carries more than a build may hold of either kind
+    # (another tool's files, kept by invariant 3) can take no file at all: its next build
+    # would be refused whatever it held.
+    usable = [s for s in spare if s[0] >= 0 and s[1] >= 0]
+    if total_pp <= sum(s[0] for s in usable) and total_priv <= sum(s[1] for s in usable):
+        return
+    need = max(
+        math.ceil(total_pp / limits.public_protected), math.ceil(total_priv / limits.private)
+    )
+    others = f" (the account holds {foreign_services} other services)" if foreign_services else ""
+    full = len(spare) - len(usable)
+    blocked = (f"; {full} of those services already carr{'ies' if full == 1 else 'y'} more "
+               "versions than a build may hold, deployed by another tool" if full else "")
+    raise LimitError(
+        f"{total_pp} public/protected and {total_priv} private files need at least {need} "
+        f"services of {limits.public_protected} public/protected and {limits.private} private "
+        f"versions each, but [shard] max_services is {options.max_services}{others}{blocked}; "
+        "raise it if your account allows more services, or publish fewer files",
+        limit="services",
+    )
+
+
+def _home(atom: _Atom, previous: Mapping[str, str], index: Mapping[str, int]) -> int | None:
+    if not atom.group:
+        name = previous.get(atom.key)
+        return None if name is None else index.get(name)
+    votes: dict[int, int] = {}
+    for path in atom.paths:
+        i = index.get(previous.get(path, ""))
+        if i is not None:
+            votes[i] = votes.get(i, 0) + 1
+    return min(votes, key=lambda i: (-votes[i], i)) if votes else None
+
+
+def _place(
+    atoms: list[_Atom], spare: list[tuple[int, int]], *, stable: bool, changed: frozenset[str]
+) -> tuple[list[int], set[int]] | None:
+    """Place every atom: kept ones first (evicting the fewest files from overflowing services),
+    then the rest first-fit over services in use, opening the lowest free service only when none
+    fits. None when some atom fits nowhere."""
+    free = [list(s) for s in spare]
+    where = [-1] * len(atoms)
+    members: list[list[int]] = [[] for _ in free]
+    used = [False] * len(free)
+    used[0] = True
+    evicted: set[int] = set()
+    for i, atom in enumerate(atoms):
+        if atom.pinned:
+            _put(atoms, i, 0, where, free, members, used)
+        elif stable and atom.home is not None:
+            _put(atoms, i, atom.home, where, free, members, used)
+    if stable:
+        evicted = _evict(atoms, free, members, where, changed)
+    near: dict[str, dict[int, int]] = {}  # folder -> service -> files placed there
+    for i, atom in enumerate(atoms):
+        if where[i] >= 0 and not atom.group:
+            _note_folder(near, atom.key, where[i])
+    for i, atom in enumerate(atoms):
+        if where[i] >= 0:
+            continue
+        pp, priv = atom.pp, atom.priv
+        target = -1
+        counts = None if atom.group else near.setdefault(_folder(atom.key), {})
+        if counts:  # next to most of its folder, when that service has room
+            for s, n in counts.items():
+                if (
+                    free[s][0] >= pp
+                    and free[s][1] >= priv
+                    and (target < 0 or (n, -s) > (counts[target], -target))
+                ):
+                    target = s
+        if target < 0:  # first fit over services in use; the lowest free one only if none fits
+            room = [s for s in range(len(free)) if free[s][0] >= pp and free[s][1] >= priv]
+            if not room:
+                return None
+            target = next((s for s in room if used[s]), room[0])
+        if counts is not None:
+            counts[target] = counts.get(target, 0) + 1
+        _put(atoms, i, target, where, free, members, used)
+    return where, evicted
+
+
+def _put(
+    atoms: list[_Atom],
+    i: int,
+    s: int,
+    where: list[int],
+    free: list[list[int]],
+    members: list[list[int]],
+    used: list[bool],
+) -> None:
+    where[i] = s
+    free[s][0] -= atoms[i].pp
+    free[s][1] -= atoms[i].priv
+    members[s].append(i)
+    used[s] = True
+
+
+def _evict(
+    atoms: list[_Atom],
+    free: list[list[int]],
+    members: list[list[int]],
+    where: list[int],
+    changed: frozenset[str],
+) -> set[int]:
+    """Take the fewest files out of each overflowing service: single files of the overflowing
+    class first (changed ones, then last paths first, for determinism), then the smallest groups."""
+    evicted: set[int] = set()
+    for s, ids in enumerate(members):
+        if free[s][0] >= 0 and free[s][1] >= 0:
+            continue
+        singles = sorted(
+            (i for i in ids if not atoms[i].group),
+            key=lambda i: (atoms[i].key in changed, atoms[i].key),
+        )
+        groups = sorted(
+            (i for i in ids if atoms[i].group and not atoms[i].pinned),
+            key=lambda i: (atoms[i].pp + atoms[i].priv, i),
+        )
+        for i in [*reversed(singles), *groups]:
+            over_pp, over_priv = free[s][0] < 0, free[s][1] < 0
+            if not (over_pp or over_priv):
+                break
+            if (over_pp and atoms[i].pp) or (over_priv and atoms[i].priv):
+                where[i] = -1
+                free[s][0] += atoms[i].pp
+                free[s][1] += atoms[i].priv
+                evicted.add(i)
+        members[s] = [i for i in ids if i not in evicted]
+    return evicted
+
+
+def _folder(path: str) -> str:
+    return path[: path.rfind("/")]
+
+
+def _note_folder(near: dict[str, dict[int, int]], path: str, s: int) -> None:
+    counts = near.setdefault(_folder(path), {})
+    counts[s] = counts.get(s, 0) + 1
+
+
+def _result(
+    atoms: list[_Atom],
+    where: list[int],
+    evicted: set[int],
+    repacked: bool,
+    previous: Mapping[str, str],
+    names: list[str],
+    index: Mapping[str, int],
+    reserved: Mapping[str, BuildCounts],
+    limits: BuildLimits,
+) -> ShardResult:
+    assignment: dict[str, str] = {}
+    moves: list[Move] = []
+    load = [[0, 0] for _ in names]
+    for i, atom in enumerate(atoms):
+        s = where[i]
+        load[s][0] += atom.pp
+        load[s][1] += atom.priv
+        for path in atom.paths:
+            new = assignment[path] = names[s]
+            old = previous.get(path)
+            if old is None or old == new:
+                continue
+            if atom.pinned:
+                reason = MoveReason.FIRST_SERVICE
+            elif repacked:
+                reason = MoveReason.REPACK
+            elif old not in index:
+                reason = MoveReason.SERVICE_DROPPED
+            else:
+                reason = MoveReason.OVERFLOW if i in evicted else MoveReason.GROUP
+            moves.append(Move(path, old, new, reason))
+    in_use = [s for s in range(len(names)) if s == 0 or load[s] != [0, 0]]
+    services = tuple(names[s] for s in in_use)
+    counts = {}
+    for s in in_use:
+        extra = reserved.get(names[s], _NONE)
+        counts[names[s]] = BuildCounts(
+            public_protected=load[s][0] + extra.public_protected,
+            private=load[s][1] + extra.private,
+            functions=extra.functions,
+        )
+    retired = sorted(
+        set(previous.values()) - set(services), key=lambda n: (index.get(n, len(names)), n)
+    )
+    moves.sort(key=lambda m: m.path)
+    logger.debug(
+        "shard: %d files over %d services, %d moves", len(assignment), len(services), len(moves)
+    )
+    return ShardResult(
+        assignment=MappingProxyType(assignment),
+        services=services,
+        moves=tuple(moves),
+        counts=MappingProxyType(counts),
+        limits=limits,
+        retired=tuple(retired),
+    )
+
+
+def service_names(service: str, shard_options: object) -> list[str]:
+    """Every name a service of the site may have: `service`, `service-2`, ... (`max_services`)."""
+    most = shard_options.max_services if isinstance(shard_options, ShardOptions) else 1
+    return [service_name(service, i) for i in range(1, most + 1)]
+
+
+def previous_placement(
+    files: Sequence[PublishedFile], recorded: Mapping[str, RecordedService]
+) -> dict[str, str]:
+    """Each file's service from the last sync: where it is deployed, else where its exact
+    version was uploaded (a run interrupted before that service built), so a rerun keeps the
+    placement the interrupted run had chosen and uploads nothing twice."""
+    previous: dict[str, str] = {}
+    for name, rec in recorded.items():
+        previous.update(dict.fromkeys(rec.owned_paths, name))
+    for f in files if recorded else ():
+        if f.path not in previous:
+            key = (f.digest, f.path, f.visibility)  # a StrEnum member hashes as its value
+            home = next((n for n, rec in recorded.items() if key in rec.versions), None)
+            if home is not None:
+                previous[f.path] = home
+    return previous

@@ -1,0 +1,489 @@
+"""The HTTP layer under `ServerlessClient`: one logical request with retries, pagination, errors.
+
+`ApiSession._send` retries 429 (honouring `Retry-After`), 5xx and transport failures with
+full-jitter exponential backoff inside a total time budget, and turns any other error status into
+the `ApiStatusError` subclass carrying Twilio's `code` and `message`. Errors name the method and
+URL, never a credential. `ApiSession._list` returns every page of a list or raises: unlike the
+official Node library (api-contract.md §7.2, §5), which retries only 429 and silently returns a
+partial list when a later page fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import functools
+import ipaddress
+import logging
+import random
+import re
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol, Self
+from urllib.parse import quote_plus
+
+import httpx
+
+from assetsync import __version__
+from assetsync.errors import (
+    ApiConnectionError,
+    ApiError,
+    ApiStatusError,
+    AuthenticationError,
+    BuildFailedError,
+    NotFoundError,
+    RateLimitError,
+)
+from assetsync.remote.limiter import AdaptiveLimit
+from assetsync.remote.upload import BodyChangedError, MultipartFile
+
+if TYPE_CHECKING:
+    from assetsync.config import Credentials
+
+__all__ = [
+    "USER_AGENT",
+    "ApiSession",
+    "BuildTimeoutError",
+    "ClientEvent",
+    "ClientStats",
+    "RetryPolicy",
+    "is_loopback_host",
+]
+
+logger = logging.getLogger("assetsync.remote.client")
+
+USER_AGENT = f"assetsync/{__version__} (python httpx)"
+PAGE_SIZE = 1000  # the API's maximum (api-contract.md §3)
+# Per-operation timeouts (a read or write stalling this long): a hung upload fails and is retried
+# instead of hanging a CI job for hours (workers-sdk #14964, peers.md §5).
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~40 ms; watch mode and benchmarks open a client per sync.
+    return httpx.create_ssl_context()
+
+
+class BuildTimeoutError(BuildFailedError):
+    """A build was still `building` when the wait timed out; it may yet complete."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEvent:
+    """Something the client did: a `retry` (attempt = the failed attempt's number, delay_s the
+    wait before the next) or a `page` of a list (attempt = the page's number, from 1)."""
+
+    kind: str
+    method: str
+    url: str
+    status: int | None = None
+    attempt: int = 0
+    delay_s: float = 0.0
+    reason: str = ""
+
+
+class _Sleep(Protocol):
+    def __call__(self, seconds: float, /) -> Awaitable[None]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to retry a retryable failure (429, 5xx, transport errors).
+
+    Delays are full-jitter exponential (`random() * min(max_delay_s, base_delay_s * 2**n)`);
+    a `Retry-After` above `max_retry_after_s` fails at once and reports the wait. `random`,
+    `sleep` and `clock` are seams for tests.
+    """
+
+    max_attempts: int = 8
+    base_delay_s: float = 0.5
+    max_delay_s: float = 20.0
+    budget_s: float = 300.0
+    max_retry_after_s: float = 60.0
+    random: Callable[[], float] = random.random
+    sleep: _Sleep = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry number `attempt` (1-based) when the server gave no Retry-After."""
+        cap = min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
+        return float(self.random() * cap)
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Counters for a client's lifetime: every HTTP attempt, writes, retries, bytes sent."""
+
+    requests: int = 0
+    write_requests: int = 0
+    retries: int = 0
+    uploads: int = 0
+    bytes_sent: int = 0
+    lowest_concurrency: int = 1_000_000  # the adaptive limit's low point (after 429s)
+
+    def snapshot(self) -> ClientStats:
+        """A copy, so callers can diff before and after."""
+        return ClientStats(self.requests, self.write_requests, self.retries, self.uploads,
+                           self.bytes_sent, self.lowest_concurrency)
+
+
+_Body = Mapping[str, str | Sequence[str]] | None
+_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# What quote_plus leaves as is: SIDs and most parameters need no quoting call.
+_PLAIN_FORM_RE = re.compile(r"[A-Za-z0-9_.~-]*")
+_FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def _form_value(text: str) -> str:
+    return text if _PLAIN_FORM_RE.fullmatch(text) else quote_plus(text)
+
+
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback address (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def form_body(data: Mapping[str, str | Sequence[str]]) -> bytes:
+    """`application/x-www-form-urlencoded` with arrays as repeated keys: the bytes httpx's
+    `data=` would send, at a fiftieth of the cost for a build naming 1,000 version SIDs."""
+    fields = []
+    for key, value in data.items():
+        items = (value,) if isinstance(value, str) else value
+        name = _form_value(key)
+        if _PLAIN_FORM_RE.fullmatch("".join(items)):
+            # Every item is plain (SIDs are): one match for the lot, then a join.
+            if items:
+                fields.append(f"{name}=" + f"&{name}=".join(items))
+        else:
+            fields.extend(f"{name}={_form_value(item)}" for item in items)
+    return "&".join(fields).encode()
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def error_body(response: httpx.Response) -> Mapping[str, object]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+_HINTS = {
+    401: "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY/TWILIO_API_SECRET)",
+    403: "the credentials lack permission for this resource",
+    404: "the resource is gone; `assetsync status` shows what assetsync recorded",
+    413: "the file is over Twilio's size limit (25 MB public/protected, 10 MB private)",
+    429: "Twilio is rate limiting this account; lower [sync] concurrency or retry later",
+}
+
+
+def _status_error(method: str, url: str, response: httpx.Response) -> ApiStatusError:
+    body = error_body(response)
+    status = response.status_code
+    code = body.get("code")
+    more_info = body.get("more_info") or body.get("moreInfo")
+    message = body.get("message") or response.reason_phrase or "error"
+    detail = body.get("detail")
+    text = f"{method} {url} failed: HTTP {status}"
+    if isinstance(code, int):
+        text += f" (Twilio error {code})"
+    text += f": {message}"
+    if isinstance(detail, str) and detail and detail != message:
+        text += f" ({detail})"
+    hint = _HINTS.get(status) or ("the server failed; retry later" if status >= 500 else "")
+    if hint:
+        text += f"; {hint}"
+    kw = {
+        "method": method,
+        "url": url,
+        "status_code": status,
+        "code": code if isinstance(code, int) else None,
+        "more_info": more_info if isinstance(more_info, str) else None,
+    }
+    if status in (401, 403):
+        return AuthenticationError(text, **kw)  # type: ignore[arg-type]
+    if status == 404:
+        return NotFoundError(text, **kw)  # type: ignore[arg-type]
+    if status == 429:
+        after = _retry_after(response.headers.get("Retry-After"), time.time())
+        return RateLimitError(text, retry_after=after, **kw)
+    return ApiStatusError(text, **kw)  # type: ignore[arg-type]
+
+
+def _clean_url(url: httpx.URL | str) -> str:
+    # Credentials travel in the Authorization header only; strip userinfo defensively anyway.
+    return str(httpx.URL(str(url)).copy_with(username=None, password=None))
+
+
+class ApiSession:
+    """Credentials, connection pool, retries and pagination; `ServerlessClient` adds endpoints."""
+
+    def __init__(
+        self,
+        *,
+        api_base: str,
+        upload_base: str,
+        credentials: Credentials,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = RetryPolicy(),
+        on_event: Callable[[ClientEvent], None] | None = None,
+        max_concurrency: int = 10,
+    ) -> None:
+        self.api_base = api_base.rstrip("/")
+        self.upload_base = upload_base.rstrip("/")
+        self.account_sid = credentials.account_sid
+        self._auth = httpx.BasicAuth(credentials.username, credentials.password)
+        self._transport = transport
+        self._timeout = timeout
+        self.retry = retry
+        self.on_event = on_event
+        self._max_concurrency = max(1, max_concurrency)
+        self._http: httpx.AsyncClient | None = None
+        self._slots: AdaptiveLimit | None = None
+        self.stats = ClientStats()
+        # The retry clock when a request's last successful answer began to arrive (its status
+        # line, before its body was read): a build's poll schedule counts from its create
+        # request's answer, and the build was building before that answer was sent.
+        self.answered_at: float | None = None
+        # GET requests whose bytes have all been handed to the network (httpcore's `trace`
+        # extension): the engine works on while its first lookup is being answered.
+        self.gets_sent = 0
+        self.page_size = PAGE_SIZE
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        return f"{name}(api_base={self.api_base!r}, account_sid={self.account_sid!r})"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the client is inside its `async with` block."""
+        return self._http is not None
+
+    @property
+    def on_this_machine(self) -> bool:
+        """Both endpoints are loopback addresses reached over a socket (a local emulator)."""
+        if self._transport is not None:
+            return False
+        return all(is_loopback_host(httpx.URL(base).host)
+                   for base in (self.api_base, self.upload_base))
+
+    async def _trace(self, name: str, info: Mapping[str, object]) -> None:
+        if name.endswith("send_request_body.complete"):
+            self.gets_sent += 1
+
+    async def __aenter__(self) -> Self:
+        if self._http is not None:
+            raise RuntimeError("the client is already open")
+        # A verifying TLS context unless both endpoints are plain http: building it (the CA
+        # bundle) costs 20-40 ms per process, all of it wasted on the embedded emulator or a
+        # plain-http one. Redirects are not followed, so such a client never reaches https.
+        plain = all(b.lower().startswith("http://") for b in (self.api_base, self.upload_base))
+        self._http = httpx.AsyncClient(
+            auth=self._auth,
+            verify=False if plain else _ssl_context(),
+            transport=self._transport,
+            timeout=self._timeout,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            limits=httpx.Limits(max_connections=self._max_concurrency + 2),
+        )
+        self._slots = AdaptiveLimit(self._max_concurrency)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        http, self._http, self._slots = self._http, None, None
+        if http is not None:
+            await http.aclose()
+
+    # ---------------------------------------------------------------- transport and retries
+
+    def _emit(self, event: ClientEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: _Body = None,
+        params: Mapping[str, str | int] | None = None,
+        upload: Callable[[], MultipartFile] | None = None,
+    ) -> httpx.Response:
+        """Send one logical request, retrying what is safe to retry; returns a 2xx response."""
+        if self._http is None or self._slots is None:
+            raise RuntimeError("use the client inside `async with`")
+        policy = self.retry
+        started = policy.clock()
+        shown = _clean_url(httpx.URL(url, params=params) if params else url)
+        attempt = 0
+        while True:
+            attempt += 1
+            body = upload() if upload is not None else None
+            try:
+                async with self._slots:
+                    response, answered_at = await self._attempt(method, url, data, params, body)
+                if response.status_code < 400:
+                    self.answered_at = answered_at
+                    self._slots.succeeded()
+                    self._after_success(method, shown, response, body)
+                    return response
+                if response.status_code == 429:
+                    self._slots.throttled()
+                    self.stats.lowest_concurrency = min(self.stats.lowest_concurrency,
+                                                        self._slots.limit)
+                error: ApiError = _status_error(method, shown, response)
+                retryable = response.status_code in _RETRYABLE_STATUS
+            except (httpx.TransportError, BodyChangedError) as exc:
+                reason = str(exc) or type(exc).__name__
+                error = ApiConnectionError(
+                    f"{method} {shown} failed: {reason}; check the network and retry",
+                    method=method,
+                    url=shown,
+                )
+                retryable = True
+            finally:
+                if body is not None:
+                    body.close()
+            if not retryable:
+                raise error
+            delay = self._delay(error, attempt)
+            elapsed = policy.clock() - started
+            if delay is None or attempt >= policy.max_attempts or elapsed + delay > policy.budget_s:
+                if attempt > 1:
+                    error.args = (f"{error} (gave up after {attempt} attempts)",)
+                raise error
+            self.stats.retries += 1
+            logger.debug("retrying %s %s in %.2fs after: %s", method, shown, delay, error)
+            status = error.status_code if isinstance(error, ApiStatusError) else None
+            self._emit(ClientEvent("retry", method, shown, status, attempt, delay, str(error)))
+            await policy.sleep(delay)
+
+    def _delay(self, error: ApiError, attempt: int) -> float | None:
+        if isinstance(error, RateLimitError) and error.retry_after is not None:
+            if error.retry_after > self.retry.max_retry_after_s:
+                return None  # fail now; the message carries the server's wait
+            return error.retry_after
+        return self.retry.backoff(attempt)
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        data: _Body,
+        params: Mapping[str, str | int] | None,
+        body: MultipartFile | None,
+    ) -> tuple[httpx.Response, float]:
+        """One attempt: the whole response, and the retry clock when it began to arrive."""
+        assert self._http is not None
+        self.stats.requests += 1
+        if method != "GET":
+            self.stats.write_requests += 1
+        if body is not None:
+            # httpx would send an async iterable chunked, without a length: swap the stream in.
+            request = self._http.build_request(
+                method, url,
+                headers={"Content-Type": body.content_type, "Content-Length": str(body.length)},
+            )
+            request.stream = body
+        else:
+            request = self._http.build_request(
+                method, url, params=params,
+                content=form_body(data) if data else None,
+                headers=_FORM_HEADERS if data else None,
+                extensions={"trace": self._trace} if method == "GET" else None,
+            )
+        response = await self._http.send(request, stream=True)
+        answered_at = self.retry.clock()
+        try:
+            await response.aread()  # a build's answer embeds every version: ~250 KB, ~1 ms
+        except BaseException:
+            await response.aclose()
+            raise
+        return response, answered_at
+
+    def _after_success(
+        self, method: str, shown: str, response: httpx.Response, body: MultipartFile | None
+    ) -> None:
+        if body is not None:
+            self.stats.uploads += 1
+            self.stats.bytes_sent += body.length
+        elif method != "GET":
+            request_body = response.request.content if response.request else b""
+            self.stats.bytes_sent += len(request_body)
+        if method != "GET" and logger.isEnabledFor(logging.INFO):
+            # Only when the line is wanted: the body is parsed again for its SID, and a build's
+            # answer embeds every version (~300 KB for 1,000 files: ~2 ms of JSON each time).
+            sid = error_body(response).get("sid", "")
+            logger.info("%s %s -> %s %s", method, shown, response.status_code, sid)
+
+    async def _json(
+        self, method: str, url: str, *, data: _Body = None
+    ) -> Mapping[str, object]:
+        response = await self._send(method, url, data=data)
+        body = error_body(response)
+        if not body:
+            shown = _clean_url(url)
+            raise ApiError(f"{method} {shown} answered with no JSON object", method=method,
+                           url=shown)
+        return body
+
+    async def _list(self, path: str, key: str) -> list[Mapping[str, object]]:
+        """Every item of a list endpoint, following absolute `next_page_url` to the end."""
+        items: list[Mapping[str, object]] = []
+        url: str | None = f"{self.api_base}{path}"
+        params: Mapping[str, str | int] | None = {"PageSize": self.page_size}
+        origin = httpx.URL(self.api_base)
+        pages = 0
+        while url:
+            response = await self._send("GET", url, params=params)
+            body = error_body(response)
+            page = body.get(key)
+            meta = body.get("meta")
+            if not isinstance(page, list) or not isinstance(meta, dict):
+                raise ApiError(
+                    f"GET {_clean_url(url)} answered without a {key!r} list; not trusting a "
+                    "partial listing", method="GET", url=_clean_url(url),
+                )
+            items.extend(item for item in page if isinstance(item, dict))
+            pages += 1
+            self._emit(ClientEvent("page", "GET", _clean_url(url), response.status_code, pages))
+            next_url = meta.get("next_page_url")
+            if next_url and isinstance(next_url, str):
+                target = httpx.URL(next_url)
+                # Never send credentials to a host other than the one we were given.
+                if target.host != origin.host or target.scheme != origin.scheme:
+                    raise ApiError(
+                        f"GET {_clean_url(url)} pointed its next page at another host "
+                        f"({target.host}); refusing to follow", method="GET", url=_clean_url(url),
+                    )
+                url, params = next_url, None
+            else:
+                url = None
+        return items

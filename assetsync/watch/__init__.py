@@ -1,0 +1,1 @@
+"""Watch stage: filesystem events, debounce, the watch loop and its polling fallback."""
