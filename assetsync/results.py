@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from assetsync.functions.plan import FunctionPlan
-from assetsync.sync.urlmap import UrlEntry
-from assetsync.functions.variables import VariablePlan
+if TYPE_CHECKING:  # annotations only: `import assetsync` must not load asyncio (start-up)
+    from assetsync.functions.plan import FunctionPlan
+    from assetsync.functions.variables import VariablePlan
+    from assetsync.prepare.classify import Issue
+    from assetsync.sync.urlmap import UrlEntry
 
 __all__ = [
     "EventCallback",
@@ -29,7 +32,9 @@ class SyncEvent:
 
     Kinds, in order of appearance: `scan_issue` (path, message), `scan_done` (files,
     bytes = bytes hashed, total = files hashed), `transform_started` (total), `transformed`
-    (path, files = done, total, bytes = output size), `carried` (files = files prepared
+    (path, files = done, total, bytes = output size), `secrets_checked` (files = files read,
+    bytes = bytes read, total = public and protected files checked; see
+    `assetsync.prepare.secret_check`), `carried` (files = files prepared
     again, total = files to publish: the last sync's outcome stood in for the others; see
     `assetsync.state.last_outcome`), `sharded` (total = services the site
     spans, message = their names; before any write), `connected` (message =
@@ -40,7 +45,9 @@ class SyncEvent:
     state), `changed_during_upload` (path), `build_created` (sid, files = asset versions,
     total = function versions), `build_status` (sid, message = status),
     `deployment_acknowledged` (sid = deployment; before it is recorded), `deployed` (sid),
-    `recorded` (sid = build), and at any time `retry` (message) and `note` (message).
+    `recorded` (sid = build), `retiring` (sid = service, message = what is deleted: a service
+    of a sharded site left with no file; before the request), and at any time `retry`
+    (message) and `note` (message).
     """
 
     kind: str
@@ -115,6 +122,9 @@ class SyncResult:
     services: tuple[SyncResult, ...] = ()
     functions: FunctionsOutcome | None = None  # None: the live build's were carried forward
     variables: VariablePlan | None = None  # keys only; None: no .env
+    # Files held back at their live version because they cannot be published (watch mode's
+    # `hold_blocked`): one `path: problem` line each.
+    held_back: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         # A summary, not every field: a site's result holds thousands of URLs, and asyncio
@@ -196,11 +206,19 @@ class StatusResult:
     variables: VariablePlan | None = None  # keys only; None: no functions or no .env
     function_redeploys: tuple[str, ...] = ()
     runtime_change: tuple[str | None, str] | None = None
+    # Names several Assets/Functions share (another tool made them): what `sync --repair` fixes.
+    duplicates: str | None = None
+    # Where the records of the live build came from: "local" or "service manifest" (read
+    # from the live build's own manifest this time: assetsync.state.remote_manifest).
+    state_source: str = "local"
+    # The problems that stop a sync (`Assessment.errors`): the very lines `plan` prints.
+    problems: tuple[Issue, ...] = ()
 
     @property
     def in_sync(self) -> bool:
-        """No drift, nothing to build, and no Variable to change."""
-        return (self.drift is None and not self.needs_build
+        """No drift, nothing to build, no Variable to change, and nothing that blocks a sync
+        (a folder `sync` refuses is not what is served)."""
+        return (self.drift is None and not self.needs_build and not self.problems
                 and not (self.variables is not None and self.variables.changed))
 
     def to_json(self) -> dict[str, object]:
@@ -221,6 +239,10 @@ class StatusResult:
             "pending_drops": list(self.pending_drops),
             "needs_build": self.needs_build,
             "counts": dict(self.counts),
+            "duplicates": self.duplicates,
+            "state_source": self.state_source,
+            "problems": [{"path": i.path, "message": i.message, "severity": i.severity}
+                         for i in self.problems],
         }
         if self.functions is not None:
             change = self.runtime_change
@@ -241,16 +263,26 @@ class StatusResult:
 class PruneResult:
     """Asset resources no live build uses: deleted, or (dry run) to delete."""
 
-    service_sid: str | None
+    service_sid: str | None  # a sharded site's: the configured service's (see `services`)
     candidates: tuple[tuple[str, str], ...]  # (asset SID, friendly name)
     deleted: tuple[str, ...]
     dry_run: bool
+    service: str | None = None  # its unique name
+    services: tuple[PruneResult, ...] = ()  # a sharded site: each service's own result
+
+    def owners(self) -> dict[str, tuple[str | None, str | None]]:
+        """Asset SID -> (service unique name, service SID) of each candidate."""
+        parts = self.services or (self,)
+        return {sid: (p.service, p.service_sid) for p in parts for sid, _name in p.candidates}
 
     def to_json(self) -> dict[str, object]:
-        """A JSON-ready dict."""
+        """A JSON-ready dict; each candidate names its service (a sharded site has several)."""
+        owners = self.owners()
         return {
             "service_sid": self.service_sid,
             "dry_run": self.dry_run,
-            "candidates": [{"sid": s, "path": n} for s, n in self.candidates],
+            "candidates": [{"sid": s, "path": n, "service": owners.get(s, (None, None))[0],
+                            "service_sid": owners.get(s, (None, None))[1]}
+                           for s, n in self.candidates],
             "deleted": list(self.deleted),
         }

@@ -45,10 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.audio_s
 import numpy as np
 from bench_sync import ENV, start_emulator
 
+from assetsync.media.audio import decode_audio, encode_audio, make_voice, make_voice_note
 from assetsync.media.audio_level import active_speech_level
 from assetsync.media.audio_options import AudioSettings
 from assetsync.media.sniff import sniff
-from assetsync.media.audio import decode_audio, encode_audio, make_voice, make_voice_note
 from tests.audio_signals import (
     encode_as,
     music_like,

@@ -41,10 +41,12 @@ import mozjpeg_lossless_optimization as mozjpeg  # type: ignore[import-untyped]
 import oxipng
 from PIL import Image, ImageChops, ImageMath, ImageOps
 
+from assetsync.media.lossless import optimize_image
 from assetsync.media.options import BUILTIN_PROFILES, OptimizeOptions
+from assetsync.media.stage import transform_files
+from assetsync.media.variants import make_variant
 from assetsync.models import PublishedFile, Visibility
 from assetsync.scan.rules import hash_file
-from assetsync.media.stage import make_variant, optimize_image, transform_files
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "benchdata" / "images"
 

@@ -188,9 +188,13 @@ def bench_plan_process(work: Path, rounds: int) -> dict[str, object]:
     # still a finished plan. The first run fills the stat cache and the transform stage's
     # type cache: what follows is the no-change plan a user sees on every later run.
     subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
+    human = cmd[:-1]  # `plan` as a user reads it: a summary, not a line per file
+    git = ["git", "status", "--porcelain"]
     plan_s: list[float] = []
+    human_s: list[float] = []
+    git_s: list[float] = []
     python_s: list[float] = []
-    size = 0
+    size = human_size = 0
     codes: set[int] = set()
     for _ in range(rounds):
         t = time.perf_counter()
@@ -201,14 +205,29 @@ def bench_plan_process(work: Path, rounds: int) -> dict[str, object]:
         codes.add(proc.returncode)
         size = len(proc.stdout)
         t = time.perf_counter()
+        proc = subprocess.run(human, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              check=False)
+        human_s.append(time.perf_counter() - t)
+        human_size = len(proc.stdout)
+        t = time.perf_counter()
+        subprocess.run(git, cwd=work / "site", env=GIT_ENV, stdout=subprocess.DEVNULL,
+                       check=True)
+        git_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         python_s.append(time.perf_counter() - t)
     return {
         "plan_json_ms": _median_ms(plan_s),
+        "plan_human_ms": _median_ms(human_s),
+        "git_status_process_ms": _median_ms(git_s),
+        "ratio_plan_human_over_git_status": round(
+            statistics.median(human_s) / statistics.median(git_s), 1),
         "python_startup_ms": _median_ms(python_s),
         "json_bytes": size,
+        "human_bytes": human_size,
         "exit_codes": sorted(codes),
         "target_ms_at_most": 500,
+        "goal_ratio_at_most": 8,
     }
 
 
@@ -232,10 +251,9 @@ def bench_hash(work: Path, mib: int, rounds: int) -> dict[str, object]:
     path = work / "big.bin"
     rnd = random.Random(7)
     with open(path, "wb") as f:
-        for _ in range(mib):
-            f.write(rnd.randbytes(1 << 20))
+        f.writelines(rnd.randbytes(1 << 20) for _ in range(mib))
     data = path.read_bytes()
-    in_memory_hash: Callable[[], object] = lambda: xxhash.xxh3_128(data).hexdigest()  # noqa: E731
+    in_memory_hash: Callable[[], object] = lambda: xxhash.xxh3_128(data).hexdigest()
     cases: dict[str, Callable[[], object]] = {
         "hash_file": lambda: hash_file(path),
         "raw_readinto_loop": lambda: _raw_loop(path),

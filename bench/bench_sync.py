@@ -30,8 +30,8 @@ from pathlib import Path
 
 from assetsync.config import load_config
 from assetsync.emulator.state import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
-from assetsync.sync.run import sync
 from assetsync.results import SyncEvent
+from assetsync.sync.run import sync
 
 ENV = {"TWILIO_ACCOUNT_SID": LOCAL_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": LOCAL_AUTH_TOKEN}
 

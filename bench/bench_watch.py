@@ -31,13 +31,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from assetsync.sync.budget import BuildBudget
 from assetsync.watch.run import WatchEvent, WatchOptions, watch
 
-SyncFn = Callable[[frozenset[str] | None], object]
+SyncFn = Callable[..., object]  # (paths, /, *, hold, on_event), as watch() calls it
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +62,9 @@ class Timeline:
         self.calls: list[tuple[frozenset[str] | None, float, float]] = []
         self.cond = threading.Condition()
 
-    def __call__(self, paths: frozenset[str] | None) -> object:
+    def __call__(self, paths: frozenset[str] | None, /, **kw: Any) -> object:
         started = time.perf_counter()
-        result = self.inner(paths)
+        result = self.inner(paths, **kw)
         with self.cond:
             self.calls.append((paths, started, time.perf_counter()))
             self.cond.notify_all()
@@ -95,6 +96,8 @@ class Engine:
         self.server = start_in_thread(self.state)
         self.source = work / "site"
         self.source.mkdir()
+        # Twilio refuses an empty build, so `sync` refuses an empty folder: seed one file.
+        (self.source / "keep.txt").write_text("keep\n")
         text = (
             f'[project]\nsource = "site"\nservice = "bench-watch"\nenvironment = "dev"\n'
             f'state_dir = "state"\n[target]\napi = "{self.server.url}"\n'
@@ -103,7 +106,7 @@ class Engine:
         self.config = parse_config(text, file=str(work / ".assetsync.toml"), environ=env)
         self._sync = sync
 
-    def sync_fn(self, paths: frozenset[str] | None) -> object:
+    def sync_fn(self, paths: frozenset[str] | None, /, **kw: Any) -> object:
         if paths is None:
             return self._sync(self.config)
         return self._sync(self.config, paths=paths)
@@ -124,7 +127,7 @@ class Recording:
         self.source.mkdir()
         self.calls = 0
 
-    def sync_fn(self, paths: frozenset[str] | None) -> object:
+    def sync_fn(self, paths: frozenset[str] | None, /, **kw: Any) -> object:
         self.calls += 1
         return _NoBuild("ZB-recorded" if paths else None)
 

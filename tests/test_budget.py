@@ -173,7 +173,7 @@ def test_watch_of_a_sharded_site_never_builds_past_the_budget(tmp_path: Path) ->
                          clock=wall)
     used: list[int] = []
 
-    def three_builds(paths: frozenset[str] | None) -> ShardedResult:
+    def three_builds(paths: frozenset[str] | None, /, **_kw: object) -> ShardedResult:
         used.append(budget.used())  # what the ledger held while this sync ran
         return ShardedResult(tuple(FakeResult(f"ZB{len(used)}{i}") for i in range(3)))
 

@@ -15,17 +15,17 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from assetsync.state import last_outcome as carry
 from assetsync.config import Config, target_key
-from assetsync.sync.run import sync
 from assetsync.errors import DriftError
+from assetsync.media.cache import SniffCache
 from assetsync.plan.assets import build_plan
 from assetsync.prepare.stage import prepare_files
-from assetsync.sync.locate import to_live_build
+from assetsync.results import SyncEvent, SyncResult
+from assetsync.state import last_outcome as carry
 from assetsync.state.db import State
 from assetsync.state.records import VersionRecord
-from assetsync.results import SyncEvent, SyncResult
-from assetsync.media.cache import SniffCache
+from assetsync.sync.locate import to_live_build
+from assetsync.sync.run import sync
 from tests.sync_harness import (
     api_get,
     assert_functions_kept,
@@ -163,7 +163,9 @@ def test_the_carried_view_plans_exactly_as_the_record(tmp_path: Path, emulator: 
             assert prepared.changed == 2
             assert (prepared.files, prepared.warnings) == (general.files, general.warnings)
             view = carry.recorded_view(state, key, first.service_sid or "", "dev", outcome,
-                                       prepared.files)
+                                       prepared.files, live_build_sid=outcome.build.sid)
+            assert carry.recorded_view(state, key, first.service_sid or "", "dev", outcome,
+                                       prepared.files, live_build_sid="ZB-another") is None
             record = state.recorded_service(key, first.service_sid or "", "dev")
             assert view is not None
             live = to_live_build(outcome.build)

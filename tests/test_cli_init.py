@@ -52,6 +52,7 @@ def test_init_finds_twilio_runs_src_folder_only_when_it_holds_functions(
 
     other = tmp_path / "plain"
     (other / "assets").mkdir(parents=True)
+    (other / ".git").mkdir()  # its own repository: the config above is another project's
     (other / "src").mkdir()
     (other / "src" / "main.py").write_text("print()")
     text = _init(other, monkeypatch, capsys)

@@ -165,7 +165,7 @@ def test_missing_source_folder_is_one_line(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shutil.rmtree(project / "fixtures")
-    assert main(["-c", str(project / ".assetsync.toml"), "plan"]) == 1
+    assert main(["-c", str(project / ".assetsync.toml"), "plan"]) == 2  # a config problem
     err = capsys.readouterr().err
     assert "fixtures/site does not exist: fix [project] source" in err and err.count("\n") == 1
 
@@ -297,6 +297,7 @@ def test_sharded_plan_shows_counts_per_service_and_every_move(
                zip(shard["services"], counts.values(), strict=True))
 
     in_second = [u["source"] for u in data["uploads"] if u["service"] == "media-2"]
+    second_paths = sorted(u["path"] for u in data["uploads"] if u["service"] == "media-2")
     assert main(["-c", str(cfg), "sync"]) == 0
     capsys.readouterr()
     # A lower limit overflows the first service: exactly the excess moves, and says why.
@@ -318,8 +319,8 @@ def test_sharded_plan_shows_counts_per_service_and_every_move(
     assert f"{moved}: media -> {moves[0]['to']} (overflow: its service would pass" in out
     assert "1 file(s) move to another service" in out
 
-    # Every file of the second service deleted: it is retired and left as it is (sync refuses
-    # an empty build), so nothing is dropped there.
+    # Every file of the second service deleted: it is retired (sync deletes its environments,
+    # as Twilio refuses an empty build), so its files are dropped.
     cfg.write_text(head + "public_protected_per_build = 3\nprivate_per_build = 1\n")
     for source in in_second:
         (tmp_path / "site" / source).unlink()
@@ -327,9 +328,9 @@ def test_sharded_plan_shows_counts_per_service_and_every_move(
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["shard"]["retired"] == ["media-2"]
     assert [s["service"] for s in data["shard"]["services"]] == ["media"]
-    assert data["drops"] == [] and data["uploads"] == []
+    assert data["drops"] == second_paths and data["uploads"] == []
     assert main(["-c", str(cfg), "plan"]) == 0
-    assert "media-2: holds no file now" in capsys.readouterr().out
+    assert "media-2: holds no file now; sync deletes its environments" in capsys.readouterr().out
 
 
 def test_site_over_one_build_without_shard_section_says_so_in_one_line(

@@ -58,7 +58,8 @@ def test_sync_json_is_one_document(project: Path, emulator: Any,
     assert doc["ok"] is True
     assert sorted(doc["uploaded"]) == ["/d0/f0000.txt", "/d1/f0001.txt", "/d2/f0002.txt",
                                        "/secret.txt"]
-    assert doc["build_sid"].startswith("ZB") and doc["write_requests"] == 12
+    # 12, + the service manifest's Function and its version (docs/sync.md).
+    assert doc["build_sid"].startswith("ZB") and doc["write_requests"] == 12 + 2
     assert set(doc["urls"]) == {"/d0/f0000.txt", "/d1/f0001.txt", "/d2/f0002.txt"}
 
 
@@ -69,8 +70,8 @@ def test_quiet_prints_nothing_and_the_log_file_has_one_line_per_change(
     code, out, err = run(capsys, "sync", "--quiet", "--log-file", str(log))
     assert (code, out, err) == (0, "", "")
     lines = log.read_text().splitlines()
-    assert len(lines) == len(writes(emulator)) == 12
-    assert sum("/Versions -> 201" in line for line in lines) == 4
+    assert len(lines) == len(writes(emulator)) == 12 + 2  # + the service manifest's two
+    assert sum("/Versions -> 201" in line for line in lines) == 4 + 1  # + the manifest's
 
 
 def test_dry_run_writes_nothing(project: Path, emulator: Any,

@@ -301,9 +301,14 @@ def test_connection_refused_is_a_connection_error(tmp_path: Path) -> None:
 def test_resolve_endpoints(target: dict[str, Any], environ: dict[str, str],
                            expected: tuple[str, str]) -> None:
     from assetsync.remote.client import resolve_endpoints
-    from assetsync.config import TargetConfig
+    from assetsync.config import parse_config
 
-    assert resolve_endpoints(TargetConfig(**target), environ) == expected
+    # The environment's stand-ins (TWILIO_REGION, ASSETSYNC_API_URL, ...) are applied once,
+    # by the config; the client only ever sees the final target.
+    keys = "".join(f"{k} = {v!r}\n" for k, v in target.items() if v is not None)
+    config = parse_config(f"[project]\nsource = 's'\nservice = 'x'\n[target]\n{keys}",
+                          file="/p/.assetsync.toml", environ=environ)
+    assert resolve_endpoints(config.target) == expected
 
 
 

@@ -103,17 +103,74 @@ def test_rules_match_method_and_glob_and_are_used_up_in_order() -> None:
 
 def test_fault_spec_syntax() -> None:
     assert parse_fault_spec("POST /v1/Services/*/Builds 429 x3") == (
-        "POST",
-        "/v1/Services/*/Builds",
-        "429",
-        3,
-        0.0,
-    )
-    assert parse_fault_spec("get /v1/* delay x2 1.5s") == ("GET", "/v1/*", "delay", 2, 1.5)
-    assert parse_fault_spec("* /v1/* drop") == ("*", "/v1/*", "drop", 1, 0.0)
-    for bad in ("POST /v1", "POST /v1 teapot", "POST /v1 429 3", "POST /v1 429 x0"):
+        "POST", "/v1/Services/*/Builds", "429", 3, 0.0, 1.0, None)
+    assert parse_fault_spec("get /v1/* delay x2 1.5s") == ("GET", "/v1/*", "delay", 2, 1.5, 1.0,
+                                                            None)
+    assert parse_fault_spec("* /v1/* drop") == ("*", "/v1/*", "drop", 1, 0.0, 1.0, None)
+    # A rate without a count fires without end; with one, at most that often.
+    assert parse_fault_spec("POST /v1/* reset-after rate=0.2 seed=7") == (
+        "POST", "/v1/*", "reset-after", None, 0.0, 0.2, 7)
+    assert parse_fault_spec("POST /v1/* timeout-after x4 3s rate=.5") == (
+        "POST", "/v1/*", "timeout-after", 4, 3.0, 0.5, None)
+    for bad in ("POST /v1", "POST /v1 teapot", "POST /v1 429 3", "POST /v1 429 x0",
+                "POST /v1 drop-after rate=0", "POST /v1 drop-after rate=1.5",
+                "POST /v1 drop-after seed=x"):
         with pytest.raises(ValueError, match="fault"):
             parse_fault_spec(bad)
+
+
+def test_a_rate_fires_for_that_share_of_requests_replayed_by_its_seed() -> None:
+    def decisions(seed: int) -> list[bool]:
+        faults = FaultSwitches()
+        faults.add("POST", "/v1/*", "drop-after", count=None, rate=0.2, seed=seed)
+        return [faults.take("POST", f"/v1/Services/ZS{i}") is not None for i in range(2000)]
+
+    first = decisions(1)
+    assert first == decisions(1) and first != decisions(2)
+    assert 300 < sum(first) < 500  # 20% of 2,000, give or take
+    faults = FaultSwitches()
+    faults.add("GET", "/v1/*", "500", count=None, rate=1.0)
+    assert all(faults.take("GET", "/v1/x") for _ in range(50))
+    assert faults.take("POST", "/v1/x") is None
+
+
+@pytest.mark.parametrize(("action", "error"), [
+    ("drop-after", httpx.RemoteProtocolError),
+    ("reset-after", httpx.ReadError),
+    ("timeout-after", httpx.ReadTimeout),
+])
+def test_answer_lost_modes_act_then_end_the_connection_their_way(
+    emulator: EmulatorHandle, action: str, error: type[Exception]
+) -> None:
+    emulator.state.faults.add("POST", "/v1/Services/*/Assets", action, count=1, delay_s=30)
+    with emulator.client(timeout=httpx.Timeout(5.0, read=0.5)) as client:
+        svc = client.post("/v1/Services", data={"UniqueName": "m", "FriendlyName": "m"}).json()
+        with pytest.raises(error):
+            client.post(f"{svc['url']}/Assets", data={"FriendlyName": "/made"})
+        listed = client.get(f"{svc['url']}/Assets").json()["assets"]
+    assert [a["friendly_name"] for a in listed] == ["/made"]  # acted on, answer lost
+
+
+@pytest.mark.parametrize(("action", "error"), [
+    ("drop-after", httpx.RemoteProtocolError),
+    ("reset-after", httpx.ReadError),
+    ("timeout-after", httpx.ReadTimeout),
+])
+def test_embedded_transport_raises_what_a_socket_would(
+    tmp_path: Path, action: str, error: type[Exception]
+) -> None:
+    async def scenario() -> list[str]:
+        transport = embedded_transport(tmp_path / "emu")
+        assert isinstance(transport, EmbeddedTransport)
+        async with httpx.AsyncClient(transport=transport, base_url="http://assetsync.local",
+                                     auth=(LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN)) as client:
+            transport.state.faults.add("POST", "/v1/Services", action, count=1)
+            with pytest.raises(error):
+                await client.post("/v1/Services", data={"UniqueName": "e", "FriendlyName": "e"})
+            listed = (await client.get("/v1/Services")).json()["services"]
+            return [s["unique_name"] for s in listed]
+
+    assert asyncio.run(scenario()) == ["e"]
 
 
 def test_request_log_records_kind_status_and_bytes(emulator: EmulatorHandle) -> None:

@@ -55,6 +55,14 @@ exports.handler = (context, event, callback) => {
 UTIL = "exports.shout = (s) => s.toUpperCase();"
 HANGS = "exports.handler = () => { setInterval(() => {}, 1000); };"
 EXITS = "exports.handler = () => { console.log('bye'); process.exit(3); };"
+CREDS = """
+exports.handler = (context, event, callback) => {
+  let client;
+  try { context.getTwilioClient(); client = 'made'; } catch (err) { client = err.message; }
+  callback(null, { account: context.ACCOUNT_SID || null, token: context.AUTH_TOKEN || null,
+                   client, twiml: typeof Twilio.Response });
+};
+"""
 
 FUNCTIONS = {
     "/hello": (HELLO, "public"),
@@ -68,13 +76,17 @@ FUNCTIONS = {
     "/admin/secret": (TEXT, "protected"),
     "/hangs": (HANGS, "public"),
     "/exits": (EXITS, "public"),
+    "/creds": (CREDS, "public"),
 }
 
 
-def deploy(emulator: EmulatorHandle) -> dict[str, Any]:
+def deploy(emulator: EmulatorHandle, *, include_credentials: bool = True,
+           name: str = "fns") -> dict[str, Any]:
     """Functions, one private asset and one variable, deployed through the raw API."""
     with emulator.client() as client:
-        svc = client.post("/v1/Services", data={"UniqueName": "fns", "FriendlyName": "fns"}).json()
+        svc = client.post("/v1/Services", data={
+            "UniqueName": name, "FriendlyName": name,
+            "IncludeCredentials": "true" if include_credentials else "false"}).json()
         env = client.post(
             f"{svc['url']}/Environments", data={"UniqueName": "dev", "DomainSuffix": "dev"}
         ).json()
@@ -130,7 +142,7 @@ def test_a_function_gets_context_and_event_and_answers_json(
     assert got.json() == {
         "domain": env["domain_name"], "path": "/hello", "service": site["service"]["sid"],
         "environment": env["sid"], "greeting": "ahoy", "name": "Ada", "tags": ["a", "b"],
-        "agent": "probe/1", "client": "undefined", "leaked": None,
+        "agent": "probe/1", "client": "function", "leaked": None,
     }
     posted = call(emulator, site, "/hello", method="POST", data={"Name": "Grace"})
     assert posted.status_code == 200 and posted.json()["name"] == "Grace"
@@ -192,6 +204,20 @@ def test_a_function_past_the_execution_limit_is_ended(
     got = call(emulator, site, "/hangs")
     assert got.status_code == 504
     assert "timed out" in got.text and "/hangs" in got.text
+
+
+@needs_node
+def test_credentials_reach_context_only_when_the_service_includes_them(
+    emulator: EmulatorHandle, site: dict[str, Any]
+) -> None:
+    got = call(emulator, site, "/creds").json()
+    assert (got["account"], got["token"]) == (emulator.account_sid, emulator.auth_token)
+    # No twilio package in this emulator's data folder: the client cannot be made, and says
+    # how to get it; Twilio.Response is the runtime's own and needs no package.
+    assert "npm install twilio" in got["client"] and got["twiml"] == "function"
+    bare = deploy(emulator, include_credentials=False, name="bare")
+    got = call(emulator, bare, "/creds").json()
+    assert (got["account"], got["token"]) == (None, None)
 
 
 def test_without_node_a_function_answers_501_naming_it(

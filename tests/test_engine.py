@@ -13,7 +13,8 @@ from assetsync.config import target_key
 from assetsync.sync.run import sync
 from assetsync.errors import AssetsyncError, BuildFailedError, DriftError, LimitError
 from assetsync.state.db import State
-from assetsync.results import SyncEvent
+from assetsync.state.remote_manifest import MANIFEST_PATH
+from assetsync.results import SyncEvent, SyncResult
 from tests.sync_harness import (
     api_get,
     assert_functions_kept,
@@ -75,7 +76,7 @@ def test_one_change_in_1000_assets_is_one_upload_one_build_one_deployment(
     assert uploads(emulator) == 1
     assert count(emulator, "POST", "/Builds") == 1
     assert count(emulator, "POST", "/Deployments") == 1
-    assert len(writes(emulator)) == 3
+    assert len(writes(emulator)) == 3 + 1  # + the build's service manifest (a Function Version)
     build = api_get(emulator, f"/v1/Services/{result.service_sid}/Builds/{result.build_sid}")
     assert len(build["asset_versions"]) == 1000
     # A summary, not 1,000 URLs: asyncio formats it when `asyncio.run` ends.
@@ -154,7 +155,7 @@ def test_force_replaces_foreign_files_but_keeps_functions(tmp_path: Path, emulat
     forced = sync(config, force=True)
     build = api_get(emulator, f"/v1/Services/{forced.service_sid}/Builds/{forced.build_sid}")
     assert [v["path"] for v in build["asset_versions"]] == ["/d0/f0000.txt"]
-    assert len(build["function_versions"]) == 1
+    assert len([v for v in build["function_versions"] if v["path"] != MANIFEST_PATH]) == 1
 
 
 def test_a_failed_build_keeps_the_previous_deployment_and_the_uploads(
@@ -316,9 +317,17 @@ def test_a_file_changed_while_uploading_is_recorded_as_what_was_sent(
     assert assert_records_are_truthful(config, emulator) == 1
     with State.open(config.state_dir) as state:  # its intent (the hashed bytes) was cleared
         assert state.upload_intents(target_key(config), first.service_sid or "") == ()
+    # Its new bytes were never checked (DESIGN.md invariant 6): kept out of that build (a new
+    # file waits), and the next sync checks them and publishes the version already sent.
+    def built(result: SyncResult) -> list[str]:
+        build = api_get(emulator, f"/v1/Services/{result.service_sid}/Builds/{result.build_sid}")
+        return [v["path"] for v in build["asset_versions"]]
+
+    assert first.uploaded == () and built(first) == []
     emulator.state.request_log.clear()
-    second = sync(config)  # the new content is what is live: nothing to do
-    assert second.noop and writes(emulator) == [] and second.build_sid == first.build_sid
+    second = sync(config)
+    assert second.reused == 1 and second.uploaded == () and uploads(emulator) == 0
+    assert built(second) == ["/a.txt"]
 
 
 def test_an_asset_deleted_behind_assetsyncs_back_is_recreated(tmp_path: Path,

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from assetsync.sync.run import published_urls, sync
+from assetsync.sync.operations import published_urls
+from assetsync.sync.run import sync
 from tests.sync_harness import api_get, count, load, make_tree, uploads, writes
 
 SMALL_BUILDS = "[shard]\npublic_protected_per_build = 5\nprivate_per_build = 2\n"
@@ -74,7 +75,7 @@ def test_private_files_have_their_own_limit(tmp_path: Path, emulator: Any) -> No
 
 
 def test_status_covers_every_service_of_a_sharded_site(tmp_path: Path, emulator: Any) -> None:
-    from assetsync.sync.run import status
+    from assetsync.sync.operations import status
 
     config = load(tmp_path, emulator, extra=SMALL_BUILDS)
     make_tree(config.source, 12)

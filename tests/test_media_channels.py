@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from assetsync.media.sniff import channel_warnings, sniff
 from assetsync.media.options import parse_optimize_section, variant_path
+from assetsync.media.sniff import channel_warnings, sniff
 from assetsync.models import PublishedFile, Visibility
 from tests.test_media_helpers import encode, photo
 
@@ -106,3 +106,19 @@ def test_images_a_variant_profile_converts_are_not_warned_about(tmp_path: Path) 
     # HEIC cannot be decoded here, so no variant can stand in for it; a variant is re-checked.
     assert sorted(i.path for i in issues) == ["b.heic", "mms/a.jpg"]
     assert any("variant /mms/a.jpg" in i.message for i in issues)
+
+
+def test_a_voice_file_that_is_not_audio_says_what_it_is(tmp_path: Path) -> None:
+    options = parse_optimize_section({"profiles": {"voice": {"globs": ["voice/**"]}}},
+                                     file="t.toml")
+    files = [
+        _file(tmp_path, "voice/menu.wav", b"%PDF-1.7\n" + bytes(40), "audio/wav"),
+        _file(tmp_path, "voice/note.wav", b"just some text, not a recording\n", "audio/wav"),
+    ]
+    warned = {issue.path: issue.message for issue in channel_warnings(files, options)}
+    assert warned["voice/menu.wav"].startswith("the content is not audio (it was sniffed as "
+                                               "application/pdf)")
+    assert warned["voice/note.wav"].startswith("the content is not audio (its type was not "
+                                               "recognised)")
+    # Not the old contradiction: "<Play> cannot play audio/wav content; publish MP3 or WAV".
+    assert not any("cannot play audio/wav" in m for m in warned.values())

@@ -117,3 +117,18 @@ def test_prune_drops_what_the_current_settings_no_longer_use(
     freed = int(out.split("pruned ")[1].split(" bytes")[0].replace(",", ""))
     assert freed > 0
     assert main(["-c", str(config), "optimize", "--prune", "site/img"]) == 2
+
+
+def test_report_says_when_a_variant_keeps_its_source(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _project(tmp_path, '[optimize.profiles.whatsapp]\nglobs = ["wa/**"]\n')
+    wa = tmp_path / "site" / "wa"
+    wa.mkdir()
+    source = encode(photo(900, 600), "JPEG", quality=60)
+    (wa / "photo.jpg").write_bytes(source)
+    assert main(["-c", str(config), "optimize", "--report", "--workers", "1"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "/whatsapp/wa/photo.jpg" in x)
+    assert "variant: source kept: it fits the channel as it is" in line
+    assert main(["-c", str(config), "optimize", "--json", "--workers", "1"]) == 0
+    rows = {r["path"]: r for r in json.loads(capsys.readouterr().out)["files"]}
+    assert rows["/whatsapp/wa/photo.jpg"]["after"] <= len(source)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from assetsync.errors import ScanError
+from assetsync.errors import ConfigError
 from assetsync.scan.globs import compile_glob_set
 from assetsync.scan.rules import (
     CHUNK_SIZE,
@@ -200,9 +200,11 @@ def test_unreadable_file_and_folder_are_issues(tmp_path: Path) -> None:
     assert out[2].startswith("locked.png | cannot read: Permission denied")
 
 
-def test_missing_source_is_a_scan_error(tmp_path: Path) -> None:
-    with pytest.raises(ScanError, match="does not exist"):
+def test_missing_source_is_a_config_error(tmp_path: Path) -> None:
+    # The folder `[project] source` names: a config problem, exit 2 like the others.
+    with pytest.raises(ConfigError, match="does not exist: fix \\[project\\] source") as info:
         scan_tree(tmp_path / "nope", rules=IgnoreRules(), cache=None)
+    assert info.value.exit_code == 2
 
 
 def test_hash_file_streams_in_chunks(tmp_path: Path) -> None:

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from assetsync.errors import LockHeldError, StateError
-from assetsync.state.ledger import StateLedger, recorded_build
 from assetsync.remote.resources import Build, VersionRef
 from assetsync.scan.rules import StatEntry
 from assetsync.state.db import DB_NAME, LOCK_NAME, SCHEMA_VERSION, State
-from assetsync.state.service_records import UploadIntent, VersionRecord
+from assetsync.state.ledger import StateLedger, recorded_build
 from assetsync.state.schema import MIGRATIONS, load_stat_table
+from assetsync.state.service_records import UploadIntent, VersionRecord
 
 TARGET = "local"
 ZS = "ZS" + "1" * 32
@@ -68,9 +68,8 @@ def test_second_open_in_another_process_names_the_holder_pid(tmp_path: Path) -> 
 
 
 def test_same_process_second_open_is_refused_too(tmp_path: Path) -> None:
-    with State.open(tmp_path):
-        with pytest.raises(LockHeldError, match="another assetsync is running"):
-            State.open(tmp_path)
+    with State.open(tmp_path), pytest.raises(LockHeldError, match="another assetsync is running"):
+        State.open(tmp_path)
     with State.open(tmp_path):  # released on close
         pass
 
@@ -313,7 +312,7 @@ def test_a_recorded_version_is_durable_before_close(tmp_path: Path) -> None:
         os._exit(9)  # no close, no cleanup
         """
     )
-    proc = subprocess.run([sys.executable, "-c", code])
+    proc = subprocess.run([sys.executable, "-c", code], check=False)
     assert proc.returncode == 9
     with State.open(tmp_path) as state:
         assert [v.version_sid for v in state.versions("local", "ZS")] == ["ZNdurable"]
@@ -518,3 +517,77 @@ def test_the_whole_file_is_checked_only_when_not_as_the_last_clean_close_left_it
     os.utime(tmp_path / DB_NAME)  # another program touched the file
     with State.open(tmp_path) as state:
         assert state.checked_whole_file
+
+
+@pytest.mark.parametrize("damage", ["zero bytes", "no tables"])
+def test_an_empty_state_database_is_refused_never_taken_for_a_new_state(
+    tmp_path: Path, damage: str
+) -> None:
+    """A state truncated to 0 bytes (or an SQLite file without tables) has lost what was
+    recorded: opening it says so in one line and what to do, and changes nothing."""
+    with State.open(tmp_path) as state:
+        state.record_service(TARGET, "demo", ZS, "demo-1234")
+    db = tmp_path / DB_NAME
+    if damage == "zero bytes":
+        db.write_bytes(b"")
+    else:
+        db.unlink()
+        sqlite3.connect(db).execute("PRAGMA user_version=0").connection.close()
+        sqlite3.connect(db).execute("VACUUM").connection.close()  # a valid file, no tables
+    before = db.read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(StateError) as raised:
+            State.open(tmp_path, readonly=readonly)
+        message = str(raised.value)
+        assert "\n" not in message and str(db) in message
+        assert ("is empty (0 bytes)" if damage == "zero bytes" else "holds no assetsync state") \
+            in message
+        assert "assetsync state import" in message and "delete it" in message
+    assert db.read_bytes() == before
+    db.unlink()  # what the message offers: start over
+    with State.open(tmp_path) as state:
+        assert state.export_json()["tables"]["services"] == []  # type: ignore[index]
+
+
+def test_a_new_state_database_appears_whole(tmp_path: Path) -> None:
+    """Made under a temporary name and renamed: no run that dies while making it can leave an
+    empty `state.db`, so an empty one is always damage."""
+    (tmp_path / "state.db.new").write_bytes(b"left by a run that died making it")
+    with State.open(tmp_path) as state:
+        assert not state.checked_whole_file
+        conn = sqlite3.connect(tmp_path / DB_NAME)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] \
+            == str(SCHEMA_VERSION)
+        conn.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(DB_NAME)) == [
+        DB_NAME, f"{DB_NAME}.checked"]
+
+
+def test_the_cli_says_an_empty_state_is_damaged_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assetsync.cli import main
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "a.txt").write_text("a")
+    (tmp_path / ".assetsync.toml").write_text(
+        '[project]\nsource = "site"\nservice = "demo"\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["sync"]) == 0
+    assert main(["state", "export", "-o", "saved.json"]) == 0
+    db = tmp_path / ".assetsync" / DB_NAME
+    db.write_bytes(b"")
+    capsys.readouterr()
+    for argv in (["sync"], ["plan"], ["status"], ["state", "import", "saved.json"]):
+        assert main(argv) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and len(err.strip().splitlines()) == 1
+        assert "is empty (0 bytes)" in err and "assetsync state import" in err
+    assert db.stat().st_size == 0
+    # What the line says to do: delete it, import the export; the sync then has nothing to do.
+    db.unlink()
+    assert main(["state", "import", "saved.json"]) == 0
+    capsys.readouterr()
+    assert main(["sync"]) == 0
+    assert capsys.readouterr().out.startswith("Up to date")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 
 from assetsync.errors import ConfigError
-from assetsync.models import Visibility
 from assetsync.functions.toolkit import (
     ToolkitFunction,
     deploy_variables,
+    dotenv_warnings,
     function_path_problem,
     function_size_limit,
     parse_dotenv,
@@ -21,6 +21,7 @@ from assetsync.functions.toolkit import (
     toolkit_asset_path,
     toolkit_function,
 )
+from assetsync.models import Visibility
 from tests.test_foundation_purity import test_pure_module_imports_and_calls as check_pure
 
 PUBLIC, PROTECTED, PRIVATE = Visibility.PUBLIC, Visibility.PROTECTED, Visibility.PRIVATE
@@ -212,6 +213,28 @@ def test_dotenv_errors_name_the_line_never_the_value(text: str, line: int, fragm
     assert message.startswith(f"app/.env:{line}: ")
     assert fragment in message
     assert SECRET not in message and SECRET not in repr(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "warned"),
+    [
+        (f'GREETING="{SECRET}" # trailing', ["app/.env:1: GREETING: "]),
+        (f"A=1\nQ='{SECRET}' #c\nB=2", ["app/.env:2: Q: "]),
+        (f"H={SECRET} # not a comment", ["app/.env:1: H: "]),
+        (f'M="{SECRET}"  \nC=#fff\nD="x # y"\nE=a#b\n# G="{SECRET}" # y', []),
+    ],
+)
+def test_dotenv_warns_on_inline_comments_naming_the_key_never_the_value(
+        text: str, warned: list[str]) -> None:
+    lines = dotenv_warnings(text, file="app/.env")
+    assert [line[:len(start)] for line, start in zip(lines, warned, strict=False)] == warned
+    assert len(lines) == len(warned)
+    assert not [line for line in lines if SECRET in line or "trailing" in line]
+
+
+def test_dotenv_keeps_an_inline_comment_in_the_value_as_twilio_runs_dotenv() -> None:
+    assert parse_dotenv('GREETING="hello world" # trailing', file=".env") == {
+        "GREETING": 'hello world" # trailing'}
 
 
 def test_deploy_variables_drop_empty_values_and_the_deploy_credentials() -> None:

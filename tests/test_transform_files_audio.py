@@ -100,7 +100,7 @@ def test_whatsapp_and_mms_add_audio_variants_beside_the_original(tmp_path: Path)
 def test_image_variant_recipes_do_not_carry_the_audio_settings() -> None:
     recipe = variant_recipe(BUILTIN_PROFILES["mms"], OptimizeOptions())
     assert "audio" not in recipe and "trim" not in json.dumps(recipe)
-    assert set(recipe) == {"op", "max_pixels", "name", "max_bytes", "max_width", "max_height",
+    assert set(recipe) == {"op", "max_pixels", "as_is", "name", "max_bytes", "max_width", "max_height",
                            "format", "quality", "min_quality", "background", "channel",
                            "variant"}
 

@@ -11,7 +11,7 @@ from PIL import Image, PngImagePlugin
 
 from assetsync.errors import TransformError
 from assetsync.media.options import OptimizeOptions
-from assetsync.media.stage import optimize_image
+from assetsync.media.lossless import optimize_image
 from tests.test_media_helpers import (
     GPS_IFD,
     MAKE,

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from assetsync.errors import LimitError, TransformError
 from assetsync.media.options import BUILTIN_PROFILES, Profile
-from assetsync.media.stage import make_variant
+from assetsync.media.variants import make_variant
 from tests.test_media_helpers import (
     ORIENTATION,
     animated_gif,
@@ -161,3 +163,43 @@ def test_variant_is_deterministic() -> None:
     first = make_variant(data, "png", profile, max_pixels=PIXELS)
     second = make_variant(data, "png", profile, max_pixels=PIXELS)
     assert first.data == second.data and len(first.data) <= 30_000
+
+
+# --- a channel variant is never larger than a source that already fits the channel ---------
+
+
+def test_a_fitting_source_is_kept_when_a_re_encode_would_be_larger() -> None:
+    # A photo already JPEG-compressed at a lower quality than the profile's: re-encoding it at
+    # q85 grows it (the WhatsApp case of issue 25: 348,796 B became 408,756 B).
+    data = encode(photo(900, 600), "JPEG", quality=60)
+    out = make_variant(data, "jpeg", WHATSAPP, max_pixels=PIXELS)
+    assert len(out.data) <= len(data)
+    assert out.kind == "jpeg" and out.note.startswith("source kept: it fits the channel")
+    assert decode(out.data).tobytes() == decode(data).tobytes()  # the same pixels
+
+
+def test_the_kept_source_loses_its_private_metadata() -> None:
+    data = jpeg_with_secrets(photo(900, 600))
+    out = make_variant(data, "jpeg", WHATSAPP, max_pixels=PIXELS)
+    assert len(out.data) <= len(data)
+    exif = decode(out.data).getexif()
+    assert 0x8825 not in exif and b"shot at home" not in out.data  # no GPS, no comment
+
+
+def test_a_source_that_does_not_fit_is_still_made_to_fit() -> None:
+    # Over the MMS pixel bounds: the variant is the re-encode, whatever its size.
+    data = encode(photo(2000, 1000), "JPEG", quality=60)
+    out = make_variant(data, "jpeg", MMS, max_pixels=PIXELS)
+    assert decode(out.data).size == (1600, 800) and "source kept" not in out.note
+    # A format the channel does not take as it is (WebP for WhatsApp) is converted too.
+    webp = encode(photo(300, 200), "WEBP", quality=50)
+    assert make_variant(webp, "webp", WHATSAPP, max_pixels=PIXELS).kind in ("jpeg", "png")
+
+
+@settings(max_examples=12, deadline=None)
+@given(quality=st.integers(min_value=30, max_value=95), seed=st.integers(0, 50),
+       channel=st.sampled_from(["mms", "whatsapp"]))
+def test_never_larger_than_a_fitting_source(quality: int, seed: int, channel: str) -> None:
+    data = encode(photo(400, 300, seed=seed), "JPEG", quality=quality)
+    out = make_variant(data, "jpeg", BUILTIN_PROFILES[channel], max_pixels=PIXELS)
+    assert len(out.data) <= len(data)

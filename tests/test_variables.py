@@ -11,15 +11,15 @@ from typing import Any, TypeVar
 
 import pytest
 
-from assetsync.remote.client import ServerlessClient
 from assetsync.errors import ApiStatusError, LimitError
-from assetsync.remote.resources import Variable
 from assetsync.functions.variables import (
     VariablePlan,
     apply_variables,
     plan_variables,
     sync_variables,
 )
+from assetsync.remote.client import ServerlessClient
+from assetsync.remote.resources import Variable
 from tests.test_client import make_client
 
 T = TypeVar("T")

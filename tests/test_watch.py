@@ -8,11 +8,12 @@ import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 import pytest
 
-from assetsync.sync.budget import BuildBudget, account_key
 from assetsync.errors import ApiConnectionError, BuildFailedError, ConfigError
+from assetsync.sync.budget import BuildBudget, account_key
 from assetsync.watch.run import WatchOptions, watch
 from tests.watch_harness import BOUND_S, Cfg, FakeWallClock, Recorder, Running, pause, watching
 
@@ -94,19 +95,37 @@ def jetbrains_safe_write(p: Path) -> None:
 def emacs_save(p: Path) -> None:
     lock = p.with_name(".#" + p.name)
     os.symlink("user@host.1234:1700000000", lock)
+    autosave = p.with_name(f"#{p.name}#")
+    autosave.write_bytes(FINAL[:7])
     shutil.copy2(p, p.with_name(p.name + "~"))
     p.write_bytes(FINAL)
+    autosave.unlink()
     lock.unlink()
 
 
+def vscode_atomic_save(p: Path) -> None:
+    # VS Code's atomic write: `name.vsctmp` beside the file, renamed over it
+    tmp = p.with_name(p.name + ".vsctmp")
+    tmp.write_bytes(FINAL)
+    os.replace(tmp, p)
+
+
+def vscode_extension_save(p: Path) -> None:
+    # the `.name.tmp-*` temp-then-rename of VS Code extensions (and Node's write-file helpers)
+    tmp = p.with_name(f".{p.name}.tmp-vscode")
+    tmp.write_bytes(FINAL)
+    os.replace(tmp, p)
+
+
 TEMP_NAMES = (".notes.txt.swp", "4913", "notes.txt~", "sedAb12Cd", ".goutputstream-XY12Z3",
-              "notes.txt___jb_tmp___", "notes.txt___jb_old___", ".#notes.txt")
+              "notes.txt___jb_tmp___", "notes.txt___jb_old___", ".#notes.txt", "#notes.txt#",
+              "notes.txt.vsctmp", ".notes.txt.tmp-vscode", ".notes.txt.tmp-1234")
 
 
 @pytest.mark.parametrize(
     "save",
     [python_atomic_save, truncate_then_stalled_write, vim_backup_rename, sed_in_place, gedit_save,
-     jetbrains_safe_write, emacs_save],
+     jetbrains_safe_write, emacs_save, vscode_atomic_save, vscode_extension_save],
 )
 def test_editor_save_is_synced_whole_and_temp_files_never_reach_the_engine(
     tmp_path: Path, root: Path, save: Callable[[Path], None]
@@ -120,9 +139,8 @@ def test_editor_save_is_synced_whole_and_temp_files_never_reach_the_engine(
             assert recorder.cond.wait_for(lambda: recorder.last_seen_content("notes.txt") == FINAL, BOUND_S)
     seen = [s["notes.txt"] for s in recorder.seen if "notes.txt" in s]
     assert all(content in (FINAL, None) for content in seen), seen  # never half a save
+    # a save is one change of the real file: no temp name reaches the engine
     assert not set(TEMP_NAMES) & recorder.all_paths()
-    # the Python temp name is not an editor pattern, but it is gone by the time a batch runs
-    assert all(s.get(".notes.txt.tmp-1234") is None for s in recorder.seen)
 
 
 # -- bursts, folders, overflow ------------------------------------------------------------------
@@ -173,6 +191,74 @@ def test_queue_overflow_triggers_a_full_reconcile(tmp_path: Path, root: Path) ->
         running.wait_event(lambda e: e.kind == "overflow")
         calls = recorder.wait_calls(2)
     assert calls[1] is None
+
+
+class Writer:
+    """A file written to in a loop in a thread until stopped: appended and closed each time
+    (`while true; do echo >> busy.log; done`), or (`keep_open`) one open file written forever."""
+
+    def __init__(self, path: Path, *, keep_open: bool) -> None:
+        self.path, self.keep_open = path, keep_open
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        if self.keep_open:
+            with open(self.path, "ab") as f:
+                while not self.done.wait(0.02):
+                    f.write(b"line\n")
+                    f.flush()
+        else:
+            while not self.done.wait(0.02):
+                with open(self.path, "ab") as f:
+                    f.write(b"line\n")
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(BOUND_S)
+
+    @property
+    def busy(self) -> bool:
+        return not self.done.is_set() and self.thread.is_alive()
+
+
+# A long max wait: a save that had to wait for the busy file to go quiet would wait that long.
+BUSY_OPTIONS = WatchOptions(quiet_window_s=0.3, max_wait_s=60.0, settle_s=60.0)
+
+
+def test_a_save_goes_out_while_another_file_is_appended_in_a_loop(tmp_path: Path, root: Path) -> None:
+    recorder = Recorder(root)
+    with watching(root, recorder, make_budget(tmp_path), BUSY_OPTIONS) as running, \
+            Writer(root / "busy.log", keep_open=False) as writer:
+        running.wait_event(lambda e: e.kind == "changes")
+        (root / "a.txt").write_bytes(b"saved")
+        index = recorder.wait_for_path("a.txt")
+        assert writer.busy  # the save did not wait for the busy file to go quiet
+    assert recorder.seen[index]["a.txt"] == b"saved"
+
+
+def test_full_reconcile_after_lost_events_does_not_wait_for_a_writer(tmp_path: Path, root: Path) -> None:
+    recorder = Recorder(root)
+    with watching(root, recorder, make_budget(tmp_path), BUSY_OPTIONS) as running, \
+            Writer(root / "busy.log", keep_open=True) as writer:
+        running.wait_event(lambda e: e.kind == "changes")
+        logging.getLogger("watchdog.observers.inotify_c").warning(
+            "Inotify queue overflowed; filesystem events were lost"
+        )
+        running.wait_event(lambda e: e.kind == "overflow")
+        calls = recorder.wait_calls(2)
+        assert calls[1] is None and writer.busy  # the full reconcile ran while it was written
+        assert recorder.holds[1] == frozenset({"busy.log"})  # holding it at its live version
+        (root / "a.txt").write_bytes(b"saved")
+        index = recorder.wait_for_path("a.txt")
+        assert writer.busy
+        assert "busy.log" not in (recorder.calls[index] or ())  # still being written: it waits
+    stopped = running.result
+    assert stopped is not None and stopped.full_reconcile_reason is None
 
 
 def test_ignored_paths_state_folder_and_vcs_metadata_raise_no_sync(tmp_path: Path, root: Path) -> None:

@@ -165,5 +165,53 @@ def test_missing_source_folder_is_one_clear_line(
     (root / "site").rmdir()
     code = main(["-c", str(root / ".assetsync.toml"), "watch", "--plain"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1
+    assert code == 2  # a config problem
     assert len(err) == 1 and "source folder" in err[0] and "does not exist" in err[0]
+
+
+def test_a_failure_is_printed_once_and_an_edited_config_is_applied(
+    project: tuple[Path, dict[str, str]], emulator: Any
+) -> None:
+    root, env = project
+    config = root / ".assetsync.toml"
+    good = config.read_text()
+    (root / "site" / "drafts").mkdir()
+    (root / "site" / "drafts" / "wip.txt").write_text("work in progress")
+    watcher = Watcher(root, env)
+    try:
+        watcher.wait_line("full reconcile deployed: 2 uploaded")
+        emulator.state.fail_next_builds(1)
+        (root / "site" / "logo.png").write_bytes(b"png")
+        watcher.wait_line("sync failed: ")
+        watcher.wait_line("1 change deployed")  # the retry
+        config.write_text(good + "[ignore\n")
+        broken = watcher.wait_line("config error: ")
+        assert str(config) in broken and "keeping the last good config" in broken
+        config.write_text(good + '[ignore]\npatterns = ["drafts/"]\n')
+        watcher.wait_line("note: .assetsync.toml changed: config reloaded; running a full reconcile")
+        watcher.wait_line("full reconcile deployed: 0 uploaded")  # drafts/wip.txt dropped
+        code = watcher.interrupt()
+    finally:
+        watcher.kill()
+    assert code == 0
+    assert len([line for line in watcher.lines if "failed" in line and "ZB" in line]) == 1
+    assert not any("WARNING" in line for line in watcher.lines)  # no log line beside it
+
+
+def test_ctrl_c_with_only_the_periodic_reconcile_pending_is_no_undeployed_change(
+    project: tuple[Path, dict[str, str]]
+) -> None:
+    root, env = project
+    config = root / ".assetsync.toml"
+    config.write_text(config.read_text() + "[watch]\nreconcile_interval_s = 10\n")
+    watcher = Watcher(root, env, "--builds-per-hour", "1")
+    try:
+        watcher.wait_line("full reconcile deployed")  # the hour's only build
+        # the periodic check comes due and waits for the budget: nothing is known to be changed
+        watcher.wait_line("build budget spent (1/hour); next build at")
+        code = watcher.interrupt()
+    finally:
+        watcher.kill()
+    assert code == 0
+    assert "stopped; 1 builds, 0 failed syncs, 0 pending" in watcher.lines[-1]
+    assert not any("not deployed" in line for line in watcher.lines)

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from assetsync.sync.budget import BuildBudget, account_key
 from assetsync.config import Config, load_config
-from assetsync.sync.run import sync
 from assetsync.errors import BuildFailedError
+from assetsync.sync.budget import BuildBudget, account_key
+from assetsync.watch.engine import EngineSync
 from assetsync.watch.run import WatchOptions
 from tests.watch_harness import BOUND_S, FakeWallClock, Recorder, pause, watching
 
@@ -38,10 +38,7 @@ def make_config(tmp_path: Path, emulator: Any) -> Config:
 def engine(config: Config) -> Recorder:
     """The sync_fn `assetsync watch` uses: one engine sync per batch, the batch as a hint."""
 
-    def sync_fn(paths: frozenset[str] | None) -> object:
-        return sync(config) if paths is None else sync(config, paths=paths)
-
-    return Recorder(config.source, inner=sync_fn)
+    return Recorder(config.source, inner=EngineSync(config))
 
 
 def budget(tmp_path: Path, limit: int = 100, clock: FakeWallClock | None = None) -> BuildBudget:

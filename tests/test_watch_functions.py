@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from assetsync.sync.budget import BuildBudget, account_key
 from assetsync.config import Config, load_config
-from assetsync.sync.run import sync
 from assetsync.scan.rules import IgnoreRules
-from assetsync.watch.run import ToolkitPaths, WatchEvent, WatchOptions, toolkit_paths
+from assetsync.sync.budget import BuildBudget, account_key
+from assetsync.watch.engine import EngineSync
 from assetsync.watch.events import Change, DirtySet, ignored_by, split_batch
+from assetsync.watch.run import ToolkitPaths, WatchEvent, WatchOptions, toolkit_paths
 from tests.sync_harness import api_get, credentials_env, write_config
 from tests.toolkit_harness import HELLO, live, toolkit_project, uploads_to
 from tests.watch_harness import FakeWallClock, Recorder, Running, run_watch
@@ -51,10 +51,7 @@ def make_project(tmp_path: Path, emulator: Any) -> Config:
 def engine(config: Config) -> Recorder:
     """The sync_fn `assetsync watch` uses: one engine sync per batch, the batch as a hint."""
 
-    def sync_fn(paths: frozenset[str] | None) -> object:
-        return sync(config) if paths is None else sync(config, paths=paths)
-
-    return Recorder(config.source, inner=sync_fn)
+    return Recorder(config.source, inner=EngineSync(config))
 
 
 def wait_outcomes(recorder: Recorder, count: int) -> list[object]:

@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assetsync.results import SyncEvent
 from assetsync.sync.budget import BuildBudget
-from assetsync.watch.run import WatchEvent, WatchOptions, WatchStatus, watch
+from assetsync.watch.run import SyncFn, WatchEvent, WatchOptions, WatchStatus, watch
 
 BOUND_S = 20.0  # an upper bound for things that take milliseconds; never a timing assertion
 
@@ -51,26 +52,30 @@ class Recorder:
     """A sync_fn that records batches; `fail` maps call number (1-based) → exception to raise.
 
     With `inner` (e.g. the real engine) each call is passed on and its result or error kept.
+    `holds` keeps each call's `hold` (files still being written).
     """
 
     root: Path
     builds: bool = True
     fail: dict[int, BaseException] = field(default_factory=dict)
-    inner: Callable[[frozenset[str] | None], object] | None = None
+    inner: SyncFn | None = None
     calls: list[frozenset[str] | None] = field(default_factory=list)
+    holds: list[frozenset[str]] = field(default_factory=list)
     seen: list[dict[str, bytes | None]] = field(default_factory=list)
     outcomes: list[object] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
 
-    def __call__(self, paths: frozenset[str] | None) -> object:
+    def __call__(self, paths: frozenset[str] | None, /, *, hold: frozenset[str] = frozenset(),
+                 on_event: Callable[[SyncEvent], None] | None = None) -> object:
         if self.inner is not None:
-            return self._pass_on(paths, self.inner)
-        return self._record(paths)
+            return self._pass_on(paths, self.inner, hold, on_event or (lambda _e: None))
+        return self._record(paths, hold)
 
-    def _pass_on(self, paths: frozenset[str] | None, inner: Callable[[frozenset[str] | None], object]) -> object:
-        self._record(paths)
+    def _pass_on(self, paths: frozenset[str] | None, inner: SyncFn, hold: frozenset[str],
+                 on_event: Callable[[SyncEvent], None]) -> object:
+        self._record(paths, hold)
         try:
-            outcome = inner(paths)
+            outcome = inner(paths, hold=hold, on_event=on_event)
         except Exception as exc:
             outcome = exc
             raise
@@ -85,13 +90,14 @@ class Recorder:
             assert self.cond.wait_for(lambda: len(self.outcomes) >= count, timeout=BOUND_S), self.outcomes
             return list(self.outcomes)
 
-    def _record(self, paths: frozenset[str] | None) -> FakeResult:
+    def _record(self, paths: frozenset[str] | None, hold: frozenset[str] = frozenset()) -> FakeResult:
         snapshot: dict[str, bytes | None] = {}
         for rel in sorted(paths or ()):
             target = self.root / rel
             snapshot[rel] = target.read_bytes() if target.is_file() else None
         with self.cond:
             self.calls.append(paths)
+            self.holds.append(hold)
             self.seen.append(snapshot)
             number = len(self.calls)
             self.cond.notify_all()

@@ -23,9 +23,10 @@ from assetsync.config import Config
 from assetsync.errors import LockHeldError
 from assetsync.functions.local import FunctionProject, load_functions
 from assetsync.models import PublishedFile
+from assetsync.prepare.classify import Issue, Severity
 from assetsync.state.db import State
 
-__all__ = ["CheckReport", "check_project", "targets_of"]
+__all__ = ["CheckReport", "check_project", "check_publish_set", "reference_issues", "targets_of"]
 
 _TWIML = (".xml", ".twiml")
 _HTML = (".html", ".htm")
@@ -73,13 +74,31 @@ def check_project(config: Config) -> CheckReport:
         state = State.open(config.state_dir, readonly=True)
     with state:
         prepared = prepare_files(config, state)
-    targets = targets_of(prepared.files, project)
+    return check_publish_set(config, prepared.files, project)
+
+
+def check_publish_set(config: Config, files: tuple[PublishedFile, ...],
+                      project: FunctionProject | None) -> CheckReport:
+    """Check every reference in the project against a publish set already prepared (`sync`
+    passes its own, so nothing is prepared twice): reads the TwiML and HTML files among
+    `files`, the functions and the Studio flows."""
+    targets = targets_of(files, project)
     references: list[Reference] = []
     read = 0
-    for label, text, published in _texts(config, prepared.files, project):
+    for label, text, published in _texts(config, files, project):
         read += 1
         references.extend(_references(label, text, published))
     return CheckReport(tuple(verify(references, targets)), len(references), read)
+
+
+def reference_issues(config: Config, files: tuple[PublishedFile, ...],
+                     project: FunctionProject | None) -> tuple[Issue, ...]:
+    """The check's errors as the preparation's issues, for `sync`, `plan` and `status`: errors
+    that stop a sync with `[check] strict = true`, else warnings (one line each, naming the
+    file and line, the path and what is wrong)."""
+    severity: Severity = "error" if config.check.strict else "warning"
+    return tuple(Issue(f"{f.file}:{f.line}", f"{f.path}: {f.message}", severity)
+                 for f in check_publish_set(config, files, project).errors)
 
 
 def _references(label: str, text: str, published: str | None) -> list[Reference]:

@@ -27,7 +27,8 @@ from assetsync.errors import AssetsyncError
 
 __all__ = ["build_parser", "main", "run"]
 
-# Exit codes (STYLE.md): 0 ok, 1 error, 2 usage/config, 3 lock held, 130 interrupted.
+# Exit codes (STYLE.md): 0 ok, 1 error, 2 usage/config, 3 lock held, 130 interrupted; the
+# emulator's own 4, its port in use, is `commands.emulator.EXIT_PORT_IN_USE`.
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -62,7 +63,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"assetsync {__version__}")
     parser.add_argument(
-        "-c", "--config", help="path to .assetsync.toml (default: ./.assetsync.toml)"
+        "-c", "--config",
+        help="path to .assetsync.toml (default: the nearest one in this folder or above it)"
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -75,7 +77,24 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name in names:
         module = importlib.import_module(f"{commands.__name__}.{name}")
         module.register(subparsers)
+    for command_parser in subparsers.choices.values():
+        _accept_config_flag(command_parser)
     return parser
+
+
+def _accept_config_flag(parser: argparse.ArgumentParser) -> None:
+    """Let `-c/--config` follow the command too (`assetsync plan -c FILE`), and its actions'.
+
+    SUPPRESS as the default: a command that is not given the flag leaves the value taken before
+    the command (`assetsync -c FILE plan`) in place instead of setting it back to None.
+    """
+    if "--config" not in parser._option_string_actions:
+        parser.add_argument("-c", "--config", default=argparse.SUPPRESS, metavar="CONFIG",
+                            help="path to .assetsync.toml (as before the command)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _accept_config_flag(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -143,8 +162,7 @@ def _run(argv: list[str], *, process: bool = False) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USAGE
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _log_to_stderr(logging.WARNING - 10 * min(args.verbose, 2))
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -154,3 +172,16 @@ def _run(argv: list[str], *, process: bool = False) -> int:
         print(f"assetsync: error: {exc}", file=sys.stderr)
         return exc.exit_code
 
+
+def _log_to_stderr(level: int) -> None:
+    """Log records at `level` and above to stderr, in one line each.
+
+    The level is set on the handler, not only on the root logger: `sync --log-file` lowers the
+    `assetsync` logger to INFO so the file gets one line per remote change, and those records
+    then reach every handler up the tree; a level on the root logger alone would let them
+    through to stderr, and `sync --quiet` would no longer be quiet (cron mails it).
+    """
+    handler = logging.StreamHandler()
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])  # a no-op when the host set logging up

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from assetsync.prepare.classify import Issue
 from assetsync.config import Config, load_config
+from assetsync.prepare.classify import Issue
 from assetsync.results import SyncEvent
 
 __all__ = [
@@ -21,19 +21,27 @@ __all__ = [
     "event_printer",
     "format_bytes",
     "issue_line",
+    "name_list",
     "print_issues",
     "print_json",
 ]
 
 
 def config_from_args(args: object, overrides: Mapping[str, object] | None = None) -> Config:
-    """Load the config named by `-c/--config` (or ./.assetsync.toml) with flag overrides.
+    """Load the config named by `-c/--config` (or the nearest .assetsync.toml at or above the
+    working folder) with flag overrides; its warnings go to stderr.
 
     Overrides whose value is None (a flag not given) are left out, so env and file apply.
     """
     path = getattr(args, "config", None)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return load_config(Path(path) if path else None, environ=os.environ, overrides=given)
+    # Normalized: `-c ../.assetsync.toml` from a subfolder would otherwise leave `..` in the
+    # config's own path and root, which the scan then meets as a `..` glob segment.
+    file = Path(os.path.abspath(path)) if path else None
+    config = load_config(file, environ=os.environ, overrides=given)
+    for line in config.warnings:  # problems that do not stop the run (a misspelled profile)
+        sys.stderr.write(f"warning: {line}\n")
+    return config
 
 
 def add_json_flag(parser: object) -> None:
@@ -62,6 +70,12 @@ def format_bytes(n: int) -> str:
             return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"  # pragma: no cover - loop always returns
+
+
+def name_list(names: Sequence[str], shown: int = 5) -> str:
+    """`/a, /b … and 3 more`: the first `shown` names, and how many were left out ("-": none)."""
+    text = ", ".join(names[:shown]) or "-"
+    return text + (f" … and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def issue_line(issue: Issue) -> str:

@@ -27,14 +27,16 @@ class Progress:
         tty: redraw one line in place; otherwise print plain lines (CI logs, cron mail).
         quiet: show nothing but retries' final failures (which are errors anyway).
         verbose: with plain lines, print every event.
+        dry_run: the sync writes nothing: say what it would upload, not that it uploads.
     """
 
     def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None,
-                 quiet: bool = False, verbose: int = 0) -> None:
+                 quiet: bool = False, verbose: int = 0, dry_run: bool = False) -> None:
         self.out = stream or sys.stderr
         self.tty = self.out.isatty() if tty is None else tty
         self.quiet = quiet
         self.verbose = verbose
+        self.dry_run = dry_run
         self.files = self.bytes = self.total_files = self.total_bytes = 0
         self._step = 0
         self._drawn = False
@@ -96,7 +98,8 @@ class Progress:
         self.total_files, self.total_bytes = event.files, event.bytes
         self.files = self.bytes = self._step = 0
         if event.files and not self.tty:
-            self._line(f"uploading {event.files} of {event.total} files "
+            verb = "would upload" if self.dry_run else "uploading"
+            self._line(f"{verb} {event.files} of {event.total} files "
                        f"({format_bytes(event.bytes)})")
 
     def _uploaded(self, event: SyncEvent) -> None:

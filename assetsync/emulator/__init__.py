@@ -43,6 +43,11 @@ class EmbeddedTransport(httpx.ASGITransport):
         try:
             return await super().handle_async_request(request)
         except ConnectionDropped as exc:
+            if exc.mode == "reset":
+                raise httpx.ReadError("[Errno 104] Connection reset by peer",
+                                      request=request) from exc
+            if exc.mode == "timeout":
+                raise httpx.ReadTimeout("timed out", request=request) from exc
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request
             ) from exc

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import ipaddress
 import json
 import logging
 import math
+import random
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,17 +25,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assetsync.emulator.faults import FaultRule, HostKind, RequestLogEntry
+from assetsync.emulator.faults import (
+    ANSWER_LOST_ACTIONS,
+    DEFAULT_HANG_S,
+    WRONG_CONTENT_TYPE,
+    FaultRule,
+    HostKind,
+    RequestLogEntry,
+)
 from assetsync.emulator.routes import ROUTES
 from assetsync.emulator.serving import SERVE_PREFIX, serve_deployed
-from assetsync.emulator.state import EmulatorError, EmulatorState, not_found
+from assetsync.emulator.state import EmulatorError, EmulatorState, bad_request, not_found
 
 __all__ = ["DROP_EXTENSION", "ConnectionDropped", "create_app", "error_body"]
 
 logger = logging.getLogger(__name__)
 
 # ASGI scope extension a server may provide to abort the client's connection with no response
-# (assetsync.emulator.serve does, for uvicorn). Without it, `ConnectionDropped` is raised.
+# (assetsync.emulator.serve does, for uvicorn): `await drop(reset)` closes it with a FIN, or with
+# a RST when `reset`. Without it, `ConnectionDropped` is raised.
 DROP_EXTENSION = "assetsync.drop"
 _UPLOAD_PATH = re.compile(r"^/v1/Services/[^/]+/(Assets|Functions)/[^/]+/Versions/?$")
 _LOCAL_NAMES = {"localhost", "testserver"}
@@ -48,7 +58,15 @@ _FAULT_ERRORS = {
 
 
 class ConnectionDropped(Exception):
-    """A fault switch dropped the connection and the server cannot abort it for real."""
+    """A fault switch dropped the connection and the server cannot abort it for real.
+
+    `mode`: how the connection ends, `fin` (closed), `reset` or `timeout` (no answer until the
+    client gives up); the embedded transport raises the matching httpx error.
+    """
+
+    def __init__(self, message: str, mode: str = "fin") -> None:
+        super().__init__(message)
+        self.mode = mode
 
 
 def error_body(status: int, code: int, message: str, kind: HostKind = "api") -> dict[str, Any]:
@@ -150,23 +168,37 @@ class _EmulatorApp:
                     )
                 )
 
+        declared = _content_length(scope)
+
         async def counting_receive() -> Message:
             message = await receive()
             counted["in"] += len(message.get("body", b""))
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                _check_length(declared, counted["in"])
             return message
 
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 counted["status"] = message["status"]
+                # A 204/304 or HEAD answer is complete with its head (the server writes no
+                # body), so the client may already have it: log now, not at the body message.
+                if message["status"] in (204, 304) or method == "HEAD":
+                    log()
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 log()
             await send(message)
 
         scope["assetsync.log"] = log
         try:
+            if isinstance(declared, EmulatorError):
+                raise declared
             await self._handle(scope, counting_receive, recording_send, kind, env, serve_path)
         except ConnectionDropped:
             raise
+        except EmulatorError as exc:  # a body refused outside a route (fault or auth answers)
+            if not counted["status"]:
+                body = error_body(exc.status, exc.code, exc.message, kind)
+                await _send_json(recording_send, exc.status, body, {})
         except Exception:
             # A bug here must still look like a server error to the client, never like a Python
             # exception escaping through the embedded transport.
@@ -215,16 +247,18 @@ class _EmulatorApp:
         fault = state.faults.take(scope["method"], scope["path"])
         if fault is not None:
             logger.debug("fault %s on %s %s", fault.action, scope["method"], scope["path"])
-            if fault.action == "delay":
-                await asyncio.sleep(fault.delay_s)
+            if fault.action == "delay":  # jitter: unseeded, only ever a duration
+                await asyncio.sleep(fault.delay_s + random.uniform(0.0, fault.jitter_s))
+            elif fault.action == "wrong-type":  # answered as usual, with the wrong Content-Type
+                send = _retyped(send)
             elif fault.action == "drop":
                 scope["assetsync.log"]()
                 await _drop(scope)
                 return
-            elif fault.action == "drop-after":
+            elif fault.action in ANSWER_LOST_ACTIONS:
                 await self._dispatch(scope, receive, _swallow, kind, env, serve_path)
                 scope["assetsync.log"]()
-                await _drop(scope)
+                await _lose_answer(scope, receive, fault)
                 return
             else:
                 await _drain(receive)
@@ -263,6 +297,42 @@ class _EmulatorApp:
         return bool(sep) and self.state.authenticate(username, password)
 
 
+def _content_length(scope: Scope) -> int | EmulatorError | None:
+    """The declared body length (None: none declared), or the error for a bad header."""
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                length = -1
+            if length < 0:
+                return bad_request("Invalid Content-Length header")
+            return length
+    return None
+
+
+def _check_length(declared: int | EmulatorError | None, received: int) -> None:
+    # A body that ends before its Content-Length is incomplete: refused before anything is
+    # stored (the routes read the whole body before acting on it).
+    if isinstance(declared, int) and received != declared:
+        raise bad_request(
+            f"The request body has {received} bytes but its Content-Length says {declared}; "
+            "nothing was stored")
+
+
+def _retyped(send: Send) -> Send:
+    """A `send` that replaces the answer's Content-Type with `WRONG_CONTENT_TYPE`."""
+
+    async def retyped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k != b"content-type"]
+            headers.append((b"content-type", WRONG_CONTENT_TYPE.encode()))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return retyped
+
+
 async def _swallow(message: Message) -> None:
     """A `send` that loses the response (the request was processed, the answer never arrives)."""
 
@@ -276,11 +346,34 @@ async def _drain(receive: Receive) -> None:
             return
 
 
-async def _drop(scope: Scope) -> None:
-    drop: Callable[[], Awaitable[None]] | None = scope.get("extensions", {}).get(DROP_EXTENSION)
+async def _drop(scope: Scope, mode: str = "fin") -> None:
+    drop: Callable[[bool], Awaitable[None]] | None = (
+        scope.get("extensions", {}).get(DROP_EXTENSION))
     if drop is None:
-        raise ConnectionDropped("fault switch: connection dropped without a response")
-    await drop()
+        raise ConnectionDropped("fault switch: connection dropped without a response", mode)
+    await drop(mode == "reset")
+
+
+_LOST_MODES = {"drop-after": "fin", "reset-after": "reset", "timeout-after": "timeout"}
+
+
+async def _lose_answer(scope: Scope, receive: Receive, fault: FaultRule) -> None:
+    """The request was processed; end the connection with no answer, as the fault says."""
+    mode = _LOST_MODES[fault.action]
+    if mode == "timeout" and DROP_EXTENSION in scope.get("extensions", {}):
+        # Say nothing until the client gives up (its read timeout closes the connection) or
+        # the hang ends; then close. In-process there is no socket to hang on: the embedded
+        # transport raises the client's timeout error at once.
+        hang = fault.delay_s or DEFAULT_HANG_S
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_until_disconnect(receive), hang)
+        mode = "fin"
+    await _drop(scope, mode)
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _send_fault(fault: FaultRule, kind: HostKind, send: Send) -> None:

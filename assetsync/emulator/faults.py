@@ -1,19 +1,24 @@
 """Fault switches and the request log: what the emulator does wrong on purpose, and what it saw.
 
 Pure bookkeeping (no I/O): the ASGI layer asks `FaultSwitches.take(method, path)` before handling
-each request and appends a `RequestLogEntry` after it.
+each request and appends a `RequestLogEntry` after it. A rule fires for its next COUNT matching
+requests, or, with a rate, for each matching request with that probability, drawn from its own
+seeded generator (so a seed replays the same sequence of decisions).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import random
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 __all__ = [
+    "ANSWER_LOST_ACTIONS",
     "FAULT_ACTIONS",
+    "WRONG_CONTENT_TYPE",
     "FaultAction",
     "FaultRule",
     "FaultSwitches",
@@ -23,25 +28,42 @@ __all__ = [
     "parse_fault_spec",
 ]
 
-FaultAction = Literal["429", "429-retry-after", "500", "503", "drop", "drop-after", "delay"]
+FaultAction = Literal[
+    "429", "429-retry-after", "500", "503", "drop", "drop-after", "reset-after", "timeout-after",
+    "delay", "wrong-type",
+]
 FAULT_ACTIONS: tuple[str, ...] = get_args(FaultAction)
+# The request is processed, then its answer is lost: a FIN, a RST, or silence until the client
+# gives up (api-contract.md says nothing of these; they are what any network does).
+ANSWER_LOST_ACTIONS = frozenset({"drop-after", "reset-after", "timeout-after"})
 HostKind = Literal["api", "upload", "serve"]
+# `wrong-type` answers as usual but with this Content-Type: an MP3 served so is refused by
+# <Play> (serverless-api #22); `check --live` must catch it.
+WRONG_CONTENT_TYPE = "application/octet-stream"
+# `timeout-after` with no SECONDS hangs this long: past the client's 60 s read timeout.
+DEFAULT_HANG_S = 90.0
 
 
 @dataclass(frozen=True, slots=True)
 class FaultRule:
-    """Answer the next `count` requests matching `method` and `path_pattern` with `action`.
+    """Answer matching requests (`method`, `path_pattern`) with `action`.
 
     `method` is an HTTP method or `*`; `path_pattern` is an fnmatch glob on the URL path
-    (`*` also matches `/`). `delay_s` is the wait for `delay` and the `Retry-After` value (whole
-    seconds, rounded up) for `429-retry-after`.
+    (`*` also matches `/`). `count`: how many more times it fires (None: no end). `rate`: the
+    probability it fires for a matching request (1: always), drawn from a generator seeded with
+    `seed`. `delay_s` is the wait for `delay`, the `Retry-After` value (whole seconds, rounded
+    up) for `429-retry-after`, and the longest hang for `timeout-after`. `jitter_s`: a `delay`
+    waits a uniform 0..jitter_s more (the emulator's `--latency 80ms:20ms`).
     """
 
     method: str
     path_pattern: str
     action: FaultAction
-    count: int
+    count: int | None
     delay_s: float = 0.0
+    rate: float = 1.0
+    seed: int | None = None
+    jitter_s: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this rule applies to a request."""
@@ -54,51 +76,61 @@ class FaultSwitches:
     """The active fault rules; thread-safe, since tests set them while the server runs."""
 
     def __init__(self) -> None:
-        self._rules: list[FaultRule] = []
+        self._rules: list[tuple[FaultRule, random.Random]] = []
         self._lock = threading.Lock()
 
     def add(
-        self, method: str, path_pattern: str, action: str, count: int = 1, delay_s: float = 0.0
+        self,
+        method: str,
+        path_pattern: str,
+        action: str,
+        count: int | None = 1,
+        delay_s: float = 0.0,
+        rate: float = 1.0,
+        seed: int | None = None,
+        jitter_s: float = 0.0,
     ) -> FaultRule:
-        """Arm a rule for the next `count` matching requests; returns it.
+        """Arm a rule; returns it. `count` None fires without end (with a `rate`, the usual).
 
         Raises:
-            ValueError: unknown action, or a count below 1.
+            ValueError: unknown action, a count below 1, or a rate outside (0, 1].
         """
         if action not in FAULT_ACTIONS:
             raise ValueError(
                 f"unknown fault action {action!r}; use one of {', '.join(FAULT_ACTIONS)}"
             )
-        if count < 1:
+        if count is not None and count < 1:
             raise ValueError(f"fault count must be at least 1, got {count}")
-        rule = FaultRule(method.upper(), path_pattern, action, count, float(delay_s))  # type: ignore[arg-type]
+        if not 0.0 < rate <= 1.0:
+            raise ValueError(f"fault rate must be above 0 and at most 1, got {rate}")
+        rule = FaultRule(method.upper(), path_pattern, action, count, float(delay_s),  # type: ignore[arg-type]
+                         float(rate), seed, float(jitter_s))
         with self._lock:
-            self._rules.append(rule)
+            self._rules.append((rule, random.Random(seed)))
         return rule
 
     def take(self, method: str, path: str) -> FaultRule | None:
-        """The first armed rule matching this request, using up one of its count."""
+        """The first armed rule that fires for this request, using up one of its count."""
         with self._lock:
-            for i, rule in enumerate(self._rules):
-                if rule.matches(method, path):
-                    if rule.count <= 1:
-                        del self._rules[i]
-                    else:
-                        self._rules[i] = FaultRule(
-                            rule.method,
-                            rule.path_pattern,
-                            rule.action,
-                            rule.count - 1,
-                            rule.delay_s,
-                        )
+            for i, (rule, rng) in enumerate(self._rules):
+                if not rule.matches(method, path):
+                    continue
+                if rule.rate < 1.0 and rng.random() >= rule.rate:
+                    continue
+                if rule.count is None:
                     return rule
+                if rule.count <= 1:
+                    del self._rules[i]
+                else:
+                    self._rules[i] = (replace(rule, count=rule.count - 1), rng)
+                return rule
         return None
 
     @property
     def pending(self) -> list[FaultRule]:
         """The rules still armed, in order."""
         with self._lock:
-            return list(self._rules)
+            return [rule for rule, _ in self._rules]
 
     def clear(self) -> None:
         """Disarm every rule."""
@@ -108,30 +140,49 @@ class FaultSwitches:
 
 _SPEC = re.compile(
     r"^\s*(?P<method>[A-Za-z*]+)\s+(?P<path>\S+)\s+(?P<action>\S+)"
-    r"(?:\s+x(?P<count>\d+))?(?:\s+(?P<delay>\d+(?:\.\d+)?)s)?\s*$"
+    r"(?P<options>(?:\s+(?:x\d+|\d+(?:\.\d+)?s|rate=\d*\.?\d+|seed=\d+))*)\s*$"
+)
+_SPEC_HELP = (
+    "expected 'METHOD PATH-GLOB ACTION [xCOUNT] [SECONDSs] [rate=R] [seed=N]' with ACTION one "
+    f"of {', '.join(FAULT_ACTIONS)}, e.g. 'POST /v1/Services/*/Builds 429 x3' or "
+    "'POST /v1/* drop-after rate=0.2 seed=1'"
 )
 
 
-def parse_fault_spec(spec: str) -> tuple[str, str, str, int, float]:
-    """Parse `METHOD PATH-GLOB ACTION [xCOUNT] [SECONDSs]` into `FaultSwitches.add` arguments.
+def parse_fault_spec(
+    spec: str,
+) -> tuple[str, str, str, int | None, float, float, int | None]:
+    """Parse `METHOD PATH-GLOB ACTION [xCOUNT] [SECONDSs] [rate=R] [seed=N]` into
+    `FaultSwitches.add` arguments. Without a count a rule fires once, or, with a rate, without
+    end.
 
-    Example: `POST /v1/Services/*/Builds 429 x3`, `GET /v1/* delay x2 1.5s`.
+    Examples: `POST /v1/Services/*/Builds 429 x3`, `GET /v1/* delay x2 1.5s`,
+    `POST /v1/* reset-after rate=0.2 seed=7`.
 
     Raises:
         ValueError: with a message saying what a valid spec looks like.
     """
     match = _SPEC.match(spec)
     if not match or match["action"] not in FAULT_ACTIONS:
-        raise ValueError(
-            f"bad fault {spec!r}: expected 'METHOD PATH-GLOB ACTION [xCOUNT] [SECONDSs]' "
-            "with ACTION one "
-            f"of {', '.join(FAULT_ACTIONS)}, e.g. 'POST /v1/Services/*/Builds 429 x3'"
-        )
-    count = int(match["count"]) if match["count"] else 1
-    if count < 1:
+        raise ValueError(f"bad fault {spec!r}: {_SPEC_HELP}")
+    count: int | None = None
+    delay, rate, seed = 0.0, 1.0, None
+    for option in match["options"].split():
+        if option.startswith("x"):
+            count = int(option[1:])
+        elif option.startswith("rate="):
+            rate = float(option[5:])
+        elif option.startswith("seed="):
+            seed = int(option[5:])
+        else:
+            delay = float(option[:-1])
+    if count is not None and count < 1:
         raise ValueError(f"bad fault {spec!r}: the count must be at least x1")
-    delay = float(match["delay"]) if match["delay"] else 0.0
-    return match["method"].upper(), match["path"], match["action"], count, delay
+    if not 0.0 < rate <= 1.0:
+        raise ValueError(f"bad fault {spec!r}: the rate must be above 0 and at most 1")
+    if count is None and rate == 1.0:
+        count = 1
+    return match["method"].upper(), match["path"], match["action"], count, delay, rate, seed
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,22 +1,31 @@
 """Running a deployed Function's code with Node, one subprocess per request, as Twilio's
 runtime would: `exports.handler(context, event, callback)`, within the 10 s execution limit.
 
-The runner below is assetsync's own, written from the behaviour Twilio documents
-(twilio.com/docs/serverless/functions-assets/functions/invocation) and that the official local
-runtime shows (twilio-run 5.0.1 `dist/runtime/route.js`: `handleSuccess`, `handleError`,
-`constructContext`; `dist/runtime/internal/response.js`: `Twilio.Response`):
+The runner (`function_runner.js` beside this module) is assetsync's own, written from the
+behaviour Twilio documents (twilio.com/docs/serverless/functions-assets/functions/invocation,
+/docs/runtime/client) and that the Toolkit's local runtime shows (`@twilio/runtime-handler`
+`dev-runtime/route.ts`: `constructContext`, `constructGlobalScope`, `handleSuccess`;
+`internal/runtime.ts`: `getAssets`, `getFunctions`; `utils/requireFromProject.ts`):
 
-- a string reply is `text/plain`, a `Twilio.Response` sends its status, headers and body, any
-  other value is JSON, nothing is an empty 200;
+- `Twilio` is the project's own `twilio` package (resolved from `base_dir`'s node_modules, as
+  twilio-run resolves it from the project) plus `Twilio.Response`; without the package,
+  reaching for it answers 500 with one line saying to run `npm install`;
+- a string reply is `text/plain`, a TwiML document `text/xml`, a `Twilio.Response` its status,
+  headers and body, any other value JSON, nothing an empty 200;
 - `callback(err)` with an `Error` is a 500 with `{message, name, stack}` as JSON, any other
   error value is sent as the body of a 500 (a string as `text/html`, as Express sends it);
-- `context` has `DOMAIN_NAME`, `PATH`, `SERVICE_SID`, `ENVIRONMENT_SID` and the environment's
-  Variables; there is no `getTwilioClient` (the emulator holds no Twilio credentials);
+- `context` has `DOMAIN_NAME`, `PATH`, `SERVICE_SID`, `ENVIRONMENT_SID`, `ACCOUNT_SID` and
+  `AUTH_TOKEN` (the emulator's, when the service includes credentials), the environment's
+  Variables, and `getTwilioClient()`: a client of the project's `twilio` whose requests to the
+  Serverless API go to this emulator and whose requests to any other API are refused;
 - `Runtime.getFunctions()` / `Runtime.getAssets()` give the build's functions (keys without
-  the leading `/`) and private assets (keys with it) as `{path}` on the local disk, so
-  `require(Runtime.getFunctions()['lib/util'].path)` loads a private function as on Twilio.
+  the leading `/`) and private assets (keys with it, with `open()`) as `{path}` in the
+  emulator's storage, so `require(Runtime.getFunctions()['lib/util'].path)` loads a private
+  function as on Twilio.
 
-The code's console output goes to the child's stderr and is dropped: Logs stay empty.
+What the code writes with `console.log/info/warn/error` (and an error it throws) comes back with
+the reply as (level, message) pairs, which the emulator keeps as Log resources
+(`assetsync.emulator.logs`).
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from assetsync.functions.toolkit import FUNCTION_EXECUTION_LIMIT_S
 
@@ -50,141 +60,19 @@ _ON = frozenset({"", "1", "true", "yes", "on"})
 # mistaken for it.
 _REPLY_MARK = "\n\x1eassetsync-function-reply\x1e"
 
-NODE_RUNNER = r"""
-'use strict';
-const util = require('util');
-const MARK = __REPLY_MARK__;
-for (const name of ['log', 'info', 'warn', 'error', 'debug', 'trace']) {
-  console[name] = (...args) => { process.stderr.write(util.format(...args) + '\n'); };
-}
-let replied = false;
-function reply(status, headers, body) {
-  if (replied) return;
-  replied = true;
-  const text = JSON.stringify({ status, headers, body: body.toString('base64') });
-  process.stdout.write(MARK + text + '\n', () => process.exit(0));
-}
-function hasHeader(headers, name) {
-  return headers.some(([key]) => String(key).toLowerCase() === name);
-}
-// As Express's res.send: bytes as they are, a string as text, anything else as JSON.
-function send(status, headers, value, stringType) {
-  let body = Buffer.alloc(0);
-  let type = null;
-  if (value === undefined || value === null) {
-    body = Buffer.alloc(0);
-  } else if (Buffer.isBuffer(value)) {
-    body = value;
-    type = 'application/octet-stream';
-  } else if (typeof value === 'string') {
-    body = Buffer.from(value, 'utf8');
-    type = stringType;
-  } else {
-    body = Buffer.from(JSON.stringify(value), 'utf8');
-    type = 'application/json; charset=utf-8';
-  }
-  if (type && !hasHeader(headers, 'content-type')) headers.push(['Content-Type', type]);
-  reply(status, headers, body);
-}
-function fail(err) {
-  if (err instanceof Error) {
-    send(500, [], { message: err.message, name: err.name, stack: err.stack }, '');
-  } else {
-    send(500, [], err, 'text/html; charset=utf-8');
-  }
-}
-class TwilioResponse {
-  constructor(options) {
-    const given = options || {};
-    this.statusCode = given.statusCode || 200;
-    this.body = given.body === undefined ? null : given.body;
-    this.headers = Object.assign({}, given.headers || {});
-  }
-  setStatusCode(code) { this.statusCode = code; return this; }
-  setBody(body) { this.body = body; return this; }
-  setHeaders(headers) {
-    if (headers && typeof headers === 'object') this.headers = Object.assign({}, headers);
-    return this;
-  }
-  appendHeader(key, value) {
-    if (value && typeof value === 'object' && !Array.isArray(value)) {
-      throw new Error('Header value cannot be an object');
-    }
-    const old = this.headers[key];
-    this.headers[key] = old === undefined ? value : [].concat(old, value);
-    return this;
-  }
-  setCookie(key, value, attributes) {
-    const extra = attributes && attributes.length ? ';' + attributes.join(';') : '';
-    return this.appendHeader('Set-Cookie', key + '=' + value + extra);
-  }
-  removeCookie(key) {
-    const kept = [].concat(this.headers['Set-Cookie'] || [])
-      .filter((c) => typeof c === 'string' && !c.startsWith(key + '='));
-    this.headers['Set-Cookie'] = kept.concat([key + '=;Max-Age=0']);
-    return this;
-  }
-}
-function pairs(headers) {
-  const out = [];
-  for (const [key, value] of Object.entries(headers || {})) {
-    for (const one of [].concat(value)) out.push([key, String(one)]);
-  }
-  return out;
-}
-function callback(err, payload) {
-  if (err) return fail(err);
-  if (payload instanceof TwilioResponse) {
-    const status = Number(payload.statusCode);
-    return send(status, pairs(payload.headers), payload.body, 'text/html; charset=utf-8');
-  }
-  return send(200, [], payload, 'text/plain; charset=utf-8');
-}
-function start(req) {
-  const functions = {};
-  for (const [key, file] of Object.entries(req.functions)) functions[key] = { path: file };
-  const assets = {};
-  for (const [key, file] of Object.entries(req.assets)) {
-    assets[key] = { path: file, open: () => require('fs').readFileSync(file, 'utf8') };
-  }
-  global.Twilio = { Response: TwilioResponse };
-  global.Runtime = {
-    getFunctions: () => functions,
-    getAssets: () => assets,
-    getSync: () => { throw new Error('Runtime.getSync() is not available in the emulator'); },
-  };
-  process.on('uncaughtException', fail);
-  process.on('unhandledRejection', fail);
-  let handler;
-  try {
-    // Content is stored by digest, without an extension: Node loads such a file as CommonJS.
-    const loaded = require(req.file);
-    handler = loaded && loaded.handler;
-  } catch (err) {
-    return fail(err);
-  }
-  if (typeof handler !== 'function') {
-    return fail(new Error('Could not find a "handler" function in ' + req.path));
-  }
-  try {
-    const result = handler(req.context, req.event, callback);
-    if (result && typeof result.catch === 'function') result.catch(fail);
-  } catch (err) {
-    fail(err);
-  }
-}
-let input = '';
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (chunk) => { input += chunk; });
-process.stdin.on('end', () => start(JSON.parse(input)));
-""".replace("__REPLY_MARK__", json.dumps(_REPLY_MARK))
+# The runner: a file of its own beside this module, started as `node NODE_RUNNER MARK`.
+NODE_RUNNER = Path(__file__).with_name("function_runner.js")
 
 
 @dataclass(frozen=True, slots=True)
 class FunctionRequest:
     """One invocation: the code's file, its published path, and what the handler is given.
 
-    `context` holds the environment's Variables (secrets): it goes to the child on stdin only.
+    `context` holds the environment's Variables (secrets) and `credentials` the emulator's
+    account (sid, token) for `getTwilioClient()`: both go to the child on stdin only.
+    `base_dir` is where packages (`twilio`) are resolved from, `project_dir` the Toolkit
+    project named in the `npm install` message ("" when unknown), `api_url` the emulator's
+    own address (None when it has none, e.g. in-process).
     """
 
     file: str
@@ -193,6 +81,10 @@ class FunctionRequest:
     event: Mapping[str, object]
     functions: Mapping[str, str] = field(default_factory=dict)
     assets: Mapping[str, str] = field(default_factory=dict)
+    base_dir: str = ""
+    project_dir: str = ""
+    api_url: str | None = None
+    credentials: tuple[str, str] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"FunctionRequest(path={self.path!r}, file={self.file!r}, context=<hidden>)"
@@ -200,11 +92,13 @@ class FunctionRequest:
 
 @dataclass(frozen=True, slots=True)
 class FunctionReply:
-    """What the function answered (or the runtime, for an error or a timeout)."""
+    """What the function answered (or the runtime, for an error or a timeout), and what it
+    logged: (level, message) pairs, level `INFO`, `WARN` or `ERROR`."""
 
     status: int
     headers: Sequence[tuple[str, str]]
     body: bytes
+    logs: Sequence[tuple[str, str]] = ()
 
 
 def node_executable(environ: Mapping[str, str]) -> str | None:
@@ -219,22 +113,29 @@ def node_executable(environ: Mapping[str, str]) -> str | None:
     return shutil.which(chosen)
 
 
-def _child_environment() -> dict[str, str]:
-    # Nothing of the emulator's own environment (credentials, tokens) reaches user code.
-    return {"PATH": os.environ.get("PATH", ""), "NODE_ENV": "production"}
+def _child_environment(project_dir: str) -> dict[str, str]:
+    # Nothing of the emulator's own environment (credentials, tokens, HOME) reaches user code.
+    # NODE_PATH lets the code's own `require('x')` find the project's packages although the
+    # code runs from the emulator's storage (twilio-run runs it inside the project).
+    env = {"PATH": os.environ.get("PATH", ""), "NODE_ENV": "production"}
+    if project_dir:
+        env["NODE_PATH"] = str(Path(project_dir) / "node_modules")
+    return env
 
 
 def _timed_out(path: str, limit_s: float) -> FunctionReply:
     # Twilio ends an invocation past 10 s with "runtime application timed out" (Functions
     # FAQ); the status code it answers with is not documented: 504 here.
-    body = f"runtime application timed out: {path} ran longer than {limit_s:g} s".encode()
-    return FunctionReply(504, (("Content-Type", "text/plain; charset=utf-8"),), body)
+    text = f"runtime application timed out: {path} ran longer than {limit_s:g} s"
+    return FunctionReply(504, (("Content-Type", "text/plain; charset=utf-8"),), text.encode(),
+                         (("ERROR", text),))
 
 
 def _crashed(path: str, detail: str) -> FunctionReply:
-    body = json.dumps({"message": f"the function {path} ended without replying: {detail}",
-                       "name": "Error"}).encode()
-    return FunctionReply(500, (("Content-Type", "application/json; charset=utf-8"),), body)
+    message = f"the function {path} ended without replying: {detail}"
+    body = json.dumps({"message": message, "name": "Error"}).encode()
+    return FunctionReply(500, (("Content-Type", "application/json; charset=utf-8"),), body,
+                         (("ERROR", message),))
 
 
 async def run_function(
@@ -248,13 +149,17 @@ async def run_function(
         "event": dict(request.event),
         "functions": dict(request.functions),
         "assets": dict(request.assets),
+        "base_dir": request.base_dir or os.path.dirname(request.file),
+        "project_dir": request.project_dir,
+        "api_url": request.api_url,
+        "credentials": list(request.credentials) if request.credentials else None,
     }).encode()
     process = await asyncio.create_subprocess_exec(
-        node, "-e", NODE_RUNNER,
+        node, str(NODE_RUNNER), _REPLY_MARK,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=_child_environment(),
+        env=_child_environment(request.project_dir),
         cwd=os.path.dirname(request.file) or None,
     )
     try:
@@ -275,8 +180,9 @@ async def run_function(
         status = int(answer["status"])
         headers = tuple((str(k), str(v)) for k, v in answer["headers"])
         body = base64.b64decode(answer["body"])
+        logs = tuple((str(level), str(message)) for level, message in answer.get("logs", ()))
     except (ValueError, KeyError, TypeError):
         return _crashed(request.path, "its reply could not be read")
     if not 100 <= status <= 599:
         return _crashed(request.path, f"it set the status code {status}")
-    return FunctionReply(status, headers, body)
+    return FunctionReply(status, headers, body, logs)

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from assetsync.emulator import builds
+from assetsync.emulator import logs as emulator_logs
 from assetsync.emulator.render import (
     list_body,
     render,
@@ -28,7 +29,6 @@ from assetsync.emulator.state import (
     EmulatorState,
     bad_request,
     missing,
-    not_found,
     too_large,
 )
 from assetsync.emulator.storage import Record
@@ -59,16 +59,23 @@ def _json(state: EmulatorState, request: Request, rec: Record, status: int = 200
 
 async def _form(request: Request) -> FormData:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type == "application/x-www-form-urlencoded":
-        body = await request.body()
-        if len(body) <= _FAST_FORM_BYTES:
-            # parse_qsl decodes exactly as Starlette's streaming parser does (latin-1 bytes,
-            # %-escapes as UTF-8, '+' as space, blank values kept, only '&' separates) at a
-            # quarter of its cost: a build's 1,000 AssetVersions took ~2.5 ms through it.
-            items: list[tuple[str, str | UploadFile]] = list(_parse_form(body.decode("latin-1")))
-            if len(items) > _MAX_FORM_FIELDS:
-                raise bad_request(f"Too many fields: at most {_MAX_FORM_FIELDS} are accepted")
-            return FormData(items)
+    if media_type != "application/x-www-form-urlencoded":
+        # The main host takes form bodies only (api-contract.md §1): a JSON or multipart body
+        # is refused rather than read as no parameters at all. A POST with no body is fine.
+        if await request.body():
+            raise bad_request(
+                f"Unsupported Content-Type {media_type or '(none)'}: send parameters as "
+                "application/x-www-form-urlencoded")
+        return FormData()
+    body = await request.body()
+    if len(body) <= _FAST_FORM_BYTES:
+        # parse_qsl decodes exactly as Starlette's streaming parser does (latin-1 bytes,
+        # %-escapes as UTF-8, '+' as space, blank values kept, only '&' separates) at a
+        # quarter of its cost: a build's 1,000 AssetVersions took ~2.5 ms through it.
+        items: list[tuple[str, str | UploadFile]] = list(_parse_form(body.decode("latin-1")))
+        if len(items) > _MAX_FORM_FIELDS:
+            raise bad_request(f"Too many fields: at most {_MAX_FORM_FIELDS} are accepted")
+        return FormData(items)
     return await request.form(max_fields=_MAX_FORM_FIELDS)
 
 
@@ -266,16 +273,14 @@ async def variable(request: Request) -> Response:
 
 
 async def logs(request: Request) -> Response:
-    # The emulator runs no functions, so there are never logs: an empty, well-formed page whose
-    # URLs echo the filters as Twilio's do.
-    env, query = _environment(request), request.query_params
-    extra = {k: query[k] for k in ("StartDate", "EndDate", "FunctionSid") if k in query}
-    return await _list(request, "log", env, "logs", extra)
+    # What deployed functions logged (assetsync.emulator.logs): filtered by date and function.
+    return await emulator_logs.list_logs(_state(request), _environment(request), request,
+                                         base_url(request))
 
 
 async def log(request: Request) -> Response:
-    _environment(request)
-    raise not_found(request.url.path)
+    return emulator_logs.fetch_log(_state(request), _environment(request), request,
+                                   base_url(request))
 
 
 # functions, assets, versions ----------------------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +23,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from assetsync.emulator.app import DROP_EXTENSION, create_app
 from assetsync.emulator.state import EmulatorState
 
-__all__ = ["RunningEmulator", "serve_forever", "start_in_thread"]
+__all__ = ["RunningEmulator", "bind_socket", "serve_forever", "start_in_thread"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,12 @@ class _DroppableH11Protocol(H11Protocol):
 
         self.app = app
 
-    async def _abort(self) -> None:
+    async def _abort(self, reset: bool = False) -> None:
+        if reset:
+            # SO_LINGER on with a zero timeout: close() sends a RST instead of a FIN.
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()
         # Let connection_lost run so uvicorn marks the cycle disconnected and sends nothing.
         for _ in range(3):
@@ -80,14 +87,15 @@ def start_in_thread(
     state: EmulatorState, host: str = "127.0.0.1", port: int = 0
 ) -> RunningEmulator:
     """Serve `state` on `host:port` (0: any free port) from a daemon thread; returns once bound."""
+    sock = bind_socket(host, port)
     server = uvicorn.Server(_config(state, host, port))
     ready = threading.Event()
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            asyncio.run(server.serve())
-        except BaseException as exc:  # surfaced to the caller below
+            asyncio.run(server.serve(sockets=[sock]))
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the caller below
             failure.append(exc)
         finally:
             ready.set()
@@ -99,6 +107,7 @@ def start_in_thread(
             break
     if failure or not server.started:
         thread.join(timeout=5)
+        sock.close()
         raise OSError(
             f"the emulator could not listen on {host}:{port}: "
             f"{failure[0] if failure else 'unknown error'}"
@@ -110,22 +119,43 @@ def start_in_thread(
 def serve_forever(
     state: EmulatorState, host: str = "127.0.0.1", port: int = 8787, *, on_ready: Any = None
 ) -> None:
-    """Serve in the foreground until Ctrl-C (or SIGTERM); `on_ready(url)` is called once bound."""
+    """Serve in the foreground until Ctrl-C (or SIGTERM); `on_ready(url)` is called once bound.
+
+    Raises:
+        OSError: the address cannot be bound (`errno.EADDRINUSE` when the port is taken), before
+            anything is served.
+    """
+    sock = bind_socket(host, port)
     server = uvicorn.Server(_config(state, host, port))
 
     async def main() -> None:
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.02)
         if server.started and on_ready is not None:
             bound = server.servers[0].sockets[0].getsockname()[1]
             on_ready(f"http://{_url_host(host)}:{bound}")
-        with contextlib.suppress(SystemExit):  # uvicorn exits this way when it cannot bind
+        with contextlib.suppress(SystemExit):  # uvicorn's way out of a failed start-up
             await task
         if not server.started:
-            raise OSError(f"cannot listen on {host}:{port} (address in use or not available)")
+            raise OSError(f"cannot serve on {host}:{port}")
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        sock.close()
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host:port` (0: any free port).
+
+    Bound here rather than by uvicorn: uvicorn logs a bind failure and leaves through
+    `sys.exit(3)` from inside its task, which asyncio re-raises past every handler as a
+    traceback (and 3 is the CLI's "another assetsync is running"); here the caller gets the
+    `OSError` itself, with its errno, before anything is started.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family)
 
 
 def _url_host(host: str) -> str:

@@ -15,6 +15,8 @@ import json
 import mimetypes
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -27,6 +29,7 @@ from assetsync.emulator.functions_runtime import (
     node_executable,
     run_function,
 )
+from assetsync.emulator.logs import record_logs
 from assetsync.emulator.state import EmulatorState
 from assetsync.emulator.storage import Record
 
@@ -146,8 +149,10 @@ async def _serve_function(
         event=await _event(request, form),
         functions=_functions(state, build),
         assets=_private_assets(state, build),
+        **_runtime_setting(state, env, request),
     )
     reply = await run_function(node, invocation, timeout_s=state.limits.function_execution_s)
+    record_logs(state, env, build, function, reply.logs)  # what it wrote: the Logs resource
     response = Response(reply.body, status_code=reply.status)
     skipped = {b"content-length", b"transfer-encoding", b"connection"}
     response.raw_headers.extend(
@@ -156,6 +161,32 @@ async def _serve_function(
         if k.lower().encode("latin-1") not in skipped
     )
     return response
+
+
+def _includes_credentials(state: EmulatorState, env: Record) -> bool:
+    service = state.store.get(str(env.data["service_sid"]), "service")
+    return service is None or bool(service.data.get("include_credentials", True))
+
+
+def _runtime_setting(state: EmulatorState, env: Record, request: Request) -> dict[str, Any]:
+    """Where the code finds the `twilio` package, and how `getTwilioClient()` reaches back."""
+    project = str(Path(state.project_dir).absolute()) if state.project_dir is not None else ""
+    server = request.scope.get("server")
+    api_url = None
+    if server and server[1] is not None:
+        host = str(server[0])
+        # A wildcard bind is reached on loopback; an IPv6 literal needs brackets in a URL.
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        api_url = f"http://[{host}]:{server[1]}" if ":" in host else f"http://{host}:{server[1]}"
+    include = _includes_credentials(state, env)
+    return {
+        # Without a project folder, packages are looked for from the code's own file upward
+        # (through the data folder, which the embedded target keeps inside the project).
+        "base_dir": project,
+        "project_dir": project,
+        "api_url": api_url,
+        "credentials": (state.account_sid, state.auth_token) if include else None,
+    }
 
 
 async def _form(request: Request) -> FormData | None:
@@ -167,13 +198,17 @@ async def _form(request: Request) -> FormData | None:
 
 def _context(state: EmulatorState, env: Record, path: str) -> dict[str, str]:
     # Twilio's context: the domain, the function's path, the service and environment SIDs,
-    # then the environment's Variables (twilio-run's `constructContext` spreads them last).
+    # the account's credentials when the service includes them (its IncludeCredentials), then
+    # the environment's Variables (twilio-run's `constructContext` spreads them last).
     context = {
         "DOMAIN_NAME": str(env.data["domain_name"]),
         "PATH": path,
         "SERVICE_SID": str(env.data["service_sid"]),
         "ENVIRONMENT_SID": env.sid,
     }
+    if _includes_credentials(state, env):
+        context["ACCOUNT_SID"] = state.account_sid
+        context["AUTH_TOKEN"] = state.auth_token
     for variable in state.store.children("variable", env.sid):
         context[str(variable.data["key"])] = str(variable.data["value"])
     return context

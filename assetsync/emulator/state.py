@@ -133,6 +133,9 @@ class EmulatorState:
         api_keys: API key SID -> secret, also accepted for Basic auth.
         limits: the limits to enforce.
         build_delay_s: how long a new build stays `building`.
+        project_dir: the Toolkit project whose `node_modules` deployed functions load packages
+            (`twilio`) from, as twilio-run's local server does; None: looked for upward from
+            `data_dir` (the embedded target keeps it inside the project).
     """
 
     data_dir: Path | None
@@ -144,6 +147,7 @@ class EmulatorState:
     api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     limits: EmulatorLimits = field(default_factory=EmulatorLimits)
     build_delay_s: float = 0.05
+    project_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self._tmp: str | None = None
@@ -296,10 +300,11 @@ class EmulatorState:
             return self.store.insert(sid, "environment", service.sid, now, data)
 
     def delete_environment(self, env: Record) -> None:
-        """Delete an environment with its deployments and variables."""
+        """Delete an environment with its deployments, variables and logs."""
         with self.store.transaction():
             owned = [
-                r.sid for k in ("deployment", "variable") for r in self.store.children(k, env.sid)
+                r.sid for k in ("deployment", "variable", "log")
+                for r in self.store.children(k, env.sid)
             ]
             self.store.delete([*owned, env.sid])
 

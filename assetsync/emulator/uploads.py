@@ -2,12 +2,14 @@
 
 The `Content` part goes chunk by chunk into a temporary file (hashed on the way), so a 25 MB
 upload never sits in memory; bytes past the size limit are read and thrown away so the client
-still gets its 413 instead of a broken pipe.
+still gets its 413 instead of a broken pipe. A body that ends before its closing boundary (or
+before its Content-Length, see `assetsync.emulator.app`) is refused and nothing is kept: a
+server never acts on a request it did not receive whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -92,6 +94,9 @@ async def receive_upload(
         if name and name != "content":
             upload.fields[name] = text.decode("utf-8", "replace")
 
+    def on_end() -> None:
+        part["ended"] = True
+
     parser = MultipartParser(
         boundary,
         {
@@ -102,14 +107,25 @@ async def receive_upload(
             "on_headers_finished": on_headers_finished,
             "on_part_data": on_part_data,
             "on_part_end": on_part_end,
+            "on_end": on_end,
         },
     )
+    await _feed(parser, body, upload, lambda: bool(part.get("ended")))
+    return upload
+
+
+async def _feed(
+    parser: MultipartParser, body: AsyncIterator[bytes], upload: Upload,
+    ended: Callable[[], bool],
+) -> None:
+    """Parse the whole body; one that is malformed or incomplete keeps nothing (400)."""
     try:
         async for chunk in body:
             parser.write(chunk)
         parser.finalize()
-    except Exception as exc:
+        if not ended():
+            raise ValueError("it ends before its closing boundary; nothing was stored")
+    except Exception as exc:  # noqa: BLE001 - any failure here is a malformed body: 400
         if upload.content is not None:
             upload.content.discard()
         raise bad_request(f"Malformed multipart body: {exc}") from None
-    return upload

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from assetsync.prepare.classify import Issue
+from assetsync.functions.toolkit import function_path_problem, function_size_limit
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile
 from assetsync.plan.assets import LiveBuild
-from assetsync.functions.toolkit import function_path_problem, function_size_limit
+from assetsync.prepare.classify import Issue
 
 __all__ = ["FunctionPlan", "check_functions", "plan_functions", "recorded_function_versions"]
 

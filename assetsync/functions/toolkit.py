@@ -33,6 +33,7 @@ __all__ = [
     "IGNORED_FILE_NAMES",
     "ToolkitFunction",
     "deploy_variables",
+    "dotenv_warnings",
     "function_path_problem",
     "function_size_limit",
     "parse_dotenv",
@@ -240,6 +241,10 @@ _DOTENV_LINE_RE = re.compile(
 )
 _SURROUNDING_QUOTE_RE = re.compile(r"\A['\"]|['\"]\Z")
 _EXPORT_RE = re.compile(rf"[{_JS_SPACE}]*export[{_JS_SPACE}]+[A-Za-z0-9_.-]+[{_JS_SPACE}]*=")
+# A quoted value closed before a ` # comment` (`"hello world" # note`), or a bare value with
+# one (`hello # note`): dotenv 6.2.0 keeps the comment in the value, newer dotenv drops it.
+_QUOTED_THEN_COMMENT_RE = re.compile(rf"\A([\"'])[^\n]*?\1[{_JS_SPACE}]+#")
+_BARE_COMMENT_RE = re.compile(rf"[{_JS_SPACE}]#")
 
 
 def parse_dotenv(text: str, *, file: str) -> dict[str, str]:
@@ -277,6 +282,28 @@ def parse_dotenv(text: str, *, file: str) -> dict[str, str]:
         value = _SURROUNDING_QUOTE_RE.sub("", value).strip(_JS_SPACE_CHARS)
         variables[key] = value
     return variables
+
+
+def dotenv_warnings(text: str, *, file: str) -> list[str]:
+    """One line per `KEY=VALUE` line whose value carries what looks like an inline comment,
+    which twilio-run's dotenv keeps in the value (`parse_dotenv` keeps it too, for parity):
+    `file:line: KEY: ...`, naming the key and never the value."""
+    found: list[str] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        match = _DOTENV_LINE_RE.match(line)
+        if match is None:
+            continue
+        key, value = match.group(1), match.group(2)
+        if _QUOTED_THEN_COMMENT_RE.match(value):
+            what = "the text after its closing quote (a `# comment`?)"
+        elif value[:1] not in ("'", '"') and _BARE_COMMENT_RE.search(value):
+            what = "` #` and the text after it (a comment?)"
+        else:
+            continue
+        found.append(f"{file}:{number}: {key}: {what} stays in the value, as twilio-run's "
+                     "dotenv 6.2.0 reads it (newer dotenv drops it): put comments on lines "
+                     "of their own")
+    return found
 
 
 def _dotenv_line_hint(line: str, open_quote: bool) -> str:

@@ -15,13 +15,14 @@ import io
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from typing import Any, cast
 
 import av
 import numpy as np
 
+from assetsync.errors import LimitError, TransformError
 from assetsync.media.audio_level import active_speech_level, peak_db, silence_bounds
 from assetsync.media.audio_options import AudioSettings
-from assetsync.errors import LimitError, TransformError
 from assetsync.media.sniff import AUDIO_EXTENSIONS, AUDIO_MIMES, AudioInfo
 
 __all__ = ["AUDIO_EXTENSIONS", "AUDIO_MIMES", "AudioOutput", "Decoded", "apply_audio_recipe",
@@ -372,7 +373,9 @@ def fit_mms(data: bytes, kind: str, settings: AudioSettings, max_bytes: int) -> 
 def apply_audio_recipe(recipe: Mapping[str, object], data: bytes, kind: str) -> AudioOutput:
     """Run the recipe `transform_cache.audio_recipe` described (in a worker process)."""
     names = {f.name for f in fields(AudioSettings)}
-    settings = AudioSettings(**{k: v for k, v in recipe.items() if k in names})  # type: ignore[arg-type]
+    # The recipe is `audio_recipe`'s: AudioSettings' own fields (asdict), through JSON.
+    settings = AudioSettings(**cast("dict[str, Any]",
+                                    {k: v for k, v in recipe.items() if k in names}))
     channel = recipe["channel"]
     if channel == "voice":
         return make_voice(data, kind, settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any, NoReturn, cast
 
 from assetsync.errors import ConfigError
 
@@ -79,6 +80,16 @@ def parse_audio_settings(body: Mapping[str, object], *, channel: str | None, pre
             audio, or an image key on a voice profile; the message names `prefix key`.
     """
     given = [key for key in body if key in AUDIO_KEYS]
+    _check_channel(body, given, channel, prefix, file)
+    changes = {key: _audio_value(key, body[key], f"{prefix} {key}", file) for key in given}
+    # Each value was checked against its field's type above (bool, float or int).
+    return replace(base, **cast("dict[str, Any]", changes)) if changes else base
+
+
+def _check_channel(body: Mapping[str, object], given: list[str], channel: str | None,
+                   prefix: str, file: str) -> None:
+    """Refuse keys the profile's channel never reads (image keys on voice, audio keys on an
+    image-only channel, a voice- or whatsapp-only key elsewhere)."""
     if channel == "voice":
         for key in body:
             if key in IMAGE_KEYS:
@@ -91,35 +102,31 @@ def parse_audio_settings(body: Mapping[str, object], *, channel: str | None, pre
         only = _ONLY.get(key)
         if only is not None and channel != only:
             _fail(f"applies to {only} profiles only", f"{prefix} {key}", file)
-    changes: dict[str, object] = {}
-    for key in given:
-        value, where = body[key], f"{prefix} {key}"
-        if key in _BOOL_KEYS:
-            if not isinstance(value, bool):
-                _fail(f"must be true or false (got {value!r})", where, file)
-            changes[key] = value
-        elif key in _FLOAT_KEYS:
-            low, high = _FLOAT_KEYS[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                _fail(f"must be a number of dB (got {value!r})", where, file)
-            assert isinstance(value, (int, float))
-            if not low <= value <= high:
-                _fail(f"{value} is out of range; use {low:g}..{high:g}", where, file)
-            changes[key] = float(value)
-        else:
-            choices = {"sample_rate": _SAMPLE_RATES, "mp3_bitrate": _MP3_BITRATES}.get(key)
-            if isinstance(value, bool) or not isinstance(value, int):
-                _fail(f"must be an integer (got {value!r})", where, file)
-            assert isinstance(value, int)
-            if choices is not None and value not in choices:
-                _fail(f"{value}: use one of {', '.join(map(str, choices))}", where, file)
-            if key in _INT_KEYS:
-                low_i, high_i = _INT_KEYS[key]
-                if not low_i <= value <= high_i:
-                    _fail(f"{value} is out of range; use {low_i}..{high_i}", where, file)
-            changes[key] = value
-    return replace(base, **changes) if changes else base  # type: ignore[arg-type]
 
 
-def _fail(problem: str, key: str, file: str) -> None:
+def _audio_value(key: str, value: object, where: str, file: str) -> bool | float | int:
+    """One audio key's value, checked for type and range."""
+    if key in _BOOL_KEYS:
+        if not isinstance(value, bool):
+            _fail(f"must be true or false (got {value!r})", where, file)
+        return value
+    if key in _FLOAT_KEYS:
+        low, high = _FLOAT_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(f"must be a number of dB (got {value!r})", where, file)
+        if not low <= value <= high:
+            _fail(f"{value} is out of range; use {low:g}..{high:g}", where, file)
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(f"must be an integer (got {value!r})", where, file)
+    choices = {"sample_rate": _SAMPLE_RATES, "mp3_bitrate": _MP3_BITRATES}.get(key)
+    if choices is not None and value not in choices:
+        _fail(f"{value}: use one of {', '.join(map(str, choices))}", where, file)
+    low_i, high_i = _INT_KEYS.get(key, (value, value))
+    if not low_i <= value <= high_i:
+        _fail(f"{value} is out of range; use {low_i}..{high_i}", where, file)
+    return value
+
+
+def _fail(problem: str, key: str, file: str) -> NoReturn:
     raise ConfigError(f"{file}: {key}: {problem}", key=key, file=file)

@@ -8,16 +8,16 @@ whose audio is all cached never imports PyAV.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
-from assetsync.prepare.classify import Issue, Severity
-from assetsync.media.sniff import AUDIO_EXTENSIONS, AUDIO_MIMES, AudioInfo
 from assetsync.media.options import Profile, variant_path
-from assetsync.models import PublishedFile
 from assetsync.media.report import FileReport
+from assetsync.media.sniff import AUDIO_EXTENSIONS, AUDIO_MIMES, AudioInfo
+from assetsync.models import PublishedFile
+from assetsync.prepare.classify import Issue, Severity
 
 __all__ = ["AUDIO_RECIPE_VERSION", "AudioReport", "AudioTally", "assemble_audio",
-           "audio_profiles", "audio_recipe"]
+           "audio_profiles", "audio_recipe", "output_of"]
 
 # Bump when an audio recipe changes its output for the same input and settings.
 AUDIO_RECIPE_VERSION = 1
@@ -110,79 +110,125 @@ def assemble_audio(
         severity: of an undecodable file ("error" under `strict`).
         placed: the file already published at a path, if any (collision checks).
     """
-    reports: list[AudioReport] = []
-    files = converted = variants = hits = before_total = after_total = 0
-    seconds_total = 0.0
+    run = _AudioRun(entries, out, issues, severity, placed)
     for file, kind, mime, todo in planned:
-        files += 1
+        run.file(file, kind, mime, todo)
+    return run.reports, run.tally
+
+
+def output_of(file: PublishedFile, entry: dict[str, object], *, path: str, content_type: str,
+              variant: str | None) -> PublishedFile:
+    """`file` as a cache entry's output published at `path` (the same visibility)."""
+    return file._replace(path=path, variant=variant, digest=str(entry["digest"]),
+                         size=int(str(entry["size"])), content_path=str(entry["content_path"]),
+                         content_type=content_type)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """One cache entry's facts, as a report needs them."""
+
+    cached: bool
+    seconds: float
+    note: str
+    info_from: AudioInfo | None
+    info_to: AudioInfo | None
+    gain_db: float | None
+
+    @classmethod
+    def of(cls, entry: dict[str, object]) -> _Outcome:
+        details = entry.get("audio")
+        facts = details if isinstance(details, dict) else {}
+        gain = facts.get("gain_db")
+        return cls(bool(entry.get("cached")), float(str(entry.get("seconds") or 0)),
+                   str(entry.get("note") or entry.get("message") or ""),
+                   _info(facts.get("before")), _info(facts.get("after")),
+                   float(gain) if isinstance(gain, (int, float)) else None)
+
+
+class _AudioRun:
+    """The audio outcomes of one transform run, applied file by file (see `assemble_audio`)."""
+
+    def __init__(self, entries: dict[str, dict[str, object]], out: dict[str, PublishedFile],
+                 issues: list[Issue], severity: Severity,
+                 placed: Callable[[str], PublishedFile | None]) -> None:
+        self.entries, self.out, self.issues = entries, out, issues
+        self.severity, self.placed = severity, placed
+        self.reports: list[AudioReport] = []
+        self.tally = AudioTally()
+
+    def file(self, file: PublishedFile, kind: str, mime: str,
+             todo: list[tuple[Profile, str]]) -> None:
         published = file
         if file.content_type != mime and kind in ("wav", "mp3", "aiff"):
             # Twilio checks that the Content-Type matches the media (error 13420 for <Play>)
             published = file._replace(content_type=mime)
-            out[file.path] = published
+            self.out[file.path] = published
         for profile, key in todo:
-            entry = entries[key]
-            cached, seconds = bool(entry.get("cached")), float(str(entry.get("seconds") or 0))
-            hits += cached
-            seconds_total += 0.0 if cached else seconds
-            details = entry.get("audio") if isinstance(entry.get("audio"), dict) else {}
-            assert isinstance(details, dict)
-            info_from, info_to = _info(details.get("before")), _info(details.get("after"))
-            gain = details.get("gain_db")
-            gain_db = float(gain) if isinstance(gain, (int, float)) else None
-            in_place = profile.channel == "voice"
+            published = self._one(file, mime, profile, self.entries[key]) or published
+        t = self.tally
+        self.tally = replace(t, files=t.files + 1, bytes_before=t.bytes_before + file.size,
+                             bytes_after=t.bytes_after + published.size)
+
+    def _one(self, file: PublishedFile, mime: str, profile: Profile,
+             entry: dict[str, object]) -> PublishedFile | None:
+        """Apply one profile's outcome; the file now published in place of `file`, if any."""
+        facts = _Outcome.of(entry)
+        t = self.tally
+        self.tally = replace(t, cache_hits=t.cache_hits + facts.cached, encode_seconds=(
+            t.encode_seconds + (0.0 if facts.cached else facts.seconds)))
+        in_place = profile.channel == "voice"
+        status = entry["status"]
+        if status in ("error", "limit"):
+            level: Severity = "error" if status == "limit" else self.severity
             label = "" if in_place else f"variant {profile.name!r}: "
-            status, note = entry["status"], str(entry.get("note") or entry.get("message") or "")
-            if status in ("error", "limit"):
-                level: Severity = "error" if status == "limit" else severity
-                tail = "; published as is" if in_place else ""
-                issues.append(Issue(file.source, f"{label}{entry['message']}{tail}", level))
-                reports.append(AudioReport(file.path, file.source, None if in_place else
-                                           profile.name, file.size, file.size, seconds, cached,
-                                           "failed", note, info_from, profile=profile.name))
-                continue
-            if status == "same":
-                reports.append(AudioReport(file.path, file.source, None, file.size, file.size,
-                                           seconds, cached, "kept", note, info_from, info_to,
-                                           0.0, profile.name))
-                continue
-            result_kind = str(entry["kind"])
-            changes = {"digest": str(entry["digest"]), "size": int(str(entry["size"])),
-                       "content_path": str(entry["content_path"]),
-                       "content_type": AUDIO_MIMES.get(result_kind, mime)}
-            ext = AUDIO_EXTENSIONS.get(result_kind, result_kind)
-            if in_place:
-                path = file.path if not profile.path else variant_path(
-                    profile.path, profile=profile.name, published=file.path, ext=ext)
-                other = placed(path)
-                if path != file.path and other is not None:
-                    issues.append(Issue(file.source, f"{path} is already published from "
-                                        f"{other.source}; change the voice profile's path "
-                                        "template", "error"))
-                    continue
-                out.pop(file.path, None)
-                published = file._replace(path=path, **changes)  # type: ignore[arg-type]
-                out[path] = published
-                converted += 1
-                outcome, variant = "optimized", None
-            else:
-                path = variant_path(profile.path, profile=profile.name, published=file.path,
-                                    ext=ext)
-                other = placed(path)
-                if other is not None:
-                    issues.append(Issue(file.source, f"{label}{path} is already published "
-                                        f"from {other.source}; change the profile's path "
-                                        "template", "error"))
-                    continue
-                out[path] = file._replace(path=path, variant=profile.name,
-                                          **changes)  # type: ignore[arg-type]
-                variants += 1
-                outcome, variant = "variant", profile.name
-            reports.append(AudioReport(path, file.source, variant, file.size,
-                                       int(str(entry["size"])), seconds, cached, outcome, note,
-                                       info_from, info_to, gain_db, profile.name))
-        before_total += file.size
-        after_total += published.size
-    tally = AudioTally(files, converted, variants, hits, before_total, after_total,
-                       seconds_total)
-    return reports, tally
+            tail = "; published as is" if in_place else ""
+            self.issues.append(Issue(file.source, f"{label}{entry['message']}{tail}", level))
+            self._report(file.path, file, None if in_place else profile.name, file.size,
+                         "failed", facts, profile, info_to=False)
+            return None
+        if status == "same":
+            self._report(file.path, file, None, file.size, "kept", facts, profile)
+            return None
+        result_kind = str(entry["kind"])
+        content_type = AUDIO_MIMES.get(result_kind, mime)
+        path = self._path(file, profile, AUDIO_EXTENSIONS.get(result_kind, result_kind))
+        if path is None:
+            return None
+        variant = None if in_place else profile.name
+        made = output_of(file, entry, path=path, content_type=content_type, variant=variant)
+        if in_place:
+            self.out.pop(file.path, None)
+        self.out[path] = made
+        t = self.tally
+        self.tally = replace(t, converted=t.converted + in_place, variants=t.variants + (
+            not in_place))
+        self._report(path, file, variant, made.size, "optimized" if in_place else "variant",
+                     facts, profile)
+        return made if in_place else None
+
+    def _path(self, file: PublishedFile, profile: Profile, ext: str) -> str | None:
+        """Where the output goes; None (after an error) when another file is published there.
+        A voice prompt replaces its original (`path` "" keeps the original's path)."""
+        in_place = profile.channel == "voice"
+        if in_place and not profile.path:
+            return file.path
+        path = variant_path(profile.path, profile=profile.name, published=file.path, ext=ext)
+        other = self.placed(path)
+        if other is None or (in_place and path == file.path):
+            return path
+        if in_place:
+            message = (f"{path} is already published from {other.source}; change the voice "
+                       "profile's path template")
+        else:
+            message = (f"variant {profile.name!r}: {path} is already published from "
+                       f"{other.source}; change the profile's path template")
+        self.issues.append(Issue(file.source, message, "error"))
+        return None
+
+    def _report(self, path: str, file: PublishedFile, variant: str | None, after: int,
+                outcome: str, facts: _Outcome, profile: Profile, *, info_to: bool = True) -> None:
+        gain = None if outcome == "failed" else (0.0 if outcome == "kept" else facts.gain_db)
+        self.reports.append(AudioReport(
+            path, file.source, variant, file.size, after, facts.seconds, facts.cached, outcome,
+            facts.note, facts.info_from, facts.info_to if info_to else None, gain, profile.name))

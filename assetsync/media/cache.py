@@ -17,14 +17,14 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import xxhash
 
 from assetsync.atomic import write_atomic
 from assetsync.errors import LimitError, TransformError
-from assetsync.media.sniff import MediaType, sniff
 from assetsync.media.options import OptimizeOptions, Profile
+from assetsync.media.sniff import MediaType, sniff
 from assetsync.models import DIGEST_PREFIX
 
 if TYPE_CHECKING:
@@ -139,7 +139,9 @@ def variant_recipe(profile: Profile, options: OptimizeOptions) -> dict[str, obje
     fields = asdict(profile)
     del fields["globs"], fields["path"]  # they decide where, not what
     del fields["audio"]  # audio has its own recipe (image keys stay as they were)
-    return {"op": "variant", "max_pixels": options.max_pixels, **fields}
+    # "as_is": variants that keep a source already fitting the channel (issue 25); a new
+    # key so that variants cached before that rule are made again.
+    return {"op": "variant", "max_pixels": options.max_pixels, "as_is": 1, **fields}
 
 
 def cache_key(digest: str, recipe: str, encoders: str) -> str:
@@ -236,6 +238,8 @@ class SniffCache:
         self._text = ""
         self._used: set[str] = set()
         self._new: list[str] = []
+        # Parsed type lines, per cache: a site has a handful of distinct types.
+        self._parsed: dict[str, MediaType | None] = {"": None}
         try:
             text = self._path.read_bytes().decode("utf-8")
         except FileNotFoundError:
@@ -251,7 +255,7 @@ class SniffCache:
             self._rewrite = True  # a torn last line: appending would extend it
         for line in lines:
             digest, sep, raw = line.partition(" ")
-            if not sep or (raw and raw not in _TYPES and not _valid_type(raw)):
+            if not sep or (raw and raw not in self._parsed and not _valid_type(raw)):
                 self._rewrite = True
                 continue
             self._types[digest] = raw
@@ -263,7 +267,7 @@ class SniffCache:
             return None
         start += len(digest) + 2
         raw = self._text[start : self._text.index("\n", start)]
-        return raw if not raw or raw in _TYPES or _valid_type(raw) else None
+        return raw if not raw or raw in self._parsed or _valid_type(raw) else None
 
     def media(self, digest: str, path: str) -> MediaType | None:
         """The type of the file at `path`, whose content digest is `digest`."""
@@ -272,7 +276,7 @@ class SniffCache:
         if raw is None and self._some:
             raw = self._found(digest)
         if raw is not None:  # the usual case, once per file per run
-            return _TYPES[raw] if raw in _TYPES else _parse_type(raw)
+            return self._parse(raw)
         try:
             with open(path, "rb") as handle:
                 found = sniff(handle.read(64))
@@ -281,7 +285,13 @@ class SniffCache:
         raw = f"{found.kind} {found.mime}" if found is not None else ""
         self._types[digest] = raw
         self._new.append(digest)
-        return _parse_type(raw)
+        return self._parse(raw)
+
+    def _parse(self, raw: str) -> MediaType | None:
+        if raw not in self._parsed:
+            kind, _, mime = raw.partition(" ")
+            self._parsed[raw] = MediaType(kind, mime) if kind and mime else None
+        return self._parsed[raw]
 
     def save(self) -> None:
         """Append what this run sniffed, or write the used entries afresh (see the class)."""
@@ -308,16 +318,6 @@ class SniffCache:
 def _valid_type(raw: str) -> bool:
     kind, sep, mime = raw.partition(" ")
     return bool(sep and kind and "/" in mime)
-
-
-_TYPES: dict[str, MediaType | None] = {"": None}
-
-
-def _parse_type(raw: str) -> MediaType | None:
-    if raw not in _TYPES:
-        kind, _, mime = raw.partition(" ")
-        _TYPES[raw] = MediaType(kind, mime) if kind and mime else None
-    return _TYPES[raw]
 
 
 def _unlink(path: Path) -> int:
@@ -400,8 +400,10 @@ def _apply_recipe(recipe: dict[str, object], data: bytes, kind: str
         return optimize_image(data, kind, OptimizeOptions(
             keep_metadata=bool(recipe["keep_metadata"]), effort=int(str(recipe["effort"])),
             gif_to_png=bool(recipe["gif_to_png"]), max_pixels=max_pixels))
-    fields = {k: v for k, v in recipe.items() if k not in ("op", "max_pixels")}
-    return make_variant(data, kind, Profile(**fields), max_pixels=max_pixels)  # type: ignore[arg-type]
+    fields = {k: v for k, v in recipe.items() if k not in ("op", "max_pixels", "as_is")}
+    # The recipe is `variant_recipe`'s: a Profile's own fields (asdict), through JSON.
+    return make_variant(data, kind, Profile(**cast("dict[str, Any]", fields)),
+                        max_pixels=max_pixels)
 
 
 def _volatile(message: str) -> dict[str, object]:
@@ -434,7 +436,13 @@ def run_jobs(jobs: Sequence[Job], workers: int,
     # forkserver/spawn: forking a process that runs threads (the in-process emulator, the
     # watcher) can deadlock in the child.
     method = "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context(method),
+    context = get_context(method)
+    if method == "forkserver":
+        # Workers fork from a server that has imported this module (and so the package)
+        # once, instead of each importing it afresh. No encoder is imported by it: the
+        # thread-count variables `_init_worker` sets are read when those load.
+        context.set_forkserver_preload([__name__])
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
                              initializer=_init_worker) as pool:
         futures = [(job, pool.submit(_execute, job)) for job in jobs]
         for job, future in futures:

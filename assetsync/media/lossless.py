@@ -9,7 +9,6 @@ import io
 import mozjpeg_lossless_optimization as mozjpeg  # type: ignore[import-untyped]
 
 from assetsync.errors import TransformError
-from assetsync.media.options import OptimizeOptions
 from assetsync.media.codec import (
     Output,
     jpeg_insert_app1,
@@ -22,6 +21,7 @@ from assetsync.media.codec import (
     png_insert_chunk,
     png_strip,
 )
+from assetsync.media.options import OptimizeOptions
 
 __all__ = ["optimize_image"]
 

@@ -10,9 +10,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
+from typing import Any, NoReturn, cast
 
-from assetsync.media.audio_options import AUDIO_KEYS, AudioSettings, parse_audio_settings
 from assetsync.errors import ConfigError
+from assetsync.media.audio_options import AUDIO_KEYS, AudioSettings, parse_audio_settings
 from assetsync.scan.globs import compile_glob_set, validate_glob
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "OptimizeOptions",
     "Profile",
     "parse_optimize_section",
+    "profile_warnings",
     "variant_path",
 ]
 
@@ -198,6 +200,23 @@ def parse_optimize_section(table: Mapping[str, object], *, file: str) -> Optimiz
     )
 
 
+def profile_warnings(options: OptimizeOptions, *, file: str) -> tuple[str, ...]:
+    """One line per profile whose name is no channel and that sets no `channel`: most often a
+    misspelling (`[optimize.profiles.voices]`), which would otherwise pass silently as a
+    generic image profile with no channel rules."""
+    out = []
+    for profile in options.profiles:
+        if profile.channel is None and profile.name not in CHANNELS:
+            import difflib  # only when there is something to warn about
+
+            near = difflib.get_close_matches(profile.name, CHANNELS, n=1)
+            hint = f'did you mean [optimize.profiles.{near[0]}]? ' if near else ""
+            out.append(f"{file}: [optimize.profiles.{profile.name}]: {profile.name!r} is not "
+                       f"a channel ({', '.join(CHANNELS)}) and sets no channel, so no channel "
+                       f'rules apply; {hint}or add channel = "..." to the profile')
+    return tuple(out)
+
+
 def _parse_profile(name: str, body: Mapping[str, object], file: str) -> Profile:
     prefix = f"[optimize.profiles.{name}]"
     for key, value in body.items():
@@ -236,7 +255,8 @@ def _parse_profile(name: str, body: Mapping[str, object], file: str) -> Profile:
     changes["audio"] = parse_audio_settings(body, channel=channel if isinstance(channel, str)
                                             else None, prefix=prefix, file=file,
                                             base=base.audio)
-    profile = replace(base, **changes)  # type: ignore[arg-type]
+    # Each value was checked against its field's type above.
+    profile = replace(base, **cast("dict[str, Any]", changes))
     if profile.min_quality > profile.quality:
         _fail(f"{profile.min_quality} is above quality "
               f"({profile.quality}): lower min_quality", f"{prefix} min_quality", file)
@@ -262,10 +282,10 @@ def _check_type(key: str, value: object, expected: type | tuple[type, ...] | Non
     if expected is None:
         _fail("unknown key; check the spelling (see docs/media.md)", key, file)
     # bool is an int subclass in Python; `effort = true` must not pass as 1.
-    if expected is int and isinstance(value, bool) or not isinstance(value, expected):  # type: ignore[arg-type]
-        names = {bool: "true or false", int: "an integer", str: "a string", list: "a list",
-                 dict: "a table"}
-        _fail(f"must be {names.get(expected, 'valid')} (got {value!r})", key, file)  # type: ignore[arg-type]
+    if (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
+        names: dict[object, str] = {bool: "true or false", int: "an integer", str: "a string",
+                                    list: "a list", dict: "a table"}
+        _fail(f"must be {names.get(expected, 'valid')} (got {value!r})", key, file)
 
 
 def _str_list(value: object, key: str, file: str) -> tuple[str, ...]:
@@ -286,7 +306,7 @@ def _int_range(value: object, low: int, high: int, key: str, file: str) -> int:
     return value
 
 
-def _fail(problem: str, key: str, file: str) -> None:
+def _fail(problem: str, key: str, file: str) -> NoReturn:
     # The config module's format: "<file>: <key>: <problem>".
     raise ConfigError(f"{file}: {key}: {problem}", key=key, file=file)
 

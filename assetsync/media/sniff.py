@@ -7,10 +7,9 @@ WhatsApp media guidance and the `<Play>` docs).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from assetsync.prepare.classify import Issue
 from assetsync.media.options import (
     MMS_MAX_BYTES,
     WHATSAPP_IMAGE_MAX_BYTES,
@@ -19,6 +18,7 @@ from assetsync.media.options import (
     Profile,
 )
 from assetsync.models import PublishedFile
+from assetsync.prepare.classify import Issue
 
 __all__ = ["AUDIO_DECODABLE", "AUDIO_EXTENSIONS", "AUDIO_MIMES", "DECODABLE", "AudioInfo", "MediaType", "channel_warnings", "sniff"]
 
@@ -93,45 +93,50 @@ _ISO_BRANDS = {
 }
 
 
+# Signatures at offset 0 (checked in order; the first match wins).
+_PREFIXES: tuple[tuple[bytes, str, str], ...] = (
+    (b"\xff\xd8\xff", "jpeg", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png", "image/png"),
+    (b"GIF87a", "gif", "image/gif"),
+    (b"GIF89a", "gif", "image/gif"),
+    (b"II*\x00", "tiff", "image/tiff"),
+    (b"MM\x00*", "tiff", "image/tiff"),
+    (b"ID3", "mp3", "audio/mpeg"),
+    (b"\xff\xf1", "aac", "audio/aac"),
+    (b"\xff\xf9", "aac", "audio/aac"),
+    (b"#!AMR", "amr", "audio/amr"),
+    (b"fLaC", "flac", "audio/flac"),
+    (b"%PDF-", "pdf", "application/pdf"),
+)
+# RIFF / IFF containers: (container at 0, form type at 8) -> type.
+_FORMS = {
+    (b"RIFF", b"WEBP"): ("webp", "image/webp"),
+    (b"RIFF", b"WAVE"): ("wav", "audio/wav"),
+    (b"FORM", b"AIFF"): ("aiff", "audio/aiff"),
+    (b"FORM", b"AIFC"): ("aiff", "audio/aiff"),
+}
+
+
 def sniff(head: bytes) -> MediaType | None:
     """The type of a file from its first bytes (64 are enough), or None when unknown.
 
     Only content counts, never the name: a HEIC photo saved as `photo.jpg` is HEIC.
     """
-    if head.startswith(b"\xff\xd8\xff"):
-        return MediaType("jpeg", "image/jpeg")
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return MediaType("png", "image/png")
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return MediaType("gif", "image/gif")
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return MediaType("webp", "image/webp")
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return MediaType("wav", "audio/wav")
-    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-        return MediaType("aiff", "audio/aiff")
+    for prefix, kind, mime in _PREFIXES:
+        if head.startswith(prefix):
+            return MediaType(kind, mime)
+    form = _FORMS.get((head[:4], head[8:12]))
+    if form is not None:
+        return MediaType(*form)
     if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in _ISO_BRANDS:
-            return MediaType(*_ISO_BRANDS[brand])
-        return MediaType("mp4", "video/mp4")
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return MediaType("tiff", "image/tiff")
+        return MediaType(*_ISO_BRANDS.get(head[8:12], ("mp4", "video/mp4")))
     if head[:2] == b"BM" and len(head) >= 14:
         return MediaType("bmp", "image/bmp")
     if head.startswith(b"OggS"):
         # The first Ogg page carries the codec's identification header (RFC 7845 §5.1).
         return MediaType("ogg-opus" if b"OpusHead" in head else "ogg", "audio/ogg")
-    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE6 == 0xE2):
-        return MediaType("mp3", "audio/mpeg")
-    if head.startswith((b"\xff\xf1", b"\xff\xf9")):
-        return MediaType("aac", "audio/aac")
-    if head.startswith(b"#!AMR"):
-        return MediaType("amr", "audio/amr")
-    if head.startswith(b"fLaC"):
-        return MediaType("flac", "audio/flac")
-    if head.startswith(b"%PDF-"):
-        return MediaType("pdf", "application/pdf")
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE6 == 0xE2:
+        return MediaType("mp3", "audio/mpeg")  # an MPEG audio frame sync without ID3
     return None
 
 
@@ -180,30 +185,41 @@ def channel_warnings(
     by_name = {p.name: p for p in options.profiles}
     issues: list[Issue] = []
     for file in files:
-        if file.variant is not None:
-            profiles: tuple[Profile, ...] = tuple(
-                p for p in (by_name.get(file.variant),) if p is not None)
-        else:
-            profiles = options.profiles_for(file.source)
-        if not any(p.channel for p in profiles):
+        profiles = _channel_profiles(file, options, by_name)
+        if not profiles:
             continue
         media = type_of(file)
         for profile in profiles:
-            if profile.channel is None:
+            if _variant_stands_in(file, profile, media):
                 continue
-            if (file.variant is None and profile.variant and media is not None
-                    and media.kind in DECODABLE):
-                continue
-            if (file.variant is None and profile.variant and media is not None
-                    and media.is_audio and (profile.channel == "mms" or (
-                        profile.channel == "whatsapp" and profile.audio.voice_note))):
-                continue  # its variant is what the channel gets (checked as a variant)
-            problem = _channel_problem(profile.channel, media, file)
+            problem = _channel_problem(profile.channel or "", media, file)
             if problem:
                 where = f"variant {file.path}: " if file.variant is not None else ""
                 issues.append(Issue(file.source, f"{where}{problem} (profile {profile.name!r})",
                                     "warning"))
     return tuple(issues)
+
+
+def _channel_profiles(file: PublishedFile, options: OptimizeOptions,
+                      by_name: Mapping[str, Profile]) -> tuple[Profile, ...]:
+    """The profiles with a channel that judge `file`: a variant's own, else those covering it."""
+    if file.variant is not None:
+        profiles: tuple[Profile, ...] = tuple(
+            p for p in (by_name.get(file.variant),) if p is not None)
+    else:
+        profiles = options.profiles_for(file.source)
+    return tuple(p for p in profiles if p.channel)
+
+
+def _variant_stands_in(file: PublishedFile, profile: Profile, media: MediaType | None) -> bool:
+    """True when the profile makes a variant of this original, so the variant (checked on its
+    own) is what the channel gets: a decodable image, or audio for mms / a WhatsApp voice note."""
+    if file.variant is not None or not profile.variant or media is None:
+        return False
+    if media.kind in DECODABLE:
+        return True
+    return media.is_audio and (profile.channel == "mms" or (
+        profile.channel == "whatsapp" and profile.audio.voice_note))
 
 
 def _sniff_file(file: PublishedFile) -> MediaType | None:
@@ -214,45 +230,73 @@ def _sniff_file(file: PublishedFile) -> MediaType | None:
         return None
 
 
-def _channel_problem(channel: str, media: MediaType | None, file: PublishedFile) -> str | None:
+def _size_mb(file: PublishedFile) -> str:
+    return f"{file.size / 1e6:.1f} MB"
+
+
+def _mms_problem(media: MediaType | None, file: PublishedFile) -> str | None:
     kind = media.kind if media else None
-    size_mb = f"{file.size / 1e6:.1f} MB"
-    if channel == "mms":
-        if media and media.is_image and kind not in _MMS_IMAGES:
-            return (f"{kind.upper() if kind else 'this'} is not transcoded by Twilio for MMS; "
-                    "publish JPEG, PNG or GIF (an mms profile converts decodable images)")
-        if kind in _MMS_UNLISTED_AUDIO:
-            return (f"Twilio does not list {media.mime if media else kind} among the media "
-                    "types MMS accepts; publish MP3, M4A, AMR or OGG (an mms profile with "
-                    "variants converts it)")
-        if kind not in _MMS_IMAGES and file.size > MMS_MAX_BYTES:
-            return f"{size_mb} is over the 600 KB that every US carrier accepts for MMS media"
-        if file.size > 5_000_000:
-            return f"{size_mb} is over MMS's 5 MB per message"
-    elif channel == "whatsapp":
-        if kind == "ogg":
-            return "WhatsApp accepts OGG audio only with the Opus codec; re-encode it as Opus"
-        if kind == "webp":
-            return "WhatsApp takes WebP only as stickers; publish JPEG or PNG"
-        if kind not in _WHATSAPP_OK and media is not None:
-            return f"WhatsApp does not accept {media.mime}"
-        if media and media.is_image and file.size > WHATSAPP_IMAGE_MAX_BYTES:
-            return f"{size_mb} is over WhatsApp's 5 MB image limit"
-        if file.size > WHATSAPP_MEDIA_MAX_BYTES:
-            return f"{size_mb} is over WhatsApp's 16 MB media limit"
-        if kind == "ogg-opus" and file.size > WHATSAPP_VOICE_NOTE_PLAY_BYTES:
-            return (f"{file.size / 1e3:.0f} KB: WhatsApp shows a voice note over 512 KB with a "
-                    "download icon instead of play; shorten it or lower opus_bitrate")
-    elif channel == "voice":
-        if kind in _VOICE_OK:
-            if not file.content_type.startswith("audio/"):
-                return (f"served as {file.content_type}; <Play> needs an audio Content-Type "
-                        "(Twilio error 13420): give it an audio extension")
-            return None
-        if file.content_type in _VOICE_MIMES:
-            return None
-        what = media.mime if media else f"{file.content_type} content"
-        return f"<Play> cannot play {what}; publish MP3 or WAV (Twilio error 13420)"
-    elif channel == "web" and kind in ("heic", "heif", "tiff"):
-        return f"most browsers cannot show {kind.upper()}; publish JPEG, PNG, WebP or AVIF"
+    if media and media.is_image and kind not in _MMS_IMAGES:
+        return (f"{media.kind.upper()} is not transcoded by Twilio for MMS; "
+                "publish JPEG, PNG or GIF (an mms profile converts decodable images)")
+    if media and kind in _MMS_UNLISTED_AUDIO:
+        return (f"Twilio does not list {media.mime} among the media types MMS accepts; "
+                "publish MP3, M4A, AMR or OGG (an mms profile with variants converts it)")
+    if kind not in _MMS_IMAGES and file.size > MMS_MAX_BYTES:
+        return f"{_size_mb(file)} is over the 600 KB that every US carrier accepts for MMS media"
+    if file.size > 5_000_000:
+        return f"{_size_mb(file)} is over MMS's 5 MB per message"
     return None
+
+
+def _whatsapp_problem(media: MediaType | None, file: PublishedFile) -> str | None:
+    kind = media.kind if media else None
+    if kind == "ogg":
+        return "WhatsApp accepts OGG audio only with the Opus codec; re-encode it as Opus"
+    if kind == "webp":
+        return "WhatsApp takes WebP only as stickers; publish JPEG or PNG"
+    if media is not None and kind not in _WHATSAPP_OK:
+        return f"WhatsApp does not accept {media.mime}"
+    if media and media.is_image and file.size > WHATSAPP_IMAGE_MAX_BYTES:
+        return f"{_size_mb(file)} is over WhatsApp's 5 MB image limit"
+    if file.size > WHATSAPP_MEDIA_MAX_BYTES:
+        return f"{_size_mb(file)} is over WhatsApp's 16 MB media limit"
+    if kind == "ogg-opus" and file.size > WHATSAPP_VOICE_NOTE_PLAY_BYTES:
+        return (f"{file.size / 1e3:.0f} KB: WhatsApp shows a voice note over 512 KB with a "
+                "download icon instead of play; shorten it or lower opus_bitrate")
+    return None
+
+
+def _voice_problem(media: MediaType | None, file: PublishedFile) -> str | None:
+    kind = media.kind if media else None
+    if kind in _VOICE_OK:
+        if not file.content_type.startswith("audio/"):
+            return (f"served as {file.content_type}; <Play> needs an audio Content-Type "
+                    "(Twilio error 13420): give it an audio extension")
+        return None
+    if file.content_type in _VOICE_MIMES:
+        return None
+    if media is None or not media.mime.startswith("audio/"):
+        # The name may say audio (`x.wav`) while the bytes are not: say what they are.
+        found = f"it was sniffed as {media.mime}" if media else "its type was not recognised"
+        return (f"the content is not audio ({found}); <Play> plays MP3 or WAV "
+                "(Twilio error 13420): publish an audio file at this path")
+    return f"<Play> cannot play {media.mime}; publish MP3 or WAV (Twilio error 13420)"
+
+
+def _web_problem(media: MediaType | None, file: PublishedFile) -> str | None:
+    if media is not None and media.kind in ("heic", "heif", "tiff"):
+        return (f"most browsers cannot show {media.kind.upper()}; "
+                "publish JPEG, PNG, WebP or AVIF")
+    return None
+
+
+_PROBLEMS: Mapping[str, Callable[[MediaType | None, PublishedFile], str | None]] = {
+    "mms": _mms_problem, "whatsapp": _whatsapp_problem, "voice": _voice_problem,
+    "web": _web_problem,
+}
+
+
+def _channel_problem(channel: str, media: MediaType | None, file: PublishedFile) -> str | None:
+    check = _PROBLEMS.get(channel)
+    return check(media, file) if check is not None else None

@@ -16,19 +16,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from assetsync.prepare.classify import Issue, Severity
-from assetsync.media.sniff import DECODABLE, channel_warnings
-from assetsync.media.options import OptimizeOptions, Profile, parse_optimize_section, variant_path
-from assetsync.models import PublishedFile
-from assetsync.results import SyncEvent
 from assetsync.media.audio_stage import (
     AudioReport,
     AudioTally,
     assemble_audio,
     audio_profiles,
     audio_recipe,
+    output_of,
 )
 from assetsync.media.cache import (
     Job,
@@ -42,53 +37,27 @@ from assetsync.media.cache import (
     run_jobs,
     variant_recipe,
 )
+from assetsync.media.options import OptimizeOptions, Profile, variant_path
 from assetsync.media.report import FileReport
-
-if TYPE_CHECKING:
-    from assetsync.media.codec import Output, open_image
-    from assetsync.media.lossless import optimize_image
-    from assetsync.media.variants import make_variant
+from assetsync.media.sniff import DECODABLE, MediaType, channel_warnings
+from assetsync.models import PublishedFile
+from assetsync.prepare.classify import Issue, Severity
+from assetsync.results import SyncEvent
 
 __all__ = [
     "AudioReport",
     "FileReport",
-    "Issue",
-    "OptimizeOptions",
-    "Output",
-    "Profile",
     "TransformResult",
     "TransformStats",
-    "channel_warnings",
-    "make_variant",
-    "open_image",
-    "optimize_image",
-    "parse_optimize_section",
     "transform_files",
 ]
 
 _LOSSLESS_KINDS = frozenset({"jpeg", "png", "gif"})
 
-# Re-exported encoders, imported on first use: Pillow, oxipng and mozjpeg cost ~40 ms to import,
-# which a plan or sync with nothing to encode (and the config loader, which imports this module
-# for `parse_optimize_section`) must not pay.
-_LAZY = {
-    "Output": "assetsync.media.codec",
-    "open_image": "assetsync.media.codec",
-    "optimize_image": "assetsync.media.lossless",
-    "make_variant": "assetsync.media.variants",
-}
-
-
-def __getattr__(name: str) -> object:
-    """The lazily imported re-exports (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+# One image's encodes: (the file, its sniffed image kind or None, [(profile or None for the
+# lossless pass, cache key)]); one audio file's: (file, kind, mime, [(profile, cache key)]).
+_Planned = tuple[PublishedFile, str | None, list[tuple[Profile | None, str]]]
+_Heard = tuple[PublishedFile, str, str, list[tuple[Profile, str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,62 +123,102 @@ def transform_files(
         some: `files` are a few of the site's (the changed ones): the file-type cache keeps
             the entries of the others and is searched rather than read whole.
     """
-    encoders = ""  # computed when the first image needs it (it imports Pillow)
-    sound = ""  # the audio encoders' versions, when the first audio file needs them
-    lossless = json.dumps(lossless_recipe(options), sort_keys=True)
-    jobs: dict[str, Job] = {}
-    plan: list[tuple[PublishedFile, str | None, list[tuple[Profile | None, str]]]] = []
-    heard: list[tuple[PublishedFile, str, str, list[tuple[Profile, str]]]] = []
-    issues: list[Issue] = []
     # Types by content digest: an unchanged file is not opened again to find its type.
     sniffed = SniffCache(cache_dir, some=some and not prune)
-    excluded = options.excluded if options.exclude else None  # most configs exclude nothing
+    jobs = _Jobs(options, source, cache_dir, sniffed)
     for file in files:
+        jobs.add(file)
+    entries, encoded = _run(jobs.jobs, cache_dir, workers or _available_cores(), on_event)
+    result = _assemble(jobs.plan, entries, options, jobs.issues, encoded=encoded,
+                       heard=jobs.heard)
+    # Channel checks (issue 5.3) on what will be published, variants included, so `plan` and
+    # `sync` both warn about a type a channel does not take; warnings never fail the run.
+    warned = channel_warnings(result.files, options, sniffed=lambda f: sniffed.media(
+        f.digest, os.path.join(source, f.content_path)))
+    sniffed.save()
+    if warned:
+        merged = sorted({*result.issues, *warned}, key=lambda i: (i.path, i.message))
+        result = replace(result, issues=tuple(merged))
+    if prune:
+        _deleted, freed = prune_cache(cache_dir, jobs.jobs.keys())
+        result = replace(result, stats=replace(result.stats, pruned_bytes=freed))
+    return result
+
+
+class _Jobs:
+    """The encodes a run needs, file by file: a cache key per (source, recipe), with the
+    images' and audio files' plans that `_assemble` applies the outcomes to."""
+
+    def __init__(self, options: OptimizeOptions, source: Path, cache_dir: Path,
+                 sniffed: SniffCache) -> None:
+        self.options, self.source, self.cache_dir, self.sniffed = (
+            options, source, cache_dir, sniffed)
+        self.lossless = json.dumps(lossless_recipe(options), sort_keys=True)
+        self.encoders = ""  # computed when the first image needs it (it imports Pillow)
+        self.sound = ""  # the audio encoders' versions, when the first audio file needs them
+        self.jobs: dict[str, Job] = {}
+        self.plan: list[_Planned] = []
+        self.heard: list[_Heard] = []
+        self.issues: list[Issue] = []
+        # Most configs exclude nothing: no glob test per file then.
+        self.excluded = options.excluded if options.exclude else None
+
+    def add(self, file: PublishedFile) -> None:
         path = file.content_path
         if not path.startswith("/"):
-            path = os.path.join(source, path)
-        kind = media = None
-        if file.variant is None and (excluded is None or not excluded(file.source)):
-            media = sniffed.media(file.digest, path)
-            kind = media.kind if media is not None and media.is_image else None
+            path = os.path.join(self.source, path)
+        media = None
+        if file.variant is None and (self.excluded is None or not self.excluded(file.source)):
+            media = self.sniffed.media(file.digest, path)
         if media is not None and media.is_audio:
-            audio = audio_profiles(options.profiles_for(file.source))
-            if audio and file.size > options.max_input_bytes:
-                issues.append(Issue(file.source, f"not optimized: {file.size:,} bytes is over "
-                                    "[optimize] max_input_bytes", "warning"))
-            elif audio:
-                sound = sound or audio_encoder_versions(cache_dir)
-                keys = []
-                for audio_profile in audio:
-                    recipe = json.dumps(audio_recipe(audio_profile), sort_keys=True)
-                    key = cache_key(file.digest, recipe, sound)
-                    jobs.setdefault(key, Job(key, file.source, str(path), media.kind, recipe,
-                                             str(cache_dir)))
-                    keys.append((audio_profile, key))
-                heard.append((file, media.kind, media.mime, keys))
-        todo: list[tuple[Profile | None, str]] = []
-        recipes: list[tuple[Profile | None, str]] = []
-        if kind is not None:
-            if options.lossless and kind in _LOSSLESS_KINDS:
-                recipes.append((None, lossless))
-            for matched in options.profiles_for(file.source):
-                if matched.variant and kind in DECODABLE:
-                    recipes.append((matched, json.dumps(variant_recipe(matched, options),
-                                                        sort_keys=True)))
-        if recipes and file.size > options.max_input_bytes:
-            issues.append(Issue(file.source, f"not optimized: {file.size:,} bytes is over "
-                                "[optimize] max_input_bytes", "warning"))
-            recipes, kind = [], None
-        if kind is not None:
-            if recipes and not encoders:
-                encoders = encoder_versions()
-            for profile, recipe in recipes:
-                key = cache_key(file.digest, recipe, encoders)
-                jobs.setdefault(key, Job(key, file.source, str(path), kind, recipe,
-                                         str(cache_dir)))
-                todo.append((profile, key))
-        plan.append((file, kind, todo))
+            self._audio(file, media, path)
+        kind = media.kind if media is not None and media.is_image else None
+        self.plan.append(self._image(file, kind, path))
 
+    def _too_big(self, file: PublishedFile) -> bool:
+        if file.size <= self.options.max_input_bytes:
+            return False
+        self.issues.append(Issue(file.source, f"not optimized: {file.size:,} bytes is over "
+                                 "[optimize] max_input_bytes", "warning"))
+        return True
+
+    def _job(self, file: PublishedFile, path: str, kind: str, recipe: str, versions: str) -> str:
+        key = cache_key(file.digest, recipe, versions)
+        self.jobs.setdefault(key, Job(key, file.source, path, kind, recipe, str(self.cache_dir)))
+        return key
+
+    def _audio(self, file: PublishedFile, media: MediaType, path: str) -> None:
+        audio = audio_profiles(self.options.profiles_for(file.source))
+        if not audio or self._too_big(file):
+            return
+        self.sound = self.sound or audio_encoder_versions(self.cache_dir)
+        keys = [(profile, self._job(file, path, media.kind, json.dumps(
+            audio_recipe(profile), sort_keys=True), self.sound)) for profile in audio]
+        self.heard.append((file, media.kind, media.mime, keys))
+
+    def _image(self, file: PublishedFile, kind: str | None, path: str) -> _Planned:
+        if kind is None:
+            return (file, None, [])
+        recipes: list[tuple[Profile | None, str]] = []
+        if self.options.lossless and kind in _LOSSLESS_KINDS:
+            recipes.append((None, self.lossless))
+        if kind in DECODABLE:
+            recipes.extend((matched, json.dumps(variant_recipe(matched, self.options),
+                                                sort_keys=True))
+                           for matched in self.options.profiles_for(file.source)
+                           if matched.variant)
+        if not recipes:
+            return (file, kind, [])
+        if self._too_big(file):
+            return (file, None, [])
+        self.encoders = self.encoders or encoder_versions()
+        return (file, kind, [(profile, self._job(file, path, kind, recipe, self.encoders))
+                             for profile, recipe in recipes])
+
+
+def _run(jobs: dict[str, Job], cache_dir: Path, workers: int,
+         on_event: Callable[[SyncEvent], None] | None) -> tuple[dict[str, dict[str, object]], int]:
+    """Each job's outcome (from the cache, else encoded now) and how many were encoded."""
     entries: dict[str, dict[str, object]] = {}
     misses = []
     for key, job in jobs.items():
@@ -230,20 +239,8 @@ def transform_files(
                                total=total, bytes=int(str(entry.get("size") or 0)),
                                message=str(entry.get("note") or entry.get("message") or "")))
 
-    run_jobs(misses, workers or _available_cores(), done)
-    result = _assemble(plan, entries, options, issues, encoded=len(misses), heard=heard)
-    # Channel checks (issue 5.3) on what will be published, variants included, so `plan` and
-    # `sync` both warn about a type a channel does not take; warnings never fail the run.
-    warned = channel_warnings(result.files, options, sniffed=lambda f: sniffed.media(
-        f.digest, os.path.join(source, f.content_path)))
-    sniffed.save()
-    if warned:
-        merged = sorted({*result.issues, *warned}, key=lambda i: (i.path, i.message))
-        result = replace(result, issues=tuple(merged))
-    if prune:
-        _deleted, freed = prune_cache(cache_dir, jobs.keys())
-        result = replace(result, stats=replace(result.stats, pruned_bytes=freed))
-    return result
+    run_jobs(misses, workers, done)
+    return entries, total
 
 
 def _available_cores() -> int:
@@ -254,79 +251,99 @@ def _available_cores() -> int:
 
 
 def _assemble(
-    plan: list[tuple[PublishedFile, str | None, list[tuple[Profile | None, str]]]],
+    plan: list[_Planned],
     entries: dict[str, dict[str, object]],
     options: OptimizeOptions,
     issues: list[Issue],
     *,
     encoded: int,
-    heard: list[tuple[PublishedFile, str, str, list[tuple[Profile, str]]]],
+    heard: list[_Heard],
 ) -> TransformResult:
+    """The run's outcomes applied: the files to publish by path, the reports and totals."""
     out: dict[str, PublishedFile] = {f.path: f for f, _, _ in plan}
-    reports: list[FileReport] = []
-    stats = TransformStats(encoded=encoded)
-    severity: Severity = "error" if options.strict else "warning"
+    images = _Images(out, issues, "error" if options.strict else "warning")
+    images.stats = TransformStats(encoded=encoded)
     for file, kind, todo in plan:
-        if kind is not None:
-            stats = replace(stats, images=stats.images + 1,
-                            bytes_before=stats.bytes_before + file.size)
-        published = file
-        if kind is not None and file.content_type != f"image/{kind}":
-            # Twilio checks that the Content-Type matches the media (accepted-mime-types
-            # page): a PNG saved as `.jpg` is served as image/png even when left as it is.
-            published = file._replace(content_type=f"image/{kind}")
-            out[file.path] = published
-        for profile, key in todo:
-            entry = entries[key]
-            cached, seconds = bool(entry.get("cached")), float(str(entry.get("seconds") or 0))
-            stats = replace(stats, cache_hits=stats.cache_hits + cached,
-                            encode_seconds=stats.encode_seconds + (0.0 if cached else seconds))
-            status = entry["status"]
-            label = "" if profile is None else f"variant {profile.name!r}: "
-            if status in ("error", "limit"):
-                level: Severity = "error" if status == "limit" else severity
-                tail = "" if profile is not None else "; published as is"
-                issues.append(Issue(file.source, f"{label}{entry['message']}{tail}", level))
-                reports.append(FileReport(file.path, file.source,
-                                          profile.name if profile else None,
-                                          file.size, file.size, seconds, cached, "failed",
-                                          str(entry["message"])))
-                continue
-            note = str(entry.get("note", ""))
-            if status == "same":
-                reports.append(FileReport(file.path, file.source, None, file.size, file.size,
-                                          seconds, cached, "kept", note))
-                continue
-            result_kind = str(entry["kind"])
-            changes: dict[str, object] = {
-                "digest": str(entry["digest"]), "size": int(str(entry["size"])),
-                "content_path": str(entry["content_path"]),
-                "content_type": f"image/{result_kind}",
-            }
-            if profile is None:
-                published = file._replace(**changes)  # type: ignore[arg-type]
-                out[file.path] = published
-                stats = replace(stats, optimized=stats.optimized + 1)
-                reports.append(FileReport(file.path, file.source, None, file.size,
-                                          published.size, seconds, cached, "optimized", note))
-                continue
-            from assetsync.media.codec import EXTENSIONS  # only once a variant exists
-
-            path = variant_path(profile.path, profile=profile.name, published=file.path,
-                                ext=EXTENSIONS[result_kind])
-            if path in out:
-                issues.append(Issue(file.source, f"{label}{path} is already published from "
-                                    f"{out[path].source}; change the profile's path template",
-                                    "error"))
-                continue
-            out[path] = file._replace(path=path, variant=profile.name, **changes)  # type: ignore[arg-type]
-            stats = replace(stats, variants=stats.variants + 1)
-            reports.append(FileReport(path, file.source, profile.name, file.size,
-                                      int(str(entry["size"])), seconds, cached, "variant", note))
-        if kind is not None:
-            stats = replace(stats, bytes_after=stats.bytes_after + published.size)
-    audio, tally = assemble_audio(heard, entries, out, issues, severity=severity,
+        images.file(file, kind, todo, entries)
+    audio, tally = assemble_audio(heard, entries, out, issues, severity=images.severity,
                                   placed=out.get)
     ordered = tuple(out[path] for path in sorted(out))
     issues.sort(key=lambda issue: (issue.path, issue.message))
-    return TransformResult(ordered, tuple(issues), stats, tuple(reports), tuple(audio), tally)
+    return TransformResult(ordered, tuple(issues), images.stats, tuple(images.reports),
+                           tuple(audio), tally)
+
+
+class _Images:
+    """The image outcomes of one run, applied file by file (see `_assemble`)."""
+
+    def __init__(self, out: dict[str, PublishedFile], issues: list[Issue],
+                 severity: Severity) -> None:
+        self.out, self.issues, self.severity = out, issues, severity
+        self.reports: list[FileReport] = []
+        self.stats = TransformStats()
+
+    def file(self, file: PublishedFile, kind: str | None,
+             todo: list[tuple[Profile | None, str]],
+             entries: dict[str, dict[str, object]]) -> None:
+        if kind is None:
+            return
+        s = self.stats
+        self.stats = replace(s, images=s.images + 1, bytes_before=s.bytes_before + file.size)
+        published = file
+        if file.content_type != f"image/{kind}":
+            # Twilio checks that the Content-Type matches the media (accepted-mime-types
+            # page): a PNG saved as `.jpg` is served as image/png even when left as it is.
+            published = file._replace(content_type=f"image/{kind}")
+            self.out[file.path] = published
+        for profile, key in todo:
+            published = self._one(file, profile, entries[key]) or published
+        self.stats = replace(self.stats, bytes_after=self.stats.bytes_after + published.size)
+
+    def _one(self, file: PublishedFile, profile: Profile | None,
+             entry: dict[str, object]) -> PublishedFile | None:
+        """Apply one encode; the optimized file now published in place of `file`, if any."""
+        cached, seconds = bool(entry.get("cached")), float(str(entry.get("seconds") or 0))
+        s = self.stats
+        self.stats = replace(s, cache_hits=s.cache_hits + cached,
+                             encode_seconds=s.encode_seconds + (0.0 if cached else seconds))
+        variant = profile.name if profile else None
+        status, note = entry["status"], str(entry.get("note", ""))
+        if status in ("error", "limit"):
+            level: Severity = "error" if status == "limit" else self.severity
+            label = "" if profile is None else f"variant {variant!r}: "
+            tail = "" if profile is not None else "; published as is"
+            self.issues.append(Issue(file.source, f"{label}{entry['message']}{tail}", level))
+            self._report(file.path, file, variant, file.size, seconds, cached, "failed",
+                         str(entry["message"]))
+            return None
+        if status == "same":
+            self._report(file.path, file, None, file.size, seconds, cached, "kept", note)
+            return None
+        content_type = f"image/{entry['kind']}"
+        if profile is None:
+            published = output_of(file, entry, path=file.path, content_type=content_type,
+                                  variant=None)
+            self.out[file.path] = published
+            self.stats = replace(self.stats, optimized=self.stats.optimized + 1)
+            self._report(file.path, file, None, published.size, seconds, cached, "optimized",
+                         note)
+            return published
+        from assetsync.media.codec import EXTENSIONS  # only once a variant exists
+
+        path = variant_path(profile.path, profile=profile.name, published=file.path,
+                            ext=EXTENSIONS[str(entry["kind"])])
+        if path in self.out:
+            self.issues.append(Issue(file.source, f"variant {variant!r}: {path} is already "
+                                     f"published from {self.out[path].source}; change the "
+                                     "profile's path template", "error"))
+            return None
+        made = output_of(file, entry, path=path, content_type=content_type, variant=variant)
+        self.out[path] = made
+        self.stats = replace(self.stats, variants=self.stats.variants + 1)
+        self._report(path, file, variant, made.size, seconds, cached, "variant", note)
+        return None
+
+    def _report(self, path: str, file: PublishedFile, variant: str | None, after: int,
+                seconds: float, cached: bool, outcome: str, note: str) -> None:
+        self.reports.append(FileReport(path, file.source, variant, file.size, after, seconds,
+                                       cached, outcome, note))

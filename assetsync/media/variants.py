@@ -17,8 +17,9 @@ import mozjpeg_lossless_optimization as mozjpeg  # type: ignore[import-untyped]
 from PIL import Image, ImageCms, ImageOps
 
 from assetsync.errors import LimitError, TransformError
-from assetsync.media.options import Profile
-from assetsync.media.codec import Output, open_image, oxipng_optimize
+from assetsync.media.codec import Output, open_image, orientation_of, oxipng_optimize
+from assetsync.media.lossless import optimize_image
+from assetsync.media.options import OptimizeOptions, Profile
 
 __all__ = ["make_variant"]
 
@@ -32,7 +33,8 @@ _SRGB = ImageCms.createProfile("sRGB")
 
 
 def make_variant(data: bytes, kind: str, profile: Profile, *, max_pixels: int) -> Output:
-    """Encode one image for `profile`.
+    """Encode one image for `profile`; never larger than the source when the source already
+    fits the channel (then the source's lossless output is the variant, with a note saying so).
 
     Args:
         data: the source image's bytes.
@@ -48,25 +50,35 @@ def make_variant(data: bytes, kind: str, profile: Profile, *, max_pixels: int) -
     if kind == "gif" and getattr(image, "n_frames", 1) > 1 and profile.format == "auto" \
             and profile.channel in ("mms", None):
         return _animated_gif(data, profile)
+    fits = _fits_as_is(image, kind, len(data), profile)
+    image = _decoded(image, kind, profile)
+    fmt = _target_format(image, kind, profile)
+    if profile.max_width or profile.max_height:
+        image = _fit(image, profile.max_width or image.width, profile.max_height or image.height)
+    out = _encode(image, fmt, kind, profile)
+    return _smaller_of(out, data, kind, max_pixels) if fits else out
+
+
+def _decoded(image: Image.Image, kind: str, profile: Profile) -> Image.Image:
+    """The opened image decoded upright, as 8-bit sRGB (a JPEG decoded near the profile's
+    bounds: a DCT-domain downscale takes far less memory and time for photos)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             if kind == "jpeg" and profile.max_width and profile.max_height:
-                # DCT-domain downscale while decoding: far less memory and time for photos.
                 box = (profile.max_width, profile.max_height)
                 if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
                     box = box[::-1]
                 image.draft(image.mode, box)
             image.load()
-            image = ImageOps.exif_transpose(image)
-            image = _to_srgb_8bit(image)
+            return _to_srgb_8bit(ImageOps.exif_transpose(image))
         except TransformError:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
             raise TransformError(f"cannot decode: {exc or type(exc).__name__}") from None
-    fmt = _target_format(image, kind, profile)
-    if profile.max_width or profile.max_height:
-        image = _fit(image, profile.max_width or image.width, profile.max_height or image.height)
+
+
+def _encode(image: Image.Image, fmt: str, kind: str, profile: Profile) -> Output:
     if fmt == "jpeg" and profile.format == "auto" and kind in _LOSSLESS_SOURCES:
         sharp = _sharp_png(image, profile)
         if sharp is not None:
@@ -74,6 +86,49 @@ def make_variant(data: bytes, kind: str, profile: Profile, *, max_pixels: int) -
     if fmt == "jpeg":
         return _fit_jpeg(image, profile)
     return _fit_png(image, profile)
+
+
+# Formats each channel takes as they are (media.md §1: MMS transcodes JPEG/PNG/GIF; WhatsApp
+# takes JPEG and 8-bit RGB/RGBA PNG), and the pixel modes that need no conversion for it.
+_AS_IS_KINDS = {"whatsapp": frozenset({"jpeg", "png"})}
+_AS_IS_MODES = {"whatsapp": frozenset({"RGB", "RGBA"})}
+_DEFAULT_KINDS = frozenset({"jpeg", "png", "gif"})
+_DEFAULT_MODES = frozenset({"RGB", "RGBA", "L", "LA", "P"})
+
+
+def _fits_as_is(image: Image.Image, kind: str, size: int, profile: Profile) -> bool:
+    """Whether the source (before decoding) already fits the profile: a format and pixel
+    mode the channel takes, within the byte budget and the pixel bounds. EXIF orientation
+    does not count against it: the lossless output keeps the tag, which browsers and
+    handsets honour."""
+    channel = profile.channel or ""
+    kinds = _AS_IS_KINDS.get(channel, _DEFAULT_KINDS)
+    if profile.format != "auto":
+        kinds = kinds & {profile.format}
+    width, height = image.size
+    if orientation_of(image) in (5, 6, 7, 8):
+        width, height = height, width  # the bounds apply to the upright image
+    return (
+        kind in kinds
+        and image.mode in _AS_IS_MODES.get(channel, _DEFAULT_MODES)
+        and (profile.max_bytes is None or size <= profile.max_bytes)
+        and width <= (profile.max_width or width)
+        and height <= (profile.max_height or height)
+    )
+
+
+def _smaller_of(out: Output, data: bytes, kind: str, max_pixels: int) -> Output:
+    """`out`, unless the source's own lossless output (same pixels, private metadata
+    dropped) is smaller: a re-encode of an already compressed photo can grow it."""
+    try:
+        kept = optimize_image(data, kind, OptimizeOptions(max_pixels=max_pixels, gif_to_png=False))
+    except TransformError:
+        return out
+    kept_data = kept.data if kept is not None else data
+    if len(out.data) <= len(kept_data):
+        return out
+    return Output(kept_data, kind, f"source kept: it fits the channel as it is, and a "
+                  f"re-encode ({out.note}, {len(out.data):,} B) was larger")
 
 
 def _sharp_png(image: Image.Image, profile: Profile) -> Output | None:
@@ -227,14 +282,16 @@ def _fit_png(image: Image.Image, profile: Profile) -> Output:
                 else Image.Quantize.MEDIANCUT
             quantized = image.convert("RGBA" if image.mode == "LA" else image.mode)
             data = _encode_png(quantized.quantize(256, method=method))
-            if len(data) <= budget:  # type: ignore[operator]
+            if budget is None or len(data) <= budget:
                 return Output(data, "png", f"PNG 256 colours {image.width}x{image.height}")
             # Once a palette is needed at this size it is needed at every smaller one too.
             truecolour = False
             best = len(data) if best is None else min(best, len(data))
         if min(image.size) <= _MIN_EDGE:
             raise _over_budget(profile, best)
-        image = _scaled(image, budget / (best or budget * 2))  # type: ignore[operator]
+        if budget is None:  # unreachable: without a budget the first encode is returned
+            raise _over_budget(profile, best)
+        image = _scaled(image, budget / (best or budget * 2))
 
 
 def _encode_png(image: Image.Image, *, reduce: bool = True) -> bytes:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from types import MappingProxyType
 from typing import NamedTuple
 
-from assetsync.prepare.classify import Issue
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile, Visibility
+from assetsync.prepare.classify import Issue
 
 __all__ = [
     "LiveBuild",
@@ -72,6 +72,9 @@ class LiveBuild:
     function_versions: tuple[LiveVersion, ...] = ()
     dependencies: tuple[tuple[str, str], ...] = ()
     runtime: str | None = None
+    # assetsync's own private manifest Function (assetsync.state.remote_manifest): never in
+    # `function_versions`, so no plan carries it over, drops it or lists it as the user's.
+    service_manifest: LiveVersion | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,8 @@ class Plan:
     needs_build: bool
     counts: PlanCounts
     issues: tuple[Issue, ...]
+    # Live versions of files that exist but could not be read this run: kept as they are.
+    held: tuple[LiveVersion, ...] = ()
 
     @property
     def is_noop(self) -> bool:
@@ -148,6 +153,7 @@ class Plan:
             "reuses": [{**file_json(f), "version_sid": sid} for f, sid in self.reuses],
             "drops": list(self.drops),
             "kept_foreign": [live_json(v) for v in self.kept_foreign],
+            "held": [live_json(v) for v in self.held],
             "function_versions": [live_json(v) for v in self.function_versions],
             "dependencies": [list(d) for d in self.dependencies],
             "runtime": self.runtime,
@@ -193,6 +199,87 @@ def _limit_issues(counts: PlanCounts) -> list[Issue]:
 
 
 _BY_PATH_SOURCE_DIGEST = itemgetter(0, 4, 2)  # a PublishedFile's (path, source, digest)
+_BY_PATH_SID = attrgetter("path", "sid")
+
+
+def _uploads_and_reuses(
+    files: Sequence[PublishedFile], recorded: RecordedService, full: bool
+) -> tuple[list[PublishedFile], list[tuple[PublishedFile, str]]]:
+    uploads: list[PublishedFile] = []
+    reuses: list[tuple[PublishedFile, str]] = []
+    versions = recorded.versions
+    for f in files:
+        # A StrEnum member hashes and compares as its value: no `.value` per file.
+        sid = None if full else versions.get((f.digest, f.path, f.visibility))
+        if sid is None:
+            uploads.append(f)
+        else:
+            reuses.append((f, sid))
+    return uploads, reuses
+
+
+@dataclass(frozen=True, slots=True)
+class _LiveSplit:
+    """The live build's asset versions as the next build treats them."""
+
+    drops: tuple[str, ...]
+    kept: tuple[LiveVersion, ...]  # another owner's: carried over
+    held: tuple[LiveVersion, ...]  # assetsync's, of a file that could not be read: carried over
+    issues: tuple[Issue, ...]
+    reference: frozenset[str]  # the version SIDs the environment serves now
+
+
+def _split_live(
+    live: LiveBuild | None, recorded: RecordedService, wanted: set[str], held: frozenset[str]
+) -> _LiveSplit:
+    """Which live versions are assetsync's (by path, or by SID: a version of the build it
+    deployed whose record was forgotten since, by `prune`, is still its own), which of those
+    leave the build, and which belong to someone else (DESIGN.md invariant 3)."""
+    if live is None:  # offline: the record stands in
+        gone = tuple(sorted(recorded.owned_paths - wanted - held))
+        return _LiveSplit(gone, (), (), (), frozenset(recorded.deployed_version_sids))
+    owned_paths, owned_sids = recorded.owned_paths, recorded.deployed_version_sids
+    drops: set[str] = set()
+    kept: list[LiveVersion] = []
+    kept_held: list[LiveVersion] = []
+    issues: list[Issue] = []
+    for v in live.asset_versions:
+        if v.path in owned_paths or v.sid in owned_sids:
+            if v.path in wanted:
+                continue
+            if v.path in held:
+                kept_held.append(v)
+            else:
+                drops.add(v.path)
+        elif v.path in wanted:
+            issues.append(Issue(
+                v.path, f"replaces a live version assetsync did not publish ({v.sid})", "warning"))
+        else:
+            kept.append(v)
+    return _LiveSplit(tuple(sorted(drops)), tuple(sorted(kept, key=_BY_PATH_SID)),
+                      tuple(sorted(kept_held, key=_BY_PATH_SID)), tuple(issues),
+                      frozenset(v.sid for v in live.asset_versions))
+
+
+def _counts(
+    files: Sequence[PublishedFile], carried: Sequence[LiveVersion], functions: int,
+    limits: BuildLimits,
+) -> PlanCounts:
+    by_class = {vis: 0 for vis in Visibility}
+    for f in files:
+        by_class[f.visibility] += 1
+    for v in carried:
+        vis = v.visibility.lower()
+        by_class[
+            Visibility(vis) if vis in Visibility._value2member_map_ else Visibility.PUBLIC
+        ] += 1
+    return PlanCounts(
+        public=by_class[Visibility.PUBLIC],
+        protected=by_class[Visibility.PROTECTED],
+        private=by_class[Visibility.PRIVATE],
+        functions=functions,
+        limits=limits,
+    )
 
 
 def build_plan(
@@ -202,8 +289,10 @@ def build_plan(
     *,
     limits: BuildLimits = DEFAULT_BUILD_LIMITS,
     full: bool = False,
+    held: frozenset[str] = frozenset(),
 ) -> Plan:
-    """Compute the plan for one service and environment.
+    """Compute the asset plan for one service and environment (`assetsync.plan.assess` adds
+    the functions and every blocking problem to it).
 
     Args:
         desired: the files to publish (already checked; one per path).
@@ -211,6 +300,8 @@ def build_plan(
         live: the environment's live build, or None if unknown (offline) or none yet.
         limits: per-build version limits.
         full: upload every file again instead of reusing recorded versions.
+        held: published paths of files that exist but could not be read this run: their
+            live version stays in the next build; they are never dropped.
 
     Returns:
         A `Plan`. Live asset versions on paths assetsync does not own are kept in the next
@@ -222,71 +313,25 @@ def build_plan(
     # others are looked up, so an incremental sync need not read every Asset SID.
     unversioned = wanted_paths.difference([path for _d, path, _v in recorded.versions])
     create_assets = tuple(sorted(p for p in unversioned if p not in recorded.asset_sids))
-
-    uploads: list[PublishedFile] = []
-    reuses: list[tuple[PublishedFile, str]] = []
-    for f in files:
-        # A StrEnum member hashes and compares as its value: no `.value` per file.
-        sid = None if full else recorded.versions.get((f.digest, f.path, f.visibility))
-        if sid is None:
-            uploads.append(f)
-        else:
-            reuses.append((f, sid))
-
-    issues: list[Issue] = []
-    kept: list[LiveVersion] = []
-    if live is not None:
-        live_paths = {v.path for v in live.asset_versions}
-        drops = tuple(sorted((recorded.owned_paths & live_paths) - wanted_paths))
-        for v in live.asset_versions:
-            if v.path in recorded.owned_paths:
-                continue
-            if v.path in wanted_paths:
-                issues.append(
-                    Issue(
-                        v.path,
-                        f"replaces a live version assetsync did not publish ({v.sid})",
-                        "warning",
-                    )
-                )
-            else:
-                kept.append(v)
-        reference = {v.sid for v in live.asset_versions}
-    else:
-        drops = tuple(sorted(recorded.owned_paths - wanted_paths))
-        reference = set(recorded.deployed_version_sids)
-    kept.sort(key=lambda v: (v.path, v.sid))
-    next_sids = {sid for _f, sid in reuses} | {v.sid for v in kept}
-    needs_build = bool(uploads) or next_sids != reference
-
-    by_class = {vis: 0 for vis in Visibility}
-    for f in files:
-        by_class[f.visibility] += 1
-    for v in kept:
-        vis = v.visibility.lower()
-        by_class[
-            Visibility(vis) if vis in Visibility._value2member_map_ else Visibility.PUBLIC
-        ] += 1
+    uploads, reuses = _uploads_and_reuses(files, recorded, full)
+    split = _split_live(live, recorded, wanted_paths, held)
+    carried = (*split.kept, *split.held)
+    next_sids = {sid for _f, sid in reuses} | {v.sid for v in carried}
+    needs_build = bool(uploads) or next_sids != split.reference
     functions = live.function_versions if live is not None else ()
-    counts = PlanCounts(
-        public=by_class[Visibility.PUBLIC],
-        protected=by_class[Visibility.PROTECTED],
-        private=by_class[Visibility.PRIVATE],
-        functions=len(functions),
-        limits=limits,
-    )
-    issues.extend(_limit_issues(counts))
-    issues.sort(key=lambda i: (i.path, i.message))
+    counts = _counts(files, carried, len(functions), limits)
+    issues = sorted((*split.issues, *_limit_issues(counts)), key=lambda i: (i.path, i.message))
     return Plan(
         create_assets=create_assets,
         uploads=tuple(uploads),
         reuses=tuple(reuses),
-        drops=drops,
-        kept_foreign=tuple(kept),
+        drops=split.drops,
+        kept_foreign=split.kept,
         function_versions=tuple(sorted(functions, key=lambda v: (v.path, v.sid))),
         dependencies=tuple(live.dependencies) if live is not None else (),
         runtime=live.runtime if live is not None else None,
         needs_build=needs_build,
         counts=counts,
         issues=tuple(issues),
+        held=split.held,
     )

@@ -31,8 +31,8 @@ from assetsync.plan.shard_options import (
 from assetsync.plan.shard_result import BuildCounts, Move, MoveReason, ShardResult
 
 __all__ = [
-    "BuildCounts",
     "MAX_SERVICE_NAME_LENGTH",
+    "BuildCounts",
     "Move",
     "MoveReason",
     "ShardGroup",
@@ -99,29 +99,10 @@ def shard(
     """
     limits = options.limits
     reserved = reserved or {}
-    slots = options.max_services - foreign_services
-    if slots < 1:
-        raise LimitError(
-            f"the account holds {foreign_services} other services and [shard] max_services is "
-            f"{options.max_services}: no service is left for {base_service!r}; delete unused "
-            "services or raise [shard] max_services if your account allows more",
-            limit="services",
-        )
-    names = [service_name(base_service, i) for i in range(1, slots + 1)]
-    if len(set(names)) != len(names):
-        raise LimitError(
-            f"service name {base_service!r} is too long to derive {slots} distinct service names "
-            f"within {MAX_SERVICE_NAME_LENGTH} characters; choose a shorter service name",
-            limit="services",
-        )
+    slots = _free_slots(options, foreign_services, base_service)
+    names = _scheme(base_service, slots)
     index = {name: i for i, name in enumerate(names)}
-    for name, counts in reserved.items():
-        if name in index and counts.functions > limits.functions:
-            raise LimitError(
-                f"service {name!r} carries {counts.functions} function versions, over the "
-                f"{limits.functions} per build of [shard] functions_per_build; raise it",
-                limit="functions",
-            )
+    _check_functions(reserved, index, limits)
     spare = [
         (
             limits.public_protected - reserved.get(n, _NONE).public_protected,
@@ -134,35 +115,93 @@ def shard(
         if single is not None:
             return single
     atoms = _make_atoms(files, options, limits)
-    if atoms and atoms[0].pinned and (atoms[0].pp > spare[0][0] or atoms[0].priv > spare[0][1]):
-        raise LimitError(
-            f"{atoms[0].pp} public/protected and {atoms[0].priv} private files match [shard] "
-            f"first_service, but {base_service!r} has room for {max(0, spare[0][0])} and "
-            f"{max(0, spare[0][1])} (limits {limits.public_protected} and {limits.private}, less "
-            "what its live build carries that assetsync does not own); pin fewer files",
-            path=atoms[0].paths[0],
-            limit="private" if atoms[0].priv > spare[0][1] else "public_protected",
-        )
+    _check_pinned(atoms, spare[0], base_service, limits)
     _check_capacity(atoms, spare, options, foreign_services, limits)
     for atom in atoms:
         atom.home = _home(atom, previous, index)
+    where, evicted, repacked = _placement(atoms, spare, changed, slots, limits)
+    return _result(atoms, where, evicted, repacked, previous, names, index, reserved, limits)
 
-    repacked = False
+
+def _free_slots(options: ShardOptions, foreign_services: int, base_service: str) -> int:
+    """How many services the site may use: the account's limit less its other services."""
+    slots = options.max_services - foreign_services
+    if slots < 1:
+        raise LimitError(
+            f"the account holds {foreign_services} other services and [shard] max_services is "
+            f"{options.max_services}: no service is left for {base_service!r}; delete unused "
+            "services or raise [shard] max_services if your account allows more",
+            limit="services",
+        )
+    return slots
+
+
+def _scheme(base_service: str, slots: int) -> list[str]:
+    """The names of the services the site may use, distinct within Twilio's length limit."""
+    names = [service_name(base_service, i) for i in range(1, slots + 1)]
+    if len(set(names)) != len(names):
+        raise LimitError(
+            f"service name {base_service!r} is too long to derive {slots} distinct service names "
+            f"within {MAX_SERVICE_NAME_LENGTH} characters; choose a shorter service name",
+            limit="services",
+        )
+    return names
+
+
+def _check_functions(
+    reserved: Mapping[str, BuildCounts], index: Mapping[str, int], limits: BuildLimits
+) -> None:
+    """A live build carrying more function versions than a build may hold can never rebuild."""
+    for name, counts in reserved.items():
+        if name in index and counts.functions > limits.functions:
+            raise LimitError(
+                f"service {name!r} carries {counts.functions} function versions, over the "
+                f"{limits.functions} per build of [shard] functions_per_build; raise it",
+                limit="functions",
+            )
+
+
+def _check_pinned(
+    atoms: Sequence[_Atom], room: tuple[int, int], base_service: str, limits: BuildLimits
+) -> None:
+    """The `[shard] first_service` files must fit the first service's room."""
+    if not atoms or not atoms[0].pinned:
+        return
+    pinned = atoms[0]
+    if pinned.pp <= room[0] and pinned.priv <= room[1]:
+        return
+    raise LimitError(
+        f"{pinned.pp} public/protected and {pinned.priv} private files match [shard] "
+        f"first_service, but {base_service!r} has room for {max(0, room[0])} and "
+        f"{max(0, room[1])} (limits {limits.public_protected} and {limits.private}, less "
+        "what its live build carries that assetsync does not own); pin fewer files",
+        path=pinned.paths[0],
+        limit="private" if pinned.priv > room[1] else "public_protected",
+    )
+
+
+def _placement(
+    atoms: list[_Atom],
+    spare: list[tuple[int, int]],
+    changed: Collection[str] | Callable[[], Collection[str]],
+    slots: int,
+    limits: BuildLimits,
+) -> tuple[list[int], set[int], bool]:
+    """Place the atoms keeping files where they are; failing that, pack them afresh (True)."""
     placed = _place(atoms, spare, stable=True,
                     changed=frozenset(changed() if callable(changed) else changed))
+    if placed is not None:
+        return (*placed, False)
+    placed = _place(atoms, spare, stable=False, changed=frozenset())
     if placed is None:
-        repacked = True
-        placed = _place(atoms, spare, stable=False, changed=frozenset())
-        if placed is None:
-            raise LimitError(
-                f"the groups in [shard] groups cannot be packed into {slots} services of "
-                f"{limits.public_protected} public/protected and {limits.private} private versions "
-                "each; make the groups smaller or raise [shard] max_services",
-                limit="services",
-            )
-        logger.debug("shard: groups no longer fit in place; every file was re-packed")
-    where, evicted = placed
-    return _result(atoms, where, evicted, repacked, previous, names, index, reserved, limits)
+        raise LimitError(
+            f"the groups in [shard] groups cannot be packed into {slots} services of "
+            f"{limits.public_protected} public/protected and {limits.private} private versions "
+            "each; make the groups smaller or raise [shard] max_services",
+            limit="services",
+        )
+    logger.debug("shard: groups no longer fit in place; every file was re-packed")
+    return (*placed, True)
 
 
 _NONE = BuildCounts()
@@ -299,68 +338,84 @@ def _home(atom: _Atom, previous: Mapping[str, str], index: Mapping[str, int]) ->
     return min(votes, key=lambda i: (-votes[i], i)) if votes else None
 
 
+@dataclass(slots=True)
+class _Board:
+    """A placement in progress (a working record): the room left in each service, where each
+    atom went, each service's atoms, and which services hold anything."""
+
+    atoms: list[_Atom]
+    free: list[list[int]]
+    where: list[int]
+    members: list[list[int]]
+    used: list[bool]
+
+    @classmethod
+    def empty(cls, atoms: list[_Atom], spare: list[tuple[int, int]]) -> _Board:
+        used = [False] * len(spare)
+        used[0] = True  # the configured service is always in use
+        return cls(atoms, [list(s) for s in spare], [-1] * len(atoms),
+                   [[] for _ in spare], used)
+
+    def fits(self, s: int, atom: _Atom) -> bool:
+        return self.free[s][0] >= atom.pp and self.free[s][1] >= atom.priv
+
+    def put(self, i: int, s: int) -> None:
+        self.where[i] = s
+        self.free[s][0] -= self.atoms[i].pp
+        self.free[s][1] -= self.atoms[i].priv
+        self.members[s].append(i)
+        self.used[s] = True
+
+
 def _place(
     atoms: list[_Atom], spare: list[tuple[int, int]], *, stable: bool, changed: frozenset[str]
 ) -> tuple[list[int], set[int]] | None:
     """Place every atom: kept ones first (evicting the fewest files from overflowing services),
     then the rest first-fit over services in use, opening the lowest free service only when none
     fits. None when some atom fits nowhere."""
-    free = [list(s) for s in spare]
-    where = [-1] * len(atoms)
-    members: list[list[int]] = [[] for _ in free]
-    used = [False] * len(free)
-    used[0] = True
-    evicted: set[int] = set()
+    board = _Board.empty(atoms, spare)
     for i, atom in enumerate(atoms):
         if atom.pinned:
-            _put(atoms, i, 0, where, free, members, used)
+            board.put(i, 0)
         elif stable and atom.home is not None:
-            _put(atoms, i, atom.home, where, free, members, used)
-    if stable:
-        evicted = _evict(atoms, free, members, where, changed)
+            board.put(i, atom.home)
+    evicted = (_evict(atoms, board.free, board.members, board.where, changed) if stable
+               else set())
     near: dict[str, dict[int, int]] = {}  # folder -> service -> files placed there
     for i, atom in enumerate(atoms):
-        if where[i] >= 0 and not atom.group:
-            _note_folder(near, atom.key, where[i])
+        if board.where[i] >= 0 and not atom.group:
+            _note_folder(near, atom.key, board.where[i])
     for i, atom in enumerate(atoms):
-        if where[i] >= 0:
-            continue
-        pp, priv = atom.pp, atom.priv
-        target = -1
-        counts = None if atom.group else near.setdefault(_folder(atom.key), {})
-        if counts:  # next to most of its folder, when that service has room
-            for s, n in counts.items():
-                if (
-                    free[s][0] >= pp
-                    and free[s][1] >= priv
-                    and (target < 0 or (n, -s) > (counts[target], -target))
-                ):
-                    target = s
-        if target < 0:  # first fit over services in use; the lowest free one only if none fits
-            room = [s for s in range(len(free)) if free[s][0] >= pp and free[s][1] >= priv]
-            if not room:
-                return None
-            target = next((s for s in room if used[s]), room[0])
-        if counts is not None:
-            counts[target] = counts.get(target, 0) + 1
-        _put(atoms, i, target, where, free, members, used)
-    return where, evicted
+        if board.where[i] < 0 and not _place_new(board, i, near):
+            return None
+    return board.where, evicted
 
 
-def _put(
-    atoms: list[_Atom],
-    i: int,
-    s: int,
-    where: list[int],
-    free: list[list[int]],
-    members: list[list[int]],
-    used: list[bool],
-) -> None:
-    where[i] = s
-    free[s][0] -= atoms[i].pp
-    free[s][1] -= atoms[i].priv
-    members[s].append(i)
-    used[s] = True
+def _place_new(board: _Board, i: int, near: dict[str, dict[int, int]]) -> bool:
+    """Place atom `i`, which has no place yet: next to most of its folder when that service
+    has room, else first fit over services in use, else the lowest free service. False when
+    it fits nowhere."""
+    atom = board.atoms[i]
+    counts = None if atom.group else near.setdefault(_folder(atom.key), {})
+    target = _next_to_folder(board, atom, counts) if counts else -1
+    if target < 0:
+        room = [s for s in range(len(board.free)) if board.fits(s, atom)]
+        if not room:
+            return False
+        target = next((s for s in room if board.used[s]), room[0])
+    if counts is not None:
+        counts[target] = counts.get(target, 0) + 1
+    board.put(i, target)
+    return True
+
+
+def _next_to_folder(board: _Board, atom: _Atom, counts: Mapping[int, int]) -> int:
+    """The service holding most of the atom's folder that has room for it (-1: none has)."""
+    target = -1
+    for s, n in counts.items():
+        if board.fits(s, atom) and (target < 0 or (n, -s) > (counts[target], -target)):
+            target = s
+    return target
 
 
 def _evict(

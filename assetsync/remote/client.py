@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from assetsync.errors import BuildFailedError
+import httpx
+
+from assetsync.errors import BuildFailedError, NotFoundError
+from assetsync.remote import adopt
 from assetsync.remote.http import (
     USER_AGENT,
     ApiSession,
@@ -29,6 +32,7 @@ from assetsync.remote.resources import (
     Deployment,
     Environment,
     FunctionResource,
+    LogEntry,
     Service,
     Variable,
     parse_asset,
@@ -37,6 +41,7 @@ from assetsync.remote.resources import (
     parse_deployment,
     parse_environment,
     parse_function,
+    parse_log,
     parse_service,
     parse_variable,
 )
@@ -77,34 +82,26 @@ def _with_version(url: str) -> str:
     return url if url.endswith("/v1") else url + "/v1"
 
 
-def resolve_endpoints(
-    target: TargetConfig, environ: Mapping[str, str] | None = None
-) -> tuple[str, str]:
+def resolve_endpoints(target: TargetConfig) -> tuple[str, str]:
     """The (main host, upload host) base URLs, each ending in `/v1`, for a target.
 
-    Precedence: explicit URLs (config `api_url`/`upload_url`, then `ASSETSYNC_API_URL` /
-    `ASSETSYNC_UPLOAD_URL`), then `api` given as a URL (one emulator serves both hosts), then
-    Twilio's hosts with region/edge (config, then `TWILIO_REGION` / `TWILIO_EDGE`).
-    `api = "local"` has no network endpoints; it resolves to a loopback placeholder that the
-    embedded transport answers.
+    Precedence: explicit URLs (`api_url`/`upload_url`), then `api` given as a URL (one
+    emulator serves both hosts), then Twilio's hosts with region/edge. The environment
+    variables that stand in for these keys (`ASSETSYNC_API_URL`, `TWILIO_REGION`, ...) were
+    applied once, by `assetsync.config`. `api = "local"` has no network endpoints; it resolves
+    to a loopback placeholder that the embedded transport answers.
     """
-    env = environ or {}
     api = target.api
     if api == "local":
         default_api = default_upload = "http://assetsync.local/v1"
     elif api.startswith(("http://", "https://")):
         default_api = default_upload = _with_version(api)
     else:
-        region = target.region or env.get("TWILIO_REGION") or None
-        edge = target.edge or env.get("TWILIO_EDGE") or None
-        default_api = _twilio_url("serverless", region, edge)
-        default_upload = _twilio_url("serverless-upload", region, edge)
-    api_url = target.api_url or env.get("ASSETSYNC_API_URL") or default_api
-    upload_url = target.upload_url or env.get("ASSETSYNC_UPLOAD_URL")
-    if not upload_url:
-        # An explicit main URL alone means one server for both (the emulator's layout).
-        overridden = bool(target.api_url or env.get("ASSETSYNC_API_URL"))
-        upload_url = api_url if overridden else default_upload
+        default_api = _twilio_url("serverless", target.region, target.edge)
+        default_upload = _twilio_url("serverless-upload", target.region, target.edge)
+    api_url = target.api_url or default_api
+    # An explicit main URL alone means one server for both (the emulator's layout).
+    upload_url = target.upload_url or (api_url if target.api_url else default_upload)
     return _with_version(api_url), _with_version(upload_url)
 
 
@@ -153,7 +150,9 @@ class ServerlessClient(ApiSession):
             "FriendlyName": friendly_name or unique_name,
             "IncludeCredentials": "true" if include_credentials else "false",
         }
-        return parse_service(await self._json("POST", f"{self.api_base}/Services", data=data))
+        find = adopt.by_fetch(self, f"{self.api_base}/Services/{unique_name}")
+        url = f"{self.api_base}/Services"
+        return parse_service(await self._json("POST", url, data=data, recover=find))
 
     async def list_environments(self, service_sid: str) -> tuple[Environment, ...]:
         """Every Environment of a Service."""
@@ -172,8 +171,19 @@ class ServerlessClient(ApiSession):
         data = {"UniqueName": unique_name}
         if domain_suffix:
             data["DomainSuffix"] = domain_suffix
-        url = f"{self.api_base}{self._svc(service_sid)}/Environments"
-        return parse_environment(await self._json("POST", url, data=data))
+        path = f"{self._svc(service_sid)}/Environments"
+        find = adopt.by_field(self, path, "environments", "unique_name", unique_name)
+        return parse_environment(
+            await self._json("POST", f"{self.api_base}{path}", data=data, recover=find))
+
+    async def delete_environment(self, service_sid: str, environment_sid: str) -> None:
+        """Delete an Environment: its domain stops serving (its builds stay with the Service)."""
+        url = f"{self.api_base}{self._svc(service_sid)}/Environments/{environment_sid}"
+        await self._send("DELETE", url)
+
+    async def delete_service(self, service_sid: str) -> None:
+        """Delete a Service with everything in it (environments, builds, assets, functions)."""
+        await self._send("DELETE", f"{self.api_base}{self._svc(service_sid)}")
 
     # ---------------------------------------------------------------- assets and functions
 
@@ -184,12 +194,19 @@ class ServerlessClient(ApiSession):
 
     async def create_asset(self, service_sid: str, friendly_name: str) -> Asset:
         """Create an Asset resource (assetsync names it after its published path)."""
-        url = f"{self.api_base}{self._svc(service_sid)}/Assets"
-        return parse_asset(await self._json("POST", url, data={"FriendlyName": friendly_name}))
+        return parse_asset(await self._create_named(service_sid, "Assets", friendly_name))
 
     async def delete_asset(self, service_sid: str, asset_sid: str) -> None:
-        """Delete an Asset resource and its versions."""
-        await self._send("DELETE", f"{self.api_base}{self._svc(service_sid)}/Assets/{asset_sid}")
+        """Delete an Asset resource and its versions (one already gone counts as deleted)."""
+        await self._delete(f"{self.api_base}{self._svc(service_sid)}/Assets/{asset_sid}")
+
+    async def _delete(self, url: str) -> None:
+        # A delete is done once the resource is gone: a 404 on a resend means the attempt
+        # whose answer was lost deleted it.
+        try:
+            await self._send("DELETE", url)
+        except NotFoundError:
+            pass
 
     async def list_asset_versions(
         self, service_sid: str, asset_sid: str
@@ -207,16 +224,19 @@ class ServerlessClient(ApiSession):
         visibility: str,
         content_path: str | os.PathLike[str],
         content_type: str,
+        find_lost: Callable[[], Awaitable[str | None]] | None = None,
     ) -> UploadedVersion:
         """Upload one Asset Version to the upload host, streamed from disk.
 
         The body is rebuilt from the file for every attempt, so a retry re-sends it whole.
         The result carries the digest and size of the bytes actually sent, which differ from
-        the planned ones if the file changed while it was being uploaded.
+        the planned ones if the file changed while it was being uploaded. `find_lost`: after
+        an attempt sent whole whose answer was lost, gives the SID of the version it made (or
+        None), which is adopted instead of sending the file again.
         """
         return await self._upload_version(
             "Assets", service_sid, asset_sid, path=path, visibility=visibility,
-            content_path=content_path, content_type=content_type)
+            content_path=content_path, content_type=content_type, find_lost=find_lost)
 
     async def _upload_version(
         self,
@@ -228,19 +248,34 @@ class ServerlessClient(ApiSession):
         visibility: str,
         content_path: str | os.PathLike[str],
         content_type: str,
+        find_lost: Callable[[], Awaitable[str | None]] | None = None,
     ) -> UploadedVersion:
-        url = f"{self.upload_base}{self._svc(service_sid)}/{family}/{parent_sid}/Versions"
+        versions = f"{self._svc(service_sid)}/{family}/{parent_sid}/Versions"
         fields = {"Path": path, "Visibility": visibility}
-        last: list[MultipartFile] = []
+        sent: list[MultipartFile] = []  # every attempt's body, the last one last
 
         def body() -> MultipartFile:
-            last[:] = [MultipartFile(fields, "Content", content_path, content_type, name=path)]
-            return last[0]
+            sent.append(MultipartFile(fields, "Content", content_path, content_type, name=path))
+            return sent[-1]
 
-        response = await self._send("POST", url, upload=body)
+        async def recover() -> httpx.Response | None:
+            # Only a body sent whole can have made a version: a server does not act on an
+            # incomplete one (the emulator refuses it with 400).
+            if find_lost is None or not any(b.complete for b in sent):
+                return None
+            sid = await find_lost()
+            if sid is None:
+                return None
+            found = await self._send("GET", f"{self.api_base}{versions}/{sid}")
+            adopted.append([b for b in sent if b.complete][-1])  # the bytes it holds
+            return found
+
+        adopted: list[MultipartFile] = []
+        response = await self._send("POST", f"{self.upload_base}{versions}", upload=body,
+                                    recover=recover)
         version = parse_asset_version(error_body(response))
-        sent = last[0]
-        return UploadedVersion(version=version, digest=sent.digest(), size=sent.sent_bytes)
+        last = adopted[-1] if adopted else sent[-1]
+        return UploadedVersion(version=version, digest=last.digest(), size=last.sent_bytes)
 
     async def list_functions(self, service_sid: str) -> tuple[FunctionResource, ...]:
         """Every Function resource of a Service."""
@@ -250,8 +285,21 @@ class ServerlessClient(ApiSession):
     async def create_function(self, service_sid: str, friendly_name: str) -> FunctionResource:
         """Create a Function resource (named after its published path, as the official
         library names it)."""
-        url = f"{self.api_base}{self._svc(service_sid)}/Functions"
-        return parse_function(await self._json("POST", url, data={"FriendlyName": friendly_name}))
+        return parse_function(await self._create_named(service_sid, "Functions", friendly_name))
+
+    async def _create_named(
+        self, service_sid: str, family: str, friendly_name: str
+    ) -> Mapping[str, object]:
+        # A lost answer: the resource of that name, if the request made it (assetsync never
+        # makes two of one name; of several made by another tool, the first).
+        path = f"{self._svc(service_sid)}/{family}"
+        find = adopt.by_field(self, path, family.lower(), "friendly_name", friendly_name)
+        return await self._json("POST", f"{self.api_base}{path}",
+                                data={"FriendlyName": friendly_name}, recover=find)
+
+    async def delete_function(self, service_sid: str, function_sid: str) -> None:
+        """Delete a Function resource and its versions (one already gone counts as deleted)."""
+        await self._delete(f"{self.api_base}{self._svc(service_sid)}/Functions/{function_sid}")
 
     async def list_function_versions(
         self, service_sid: str, function_sid: str
@@ -270,11 +318,21 @@ class ServerlessClient(ApiSession):
         visibility: str,
         content_path: str | os.PathLike[str],
         content_type: str,
+        find_lost: Callable[[], Awaitable[str | None]] | None = None,
     ) -> UploadedVersion:
         """Upload one Function Version to the upload host (as `upload_asset_version`)."""
         return await self._upload_version(
             "Functions", service_sid, function_sid, path=path, visibility=visibility,
-            content_path=content_path, content_type=content_type)
+            content_path=content_path, content_type=content_type, find_lost=find_lost)
+
+    async def fetch_function_version_content(
+        self, service_sid: str, function_sid: str, version_sid: str
+    ) -> str:
+        """A Function Version's code, as the API gives it back (a JSON string)."""
+        url = (f"{self.api_base}{self._svc(service_sid)}/Functions/{function_sid}/Versions/"
+               f"{version_sid}/Content")
+        content = (await self._json("GET", url)).get("content")
+        return content if isinstance(content, str) else ""
 
     # ---------------------------------------------------------------- builds, deployments
 
@@ -314,12 +372,15 @@ class ServerlessClient(ApiSession):
             data["Dependencies"] = json.dumps([{"name": n, "version": v} for n, v in dependencies])
         if runtime:
             data["Runtime"] = runtime
+        find = adopt.like_build(self, self._svc(service_sid), assets=assets, functions=functions,
+                                dependencies=dependencies, runtime=runtime,
+                                since=adopt.since_now())
         url = f"{self.api_base}{self._svc(service_sid)}/Builds"
-        return parse_build(await self._json("POST", url, data=data))
+        return parse_build(await self._json("POST", url, data=data, recover=find))
 
     async def delete_build(self, service_sid: str, build_sid: str) -> None:
-        """Delete a Build (the live one cannot be deleted)."""
-        await self._send("DELETE", f"{self.api_base}{self._svc(service_sid)}/Builds/{build_sid}")
+        """Delete a Build (the live one cannot be deleted; one already gone counts as deleted)."""
+        await self._delete(f"{self.api_base}{self._svc(service_sid)}/Builds/{build_sid}")
 
     async def wait_for_build(
         self,
@@ -381,8 +442,11 @@ class ServerlessClient(ApiSession):
         self, service_sid: str, environment_sid: str, build_sid: str
     ) -> Deployment:
         """Make a build live on an environment."""
-        url = f"{self.api_base}{self._svc(service_sid)}/Environments/{environment_sid}/Deployments"
-        return parse_deployment(await self._json("POST", url, data={"BuildSid": build_sid}))
+        env = f"{self._svc(service_sid)}/Environments/{environment_sid}"
+        find = adopt.like_deployment(self, env, build_sid, adopt.since_now())
+        url = f"{self.api_base}{env}/Deployments"
+        return parse_deployment(
+            await self._json("POST", url, data={"BuildSid": build_sid}, recover=find))
 
     async def list_deployments(
         self, service_sid: str, environment_sid: str
@@ -390,6 +454,18 @@ class ServerlessClient(ApiSession):
         """Every Deployment of an environment."""
         path = f"{self._svc(service_sid)}/Environments/{environment_sid}/Deployments"
         return tuple(parse_deployment(x) for x in await self._list(path, "deployments"))
+
+    async def list_logs(
+        self, service_sid: str, environment_sid: str, *, start_date: str | None = None,
+        end_date: str | None = None, function_sid: str | None = None,
+    ) -> tuple[LogEntry, ...]:
+        """Every Log of an environment in a date range (ISO 8601 GMT; Twilio's defaults: from
+        one day ago to now), of one function if `function_sid` is given."""
+        path = f"{self._svc(service_sid)}/Environments/{environment_sid}/Logs"
+        query = {name: value for name, value in (("StartDate", start_date),
+                                                  ("EndDate", end_date),
+                                                  ("FunctionSid", function_sid)) if value}
+        return tuple(parse_log(x) for x in await self._list(path, "logs", query))
 
     # ---------------------------------------------------------------- variables
     # Values are secrets: they travel only in request bodies, which nothing logs (the INFO line
@@ -409,8 +485,10 @@ class ServerlessClient(ApiSession):
         self, service_sid: str, environment_sid: str, key: str, value: str
     ) -> Variable:
         """Create a Variable (Twilio: Key at most 128 characters, Value at most 450 bytes)."""
-        url = f"{self.api_base}{self._variables(service_sid, environment_sid)}"
-        return parse_variable(await self._json("POST", url, data={"Key": key, "Value": value}))
+        path = self._variables(service_sid, environment_sid)
+        find = adopt.by_field(self, path, "variables", "key", key)
+        return parse_variable(await self._json("POST", f"{self.api_base}{path}",
+                                               data={"Key": key, "Value": value}, recover=find))
 
     async def update_variable(
         self, service_sid: str, environment_sid: str, sid: str, value: str
@@ -420,6 +498,5 @@ class ServerlessClient(ApiSession):
         return parse_variable(await self._json("POST", url, data={"Value": value}))
 
     async def delete_variable(self, service_sid: str, environment_sid: str, sid: str) -> None:
-        """Delete a Variable."""
-        url = f"{self.api_base}{self._variables(service_sid, environment_sid)}/{sid}"
-        await self._send("DELETE", url)
+        """Delete a Variable (one already gone counts as deleted)."""
+        await self._delete(f"{self.api_base}{self._variables(service_sid, environment_sid)}/{sid}")

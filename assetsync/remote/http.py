@@ -11,6 +11,7 @@ partial list when a later page fails.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import functools
 import ipaddress
@@ -38,6 +39,7 @@ from assetsync.errors import (
     RateLimitError,
 )
 from assetsync.remote.limiter import AdaptiveLimit
+from assetsync.remote.pool import PooledTransport
 from assetsync.remote.upload import BodyChangedError, MultipartFile
 
 if TYPE_CHECKING:
@@ -132,6 +134,10 @@ class ClientStats:
 
 _Body = Mapping[str, str | Sequence[str]] | None
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# Failures after which the server cannot have acted: the request never reached it whole (a
+# server acts only on a complete body; the emulator too, docs/emulator.md).
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError,
+             httpx.WriteTimeout, BodyChangedError)
 # What quote_plus leaves as is: SIDs and most parameters need no quoting call.
 _PLAIN_FORM_RE = re.compile(r"[A-Za-z0-9_.~-]*")
 _FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -233,7 +239,10 @@ def _status_error(method: str, url: str, response: httpx.Response) -> ApiStatusE
 
 def _clean_url(url: httpx.URL | str) -> str:
     # Credentials travel in the Authorization header only; strip userinfo defensively anyway.
-    return str(httpx.URL(str(url)).copy_with(username=None, password=None))
+    text = str(url)
+    if "@" not in text:  # no userinfo to strip: parsing it twice per request cost ~5% CPU
+        return text
+    return str(httpx.URL(text).copy_with(username=None, password=None))
 
 
 class ApiSession:
@@ -254,7 +263,10 @@ class ApiSession:
         self.api_base = api_base.rstrip("/")
         self.upload_base = upload_base.rstrip("/")
         self.account_sid = credentials.account_sid
-        self._auth = httpx.BasicAuth(credentials.username, credentials.password)
+        # HTTP Basic as a fixed header, not an httpx auth flow: the flow is a generator driven
+        # around every request, and redirects (where it would matter) are never followed.
+        pair = f"{credentials.username}:{credentials.password}".encode()
+        self._authorization = "Basic " + base64.b64encode(pair).decode("ascii")
         self._transport = transport
         self._timeout = timeout
         self.retry = retry
@@ -300,12 +312,17 @@ class ApiSession:
         # bundle) costs 20-40 ms per process, all of it wasted on the embedded emulator or a
         # plain-http one. Redirects are not followed, so such a client never reaches https.
         plain = all(b.lower().startswith("http://") for b in (self.api_base, self.upload_base))
+        context = None if plain else _ssl_context()
+        # Our own pool (`assetsync.remote.pool`): httpx's spent more CPU on bookkeeping than on
+        # the requests of a cold publish. The limiter below bounds the requests in flight.
+        transport = self._transport or PooledTransport(
+            ssl_context=context, max_idle=self._max_concurrency + 2)
         self._http = httpx.AsyncClient(
-            auth=self._auth,
-            verify=False if plain else _ssl_context(),
-            transport=self._transport,
+            verify=False if context is None else context,
+            transport=transport,
             timeout=self._timeout,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json",
+                     "Authorization": self._authorization},
             limits=httpx.Limits(max_connections=self._max_concurrency + 2),
         )
         self._slots = AdaptiveLimit(self._max_concurrency)
@@ -335,23 +352,35 @@ class ApiSession:
         data: _Body = None,
         params: Mapping[str, str | int] | None = None,
         upload: Callable[[], MultipartFile] | None = None,
+        recover: Callable[[], Awaitable[httpx.Response | None]] | None = None,
     ) -> httpx.Response:
-        """Send one logical request, retrying what is safe to retry; returns a 2xx response."""
+        """Send one logical request, retrying what is safe to retry; returns a 2xx response.
+
+        `recover`: for a create, called before sending it again after a failure the server may
+        have acted on (its answer was lost); it looks for what the request made and returns
+        that resource's answer (a GET), which ends the request, or None to send it again.
+        """
         if self._http is None or self._slots is None:
             raise RuntimeError("use the client inside `async with`")
         policy = self.retry
         started = policy.clock()
         shown = _clean_url(httpx.URL(url, params=params) if params else url)
         attempt = 0
+        maybe_acted = False
         while True:
             attempt += 1
+            if maybe_acted and recover is not None:
+                found = await recover()
+                if found is not None:
+                    logger.info("%s %s: adopted what the lost answer made", method, shown)
+                    return found
             body = upload() if upload is not None else None
             try:
-                async with self._slots:
+                async with self._slots.admit() as admission:
                     response, answered_at = await self._attempt(method, url, data, params, body)
                 if response.status_code < 400:
                     self.answered_at = answered_at
-                    self._slots.succeeded()
+                    self._slots.succeeded(admission)
                     self._after_success(method, shown, response, body)
                     return response
                 if response.status_code == 429:
@@ -360,6 +389,8 @@ class ApiSession:
                                                         self._slots.limit)
                 error: ApiError = _status_error(method, shown, response)
                 retryable = response.status_code in _RETRYABLE_STATUS
+                # Sticky: a server may act late, so every later resend looks first too.
+                maybe_acted = maybe_acted or response.status_code >= 500  # a gateway timeout
             except (httpx.TransportError, BodyChangedError) as exc:
                 reason = str(exc) or type(exc).__name__
                 error = ApiConnectionError(
@@ -368,22 +399,30 @@ class ApiSession:
                     url=shown,
                 )
                 retryable = True
+                maybe_acted = maybe_acted or not isinstance(exc, _NOT_SENT)
             finally:
                 if body is not None:
                     body.close()
             if not retryable:
                 raise error
-            delay = self._delay(error, attempt)
-            elapsed = policy.clock() - started
-            if delay is None or attempt >= policy.max_attempts or elapsed + delay > policy.budget_s:
-                if attempt > 1:
-                    error.args = (f"{error} (gave up after {attempt} attempts)",)
-                raise error
-            self.stats.retries += 1
-            logger.debug("retrying %s %s in %.2fs after: %s", method, shown, delay, error)
-            status = error.status_code if isinstance(error, ApiStatusError) else None
-            self._emit(ClientEvent("retry", method, shown, status, attempt, delay, str(error)))
-            await policy.sleep(delay)
+            await self._wait_to_retry(error, attempt, started, method, shown)
+
+    async def _wait_to_retry(
+        self, error: ApiError, attempt: int, started: float, method: str, shown: str
+    ) -> None:
+        """Wait before attempt `attempt + 1`, or raise `error` when the policy gives up."""
+        policy = self.retry
+        delay = self._delay(error, attempt)
+        elapsed = policy.clock() - started
+        if delay is None or attempt >= policy.max_attempts or elapsed + delay > policy.budget_s:
+            if attempt > 1:
+                error.args = (f"{error} (gave up after {attempt} attempts)",)
+            raise error
+        self.stats.retries += 1
+        logger.debug("retrying %s %s in %.2fs after: %s", method, shown, delay, error)
+        status = error.status_code if isinstance(error, ApiStatusError) else None
+        self._emit(ClientEvent("retry", method, shown, status, attempt, delay, str(error)))
+        await policy.sleep(delay)
 
     def _delay(self, error: ApiError, attempt: int) -> float | None:
         if isinstance(error, RateLimitError) and error.retry_after is not None:
@@ -444,9 +483,10 @@ class ApiSession:
             logger.info("%s %s -> %s %s", method, shown, response.status_code, sid)
 
     async def _json(
-        self, method: str, url: str, *, data: _Body = None
+        self, method: str, url: str, *, data: _Body = None,
+        recover: Callable[[], Awaitable[httpx.Response | None]] | None = None,
     ) -> Mapping[str, object]:
-        response = await self._send(method, url, data=data)
+        response = await self._send(method, url, data=data, recover=recover)
         body = error_body(response)
         if not body:
             shown = _clean_url(url)
@@ -454,11 +494,13 @@ class ApiSession:
                            url=shown)
         return body
 
-    async def _list(self, path: str, key: str) -> list[Mapping[str, object]]:
-        """Every item of a list endpoint, following absolute `next_page_url` to the end."""
+    async def _list(self, path: str, key: str,
+                    query: Mapping[str, str] | None = None) -> list[Mapping[str, object]]:
+        """Every item of a list endpoint, following absolute `next_page_url` to the end
+        (`query`: filters for the first page; the next page URLs carry them on)."""
         items: list[Mapping[str, object]] = []
         url: str | None = f"{self.api_base}{path}"
-        params: Mapping[str, str | int] | None = {"PageSize": self.page_size}
+        params: Mapping[str, str | int] | None = {**(query or {}), "PageSize": self.page_size}
         origin = httpx.URL(self.api_base)
         pages = 0
         while url:

@@ -4,40 +4,60 @@ Twilio's 429 (error 20429) means too many *concurrent* requests for the account;
 to back off and send fewer at once (twilio.com/docs/api/errors/20429). Backing off alone keeps
 the same number of requests in flight; this limit also lowers that number, and restores it one
 step per `limit` successes once the account has room again (peers.md §6.5).
+
+Only a request sent since the last decrease is evidence about the lowered limit: the answers of
+requests already in flight at the old, higher concurrency arrive in any order (a 429 after a
+few successes, say), and counting their successes would raise the limit again before the
+lowered one was ever tried. So each admission carries the limit's generation, and a success
+counts towards an increase only when its request was admitted in the current generation, as
+TCP's congestion avoidance grows its window only on acknowledgements of data sent after a loss
+(RFC 5681 §3.1).
 """
 
 from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import Self
 
-__all__ = ["AdaptiveLimit"]
+__all__ = ["AdaptiveLimit", "Admission"]
+
+
+class Admission:
+    """One request's place under the limit: the generation it was admitted in."""
+
+    __slots__ = ("generation",)
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
 
 
 class AdaptiveLimit:
-    """An async context manager admitting at most `limit` holders, `limit` in [1, maximum]."""
+    """At most `limit` holders at once, `limit` in [1, maximum].
+
+    `async with limit.admit() as admission:` holds a place; then `succeeded(admission)` or
+    `throttled()`.
+    """
 
     def __init__(self, maximum: int) -> None:
         self.maximum = max(1, maximum)
         self.limit = self.maximum
         self.lowest = self.maximum
         self.in_flight = 0
+        self.generation = 0  # bumped on every decrease
         self._successes = 0
         self._changed = asyncio.Condition()
 
-    async def __aenter__(self) -> Self:
+    def admit(self) -> _Place:
+        """A place under the limit, remembering the generation it was admitted in."""
+        return _Place(self)
+
+    async def _enter(self) -> Admission:
         async with self._changed:
             await self._changed.wait_for(lambda: self.in_flight < self.limit)
             self.in_flight += 1
-        return self
+            return Admission(self.generation)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _leave(self) -> None:
         async with self._changed:
             self.in_flight -= 1
             self._changed.notify_all()
@@ -46,13 +66,39 @@ class AdaptiveLimit:
         """The server said too many: halve the limit (multiplicative decrease)."""
         self.limit = max(1, self.limit // 2)
         self.lowest = min(self.lowest, self.limit)
+        self.generation += 1
         self._successes = 0
 
-    def succeeded(self) -> None:
-        """One request went through: after `limit` of them, allow one more (additive increase)."""
+    def succeeded(self, admission: Admission | None = None) -> None:
+        """One request went through: after `limit` of them, all admitted since the last
+        decrease, allow one more (additive increase). `admission` None: admitted now."""
         if self.limit >= self.maximum:
             return
+        if admission is not None and admission.generation != self.generation:
+            return  # sent at the old concurrency: says nothing about the lowered limit
         self._successes += 1
         if self._successes >= self.limit:
             self.limit += 1
             self._successes = 0
+
+
+class _Place:
+    """`AdaptiveLimit.admit()`'s context manager."""
+
+    __slots__ = ("_admission", "_limit")
+
+    def __init__(self, limit: AdaptiveLimit) -> None:
+        self._limit = limit
+        self._admission: Admission | None = None
+
+    async def __aenter__(self) -> Admission:
+        self._admission = await self._limit._enter()
+        return self._admission
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._limit._leave()

@@ -21,6 +21,7 @@ __all__ = [
     "Deployment",
     "Environment",
     "FunctionResource",
+    "LogEntry",
     "Service",
     "Variable",
     "VersionRef",
@@ -30,6 +31,7 @@ __all__ = [
     "parse_deployment",
     "parse_environment",
     "parse_function",
+    "parse_log",
     "parse_service",
     "parse_variable",
     "parse_version_ref",
@@ -59,6 +61,7 @@ class Environment:
     domain_suffix: str | None
     domain_name: str
     build_sid: str | None
+    date_created: str = ""  # ISO 8601 as Twilio sends it; `preview` names the oldest by it
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +178,7 @@ def parse_environment(obj: JsonObject) -> Environment:
         domain_suffix=_opt(obj, "domain_suffix"),
         domain_name=_text(obj, "domain_name"),
         build_sid=_opt(obj, "build_sid"),
+        date_created=_text(obj, "date_created"),
     )
 
 
@@ -285,4 +289,28 @@ def parse_variable(obj: JsonObject) -> Variable:
         sid=_str(obj, "sid"),
         key=_text(obj, "key"),
         value=value if isinstance(value, str) else "",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """A Log (`NO…`): one line a function invocation wrote (`level` INFO, WARN or ERROR)."""
+
+    sid: str
+    function_sid: str
+    request_sid: str
+    level: str
+    message: str
+    date_created: str
+
+
+def parse_log(obj: JsonObject) -> LogEntry:
+    """Parse a Log resource of an environment."""
+    return LogEntry(
+        sid=_str(obj, "sid"),
+        function_sid=_text(obj, "function_sid"),
+        request_sid=_text(obj, "request_sid"),
+        level=_text(obj, "level"),
+        message=_text(obj, "message"),
+        date_created=_text(obj, "date_created"),
     )

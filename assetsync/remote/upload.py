@@ -88,6 +88,9 @@ class MultipartFile(httpx.AsyncByteStream):
         self._tail = f"\r\n--{self.boundary}--\r\n".encode()
         self._hash = xxhash.xxh3_128()
         self.sent_bytes = 0
+        # Set once the closing boundary has been handed to the transport: only a body sent
+        # whole can have made a version (a server does not act on an incomplete body).
+        self.complete = False
 
     @property
     def length(self) -> int:
@@ -99,8 +102,9 @@ class MultipartFile(httpx.AsyncByteStream):
         return DIGEST_PREFIX + self._hash.hexdigest()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield self._head
-        remaining = self._size
+        # The head rides with the file's first chunk and the tail with its last: a file of one
+        # chunk (most assets) is one write and one await, at the cost of copying that chunk.
+        head, remaining = self._head, self._size
         while remaining > 0:
             chunk = self._file.read(min(CHUNK_SIZE, remaining))
             if not chunk:
@@ -108,8 +112,11 @@ class MultipartFile(httpx.AsyncByteStream):
             self._hash.update(chunk)
             self.sent_bytes += len(chunk)
             remaining -= len(chunk)
-            yield chunk
-        yield self._tail
+            yield head + chunk + (self._tail if remaining == 0 else b"")
+            head = b""
+        if self._size == 0:
+            yield head + self._tail
+        self.complete = True
 
     def close(self) -> None:
         """Close the file (idempotent)."""

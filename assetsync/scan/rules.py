@@ -18,12 +18,12 @@ from itertools import compress, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from assetsync.errors import ScanError
-from assetsync.scan.globs import GlobSet, compile_glob_set
+from assetsync.errors import ConfigError, ScanError
 from assetsync.models import ScannedFile
-from assetsync.scan.walk import CHUNK_SIZE, RACY_WINDOW_NS, Walker, WalkResult, hash_fd
-from assetsync.scan.stat_table import StatRow, StatTable
 from assetsync.results import SyncEvent
+from assetsync.scan.globs import GlobSet, compile_glob_set
+from assetsync.scan.stat_table import StatRow, StatTable
+from assetsync.scan.walk import CHUNK_SIZE, RACY_WINDOW_NS, Walker, WalkResult, hash_fd
 
 if TYPE_CHECKING:
     from assetsync.config import Config
@@ -259,7 +259,9 @@ def hash_file(path: Path | str) -> str:
 def _check_source(source: Path) -> str:
     if not source.is_dir():
         what = "does not exist" if not source.exists() else "is not a folder"
-        raise ScanError(f"source folder {source} {what}: fix [project] source", path=str(source))
+        # A config problem (exit 2, like any other): the folder the config names is not there.
+        raise ConfigError(f"source folder {source} {what}: fix [project] source",
+                          key="[project] source")
     return str(source)
 
 
@@ -335,7 +337,7 @@ def scan_tree(
             `SyncEvent("scan_done", files=found, bytes=bytes hashed, total=files hashed)`.
 
     Raises:
-        ScanError: the source folder itself is missing or not a folder. Problems with single
+        ConfigError: the source folder itself is missing or not a folder. Problems with single
             files are `Snapshot.issues`; the scan goes on.
     """
     started = time.perf_counter()

@@ -18,8 +18,8 @@ from operator import attrgetter
 
 import xxhash
 
-from assetsync.scan.globs import GlobSet
 from assetsync.models import DIGEST_PREFIX, ScannedFile
+from assetsync.scan.globs import GlobSet
 from assetsync.scan.stat_table import RACY_WINDOW_NS, FolderRecord, Listing, StatRow, StatTable
 
 __all__ = [
@@ -343,6 +343,27 @@ class Walker:
         key: tuple[int, int, int, int],
     ) -> list[Item]:
         """List the open folder (`base` is its path with a trailing '/') and take each entry."""
+        listed = self._entries(fd, prefix)
+        if listed is None:
+            return []
+        entries, all_ascii = listed
+        by_path = self.globs.file_matchers()[1]
+        builder = _Builder(prefix, (*key, self.now_ns))
+        folder = _Folder(builder)
+        issues_before = len(self.result.issues)
+        for entry in entries:
+            name = entry.name
+            if not all_ascii and not name.isascii() and not self._utf8(prefix + name):
+                continue
+            self._take(entry, base, prefix, ancestors, old, folder, by_path)
+        if folder.irregular or len(self.result.issues) > issues_before:
+            builder.listing = None
+        self._builders.append(builder)
+        return folder.done()
+
+    def _entries(self, fd: int, prefix: str) -> tuple[list[os.DirEntry[str]], bool] | None:
+        """The folder's entries that the name rules keep, sorted, and whether every name is
+        ASCII; None (after an issue) when it cannot be read."""
         try:
             # Listing through a descriptor makes each entry.stat() an fstatat() on it: no
             # path walk per file (~13% off the stat cost, bench/bench_scan.py floor).
@@ -350,7 +371,7 @@ class Walker:
                 entries = list(it)
         except OSError as exc:
             self._issue(prefix.rstrip("/") or ".", f"cannot read folder: {exc.strerror}")
-            return []
+            return None
         names = [entry.name for entry in entries]
         if self.names is not None:
             hidden = self.names(names)
@@ -358,45 +379,51 @@ class Walker:
                 entries = [entry for entry in entries if entry.name not in hidden]
         entries.sort(key=_sort_key)
         # One check per folder: undecodable names arrive as lone surrogates (non-ASCII).
-        all_ascii = "".join(names).isascii()
-        by_path = self.globs.file_matchers()[1]
-        builder = _Builder(prefix, (*key, self.now_ns))
-        folder = _Folder(builder)
-        issues_before = len(self.result.issues)
-        for entry in entries:
-            name = entry.name
-            rel = prefix + name
-            if not all_ascii and not name.isascii():
-                try:
-                    name.encode("utf-8")
-                except UnicodeEncodeError:
-                    self._issue(_display(rel), "name is not valid UTF-8: rename it")
-                    continue
-            try:
-                is_file = entry.is_file(follow_symlinks=False)
-            except OSError as exc:
-                self._issue(rel, f"cannot stat: {exc.strerror}")
-                continue
-            if not is_file:
-                self._other(entry, base + name, rel, name, ancestors, folder)
-                continue
-            if by_path is not None and by_path(rel):
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError as exc:
-                self._issue(rel, f"cannot stat: {exc.strerror}")
-                continue
-            i = old.find(name) if old is not None else -1
-            if old is not None and i >= 0 and _vouches(old, i, st):
-                obj = ScannedFile(rel, st.st_size, old.digests[i])
-                folder.reuse(rel, obj, old.row(i, prefix))
-                continue
-            self._miss(base + name, rel, False, folder, st.st_size)
-        if folder.irregular or len(self.result.issues) > issues_before:
-            builder.listing = None
-        self._builders.append(builder)
-        return folder.done()
+        return entries, "".join(names).isascii()
+
+    def _utf8(self, rel: str) -> bool:
+        """False (after an issue) for a name the file system gave as undecodable bytes."""
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            self._issue(_display(rel), "name is not valid UTF-8: rename it")
+            return False
+        return True
+
+    def _take(
+        self,
+        entry: os.DirEntry[str],
+        base: str,
+        prefix: str,
+        ancestors: Ancestors,
+        old: FolderRecord | None,
+        folder: _Folder,
+        by_path: Callable[[str], object] | None,
+    ) -> None:
+        """One listed entry: a regular file is reused from `old` when its stat vouches for the
+        cached digest, else queued to hash; anything else goes to `_other`."""
+        name = entry.name
+        rel = prefix + name
+        try:
+            is_file = entry.is_file(follow_symlinks=False)
+        except OSError as exc:
+            self._issue(rel, f"cannot stat: {exc.strerror}")
+            return
+        if not is_file:
+            self._other(entry, base + name, rel, name, ancestors, folder)
+            return
+        if by_path is not None and by_path(rel):
+            return
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            self._issue(rel, f"cannot stat: {exc.strerror}")
+            return
+        i = old.find(name) if old is not None else -1
+        if old is not None and i >= 0 and _vouches(old, i, st):
+            folder.reuse(rel, ScannedFile(rel, st.st_size, old.digests[i]), old.row(i, prefix))
+            return
+        self._miss(base + name, rel, False, folder, st.st_size)
 
     def _miss(self, path: str, rel: str, follow: bool, folder: _Folder, size: int) -> None:
         """A file to hash: a placeholder keeps its place in the sorted output."""

@@ -4,7 +4,8 @@ It holds the stat cache (implementing `assetsync.scan.rules.StatCache`) and, per
 the remote objects assetsync created: services, environments, assets, asset versions, builds,
 and a pending-operation journal. Every `record_*` commits at once, so a version SID is durable
 the moment `record_version` returns (DESIGN.md invariant 1). Schema changes are forward
-migrations; a corrupt or newer state is an error, never a silent reset.
+migrations; a corrupt, empty (0 bytes, or no tables) or newer state is an error, never a silent
+reset: a new database is made under a temporary name and renamed into place whole.
 
 Remote records live in `assetsync.state.service_records` (a mixin) to keep each file to one concern.
 """
@@ -20,10 +21,10 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from assetsync.errors import LockHeldError, StateError
 from assetsync.scan.stat_table import RACY_WINDOW_NS, StatRow, StatTable
-from assetsync.state.service_records import RemoteRecords
 from assetsync.state.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -32,6 +33,7 @@ from assetsync.state.schema import (
     import_state,
     load_stat_table,
 )
+from assetsync.state.service_records import RemoteRecords
 
 __all__ = ["DB_NAME", "LOCK_NAME", "SCHEMA_VERSION", "State"]
 
@@ -166,7 +168,7 @@ class State(RemoteRecords):
                     _release_lock(self._lock_fd)
                     self._lock_fd = -1
 
-    def __enter__(self) -> State:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -304,30 +306,89 @@ def _db_error(db_path: Path, exc: sqlite3.DatabaseError, *, closed: bool = False
 
 
 def _connect(db_path: Path) -> tuple[sqlite3.Connection, bool]:
-    """Open, check and migrate the database; never resets anything. Also says whether the
-    whole file was checked."""
-    existed = db_path.exists() and db_path.stat().st_size > 0
+    """Open, check and migrate the database (making it first if there is none); never resets
+    anything. Also says whether the whole file was checked."""
+    if not os.path.lexists(db_path):
+        _create(db_path)
+    _refuse_empty_file(db_path)
     # Before connecting: WAL mode makes the log file at once.
-    check_whole = existed and not _as_closed(db_path)
+    check_whole = not _as_closed(db_path)
     try:
         conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
         raise StateError(f"cannot open state database {db_path}: {exc}") from None
     with _closed_on_error(conn, db_path):
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise StateError(
-                f"state database {db_path} cannot use WAL mode (got {mode}); "
-                "put state_dir on a local disk"
-            )
-        conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=5000")
         if check_whole:
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+        # Before anything writes (WAL mode rewrites the header): a refused file stays as it is.
+        if _schema_version(conn, db_path) == 0:
+            raise _empty_error(db_path, "holds no assetsync state (an SQLite file without tables)")
+        _set_wal(conn, db_path)
         _migrate(conn, db_path)
     return conn, check_whole
+
+
+def _set_wal(conn: sqlite3.Connection, db_path: Path) -> None:
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StateError(
+            f"state database {db_path} cannot use WAL mode (got {mode}); "
+            "put state_dir on a local disk"
+        )
+    conn.execute("PRAGMA synchronous=FULL")
+
+
+def _create(db_path: Path) -> None:
+    """A new state database, made under a temporary name and renamed into place once its
+    schema is committed. So a `state.db` that exists was made whole by assetsync, and one that
+    is empty was damaged since (truncated, a copy cut short, a full disk), never a first run
+    that had only begun: it is refused (`_refuse_empty_file`), not taken for a new state."""
+    new = db_path.with_name(db_path.name + ".new")
+    for leftover in (new, Path(f"{new}-wal"), Path(f"{new}-shm")):
+        leftover.unlink(missing_ok=True)  # a creation that died before its rename held nothing
+    try:
+        conn = sqlite3.connect(new, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot create state database {db_path}: {exc}") from None
+    with _closed_on_error(conn, db_path):
+        _set_wal(conn, db_path)  # kept in the file's header
+        _migrate(conn, db_path)
+    conn.close()  # the last connection's close checkpoints the log into the file
+    try:
+        fd = os.open(new, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(new, db_path)
+        fd = os.open(db_path.parent, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)  # the rename itself
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StateError(f"cannot create state database {db_path}: {exc.strerror}") from None
+    _mark_checked(db_path)
+
+
+def _empty_error(db_path: Path, what: str) -> StateError:
+    return StateError(
+        f"state database {db_path} {what}: what assetsync recorded is lost, and taking it for "
+        "a new state would upload every file again; delete it, then restore the state with "
+        "`assetsync state import FILE` (an export) or from a backup, or sync to start over"
+    )
+
+
+def _refuse_empty_file(db_path: Path) -> None:
+    try:
+        size = os.stat(db_path).st_size
+    except OSError:
+        return  # connecting says what is wrong
+    if size == 0:
+        raise _empty_error(db_path, "is empty (0 bytes)")
 
 
 def _file_key(db_path: Path) -> str | None:
@@ -386,6 +447,7 @@ def _connect_readonly(db_path: Path) -> sqlite3.Connection:
             conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             _migrate(conn, db_path)
             return conn
+        _refuse_empty_file(db_path)
         conn = sqlite3.connect(
             f"{db_path.absolute().as_uri()}?mode=ro",
             uri=True,
@@ -397,6 +459,8 @@ def _connect_readonly(db_path: Path) -> sqlite3.Connection:
     with _closed_on_error(conn, db_path):
         conn.execute("PRAGMA query_only=ON")
         version = _schema_version(conn, db_path)
+        if version == 0:
+            raise _empty_error(db_path, "holds no assetsync state (an SQLite file without tables)")
         if version != SCHEMA_VERSION:
             newer = version > SCHEMA_VERSION
             raise StateError(

@@ -17,8 +17,12 @@ that environment, under the same settings, uses it twice:
   the same answers: the view holds every version of the published files, and the state is asked
   only about the changed ones.
 
-Anything else (files added or removed, other settings, drift, a crash's leftovers, another
-writer) takes the general path, which remembers again. Tests hold both paths equal.
+The live build is the truth and the outcome only a cache of it: it stands in for the exact
+live build it was made from and for nothing else. A rollback, a promote to this environment,
+another tool's deployment (each changes the live build), a prune or another environment's sync
+(each changes the recorded versions), files added or removed, other settings, a crash's
+leftovers: any of them sends the next sync down the general path, which remembers again. Tests
+hold both paths equal.
 """
 
 from __future__ import annotations
@@ -209,15 +213,18 @@ def splice(
 
 def recorded_view(
     state: State, target: str, service_sid: str, environment: str, carried: Carried,
-    files: Sequence[PublishedFile],
+    files: Sequence[PublishedFile], *, live_build_sid: str | None,
 ) -> RecordedService | None:
     """The service's record as `State.recorded_service` would read it, as far as a plan of
     `files` asks (see the module docstring), or None when the carried outcome cannot stand in.
 
     `files`: the spliced files (the carried ones where unchanged: the very same objects).
+    `live_build_sid`: the build the environment serves now, as the API just said: the outcome
+    stands in for that build only.
     """
     build = carried.build
-    if build.service_sid != service_sid or len(files) != len(carried.files):
+    if (build.sid != live_build_sid or build.service_sid != service_sid
+            or len(files) != len(carried.files)):
         return None
     checks = state.outcome_checks(target, service_sid, environment)
     if checks != (build.sid, False, carried.generation):

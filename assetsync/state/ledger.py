@@ -24,6 +24,7 @@ from assetsync.limits import BuildLimits
 from assetsync.plan.assets import LiveBuild, LiveVersion
 from assetsync.remote.resources import Build, VersionRef, parse_build
 from assetsync.state.db import State
+from assetsync.state.remote_manifest import MANIFEST_PATH, is_reserved
 from assetsync.state.service_records import AssetSidsOnFirstUse, UploadIntent, VersionRecord
 
 if TYPE_CHECKING:
@@ -128,12 +129,17 @@ def to_live_build(build: Build) -> LiveBuild:
         # Same fields in the same order: each tuple becomes the other type without a lookup.
         return tuple(map(tuple.__new__, repeat(LiveVersion), refs))
 
+    functions = live(build.function_versions)
+    # assetsync's manifest Function rides along apart from the user's functions.
+    own = [v for v in functions if is_reserved(v.path)]
     return LiveBuild(
         build_sid=build.sid,
         asset_versions=live(build.asset_versions),
-        function_versions=live(build.function_versions),
+        function_versions=tuple(v for v in functions if not is_reserved(v.path)) if own
+        else functions,
         dependencies=build.dependencies,
         runtime=build.runtime,
+        service_manifest=next((v for v in own if v.path == MANIFEST_PATH), None),
     )
 
 

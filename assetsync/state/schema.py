@@ -264,11 +264,11 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         _row_blob_to_table,
     ),
     (  # 5 -> 6: carried outcomes, and a counter of changes to the recorded versions
-        "CREATE TABLE carried (target TEXT NOT NULL, service TEXT NOT NULL, "
-        "environment TEXT NOT NULL, data BLOB NOT NULL, "
-        "PRIMARY KEY (target, service, environment)) WITHOUT ROWID",
-        "CREATE TABLE versions_generation (id INTEGER PRIMARY KEY CHECK (id = 1), "
-        "n INTEGER NOT NULL)",
+        ("CREATE TABLE carried (target TEXT NOT NULL, service TEXT NOT NULL, "
+         "environment TEXT NOT NULL, data BLOB NOT NULL, "
+         "PRIMARY KEY (target, service, environment)) WITHOUT ROWID"),
+        ("CREATE TABLE versions_generation (id INTEGER PRIMARY KEY CHECK (id = 1), "
+         "n INTEGER NOT NULL)"),
         "INSERT INTO versions_generation VALUES (1, 0)",
         *_VERSION_TRIGGERS,
     ),

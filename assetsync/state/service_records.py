@@ -43,6 +43,9 @@ __all__ = [
 # days after no build uses it (reference/api-contract.md, "Retention").
 KEPT_BUILDS_PER_ENVIRONMENT = 10
 
+# Marks the digest of a version whose Asset was deleted (`RemoteRecords.retire_asset`).
+GONE = "gone:"
+
 # Assets and functions are recorded alike (a resource per path, its versions, an upload
 # journal), each in tables of its own: kind -> (resources, their SID column, versions, intents).
 _KINDS = {
@@ -163,6 +166,41 @@ class RemoteRecords:
         )
         return EnvironmentRecord(*row) if row else None  # type: ignore[arg-type]
 
+    def environments(self, target: str, service_sid: str) -> tuple[EnvironmentRecord, ...]:
+        """Every recorded environment of a service (sync and promote record theirs)."""
+        rows = self._read(
+            "SELECT service_sid, unique_name, environment_sid, domain_name, build_sid, "
+            "deployment_sid FROM environments WHERE target = ? AND service_sid = ? "
+            "ORDER BY unique_name",
+            (target, service_sid),
+        )
+        return tuple(EnvironmentRecord(*r) for r in rows)  # type: ignore[arg-type]
+
+    def forget_environment(self, target: str, service_sid: str, environment_sid: str) -> None:
+        """Forget an environment that was deleted remotely, with its pending build and its
+        Variables' digests (the builds and versions belong to the service and stay)."""
+        with self._write() as conn:
+            for table in ("environments", "pending", "variable_digests"):
+                conn.execute(f"DELETE FROM {table} WHERE target = ? AND service_sid = ? "
+                             "AND environment_sid = ?", (target, service_sid, environment_sid))
+
+    def forget_service(self, target: str, unique_name: str, service_sid: str,
+                       *, resources: bool = True) -> None:
+        """Forget a service that was deleted remotely and everything recorded under it; with
+        `resources=False` (a service the site left, which lives on), only that it is the site's:
+        its Assets and versions stay recorded by SID, found again if the site comes back."""
+        with self._write() as conn:
+            for table in ("environments", "assets", "asset_versions", "builds", "pending",
+                          "build_manifests", "upload_intents", "functions",
+                          "function_versions", "function_intents", "variable_digests"):
+                if resources or table in ("environments", "pending", "variable_digests"):
+                    conn.execute(f"DELETE FROM {table} WHERE target = ? AND service_sid = ?",
+                                 (target, service_sid))
+            conn.execute("DELETE FROM carried WHERE target = ? AND service = ?",
+                         (target, unique_name))
+            conn.execute("DELETE FROM services WHERE target = ? AND unique_name = ?",
+                         (target, unique_name))
+
     def record_deployment(
         self,
         target: str,
@@ -247,6 +285,22 @@ class RemoteRecords:
                 conn.execute(
                     f"DELETE FROM {table} WHERE target = ? AND service_sid = ? AND path = ?", args
                 )
+
+    def retire_asset(self, target: str, service_sid: str, path: str) -> None:
+        """Forget a deleted Asset's SID and intents (`prune`) but keep its versions as gone
+        (`GONE` before the digest): a build that still holds one (a rollback target) is then
+        known as assetsync's, so the next plan drops the path, and none is ever reused."""
+        with self._write() as conn:
+            args = (target, service_sid, path)
+            for table in ("assets", "upload_intents"):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE target = ? AND service_sid = ? AND path = ?", args
+                )
+            conn.execute(
+                "UPDATE asset_versions SET digest = ? || digest WHERE target = ? "
+                "AND service_sid = ? AND path = ? AND digest NOT LIKE ?",
+                (GONE, *args, GONE + "%"),
+            )
 
     def record_version(
         self,
@@ -351,8 +405,8 @@ class RemoteRecords:
         rows = self._read(
             "SELECT service_sid, digest, path, visibility, version_sid, size, created_at "
             f"FROM {_KINDS[kind][2]} WHERE target = ? AND service_sid = ? "
-            "ORDER BY path, version_sid",
-            (target, service_sid),
+            "AND digest NOT LIKE ? ORDER BY path, version_sid",
+            (target, service_sid, GONE + "%"),
         )
         return tuple(VersionRecord(*r) for r in rows)  # type: ignore[arg-type]
 
@@ -624,10 +678,13 @@ class RemoteRecords:
         )
         in_build = set(build.version_sids) if build is not None else set()
         ours = [row for row in rows if row[3] in in_build]
+        # A retired Asset's versions (`retire_asset`) say which paths the build holds, and
+        # are never reused.
+        rows = [row for row in rows if not row[0].startswith(GONE)]
         versions = {(d, p, v): sid for d, p, v, sid in rows}
         # Content recorded twice (another environment's `sync --full`): the environment keeps
         # the version its build holds, so an unchanged file needs no new build.
-        versions.update(((d, p, v), sid) for d, p, v, sid in ours)
+        versions.update(((d, p, v), sid) for d, p, v, sid in ours if not d.startswith(GONE))
         return RecordedService(
             asset_sids=(AssetSidsOnFirstUse(lambda: self.asset_sids(target, service_sid))
                         if assets_on_first_use

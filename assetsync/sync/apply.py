@@ -1,4 +1,5 @@
-"""Apply a plan to one service: create Asset resources, upload versions, build, wait, deploy.
+"""Apply a plan to one service: create Asset resources, upload versions, build, wait, deploy;
+and `--repair`: keep one Asset or Function per name where another tool made several.
 
 Every remote object is written to the ledger (the state) as soon as it exists: Asset SIDs per
 batch (one lost to a crash is found by name next time), versions through the upload journal
@@ -11,25 +12,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from assetsync.remote.client import BuildTimeoutError, ServerlessClient
 from assetsync.errors import ApiStatusError, BuildFailedError
-from assetsync.state.ledger import Ledger
 from assetsync.models import PublishedFile
-from assetsync.remote.resources import Build
+from assetsync.remote.client import BuildTimeoutError, ServerlessClient
+from assetsync.remote.resources import Asset, Build, FunctionResource
 from assetsync.results import EventCallback, SyncEvent
-from assetsync.sync.uploads import ASSETS, FUNCTIONS, Family, run_all, upload_files
+from assetsync.state.ledger import Ledger, StateLedger
+from assetsync.sync.uploads import ASSETS, FUNCTIONS, Family, Uploaded, run_all, upload_files
 
 __all__ = [
     "ApplyOptions",
     "ApplyOutcome",
+    "Duplicates",
     "apply_changes",
+    "consolidate",
     "deploy",
     "ensure_assets",
+    "find_duplicates",
     "finish_build",
+    "repair_names",
 ]
 
 logger = logging.getLogger(__name__)
@@ -43,6 +48,8 @@ class ApplyOptions:
     build_timeout_s: float = 300.0
     poll_interval_s: float = 0.5
     runtime: str | None = None
+    repair: bool = False  # `sync --repair`: consolidate Assets/Functions sharing a name
+    remote_manifest: bool = True  # each build carries the service manifest (remote_manifest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +120,7 @@ async def finish_build(
     on_event: EventCallback | None,
     created_at: float | None = None,
     status: str | None = None,
+    before_deploy: Callable[[], Awaitable[None]] | None = None,
 ) -> str:
     """Wait for a build to complete, then deploy it; returns the deployment SID.
 
@@ -120,6 +128,8 @@ async def finish_build(
     `created_at`: when this run's create request was answered (the client's retry clock), so
     the poll schedule counts from the build's start rather than from after it was recorded;
     `status`: the build's status in that answer (see `ServerlessClient.wait_for_build`).
+    `before_deploy`: run once the build completed, just before deploying; raising there
+    leaves the live deployment alone (the check that no one deployed in between).
     """
 
     def emit_status(value: str) -> None:
@@ -140,6 +150,8 @@ async def finish_build(
     except BuildFailedError:
         ledger.record_build_status(build_sid, "failed")
         raise
+    if before_deploy is not None:
+        await before_deploy()
     # Recorded completed with the deployment, in one transaction: until then the pending
     # journal makes a rerun poll it again, which is all a separate record would have saved.
     deployment_sid = await deploy(client, service_sid, environment_sid, build_sid)
@@ -168,6 +180,22 @@ async def deploy(
         return mine[-1].sid if mine else ""
 
 
+async def _upload_functions(
+    client: ServerlessClient, service_sid: str, files: Sequence[PublishedFile],
+    ledger: Ledger | None, *, options: ApplyOptions, on_event: EventCallback | None,
+) -> list[Uploaded]:
+    """Upload Function Versions through the Function tables' journal (`ledger`)."""
+    if not files:
+        return []
+    if ledger is None:
+        raise ValueError("function uploads need the function ledger")
+    await ensure_assets(client, service_sid, (f.path for f in files), ledger,
+                        concurrency=options.concurrency, on_event=on_event, family=FUNCTIONS)
+    return await upload_files(client, service_sid, files, ledger,
+                              concurrency=options.concurrency, on_event=on_event,
+                              family=FUNCTIONS)
+
+
 async def apply_changes(
     client: ServerlessClient,
     *,
@@ -185,27 +213,27 @@ async def apply_changes(
     while_building: Callable[[Build], object] | None = None,
     function_uploads: Sequence[PublishedFile] = (),
     function_ledger: Ledger | None = None,
+    extra_function: Callable[[Sequence[Uploaded], Sequence[Uploaded], Sequence[str]],
+                             Awaitable[str | None]] | None = None,
+    before_deploy: Callable[[], Awaitable[None]] | None = None,
+    live_versions: Mapping[str, str] | None = None,
 ) -> ApplyOutcome:
     """Create assets, upload, build from reused + new versions (+ functions), wait, deploy.
 
     `while_building`: work for the time the build takes (run with the build once it is created
     and recorded, before its first poll), such as the URL map a result needs anyway.
     `function_uploads` go through `function_ledger` (the Function tables' journal) first, and
-    join `function_sids` in the build.
+    join `function_sids` in the build. `extra_function`: given the asset and function
+    uploads and every version SID the build holds so far, a Function Version SID it also
+    holds (the service manifest), or None.
+    `before_deploy`: see `finish_build`.
+    `live_versions`: path -> SID of the live build's version of it. A file that changed
+    between its checks and its upload (`Uploaded.changed`) keeps that version in this build
+    (a new file waits): its new bytes were never checked, so the next sync checks them.
     """
-    functions_uploaded: list[str] = []
-    function_sids = list(function_sids)
-    if function_uploads:
-        if function_ledger is None:
-            raise ValueError("function uploads need the function ledger")
-        await ensure_assets(client, service_sid, (f.path for f in function_uploads),
-                            function_ledger, concurrency=options.concurrency,
-                            on_event=on_event, family=FUNCTIONS)
-        sent = await upload_files(client, service_sid, function_uploads, function_ledger,
-                                  concurrency=options.concurrency, on_event=on_event,
-                                  family=FUNCTIONS)
-        function_sids += [u.sid for u in sent]
-        functions_uploaded = sorted(u.path for u in sent)
+    sent = await _upload_functions(client, service_sid, function_uploads, function_ledger,
+                                   options=options, on_event=on_event)
+    function_sids = [*function_sids, *(u.sid for u in sent)]
     needed = {*create_assets, *(f.path for f in uploads)}
     created = await ensure_assets(
         client, service_sid, needed, ledger, concurrency=options.concurrency, on_event=on_event
@@ -213,7 +241,12 @@ async def apply_changes(
     uploaded = await upload_files(
         client, service_sid, uploads, ledger, concurrency=options.concurrency, on_event=on_event
     )
-    version_sids = sorted({*reused_sids, *(u.sid for u in uploaded)})
+    uploaded, kept = _checked_uploads(uploaded, live_versions or {})
+    version_sids = sorted({*reused_sids, *(u.sid for u in uploaded), *kept})
+    extra = (await extra_function(uploaded, sent, [*version_sids, *function_sids])
+             if extra_function is not None else None)
+    if extra is not None:
+        function_sids.append(extra)
     build: Build = await client.create_build(
         service_sid,
         asset_versions=version_sids,
@@ -231,12 +264,127 @@ async def apply_changes(
         while_building(build)  # inside the build's first wait, which counts from `created_at`
     deployment_sid = await finish_build(
         client, service_sid, environment_sid, build.sid, ledger, options=options, on_event=on_event,
-        created_at=created_at, status=build.status or None,
+        created_at=created_at, status=build.status or None, before_deploy=before_deploy,
     )
     return ApplyOutcome(
         created_assets=created,
         uploaded=tuple(sorted(u.path for u in uploaded)),
         build_sid=build.sid,
         deployment_sid=deployment_sid,
-        functions_uploaded=tuple(functions_uploaded),
+        functions_uploaded=tuple(sorted(u.path for u in sent)),
     )
+
+
+def _checked_uploads(uploaded: Sequence[Uploaded], live_versions: Mapping[str, str]
+                     ) -> tuple[list[Uploaded], list[str]]:
+    """The uploads this build takes (their bytes are the checked ones), and the live version
+    SIDs kept in place of the others (DESIGN.md invariant 6; see `Uploaded.changed`)."""
+    kept = [live_versions[u.path] for u in uploaded if u.changed and u.path in live_versions]
+    return [u for u in uploaded if not u.changed], kept
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicates:
+    """Names that several Assets (or Functions) of one service carry, each with their SIDs in
+    the order the API lists them (oldest first). assetsync never makes two (DESIGN.md invariant 7); another tool can, and
+    Twilio then fails deploys with "Conflicting SIDs" (serverless-toolkit #469)."""
+
+    assets: Mapping[str, tuple[str, ...]]
+    functions: Mapping[str, tuple[str, ...]]
+
+    def __bool__(self) -> bool:
+        return bool(self.assets or self.functions)
+
+    def message(self) -> str:
+        """One line naming them and what to do."""
+        parts = []
+        for label, names in (("Assets", self.assets), ("Functions", self.functions)):
+            if names:
+                shown = ", ".join(f"{n} ({len(s)})" for n, s in sorted(names.items())[:3])
+                more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+                parts.append(f"{len(names)} name(s) carried by several {label}: {shown}{more}")
+        return ("; ".join(parts) + "; run `assetsync sync --repair` to keep one of each (the "
+                "one the live build uses) and delete the others")
+
+
+def _named(resources: Iterable[Asset | FunctionResource]) -> dict[str, tuple[str, ...]]:
+    by_name: dict[str, list[str]] = {}
+    for r in resources:
+        by_name.setdefault(r.friendly_name, []).append(r.sid)
+    return {name: tuple(sids) for name, sids in by_name.items() if len(sids) > 1}
+
+
+async def find_duplicates(
+    client: ServerlessClient, service_sid: str, *, functions: bool = True
+) -> Duplicates:
+    """The names several Assets (and, with `functions`, Functions) of a service carry."""
+    assets = _named(await client.list_assets(service_sid))
+    fns = _named(await client.list_functions(service_sid)) if functions else {}
+    return Duplicates(assets, fns)
+
+
+async def consolidate(
+    client: ServerlessClient, service_sid: str, environment_sid: str,
+    ledgers: Sequence[StateLedger], *, on_event: EventCallback | None = None,
+) -> tuple[str, ...]:
+    """Keep one Asset (or Function) per name and delete the others; returns the SIDs deleted.
+
+    Run once the build a sync made is live. Kept, per name: every one whose versions the live
+    build uses, else the one the state recorded, else the oldest. Versions the state recorded
+    under a deleted one are forgotten, so no later build names them. `ledgers`: the asset
+    ledger, and the function ledger when the project deploys functions (Functions sharing a
+    name are consolidated only then).
+    """
+    kinds = {ledger.kind: ledger for ledger in ledgers}
+    found = await find_duplicates(client, service_sid, functions="function" in kinds)
+    if not found:
+        return ()
+    env = await client.fetch_environment(service_sid, environment_sid)
+    live = await client.fetch_build(service_sid, env.build_sid) if env.build_sid else None
+    used = ({v.parent_sid for v in (*live.asset_versions, *live.function_versions)}
+            if live is not None else set())
+    deleted: list[str] = []
+    for kind, names in (("asset", found.assets), ("function", found.functions)):
+        ledger = kinds.get(kind)
+        if ledger is None:
+            continue
+        family = ASSETS if kind == "asset" else FUNCTIONS
+        for name, sids in sorted(names.items()):
+            keep = {s for s in sids if s in used}
+            if not keep:
+                recorded = ledger.asset_sid(name)
+                keep = {recorded if recorded in sids else sids[0]}
+            ledger.record_asset(name, min(keep, key=sids.index))
+            for sid in sids:
+                if sid not in keep:
+                    await _delete_resource(client, service_sid, sid, ledger, family)
+                    deleted.append(sid)
+                    _emit(on_event, SyncEvent(f"{kind}_deleted", path=name, sid=sid))
+    return tuple(deleted)
+
+
+async def repair_names(
+    client: ServerlessClient, ledger: StateLedger, fn_ledger: StateLedger | None,
+    on_event: EventCallback | None = None,
+) -> str | None:
+    """`sync --repair`, once the sync's build is live: `consolidate`, and the note saying what
+    it deleted (None when no name had several)."""
+    ledgers = [ledger] if fn_ledger is None else [ledger, fn_ledger]
+    deleted = await consolidate(client, ledger.service_sid, ledger.environment_sid, ledgers,
+                                on_event=on_event)
+    if not deleted:
+        return None
+    return (f"repaired: deleted {len(deleted)} Asset(s)/Function(s) that shared a name with "
+            "the one kept")
+
+
+async def _delete_resource(
+    client: ServerlessClient, service_sid: str, sid: str, ledger: StateLedger, family: Family
+) -> None:
+    """Delete one Asset or Function, forgetting the versions the state recorded under it."""
+    gone = {v.sid for v in await family.list_versions(client, service_sid, sid)}
+    ledger.state.forget_versions(ledger.target, service_sid, gone, kind=ledger.kind)
+    if family is ASSETS:
+        await client.delete_asset(service_sid, sid)
+    else:
+        await client.delete_function(service_sid, sid)

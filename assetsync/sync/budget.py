@@ -27,14 +27,16 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from assetsync.atomic import write_atomic
-from assetsync.errors import BuildFailedError, SyncError
+from assetsync.errors import AssetsyncError, BuildFailedError, SyncError
 from assetsync.limits import BUILDS_PER_HOUR
 
 if TYPE_CHECKING:
     from assetsync.config import Config
+    from assetsync.results import EventCallback, SyncEvent
 
 __all__ = [
     "BuildBudget",
+    "BuildSlots",
     "Reservation",
     "account_key",
     "budget_for_config",
@@ -80,7 +82,7 @@ def budget_for_config(
     else:
         from assetsync.remote.client import resolve_endpoints
 
-        api_base, _upload = resolve_endpoints(config.target, env)
+        api_base, _upload = resolve_endpoints(config.target)
         key = account_key(config.require_credentials().account_sid, urlsplit(api_base).netloc)
     return BuildBudget(key, limit=limit, ledger_dir=ledger_dir or default_ledger_dir(env))
 
@@ -258,3 +260,93 @@ class BuildBudget:
     def _write(self, entries: list[tuple[float, str]]) -> None:
         payload = {"version": _LEDGER_VERSION, "builds": [[t, tok] for t, tok in entries]}
         write_atomic(self.path, json.dumps(payload).encode("utf-8"))
+
+
+class BuildSlots:
+    """The account's hourly build budget as one sync spends it, so that no sync (a sharded
+    one included) passes it: one slot per service of the site the state knows, taken before
+    the first request; more before any write when the sync spreads the site over more
+    services (its `sharded` event); settled with the builds made. A target other than Twilio
+    has no shared budget, nor a dry run: nothing is taken.
+
+    Raises:
+        AssetsyncError: the budget has fewer slots left this hour.
+    """
+
+    def __init__(self, config: Config, dry_run: bool) -> None:
+        self.budget: BuildBudget | None = None
+        self.taken: list[Reservation] = []
+        if config.target.api != "twilio" or dry_run:
+            return
+        from assetsync.sync.sharded import services_in_use
+
+        try:
+            self.budget = budget_for_config(config)
+            slots = services_in_use(config)
+        except OSError as exc:  # never stop a sync over bookkeeping
+            log.warning("could not read the build budget: %s", exc)
+            self.budget = None
+            return
+        self.take(slots)
+
+    @property
+    def slots(self) -> int:
+        """Slots taken so far."""
+        return sum(r.slots for r in self.taken)
+
+    def take(self, slots: int) -> None:
+        """Take `slots` more (all or none)."""
+        if self.budget is None or slots <= 0:
+            return
+        reservation = self.budget.reserve(slots)
+        if reservation is None:
+            need = self.slots + slots
+            at = time.strftime("%H:%M", time.localtime(self.budget.next_available_at(need)))
+            raise AssetsyncError(
+                f"build budget spent: a sync of this site may build {need} service(s), and "
+                f"{self.budget.remaining() + self.slots} of the account's {self.budget.limit} "
+                f"builds per hour are left (assetsync's ledger in {self.budget.ledger_dir}); "
+                f"try again at {at}"
+            )
+        self.taken.append(reservation)
+
+    def watching(self, on_event: EventCallback | None) -> EventCallback | None:
+        """`on_event`, taking more slots when the sync says how many services it spans."""
+        if self.budget is None:
+            return on_event
+
+        def wrapped(event: SyncEvent) -> None:
+            if event.kind == "sharded":
+                self.take(event.total - self.slots)
+            if on_event is not None:
+                on_event(event)
+
+        return wrapped
+
+    def settle(self, builds: int) -> None:
+        """Replace what was taken by the builds the sync made."""
+        if self.budget is None:
+            return
+        try:
+            for i, reservation in enumerate(self.taken):
+                self.budget.settle(reservation, builds if i == 0 else 0)
+        except OSError as exc:
+            log.warning("could not record %d build(s) in the budget: %s", builds, exc)
+        self.taken = []
+
+    def made(self, result: object) -> None:
+        """`settle` with the builds `result` says the sync made."""
+        self.settle(builds_made(result))
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """While the sync runs: an error settles the builds it made; an interruption counts
+        every slot taken (every service may have started a build)."""
+        try:
+            yield
+        except AssetsyncError as exc:
+            self.settle(builds_on_error(exc))
+            raise
+        except BaseException:
+            self.settle(self.slots)
+            raise

@@ -11,16 +11,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from assetsync.remote.client import ServerlessClient
 from assetsync.errors import ApiStatusError, NotFoundError
-from assetsync.state.ledger import recorded_build, to_live_build  # re-exported: moved to the ledger
+from assetsync.remote.client import ServerlessClient
 from assetsync.remote.resources import Build, Environment, Service
 from assetsync.state.db import State
+from assetsync.state.ledger import recorded_build, to_live_build  # re-exported: moved to the ledger
+from assetsync.state.remote_manifest import is_reserved
 
 __all__ = [
     "Drift",
     "Located",
+    "create_service",
     "describe_drift",
+    "drift_of",
     "fetch_live_build",
     "find_environment",
     "find_service",
@@ -45,13 +48,18 @@ async def find_service(
             return service
     if not create:
         return None
+    return (await create_service(client, unique_name))[0]
+
+
+async def create_service(client: ServerlessClient, unique_name: str) -> tuple[Service, bool]:
+    """Create the service (known absent); True when this call made it, False when another
+    deployer made it in between (409) and theirs is used."""
     try:
-        return await client.create_service(unique_name)
+        return await client.create_service(unique_name), True
     except ApiStatusError as exc:
-        # Another deployer created it in between (409): use theirs.
         if exc.status_code != 409:
             raise
-        return await client.fetch_service(unique_name)
+        return await client.fetch_service(unique_name), False
 
 
 def _match_environment(envs: tuple[Environment, ...], name: str) -> Environment | None:
@@ -160,11 +168,28 @@ def describe_drift(
     removed = recorded_paths - live_paths
     functions: set[str] = set()
     if recorded_functions is not None:
-        live_functions = {v.sid: v.path for v in live.function_versions}
+        # assetsync's own manifest Function changes with every build: not the user's.
+        live_functions = {v.sid: v.path for v in live.function_versions
+                          if not is_reserved(v.path)}
+        recorded_functions = {s: p for s, p in recorded_functions.items() if not is_reserved(p)}
         functions = ({p for s, p in live_functions.items() if s not in recorded_functions}
                      | {p for s, p in recorded_functions.items() if s not in live_functions})
     return Drift(live.sid, recorded_build_sid, tuple(sorted(changed)), tuple(sorted(added)),
                  tuple(sorted(removed)), tuple(sorted(functions)))
+
+
+def drift_of(state: State, target: str, service_sid: str, live: Build,
+             recorded_build_sid: str) -> Drift:
+    """How `live` differs from the build assetsync recorded deploying last, from the state's
+    records (the one description `sync`, `status` and `rollback` give)."""
+    rec = state.get_build(target, service_sid, recorded_build_sid)
+    path_of = {v.version_sid: v.path for v in state.versions(target, service_sid)}
+    sids = frozenset(rec.version_sids) if rec else frozenset()
+    # The recorded build's kept manifest lists its functions, so that a function changed by
+    # another tool (twilio-run, the Console) is named too.
+    kept = recorded_build(state, target, service_sid, recorded_build_sid)
+    return describe_drift(live, recorded_build_sid, sids, path_of, recorded_functions=(
+        {v.sid: v.path for v in kept.function_versions} if kept is not None else None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,13 +199,28 @@ class Located:
     service_sid: str | None
     env: Environment | None
     live: Build | None = None
+    created: bool = False  # the service is new: this lookup created it
 
 
 async def locate_target(
     client: ServerlessClient, state: State, target: str, service: str, environment: str,
-    *, create: bool,
+    *, create: bool, peeked: Located | None = None,
 ) -> Located:
-    """The service and environment: recorded SIDs first (one GET), else look up or create."""
+    """The service and environment: recorded SIDs first (one GET), else look up or create.
+
+    `peeked`: this run's read-only lookup of the same target (`peek_target`). When it found no
+    service, the service is created without being looked up again (a cold sync sends one
+    service lookup), and a service just made has no environment to list.
+    """
+    if create and peeked is not None and peeked.service_sid is None:
+        made_svc, made = await create_service(client, service)
+        state.record_service(target, service, made_svc.sid, made_svc.domain_base or None)
+        env = (await client.create_environment(made_svc.sid, environment, environment) if made
+               else await find_environment(client, made_svc.sid, environment, None, create=True))
+        if env is not None:
+            state.record_environment(target, made_svc.sid, environment, env.sid,
+                                     env.domain_name)
+        return Located(made_svc.sid, env, created=made)
     svc_rec = state.get_service(target, service)
     env_rec = state.get_environment(target, svc_rec.service_sid, environment) if svc_rec else None
     if svc_rec and env_rec:

@@ -12,10 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from assetsync.sync.apply import deploy, finish_build
-from assetsync.remote.client import ServerlessClient
 from assetsync.config import Config, target_key
-from assetsync.sync.run import open_client, run_sync
 from assetsync.errors import AssetsyncError, ConfigError, DriftError, NotFoundError
 from assetsync.functions.local import (
     FunctionProject,
@@ -23,52 +20,41 @@ from assetsync.functions.local import (
     load_functions,
     read_variables,
 )
-from assetsync.state.ledger import (
-    StateLedger,
-    plan_recorded_functions,
-    record_adopted_build,
-    recorded_build,
-)
+from assetsync.functions.variables import sync_variables
 from assetsync.models import PublishedFile
-from assetsync.sync.sharded import combine_results, service_names
-from assetsync.plan.assets import RecordedService, build_plan
-from assetsync.prepare.stage import Prepared, prepare_files
+from assetsync.plan.assess import Assessment, assess
+from assetsync.plan.assets import RecordedService
+from assetsync.prepare.classify import Issue
+from assetsync.prepare.stage import Prepared, blocking_problems, prepare_files
+from assetsync.remote.client import ServerlessClient
+from assetsync.remote.resources import Build, Environment
+from assetsync.results import EventCallback, PruneResult, StatusResult, SyncResult
+from assetsync.state.db import State
+from assetsync.state.ledger import StateLedger, record_adopted_build, recorded_build
+from assetsync.state.records import BuildRecord
+from assetsync.sync.apply import deploy, find_duplicates, finish_build
 from assetsync.sync.locate import (
-    describe_drift,
+    drift_of,
     fetch_live_build,
     find_environment,
     locate_target,
     to_live_build,
 )
-from assetsync.remote.resources import Build
 from assetsync.sync.one_service import (  # sync's own plan and record of the Variables
     apply_options,
     plan_live_variables,
     remember_variables,
     url_entries,
 )
-from assetsync.state.db import State
-from assetsync.state.records import BuildRecord
-from assetsync.results import EventCallback, PruneResult, StatusResult, SyncResult
-from assetsync.sync.urlmap import UrlEntry
-from assetsync.functions.variables import sync_variables
+from assetsync.sync.remote_manifest import sync_state_from_live
+from assetsync.sync.session import open_client, run_sync
+from assetsync.sync.sharded import combine_results, service_names
 from assetsync.sync.uploads import run_all
+from assetsync.sync.urlmap import UrlEntry
 
 __all__ = ["promote", "prune", "published_urls", "rollback", "status"]
 
 T = TypeVar("T")
-
-
-def _drift_message(state: State, target: str, service_sid: str, live: Build,
-                   recorded_sid: str) -> str:
-    rec = state.get_build(target, service_sid, recorded_sid)
-    path_of = {v.version_sid: v.path for v in state.versions(target, service_sid)}
-    sids = frozenset(rec.version_sids) if rec else frozenset()
-    # The recorded build's kept manifest lists its functions, so that a function changed by
-    # another tool (twilio-run, the Console) is named, as `sync` names it.
-    kept = recorded_build(state, target, service_sid, recorded_sid)
-    return describe_drift(live, recorded_sid, sids, path_of, recorded_functions=(
-        {v.sid: v.path for v in kept.function_versions} if kept is not None else None)).message()
 
 
 def _run(config: Config, client: ServerlessClient | None, on_event: EventCallback | None,
@@ -96,57 +82,97 @@ def _deploy_result(service: str, env_name: str, service_sid: str, env_sid: str,
 
 # ------------------------------------------------------------------------------- status
 
-async def _service_status(
-    api: ServerlessClient, state: State, target: str, service: str, env_name: str,
-    files: Sequence[PublishedFile], prepared: Prepared,
-    functions: FunctionProject | None = None, runtime: str | None = None,
-) -> StatusResult:
-    """One service's status; `functions` (the configured service's only, as in `sync`) adds
-    what a sync would do to its functions and Variables, and `runtime` is `[sync] runtime`."""
+@dataclass(frozen=True, slots=True)
+class _LiveSide:
+    """What `status` reads of one service's environment: where it is, its live build and
+    that build's status, the build assetsync recorded and a pending one, and drift."""
+
+    service_sid: str | None
+    env: Environment | None
+    live: Build | None
+    live_status: str | None
+    recorded_sid: str | None
+    pending_sid: str | None
+    drift: str | None
+    state_source: str = "local"
+
+
+async def _live_side(api: ServerlessClient, state: State, target: str, service: str,
+                     env_name: str, *, remote_manifest: bool = True) -> _LiveSide:
     where = await locate_target(api, state, target, service, env_name, create=False)
     env, svc = where.env, where.service_sid
     live = await fetch_live_build(api, env)
-    live_status = await api.fetch_build_status(svc, live.sid) if live and svc else None
-    env_rec = state.get_environment(target, svc, env_name) if svc else None
+    if svc is None or env is None:
+        return _LiveSide(svc, env, live, None, None, None, None)
+    # As `sync` does: a state that does not know the live build reads the build's manifest.
+    read = await sync_state_from_live(api, state, target, svc, env_name, live,
+                                      enabled=remote_manifest)
+    live_status = await api.fetch_build_status(svc, live.sid) if live else None
+    env_rec = state.get_environment(target, svc, env_name)
     recorded_sid = env_rec.build_sid if env_rec else None
-    pending = state.get_pending(target, svc, env.sid) if svc and env else None
+    pending = state.get_pending(target, svc, env.sid)
+    pending_sid = pending.build_sid if pending else None
     drift = None
-    if live and svc and recorded_sid and live.sid not in (recorded_sid,
-                                                          pending and pending.build_sid):
-        drift = _drift_message(state, target, svc, live, recorded_sid)
-    recorded = state.recorded_service(target, svc, env_name) if svc else RecordedService()
-    live_view = to_live_build(live) if live else None
-    plan = build_plan(files, recorded, live_view)
-    fplan = (plan_recorded_functions(state, target, svc, functions, files, live_view,
-                                     limits=plan.counts.limits, full=False)
-             if functions is not None else None)
+    if live and recorded_sid and live.sid not in (recorded_sid, pending_sid):
+        drift = drift_of(state, target, svc, live, recorded_sid).message()
+    return _LiveSide(svc, env, live, live_status, recorded_sid, pending_sid, drift,
+                     read.source)
+
+
+async def _service_status(
+    api: ServerlessClient, state: State, target: str, service: str, env_name: str,
+    files: Sequence[PublishedFile], prepared: Prepared, problems: Sequence[Issue] = (),
+    functions: FunctionProject | None = None, runtime: str | None = None,
+    *, remote_manifest: bool = True,
+) -> StatusResult:
+    """One service's status: the live build next to the recorded one, drift, and what a sync
+    would do (`assetsync.plan.assess`, as `sync` asks it). `problems`: what the preparation's
+    checks found; `functions` (the configured service's only, as in `sync`) adds its functions
+    and Variables; `runtime` is `[sync] runtime`."""
+    side = await _live_side(api, state, target, service, env_name,
+                            remote_manifest=remote_manifest)
+    svc, env, live = side.service_sid, side.env, side.live
+    found = _assessed(state, target, svc, env_name, files, prepared, live, functions, runtime,
+                      problems, manifest=remote_manifest)
     variables = (await plan_live_variables(api, functions, svc, env, prune=False)
                  if functions is not None and functions.variables is not None else None)
-    # As in `sync`: a new runtime is a new build even with every file and function as it was.
-    runtime_change = ((live.runtime, runtime)
-                      if runtime and live is not None and live.runtime != runtime else None)
+    fplan = found.functions
     live_functions = {v.sid for v in live.function_versions} if live else set()
     redeploys = tuple(f.path for f, sid in fplan.reuses
                       if sid not in live_functions) if fplan is not None else ()
-    c = plan.counts
-    errors = len(prepared.errors) + (len(fplan.issues) if fplan is not None else 0) + (
-        len(functions.issues) if functions is not None else 0)
+    c = found.plan.counts
+    dups = (await find_duplicates(api, svc, functions=functions is not None)
+            if svc is not None else None)
     return StatusResult(
         service=service, environment=env_name, service_sid=svc,
         environment_sid=env.sid if env else None,
         domain_name=env.domain_name if env else None,
-        live_build_sid=live.sid if live else None, live_build_status=live_status,
-        recorded_build_sid=recorded_sid,
-        pending_build_sid=pending.build_sid if pending else None, drift=drift,
-        pending_uploads=tuple(f.path for f in plan.uploads), pending_drops=plan.drops,
-        needs_build=(plan.needs_build or runtime_change is not None
-                     or (fplan is not None and fplan.needs_build)),
+        live_build_sid=live.sid if live else None, live_build_status=side.live_status,
+        recorded_build_sid=side.recorded_sid, pending_build_sid=side.pending_sid,
+        drift=side.drift, pending_uploads=tuple(f.path for f in found.plan.uploads),
+        pending_drops=found.plan.drops, needs_build=found.needs_build,
         counts={"public": c.public, "protected": c.protected, "private": c.private,
-                "functions": fplan.count if fplan is not None else c.functions,
-                "files": len(files), "errors": errors},
+                "functions": found.function_count, "files": len(files),
+                "errors": len(found.errors)},
         functions=fplan, variables=variables, function_redeploys=redeploys,
-        runtime_change=runtime_change,
+        runtime_change=found.runtime_change, duplicates=dups.message() if dups else None,
+        state_source=side.state_source, problems=found.errors,
     )
+
+
+def _assessed(
+    state: State, target: str, svc: str | None, env_name: str, files: Sequence[PublishedFile],
+    prepared: Prepared, live: Build | None, functions: FunctionProject | None,
+    runtime: str | None, problems: Sequence[Issue], *, manifest: bool = True,
+) -> Assessment:
+    """The assessment a sync of this service would make now (`status` reports it)."""
+    recorded = state.recorded_service(target, svc, env_name) if svc else RecordedService()
+    rows = ([(v.digest, v.path, v.visibility, v.version_sid)
+             for v in state.versions(target, svc, kind="function")]
+            if svc and functions is not None else [])
+    return assess(files, recorded, to_live_build(live) if live else None,
+                  held=prepared.held, problems=problems, functions=functions,
+                  function_records=rows, runtime=runtime, manifest=manifest)
 
 
 def status(
@@ -171,12 +197,21 @@ def status(
             if rec is not None:
                 owned = state.recorded_service(target, rec.service_sid, env_name).owned_paths
                 owner.update(dict.fromkeys(owned, name))
+        # Every check `sync` runs before its first request, on the configured service (where
+        # a sync would stop).
+        problems = blocking_problems(prepared, functions, source=config.source)
+        if config.check.strict:  # then a broken reference stops `sync` too
+            from assetsync.check.project import reference_issues
+
+            problems += reference_issues(config, prepared.files, functions)
         parts = [
             await _service_status(api, state, target, name, env_name,
                                   [f for f in prepared.files
                                    if owner.get(f.path, config.service) == name], prepared,
+                                  problems if name == config.service else (),
                                   functions if name == config.service else None,
-                                  config.sync.runtime)
+                                  config.sync.runtime,
+                                  remote_manifest=config.sync.remote_manifest)
             for name in names
         ]
         if len(parts) == 1:
@@ -189,6 +224,7 @@ def status(
             pending_drops=tuple(sorted(d for p in parts for d in p.pending_drops)),
             needs_build=any(p.needs_build for p in parts),
             counts={**first.counts, "files": len(prepared.files)},
+            problems=tuple(i for p in parts for i in p.problems),
             services=tuple(parts),
         )
 
@@ -249,24 +285,11 @@ def rollback(
         env_rec = state.get_environment(target, svc, env_name)
         current = env_rec.build_sid if env_rec else None
         if live is not None and current and live.sid != current and not force:
-            raise DriftError(_drift_message(state, target, svc, live, current)
+            raise DriftError(drift_of(state, target, svc, live, current).message()
                              + "; or roll back anyway with `assetsync rollback --force`")
-        ours = [b for b in state.builds(target, svc)
-                if b.environment_sid == env.sid and b.status == "completed"]
         live_sid = live.sid if live else None
-        choice: BuildRecord | None
-        if to is None:
-            now = next((b.created_at for b in ours if b.build_sid == live_sid), None)
-            older = [b for b in ours if b.build_sid != live_sid
-                     and (now is None or (b.created_at or "") < now)]
-            if not older:
-                raise AssetsyncError(f"no earlier build of {name}/{env_name} to roll "
-                                     "back to; name one with --to BUILD_SID")
-            choice = older[-1]
-            to_sid = choice.build_sid
-        else:
-            to_sid = to
-            choice = next((b for b in ours if b.build_sid == to), None)
+        to_sid, choice = _rollback_target(state, target, svc, env.sid, live_sid, to,
+                                          f"{name}/{env_name}")
         if to_sid == live_sid:
             raise AssetsyncError(f"{to_sid} is already live on {name}/{env_name}")
         ledger = StateLedger(state, target, svc, env.sid)
@@ -287,34 +310,60 @@ def rollback(
         if choice is None:
             raise AssetsyncError(f"build {to_sid} is gone (or not completed) and assetsync has no "
                                  "record of its versions to rebuild it from")
-        # Rebuild from the recorded versions. Where assetsync deploys the functions (the
-        # configured service of a project with a functions folder), that build's own functions,
-        # dependencies and runtime come back with its assets, from its kept manifest; otherwise
-        # (or with no manifest kept) the live build's stay, as their owner deployed them.
         own = (recorded_build(state, target, svc, to_sid)
                if name == config.service and functions_folder(config) is not None else None)
-        if own is not None:
-            notes.append(f"restored the {len(own.function_versions)} function(s), dependencies "
-                         f"and runtime of {to_sid}")
-        base = own if own is not None else live
-        rebuilt = await api.create_build(
-            svc, asset_versions=choice.version_sids,
-            function_versions=[v.sid for v in base.function_versions] if base else (),
-            dependencies=base.dependencies if base else (), runtime=base.runtime if base else None,
-        )
-        ledger.record_pending_build(rebuilt)
-        state.set_build_status(target, svc, to_sid, "deleted")  # never a candidate again
-        # Keep the original's place in history, so a second rollback goes further back.
-        state.record_build(target, svc, build_sid=rebuilt.sid, environment_sid=env.sid,
-                           status="building", version_sids=choice.version_sids,
-                           created_at=choice.created_at)
-        notes.append(f"{to_sid} was deleted by Twilio; rebuilt it as {rebuilt.sid}")
-        deployment = await finish_build(api, svc, env.sid, rebuilt.sid, ledger,
+        rebuilt = await _rebuild(api, state, ledger, choice, own or live, notes)
+        deployment = await finish_build(api, svc, env.sid, rebuilt, ledger,
                                         options=apply_options(config), on_event=on_event)
-        return _deploy_result(name, env_name, svc, env.sid, env.domain_name, rebuilt.sid,
+        return _deploy_result(name, env_name, svc, env.sid, env.domain_name, rebuilt,
                               deployment, len(choice.version_sids), api, notes)
 
     return _run(config, client, on_event, work)
+
+
+def _rollback_target(state: State, target: str, svc: str, env_sid: str,
+                     live_sid: str | None, to: str | None,
+                     where: str) -> tuple[str, BuildRecord | None]:
+    """The build to roll back to (`to`, else the newest completed one older than the live
+    one) and assetsync's record of it (None: a build it did not make)."""
+    ours = [b for b in state.builds(target, svc)
+            if b.environment_sid == env_sid and b.status == "completed"]
+    if to is not None:
+        return to, next((b for b in ours if b.build_sid == to), None)
+    now = next((b.created_at for b in ours if b.build_sid == live_sid), None)
+    older = [b for b in ours if b.build_sid != live_sid
+             and (now is None or (b.created_at or "") < now)]
+    if not older:
+        raise AssetsyncError(f"no earlier build of {where} to roll back to; name one with "
+                             "--to BUILD_SID")
+    return older[-1].build_sid, older[-1]
+
+
+async def _rebuild(api: ServerlessClient, state: State, ledger: StateLedger,
+                   choice: BuildRecord, base: Build | None, notes: list[str]) -> str:
+    """Build `choice` again from its recorded versions (Twilio deleted it); returns the new
+    build's SID, recorded as pending.
+
+    `base` gives the functions, dependencies and runtime: the build's own (its kept manifest)
+    where assetsync deploys the functions, else the live build's, as their owner deployed
+    them."""
+    if base is not None and base.sid == choice.build_sid:
+        notes.append(f"restored the {len(base.function_versions)} function(s), dependencies "
+                     f"and runtime of {choice.build_sid}")
+    rebuilt = await api.create_build(
+        ledger.service_sid, asset_versions=choice.version_sids,
+        function_versions=[v.sid for v in base.function_versions] if base else (),
+        dependencies=base.dependencies if base else (), runtime=base.runtime if base else None,
+    )
+    ledger.record_pending_build(rebuilt)
+    target, svc = ledger.target, ledger.service_sid
+    state.set_build_status(target, svc, choice.build_sid, "deleted")  # never a candidate again
+    # Keep the original's place in history, so a second rollback goes further back.
+    state.record_build(target, svc, build_sid=rebuilt.sid, environment_sid=ledger.environment_sid,
+                       status="building", version_sids=choice.version_sids,
+                       created_at=choice.created_at)
+    notes.append(f"{choice.build_sid} was deleted by Twilio; rebuilt it as {rebuilt.sid}")
+    return rebuilt.sid
 
 
 # ------------------------------------------------------------------------------- promote
@@ -402,7 +451,8 @@ def prune(
         names = [only] if only else _site_services(config, state, target)
         parts = [await prune_one(api, state, target, name) for name in names]
         return PruneResult(parts[0].service_sid, tuple(c for p in parts for c in p.candidates),
-                           tuple(d for p in parts for d in p.deleted), not yes)
+                           tuple(d for p in parts for d in p.deleted), not yes,
+                           service=parts[0].service, services=tuple(parts))
 
     async def prune_one(api: ServerlessClient, state: State, target: str,
                         name: str) -> PruneResult:
@@ -410,7 +460,7 @@ def prune(
         try:
             svc = await api.fetch_service(rec.service_sid if rec else name)
         except NotFoundError:
-            return PruneResult(None, (), (), not yes)
+            return PruneResult(None, (), (), not yes, service=name)
         used: set[str] = set()
         for env in await api.list_environments(svc.sid):
             live = await fetch_live_build(api, env)
@@ -433,13 +483,13 @@ def prune(
             async def delete(c: _Candidate) -> None:
                 await api.delete_asset(svc.sid, c.sid)
                 if c.sid in by_sid:
-                    state.forget_asset(target, svc.sid, by_sid[c.sid])
+                    state.retire_asset(target, svc.sid, by_sid[c.sid])
                 deleted.append(c.sid)
 
             await run_all((partial(delete, c) for c in candidates),
                           limit=config.sync.concurrency)
         return PruneResult(svc.sid, tuple((c.sid, c.name) for c in candidates),
-                           tuple(sorted(deleted)), not yes)
+                           tuple(sorted(deleted)), not yes, service=name)
 
     return _run(config, client, on_event, work)
 

@@ -10,7 +10,12 @@
    recorded, with the intent's path and visibility, created after the intent was written, and
    the only such one, *is* that upload: it is recorded instead of being sent again. Anything
    ambiguous is simply uploaded again (an orphan version is harmless: Twilio deletes versions no
-   build uses after 7 days).
+   build uses after 7 days). A Function Version is adopted only if its content (the API gives a
+   function's code back) is the intent's; an Asset Version's content cannot be read back, so
+   its adoption rests on the server acting only on complete bodies (Twilio's and the
+   emulator's upload host refuse a cut-short one).
+4. The same rule, within a run: an upload whose answer was lost (reset, closed, timed out after
+   it was sent whole) looks for the version it made before it is sent again (`_find_lost`).
 """
 
 from __future__ import annotations
@@ -19,22 +24,22 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 
+import xxhash
+
+from assetsync.errors import ApiError, NotFoundError
+from assetsync.models import DIGEST_PREFIX, PublishedFile
+from assetsync.remote.adopt import CLOCK_SKEW, parse_time
 from assetsync.remote.client import ServerlessClient
-from assetsync.errors import NotFoundError
-from assetsync.state.ledger import Ledger, UploadIntent, VersionRecord, now_iso
-from assetsync.models import PublishedFile
 from assetsync.remote.resources import Asset, AssetVersion, FunctionResource
-from assetsync.results import EventCallback, SyncEvent
 from assetsync.remote.upload import UploadedVersion
+from assetsync.results import EventCallback, SyncEvent
+from assetsync.state.ledger import Ledger, UploadIntent, VersionRecord, now_iso
 
 __all__ = ["ASSETS", "FUNCTIONS", "Family", "Uploaded", "recover_uploads", "run_all",
            "upload_files"]
-
-# How far the server's clock may be behind ours when matching a version to its intent.
-CLOCK_SKEW = timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,21 +53,28 @@ class Family:
     create_resource: Callable[[ServerlessClient, str, str], Awaitable[Asset | FunctionResource]]
     list_versions: Callable[[ServerlessClient, str, str], Awaitable[Sequence[AssetVersion]]]
     upload_version: Callable[..., Awaitable[UploadedVersion]]
+    # A version's content read back (Functions only: the API never gives an Asset's back).
+    content: Callable[[ServerlessClient, str, str, str], Awaitable[str]] | None = None
 
 
 ASSETS = Family("asset", ServerlessClient.list_assets, ServerlessClient.create_asset,
                 ServerlessClient.list_asset_versions, ServerlessClient.upload_asset_version)
 FUNCTIONS = Family("function", ServerlessClient.list_functions, ServerlessClient.create_function,
                    ServerlessClient.list_function_versions,
-                   ServerlessClient.upload_function_version)
+                   ServerlessClient.upload_function_version,
+                   ServerlessClient.fetch_function_version_content)
 
 
 @dataclass(frozen=True, slots=True)
 class Uploaded:
-    """One acknowledged and recorded upload."""
+    """One acknowledged and recorded upload. `changed`: the bytes sent are not the ones
+    prepared (the file changed after it was hashed and checked): the version is recorded under
+    the digest of what was sent, and must not go into this run's build (DESIGN.md invariant 6:
+    only checked content is published)."""
 
     path: str
     sid: str
+    changed: bool = False
 
 
 async def run_all(jobs: Iterable[Callable[[], Awaitable[None]]], *, limit: int) -> None:
@@ -154,6 +166,7 @@ async def upload_files(
     if not files:
         return []
     started = now_iso()
+    since = parse_time(started)
     intents = [UploadIntent(path=f.path, digest=f.digest, visibility=f.visibility.value,
                             size=f.size, asset_sid=ledger.asset_sid(f.path) or "",
                             created_at=started) for f in files]
@@ -176,6 +189,7 @@ async def upload_files(
             return await family.upload_version(
                 client, service_sid, asset, path=file.path, visibility=file.visibility.value,
                 content_path=file.content_path, content_type=file.content_type,
+                find_lost=partial(_find_lost, client, ledger, family, asset, file, since),
             )
 
         try:
@@ -198,7 +212,7 @@ async def upload_files(
                 on_event(SyncEvent("changed_during_upload", path=file.path, sid=sent.version.sid))
         if on_event is not None:
             on_event(SyncEvent("uploaded", path=file.path, sid=sent.version.sid, bytes=sent.size))
-        done.append(Uploaded(file.path, sent.version.sid))
+        done.append(Uploaded(file.path, sent.version.sid, changed=sent.digest != file.digest))
 
     try:
         await run_all((partial(upload, file) for file in files), limit=concurrency)
@@ -211,13 +225,51 @@ async def upload_files(
     return done
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
+async def _find_lost(
+    client: ServerlessClient, ledger: Ledger, family: Family, asset_sid: str,
+    file: PublishedFile, since: datetime | None,
+) -> str | None:
+    """The version an upload whose answer was lost made, if any. Any fresh one was made by
+    this upload's lost attempts (one file per asset in a batch), each sent whole: the newest
+    holds these bytes."""
+    versions = await family.list_versions(client, ledger.service_sid, asset_sid)
+    known = {v.version_sid for v in ledger.versions()}
+    fresh = _fresh(versions, known, file.path, file.visibility.value, since)
+    if not fresh:
         return None
+    # The newest, by date, then by place in the list (dates have whole seconds; `_fresh`
+    # kept only versions with one).
+    newest = max(range(len(fresh)), key=lambda i: (parse_time(fresh[i].date_created), i))
+    return fresh[newest].sid
+
+
+def _fresh(
+    versions: Sequence[AssetVersion], known: set[str], path: str, visibility: str,
+    since: datetime | None,
+) -> list[AssetVersion]:
+    """The intent rule: versions assetsync never recorded, with the intent's path and
+    visibility, made since the intent was written (less the clock skew), oldest first."""
+    if since is None:
+        return []
+    return [
+        v for v in versions
+        if v.sid not in known and v.path == path and v.visibility == visibility
+        and (created := parse_time(v.date_created)) is not None and created >= since - CLOCK_SKEW
+    ]
+
+
+async def _holds(
+    client: ServerlessClient, family: Family, service_sid: str, owner_sid: str,
+    version_sid: str, digest: str,
+) -> bool:
+    """Whether a version holds the content of `digest`, as far as the API can tell."""
+    if family.content is None:
+        return True  # an Asset Version's content cannot be read back (api-contract.md §3.6)
     try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
+        content = await family.content(client, service_sid, owner_sid, version_sid)
+    except ApiError:
+        return False
+    return DIGEST_PREFIX + xxhash.xxh3_128(content.encode()).hexdigest() == digest
 
 
 async def recover_uploads(
@@ -243,18 +295,14 @@ async def recover_uploads(
             continue  # two different contents journalled for one asset: cannot tell which
         if (intent.digest, intent.path, intent.visibility) in have:
             continue  # it was recorded after all
-        since = _parse_time(intent.created_at)
         try:
             versions = await family.list_versions(client, ledger.service_sid, asset_sid)
         except NotFoundError:
             continue
-        fresh = [
-            v for v in versions
-            if v.sid not in known and v.path == intent.path and v.visibility == intent.visibility
-            and since is not None and (created := _parse_time(v.date_created)) is not None
-            and created >= since - CLOCK_SKEW
-        ]
-        if len(fresh) == 1:
+        fresh = _fresh(versions, known, intent.path, intent.visibility,
+                       parse_time(intent.created_at))
+        if len(fresh) == 1 and await _holds(client, family, ledger.service_sid, asset_sid,
+                                            fresh[0].sid, intent.digest):
             adopted.append(VersionRecord(ledger.service_sid, intent.digest, intent.path,
                                          intent.visibility, fresh[0].sid, intent.size, now_iso()))
     if adopted:

@@ -30,8 +30,8 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
-from assetsync.scan.rules import IgnoreRules
 from assetsync.functions.toolkit import toolkit_function
+from assetsync.scan.rules import IgnoreRules
 
 __all__ = [
     "EVENT_FILTER",
@@ -43,6 +43,7 @@ __all__ = [
     "ToolkitPaths",
     "WatchTarget",
     "ignored_by",
+    "only_names",
     "split_batch",
 ]
 
@@ -59,10 +60,18 @@ EVENT_FILTER: list[type[FileSystemEvent]] = [
     DirDeletedEvent,
 ]
 
-# `sed -i` writes to "sed" + 6 random characters and renames it over the target
-# (watch-hash-manifest.md §3.2). The scan's deny list covers every other editor temp name, but
-# not this one (it could be a real file name), so only its events are dropped here.
-_SED_TEMP = re.compile(r"sed[A-Za-z0-9]{6}\Z")
+# Temp names that editors write and rename over the target within milliseconds, which the
+# scan's deny list leaves alone (each could be a real file's name), so only their events are
+# dropped here. The deny list (`assetsync.scan.rules`) has the rest: vim `.name.swp`/`.swx` and
+# its `4913` probe, `name~` backups, emacs `.#name` locks, JetBrains `name___jb_tmp___`/
+# `___jb_old___`, gedit `.goutputstream-*`, Sublime `.subl*.tmp` (watch-hash-manifest.md §3.4).
+_EDITOR_TEMP_NAMES = re.compile(
+    r"(?:sed[A-Za-z0-9]{6}"  # `sed -i` (watch-hash-manifest.md §3.2)
+    r"|.+\.vsctmp"  # VS Code's atomic write: `name.vsctmp` (microsoft/vscode, `{postfix: '.vsctmp'}`)
+    r"|\..+\.tmp-[^/]*"  # `.name.tmp-XXXX`: VS Code extensions', Node's and Python's temp-then-rename
+    r"|#.+#)"  # emacs auto-save `#name#`
+    r"\Z"
+)
 
 Ignored = Callable[[str, bool], bool]
 
@@ -73,7 +82,7 @@ def ignored_by(rules: IgnoreRules) -> Ignored:
     """
 
     def ignored(rel: str, is_dir: bool) -> bool:
-        if not is_dir and _SED_TEMP.match(rel.rpartition("/")[2]):
+        if not is_dir and _EDITOR_TEMP_NAMES.match(rel.rpartition("/")[2]):
             return True
         return rules.is_ignored(rel, is_dir)
 
@@ -137,12 +146,14 @@ class ToolkitPaths:
         names: dict[Path, set[str]] = {}
         for file in self.files:
             names.setdefault(file.parent, set()).add(file.name)
-        targets.extend(WatchTarget(folder, False, _only(frozenset(wanted)))
+        targets.extend(WatchTarget(folder, False, only_names(frozenset(wanted)))
                        for folder, wanted in names.items())
         return tuple(targets)
 
 
-def _only(names: frozenset[str]) -> Ignored:
+def only_names(names: frozenset[str]) -> Ignored:
+    """Drops everything but the files named `names` (a non-recursive watch of a folder)."""
+
     def ignored(rel: str, is_dir: bool) -> bool:
         return is_dir or rel not in names
 
@@ -232,12 +243,16 @@ class DirtySet:
     side's changed files (absolute POSIX paths, see `ToolkitPaths`).
 
     A folder path stands for itself and every file recorded or found under it: that is how a
-    deleted or moved-away folder reaches the engine, whose scan expands it.
+    deleted or moved-away folder reaches the engine, whose scan expands it. Events on the
+    config file (`config_file`, absolute and normalized) are no path to sync: they only note
+    when it last changed (`config_seen`), for watch to read it again.
     """
 
     root: Path
-    ignored: Ignored = lambda _rel, _is_dir: False  # noqa: E731
+    ignored: Ignored = lambda _rel, _is_dir: False
     toolkit: ToolkitPaths = field(default_factory=ToolkitPaths)
+    config_file: str | None = None
+    config_seen: float | None = None
     files: dict[str, _Dirty] = field(default_factory=dict)
     dirs: dict[str, _Dirty] = field(default_factory=dict)
     # folders created in the current batch: files that appear inside them arrive complete
@@ -261,6 +276,9 @@ class DirtySet:
         """Fold one event in. `trust_close=False` (polling) treats every change as complete."""
         paths = [change.src] if change.dest is None else [change.src, change.dest]
         for index, path in enumerate(paths):
+            if self.config_file is not None and os.path.normpath(path) == self.config_file:
+                self.config_seen = change.at
+                continue
             # A source path first: its sync re-reads the Toolkit side anyway (a functions folder
             # inside the source, say). An ignored one (`.env` is on the deny list) may still be
             # a Toolkit file.
@@ -304,6 +322,23 @@ class DirtySet:
     def last_seen(self) -> float | None:
         """When the newest pending change arrived."""
         return self._last
+
+    def due_at(self, quiet_s: float, max_wait_s: float) -> float | None:
+        """When the pending batch is due: once the paths have been quiet for `quiet_s`, but at
+        most `max_wait_s` after the first change. A busy path, whose own events already span
+        `quiet_s` (a log appended to in a loop, a slow copy), does not keep the others waiting:
+        it counts on its own, due once quiet or `max_wait_s` after its first change."""
+        first = last = busy = None
+        for entry in (*self.files.values(), *self.dirs.values()):
+            if entry.last_seen - entry.first_seen >= quiet_s:
+                due = min(entry.last_seen + quiet_s, entry.first_seen + max_wait_s)
+                busy = due if busy is None else min(busy, due)
+            else:
+                first = entry.first_seen if first is None else min(first, entry.first_seen)
+                last = entry.last_seen if last is None else max(last, entry.last_seen)
+        steady = None if first is None or last is None else min(last + quiet_s, first + max_wait_s)
+        times = [t for t in (steady, busy) if t is not None]
+        return min(times) if times else None
 
     def held(self, now: float, settle_s: float) -> dict[str, float]:
         """Files still being written: path → when they count as settled if nothing else happens."""

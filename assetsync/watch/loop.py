@@ -1,11 +1,14 @@
 """The watch loop: debounce, coalescing, one sync in flight, full reconciles, budget, backoff.
 
 Files still being written are held back; a batch syncs after a quiet window, capped by a maximum
-wait; changes made during a sync form the next batch. Full reconciles run at start, after an
-event-queue overflow and every `reconcile_interval_s`. Every sync first reserves build budget, one
-slot per service the site spanned at its last sync (a sharded site builds once per service; the
-quiet window grows as the budget runs low) and a failed sync is retried with backoff.
-Public entry point: `assetsync.watch.run.watch`.
+wait (a busy file counts on its own, so it never holds the others back); changes made during a
+sync form the next batch. Full reconciles run at start, after an event-queue overflow, after the
+config file changed (it is read again; a broken one leaves the last good config in force) and
+every `reconcile_interval_s`; they never wait for writers, whose files keep their live version.
+Every sync first reserves build budget, one slot per service the site spanned at its last sync
+(a sharded site builds once per service; the quiet window grows as the budget runs low) and a
+failed sync is retried with backoff. The sync's progress tells when the target stops answering
+and when it is back. Public entry point: `assetsync.watch.run.watch`.
 """
 
 from __future__ import annotations
@@ -15,9 +18,16 @@ import math
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from assetsync.errors import (
+    AssetsyncError,
+    AuthenticationError,
+    ConfigError,
+    RateLimitError,
+    SyncError,
+)
+from assetsync.results import SyncEvent
 from assetsync.sync.budget import (
     WINDOW_S,
     BuildBudget,
@@ -26,8 +36,14 @@ from assetsync.sync.budget import (
     builds_on_error,
     services_spanned,
 )
-from assetsync.errors import AuthenticationError, ConfigError, RateLimitError, SyncError
-from assetsync.watch.events import Change, DirtySet, Ignored, OverflowHook, ToolkitPaths, split_batch
+from assetsync.watch.events import (
+    Change,
+    DirtySet,
+    OverflowHook,
+    WatchTarget,
+    only_names,
+    split_batch,
+)
 from assetsync.watch.mode import (
     ObserverChoice,
     Watcher,
@@ -36,13 +52,15 @@ from assetsync.watch.mode import (
     start_observer,
     sysctl_advice,
 )
-from assetsync.watch.options import WatchOptions
 from assetsync.watch.poll import TreePoller
+from assetsync.watch.reach import Reachability
+from assetsync.watch.values import SyncFn, WatchEvent, WatchSetup, WatchStatus
 
 __all__ = [
     "SyncFn",
     "WatchEvent",
     "WatchLoop",
+    "WatchSetup",
     "WatchStatus",
     "builds_made",
     "coalesce_window",
@@ -50,8 +68,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-SyncFn = Callable[[frozenset[str] | None], object]
 
 # Backoff after consecutive failed syncs: 1, 2, 4 … seconds, at most a minute, so a broken network
 # or a bad file is retried soon but never hammered.
@@ -61,50 +77,9 @@ _FATAL = (ConfigError, AuthenticationError)
 # Events folded per drain, so a flood (an archive unpacked into the folder) cannot keep the loop
 # from noticing `stop`.
 _DRAIN_MAX = 50_000
-# The longest a full reconcile waits for files still being written.
-_FULL_RECONCILE_WAIT_S = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class WatchStatus:
-    """A snapshot of the watch loop for the status line. Times are the budget's wall clock.
-
-    `state` is one of "starting", "idle", "pending", "syncing", "budget" (waiting for the build
-    budget), "backoff" (waiting to retry a failed sync), "stopped". `events` counts filesystem
-    events received (editor temp files and ignored paths included), `builds` builds made.
-    """
-
-    state: str
-    mode: str
-    pending: int
-    full_reconcile_pending: bool
-    events: int
-    syncs: int
-    failures: int
-    builds: int
-    budget_remaining: int
-    budget_limit: int
-    last_deploy_at: float | None = None
-    next_build_at: float | None = None
-    last_error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class WatchEvent:
-    """Progress from watch(): `kind` is "started", "advice", "changes", "overflow",
-    "sync-started", "synced", "sync-failed", "waiting" (the wait or the time of the next build
-    changed: pending, budget or backoff) or "stopped".
-
-    `paths` are the source-relative paths a sync covers (None: a full reconcile), `toolkit` the
-    changed Toolkit files outside the source it also covers (absolute paths: functions,
-    package.json, the env file)."""
-
-    kind: str
-    status: WatchStatus
-    message: str = ""
-    paths: frozenset[str] | None = None
-    result: object = None
-    toolkit: frozenset[str] = frozenset()
+# Why a full reconcile is pending (WatchStatus.full_reconcile_reason): only "interval" is no sign
+# that anything changed.
+FullReason = str
 
 
 def coalesce_window(base_s: float, remaining: int, limit: int) -> float:
@@ -129,10 +104,8 @@ class WatchLoop:
 
     def __init__(
         self,
-        root: Path,
-        options: WatchOptions,
+        setup: WatchSetup,
         *,
-        ignored: Ignored,
         stop: threading.Event,
         sync_fn: SyncFn,
         budget: BuildBudget,
@@ -140,22 +113,20 @@ class WatchLoop:
         on_event: Callable[[WatchEvent], None] | None,
         tick_s: float,
         services: int = 1,
-        toolkit: ToolkitPaths | None = None,
+        reload: Callable[[], WatchSetup] | None = None,
     ) -> None:
-        self.root, self.options, self.stop = root, options, stop
-        self.toolkit = toolkit or ToolkitPaths()
+        self.setup, self.options, self.stop, self.reload = setup, setup.options, stop, reload
         self.sync_fn, self.budget, self.clock, self.on_event = sync_fn, budget, clock, on_event
         self.tick_s = tick_s
         self.changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
         self.carry: Change | None = None
-        self.ignored = ignored
-        self.dirty = DirtySet(root, ignored, self.toolkit)
+        self.dirty = DirtySet(setup.root, setup.ignored, setup.toolkit, setup.config_file)
         self.hook = OverflowHook()
         self.observer: Watcher | None = None
         self.choice = ObserverChoice("inotify", "")
         self.state = "starting"
-        self.full_pending = True  # the reconcile at start, run after the observer is up
-        self.full_since = clock()
+        # the reconcile at start, run after the observer is up
+        self.full_pending, self.full_since, self.full_reason = True, clock(), "start"
         self.next_full_at = math.inf
         self.events = self.syncs = self.failures = self.builds = self.consecutive_failures = 0
         self.retry_at: float | None = None
@@ -163,6 +134,9 @@ class WatchLoop:
         self.last_deploy_at: float | None = None
         self.next_build_at: float | None = None
         self.last_error: str | None = None
+        self.config_error: str | None = None
+        self.held_back: frozenset[str] = frozenset()
+        self.reach = Reachability()
         self.remaining = budget.remaining()
         self.budget_read_at = clock()
         # Builds the next sync may make: one per service of the site, given at start (from the
@@ -186,6 +160,10 @@ class WatchLoop:
             last_deploy_at=self.last_deploy_at,
             next_build_at=self.next_build_at,
             last_error=self.last_error,
+            full_reconcile_reason=self.full_reason if self.full_pending else None,
+            held_back=len(self.held_back),
+            reachable=self.reach.answering,
+            config_error=self.config_error,
         )
 
     def emit(self, kind: str, message: str = "", **extra: object) -> None:
@@ -203,6 +181,15 @@ class WatchLoop:
         self.state, self.next_build_at = state, next_build_at
         if changed:
             self.emit("waiting")
+
+    def _full(self, now: float, reason: FullReason) -> None:
+        """Ask for a full reconcile; a pending one keeps its time, and its reason unless that
+        was only the periodic check."""
+        if not self.full_pending:
+            self.full_since = now
+        if not self.full_pending or self.full_reason == "interval":
+            self.full_reason = reason
+        self.full_pending = True
 
     # -- events -------------------------------------------------------------------------------
 
@@ -231,7 +218,7 @@ class WatchLoop:
     def check_signals(self, now: float) -> None:
         if self.hook.overflowed.is_set():
             self.hook.overflowed.clear()
-            self.full_pending, self.full_since = True, now
+            self._full(now, "overflow")
             self.emit("overflow", "the kernel dropped file events; running a full reconcile")
         if self.hook.watch_limit_hit.is_set():
             self.hook.watch_limit_hit.clear()
@@ -240,9 +227,45 @@ class WatchLoop:
                 self._start_observer(
                     ObserverChoice("polling", "inotify ran out of watches", sysctl_advice(inotify_watch_limit()))
                 )
-                self.full_pending, self.full_since = True, now
+                self._full(now, "watch limit")
         if now >= self.next_full_at and not self.full_pending:
-            self.full_pending, self.full_since = True, now
+            self._full(now, "interval")
+
+    # -- the config file ----------------------------------------------------------------------
+
+    def check_config(self, now: float) -> float | None:
+        """Read the config file again once it has been quiet for the quiet window; returns how
+        long to wait for that, or None."""
+        seen = self.dirty.config_seen
+        if seen is None or self.reload is None:
+            return None
+        due = seen + self.options.quiet_window_s
+        if now < due:
+            return due - now
+        self.dirty.config_seen = None
+        name = Path(self.setup.config_file or "config").name
+        try:
+            setup = self.reload()
+        except AssetsyncError as exc:
+            self.config_error = _one_line(exc)
+            self.emit("config-error", f"{self.config_error}; keeping the last good config until "
+                      f"{name} is fixed")
+            return None
+        self.config_error = None
+        self._apply(setup, now)
+        self.emit("config-reloaded", f"{name} changed: config reloaded; running a full reconcile")
+        return None
+
+    def _apply(self, setup: WatchSetup, now: float) -> None:
+        """Watch under a reloaded config. Pending paths stay pending (files still being written
+        stay held); a full reconcile publishes what the new config changes."""
+        restart = setup.watch_key != self.setup.watch_key
+        self.setup, self.options = setup, setup.options
+        self.dirty.root, self.dirty.ignored = setup.root, setup.ignored
+        self.dirty.toolkit, self.dirty.config_file = setup.toolkit, setup.config_file
+        if restart:
+            self._start_observer(choose_mode(setup.root, setup.options.polling), announce=False)
+        self._full(now, "config")
 
     # -- deciding when to sync ----------------------------------------------------------------
 
@@ -259,12 +282,13 @@ class WatchLoop:
         self.remaining = self.budget.remaining()
         self.budget_read_at = now
 
-    def _ready_at(self, now: float) -> tuple[float, float]:
-        """When the pending batch is due, and when its first change came."""
+    def _ready_at(self, now: float) -> float:
+        """When the pending batch (or full reconcile) is due."""
         quiet, max_wait = self.windows()
-        first = min(self.dirty.first_seen() or now, self.full_since if self.full_pending else now)
-        last = self.dirty.last_seen() or first
-        return min(last + quiet, first + max_wait), first
+        due = self.dirty.due_at(quiet, max_wait)
+        times = [t for t in (due, self.full_since + quiet if self.full_pending else None)
+                 if t is not None]
+        return min(times) if times else now
 
     def wall(self, at: float) -> float:
         """Convert a loop-clock time to the budget's wall clock, for display."""
@@ -275,6 +299,11 @@ class WatchLoop:
         self.drain(0)
         now = self.clock()
         self.check_signals(now)
+        config_wait = self.check_config(now)
+        wait = self._decide(now)
+        return wait if config_wait is None else min(wait, config_wait)
+
+    def _decide(self, now: float) -> float:
         if not self.full_pending and not len(self.dirty):
             self.state, self.next_build_at = "idle", None
             return self.next_full_at - now
@@ -287,32 +316,28 @@ class WatchLoop:
             self._read_budget(now)
         if self.remaining < self.slots:
             return self._wait_for_budget()
-        ready, first = self._ready_at(now)
+        ready = self._ready_at(now)
         if now >= ready and self.budget_read_at < now:
             self._read_budget(now)
             if self.remaining < self.slots:
                 return self._wait_for_budget()
-            ready, first = self._ready_at(now)  # pacing may ask for a longer wait now
+            ready = self._ready_at(now)  # pacing may ask for a longer wait now
         if now < ready:
             self._set_state("pending", self.wall(ready))
             return ready - now
         held = self.dirty.held(now, self.options.settle_s)
-        # A full reconcile reads every file, so it waits for writers too (up to a cap, or a
-        # file that is written forever would block it); a path batch just leaves the files
-        # still being written for the next one.
-        full_waits = self.full_pending and now - first < _FULL_RECONCILE_WAIT_S
-        if held and (full_waits or (not self.full_pending and len(held) == len(self.dirty))):
+        # Files still being written wait for the next batch. A full reconcile does not wait for
+        # them (one written forever would hold every other change back): the engine keeps them
+        # at their live version (`hold`), and they stay pending.
+        if held and not self.full_pending and len(held) == len(self.dirty):
             self.state = "pending"
             return min(held.values()) - now
         reservation = self.budget.reserve(self.slots)
         if reservation is None:  # another process took the last slots
             self.remaining = 0
             return self._wait_for_budget()
-        if self.full_pending:
-            self.dirty.clear()
-            self.run_sync(None, reservation)
-        else:
-            self.run_sync(self.dirty.take(held), reservation)
+        batch = self.dirty.take(held)
+        self.run_sync(None if self.full_pending else batch, reservation, split_batch(held)[0])
         return 0.0
 
     def _wait_for_budget(self) -> float:
@@ -322,7 +347,18 @@ class WatchLoop:
 
     # -- syncing ------------------------------------------------------------------------------
 
-    def run_sync(self, batch: frozenset[str] | None, reservation: Reservation) -> None:
+    def on_sync_event(self, event: SyncEvent) -> None:
+        """A progress event of the sync in flight (it runs in this thread)."""
+        self._reached(self.reach.on_sync_event(event))
+
+    def _reached(self, change: str | None) -> None:
+        if change == "unreachable":
+            self.emit(change, f"the target stopped answering ({self.reach.reason}); retrying")
+        elif change == "reachable":
+            self.emit(change, "the target answers again")
+
+    def run_sync(self, batch: frozenset[str] | None, reservation: Reservation,
+                 hold: frozenset[str] = frozenset()) -> None:
         # The engine's `paths` hint covers the source folder only, and every engine sync re-reads
         # the Toolkit side (functions, package.json, .env) whatever the hint says. So a batch's
         # Toolkit files need no hint of their own: the sync gets the batch's source paths, which
@@ -333,7 +369,7 @@ class WatchLoop:
         self.emit("sync-started", paths=paths, toolkit=toolkit)
         self.syncs += 1
         try:
-            result = self.sync_fn(paths)
+            result = self.sync_fn(paths, hold=hold, on_event=self.on_sync_event)
         except _FATAL:
             self.budget.settle(reservation, 0)
             raise
@@ -341,12 +377,18 @@ class WatchLoop:
             self.budget.settle(reservation, builds_on_error(exc))
             if isinstance(exc, SyncError) and exc.result is not None:
                 self.slots = services_spanned(exc.result, self.budget.limit)
+            self._reached(self.reach.after_sync(exc))
             self._failed(batch, exc)
             return
         except BaseException:
             # Interrupted mid-sync: as many builds as it reserved may have started.
             self.budget.settle(reservation, reservation.slots)
             raise
+        self._reached(self.reach.after_sync(None))
+        self._succeeded(paths, toolkit, result, reservation)
+
+    def _succeeded(self, paths: frozenset[str] | None, toolkit: frozenset[str], result: object,
+                   reservation: Reservation) -> None:
         made = builds_made(result)
         self.budget.settle(reservation, made)
         self.slots = services_spanned(result, self.budget.limit)
@@ -358,7 +400,14 @@ class WatchLoop:
         if made:
             self.builds += made
             self.last_deploy_at = self.budget.clock()
+        # Files that cannot be published are held back at their live version, every sync: each
+        # problem is shown when it first appears, not on every sync after.
+        held_back = frozenset(getattr(result, "held_back", ()) or ())
+        new = held_back - self.held_back
+        self.held_back = held_back
         self.state = "pending" if len(self.dirty) else "idle"
+        if new:
+            self.emit("held-back", "; ".join(sorted(new)))
         self.emit("synced", paths=paths, result=result, toolkit=toolkit)
 
     def _failed(self, batch: frozenset[str] | None, exc: Exception) -> None:
@@ -370,33 +419,43 @@ class WatchLoop:
             delay = max(delay, exc.retry_after)
         self.retry_at, self.changed_since_failure = now + delay, False
         if batch is None:
-            self.full_pending, self.full_since = True, now
+            self._full(now, self.full_reason)
         else:
             self.dirty.restore(batch, now)
         self.last_error = _one_line(exc)
         self.remaining = self.budget.remaining()
         self.state, self.next_build_at = "backoff", self.wall(self.retry_at)
-        log.warning("sync failed (retrying in %.0f s): %s", delay, self.last_error)
+        # Shown once, by whoever displays the event; the log keeps it for --verbose and files.
+        log.info("sync failed (retrying in %.0f s): %s", delay, self.last_error)
         log.debug("sync failure detail", exc_info=exc)
         paths, toolkit = (None, frozenset[str]()) if batch is None else split_batch(batch)
         self.emit("sync-failed", self.last_error, paths=paths, toolkit=toolkit)
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def _start_observer(self, choice: ObserverChoice) -> None:
+    def _start_observer(self, choice: ObserverChoice, *, announce: bool = True) -> None:
         self._stop_observer()
         self.observer, self.choice = start_observer(
             choice,
             self.changes.put,
-            self.root,
-            ignored=self.ignored,
+            self.setup.root,
+            ignored=self.setup.ignored,
             poll_interval_s=self.options.poll_interval_s,
             clock=self.clock,
-            extra=self.toolkit.targets(),
+            extra=self.setup.toolkit.targets() + self._config_target(),
         )
-        self.emit("started", self.choice.reason)
+        if announce:
+            self.emit("started", self.choice.reason)
         if self.choice.advice:
             self.emit("advice", self.choice.advice)
+
+    def _config_target(self) -> tuple[WatchTarget, ...]:
+        """The config file's folder, for that file only (not when it is not watched)."""
+        file = self.setup.config_file
+        if file is None or self.reload is None:
+            return ()
+        path = Path(file)
+        return (WatchTarget(path.parent, False, only_names(frozenset({path.name}))),)
 
     def _stop_observer(self) -> None:
         if self.observer is not None:
@@ -407,7 +466,7 @@ class WatchLoop:
     def run(self) -> WatchStatus:
         self.hook.install()
         try:
-            self._start_observer(choose_mode(self.root, self.options.polling))
+            self._start_observer(choose_mode(self.setup.root, self.options.polling))
             while not self.stop.is_set():
                 wait = self.step()
                 if wait > 0:

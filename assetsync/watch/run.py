@@ -1,30 +1,33 @@
 """Watch mode: watchdog events mark paths dirty; a debounced loop reconciles them through the engine.
 
 This module is the public face: `watch()` and its types, and the `[watch]` section parser that
-`config.parse_config` uses. The pieces: `watch_options` (settings), `watch_events` (events → dirty
-paths), `watch_mode` (inotify or polling), `watch_loop` (debounce, budget, retries). In a
-Serverless Toolkit project it also watches what a sync deploys beside the source folder (the
-functions folder, package.json, the env file): see `toolkit_paths`.
+`config.parse_config` uses. The pieces: `options` (settings), `events` (events → dirty paths),
+`mode` (inotify or polling), `loop` (debounce, budget, retries, config reloads), `reach` (does
+the target answer), `engine` (the engine's sync_fn). In a Serverless Toolkit project it also
+watches what a sync deploys beside the source folder (the functions folder, package.json, the
+env file): see `toolkit_paths`.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from assetsync.sync.budget import BuildBudget
 from assetsync.config import Config
-from assetsync.errors import ScanError
+from assetsync.errors import ConfigError
 from assetsync.functions.local import functions_folder
 from assetsync.scan.rules import IgnoreRules
+from assetsync.sync.budget import BuildBudget
 from assetsync.watch.events import ToolkitPaths, ignored_by
 from assetsync.watch.loop import (
     SyncFn,
     WatchEvent,
     WatchLoop,
+    WatchSetup,
     WatchStatus,
     builds_made,
     coalesce_window,
@@ -36,12 +39,14 @@ __all__ = [
     "ToolkitPaths",
     "WatchEvent",
     "WatchOptions",
+    "WatchSetup",
     "WatchStatus",
     "builds_made",
     "coalesce_window",
     "parse_watch_section",
     "toolkit_paths",
     "watch",
+    "watch_setup",
 ]
 
 
@@ -81,6 +86,30 @@ def toolkit_paths(config: WatchConfig) -> ToolkitPaths:
     return ToolkitPaths(folder.resolve(), tuple(dict.fromkeys(files)))
 
 
+def watch_setup(config: WatchConfig, options: WatchOptions | None = None) -> WatchSetup:
+    """What watch() watches for `config` (`options` overrides its `[watch]` section).
+
+    Raises:
+        ConfigError: the source folder, or the functions folder, does not exist.
+    """
+    root = Path(config.source).resolve()
+    if not root.is_dir():
+        raise ConfigError(f"source folder {root} does not exist; create it or fix [project] source",
+                          key="[project] source")
+    state_dir = Path(config.state_dir).resolve()
+    excluded = (state_dir.relative_to(root).as_posix(),) if state_dir.is_relative_to(root) else ()
+    chosen = options or config.watch
+    toolkit = toolkit_paths(config)
+    config_file = (os.path.normpath(Path(config.config_path).resolve())
+                   if isinstance(config, Config) else None)
+    return WatchSetup(
+        root, chosen, ignored_by(IgnoreRules(patterns=tuple(config.ignore), excluded=excluded)),
+        toolkit, config_file,
+        watch_key=(root, tuple(config.ignore), excluded, toolkit, chosen.polling,
+                   chosen.poll_interval_s, config_file),
+    )
+
+
 def watch(
     config: WatchConfig,
     *,
@@ -92,6 +121,7 @@ def watch(
     options: WatchOptions | None = None,
     tick_s: float = 0.25,
     services: int = 1,
+    reload: Callable[[], WatchConfig] | None = None,
 ) -> WatchStatus:
     """Watch `config.source` and keep it published until `stop` is set.
 
@@ -102,36 +132,34 @@ def watch(
     Args:
         config: the loaded config (source folder, state folder, `[watch]` options).
         stop: set it (from a signal handler or another thread) to stop after the current sync.
-        sync_fn: runs one sync; `None` means a full reconcile, a frozenset of relative POSIX
-            paths (files or folders; a folder means everything under it) a reconcile of those
-            and of the Toolkit side (an empty set: only the Toolkit side changed). It runs in
-            this thread, so only one sync is ever in flight.
+        sync_fn: runs one sync (`SyncFn`); `paths` None means a full reconcile, a frozenset of
+            relative POSIX paths (files or folders; a folder means everything under it) a
+            reconcile of those and of the Toolkit side (an empty set: only the Toolkit side
+            changed); `hold` names files still being written (their live version stays);
+            `on_event` takes the sync's progress events. It runs in this thread, so only one
+            sync is ever in flight.
         budget: the shared build budget; every sync reserves a slot first and settles it with
             the number of builds the result reports (`build_sid`/`build_sids`).
         clock: monotonic seconds for debouncing.
         on_event: receives a `WatchEvent` on every state change.
-        options: overrides `config.watch`.
+        options: overrides `config.watch` (until a reload: the reloaded config's `watch` then).
         tick_s: longest wait between checks of `stop`, the budget and overflow signals.
         services: how many services the site spans now (a sharded site's sync makes one build
             per service): the first sync reserves that many build slots; later ones learn it
             from each result.
+        reload: reads the config file (`config.config_path`) again after it changed, and makes
+            `sync_fn` use it from then on (`EngineSync.reload`); raises `AssetsyncError` when
+            the file is broken, and the last good config stays. None: the file is not watched.
 
     Returns:
         The final status; `pending` > 0 means changes were left unsynced.
 
     Raises:
-        ScanError: the source folder does not exist.
+        ConfigError: the source folder does not exist.
         ConfigError, AuthenticationError: from `sync_fn`; nothing a retry could fix.
     """
-    root = Path(config.source).resolve()
-    if not root.is_dir():
-        raise ScanError(f"source folder {root} does not exist; create it or fix [project] source", path=str(root))
-    state_dir = Path(config.state_dir).resolve()
-    excluded = (state_dir.relative_to(root).as_posix(),) if state_dir.is_relative_to(root) else ()
     loop = WatchLoop(
-        root,
-        options or (config.watch if isinstance(config.watch, WatchOptions) else WatchOptions()),
-        ignored=ignored_by(IgnoreRules(patterns=tuple(config.ignore), excluded=excluded)),
+        watch_setup(config, options),
         stop=stop,
         sync_fn=sync_fn,
         budget=budget,
@@ -139,6 +167,6 @@ def watch(
         on_event=on_event,
         tick_s=tick_s,
         services=services,
-        toolkit=toolkit_paths(config),
+        reload=(lambda: watch_setup(reload())) if reload is not None else None,
     )
     return loop.run()

@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from assetsync.config import CONFIG_FILENAME
+from assetsync.config import CONFIG_FILENAME, find_config
 from assetsync.errors import ConfigError
 
 __all__ = ["handler", "register", "render_template"]
@@ -62,11 +62,13 @@ patterns = []                  # e.g. ["*.psd", "drafts/"]
 # the assets; not found, the lines stay as comments to say the feature exists.
 _FUNCTIONS_FOUND = """\
 functions = "{folder}"         # the Toolkit's functions folder, deployed with the assets
-# env_file = ".env"            # its Variables (default: the .env beside the functions folder)
+# env_file = ".env.{{env}}"      # its Variables (default: the .env beside the functions folder;
+#                              # {{env}}: one file per environment, .env.dev, .env.prod)
 # runtime = "node22"           # default: the live build's, else Twilio's current default"""
 _FUNCTIONS_ABSENT = """\
 # functions = "functions"      # a Serverless Toolkit functions folder to deploy with the assets
-# env_file = ".env"            # its Variables (default: the .env beside the functions folder)"""
+# env_file = ".env.{env}"      # its Variables (default: the .env beside the functions folder;
+#                              # {env}: one file per environment, .env.dev, .env.prod)"""
 
 
 def _functions_lines(root: Path, source: str) -> str:
@@ -115,6 +117,12 @@ def render_template(root: Path, *, source: str | None = None, service: str | Non
 def handler(args: argparse.Namespace) -> int:
     """Run `assetsync init`."""
     path = Path(args.config) if args.config else Path.cwd() / CONFIG_FILENAME
+    above = None if args.config else find_config(Path.cwd())
+    if above is not None and above != path:
+        # Inside a configured project every command already finds that config (as git finds
+        # .git): a second one here would split the project.
+        raise ConfigError(f"{above} already exists and covers this folder; edit it, or pass "
+                          "-c PATH to create a separate config", file=str(above))
     text = render_template(path.parent, source=args.source, service=args.service)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

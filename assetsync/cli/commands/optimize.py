@@ -10,16 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from assetsync.prepare.classify import VisibilityRules, classify
 from assetsync.cli import EXIT_ERROR, EXIT_OK
-from assetsync.config import load_config
+from assetsync.cli._common import config_from_args
 from assetsync.errors import ConfigError
-from assetsync.media.sniff import channel_warnings
 from assetsync.media.options import OptimizeOptions
-from assetsync.models import PublishedFile
-from assetsync.scan.rules import IgnoreRules, scan_tree
-from assetsync.results import SyncEvent
+from assetsync.media.sniff import channel_warnings
 from assetsync.media.stage import FileReport, TransformResult, transform_files
+from assetsync.models import PublishedFile
+from assetsync.prepare.classify import VisibilityRules, classify
+from assetsync.results import SyncEvent
+from assetsync.scan.rules import IgnoreRules, scan_tree
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handler(args: argparse.Namespace) -> int:
     """Run `assetsync optimize`."""
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: use 1 or more (default: one per core)")
     source, options, cache_dir, rules, visibility = _settings(args)
     if args.prune and args.paths:
         raise ConfigError("--prune needs the whole source folder: drop the PATH arguments")
@@ -74,13 +76,13 @@ def _settings(
 ) -> tuple[Path, OptimizeOptions, Path | None, IgnoreRules, VisibilityRules]:
     config_path = Path(args.config) if args.config else None
     try:
-        config = load_config(config_path)
+        config = config_from_args(args)  # its warnings printed, like every command's
     except ConfigError:
         if args.source is None or config_path is not None:
             raise
         return Path(args.source).resolve(), OptimizeOptions(), None, IgnoreRules(), \
             VisibilityRules()
-    options = config.optimize if isinstance(config.optimize, OptimizeOptions) else OptimizeOptions()
+    options = config.optimize
     source = Path(args.source).resolve() if args.source else config.source
     return (source, options, config.state_dir / "transform", IgnoreRules.for_config(config),
             config.visibility)

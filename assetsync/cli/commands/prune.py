@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 
 from assetsync.cli._common import add_json_flag, config_from_args, print_json
-from assetsync.sync.operations import prune
 
 __all__ = ["handler", "register"]
 
@@ -27,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handler(args: argparse.Namespace) -> int:
     """Prune."""
+    # Here, not at the top: `assetsync --help` registers every command without loading it.
+    from assetsync.sync.operations import prune
     config = config_from_args(args)
     result = prune(config, yes=args.yes, service=args.service)
     if args.json:
@@ -38,8 +39,12 @@ def handler(args: argparse.Namespace) -> int:
         return 0
     verb = "deleted" if not result.dry_run else "would delete"
     print(f"{verb} {len(result.candidates)} Asset resource(s) no live build uses:")
+    owners = result.owners()
+    several = len({owner for owner, _sid in owners.values()}) > 1
     for sid, name in result.candidates:
-        print(f"  {name}  {sid}")
+        # A sharded site's candidates lie in several services: name each one's.
+        where = f"  in {owners[sid][0]}" if several and owners[sid][0] else ""
+        print(f"  {name}  {sid}{where}")
     if result.dry_run:
         print("dry run: run `assetsync prune --yes` to delete them")
     return 0

@@ -7,7 +7,6 @@ import argparse
 
 from assetsync.cli._common import add_json_flag, config_from_args, print_json
 from assetsync.cli._progress import Progress
-from assetsync.sync.operations import rollback
 
 __all__ = ["handler", "register"]
 
@@ -28,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handler(args: argparse.Namespace) -> int:
     """Roll back."""
+    # Here, not at the top: `assetsync --help` registers every command without loading it.
+    from assetsync.sync.operations import rollback
     config = config_from_args(args, {"project.environment": args.env})
     progress = Progress(quiet=args.json, verbose=args.verbose)
     try:

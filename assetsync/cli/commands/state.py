@@ -40,8 +40,12 @@ def _import(args: argparse.Namespace) -> int:
     source = "standard input" if args.file == "-" else args.file
     try:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StateError(f"cannot read {source}: {exc}") from None
+    except OSError as exc:
+        raise StateError(f"cannot read {source} ({exc.strerror or exc}); give a file from "
+                         "`assetsync state export`") from None
+    except UnicodeDecodeError:
+        raise StateError(f"cannot read {source}: not UTF-8 text; give a file from "
+                         "`assetsync state export`") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 
 from assetsync.cli._common import add_json_flag, config_from_args, print_json
-from assetsync.sync.operations import status
 from assetsync.results import StatusResult
 
 __all__ = ["handler", "register"]
@@ -66,6 +65,8 @@ def _functions_and_variables(result: StatusResult) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     """Show the status."""
+    # Here, not at the top: `assetsync --help` registers every command without loading it.
+    from assetsync.sync.operations import status
     config = config_from_args(args, {"project.environment": args.env})
     result = status(config)
     if args.json:
@@ -73,25 +74,60 @@ def handler(args: argparse.Namespace) -> int:
         return 0
     where = f"{result.service}/{result.environment}"
     if result.environment_sid is None:
-        print(f"{where}: not created yet; `assetsync sync` creates it and publishes "
-              f"{result.counts.get('files', 0)} file(s)")
+        _not_created(where, result)
         return 0
     print(f"{where} ({result.environment_sid}) at https://{result.domain_name}")
     live = result.live_build_sid or "none"
     print(f"  live build:     {live}" + (f" ({result.live_build_status})"
                                          if result.live_build_status else ""))
     print(f"  recorded build: {result.recorded_build_sid or 'none'}")
+    if result.state_source != "local":
+        print(f"  state:          read from the live build's {result.state_source}")
     if result.pending_build_sid:
         print(f"  pending build:  {result.pending_build_sid} (the next sync finishes it)")
-    for part in result.services:
-        state = "drift" if part.drift else ("in sync" if part.in_sync else "changes")
-        print(f"  {part.service}: live {part.live_build_sid or 'none'}, recorded "
-              f"{part.recorded_build_sid or 'none'} ({state})")
+    _services(result)
     if result.drift:
         print(f"  drift: {result.drift}")
+    for part in (result, *result.services):
+        if part.duplicates:
+            print(f"  duplicates in {part.service}: {part.duplicates}")
     _listed("to upload", result.pending_uploads)
     _listed("to drop", result.pending_drops)
     _functions_and_variables(result)
     if result.in_sync:
         print("in sync: nothing to upload or build")
+    _blocked(result)
     return 0
+
+
+def _services(result: StatusResult) -> None:
+    """One line per service of a sharded site."""
+    for part in result.services:
+        state = "drift" if part.drift else ("in sync" if part.in_sync else "changes")
+        if (part.service != result.service and not part.drift and part.pending_drops
+                and not part.counts.get("files")):  # as `sync` does: see sync/retire.py
+            state = ("no file left: sync drops its files, deleting its environments (or the "
+                     "service) when nothing else is in them")
+        print(f"  {part.service}: live {part.live_build_sid or 'none'}, recorded "
+              f"{part.recorded_build_sid or 'none'} ({state})")
+
+
+def _not_created(where: str, result: StatusResult) -> None:
+    """The environment does not exist yet: what a sync would do first."""
+    if result.problems:
+        print(f"{where}: not created yet; `assetsync sync` refuses this folder until the "
+              "problems below are fixed")
+    else:
+        print(f"{where}: not created yet; `assetsync sync` creates it and publishes "
+              f"{result.counts.get('files', 0)} file(s)")
+    _blocked(result)
+
+
+def _blocked(result: StatusResult) -> None:
+    """What stops a sync of this folder: the very lines `plan` and `sync` print (stderr)."""
+    if result.problems:
+        from assetsync.cli.commands.plan import print_blocking  # the very lines `plan` prints
+
+        print(f"blocked: `assetsync sync` refuses this folder ({len(result.problems)} "
+              "problem(s)):")
+        print_blocking(result.problems)

@@ -11,27 +11,26 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from assetsync.cli._common import add_json_flag, config_from_args, format_bytes, print_json
+from assetsync.cli._common import (
+    add_json_flag,
+    config_from_args,
+    format_bytes,
+    name_list,
+    print_json,
+)
 from assetsync.cli._progress import Progress, kill_switch
-from assetsync.config import Config
-from assetsync.sync.run import sync
 from assetsync.errors import AssetsyncError, ConfigError
-from assetsync.results import SyncEvent, SyncResult
+from assetsync.results import SyncResult
 
-if TYPE_CHECKING:
-    from assetsync.sync.budget import BuildBudget, Reservation
+# The `urls` command's printing helpers are imported where they are used: `--quiet` prints no
+# URL, and they cost a few ms of start-up that a cron or benchmark run would pay for nothing.
+# The account's build budget is the library's (`assetsync.sync.budget.BuildSlots`).
 
-# `assetsync.sync.budget` (the build ledger) and the `urls` command's printing helpers are imported
-# where they are used: a sync of a local target spends no build budget, and `--quiet` prints no
-# URL; each costs a few ms of start-up that a cron or benchmark run would pay for nothing.
-
-__all__ = ["BuildSlots", "handler", "log_to_file", "register"]
+__all__ = ["handler", "log_to_file", "register"]
 
 URLS_SHOWN = 50
 
@@ -49,14 +48,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="upload every file again, like `twilio-run deploy` (a baseline)")
     drift = p.add_mutually_exclusive_group()
     drift.add_argument("--adopt", action="store_true",
-                       help="if someone else deployed: build on their live build, keeping its "
-                       "functions and other files")
+                       help="if someone else deployed (before or during this sync): build on "
+                       "their live build, keeping its functions and other files")
     drift.add_argument("--force", action="store_true",
                        help="if someone else deployed: replace their files with assetsync's "
                        "(their functions are kept, unless the project deploys a functions folder)")
     p.add_argument("--env-file", metavar="PATH",
                    help="the .env whose variables the environment gets (default: the Toolkit's "
                    "`.env` beside the functions folder; [project] env_file)")
+    p.add_argument("--repair", action="store_true",
+                   help="where several Assets or Functions share a name (made by another "
+                   "tool), keep the one the live build uses and delete the others")
     p.add_argument("--prune-variables", action="store_true",
                    help="delete the environment's variables the .env no longer has (kept by "
                    "default, as `twilio-run deploy` keeps them)")
@@ -99,7 +101,7 @@ def _functions_line(result: SyncResult) -> str:
     fn = result.functions
     if fn is not None:
         verb = "would upload" if result.dry_run else "uploaded"
-        parts.append(f"functions: {verb} {len(fn.uploaded)} ({', '.join(fn.uploaded[:5]) or '-'})"
+        parts.append(f"functions: {verb} {len(fn.uploaded)} ({name_list(fn.uploaded)})"
                      f", reused {fn.reused}, dropped {len(fn.dropped)}"
                      + ("; dependencies changed" if fn.dependencies_changed else ""))
     v = result.variables
@@ -142,120 +144,34 @@ def _summary_line(result: SyncResult, where: str) -> str:
             f"{result.requests} requests)")
 
 
-class BuildSlots:
-    """The account's hourly build budget (Twilio allows 100; `assetsync watch` and other syncs of
-    the account share it, `assetsync.sync.budget`) as one sync spends it, so that a sharded sync never
-    passes it: one slot per service of the site the state knows, taken before any request; more
-    before any write when the sync spreads the site over more services (its `sharded` event);
-    settled with the builds made. A local target has no shared budget: nothing is taken.
-
-    Raises:
-        AssetsyncError: the budget has fewer slots left this hour.
-    """
-
-    def __init__(self, config: Config, dry_run: bool) -> None:
-        self.budget: BuildBudget | None = None
-        self.held: list[Reservation] = []
-        if config.target.api != "twilio" or dry_run:
-            return
-        from assetsync.sync.budget import budget_for_config
-        from assetsync.sync.sharded import services_in_use
-
-        try:
-            self.budget = budget_for_config(config)
-            slots = services_in_use(config)
-        except OSError as exc:  # never stop a sync over bookkeeping
-            logging.getLogger(__name__).warning("could not read the build budget: %s", exc)
-            self.budget = None
-            return
-        self.take(slots)
-
-    @property
-    def slots(self) -> int:
-        """Slots taken so far."""
-        return sum(r.slots for r in self.held)
-
-    def take(self, slots: int) -> None:
-        """Take `slots` more (all or none)."""
-        if self.budget is None or slots <= 0:
-            return
-        reservation = self.budget.reserve(slots)
-        if reservation is None:
-            need = self.slots + slots
-            at = time.strftime("%H:%M", time.localtime(self.budget.next_available_at(need)))
-            raise AssetsyncError(
-                f"build budget spent: a sync of this site may build {need} service(s), and "
-                f"{self.budget.remaining() + self.slots} of the account's {self.budget.limit} "
-                f"builds per hour are left (assetsync's ledger in {self.budget.ledger_dir}); "
-                f"try again at {at}"
-            )
-        self.held.append(reservation)
-
-    def watching(self, on_event: Callable[[SyncEvent], None]) -> Callable[[SyncEvent], None]:
-        """`on_event`, taking more slots when the sync says how many services it spans."""
-
-        def wrapped(event: SyncEvent) -> None:
-            if event.kind == "sharded":
-                self.take(event.total - self.slots)
-            on_event(event)
-
-        return wrapped
-
-    def settle(self, builds: int) -> None:
-        """Replace what was taken by the builds the sync made."""
-        if self.budget is None:
-            return
-        try:
-            for i, reservation in enumerate(self.held):
-                self.budget.settle(reservation, builds if i == 0 else 0)
-        except OSError as exc:
-            logging.getLogger(__name__).warning("could not record %d build(s) in the budget: %s",
-                                                builds, exc)
-        self.held = []
-
-    def settle_result(self, result: SyncResult) -> None:
-        """`settle` with the builds `result` says the sync made."""
-        if self.budget is not None:  # then `assetsync.sync.budget` is loaded already
-            from assetsync.sync.budget import builds_made
-
-            self.settle(builds_made(result))
-
-    def settle_error(self, exc: BaseException) -> None:
-        """`settle` with the builds a sync that raised `exc` made."""
-        if self.budget is not None:
-            from assetsync.sync.budget import builds_on_error
-
-            self.settle(builds_on_error(exc))
-
-
 def handler(args: argparse.Namespace) -> int:
     """Run one sync."""
+    # Here, not at the top: `assetsync --help` registers every command without loading it.
+    from assetsync.prepare.stage import BlockedError
+    from assetsync.sync.run import sync
     config = config_from_args(args, {
         "project.environment": args.env,
-        "project.env_file": str(Path(args.env_file).resolve()) if args.env_file else None})
+        "project.env_file": str(Path(args.env_file).resolve()) if args.env_file else None,
+        "sync.repair": True if args.repair else None})
     quiet = args.quiet or args.json
-    progress = Progress(quiet=quiet, verbose=args.verbose)
+    progress = Progress(quiet=quiet, verbose=args.verbose, dry_run=args.dry_run)
     with log_to_file(args.log_file):
-        budget: BuildSlots | None = None
         try:
-            budget = BuildSlots(config, args.dry_run)
             result = sync(config, dry_run=args.dry_run, full=args.full, adopt=args.adopt,
-                          force=args.force, on_event=budget.watching(kill_switch(progress)),
+                          force=args.force, on_event=kill_switch(progress),
                           prune_variables=args.prune_variables)
         except AssetsyncError as exc:
-            if budget is not None:
-                budget.settle_error(exc)
             if args.json:  # a program reading stdout still gets one document
                 print_json({"ok": False, "error": str(exc), "type": type(exc).__name__,
                             "exit_code": exc.exit_code})
-            raise
-        except BaseException:
-            if budget is not None:  # interrupted: every service may have built
-                budget.settle(budget.slots)
+            if isinstance(exc, BlockedError) and not args.json:
+                from assetsync.cli.commands.plan import print_blocking
+
+                print_blocking(exc.issues)  # the very lines `plan` prints
+                return exc.exit_code
             raise
         finally:
             progress.clear()
-    budget.settle_result(result)
     if args.json:
         print_json({"ok": True, **result.to_json()})
         return 0
@@ -267,12 +183,21 @@ def handler(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     print(_summary(result))
     for part in result.services:
+        if part.build_sid is None and part.dropped:  # a service retired (see its note)
+            print(f"  {part.service}/{part.environment}: retired, {len(part.dropped)} dropped")
+            continue
         print(f"  {part.service}/{part.environment} at https://{part.domain_name}: "
               f"{len(part.uploaded)} uploaded, {part.reused} reused, build {part.build_sid}")
     if result.urls and not result.dry_run:
-        from assetsync.cli.commands.urls import local_hint, print_url_rows
+        from assetsync.cli.commands.urls import (
+            local_hint,
+            local_origin,
+            print_private_count,
+            print_url_rows,
+        )
 
-        print_url_rows(result.urls, URLS_SHOWN)
+        print_url_rows(result.urls, URLS_SHOWN, origin=local_origin(config))
+        print_private_count(result)
         hint = local_hint(config, result.domain_name)
         if hint:
             print(hint)

@@ -11,26 +11,20 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from assetsync.sync.budget import budget_for_config
 from assetsync.cli import EXIT_INTERRUPTED, EXIT_OK
 from assetsync.cli._common import config_from_args
 from assetsync.config import Config
 from assetsync.errors import LockHeldError
-from assetsync.sync.sharded import services_in_use
-from assetsync.watch.run import (
-    SyncFn,
-    WatchEvent,
-    WatchOptions,
-    WatchStatus,
-    builds_made,
-    parse_watch_section,
-    watch,
-)
+
+# The watcher and the sync engine are imported by the handler: `assetsync --help` registers
+# this command without loading them.
+if TYPE_CHECKING:
+    from assetsync.watch.run import WatchEvent, WatchOptions, WatchStatus
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -96,6 +90,10 @@ class _Display:
         self.out = out
         self.status: WatchStatus | None = None
         self.uploaded = 0
+        # The last failure and no-op shown: the same one again (every backoff, a file written
+        # in a loop every max_wait_s) is news to no one, and the status line keeps it.
+        self.shown_failure: str | None = None
+        self.shown_noop: frozenset[str] | None = None
 
     def line(self, text: str) -> None:
         self.out.write(f"{_clock(time.time())} {text}\n")
@@ -121,31 +119,53 @@ class _Display:
         s = event.status
         if event.kind == "started":
             return f"watching ({event.message}); budget {s.budget_remaining}/{s.budget_limit} builds this hour"
-        if event.kind in ("advice", "overflow"):
+        if event.kind in ("advice", "overflow", "config-reloaded", "unreachable", "reachable"):
             return f"note: {event.message}"
+        if event.kind == "config-error":
+            return f"config error: {event.message}"
+        if event.kind == "held-back":
+            return (f"held back (its live version stays; fix it or add an [ignore] pattern): "
+                    f"{event.message}")
         if event.kind == "sync-started":
             self.uploaded = 0
             return None
         if event.kind == "synced":
-            builds = builds_made(event.result)
-            uploaded = _uploaded(event.result)
-            variables = _variables_changed(event.result)
-            if builds:
-                build = getattr(event.result, "build_sid", None) if builds == 1 else None
-                what = f"build {build}" if build else _count(builds, "build")
-                return f"{_changes(event)} deployed: {uploaded} uploaded, {what}" + (
-                    f", {variables}" if variables else "")
-            if variables:
-                return f"{_changes(event)} deployed: {variables}"
-            return f"{_changes(event)}: nothing to deploy" if event.paths is not None else None
+            self.shown_failure = None
+            return self._synced(event)
         if event.kind == "sync-failed":
+            if event.message == self.shown_failure:
+                return None
+            self.shown_failure = event.message
             return f"sync failed: {event.message}; retrying at {_clock(s.next_build_at)} or on the next change"
         if event.kind == "waiting" and s.state == "budget":
             return f"build budget spent ({s.budget_limit}/hour); next build at {_clock(s.next_build_at)}"
         return None
 
+    def _synced(self, event: WatchEvent) -> str | None:
+        from assetsync.watch.run import builds_made
+
+        builds = builds_made(event.result)
+        uploaded = _uploaded(event.result)
+        variables = _variables_changed(event.result)
+        if builds or variables:
+            self.shown_noop = None
+        if builds:
+            build = getattr(event.result, "build_sid", None) if builds == 1 else None
+            what = f"build {build}" if build else _count(builds, "build")
+            return f"{_changes(event)} deployed: {uploaded} uploaded, {what}" + (
+                f", {variables}" if variables else "")
+        if variables:
+            return f"{_changes(event)} deployed: {variables}"
+        if event.paths is None:
+            return None
+        batch = event.paths | event.toolkit
+        if batch == self.shown_noop:
+            return None
+        self.shown_noop = batch
+        return f"{_changes(event)}: nothing to deploy"
+
     def finish(self, status: WatchStatus) -> None:
-        pending = status.pending + (1 if status.full_reconcile_pending else 0)
+        pending = status.pending + (1 if _undeployed(status) and not status.pending else 0)
         self.line(f"stopped; {status.builds} builds, {status.failures} failed syncs, {pending} pending")
 
 
@@ -169,6 +189,12 @@ class _StatusLine(_Display):
         parts.append(f"budget {s.budget_remaining}/{s.budget_limit}")
         if s.next_build_at is not None and s.state in ("pending", "budget", "backoff"):
             parts.append(f"next build {_clock(s.next_build_at)}")
+        if not s.reachable:
+            parts.append("target not answering")
+        if s.held_back:
+            parts.append(f"{_count(s.held_back, 'file')} held back")
+        if s.config_error:
+            parts.append("config file broken: last good config in use")
         if s.last_error:
             parts.append(f"last error: {s.last_error}")
         width = shutil.get_terminal_size().columns - 1
@@ -183,7 +209,7 @@ class _StatusLine(_Display):
 
 
 def _options(config: Config, args: argparse.Namespace) -> WatchOptions:
-    base = config.watch if isinstance(config.watch, WatchOptions) else WatchOptions()
+    base = config.watch
     flags = {
         "polling": args.polling,
         "quiet_window_s": args.quiet_window,
@@ -192,6 +218,8 @@ def _options(config: Config, args: argparse.Namespace) -> WatchOptions:
     chosen = {k: v for k, v in flags.items() if v is not None}
     if not chosen:
         return base
+    from assetsync.watch.run import parse_watch_section
+
     # The same checks as the config file, so a bad flag gets the same one-line error.
     table = {**dataclasses.asdict(base), **chosen}
     if "quiet_window_s" in chosen:
@@ -242,42 +270,62 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler_)
 
 
-def _engine_sync_fn(config: Config, display: _Display) -> SyncFn:
-    """The sync_fn for watch(): one engine sync; a batch of dirty paths goes as the scan hint."""
-    from assetsync.sync.run import (
-        sync,  # the engine's imports are only paid for by commands that sync
-    )
+# Why a pending full reconcile leaves changes possibly undeployed; the periodic check
+# ("interval") is no sign of any change, so stopping before it is no loss.
+_UNRUN_RECONCILE = {
+    "start": "the full reconcile at start did not run",
+    "overflow": "file events were lost and the full reconcile did not run",
+    "watch limit": "some folders went unwatched and the full reconcile did not run",
+    "config": "the edited config is not applied yet",
+}
 
-    def sync_fn(paths: frozenset[str] | None) -> object:
-        return sync(config, paths=paths, on_event=display.on_sync_event)
 
-    return sync_fn
+def _undeployed(status: WatchStatus) -> str | None:
+    """What a stop leaves unpublished, or None."""
+    if status.pending:
+        return f"{_count(status.pending, 'change')} not deployed"
+    if status.full_reconcile_pending:
+        return _UNRUN_RECONCILE.get(status.full_reconcile_reason or "start")
+    return None
+
+
+def _reloader(args: argparse.Namespace) -> Callable[[], Config]:
+    """Reads the config file again as the command did at start (environment, flags)."""
+    def load() -> Config:
+        config = config_from_args(args, {"project.environment": args.env})
+        return dataclasses.replace(config, watch=_options(config, args))
+
+    return load
 
 
 def handler(args: argparse.Namespace) -> int:
     """Run `assetsync watch` until Ctrl-C; exit 0 if everything was deployed, 130 if not."""
+    from assetsync.sync.budget import budget_for_config
+    from assetsync.sync.sharded import services_in_use
+    from assetsync.watch.engine import EngineSync
+    from assetsync.watch.run import watch
+
     config = config_from_args(args, {"project.environment": args.env})
     options = _options(config, args)
     budget = budget_for_config(config, limit=options.builds_per_hour)
     display = _StatusLine(sys.stdout) if sys.stdout.isatty() and not args.plain else _Display(sys.stdout)
     stop = threading.Event()
+    engine = EngineSync(dataclasses.replace(config, watch=options), load=_reloader(args),
+                        on_event=display.on_sync_event)
     with _watch_lock(config), _stop_on_signals(stop):
         status = watch(
-            config,  # type: ignore[arg-type]
+            config,
             stop=stop,
-            sync_fn=_engine_sync_fn(config, display),
+            sync_fn=engine,
             budget=budget,
             on_event=display.on_watch_event,
             options=options,
             services=services_in_use(config),
+            reload=engine.reload,
         )
     display.finish(status)
-    if status.pending or status.full_reconcile_pending:
-        what = (
-            f"{_count(status.pending, 'change')} not deployed"
-            if status.pending
-            else "the full reconcile did not run"
-        )
+    what = _undeployed(status)
+    if what:
         print(f"assetsync: stopped; {what}: run `assetsync sync` to publish them", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK

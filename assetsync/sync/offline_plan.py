@@ -1,0 +1,295 @@
+"""`plan`'s composition: what a sync would upload, reuse and drop, offline.
+
+The same preparation and checks as `sync` (`assetsync.prepare`), then the same assessment
+(`assetsync.plan.assess`) against the recorded state, the build assetsync recorded deploying
+standing in for the live one (its kept manifest: the files and functions it holds). A site that
+does not fit one build is spread over services as `sync` would spread it. A Toolkit project's
+Variables are planned against the keyed digests the last sync recorded (keys, never a value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from assetsync.config import Config, target_key
+from assetsync.errors import LimitError, LockHeldError
+from assetsync.functions.plan import FunctionPlan
+from assetsync.limits import BuildLimits
+from assetsync.media.audio_stage import AudioReport
+from assetsync.models import PublishedFile, Visibility
+from assetsync.plan.assess import assess
+from assetsync.plan.assets import LiveBuild, Plan, PlanCounts, RecordedService, build_plan
+from assetsync.plan.shard import previous_placement, service_names
+from assetsync.plan.shard_options import ShardOptions
+from assetsync.prepare.classify import Issue
+from assetsync.prepare.stage import Prepared, blocking_problems, prepare_files
+from assetsync.results import SyncEvent
+from assetsync.scan.rules import Snapshot
+from assetsync.state.db import State
+
+if TYPE_CHECKING:
+    from assetsync.functions.local import FunctionProject
+    from assetsync.functions.variables import VariablePlan
+    from assetsync.plan.shard_result import ShardResult
+
+__all__ = ["LocalPlan", "ServicePlan", "plan_offline"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePlan:
+    """One service's plan in a site spread over several services."""
+
+    service: str
+    plan: Plan
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPlan:
+    """The plan plus what led to it: the scan and every issue found on the way.
+
+    `shard` and `services` are set when the site is spread over several services (as `sync`
+    would spread it); `plan` is then every service's plan merged (counts summed).
+    """
+
+    snapshot: Snapshot
+    plan: Plan
+    issues: tuple[Issue, ...]
+    shard: ShardResult | None = None
+    services: tuple[ServicePlan, ...] = ()
+    audio: tuple[AudioReport, ...] = ()  # what each audio file becomes (the transform step)
+    functions: FunctionPlan | None = None  # None: the project deploys no functions
+    variables: VariablePlan | None = None  # keys only; None: no functions or no .env
+    variables_recorded: bool = False  # a sync recorded the environment's variable digests
+    new_services: tuple[str, ...] = ()  # services of `shard` that sync creates first
+
+    @property
+    def valid(self) -> bool:
+        """No file that cannot be published."""
+        return not any(i.severity == "error" for i in self.issues)
+
+
+def _open_state(config: Config, on_event: Callable[[SyncEvent], None]) -> State:
+    """The state, or a read-only view of it while another assetsync (say `watch`) holds it."""
+    try:
+        return State.open(config.state_dir)
+    except LockHeldError as exc:
+        on_event(SyncEvent("note", message=f"{exc}; planning from a read-only view"))
+        return State.open(config.state_dir, readonly=True)
+
+
+def _recorded(state: State, config: Config, names: Sequence[str]) -> dict[str, RecordedService]:
+    key = target_key(config)
+    recorded: dict[str, RecordedService] = {}
+    for name in names:
+        service = state.get_service(key, name)
+        if service is not None:
+            recorded[name] = state.recorded_service(key, service.service_sid, config.environment)
+    return recorded
+
+
+def _recorded_live(state: State, config: Config, service: str) -> LiveBuild | None:
+    """The build assetsync recorded deploying to the service's environment (its kept
+    manifest), standing in for the live build offline."""
+    from assetsync.state.ledger import recorded_build, to_live_build
+
+    key = target_key(config)
+    rec = state.get_service(key, service)
+    env = state.get_environment(key, rec.service_sid, config.environment) if rec else None
+    built = (recorded_build(state, key, rec.service_sid, env.build_sid)
+             if rec is not None and env is not None and env.build_sid else None)
+    return to_live_build(built) if built is not None else None
+
+
+def _function_records(state: State, config: Config) -> list[tuple[str, str, str, str]]:
+    key = target_key(config)
+    rec = state.get_service(key, config.service)
+    if rec is None:
+        return []
+    return [(v.digest, v.path, v.visibility, v.version_sid)
+            for v in state.versions(key, rec.service_sid, kind="function")]
+
+
+def plan_offline(config: Config, *, full: bool = False, prune_variables: bool = False,
+                 on_event: Callable[[SyncEvent], None] | None = None) -> LocalPlan:
+    """Prepare and check the folder exactly as `sync` does, then assess it against the
+    recorded state (offline), spreading the files over services as `sync` would when they do
+    not fit one build. A file the scan could not take is an error here: it cannot be
+    published. A functions folder adds the functions' and Variables' plans
+    (`prune_variables`: as `sync --prune-variables` would).
+
+    Raises:
+        ConfigError: an unreadable or invalid package.json or .env (one line naming it).
+    """
+    from assetsync.functions.local import load_functions
+
+    project = load_functions(config)  # first, as in `sync`: a bad .env stops before the scan
+    options = config.shard if isinstance(config.shard, ShardOptions) else ShardOptions()
+    with _open_state(config, on_event or (lambda _event: None)) as state:
+        prepared = prepare_files(config, state, on_event=on_event)
+        problems = blocking_problems(prepared, project, source=config.source,
+                                     limits=options.limits)
+        if config.check.strict:  # then a broken reference stops `sync`: say so here too
+            from assetsync.check.project import reference_issues
+
+            problems += reference_issues(config, prepared.files, project)
+        recorded = _recorded(state, config, service_names(config.service, options))
+        plan, shard_result, services, shard_issues = _plan_services(
+            config, prepared.files, recorded, options, full=full)
+        # Functions deploy with the configured service only, as `sync` deploys them: only its
+        # assets can take a function's path.
+        beside = [f for f in prepared.files if shard_result is None
+                  or shard_result.assignment.get(f.path, config.service) == config.service]
+        found = assess(beside, recorded.get(config.service, RecordedService()),
+                       _recorded_live(state, config, config.service), limits=options.limits,
+                       full=full, held=prepared.held, problems=problems, functions=project,
+                       function_records=_function_records(state, config) if project else (),
+                       manifest=config.sync.remote_manifest)
+        if shard_result is None and not shard_issues:
+            plan = found.plan  # the site fits one service: its assessment is the plan
+        project_plan = (_ProjectPlan.of(state, config, project, prune=prune_variables)
+                        if project is not None else None)
+    issues = _issues(prepared, problems, found.functions, shard_issues, plan, project_plan)
+    return LocalPlan(snapshot=prepared.snapshot, plan=plan, issues=issues,
+                     shard=shard_result, services=services, audio=tuple(
+                         r for r in prepared.audio if isinstance(r, AudioReport)),
+                     functions=found.functions,
+                     variables=project_plan.variables if project_plan is not None else None,
+                     variables_recorded=project_plan is not None and project_plan.recorded,
+                     new_services=tuple(n for n in (shard_result.services if shard_result
+                                                    else ()) if n not in recorded))
+
+
+def _issues(prepared: Prepared, problems: Sequence[Issue], functions: FunctionPlan | None,
+            shard_issues: Sequence[Issue], plan: Plan,
+            project_plan: _ProjectPlan | None) -> tuple[Issue, ...]:
+    """Every issue, errors first, each once: the scan's (a file it could not take is an error
+    here), the preparation's checks, the functions', the placement's and the plan's."""
+    scan = {(i.path, i.message) for i in prepared.snapshot.issues}
+    found = {
+        *(Issue(path, message) for path, message in scan),
+        *(i for i in prepared.warnings if (i.path, i.message) not in scan),
+        *problems, *(functions.issues if functions is not None else ()),
+        *shard_issues, *plan.issues,
+        *(project_plan.variable_issues if project_plan is not None else ()),
+    }
+    return tuple(sorted(found, key=lambda i: (i.severity != "error", i.path, i.message)))
+
+
+@dataclass(frozen=True, slots=True)
+class _ProjectPlan:
+    """The Variables' plan of a Toolkit project, offline."""
+
+    project: FunctionProject
+    variables: VariablePlan | None
+    recorded: bool  # a sync recorded the Variables' digests
+    variable_issues: tuple[Issue, ...]
+
+    @classmethod
+    def of(cls, state: State, config: Config, project: FunctionProject, *,
+           prune: bool) -> _ProjectPlan:
+        """Plan the .env against the Variables' digests the last sync recorded for the
+        configured service's environment (the functions are the assessment's)."""
+        from assetsync.functions.variables import plan_recorded_variables
+
+        key = target_key(config)
+        service = state.get_service(key, config.service)
+        sid = service.service_sid if service is not None else None
+        env = state.get_environment(key, sid, config.environment) if sid else None
+        variables: VariablePlan | None = None
+        issues: tuple[Issue, ...] = ()
+        recorded = False
+        if project.variables is not None:
+            file = project.env_file or ".env"
+            digests = (state.variable_digests(key, env.service_sid, env.environment_sid)
+                       if env is not None else {})
+            recorded = bool(digests)
+            try:
+                variables = plan_recorded_variables(
+                    project.variables, digests, key=state.variable_digest_key(),
+                    scope=env.environment_sid if env is not None else "", prune=prune, file=file)
+            except LimitError as exc:  # keys over Twilio's limits: named, never a value
+                issues = (Issue(exc.path or file, str(exc)),)
+        return cls(project, variables, recorded, issues)
+
+
+def _plan_services(
+    config: Config,
+    files: Sequence[PublishedFile],
+    recorded: dict[str, RecordedService],
+    options: ShardOptions,
+    *,
+    full: bool,
+) -> tuple[Plan, ShardResult | None, tuple[ServicePlan, ...], list[Issue]]:
+    """One plan when the site fits one build and lives in one service (the usual case), else
+    the files sharded as `assetsync.sync.sharded.sync_sharded` shards them and one plan per service."""
+    limits = options.limits
+    empty = RecordedService()
+    previous = previous_placement(files, recorded)
+    private = sum(1 for f in files if f.visibility is Visibility.PRIVATE)
+    over = private > limits.private or len(files) - private > limits.public_protected
+    if not over and set(previous.values()) <= {config.service}:
+        return build_plan(files, recorded.get(config.service, empty), None, limits=limits,
+                          full=full), None, (), []
+    from assetsync.plan.shard import shard  # only a site spread over services pays for it
+
+    changed = [f.path for f in files if (f.digest, f.path, f.visibility.value)
+               not in recorded.get(previous.get(f.path, ""), empty).versions]
+    try:
+        result = shard(files, previous, options, base_service=config.service, changed=changed)
+    except LimitError as exc:
+        # Cannot be spread: the one-service plan for the listing, the reason as the error
+        # (its own per-build limit lines would only repeat it).
+        plan = build_plan(files, recorded.get(config.service, empty), None, limits=limits,
+                          full=full)
+        plan = replace(plan, issues=tuple(i for i in plan.issues if i.path != "/"))
+        return plan, None, (), [Issue(exc.path or "/", str(exc))]
+    grouped: dict[str, list[PublishedFile]] = {name: [] for name in result.services}
+    for f in files:
+        grouped[result.assignment[f.path]].append(f)
+    # A retired service (no file left) stops serving the site's files: `sync` deletes its
+    # environments (an empty build is refused) or builds it without them, so they are drops.
+    retired = [p for name in result.retired for p in recorded.get(name, empty).owned_paths]
+    services = tuple(
+        ServicePlan(name, build_plan(grouped[name], recorded.get(name, empty), None,
+                                     limits=limits, full=full))
+        for name in result.services
+    )
+    issues: list[Issue] = []
+    if options == ShardOptions():
+        issues.append(Issue("/", (
+            f"the site does not fit one build ({len(files) - private} public+protected of "
+            f"{limits.public_protected}, {private} private of {limits.private}): sync spreads it "
+            f"over {len(result.services)} services ({', '.join(result.services)}) with the "
+            "default [shard] settings; see docs/sharding.md to configure them"), "warning"))
+    merged = _merged([s.plan for s in services], limits)
+    if retired:
+        merged = replace(merged, drops=tuple(sorted((*merged.drops, *retired))),
+                         needs_build=True)
+    return merged, result, services, issues
+
+
+def _merged(plans: Sequence[Plan], limits: BuildLimits) -> Plan:
+    """Every service's plan as one (sorted by path; counts summed over the services)."""
+    return Plan(
+        create_assets=tuple(sorted(p for plan in plans for p in plan.create_assets)),
+        uploads=tuple(sorted((f for plan in plans for f in plan.uploads),
+                             key=lambda f: f.path)),
+        reuses=tuple(sorted((r for plan in plans for r in plan.reuses),
+                            key=lambda r: r[0].path)),
+        drops=tuple(sorted(p for plan in plans for p in plan.drops)),
+        kept_foreign=(),
+        function_versions=(),
+        dependencies=(),
+        runtime=None,
+        needs_build=any(plan.needs_build for plan in plans),
+        counts=PlanCounts(
+            public=sum(plan.counts.public for plan in plans),
+            protected=sum(plan.counts.protected for plan in plans),
+            private=sum(plan.counts.private for plan in plans),
+            functions=sum(plan.counts.functions for plan in plans),
+            limits=limits,
+        ),
+        issues=tuple(i for plan in plans for i in plan.issues),
+    )

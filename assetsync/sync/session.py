@@ -1,0 +1,135 @@
+"""What every command around a sync opens first: the client for the config's target, the state
+and client held while the work runs, and the runner that drives it from synchronous code.
+
+`assetsync.sync.run` (sync) and `assetsync.sync.operations` (status, rollback, promote, prune)
+both build on this module, and neither imports the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TypeVar
+
+from assetsync.config import Config, Credentials
+from assetsync.remote.client import ClientEvent, RetryPolicy, ServerlessClient, resolve_endpoints
+from assetsync.results import EventCallback, SyncEvent
+
+__all__ = ["make_client", "open_client", "run_sync"]
+
+T = TypeVar("T")
+
+
+def make_client(
+    config: Config,
+    *,
+    on_event: Callable[[ClientEvent], None] | None = None,
+    retry: RetryPolicy | None = None,
+) -> ServerlessClient:
+    """The client for a config's target.
+
+    `api = "local"` runs the emulator in-process on `<state_dir>/emulator` with its built-in local
+    account (no credentials, no network); anything else needs Twilio credentials.
+    """
+    transport = None
+    if config.target.api == "local":
+        from assetsync.emulator import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, embedded_transport
+
+        transport = embedded_transport(config.state_dir / "emulator")
+        credentials = Credentials(
+            account_sid=LOCAL_ACCOUNT_SID, username=LOCAL_ACCOUNT_SID, password=LOCAL_AUTH_TOKEN
+        )
+    else:
+        credentials = config.require_credentials()
+    api_base, upload_base = resolve_endpoints(config.target)
+    return ServerlessClient(
+        api_base=api_base,
+        upload_base=upload_base,
+        credentials=credentials,
+        transport=transport,
+        retry=retry or RetryPolicy(),
+        on_event=on_event,
+        max_concurrency=config.sync.concurrency,
+    )
+
+
+@asynccontextmanager
+async def open_client(
+    config: Config, client: ServerlessClient | None, on_event: EventCallback | None
+) -> AsyncIterator[ServerlessClient]:
+    """The caller's client (opened if needed) or a new one for the config, with retry events
+    forwarded to `on_event`."""
+
+    def retry_event(event: ClientEvent) -> None:
+        if on_event is not None and event.kind == "retry":
+            on_event(SyncEvent("retry", message=event.reason, sid=str(event.status or "")))
+
+    api = client or make_client(config)
+    previous = api.on_event
+
+    def both(event: ClientEvent) -> None:
+        if previous is not None:
+            previous(event)
+        retry_event(event)
+
+    api.on_event = both
+    try:
+        if api.is_open:
+            yield api
+        else:
+            async with api:
+                yield api
+    finally:
+        api.on_event = previous
+
+
+# CPython collects its youngest generation every 700 allocations of container objects. A sync
+# of 1,000 files makes ~15,000 such objects, nearly all freed by reference counting, so those
+# collections (22 of them, 1.5 ms of a 90 ms sync, measured) find next to nothing. 50,000 is
+# the threshold commonly recommended for such programs (M. Kennedy, "Python gc settings:
+# change this and make your app go 20% faster", 2024); cycles are still collected.
+_YOUNG_THRESHOLD = 50_000
+
+
+class _Threshold:
+    """The interpreter's young-generation threshold, raised while any run is inside (watch
+    mode's runs and a library caller's may overlap in threads: the first in saves it, the
+    last out restores it). The garbage collector is process-wide, so its bookkeeping is too."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.inside = 0
+        self.saved = 0
+
+    @contextmanager
+    def raised(self) -> Iterator[None]:
+        with self.lock:
+            young, *older = gc.get_threshold()
+            if self.inside == 0:
+                self.saved = young
+                gc.set_threshold(max(young, _YOUNG_THRESHOLD), *older)
+            self.inside += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.inside -= 1
+                if self.inside == 0:
+                    gc.set_threshold(self.saved, *gc.get_threshold()[1:])
+
+
+_THRESHOLD = _Threshold()
+
+
+def run_sync(make: Callable[[], Coroutine[object, object, T]]) -> T:
+    """Run `make()` to completion from synchronous code (the CLI, watch mode, tests), with
+    fewer garbage collections while it runs."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        with _THRESHOLD.raised():
+            return asyncio.run(make())
+    raise RuntimeError("called from a running event loop: use the *_async variant instead")

@@ -1,0 +1,264 @@
+"""The secret check: credentials in public or protected files refuse the sync before any write
+(one line naming the file and the kind, never the secret); private files and `[publish]
+allow_secrets` publish; verdicts are cached by content digest, so a no-op sync reads no file.
+The scanner itself (`assetsync.prepare.secrets`) is pure and chunk-independent."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import assetsync
+from assetsync.cli import main
+from assetsync.config import load_config
+from assetsync.prepare.secret_check import CACHE_NAME
+from assetsync.prepare.secrets import KnownSecret, SecretScan, find_secrets
+from assetsync.results import SyncEvent
+from assetsync.sync.run import sync
+from tests.sync_harness import credentials_env, enter_cli, make_tree, write_config
+
+# Test keys made for this file (not real credentials); the PEM body is random base64.
+_PEM_BODY = ("MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"
+             "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n")
+RSA_KEY = f"-----BEGIN RSA PRIVATE KEY-----\n{_PEM_BODY}-----END RSA PRIVATE KEY-----\n"
+OPENSSH_KEY = ("-----BEGIN OPENSSH PRIVATE KEY-----\n"
+               "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+               "-----END OPENSSH PRIVATE KEY-----\n")
+SERVICE_ACCOUNT = json.dumps({
+    "type": "service_account", "project_id": "demo-123", "private_key_id": "0" * 40,
+    "private_key": "-----BEGIN PRIVATE KEY-----\n" + _PEM_BODY + "-----END PRIVATE KEY-----\n",
+    "client_email": "bot@demo-123.iam.gserviceaccount.com",
+}, indent=2)
+AWS_KEY = "aws_access_key_id = AKIAQ3EGRAXRZ4MUFB7T\n"
+GITHUB = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+SLACK = "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"
+STRIPE = "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
+TWILIO_PAIR = 'apiKey = "SK' + "0123456789abcdef" * 2 + '"\napiSecret = "' + "Ab3" * 10 + 'xy"\n'
+
+
+# -------------------------------------------------------------------------- the pure scanner
+
+@pytest.mark.parametrize(("text", "rule"), [
+    (RSA_KEY, "private-key"),
+    (OPENSSH_KEY, "private-key"),
+    ("const key = " + json.dumps(RSA_KEY) + ";", "private-key"),  # escaped in a JS string
+    (SERVICE_ACCOUNT, "gcp-service-account"),
+    (AWS_KEY, "aws-access-key"),
+    ("secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzzzzzzzz',", "aws-secret-key"),
+    (f"token={GITHUB}", "github-token"),
+    (f"SLACK={SLACK}", "slack-token"),
+    (f"stripe('{STRIPE}')", "stripe-live-key"),
+    (TWILIO_PAIR, "twilio-api-key"),
+])
+def test_each_format_is_found_by_its_rule(text: str, rule: str) -> None:
+    assert [f.rule for f in find_secrets(text.encode())] == [rule]
+
+
+@pytest.mark.parametrize("text", [
+    "To make a key: openssl genrsa; it starts with -----BEGIN RSA PRIVATE KEY-----.",
+    "-----BEGIN PUBLIC KEY-----\n" + _PEM_BODY + "-----END PUBLIC KEY-----\n",
+    "AKIAIOSFODNN7EXAMPLE is the key AWS's documentation uses",
+    "Stripe.setPublishableKey('pk_live_4eC39HqLyjWDarjtT1zdp7dc')",
+    "AccountSid: AC" + "0123456789abcdef" * 2,  # an identifier, not a credential
+    "xghp_" + "a" * 36,  # the tail of a longer word
+    "<img src='photo.jpg' alt='a long description of the picture'>" * 50,
+])
+def test_public_lookalikes_are_not_findings(text: str) -> None:
+    assert find_secrets(text.encode()) == ()
+
+
+def test_a_known_credential_is_matched_exactly_and_named_by_line() -> None:
+    token = KnownSecret("account-auth-token", "the account's token", b"f" * 32)
+    text = b"line one\nline two\nconst t = '" + b"f" * 32 + b"';\n"
+    [found] = find_secrets(text, [token])
+    assert (found.rule, found.line) == ("account-auth-token", 3)
+    assert find_secrets(text.replace(b"f" * 32, b"f" * 31 + b"e"), [token]) == ()
+    short = KnownSecret("short", "a short one", b"secret")  # would match ordinary text
+    assert find_secrets(b"a secret", [short]) == ()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from([RSA_KEY, SERVICE_ACCOUNT, AWS_KEY, TWILIO_PAIR, f"x {GITHUB} y"]),
+       st.integers(0, 9000), st.integers(0, 9000), st.data())
+def test_findings_do_not_depend_on_where_chunks_end(secret: str, before: int, after: int,
+                                                     data: st.DataObject) -> None:
+    """Same findings, same lines, whatever the chunks (many short ones included)."""
+    text = b"a\n" * (before // 2) + secret.encode() + b" z" * (after // 2)
+    whole = find_secrets(text)
+    assert whole
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=12)))
+    scan = SecretScan()
+    for start, end in zip([0, *cuts], [*cuts, len(text)], strict=True):
+        scan.feed(text[start:end])
+    assert scan.findings() == whole
+
+
+def test_a_file_fed_byte_by_byte_gives_the_same_findings() -> None:
+    text = (b"x\n" * 3000) + SERVICE_ACCOUNT.encode() + b"\n" + TWILIO_PAIR.encode()
+    scan = SecretScan()
+    for i in range(len(text)):
+        scan.feed(text[i:i + 1])
+    assert scan.findings() == find_secrets(text)
+    assert [(f.rule, f.line) for f in scan.findings()] == [
+        ("gcp-service-account", 3002), ("twilio-api-key", 3008)]
+
+
+def test_the_scanner_module_is_pure() -> None:
+    tree = ast.parse((Path(assetsync.__file__).parent / "prepare" / "secrets.py").read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree)
+                 if isinstance(n, ast.ImportFrom) and n.module}
+    assert imported <= {"__future__", "re", "collections", "dataclasses"}
+    calls = {n.func.id for n in ast.walk(tree)
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert not calls & {"open", "print", "input"}
+
+
+# ---------------------------------------------------------------------- sync, plan and the CLI
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Two ordinary files, the config and the account's credentials in the environment."""
+    write_config(tmp_path, emulator)
+    make_tree(tmp_path / "site", 2)
+    return enter_cli(tmp_path, emulator, monkeypatch)
+
+
+def uploads(emulator: Any) -> int:
+    """Acknowledged Asset Version uploads (the files; not a Function's)."""
+    return sum(1 for e in emulator.state.request_log
+               if e.kind == "upload" and e.method == "POST" and e.status == 201
+               and "/Assets/" in e.path)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _bad_files(sid: str, token: str) -> dict[str, tuple[str, str]]:
+    """name -> (content, the kind the error names)."""
+    return {
+        "credentials.json": (SERVICE_ACCOUNT, "a Google service-account key"),
+        "deploy-key.txt": (RSA_KEY, "a private key"),  # a .pem renamed: the name hides nothing
+        "js/app.js": (f"const client = twilio(sid, '{token}');\n", "auth token"),
+        "js/fetch.js": ("headers: {Authorization: 'Basic " + base64.b64encode(
+            f"{sid}:{token}".encode()).decode() + "'}", "as an HTTP Basic header"),
+        "notes.txt": ("\n" * 4 + AWS_KEY, "an AWS access key (line 5)"),
+    }
+
+
+@pytest.mark.parametrize("name", ["credentials.json", "deploy-key.txt", "js/app.js",
+                                  "js/fetch.js", "notes.txt"])
+def test_a_public_file_with_a_credential_refuses_the_sync_before_any_write(
+    project: Path, emulator: Any, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    token = emulator.auth_token
+    content, kind = _bad_files(emulator.account_sid, token)[name]
+    target = project / "site" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(content)
+    log = project / "sync.log"
+    outputs = []
+    for argv in (["sync"], ["sync", "--json"], ["-v", "-v", "sync", "--log-file", str(log)]):
+        code, out, err = run(capsys, *argv)
+        assert code == 1
+        outputs += [out, err]
+    assert "Traceback" not in outputs[1]
+    [line] = [line for line in outputs[1].splitlines() if name in line]  # one line names it
+    assert kind in line and "allow_secrets" in line
+    doc = json.loads(outputs[2])
+    assert doc["ok"] is False and name in doc["error"]
+    # No request at all: the checks run before the first one.
+    assert [(e.method, e.path) for e in emulator.state.request_log] == []
+    assert uploads(emulator) == 0
+    secret_parts = [token, "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMx", "AKIAQ3EGRAXRZ4MUFB7T"]
+    for text in [*outputs, log.read_text()]:
+        assert not any(part in text for part in secret_parts)
+    assert not any(part.encode() in path.read_bytes() for part in secret_parts
+                   for path in (project / ".assetsync").rglob("*") if path.is_file())
+
+    code, _out, err = run(capsys, "plan")  # the offline plan shows the very same error
+    assert code == 1 and [line for line in err.splitlines() if name in line and kind in line]
+
+
+def test_private_files_and_allowed_files_publish(
+    project: Path, emulator: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = project / "site"
+    (site / "deploy-key.private.txt").write_text(RSA_KEY)  # served to functions only
+    code, _out, err = run(capsys, "sync")
+    assert code == 0, err
+    assert uploads(emulator) == 3
+
+    (site / "demo-key.txt").write_text(RSA_KEY)  # a documentation page's sample key
+    emulator.state.request_log.clear()
+    code, _out, err = run(capsys, "sync")
+    assert code == 1 and "demo-key.txt" in err
+    assert [(e.method, e.path) for e in emulator.state.request_log] == []
+    config = project / ".assetsync.toml"
+    config.write_text(config.read_text() + '[publish]\nallow_secrets = ["demo-*.txt"]\n')
+    code, _out, err = run(capsys, "sync")
+    assert code == 0, err
+    assert uploads(emulator) == 1  # the allowed file
+
+
+def _checked(events: list[SyncEvent]) -> tuple[int, int]:
+    [event] = [e for e in events if e.kind == "secrets_checked"]
+    return event.files, event.total
+
+
+def test_a_no_op_sync_reads_no_file_and_new_credentials_scan_again(
+    tmp_path: Path, emulator: Any
+) -> None:
+    write_config(tmp_path, emulator)
+    make_tree(tmp_path / "site", 20)
+    config = load_config(tmp_path / ".assetsync.toml", environ=credentials_env(emulator))
+    events: list[SyncEvent] = []
+    sync(config, on_event=events.append)
+    assert _checked(events) == (20, 20)  # read once each
+
+    for _ in range(2):  # the no-op (carried outcome), then the general path
+        events.clear()
+        sync(config, on_event=events.append, full=_ > 0)
+        assert _checked(events) == (0, 20)
+
+    (tmp_path / "site" / "d0" / "f0000.txt").write_text("changed")
+    events.clear()
+    sync(config, on_event=events.append)
+    assert _checked(events) == (1, 20)
+
+    # Other credentials (an API key of the account): an unchanged file may hold its secret, so
+    # every verdict is taken again.
+    key_sid, key_secret = "SK" + "0123456789abcdef" * 2, "ApiKeySecretOfThirtyTwoCharacter"
+    emulator.state.api_keys = {key_sid: key_secret}
+    (tmp_path / "site" / "d1" / "f0001.txt").write_text(f"key: {key_secret}")
+    other = load_config(tmp_path / ".assetsync.toml", environ={
+        "TWILIO_ACCOUNT_SID": emulator.account_sid, "TWILIO_API_KEY": key_sid,
+        "TWILIO_API_SECRET": key_secret})
+    events.clear()
+    with pytest.raises(assetsync.AssetsyncError, match="d1/f0001.txt: holds the Twilio API key "
+                                                       "secret in use .line 1."):
+        sync(other, on_event=events.append)
+    assert _checked(events) == (20, 20)
+    assert key_secret.encode() not in (tmp_path / ".assetsync" / CACHE_NAME).read_bytes()
+
+
+def test_media_is_sniffed_not_scanned(tmp_path: Path, emulator: Any) -> None:
+    write_config(tmp_path, emulator)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+    (tmp_path / "site" / "a.png").write_bytes(png)
+    config = load_config(tmp_path / ".assetsync.toml", environ=credentials_env(emulator))
+    events: list[SyncEvent] = []
+    sync(config, on_event=events.append)
+    [event] = [e for e in events if e.kind == "secrets_checked"]
+    assert (event.files, event.bytes) == (1, 64)  # its type, from its first 64 bytes
