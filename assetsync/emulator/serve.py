@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import struct
 import threading
@@ -155,7 +156,22 @@ def bind_socket(host: str, port: int) -> socket.socket:
     `OSError` itself, with its errno, before anything is started.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family)
+    # IPPROTO_TCP named, not the 0 that `socket.create_server` leaves: asyncio turns Nagle off
+    # (TCP_NODELAY) only on accepted sockets whose proto says TCP, and they inherit this one's.
+    # With Nagle on, every answer's last segment waited for the client's delayed ACK, ~40 ms a
+    # request (uvicorn's own bind gets the proto from getaddrinfo, so it never showed there).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        if os.name != "nt":  # rebind a port a just-stopped emulator left in TIME_WAIT
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen()
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _url_host(host: str) -> str:
