@@ -9,7 +9,6 @@ very same lines.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -121,15 +120,6 @@ class ScanMemory:
         self.key, self.snapshot = key, snapshot
 
 
-def _transform_hook() -> Callable[..., object] | None:
-    try:
-        module = importlib.import_module("assetsync.media.stage")
-    except ImportError:
-        return None
-    hook = getattr(module, "transform_files", None)
-    return hook if callable(hook) else None
-
-
 def prepare_files(
     config: Config,
     state: State,
@@ -212,15 +202,17 @@ def _prepare(
     audio: tuple[object, ...] = ()
     # A carried sync whose changes are all outside the source (a function, the .env) has no
     # file to transform: it need not load the transform modules.
-    hook = _transform_hook() if files or not some else None
-    if hook is not None and config.optimize is not None:
-        result = hook(files, config.optimize, source=config.source,
-                      cache_dir=config.state_dir / "transform", on_event=on_event, some=some)
-        files = tuple(result.files)  # type: ignore[attr-defined]
-        images = result.stats.images > 0  # type: ignore[attr-defined]
-        audio = tuple(getattr(result, "audio", ()))
-        issues.extend(Issue(i.path, i.message, i.severity)
-                      for i in result.issues)  # type: ignore[attr-defined]
+    if (files or not some) and config.optimize is not None:
+        # Imported here: a plan or sync with nothing to transform never loads the encoders.
+        from assetsync.media.stage import transform_files
+
+        result = transform_files(files, config.optimize, source=config.source,
+                                 cache_dir=config.state_dir / "transform", on_event=on_event,
+                                 some=some)
+        files = result.files
+        images = result.stats.images > 0
+        audio = tuple(result.audio)
+        issues.extend(Issue(i.path, i.message, i.severity) for i in result.issues)
     issues.extend(i for i in check_published(files) if i not in issues)
     errors = tuple(i for i in issues if i.severity == "error")
     bad = {i.path for i in errors}
