@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from assetsync.check.channels import CHANNELS
 from assetsync.check.references import js_references, url_path
 from assetsync.cli import main
+from assetsync.media.channels import CHANNELS
 
 CONFIG = """
 [project]

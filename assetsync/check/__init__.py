@@ -2,11 +2,11 @@
 the channel rules (`<Play>`, MMS, WhatsApp), before callers hear a dead prompt; and (`live`) every
 URL the live environment should serve, probed."""
 
-from assetsync.check.channels import CHANNELS, ChannelRule
 from assetsync.check.live import LiveReport, ProbeResult, check_live
 from assetsync.check.project import CheckReport, check_project
 from assetsync.check.references import Reference
 from assetsync.check.verify import Finding, Target, verify
+from assetsync.media.channels import CHANNELS, ChannelRule
 
 __all__ = ["CHANNELS", "ChannelRule", "CheckReport", "Finding", "LiveReport", "ProbeResult",
            "Reference", "Target", "check_live", "check_project", "verify"]

@@ -2,7 +2,7 @@
 
 Pure. `Target` is what a sync would publish at a path (visibility, content type, size; a
 function has no content type to check); `verify` applies the visibility rules and the channel
-table (`assetsync.check.channels`) to each reference.
+table (`assetsync.media.channels`) to each reference.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from assetsync.check.channels import MMS_TRANSCODED, WHATSAPP_IMAGE_MAX, rule_for
 from assetsync.check.references import Reference
+from assetsync.media.channels import MMS_TRANSCODED, WHATSAPP_IMAGE_MAX, rule_for
 
 __all__ = ["Finding", "Target", "verify"]
 

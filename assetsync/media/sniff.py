@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from assetsync.media.channels import rule_for
 from assetsync.media.options import (
     MMS_MAX_BYTES,
     WHATSAPP_IMAGE_MAX_BYTES,
@@ -149,13 +150,8 @@ WHATSAPP_VOICE_NOTE_PLAY_BYTES = 512_000
 # Accepted types per channel (media.md §1): MMS transcodes only JPEG/PNG/GIF; WhatsApp takes
 # JPEG/PNG images (WebP only as stickers), Opus-only OGG, AMR, 3GP, AAC, MPEG, MP4 and PDF;
 # `<Play>` takes MPEG, WAV, AIFF, GSM and µ-law audio (twilio.com/docs/voice/twiml/play).
+# Which types each channel accepts comes from the one sourced table, `media/channels.py`.
 _MMS_IMAGES = frozenset({"jpeg", "png", "gif"})
-# Audio Twilio's accepted MIME types page does not list for MMS (it lists audio/mpeg, mp4, ogg,
-# amr, 3gpp, ac3, webm, basic, L24, aac and audio/vnd.wave, not audio/wav, AIFF or FLAC).
-_MMS_UNLISTED_AUDIO = frozenset({"wav", "aiff", "flac"})
-_WHATSAPP_OK = frozenset({"jpeg", "png", "ogg-opus", "amr", "3gp", "aac", "mp3", "m4a",
-                          "mp4", "pdf"})
-_VOICE_OK = frozenset({"mp3", "wav", "aiff"})
 _VOICE_MIMES = frozenset({"audio/x-gsm", "audio/gsm", "audio/ulaw", "audio/basic"})
 # Formats Pillow decodes, so a variant profile converts them instead of warning.
 DECODABLE = frozenset({"jpeg", "png", "gif", "webp", "bmp", "tiff", "avif"})
@@ -239,7 +235,7 @@ def _mms_problem(media: MediaType | None, file: PublishedFile) -> str | None:
     if media and media.is_image and kind not in _MMS_IMAGES:
         return (f"{media.kind.upper()} is not transcoded by Twilio for MMS; "
                 "publish JPEG, PNG or GIF (an mms profile converts decodable images)")
-    if media and kind in _MMS_UNLISTED_AUDIO:
+    if media and media.is_audio and not rule_for("mms").accepts(media.mime):
         return (f"Twilio does not list {media.mime} among the media types MMS accepts; "
                 "publish MP3, M4A, AMR or OGG (an mms profile with variants converts it)")
     if kind not in _MMS_IMAGES and file.size > MMS_MAX_BYTES:
@@ -255,7 +251,7 @@ def _whatsapp_problem(media: MediaType | None, file: PublishedFile) -> str | Non
         return "WhatsApp accepts OGG audio only with the Opus codec; re-encode it as Opus"
     if kind == "webp":
         return "WhatsApp takes WebP only as stickers; publish JPEG or PNG"
-    if media is not None and kind not in _WHATSAPP_OK:
+    if media is not None and not rule_for("whatsapp").accepts(media.mime):
         return f"WhatsApp does not accept {media.mime}"
     if media and media.is_image and file.size > WHATSAPP_IMAGE_MAX_BYTES:
         return f"{_size_mb(file)} is over WhatsApp's 5 MB image limit"
@@ -268,9 +264,8 @@ def _whatsapp_problem(media: MediaType | None, file: PublishedFile) -> str | Non
 
 
 def _voice_problem(media: MediaType | None, file: PublishedFile) -> str | None:
-    kind = media.kind if media else None
-    if kind in _VOICE_OK:
-        if not file.content_type.startswith("audio/"):
+    if media is not None and rule_for("play").accepts(media.mime):
+        if not rule_for("play").accepts(file.content_type):
             return (f"served as {file.content_type}; <Play> needs an audio Content-Type "
                     "(Twilio error 13420): give it an audio extension")
         return None

@@ -1,7 +1,8 @@
 """The channel rules a published file must meet where it is used: one table, each row sourced.
 
-Pure data. `check` looks up a reference's use (`<Play>`, messaging media, a browser `src`) here;
-sizes are bytes. Sources (read 2026-12; the same facts as ../shared/reference/media.md):
+Pure data, by MIME type. `check` looks up a reference's use (`<Play>`, messaging media) here and
+the media stage's channel checks (`media/sniff.py`) judge a sniffed file by the same rows; sizes
+are bytes. Sources (read 2026-12; the same facts as ../shared/reference/media.md):
 - [PLAY] TwiML <Play> docs, "Supported audio file types":
   https://www.twilio.com/docs/voice/twiml/play — a wrong Content-Type is error 13420.
 - [MMS] "Accepted content types for media", https://www.twilio.com/docs/messaging/guides/
@@ -40,17 +41,19 @@ _PLAY_TYPES = frozenset({
     "audio/mpeg", "audio/wav", "audio/wave", "audio/x-wav", "audio/aiff", "audio/x-aifc",
     "audio/x-aiff", "audio/x-gsm", "audio/gsm", "audio/ulaw",
 })
+# The page lists audio/vnd.wave but not audio/wav, AIFF or FLAC.
 _MMS_TYPES = frozenset({
     "image/jpeg", "image/jpg", "image/gif", "image/png", "image/bmp", "image/tiff",
     "image/heic", "image/heif", "image/webp", "audio/basic", "audio/l24", "audio/mp4",
-    "audio/mpeg", "audio/ogg", "audio/vnd.wave", "audio/wav", "audio/webm", "audio/3gpp",
-    "audio/amr", "video/mpeg", "video/mp4", "video/quicktime", "video/webm", "video/3gpp",
-    "video/h264", "text/vcard", "text/x-vcard", "text/csv", "text/rtf", "text/richtext",
-    "text/calendar", "text/directory", "application/pdf",
+    "audio/mpeg", "audio/ogg", "audio/vnd.wave", "audio/webm", "audio/3gpp", "audio/ac3",
+    "audio/aac", "audio/amr", "video/mpeg", "video/mp4", "video/quicktime", "video/webm",
+    "video/3gpp", "video/3gpp2", "video/h264", "text/vcard", "text/x-vcard", "text/csv",
+    "text/rtf", "text/richtext", "text/calendar", "text/directory", "application/pdf",
 })
 _WHATSAPP_TYPES = frozenset({
     "image/jpeg", "image/png", "audio/ogg", "audio/amr", "audio/3gpp", "audio/aac",
-    "audio/mpeg", "audio/mp4", "video/mp4", "application/pdf", "application/msword",
+    "audio/mpeg", "audio/mp4", "video/mp4", "video/3gpp", "application/pdf",
+    "application/msword",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "application/vnd.openxmlformats-officedocument.presentationml.presentation",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
