@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import FormData, UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -323,7 +323,11 @@ async def versions(request: Request) -> Response:
         parent = _owner(request)
     except EmulatorError:
         # Read the upload anyway, so a client still streaming it gets the 404, not a broken pipe.
-        async for _ in request.stream():
+        # A client that went away meanwhile (Ctrl-C mid-upload) needs no answer at all.
+        try:
+            async for _ in request.stream():
+                pass
+        except ClientDisconnect:
             pass
         raise
     kind = f"{parent.kind}_version"

@@ -188,11 +188,12 @@ def _placement(
     limits: BuildLimits,
 ) -> tuple[list[int], set[int], bool]:
     """Place the atoms keeping files where they are; failing that, pack them afresh (True)."""
+    # Only a service that overflows asks which files changed: a first placement never does.
     placed = _place(atoms, spare, stable=True,
-                    changed=frozenset(changed() if callable(changed) else changed))
+                    changed=lambda: frozenset(changed() if callable(changed) else changed))
     if placed is not None:
         return (*placed, False)
-    placed = _place(atoms, spare, stable=False, changed=frozenset())
+    placed = _place(atoms, spare, stable=False, changed=frozenset)
     if placed is None:
         raise LimitError(
             f"the groups in [shard] groups cannot be packed into {slots} services of "
@@ -261,10 +262,12 @@ def _make_atoms(
         )
         for g in ([pinned] if pinned.globs else []) + list(options.groups)
     ]
+    if not matchers:
+        return _single_atoms(files)
     by_group: dict[tuple[str, bool], _Atom] = {}
     singles: list[_Atom] = []
     seen: set[str] = set()
-    for file in sorted(files, key=lambda f: f.path):
+    for file in sorted(files, key=_PATH):
         if file.path in seen:
             raise ValueError(f"two files are published at {file.path!r}")
         seen.add(file.path)
@@ -293,6 +296,22 @@ def _make_atoms(
             )
     ordered = sorted(by_group.values(), key=lambda a: (not a.pinned, -(a.pp + a.priv), a.key))
     return ordered + singles
+
+
+def _single_atoms(files: Sequence[PublishedFile]) -> list[_Atom]:
+    """One atom per file, by path: what `_make_atoms` makes with no group (a big sharded site
+    with no [shard] groups comes through here: one pass, no per-file glob test)."""
+    ordered = sorted(files, key=_PATH)
+    paths = list(map(_PATH, ordered))
+    if len(set(paths)) != len(paths):
+        seen: set[str] = set()
+        for path in paths:
+            if path in seen:
+                raise ValueError(f"two files are published at {path!r}")
+            seen.add(path)
+    private = Visibility.PRIVATE
+    return [_Atom(path, False, [path], 0, 1) if f.visibility is private
+            else _Atom(path, False, [path], 1, 0) for path, f in zip(paths, ordered)]
 
 
 def _check_capacity(
@@ -368,7 +387,8 @@ class _Board:
 
 
 def _place(
-    atoms: list[_Atom], spare: list[tuple[int, int]], *, stable: bool, changed: frozenset[str]
+    atoms: list[_Atom], spare: list[tuple[int, int]], *, stable: bool,
+    changed: Callable[[], frozenset[str]],
 ) -> tuple[list[int], set[int]] | None:
     """Place every atom: kept ones first (evicting the fewest files from overflowing services),
     then the rest first-fit over services in use, opening the lowest free service only when none
@@ -399,10 +419,13 @@ def _place_new(board: _Board, i: int, near: dict[str, dict[int, int]]) -> bool:
     counts = None if atom.group else near.setdefault(_folder(atom.key), {})
     target = _next_to_folder(board, atom, counts) if counts else -1
     if target < 0:
-        room = [s for s in range(len(board.free)) if board.fits(s, atom)]
-        if not room:
+        # The lowest service in use with room, else the lowest with room.
+        services = range(len(board.free))
+        target = next((s for s in services if board.used[s] and board.fits(s, atom)), -1)
+        if target < 0:
+            target = next((s for s in services if board.fits(s, atom)), -1)
+        if target < 0:
             return False
-        target = next((s for s in room if board.used[s]), room[0])
     if counts is not None:
         counts[target] = counts.get(target, 0) + 1
     board.put(i, target)
@@ -423,17 +446,19 @@ def _evict(
     free: list[list[int]],
     members: list[list[int]],
     where: list[int],
-    changed: frozenset[str],
+    changed: Callable[[], frozenset[str]],
 ) -> set[int]:
     """Take the fewest files out of each overflowing service: single files of the overflowing
     class first (changed ones, then last paths first, for determinism), then the smallest groups."""
     evicted: set[int] = set()
+    known: frozenset[str] | None = None  # `changed()`, asked once, when a service overflows
     for s, ids in enumerate(members):
         if free[s][0] >= 0 and free[s][1] >= 0:
             continue
+        moved = known = changed() if known is None else known
         singles = sorted(
             (i for i in ids if not atoms[i].group),
-            key=lambda i: (atoms[i].key in changed, atoms[i].key),
+            key=lambda i: (atoms[i].key in moved, atoms[i].key),
         )
         groups = sorted(
             (i for i in ids if atoms[i].group and not atoms[i].pinned),

@@ -5,6 +5,8 @@ The same preparation and checks as `sync` (`assetsync.prepare`), then the same a
 standing in for the live one (its kept manifest: the files and functions it holds). A site that
 does not fit one build is spread over services as `sync` would spread it. A Toolkit project's
 Variables are planned against the keyed digests the last sync recorded (keys, never a value).
+When the last sync's carried outcome (`assetsync.state.last_outcome`) stands in for the
+recorded build, only the changed files are prepared again, exactly as `sync` does it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from assetsync.prepare.stage import Prepared, blocking_problems, prepare_files
 from assetsync.results import SyncEvent
 from assetsync.scan.rules import Snapshot
 from assetsync.state.db import State
+from assetsync.state.last_outcome import Carried, recorded_view, settings_of
+from assetsync.state.last_outcome import load as load_carried
 
 if TYPE_CHECKING:
     from assetsync.functions.local import FunctionProject
@@ -79,10 +83,48 @@ def _open_state(config: Config, on_event: Callable[[SyncEvent], None]) -> State:
         return State.open(config.state_dir, readonly=True)
 
 
-def _recorded(state: State, config: Config, names: Sequence[str]) -> dict[str, RecordedService]:
+def _carried(state: State, config: Config, options: ShardOptions, *,
+             full: bool) -> Carried | None:
+    """The environment's last outcome, when `sync` would use it for this plan: not for a full
+    plan, nor for a site with shard groups (placed from scratch), exactly as `sync` decides."""
+    if full or options.groups or options.first_service:
+        return None
+    return load_carried(state, target_key(config), config.service, config.environment,
+                        settings_of(config))
+
+
+def _carried_view(state: State, config: Config, carried: Carried | None,
+                  prepared: Prepared) -> tuple[RecordedService, LiveBuild] | None:
+    """The configured service's record and recorded live build as the carried outcome holds
+    them, when it stands in for the build assetsync recorded deploying (the one `plan` plans
+    against) and the preparation was spliced from it; else None (read them from the state).
+    The same test `sync` makes against the live build the API names."""
+    if carried is None or prepared.changed is None:
+        return None
+    key = target_key(config)
+    rec = state.get_service(key, config.service)
+    env = state.get_environment(key, rec.service_sid, config.environment) if rec else None
+    if rec is None or env is None or not env.build_sid:
+        return None
+    view = recorded_view(state, key, rec.service_sid, config.environment, carried,
+                         prepared.files, live_build_sid=env.build_sid)
+    if view is None:
+        return None
+    from assetsync.state.ledger import to_live_build
+
+    return view, to_live_build(carried.build)
+
+
+def _recorded(state: State, config: Config, names: Sequence[str], *,
+              view: RecordedService | None = None) -> dict[str, RecordedService]:
+    """Each named service's record; `view` (the carried outcome's) stands in for the
+    configured service's."""
     key = target_key(config)
     recorded: dict[str, RecordedService] = {}
     for name in names:
+        if view is not None and name == config.service:
+            recorded[name] = view
+            continue
         service = state.get_service(key, name)
         if service is not None:
             recorded[name] = state.recorded_service(key, service.service_sid, config.environment)
@@ -127,14 +169,11 @@ def plan_offline(config: Config, *, full: bool = False, prune_variables: bool = 
     project = load_functions(config)  # first, as in `sync`: a bad .env stops before the scan
     options = config.shard if isinstance(config.shard, ShardOptions) else ShardOptions()
     with _open_state(config, on_event or (lambda _event: None)) as state:
-        prepared = prepare_files(config, state, on_event=on_event)
-        problems = blocking_problems(prepared, project, source=config.source,
-                                     limits=options.limits)
-        if config.check.strict:  # then a broken reference stops `sync`: say so here too
-            from assetsync.check.project import reference_issues
-
-            problems += reference_issues(config, prepared.files, project)
-        recorded = _recorded(state, config, service_names(config.service, options))
+        prepared, problems, view = _prepare(state, config, options, project, full=full,
+                                            on_event=on_event)
+        recorded = _recorded(state, config, service_names(config.service, options),
+                             view=view[0] if view is not None else None)
+        live = view[1] if view is not None else _recorded_live(state, config, config.service)
         plan, shard_result, services, shard_issues = _plan_services(
             config, prepared.files, recorded, options, full=full)
         # Functions deploy with the configured service only, as `sync` deploys them: only its
@@ -142,7 +181,7 @@ def plan_offline(config: Config, *, full: bool = False, prune_variables: bool = 
         beside = [f for f in prepared.files if shard_result is None
                   or shard_result.assignment.get(f.path, config.service) == config.service]
         found = assess(beside, recorded.get(config.service, RecordedService()),
-                       _recorded_live(state, config, config.service), limits=options.limits,
+                       live, limits=options.limits,
                        full=full, held=prepared.held, problems=problems, functions=project,
                        function_records=_function_records(state, config) if project else (),
                        manifest=config.sync.remote_manifest)
@@ -159,6 +198,29 @@ def plan_offline(config: Config, *, full: bool = False, prune_variables: bool = 
                      variables_recorded=project_plan is not None and project_plan.recorded,
                      new_services=tuple(n for n in (shard_result.services if shard_result
                                                     else ()) if n not in recorded))
+
+
+def _prepare(
+    state: State, config: Config, options: ShardOptions, project: FunctionProject | None, *,
+    full: bool, on_event: Callable[[SyncEvent], None] | None,
+) -> tuple[Prepared, tuple[Issue, ...], tuple[RecordedService, LiveBuild] | None]:
+    """The prepared files and every problem in them, as `sync` prepares and checks them, and
+    the carried outcome's view of the configured service when it stands in (see
+    `_carried_view`; then, as in `sync`, only the changed files were prepared again)."""
+    carried = _carried(state, config, options, full=full)
+    prepared = prepare_files(config, state, on_event=on_event, carried=carried)
+    problems = blocking_problems(prepared, project, source=config.source, limits=options.limits)
+    if config.check.strict:  # then a broken reference stops `sync`: say so here too
+        from assetsync.check.project import reference_issues
+
+        problems += reference_issues(config, prepared.files, project)
+    view = _carried_view(state, config, carried, prepared)
+    if view is not None and on_event is not None:
+        changed = prepared.changed or 0
+        on_event(SyncEvent(
+            "carried", files=changed, total=len(prepared.files),
+            message=f"{changed} file(s) prepared, the others as the last sync published them"))
+    return prepared, problems, view
 
 
 def _issues(prepared: Prepared, problems: Sequence[Issue], functions: FunctionPlan | None,
@@ -234,8 +296,10 @@ def _plan_services(
                           full=full), None, (), []
     from assetsync.plan.shard import shard  # only a site spread over services pays for it
 
-    changed = [f.path for f in files if (f.digest, f.path, f.visibility.value)
-               not in recorded.get(previous.get(f.path, ""), empty).versions]
+    def changed() -> list[str]:  # asked only when a service overflows
+        return [f.path for f in files if (f.digest, f.path, f.visibility.value)
+                not in recorded.get(previous.get(f.path, ""), empty).versions]
+
     try:
         result = shard(files, previous, options, base_service=config.service, changed=changed)
     except LimitError as exc:

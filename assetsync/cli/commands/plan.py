@@ -12,6 +12,7 @@ Exit 0 when every file can be published, 1 when any cannot (each named on its ow
 from __future__ import annotations
 
 import argparse
+import heapq
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -95,13 +96,19 @@ def _human_rows(result: LocalPlan, every: bool) -> None:
     """One row per file (and function): action, visibility, path, size, service. Unless
     `every` (-v), reused files are counted, not listed, and at most `SHOWN_CHANGES` files are."""
     # Spread over services: each row says which service it belongs to.
-    rows = [(action, vis, path, size, s.service) for s in result.services
-            for action, vis, path, size in _rows(s.plan, every)] or [
+    found = [(action, vis, path, size, s.service) for s in result.services
+             for action, vis, path, size in _rows(s.plan, every)] or [
         (*row, "") for row in _rows(result.plan, every)]
-    rows.sort(key=lambda r: (r[2], r[0], r[4]))
     hidden = 0
-    if not every and len(rows) > SHOWN_CHANGES:
-        hidden, rows = len(rows) - SHOWN_CHANGES, rows[:SHOWN_CHANGES]
+    if not every and len(found) > SHOWN_CHANGES:
+        # The first rows of the sorted listing, without sorting (or sizing) the thousands
+        # hidden: `nsmallest` gives exactly `sorted(...)[:n]`.
+        hidden = len(found) - SHOWN_CHANGES
+        found = heapq.nsmallest(SHOWN_CHANGES, found, key=_row_order)
+    else:
+        found.sort(key=_row_order)
+    rows = [(action, vis, path, format_bytes(size) if size is not None else "", service)
+            for action, vis, path, size, service in found]
     fplan = result.functions
     # The functions after the files, each row marked as one (`sync` deploys them together).
     rows += [(*row, "function") for row in _function_rows(fplan)] if fplan is not None else []
@@ -176,11 +183,18 @@ def _project_lines(result: LocalPlan) -> list[str]:
     return lines
 
 
-def _rows(plan: Plan, reuses: bool = True) -> list[tuple[str, str, str, str]]:
-    rows = [("upload", f.visibility.value, f.path, format_bytes(f.size)) for f in plan.uploads]
-    rows += [("reuse", f.visibility.value, f.path, "") for f, _sid in plan.reuses if reuses]
-    rows += [("drop", "", p, "") for p in plan.drops]
+def _rows(plan: Plan, reuses: bool = True) -> list[tuple[str, str, str, int | None]]:
+    """Action, visibility, path and size (None: no size shown) of each file of the plan."""
+    rows: list[tuple[str, str, str, int | None]] = [
+        ("upload", f.visibility.value, f.path, f.size) for f in plan.uploads]
+    rows += [("reuse", f.visibility.value, f.path, None) for f, _sid in plan.reuses if reuses]
+    rows += [("drop", "", p, None) for p in plan.drops]
     return rows
+
+
+def _row_order(row: tuple[str, str, str, int | None, str]) -> tuple[str, str, str]:
+    """Rows by path, then action, then service."""
+    return row[2], row[0], row[4]
 
 
 def _json(config: Config, result: LocalPlan) -> dict[str, object]:
