@@ -19,7 +19,14 @@ import assetsync
 from assetsync.cli import main
 from assetsync.config import load_config
 from assetsync.prepare.secret_check import CACHE_NAME
-from assetsync.prepare.secrets import KnownSecret, SecretScan, find_secrets
+from assetsync.prepare.secrets import (
+    KNOWN_MIN_LENGTH,
+    RULES,
+    Finding,
+    KnownSecret,
+    SecretScan,
+    find_secrets,
+)
 from assetsync.results import SyncEvent
 from assetsync.sync.run import sync
 from tests.sync_harness import credentials_env, enter_cli, make_tree, write_config
@@ -262,3 +269,80 @@ def test_media_is_sniffed_not_scanned(tmp_path: Path, emulator: Any) -> None:
     sync(config, on_event=events.append)
     [event] = [e for e in events if e.kind == "secrets_checked"]
     assert (event.files, event.bytes) == (1, 64)  # its type, from its first 64 bytes
+
+
+# ------------------------------------------------- the fast scan against the straightforward one
+
+def _reference_scan(data: bytes, known: list[KnownSecret]) -> tuple[Finding, ...]:
+    """Every pattern over all of `data`, one `finditer` each: what the scanner must find."""
+    found = [Finding(k.id, k.kind, data.count(b"\n", 0, data.find(k.value)) + 1)
+             for k in known if len(k.value) >= KNOWN_MIN_LENGTH and k.value in data]
+    complete = []
+    for rule in RULES:
+        starts = []
+        for part in rule.parts:
+            hits = [m.start() for alternative in part
+                    for m in alternative.pattern.finditer(data)
+                    if not (rule.example and m.group().endswith(rule.example))
+                    and not (rule.token and m.start() and data[m.start() - 1] in _WORD_BYTES)]
+            if not hits:
+                break
+            starts.append(min(hits))
+        else:
+            complete.append((rule, min(starts)))
+    covered = {c for rule, _ in complete for c in rule.covers}
+    found += [Finding(rule.id, rule.kind, data.count(b"\n", 0, start) + 1)
+              for rule, start in complete if rule.id not in covered]
+    return tuple(found)
+
+
+_WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_PLANTED = [RSA_KEY, OPENSSH_KEY, SERVICE_ACCOUNT, AWS_KEY, GITHUB, SLACK, STRIPE, TWILIO_PAIR,
+            "AKIAIOSFODNN7EXAMPLE", "glpat-" + "x1_Y2-z3" * 3, "SG." + "a" * 22 + "." + "b" * 43,
+            "npm_" + "N0" * 18, "GOCSPX-" + "g" * 28, "shpat_" + "0f" * 16,
+            "AccountKey=" + "k" * 86 + "==", "PuTTY-User-Key-File-3: ssh-ed25519\nPrivate-Lines: 1",
+            "https://hooks.slack.com/services/T0000AAAA/B0000BBBB/" + "w" * 24,
+            "auth_token = '" + "0123456789abcdef" * 2 + "'\nAC" + "fedcba9876543210" * 2,
+            "secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzzzzzzzz'", "x" + GITHUB,
+            # the shortest matches (16 bytes), alone between binary bytes
+            "PuTTY-User-Key-File-2: ", "Private-Lines: 7", 'service_account"',
+            'private_key": "-----BEGIN', "AKIAQ3EGRAXRZ4MUFB7T"]
+_KNOWN = [KnownSecret("account-auth-token", "the token", b"Tok3nTok3nTok3nTok3n"),
+          KnownSecret("basic-auth", "not text", b"\x81binary\x82secret\x83value")]
+_PIECES = st.one_of(
+    st.tuples(st.sampled_from([*_PLANTED, *(k.value.decode("latin-1") for k in _KNOWN)]),
+              st.booleans()).map(
+        lambda p: f"\0{p[0]}\x81" if p[1] else p[0]),  # alone between binary bytes, or not
+    st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
+    # mostly bytes >= 0x80, which no format holds: binary, searched only in its runs of text
+    st.binary(max_size=600).map(lambda b: bytes(x | 0x80 for x in b).decode("latin-1")),
+    st.text(alphabet="abcAKIxo_-=:'\" \n\t\0\x80sk", max_size=60),  # text that nearly matches
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=12), st.lists(st.integers(0, 5000), max_size=4))
+def test_the_fast_scan_finds_exactly_what_every_pattern_finds(pieces: list[str],
+                                                                 cuts: list[int]) -> None:
+    """Binary stretches are skipped, text is searched in its runs: the same findings and lines as
+    every pattern over the whole bytes, whole or in chunks."""
+    data = "".join(pieces).encode("latin-1", "replace")
+    expected = _reference_scan(data, _KNOWN)
+    assert find_secrets(data, _KNOWN) == expected
+    scan = SecretScan(_KNOWN)
+    bounds = sorted(min(c, len(data)) for c in cuts)
+    for start, end in zip([0, *bounds], [*bounds, len(data)], strict=True):
+        scan.feed(data[start:end])
+    assert scan.findings() == expected
+
+
+@pytest.mark.parametrize(("parts", "rule"), [
+    ([b"PuTTY-User-Key-File-2: ", b"Private-Lines: 7"], "putty-key"),
+    ([b'service_account"', b'private_key": "-----BEGIN'], "gcp-service-account"),
+    ([b"AKIAQ3EGRAXRZ4MUFB7T"], "aws-access-key"),
+])
+def test_the_shortest_formats_are_found_between_binary_bytes(parts: list[bytes],
+                                                              rule: str) -> None:
+    noise = bytes(range(128, 256)) * 40  # no text byte: the scan skips it
+    data = noise + b"\0".join(parts) + noise
+    assert [(f.rule, f.line) for f in find_secrets(data)] == [(rule, 1)]

@@ -18,6 +18,15 @@ where most bytes could start one of them. Names written in any case (`secretAcce
 `SecretScan` takes a file in chunks and also scans each seam between two chunks, so a finding
 never depends on where a chunk ends and memory stays one chunk. A finding names the rule and
 the line, never the matched text.
+
+Binary content is skipped without the per-pattern passes: every match of every rule starts with
+`_RUN` (16) bytes of printable ASCII or whitespace (the format's prefix and body), and random
+bytes hold such a run about once in 5 MB. So one `bytes.translate` and one `find` (~1 GB/s
+together) list the runs, the patterns (and the exact credentials made of text bytes, all at
+least 16 long) are searched only inside them (`_regions`), and text, where the runs are most
+of the bytes, is scanned whole as before. Exact: a match found on the whole bytes is found in
+its run, and nothing else is (tests/test_secrets.py checks it against every pattern's
+`finditer` over the whole bytes).
 """
 
 from __future__ import annotations
@@ -223,6 +232,43 @@ RULES: tuple[Rule, ...] = (
 # Bytes that continue a token: a match right after one is the tail of a longer word.
 _WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
+# Every match of `RULES` starts with this many bytes of `_TEXT` (the shortest formats,
+# "Private-Lines: 1" and `service_account"`, are 16 bytes; every pattern but the PEM armor's
+# header lines matches text bytes only, and a PEM match starts with its 27-byte header).
+_RUN = 16
+# `bytes.translate` table: printable ASCII, tab, CR and LF -> "a", every other byte -> NUL.
+_TEXT = bytes(0x61 if b in b"\t\n\r" or 0x20 <= b < 0x7F else 0 for b in range(256))
+_RUN_NEEDLE = b"a" * _RUN
+_NOT_TEXT = bytes(b for b in range(256) if not _TEXT[b])
+# Bytes looked at (at the start, middle and end) to tell text from binary before the translate.
+_SAMPLE = 2048
+# More runs than this, or runs covering more than half the bytes: text, scanned whole (each run
+# costs a call per pattern).
+_MAX_REGIONS = 32
+
+
+def _regions(data: bytes) -> list[tuple[int, int]]:
+    """Where a match can start: the runs of at least `_RUN` text bytes, as (start, end); one
+    region over everything when that is most of `data`."""
+    middle = len(data) // 2
+    sample = data[:_SAMPLE] + data[middle:middle + _SAMPLE] + data[-_SAMPLE:]
+    if 4 * len(sample.translate(None, _NOT_TEXT)) > 3 * len(sample):
+        return [(0, len(data))]  # text: its runs would be most of it (a guess: whole is exact)
+    marks = data.translate(_TEXT)
+    regions: list[tuple[int, int]] = []
+    covered = 0
+    at = marks.find(_RUN_NEEDLE)
+    while at >= 0:
+        start = marks.rfind(0, 0, at) + 1
+        end = marks.find(0, at + _RUN)
+        end = len(data) if end < 0 else end
+        regions.append((start, end))
+        covered += end - start
+        if len(regions) > _MAX_REGIONS or 2 * covered > len(data):
+            return [(0, len(data))]
+        at = marks.find(_RUN_NEEDLE, end)
+    return regions
+
 
 class SecretScan:
     """One file's scan: `feed` it the file's bytes in chunks, then ask `findings()`. Pure.
@@ -235,7 +281,11 @@ class SecretScan:
 
     def __init__(self, known: Iterable[KnownSecret] = (), rules: Sequence[Rule] = RULES) -> None:
         self._known = tuple(k for k in known if len(k.value) >= KNOWN_MIN_LENGTH)
+        self._text_known = {k.id for k in self._known if len(k.value) >= _RUN
+                            and k.value.translate(_TEXT) == _RUN_NEEDLE[:1] * len(k.value)}
         self._rules = tuple(rules)
+        # Only `RULES` are known to start with a run of text (`_RUN`); other rules scan whole.
+        self._skip_binary = self._rules == RULES
         self._line = 1  # the line the next chunk starts on
         self._tail = b""  # the last OVERLAP bytes before the next chunk
         self._tail_line = 1  # the line `_tail` starts on
@@ -286,20 +336,27 @@ class SecretScan:
 
     def _scan(self, data: bytes, line: int, before: int | None) -> None:
         """Record what `data` (starting on `line`, after the byte `before`) holds."""
+        text = _regions(data)
+        whole = [(0, len(data))]
         for secret in self._known:
             if secret.id not in self._exact:
-                at = data.find(secret.value)
+                # A credential of text bytes (any of Twilio's) is at least `_RUN` long
+                # (`KNOWN_MIN_LENGTH`): it can only be inside a run of text.
+                at = _find(secret.value, data, text if secret.id in self._text_known else whole)
                 if at >= 0:
                     self._exact[secret.id] = line + data.count(b"\n", 0, at)
+        regions = text if self._skip_binary else whole
         for rule in self._rules:
             found = self._parts.get(rule.id, {})
             for index, patterns in enumerate(rule.parts):
                 if index in found:
                     continue
-                start = _first_match(rule, patterns, data, before)
-                if start is not None:
-                    found[index] = line + data.count(b"\n", 0, start)
-                    self._parts[rule.id] = found
+                for low, high in regions:  # in order: the first region with a match has the first
+                    start = _first_match(rule, patterns, data, before, low, high)
+                    if start is not None:
+                        found[index] = line + data.count(b"\n", 0, start)
+                        self._parts[rule.id] = found
+                        break
 
     def findings(self) -> tuple[Finding, ...]:
         """What was found, one finding per kind (on its first line): exact credentials first,
@@ -314,26 +371,40 @@ class SecretScan:
         return tuple(found)
 
 
-def _matches(alternative: Alternative, data: bytes) -> Iterator[re.Match[bytes]]:
-    """Every match of the alternative in `data`, jumping between its literal's occurrences."""
+def _find(value: bytes, data: bytes, regions: Sequence[tuple[int, int]]) -> int:
+    """Where `value` first occurs inside one of `regions` of `data` (-1: nowhere)."""
+    for low, high in regions:
+        at = data.find(value, low, high)
+        if at >= 0:
+            return at
+    return -1
+
+
+def _matches(alternative: Alternative, data: bytes, low: int,
+             high: int) -> Iterator[re.Match[bytes]]:
+    """Every match of the alternative that starts in `data[low:high]` (a region), jumping
+    between its literal's occurrences."""
     literal, pattern = alternative.literal, alternative.pattern
     if not literal:
-        yield from pattern.finditer(data)
+        # Bounded at `high`: a pattern without a long literal matches text bytes only, so its
+        # match ends inside the region, whose next byte is not text (a lookahead sees the same).
+        yield from pattern.finditer(data, low, high)
         return
-    at = data.find(literal)
+    at = data.find(literal, low, high)
     while at >= 0:
-        match = pattern.match(data, at)
+        match = pattern.match(data, at)  # unbounded: a PEM header may go on past the region
         if match is not None:
             yield match
-        at = data.find(literal, at + 1)
+        at = data.find(literal, at + 1, high)
 
 
-def _first_match(rule: Rule, part: Sequence[Alternative], data: bytes,
-                 before: int | None) -> int | None:
-    """Where the first acceptable match of any of the part's patterns starts in `data`."""
+def _first_match(rule: Rule, part: Sequence[Alternative], data: bytes, before: int | None,
+                 low: int, high: int) -> int | None:
+    """Where the first acceptable match of any of the part's patterns starts in
+    `data[low:high]`."""
     first: int | None = None
     for alternative in part:
-        for match in _matches(alternative, data):
+        for match in _matches(alternative, data, low, high):
             if rule.example and match.group().endswith(rule.example):
                 continue  # a documentation example
             start = match.start()
