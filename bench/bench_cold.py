@@ -41,30 +41,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_functions as bf  # the sibling script: the project and the official deploy
 
 
-def emulator_child(data: str, latency_ms: float, jitter_ms: float) -> None:
-    """bench_functions' emulator child, with every request delayed when asked."""
-    from assetsync.emulator.serve import start_in_thread
-    from assetsync.emulator.state import EmulatorState
-
-    state = EmulatorState(Path(data))
-    state.build_delay_s = bf.BUILD_DELAY_S
-    if latency_ms > 0 or jitter_ms > 0:  # what `assetsync emulator --latency 80ms:20ms` arms
-        state.faults.add("*", "*", "delay", count=None, delay_s=latency_ms / 1000,
-                         jitter_s=jitter_ms / 1000)
-    running = start_in_thread(state)
-    print(running.url, flush=True)
-    for line in sys.stdin:
-        command = line.strip()
-        if command == "log":
-            entries = [[e.method, e.kind, e.path, e.status, e.bytes_in] for e in state.request_log]
-            print(json.dumps(entries), flush=True)
-        elif command == "clear":
-            state.request_log.clear()
-            print("ok", flush=True)
-    running.stop()
-    state.close()
-
-
 class Emulator(bf.Emulator):
     """The emulator child process of this script (with its latency)."""
 
@@ -134,7 +110,7 @@ def main() -> None:
     parser.add_argument("--emulator-child", metavar="DATA", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.emulator_child:
-        emulator_child(args.emulator_child, args.latency_ms, args.jitter_ms)
+        bf.emulator_child(args.emulator_child, args.latency_ms, args.jitter_ms)
         return
     script = bf.ensure_official()
     compiled = bf.compile_assetsync()

@@ -94,14 +94,18 @@ client.deployLocalProject({
 # the emulator, in a child process that also answers for its request log -------------------
 
 
-def emulator_child(data: str) -> None:
+def emulator_child(data: str, latency_ms: float = 0.0, jitter_ms: float = 0.0) -> None:
     """Serve an emulator over a socket; on stdin: `log` prints the request log, `clear`
-    empties it, end of input stops."""
+    empties it, end of input stops. `latency_ms` (+ up to `jitter_ms`) delays every request,
+    as `assetsync emulator --latency 80ms:20ms` does."""
     from assetsync.emulator.serve import start_in_thread
     from assetsync.emulator.state import EmulatorState
 
     state = EmulatorState(Path(data))
     state.build_delay_s = BUILD_DELAY_S
+    if latency_ms > 0 or jitter_ms > 0:
+        state.faults.add("*", "*", "delay", count=None, delay_s=latency_ms / 1000,
+                         jitter_s=jitter_ms / 1000)
     running = start_in_thread(state)
     print(running.url, flush=True)
     for line in sys.stdin:
