@@ -17,6 +17,7 @@ import httpx
 from assetsync.config import Config, load_config
 from assetsync.emulator.state import EmulatorState
 from assetsync.remote.client import RetryPolicy, ServerlessClient, resolve_endpoints
+from assetsync.remote.wire import Timeouts
 
 # One spec per fault mode: 20% of every POST (main and upload host) loses its answer.
 LOST_MODES = {"fin": "drop-after", "rst": "reset-after", "timeout": "timeout-after"}
@@ -90,7 +91,7 @@ def lossy_client(config: Config, timeout_s: float = TIMEOUT_S) -> ServerlessClie
     api_base, upload_base = resolve_endpoints(config.target)
     return ServerlessClient(
         api_base=api_base, upload_base=upload_base, credentials=config.require_credentials(),
-        timeout=httpx.Timeout(timeout_s, connect=timeout_s),
+        timeout=Timeouts(connect=timeout_s, idle=timeout_s),
         retry=RetryPolicy(base_delay_s=0.01, max_delay_s=0.05, max_attempts=12),
         max_concurrency=config.sync.concurrency)
 

@@ -21,10 +21,9 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import httpx
-
 from assetsync.errors import NotFoundError
 from assetsync.remote.resources import parse_build, parse_deployment
+from assetsync.remote.wire import Answer
 
 if TYPE_CHECKING:
     from assetsync.remote.http import ApiSession
@@ -40,7 +39,7 @@ __all__ = [
     "since_now",
 ]
 
-Finder = Callable[[], Awaitable[httpx.Response | None]]
+Finder = Callable[[], Awaitable[Answer | None]]
 # How far the server's clock may be behind ours when asking what was made since a request.
 CLOCK_SKEW = timedelta(minutes=2)
 
@@ -74,7 +73,7 @@ def _made_at(date_created: str | None, since: datetime) -> datetime | None:
 def by_fetch(session: ApiSession, url: str) -> Finder:
     """The resource at `url` if it exists (a Service by unique name)."""
 
-    async def find() -> httpx.Response | None:
+    async def find() -> Answer | None:
         try:
             return await session._send("GET", url)
         except NotFoundError:
@@ -86,7 +85,7 @@ def by_fetch(session: ApiSession, url: str) -> Finder:
 def by_field(session: ApiSession, path: str, key: str, field: str, value: str) -> Finder:
     """The first item of the list at `path` (list key `key`) whose `field` is `value`."""
 
-    async def find() -> httpx.Response | None:
+    async def find() -> Answer | None:
         for item in await session._list(path, key):
             sid = item.get("sid")
             if item.get(field) == value and isinstance(sid, str):
@@ -105,7 +104,7 @@ def like_build(
     runtime (None: any runtime, the server's default)."""
     want = (frozenset(assets), frozenset(functions), tuple(sorted(dependencies)))
 
-    async def find() -> httpx.Response | None:
+    async def find() -> Answer | None:
         path = f"{service_path}/Builds"
         found: list[tuple[datetime, int, str]] = []
         for i, item in enumerate(await session._list(path, "builds")):
@@ -128,7 +127,7 @@ def like_deployment(
 ) -> Finder:
     """The newest deployment of `build_sid` on the environment made since `since`."""
 
-    async def find() -> httpx.Response | None:
+    async def find() -> Answer | None:
         path = f"{environment_path}/Deployments"
         found: list[tuple[datetime, int, str]] = []
         for i, item in enumerate(await session._list(path, "deployments")):

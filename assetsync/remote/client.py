@@ -12,8 +12,6 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import httpx
-
 from assetsync.errors import BuildFailedError, NotFoundError
 from assetsync.remote import adopt
 from assetsync.remote.http import (
@@ -46,6 +44,7 @@ from assetsync.remote.resources import (
     parse_variable,
 )
 from assetsync.remote.upload import MultipartFile, UploadedVersion
+from assetsync.remote.wire import Answer
 
 if TYPE_CHECKING:
     from assetsync.config import TargetConfig
@@ -115,7 +114,8 @@ class ServerlessClient(ApiSession):
         api_base: main host base URL ending in `/v1`.
         upload_base: upload host base URL ending in `/v1`.
         credentials: Basic-auth username (account SID or API key SID) and password.
-        transport: an httpx transport (the embedded emulator, or None for the network).
+        transport: an httpx transport (the embedded emulator), or None: our own HTTP/1.1
+            client over sockets (`assetsync.remote.pool`).
         timeout: connect/read/write timeouts in seconds.
         retry: the retry policy.
         on_event: called with a `ClientEvent` for each retry and each page of a list.
@@ -258,7 +258,7 @@ class ServerlessClient(ApiSession):
             sent.append(MultipartFile(fields, "Content", content_path, content_type, name=path))
             return sent[-1]
 
-        async def recover() -> httpx.Response | None:
+        async def recover() -> Answer | None:
             # Only a body sent whole can have made a version: a server does not act on an
             # incomplete one (the emulator refuses it with 400).
             if find_lost is None or not any(b.complete for b in sent):

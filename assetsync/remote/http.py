@@ -16,6 +16,7 @@ import email.utils
 import functools
 import ipaddress
 import logging
+import os
 import random
 import re
 import ssl
@@ -24,9 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
-from urllib.parse import quote_plus
-
-import httpx
+from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
 
 from assetsync import __version__
 from assetsync.errors import (
@@ -39,10 +38,20 @@ from assetsync.errors import (
     RateLimitError,
 )
 from assetsync.remote.limiter import AdaptiveLimit
-from assetsync.remote.pool import PooledTransport
+from assetsync.remote.pool import SocketWire
 from assetsync.remote.upload import BodyChangedError, MultipartFile
+from assetsync.remote.wire import (
+    Answer,
+    ConnectFailedError,
+    SendFailedError,
+    Timeouts,
+    Wire,
+    WireError,
+)
 
 if TYPE_CHECKING:
+    import httpx
+
     from assetsync.config import Credentials
 
 __all__ = [
@@ -57,16 +66,26 @@ __all__ = [
 
 logger = logging.getLogger("assetsync.remote.client")
 
-USER_AGENT = f"assetsync/{__version__} (python httpx)"
+USER_AGENT = f"assetsync/{__version__} (python)"
 PAGE_SIZE = 1000  # the API's maximum (api-contract.md §3)
 # Per-operation timeouts (a read or write stalling this long): a hung upload fails and is retried
 # instead of hanging a CI job for hours (workers-sdk #14964, peers.md §5).
-DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+DEFAULT_TIMEOUT = Timeouts(connect=10.0, idle=60.0)
+
 
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
+    """A verifying TLS context with certifi's CA bundle (what httpx uses), or the bundle that
+    `SSL_CERT_FILE` / `SSL_CERT_DIR` name (which httpx honours too)."""
     # Loading the CA bundle costs ~40 ms; watch mode and benchmarks open a client per sync.
-    return httpx.create_ssl_context()
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if not cafile and not capath:
+        import certifi
+
+        cafile = certifi.where()
+    context = ssl.create_default_context(cafile=cafile, capath=capath)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 class BuildTimeoutError(BuildFailedError):
@@ -136,11 +155,10 @@ _Body = Mapping[str, str | Sequence[str]] | None
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # Failures after which the server cannot have acted: the request never reached it whole (a
 # server acts only on a complete body; the emulator too, docs/emulator.md).
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError,
-             httpx.WriteTimeout, BodyChangedError)
+_NOT_SENT = (ConnectFailedError, SendFailedError, BodyChangedError)
 # What quote_plus leaves as is: SIDs and most parameters need no quoting call.
 _PLAIN_FORM_RE = re.compile(r"[A-Za-z0-9_.~-]*")
-_FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+_FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def _form_value(text: str) -> str:
@@ -187,7 +205,7 @@ def _retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def error_body(response: httpx.Response) -> Mapping[str, object]:
+def error_body(response: Answer) -> Mapping[str, object]:
     try:
         body = response.json()
     except ValueError:
@@ -204,7 +222,7 @@ _HINTS = {
 }
 
 
-def _status_error(method: str, url: str, response: httpx.Response) -> ApiStatusError:
+def _status_error(method: str, url: str, response: Answer) -> ApiStatusError:
     body = error_body(response)
     status = response.status_code
     code = body.get("code")
@@ -232,17 +250,23 @@ def _status_error(method: str, url: str, response: httpx.Response) -> ApiStatusE
     if status == 404:
         return NotFoundError(text, **kw)  # type: ignore[arg-type]
     if status == 429:
-        after = _retry_after(response.headers.get("Retry-After"), time.time())
+        after = _retry_after(response.header("Retry-After"), time.time())
         return RateLimitError(text, retry_after=after, **kw)
     return ApiStatusError(text, **kw)  # type: ignore[arg-type]
 
 
-def _clean_url(url: httpx.URL | str) -> str:
+def _clean_url(url: str) -> str:
     # Credentials travel in the Authorization header only; strip userinfo defensively anyway.
-    text = str(url)
-    if "@" not in text:  # no userinfo to strip: parsing it twice per request cost ~5% CPU
-        return text
-    return str(httpx.URL(text).copy_with(username=None, password=None))
+    if "@" not in url:  # no userinfo to strip: parsing it twice per request cost ~5% CPU
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _with_query(url: str, params: Mapping[str, str | int] | None) -> str:
+    if not params:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
 
 
 class ApiSession:
@@ -255,7 +279,7 @@ class ApiSession:
         upload_base: str,
         credentials: Credentials,
         transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: Timeouts = DEFAULT_TIMEOUT,
         retry: RetryPolicy = RetryPolicy(),
         on_event: Callable[[ClientEvent], None] | None = None,
         max_concurrency: int = 10,
@@ -272,7 +296,7 @@ class ApiSession:
         self.retry = retry
         self.on_event = on_event
         self._max_concurrency = max(1, max_concurrency)
-        self._http: httpx.AsyncClient | None = None
+        self._http: Wire | None = None
         self._slots: AdaptiveLimit | None = None
         self.stats = ClientStats()
         # The retry clock when a request's last successful answer began to arrive (its status
@@ -298,33 +322,29 @@ class ApiSession:
         """Both endpoints are loopback addresses reached over a socket (a local emulator)."""
         if self._transport is not None:
             return False
-        return all(is_loopback_host(httpx.URL(base).host)
+        return all(is_loopback_host(urlsplit(base).hostname or "")
                    for base in (self.api_base, self.upload_base))
 
-    async def _trace(self, name: str, info: Mapping[str, object]) -> None:
-        if name.endswith("send_request_body.complete"):
-            self.gets_sent += 1
+    def _get_sent(self) -> None:
+        self.gets_sent += 1
 
     async def __aenter__(self) -> Self:
         if self._http is not None:
             raise RuntimeError("the client is already open")
-        # A verifying TLS context unless both endpoints are plain http: building it (the CA
-        # bundle) costs 20-40 ms per process, all of it wasted on the embedded emulator or a
-        # plain-http one. Redirects are not followed, so such a client never reaches https.
-        plain = all(b.lower().startswith("http://") for b in (self.api_base, self.upload_base))
-        context = None if plain else _ssl_context()
-        # Our own pool (`assetsync.remote.pool`): httpx's spent more CPU on bookkeeping than on
-        # the requests of a cold publish. The limiter below bounds the requests in flight.
-        transport = self._transport or PooledTransport(
-            ssl_context=context, max_idle=self._max_concurrency + 2)
-        self._http = httpx.AsyncClient(
-            verify=False if context is None else context,
-            transport=transport,
-            timeout=self._timeout,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json",
-                     "Authorization": self._authorization},
-            limits=httpx.Limits(max_connections=self._max_concurrency + 2),
-        )
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json",
+                   "Authorization": self._authorization}
+        if self._transport is not None:
+            from assetsync.remote.httpx_wire import TransportWire
+
+            self._http = TransportWire(self._transport, headers=headers, timeouts=self._timeout)
+        else:
+            # Our own HTTP/1.1 client (`assetsync.remote.pool`): through httpx a cold publish's
+            # 2,000 requests cost ~1.2 ms of CPU each. The TLS context (20-40 ms to load the CA
+            # bundle) is made only when an https origin is first reached: never for the
+            # emulator. Redirects are not followed, so a plain-http client never reaches https.
+            self._http = SocketWire(headers=headers, timeouts=self._timeout,
+                                    max_idle=self._max_concurrency + 2,
+                                    ssl_context=_ssl_context)
         self._slots = AdaptiveLimit(self._max_concurrency)
         return self
 
@@ -352,8 +372,8 @@ class ApiSession:
         data: _Body = None,
         params: Mapping[str, str | int] | None = None,
         upload: Callable[[], MultipartFile] | None = None,
-        recover: Callable[[], Awaitable[httpx.Response | None]] | None = None,
-    ) -> httpx.Response:
+        recover: Callable[[], Awaitable[Answer | None]] | None = None,
+    ) -> Answer:
         """Send one logical request, retrying what is safe to retry; returns a 2xx response.
 
         `recover`: for a create, called before sending it again after a failure the server may
@@ -364,7 +384,8 @@ class ApiSession:
             raise RuntimeError("use the client inside `async with`")
         policy = self.retry
         started = policy.clock()
-        shown = _clean_url(httpx.URL(url, params=params) if params else url)
+        url = _with_query(url, params)
+        shown = _clean_url(url)
         attempt = 0
         maybe_acted = False
         while True:
@@ -377,11 +398,13 @@ class ApiSession:
             body = upload() if upload is not None else None
             try:
                 async with self._slots.admit() as admission:
-                    response, answered_at = await self._attempt(method, url, data, params, body)
+                    response, answered_at, sent = await self._attempt(method, url, data, body)
                 if response.status_code < 400:
                     self.answered_at = answered_at
                     self._slots.succeeded(admission)
-                    self._after_success(method, shown, response, body)
+                    if body is not None:
+                        self.stats.uploads += 1
+                    self._after_success(method, shown, response, sent)
                     return response
                 if response.status_code == 429:
                     self._slots.throttled()
@@ -391,7 +414,7 @@ class ApiSession:
                 retryable = response.status_code in _RETRYABLE_STATUS
                 # Sticky: a server may act late, so every later resend looks first too.
                 maybe_acted = maybe_acted or response.status_code >= 500  # a gateway timeout
-            except (httpx.TransportError, BodyChangedError) as exc:
+            except (WireError, BodyChangedError) as exc:
                 reason = str(exc) or type(exc).__name__
                 error = ApiConnectionError(
                     f"{method} {shown} failed: {reason}; check the network and retry",
@@ -432,50 +455,25 @@ class ApiSession:
         return self.retry.backoff(attempt)
 
     async def _attempt(
-        self,
-        method: str,
-        url: str,
-        data: _Body,
-        params: Mapping[str, str | int] | None,
-        body: MultipartFile | None,
-    ) -> tuple[httpx.Response, float]:
-        """One attempt: the whole response, and the retry clock when it began to arrive."""
+        self, method: str, url: str, data: _Body, body: MultipartFile | None
+    ) -> tuple[Answer, float, int]:
+        """One attempt: the whole answer, the retry clock when it arrived, the bytes sent."""
         assert self._http is not None
         self.stats.requests += 1
         if method != "GET":
             self.stats.write_requests += 1
+        on_sent = self._get_sent if method == "GET" else None
         if body is not None:
-            # httpx would send an async iterable chunked, without a length: swap the stream in.
-            request = self._http.build_request(
-                method, url,
-                headers={"Content-Type": body.content_type, "Content-Length": str(body.length)},
-            )
-            request.stream = body
-        else:
-            request = self._http.build_request(
-                method, url, params=params,
-                content=form_body(data) if data else None,
-                headers=_FORM_HEADERS if data else None,
-                extensions={"trace": self._trace} if method == "GET" else None,
-            )
-        response = await self._http.send(request, stream=True)
-        answered_at = self.retry.clock()
-        try:
-            await response.aread()  # a build's answer embeds every version: ~250 KB, ~1 ms
-        except BaseException:
-            await response.aclose()
-            raise
-        return response, answered_at
+            response = await self._http.send(method, url, body, body.content_type, on_sent)
+            return response, self.retry.clock(), body.length
+        content = form_body(data) if data else None
+        response = await self._http.send(method, url, content,
+                                         _FORM_TYPE if content is not None else None, on_sent)
+        return response, self.retry.clock(), len(content or b"")
 
-    def _after_success(
-        self, method: str, shown: str, response: httpx.Response, body: MultipartFile | None
-    ) -> None:
-        if body is not None:
-            self.stats.uploads += 1
-            self.stats.bytes_sent += body.length
-        elif method != "GET":
-            request_body = response.request.content if response.request else b""
-            self.stats.bytes_sent += len(request_body)
+    def _after_success(self, method: str, shown: str, response: Answer, sent: int) -> None:
+        if method != "GET":
+            self.stats.bytes_sent += sent
         if method != "GET" and logger.isEnabledFor(logging.INFO):
             # Only when the line is wanted: the body is parsed again for its SID, and a build's
             # answer embeds every version (~300 KB for 1,000 files: ~2 ms of JSON each time).
@@ -484,7 +482,7 @@ class ApiSession:
 
     async def _json(
         self, method: str, url: str, *, data: _Body = None,
-        recover: Callable[[], Awaitable[httpx.Response | None]] | None = None,
+        recover: Callable[[], Awaitable[Answer | None]] | None = None,
     ) -> Mapping[str, object]:
         response = await self._send(method, url, data=data, recover=recover)
         body = error_body(response)
@@ -501,7 +499,7 @@ class ApiSession:
         items: list[Mapping[str, object]] = []
         url: str | None = f"{self.api_base}{path}"
         params: Mapping[str, str | int] | None = {**(query or {}), "PageSize": self.page_size}
-        origin = httpx.URL(self.api_base)
+        origin = urlsplit(self.api_base)
         pages = 0
         while url:
             response = await self._send("GET", url, params=params)
@@ -518,12 +516,14 @@ class ApiSession:
             self._emit(ClientEvent("page", "GET", _clean_url(url), response.status_code, pages))
             next_url = meta.get("next_page_url")
             if next_url and isinstance(next_url, str):
-                target = httpx.URL(next_url)
+                target = urlsplit(next_url)
                 # Never send credentials to a host other than the one we were given.
-                if target.host != origin.host or target.scheme != origin.scheme:
+                if (target.hostname, target.port, target.scheme.lower()) != (
+                        origin.hostname, origin.port, origin.scheme.lower()):
                     raise ApiError(
                         f"GET {_clean_url(url)} pointed its next page at another host "
-                        f"({target.host}); refusing to follow", method="GET", url=_clean_url(url),
+                        f"({target.hostname}); refusing to follow", method="GET",
+                        url=_clean_url(url),
                     )
                 url, params = next_url, None
             else:

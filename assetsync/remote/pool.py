@@ -1,141 +1,136 @@
-"""The connection pool under `ApiSession`: keep-alive HTTP/1.1 connections, one request each.
+"""`SocketWire`: keep-alive HTTP/1.1 connections per origin (`assetsync.remote.http1`).
 
-httpx's default pool (httpcore's `AsyncConnectionPool`) re-examines every connection on every
-request added and every response closed: each idle one is polled for a server disconnect
-(`has_expired` -> `is_socket_readable`, through anyio's `extra_attributes`). With 12
-connections and 2,000 requests (a cold publish of 1,000 files) that bookkeeping was the largest
-single share of the client's CPU (issue 26). This pool does what the session needs and no more:
-the session's own limiter already bounds the requests in flight, so there is no queue; a
-request takes the most recently used idle connection (checked once for a disconnect), or opens
-one; a response closed whole gives its connection back. HTTP/2 is not offered: Twilio's API
-hosts answer HTTP/1.1 to a client that does not ask for h2, and the emulator speaks HTTP/1.1.
+The session's own limiter bounds the requests in flight, so there is no queue: a request takes
+the most recently used idle connection of its origin (the least likely to have timed out), or
+opens one; a connection whose answer came back whole and kept alive goes back idle. HTTP/2 is
+not offered: Twilio's API hosts answer HTTP/1.1 to a client that does not ask for h2, and with
+one request per connection and ten connections the multiplexing would save nothing but the
+handshakes, which keep-alive already saves.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
 
-import httpcore
-import httpx
-
-__all__ = ["PooledTransport"]
-
-# httpcore's exceptions as httpx's (what the session catches), most specific first.
-_MAPPED: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.ProtocolError, httpx.ProtocolError),
+from assetsync.remote.http1 import Http1Connection
+from assetsync.remote.wire import (
+    Answer,
+    ConnectFailedError,
+    RequestBody,
+    SendFailedError,
+    Timeouts,
 )
 
-_Origin = tuple[bytes, bytes, int]
+__all__ = ["SocketWire"]
+
+_Origin = tuple[str, str, int]  # scheme, host, port
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-@contextmanager
-def _as_httpx(request: httpx.Request) -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        for core, mapped in _MAPPED:
-            if isinstance(exc, core):
-                raise mapped(str(exc) or type(exc).__name__, request=request) from exc
-        raise
+def _split(url: str) -> tuple[_Origin, str, str]:
+    """The origin, the `Host` header and the request target of an absolute http(s) URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ConnectFailedError(f"not an http or https URL: {parts.scheme}://{parts.hostname}")
+    port = parts.port or _DEFAULT_PORTS[scheme]
+    netloc = parts.netloc.rpartition("@")[2]  # never userinfo: credentials go in a header
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return (scheme, parts.hostname, port), netloc, target
 
 
-class _Body(httpx.AsyncByteStream):
-    """A response body that gives its connection back to the pool once read and closed."""
-
-    def __init__(self, pool: PooledTransport, origin: _Origin,
-                 connection: httpcore.AsyncHTTPConnection, stream: object,
-                 request: httpx.Request) -> None:
-        self._pool, self._origin, self._connection = pool, origin, connection
-        self._stream = stream
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _as_httpx(self._request):
-            async for chunk in self._stream:  # type: ignore[attr-defined]
-                yield chunk
-
-    async def aclose(self) -> None:
-        with _as_httpx(self._request):
-            await self._stream.aclose()  # type: ignore[attr-defined]
-        await self._pool._give_back(self._origin, self._connection)
+def _reason(exc: OSError) -> str:
+    """What went wrong connecting, in words (no errno, no Python repr)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the server running, is the port right?)"
+    if isinstance(exc, socket.gaierror):
+        return "the host name does not resolve"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"its TLS certificate is not trusted ({exc.verify_message})"
+    return (exc.strerror or type(exc).__name__).rstrip(".")
 
 
-class PooledTransport(httpx.AsyncBaseTransport):
-    """Keep-alive HTTP/1.1 connections per origin; at most `max_idle` kept between requests."""
+class SocketWire:
+    """Requests over our own HTTP/1.1 connections; `headers` go with every request."""
 
-    def __init__(self, *, ssl_context: ssl.SSLContext | None, max_idle: int,
-                 keepalive_expiry: float = 5.0) -> None:
-        self._ssl_context = ssl_context
+    def __init__(self, *, headers: Mapping[str, str], timeouts: Timeouts, max_idle: int,
+                 ssl_context: Callable[[], ssl.SSLContext], keepalive_s: float = 5.0) -> None:
+        self._fixed = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        self._timeouts = timeouts
         self._max_idle = max_idle
-        self._keepalive_expiry = keepalive_expiry
-        self._idle: dict[_Origin, list[httpcore.AsyncHTTPConnection]] = {}
-        self._busy: set[httpcore.AsyncHTTPConnection] = set()
+        self._ssl_context = ssl_context
+        # An idle connection older than this is not reused: servers drop idle ones after a few
+        # seconds, and one dropped as a request goes out loses that request's answer.
+        self._keepalive_s = keepalive_s
+        self._idle: dict[_Origin, list[Http1Connection]] = {}
+        self._busy: set[Http1Connection] = set()
 
-    async def _take(self, origin: _Origin) -> httpcore.AsyncHTTPConnection:
-        idle = self._idle.get(origin, [])
+    async def send(self, method: str, url: str, body: bytes | RequestBody | None,
+                   content_type: str | None, on_sent: Callable[[], None] | None) -> Answer:
+        """One request and its whole answer (`WireError` when there is none)."""
+        origin, host, target = _split(url)
+        head = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n{self._fixed}"
+        if body is not None:
+            length = len(body) if isinstance(body, bytes) else body.length
+            head += f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n"
+        elif method in _BODY_METHODS:
+            head += "Content-Length: 0\r\n"
+        try:
+            encoded = (head + "\r\n").encode("ascii")
+        except UnicodeEncodeError:
+            raise SendFailedError(f"{method} {url}: not an ASCII request line") from None
+        connection = await self._take(origin)
+        self._busy.add(connection)
+        try:
+            answer = await connection.exchange(encoded, body, head_only=method == "HEAD",
+                                               on_sent=on_sent)
+        finally:
+            self._busy.discard(connection)
+        self._give_back(origin, connection)
+        return answer
+
+    async def _take(self, origin: _Origin) -> Http1Connection:
+        idle = self._idle.get(origin)
+        now = asyncio.get_running_loop().time()
         while idle:
-            connection = idle.pop()  # the most recent: the least likely to have timed out
-            if connection.is_idle() and not connection.has_expired():
+            connection = idle.pop()  # the most recent
+            if not connection.closed and now - connection.idle_since < self._keepalive_s:
                 return connection
-            await connection.aclose()  # the server closed it, or its keep-alive ran out
-        scheme, host, port = origin
-        return httpcore.AsyncHTTPConnection(
-            httpcore.Origin(scheme, host, port), ssl_context=self._ssl_context,
-            keepalive_expiry=self._keepalive_expiry)
+            connection.close()
+        return await self._connect(origin)
 
-    async def _give_back(self, origin: _Origin,
-                         connection: httpcore.AsyncHTTPConnection) -> None:
-        self._busy.discard(connection)
+    async def _connect(self, origin: _Origin) -> Http1Connection:
+        scheme, host, port = origin
+        context = self._ssl_context() if scheme == "https" else None
+        loop = asyncio.get_running_loop()
+        idle_s = self._timeouts.idle
+        try:
+            async with asyncio.timeout(self._timeouts.connect):
+                _, connection = await loop.create_connection(
+                    lambda: Http1Connection(idle_s), host, port, ssl=context,
+                    server_hostname=host if context is not None else None)
+        except TimeoutError:
+            raise ConnectFailedError(
+                f"no connection to {host}:{port} within {self._timeouts.connect:g} s") from None
+        except OSError as exc:
+            raise ConnectFailedError(f"cannot connect to {host}:{port}: {_reason(exc)}") from None
+        return connection
+
+    def _give_back(self, origin: _Origin, connection: Http1Connection) -> None:
         idle = self._idle.setdefault(origin, [])
-        if connection.is_idle() and len(idle) < self._max_idle:
+        if connection.reusable and not connection.closed and len(idle) < self._max_idle:
             idle.append(connection)
         else:
-            await connection.aclose()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        origin: _Origin = (url.raw_scheme, url.raw_host,
-                           url.port or (443 if url.raw_scheme == b"https" else 80))
-        core = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
-                             target=url.raw_path),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        with _as_httpx(request):
-            connection = await self._take(origin)
-            self._busy.add(connection)
-            try:
-                response = await connection.handle_async_request(core)
-            except BaseException:
-                self._busy.discard(connection)
-                await connection.aclose()
-                raise
-        return httpx.Response(
-            response.status, headers=response.headers,
-            stream=_Body(self, origin, connection, response.stream, request),
-            extensions=response.extensions,
-        )
+            connection.close()
 
     async def aclose(self) -> None:
-        connections = [c for idle in self._idle.values() for c in idle] + list(self._busy)
+        """Close every connection, idle or busy."""
+        for connection in [c for idle in self._idle.values() for c in idle] + list(self._busy):
+            connection.close()
         self._idle.clear()
         self._busy.clear()
-        for connection in connections:
-            await connection.aclose()

@@ -1,7 +1,7 @@
 """A multipart upload body streamed from disk, hashing exactly the bytes it sends.
 
 The upload host takes `Path`, `Visibility` and `Content` as multipart form fields
-(api-contract.md §4). Building the body ourselves, rather than through httpx's `files=`, keeps
+(api-contract.md §4). Building the body ourselves, rather than through an HTTP library's multipart helper, keeps
 the file on disk (peak memory is one chunk), gives an exact `Content-Length`, and lets the body
 report the xxh3_128 digest of what actually went over the wire: if the file changed between scan
 and upload, the engine records the version under the content it really holds.
@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-import httpx
 import xxhash
 
 from assetsync.errors import ScanError
@@ -45,7 +44,7 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
-class MultipartFile(httpx.AsyncByteStream):
+class MultipartFile:
     """`multipart/form-data` with text fields first and one file part last, read lazily.
 
     The file is opened at construction (so a missing file fails before any byte is sent) and
