@@ -86,7 +86,7 @@ def is_manifest_upload(emulator: Any, path: str) -> bool:
     """Whether an upload-host path is a version of assetsync's own manifest Function (which
     every build carries: tests/test_remote_manifest.py counts those)."""
     parts = path.split("/")
-    if "Functions" not in parts:
+    if "Functions" not in parts[:-1]:  # `.../Functions` itself is the list, not a version
         return False
     rec = emulator.state.store.get(parts[parts.index("Functions") + 1], "function")
     return rec is not None and rec.data.get("friendly_name") == MANIFEST_PATH

@@ -265,6 +265,38 @@ def test_each_environment_reads_its_own_env_file(
     assert plan["environment"] == "prod"
 
 
+def test_promote_says_each_config_warning_once(
+    tmp_path: Path, emulator: Any, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, emulator)
+    toolkit_project(tmp_path)
+    text = (tmp_path / ".assetsync.toml").read_text()
+    (tmp_path / ".assetsync.toml").write_text(
+        text.replace('environment = "dev"\n', 'environment = "dev"\nenv_file = ".env.{env}"\n')
+        + '[optimize.profiles.whatsap]\nglobs = ["img/**"]\n')
+    (tmp_path / ".env.dev").write_text("A=1\n")
+    (tmp_path / ".env.prod").write_text("A=2\n")
+    enter_cli(tmp_path, emulator, monkeypatch)
+    assert run(capsys, "sync")[0] == 0
+    code, _out, err = run(capsys, "promote", "dev", "prod")
+    assert code == 0, err
+    assert err.count("did you mean [optimize.profiles.whatsapp]?") == 1, err
+
+
+def test_a_missing_env_file_is_refused_even_without_functions(
+    tmp_path: Path, emulator: Any, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, emulator)
+    make_tree(tmp_path / "site", 3)
+    enter_cli(tmp_path, emulator, monkeypatch)
+    code, _out, err = run(capsys, "sync", "--env-file", "nope.env")
+    assert code != 0 and "nope.env does not exist" in err and "Traceback" not in err
+    assert api_get(emulator, "/v1/Services")["services"] == []  # nothing was changed
+    assert run(capsys, "sync")[0] == 0
+
+
 def test_the_emulator_finds_the_projects_data_from_a_subfolder(tmp_path: Path) -> None:
     import signal
 

@@ -27,9 +27,11 @@ __all__ = [
 ]
 
 
-def config_from_args(args: object, overrides: Mapping[str, object] | None = None) -> Config:
+def config_from_args(args: object, overrides: Mapping[str, object] | None = None, *,
+                     warn: bool = True) -> Config:
     """Load the config named by `-c/--config` (or the nearest .assetsync.toml at or above the
-    working folder) with flag overrides; its warnings go to stderr.
+    working folder) with flag overrides; its warnings go to stderr (unless `warn` is false: a
+    command that loads the same file again for another environment says them once).
 
     Overrides whose value is None (a flag not given) are left out, so env and file apply.
     """
@@ -39,7 +41,7 @@ def config_from_args(args: object, overrides: Mapping[str, object] | None = None
     # config's own path and root, which the scan then meets as a `..` glob segment.
     file = Path(os.path.abspath(path)) if path else None
     config = load_config(file, environ=os.environ, overrides=given)
-    for line in config.warnings:  # problems that do not stop the run (a misspelled profile)
+    for line in config.warnings if warn else ():  # problems that do not stop the run (a misspelled profile)
         sys.stderr.write(f"warning: {line}\n")
     return config
 

@@ -16,13 +16,6 @@ from types import MappingProxyType
 
 from assetsync.config import Config
 from assetsync.errors import ConfigError
-from assetsync.functions.toolkit import (
-    deploy_variables,
-    dotenv_warnings,
-    parse_dotenv,
-    parse_package_dependencies,
-    toolkit_function,
-)
 from assetsync.models import PublishedFile
 from assetsync.prepare.classify import Issue
 from assetsync.scan.rules import IgnoreRules, hash_file
@@ -188,6 +181,8 @@ def read_variables(path: Path) -> Mapping[str, str]:
 
 def _read_env(path: Path) -> tuple[Mapping[str, str], list[Issue]]:
     """The Variables, and a warning for each line whose value keeps an inline comment."""
+    from assetsync.functions.toolkit import deploy_variables, dotenv_warnings, parse_dotenv
+
     text = _read_text(path, ".env file")
     variables = MappingProxyType(deploy_variables(parse_dotenv(text, file=str(path))))
     return variables, [Issue(str(path), line, "warning")
@@ -203,7 +198,16 @@ def load_functions(config: Config) -> FunctionProject | None:
     """
     folder = functions_folder(config)
     if folder is None:
+        if config.env_file is not None and not Path(config.env_file).is_file():
+            # Named but missing: with no functions folder it would be ignored in silence.
+            raise ConfigError(
+                f"{config.config_path}: [project] env_file: {config.env_file} does not exist: "
+                "create it or remove the key (or --env-file)", key="project.env_file",
+                file=str(config.config_path))
         return None
+    # Here, not at the top: a site without functions (most) never loads the Toolkit's rules.
+    from assetsync.functions.toolkit import parse_package_dependencies, toolkit_function
+
     project_root = folder.parent
     functions: list[PublishedFile] = []
     issues: list[Issue] = []

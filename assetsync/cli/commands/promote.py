@@ -34,8 +34,8 @@ def _per_environment_env_file(args: argparse.Namespace) -> str | None:
     A single env_file (or the Toolkit's `.env`) is not taken: promote then leaves TO_ENV's
     Variables as they are, as twilio-run's promote does without `--env`.
     """
-    to_config = config_from_args(args, {"project.environment": args.to_env})
-    from_config = config_from_args(args, {"project.environment": args.from_env})
+    to_config = config_from_args(args, {"project.environment": args.to_env}, warn=False)
+    from_config = config_from_args(args, {"project.environment": args.from_env}, warn=False)
     if not to_config.env_file or to_config.env_file == from_config.env_file:
         return None
     if not Path(to_config.env_file).is_file():
