@@ -147,7 +147,7 @@ def _identical(path: Path, options: OptimizeOptions) -> bool:
 def _throughput(sets: dict[str, list[Path]], workers: int, repeat: int) -> dict[str, object]:
     paths = [p for group in sets.values() for p in group]
     files = [PublishedFile(f"/{p.parent.name}/{p.name}", Visibility.PUBLIC, hash_file(p),
-                           p.stat().st_size, f"{p.parent.name}/{p.name}", p, "image/x")
+                           p.stat().st_size, f"{p.parent.name}/{p.name}", str(p), "image/x")
              for p in paths]
     options = OptimizeOptions()
     result: dict[str, object] = {"images": len(files), "workers_all": workers,
