@@ -7,7 +7,8 @@ assetsync to one emulator subprocess over a socket; prints one JSON document.
 The project: `functions/` (public, `.protected.js` and `.private.js` files, nested folders),
 `assets/` (files of `--size` bytes), `package.json` and `.env`. Each tool deploys it to its own
 service, then one function is changed and each deploys again (`--rounds` times, alternating;
-medians reported, with each run's wall time). For each deploy: requests and
+medians reported, with each run's wall time); then each deploys `--rounds` times more with
+nothing changed (`no_change`: the official library uploads everything again). For each deploy: requests and
 bytes sent (from the emulator's request log: the same count for both tools) and wall time (of
 the whole command, process start included; assetsync's bytecode is compiled first, as `pip
 install` does). `paths_match`: whether the functions' (path,
@@ -40,6 +41,7 @@ from typing import Any
 import httpx
 
 from assetsync.emulator.state import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
+from assetsync.state.remote_manifest import MANIFEST_PATH
 
 BENCH_DIR = Path(__file__).resolve().parent
 NPM_CACHE = BENCH_DIR / "out" / "npm"
@@ -111,7 +113,9 @@ def emulator_child(data: str, latency_ms: float = 0.0, jitter_ms: float = 0.0) -
     for line in sys.stdin:
         command = line.strip()
         if command == "log":
-            entries = [[e.method, e.kind, e.path, e.status, e.bytes_in] for e in state.request_log]
+            # Last, when each request arrived and was answered (bench_cold's time-line).
+            entries = [[e.method, e.kind, e.path, e.status, e.bytes_in, e.started, e.time]
+                       for e in state.request_log]
             print(json.dumps(entries), flush=True)
         elif command == "clear":
             state.request_log.clear()
@@ -295,8 +299,10 @@ def deployed(url: str, service: str) -> dict[str, Any]:
     if isinstance(deps, str):
         deps = json.loads(deps.strip().strip('"') or "[]")
     return {
+        # assetsync's own manifest (a private Function every build of its carries) is not the
+        # project's: the comparison is of the project's functions.
         "functions": sorted((str(v["path"]), str(v["visibility"]).lower())
-                            for v in build["function_versions"]),
+                            for v in build["function_versions"] if v["path"] != MANIFEST_PATH),
         "dependencies": sorted((d["name"], d["version"]) for d in deps),
         "variables": sorted((v["key"], v["value"]) for v in variables),
         "assets": len(build["asset_versions"]),
@@ -317,6 +323,31 @@ def ratio(a: float, b: float) -> float | None:
 
 def public(run: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in run.items() if not k.startswith("_")}
+
+
+def no_change(emulator: Emulator, script: Path, project: Path, config: Path,
+              service_sid: str, rounds: int) -> dict[str, Any]:
+    """Each tool deploying the project again with nothing changed, alternating, `rounds` times:
+    the official library uploads everything again, assetsync only looks."""
+    official_runs: list[dict[str, Any]] = []
+    our_runs: list[dict[str, Any]] = []
+    for n in range(rounds):
+        for tool in (("official", "assetsync") if n % 2 == 0 else ("assetsync", "official")):
+            if tool == "official":
+                official_runs.append(deploy_official(emulator, script, project, service_sid))
+            else:
+                our_runs.append(deploy_assetsync(emulator, config, project))
+    failed = [r for r in our_runs if "error" in r]
+    if failed:
+        return {"error": failed[0]["error"]}
+    theirs, ours = median_run(official_runs), median_run(our_runs)
+    return {"official": theirs, "assetsync": ours,
+            "official_wall_s_runs": [r["wall_s"] for r in official_runs],
+            "assetsync_wall_s_runs": [r["wall_s"] for r in our_runs],
+            "ratio_official_over_assetsync": {
+                "wall_s": ratio(float(theirs["wall_s"]), float(ours["wall_s"])),
+                "write_requests": f"{theirs['write_requests']} vs {ours['write_requests']}",
+                "bytes_sent": f"{theirs['bytes_sent']} vs {ours['bytes_sent']}"}}
 
 
 def main() -> None:
@@ -387,6 +418,8 @@ def main() -> None:
                     "wall_s_without_build_delay"] = ratio(
                     float(official_change["wall_s"]) - BUILD_DELAY_S,
                     float(ours_change["wall_s"]) - BUILD_DELAY_S)
+                out["no_change"] = no_change(emulator, script, project, config, service_sid,
+                                             args.rounds)
                 out["goal"] = "bytes_sent >= 100x, wall_s >= 10x"
         finally:
             emulator.stop()
