@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 __all__ = ["write_atomic"]
@@ -24,6 +23,8 @@ def write_atomic(
     Raises:
         OSError: the folder or file cannot be written; no temporary file is left behind.
     """
+    import tempfile  # here: importing this module (every command does) need not load it
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -11,8 +11,13 @@ Measured side by side in one run, interleaved, medians (the machine is shared an
    (scandir + lstat), and lstat every file by its known name with no listing (what the scan's
    trusted folder listings leave: git, too, stats every file it knows); "floor_plus_state"
    adds the state's open and load to the first.
-2. Whole-process `assetsync plan --json` on that tree (a fresh interpreter each time), next to
-   `python -c pass` for the interpreter's own start-up.
+2. Whole-process `assetsync plan` (its summary) and `assetsync plan --json` on that tree (a
+   fresh interpreter each time, the `assetsync` command as a user runs it, assetsync's bytecode
+   compiled first as `pip install` does), against `git status --porcelain` as a process, next
+   to `python -c pass` for the interpreter's own start-up. The tree spreads over 10 services
+   and was never synced: no carried outcome covers it, the preparation memo
+   (`assetsync.prepare.memo`) does; `plan_human_without_memo_ms` times the same plan with the
+   memo deleted before each run.
 3. Hash throughput of `hash_file` over a file in the page cache, against xxh3_128 over the same
    bytes: (a) a plain readinto loop with no stat protocol, (b) `hashlib.file_digest`, and
    (c) the bytes already in memory (no I/O at all: an upper bound no file reader reaches).
@@ -24,6 +29,7 @@ Trees and files live in a temporary folder that is removed afterwards.
 from __future__ import annotations
 
 import argparse
+import compileall
 import hashlib
 import io
 import json
@@ -177,16 +183,29 @@ def bench_scan_vs_git(work: Path, files: int, rounds: int) -> dict[str, object]:
     }
 
 
+def _assetsync_command() -> list[str]:
+    """The `assetsync` command as installed beside this Python (else `python -m assetsync`),
+    after writing assetsync's bytecode: an editable install under PYTHONDONTWRITEBYTECODE=1
+    (set on this project's machines) never writes it itself, and would compile every edited
+    module on every run."""
+    import assetsync
+
+    compileall.compile_dir(str(Path(assetsync.__file__).parent), quiet=1)
+    script = Path(sys.executable).with_name("assetsync")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "assetsync"]
+
+
 def bench_plan_process(work: Path, rounds: int) -> dict[str, object]:
     config = work / ".assetsync.toml"
     config.write_text(
         '[project]\nsource = "site"\nservice = "bench"\nstate_dir = "state"\n', encoding="utf-8"
     )
-    cmd = [sys.executable, "-m", "assetsync", "-c", str(config), "plan", "--json"]
+    cmd = [*_assetsync_command(), "-c", str(config), "plan", "--json"]
     # 10,000 public files exceed the 1000-per-build limit: the plan spreads them over 10
     # services as `sync` would (exit 0); exit 1 (a file or the site cannot be published) is
-    # still a finished plan. The first run fills the stat cache and the transform stage's
-    # type cache: what follows is the no-change plan a user sees on every later run.
+    # still a finished plan. The first run fills the stat cache, the transform stage's type
+    # cache and the preparation memo: what follows is the no-change plan a user sees on every
+    # later run.
     subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
     human = cmd[:-1]  # `plan` as a user reads it: a summary, not a line per file
     git = ["git", "status", "--porcelain"]
@@ -194,6 +213,8 @@ def bench_plan_process(work: Path, rounds: int) -> dict[str, object]:
     human_s: list[float] = []
     git_s: list[float] = []
     python_s: list[float] = []
+    cold_s: list[float] = []
+    memo = work / "state" / "prepared.bin"
     size = human_size = 0
     codes: set[int] = set()
     for _ in range(rounds):
@@ -216,6 +237,12 @@ def bench_plan_process(work: Path, rounds: int) -> dict[str, object]:
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         python_s.append(time.perf_counter() - t)
+        if len(cold_s) < 3:  # for context: the same plan preparing and placing every file
+            memo.unlink(missing_ok=True)
+            t = time.perf_counter()
+            subprocess.run(human, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           check=False)
+            cold_s.append(time.perf_counter() - t)
     return {
         "plan_json_ms": _median_ms(plan_s),
         "plan_human_ms": _median_ms(human_s),
@@ -223,6 +250,8 @@ def bench_plan_process(work: Path, rounds: int) -> dict[str, object]:
         "ratio_plan_human_over_git_status": round(
             statistics.median(human_s) / statistics.median(git_s), 1),
         "python_startup_ms": _median_ms(python_s),
+        "plan_human_without_memo_ms": _median_ms(cold_s),
+        "load_average": [round(x, 1) for x in os.getloadavg()],
         "json_bytes": size,
         "human_bytes": human_size,
         "exit_codes": sorted(codes),

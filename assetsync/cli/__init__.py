@@ -130,8 +130,14 @@ def run() -> NoReturn:
     raise SystemExit(status)
 
 
-def _modules_loaded() -> None:
-    """`run`'s command is imported: undo the start-up settings (see `run`)."""
+def _modules_loaded(func: object = None) -> None:
+    """`run`'s command is imported: undo the start-up settings (see `run`). First, the modules
+    its handler (`func`) would import on its first call, as its command module names them in
+    `PRELOAD` (after parsing: `--help` does not load them), so that they load under the same
+    settings."""
+    module = sys.modules.get(getattr(func, "__module__", ""))
+    for name in getattr(module, "PRELOAD", ()):
+        importlib.import_module(name)
     if sys.modules.get("httpx._main", _MISSING) is None:
         del sys.modules["httpx._main"]
     # Frozen, the modules' objects stay out of every later collection (they live as long as
@@ -153,12 +159,12 @@ def _main(argv: list[str], *, process: bool) -> int:
 
 def _run(argv: list[str], *, process: bool = False) -> int:
     parser = build_parser(_command_in(argv))
-    if process:
-        _modules_loaded()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    if process:
+        _modules_loaded(getattr(args, "func", None))
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USAGE

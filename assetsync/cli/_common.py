@@ -4,7 +4,6 @@ plain-line printer for progress events (`SyncEvent`).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -59,6 +58,8 @@ def print_json(data: object, stream: TextIO | None = None) -> None:
     No indentation: `indent` switches json to its pure-Python encoder, ~10x slower on a
     10,000-file plan; `jq .` pretty-prints when a person wants to read it.
     """
+    import json  # here: a command that prints no JSON (most runs) need not load it
+
     out = stream or sys.stdout
     out.write(json.dumps(data, ensure_ascii=False) + "\n")
     out.flush()

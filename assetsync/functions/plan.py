@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from assetsync.functions.toolkit import function_path_problem, function_size_limit
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile
 from assetsync.plan.assets import LiveBuild
@@ -77,6 +76,10 @@ def check_functions(
     (`assetsync.functions.toolkit`); 50 function versions per build (twilio.com/docs/serverless/api,
     "Limitations"); a function and an asset cannot share a path (one URL serves one of them).
     """
+    # Here, not at the top: a site without functions (the ledger loads this module for every
+    # sync) never loads the Toolkit's rules.
+    from assetsync.functions.toolkit import function_path_problem, function_size_limit
+
     issues: list[Issue] = []
     by_path: dict[str, list[PublishedFile]] = {}
     for f in functions:

@@ -12,15 +12,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from assetsync.functions.plan import FunctionPlan, plan_functions, recorded_function_versions
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile
 from assetsync.plan.assets import LiveBuild, LiveVersion, Plan, RecordedService, build_plan
 from assetsync.prepare.classify import Issue
 from assetsync.state.remote_manifest import MANIFEST_PATH, RESERVED_PREFIX, is_reserved
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a project without functions (`plan`'s usual one) never loads their planner
     from assetsync.functions.local import FunctionProject
+    from assetsync.functions.plan import FunctionPlan
 
 __all__ = ["Assessment", "FunctionRecords", "assess"]
 
@@ -166,6 +166,8 @@ def assess(
     plan = build_plan(files, recorded, live, limits=limits, full=full, held=held)
     fplan = None
     if functions is not None:
+        from assetsync.functions.plan import plan_functions, recorded_function_versions
+
         live_sids = (frozenset(v.sid for v in live.function_versions) if live is not None
                      else frozenset[str]())
         fplan = plan_functions(

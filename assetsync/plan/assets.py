@@ -205,9 +205,11 @@ _BY_PATH_SID = attrgetter("path", "sid")
 def _uploads_and_reuses(
     files: Sequence[PublishedFile], recorded: RecordedService, full: bool
 ) -> tuple[list[PublishedFile], list[tuple[PublishedFile, str]]]:
+    versions = recorded.versions
+    if full or not versions:  # a never-synced service (or a full sync): every file uploads
+        return list(files), []
     uploads: list[PublishedFile] = []
     reuses: list[tuple[PublishedFile, str]] = []
-    versions = recorded.versions
     for f in files:
         # A StrEnum member hashes and compares as its value: no `.value` per file.
         sid = None if full else versions.get((f.digest, f.path, f.visibility))

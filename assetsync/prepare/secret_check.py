@@ -20,18 +20,15 @@ content (docs/sync.md has the figures).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import os
-import secrets as random_bytes
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from assetsync.atomic import write_atomic
 from assetsync.limits import MAX_PUBLIC_ASSET_BYTES
-from assetsync.media.sniff import sniff
 from assetsync.models import PublishedFile, Visibility
 from assetsync.prepare.classify import Issue
 from assetsync.prepare.secrets import (
@@ -76,6 +73,8 @@ def known_secrets(credentials: Credentials | None) -> tuple[KnownSecret, ...]:
     if credentials is None or not credentials.password:
         return ()
     token = _AUTH_TOKEN if credentials.username == credentials.account_sid else _API_SECRET
+    import base64  # only with credentials (never for the embedded emulator)
+
     pair = f"{credentials.username}:{credentials.password}".encode()
     return (KnownSecret(token.id, token.kind, credentials.password.encode("utf-8")),
             KnownSecret(_BASIC.id, _BASIC.kind, base64.b64encode(pair).rstrip(b"=")))
@@ -117,6 +116,8 @@ class SecretVerdicts:
                 self._salt = salt
                 self._load(body)
         if not self._salt:
+            import secrets as random_bytes  # only for a new or dropped cache
+
             self._salt = random_bytes.token_bytes(16)
             self._rewrite = True  # new, damaged, older rules or other credentials
 
@@ -205,6 +206,9 @@ class _Reader:
 
     def read(self, digest: str, path: str) -> None:
         """Find `digest`'s verdict from the file at `path` (now, or with its batch)."""
+        # Here, not at the top: a run whose verdicts are all cached reads no file's type.
+        from assetsync.media.sniff import sniff
+
         self._read.add(digest)
         try:
             with open(path, "rb") as handle:

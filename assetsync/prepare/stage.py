@@ -26,13 +26,14 @@ from assetsync.prepare.classify import (
     published_name,
 )
 from assetsync.prepare.secret_check import check_secrets
-from assetsync.results import EventCallback
+from assetsync.results import EventCallback, SyncEvent
 from assetsync.scan.rules import IgnoreRules, Snapshot, rescan_paths, scan_tree
 from assetsync.state.db import State
 from assetsync.state.last_outcome import Carried, changed_sources, splice
 
 if TYPE_CHECKING:
     from assetsync.functions.local import FunctionProject
+    from assetsync.prepare.memo import PrepareMemo
 
 __all__ = [
     "CHECKS",
@@ -128,13 +129,16 @@ def prepare_files(
     on_event: EventCallback | None = None,
     carried: Carried | None = None,
     memory: ScanMemory | None = None,
+    memo: PrepareMemo | None = None,
 ) -> Prepared:
     """Scan (through the stat cache), classify, transform and check the source folder.
 
     `carried`: the environment's last outcome under this config (`assetsync.state.last_outcome`);
     when the scan finds its files with only some contents changed, only those are prepared
     again. `paths` (watch mode's hint: only these may have changed) is used with `memory`, the
-    caller's last snapshot of this folder; without one the whole folder is scanned.
+    caller's last snapshot of this folder; without one the whole folder is scanned. `memo`
+    (`plan`'s): the state folder's preparation memo, reused when the scan rows and settings
+    are those it was kept under, and kept afresh otherwise (the caller saves it).
     """
     rules = IgnoreRules.for_config(config)
     key = (str(config.source), str(config.state_dir))
@@ -158,7 +162,18 @@ def prepare_files(
                 files=spliced, warnings=scan_warnings, errors=(), snapshot=snapshot,
                 changed=len(changed), clean=True,
                 images=some.images or bool(carried.encoders), held=held))
+    if memo is not None:
+        hit = memo.reuse(snapshot.files,
+                         lambda some: _prepare(config, some, on_event, some=True))
+        if hit is not None:
+            if on_event is not None:
+                on_event(SyncEvent("prepared", files=len(hit.files), total=len(snapshot.files),
+                                   message="from the preparation memo (changed files prepared again)"))
+            return _refuse_secrets(config, state, on_event, replace(
+                hit, warnings=scan_warnings + hit.warnings, snapshot=snapshot, held=held))
     every = _prepare(config, snapshot.files.values(), on_event)
+    if memo is not None:
+        memo.keep(snapshot.files, every)
     return _refuse_secrets(config, state, on_event, replace(
         every, warnings=scan_warnings + every.warnings, snapshot=snapshot, held=held))
 

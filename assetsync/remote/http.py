@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import functools
 import ipaddress
 import logging
@@ -198,6 +197,8 @@ def _retry_after(value: str | None, now: float) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # only for a Retry-After given as an HTTP date: rare, and ~3 ms to load
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -34,17 +34,19 @@ from dataclasses import dataclass
 from itertools import compress, count, repeat
 from operator import attrgetter, is_not, ne
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assetsync.config import Config
 from assetsync.models import PublishedFile, ScannedFile, Visibility
 from assetsync.plan.assets import RecordedService
-from assetsync.remote.resources import Build, VersionRef
 from assetsync.state.db import State
 from assetsync.state.service_records import AssetSidsOnFirstUse
 
-__all__ = ["Carried", "changed_sources", "load", "recorded_view", "remember", "save",
-           "settings_of", "splice"]
+if TYPE_CHECKING:  # loaded only to decode an outcome: a plan without one need not load them
+    from assetsync.remote.resources import Build
+
+__all__ = ["Carried", "changed_rows", "changed_sources", "load", "recorded_view", "remember",
+           "save", "settings_of", "splice", "splice_files"]
 
 _FORMAT = 1
 _MARSHAL_VERSION = 4
@@ -104,6 +106,8 @@ def _encode(c: Carried) -> bytes:
 def _decode(data: bytes) -> Carried | None:
     """The outcome in `data`, or None if it is not one this version wrote (a cache: then the
     general path runs and remembers anew)."""
+    from assetsync.remote.resources import Build, VersionRef
+
     try:
         fmt, settings, encoders, generation, build, scanned, files, sids = marshal.loads(data)
         if fmt != _FORMAT or len(files) != 8 or len(scanned) != 3:
@@ -174,16 +178,23 @@ def changed_sources(
 ) -> list[ScannedFile] | None:
     """The scanned files whose size or content differs from the carried outcome's, or None
     unless the scan found exactly its files (by path) and few of them changed."""
-    if len(scanned) != len(carried.scanned):
+    return changed_rows(scanned, carried.scanned)
+
+
+def changed_rows(
+    scanned: Mapping[str, ScannedFile], then: Sequence[tuple[str, int, str]]
+) -> list[ScannedFile] | None:
+    """`changed_sources` against the scan rows `then` ((rel_path, size, digest), by path)."""
+    if len(scanned) != len(then):
         return None
     # Both are sorted by path: pairs that differ are changed files, or a different tree.
     # (Compared with C-level maps: a Python loop here costs what a sync would save.)
     now = tuple(scanned.values())
-    differs = list(map(ne, now, carried.scanned))
+    differs = list(map(ne, now, then))
     changed = list(compress(now, differs))
     if len(changed) > len(now) * _MOST_CHANGED:
         return None
-    paths = {then[0] for then in compress(carried.scanned, differs)}
+    paths = {row[0] for row in compress(then, differs)}
     if any(file.rel_path not in paths for file in changed):
         return None
     return changed
@@ -195,11 +206,19 @@ def splice(
     """The carried files with the changed sources' `outputs` put in place of theirs, or None
     when an output's published path, visibility, type or variant is not the one it replaces
     (then the files' order or the plan could differ: the general path decides)."""
+    return splice_files(carried.files, changed, outputs)
+
+
+def splice_files(
+    published: Sequence[PublishedFile], changed: Sequence[ScannedFile],
+    outputs: Sequence[PublishedFile],
+) -> tuple[PublishedFile, ...] | None:
+    """`splice` into the published files `published` (in `prepare_files` order)."""
     sources = {f.rel_path for f in changed}
-    places = list(compress(count(), map(sources.__contains__, map(_SOURCE, carried.files))))
+    places = list(compress(count(), map(sources.__contains__, map(_SOURCE, published))))
     if len(places) != len(outputs):
         return None
-    files = list(carried.files)
+    files = list(published)
     by_key = {(f.path, f.source): f for f in outputs}
     for i in places:
         old = files[i]

@@ -29,22 +29,18 @@ into the local state; fetching and uploading it is `assetsync.sync.remote_manife
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import re
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from assetsync.limits import MAX_PRIVATE_ASSET_BYTES
-from assetsync.state.records import VersionRecord
 
-if TYPE_CHECKING:  # the plan imports the prefix; it need not load SQLite or the client
+if TYPE_CHECKING:  # the plan imports the prefix; it need not load SQLite, the client, the
+    # records or the codecs (each imported where it is used)
     from assetsync.remote.resources import Build, VersionRef
     from assetsync.state.db import State
+    from assetsync.state.records import VersionRecord
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -107,6 +103,8 @@ class Manifest:
 
 def holds_digest(version_sids: Iterable[str]) -> str:
     """A digest of a build's version SIDs (assets and functions, the manifest's left out)."""
+    import hashlib
+
     return hashlib.sha256("\n".join(sorted(set(version_sids))).encode("ascii")).hexdigest()
 
 
@@ -117,6 +115,10 @@ def _order(entry: ManifestEntry) -> tuple[object, ...]:
 
 def encode(manifest: Manifest) -> bytes:
     """The manifest as the private Function's code (see the module docstring)."""
+    import base64
+    import json
+    import zlib
+
     doc = {
         "format": MANIFEST_FORMAT,
         "build_base": manifest.build_base,
@@ -148,6 +150,11 @@ def _entries(rows: object) -> tuple[ManifestEntry, ...]:
 def decode(code: str) -> Manifest | None:
     """The manifest in a Function's code, or None when it is not one assetsync can read (not
     a manifest, cut short, or of a format this version does not know)."""
+    import base64
+    import binascii
+    import json
+    import zlib
+
     found = _PAYLOAD.search(code)
     if found is None:
         return None
@@ -193,6 +200,8 @@ def verify(manifest: Manifest, build: Build) -> Verified:
 
 
 def _records(service_sid: str, entries: Iterable[ManifestEntry]) -> list[VersionRecord]:
+    from assetsync.state.records import VersionRecord
+
     return [VersionRecord(service_sid, e.digest, e.path, e.visibility.lower(), e.version_sid,
                           e.size, None) for e in entries]
 

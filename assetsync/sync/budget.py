@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -188,6 +187,8 @@ class BuildBudget:
         A sharded sync builds once per service, so it reserves one slot per service; more
         slots than the limit are never available and count as the whole limit.
         """
+        import uuid  # here: a sync that takes no slot (the emulator's) never loads it
+
         slots = self._clamp(slots)
         with self._ledger(write=True) as entries:
             if len(entries) + slots > self.limit:
@@ -211,6 +212,8 @@ class BuildBudget:
 
     def record(self, builds: int = 1) -> None:
         """Record builds made without a reservation (e.g. by a one-off `assetsync sync`)."""
+        import uuid
+
         now = self.clock()
         with self._ledger(write=True) as entries:
             entries.extend((now, uuid.uuid4().hex) for _ in range(builds))

@@ -11,21 +11,22 @@ recorded build, only the changed files are prepared again, exactly as `sync` doe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from itertools import chain, compress, repeat
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
 from assetsync.config import Config, target_key
 from assetsync.errors import LimitError, LockHeldError
-from assetsync.functions.plan import FunctionPlan
 from assetsync.limits import BuildLimits
-from assetsync.media.audio_stage import AudioReport
 from assetsync.models import PublishedFile, Visibility
 from assetsync.plan.assess import assess
 from assetsync.plan.assets import LiveBuild, Plan, PlanCounts, RecordedService, build_plan
 from assetsync.plan.shard import previous_placement, service_names
 from assetsync.plan.shard_options import ShardOptions
 from assetsync.prepare.classify import Issue
+from assetsync.prepare.memo import PrepareMemo, placement_key
 from assetsync.prepare.stage import Prepared, blocking_problems, prepare_files
 from assetsync.results import SyncEvent
 from assetsync.scan.rules import Snapshot
@@ -33,12 +34,17 @@ from assetsync.state.db import State
 from assetsync.state.last_outcome import Carried, recorded_view, settings_of
 from assetsync.state.last_outcome import load as load_carried
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # only for types: a plan that does not need them does not load them
     from assetsync.functions.local import FunctionProject
+    from assetsync.functions.plan import FunctionPlan
     from assetsync.functions.variables import VariablePlan
+    from assetsync.media.audio_stage import AudioReport
     from assetsync.plan.shard_result import ShardResult
 
 __all__ = ["LocalPlan", "ServicePlan", "plan_offline"]
+
+_PATH = attrgetter("path")
+_VISIBILITY = attrgetter("visibility")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +140,14 @@ def _recorded(state: State, config: Config, names: Sequence[str], *,
 def _recorded_live(state: State, config: Config, service: str) -> LiveBuild | None:
     """The build assetsync recorded deploying to the service's environment (its kept
     manifest), standing in for the live build offline."""
-    from assetsync.state.ledger import recorded_build, to_live_build
-
     key = target_key(config)
     rec = state.get_service(key, service)
     env = state.get_environment(key, rec.service_sid, config.environment) if rec else None
-    built = (recorded_build(state, key, rec.service_sid, env.build_sid)
-             if rec is not None and env is not None and env.build_sid else None)
+    if rec is None or env is None or not env.build_sid:
+        return None  # never deployed: the ledger (and the client's types) need not load
+    from assetsync.state.ledger import recorded_build, to_live_build
+
+    built = recorded_build(state, key, rec.service_sid, env.build_sid)
     return to_live_build(built) if built is not None else None
 
 
@@ -169,17 +176,19 @@ def plan_offline(config: Config, *, full: bool = False, prune_variables: bool = 
     project = load_functions(config)  # first, as in `sync`: a bad .env stops before the scan
     options = config.shard if isinstance(config.shard, ShardOptions) else ShardOptions()
     with _open_state(config, on_event or (lambda _event: None)) as state:
+        memo = PrepareMemo(config, readonly=state.readonly)
         prepared, problems, view = _prepare(state, config, options, project, full=full,
-                                            on_event=on_event)
+                                            on_event=on_event, memo=memo)
         recorded = _recorded(state, config, service_names(config.service, options),
                              view=view[0] if view is not None else None)
         live = view[1] if view is not None else _recorded_live(state, config, config.service)
         plan, shard_result, services, shard_issues = _plan_services(
-            config, prepared.files, recorded, options, full=full)
+            config, prepared.files, recorded, options, full=full, memo=memo)
+        memo.save()
         # Functions deploy with the configured service only, as `sync` deploys them: only its
         # assets can take a function's path.
-        beside = [f for f in prepared.files if shard_result is None
-                  or shard_result.assignment.get(f.path, config.service) == config.service]
+        beside = (prepared.files if shard_result is None else
+                  _in_service(prepared.files, shard_result, config.service))
         found = assess(beside, recorded.get(config.service, RecordedService()),
                        live, limits=options.limits,
                        full=full, held=prepared.held, problems=problems, functions=project,
@@ -191,8 +200,7 @@ def plan_offline(config: Config, *, full: bool = False, prune_variables: bool = 
                         if project is not None else None)
     issues = _issues(prepared, problems, found.functions, shard_issues, plan, project_plan)
     return LocalPlan(snapshot=prepared.snapshot, plan=plan, issues=issues,
-                     shard=shard_result, services=services, audio=tuple(
-                         r for r in prepared.audio if isinstance(r, AudioReport)),
+                     shard=shard_result, services=services, audio=_audio_reports(prepared),
                      functions=found.functions,
                      variables=project_plan.variables if project_plan is not None else None,
                      variables_recorded=project_plan is not None and project_plan.recorded,
@@ -202,13 +210,13 @@ def plan_offline(config: Config, *, full: bool = False, prune_variables: bool = 
 
 def _prepare(
     state: State, config: Config, options: ShardOptions, project: FunctionProject | None, *,
-    full: bool, on_event: Callable[[SyncEvent], None] | None,
+    full: bool, on_event: Callable[[SyncEvent], None] | None, memo: PrepareMemo,
 ) -> tuple[Prepared, tuple[Issue, ...], tuple[RecordedService, LiveBuild] | None]:
     """The prepared files and every problem in them, as `sync` prepares and checks them, and
     the carried outcome's view of the configured service when it stands in (see
     `_carried_view`; then, as in `sync`, only the changed files were prepared again)."""
     carried = _carried(state, config, options, full=full)
-    prepared = prepare_files(config, state, on_event=on_event, carried=carried)
+    prepared = prepare_files(config, state, on_event=on_event, carried=carried, memo=memo)
     problems = blocking_problems(prepared, project, source=config.source, limits=options.limits)
     if config.check.strict:  # then a broken reference stops `sync`: say so here too
         from assetsync.check.project import reference_issues
@@ -221,6 +229,15 @@ def _prepare(
             "carried", files=changed, total=len(prepared.files),
             message=f"{changed} file(s) prepared, the others as the last sync published them"))
     return prepared, problems, view
+
+
+def _audio_reports(prepared: Prepared) -> tuple[AudioReport, ...]:
+    """What the transform step made of each audio file (loading its types only if any)."""
+    if not prepared.audio:
+        return ()
+    from assetsync.media.audio_stage import AudioReport
+
+    return tuple(r for r in prepared.audio if isinstance(r, AudioReport))
 
 
 def _issues(prepared: Prepared, problems: Sequence[Issue], functions: FunctionPlan | None,
@@ -283,25 +300,20 @@ def _plan_services(
     options: ShardOptions,
     *,
     full: bool,
+    memo: PrepareMemo | None = None,
 ) -> tuple[Plan, ShardResult | None, tuple[ServicePlan, ...], list[Issue]]:
     """One plan when the site fits one build and lives in one service (the usual case), else
     the files sharded as `assetsync.sync.sharded.sync_sharded` shards them and one plan per service."""
     limits = options.limits
     empty = RecordedService()
     previous = previous_placement(files, recorded)
-    private = sum(1 for f in files if f.visibility is Visibility.PRIVATE)
+    private = list(map(_VISIBILITY, files)).count(Visibility.PRIVATE)
     over = private > limits.private or len(files) - private > limits.public_protected
     if not over and set(previous.values()) <= {config.service}:
         return build_plan(files, recorded.get(config.service, empty), None, limits=limits,
                           full=full), None, (), []
-    from assetsync.plan.shard import shard  # only a site spread over services pays for it
-
-    def changed() -> list[str]:  # asked only when a service overflows
-        return [f.path for f in files if (f.digest, f.path, f.visibility.value)
-                not in recorded.get(previous.get(f.path, ""), empty).versions]
-
     try:
-        result = shard(files, previous, options, base_service=config.service, changed=changed)
+        result = _placed(config, files, recorded, previous, options, memo)
     except LimitError as exc:
         # Cannot be spread: the one-service plan for the listing, the reason as the error
         # (its own per-build limit lines would only repeat it).
@@ -310,8 +322,8 @@ def _plan_services(
         plan = replace(plan, issues=tuple(i for i in plan.issues if i.path != "/"))
         return plan, None, (), [Issue(exc.path or "/", str(exc))]
     grouped: dict[str, list[PublishedFile]] = {name: [] for name in result.services}
-    for f in files:
-        grouped[result.assignment[f.path]].append(f)
+    for f, name in zip(files, map(result.assignment.__getitem__, map(_PATH, files))):
+        grouped[name].append(f)
     # A retired service (no file left) stops serving the site's files: `sync` deletes its
     # environments (an empty build is refused) or builds it without them, so they are drops.
     retired = [p for name in result.retired for p in recorded.get(name, empty).owned_paths]
@@ -334,15 +346,47 @@ def _plan_services(
     return merged, result, services, issues
 
 
+def _placed(config: Config, files: Sequence[PublishedFile], recorded: dict[str, RecordedService],
+            previous: dict[str, str], options: ShardOptions, memo: PrepareMemo | None
+            ) -> ShardResult:
+    """Each file's service as `shard` places it, or as the memo kept it for these very inputs
+    (the same answer). Raises `LimitError` as `shard` does."""
+    empty = RecordedService()
+
+    def changed() -> list[str]:  # asked only when a service overflows
+        return [f.path for f in files if (f.digest, f.path, f.visibility.value)
+                not in recorded.get(previous.get(f.path, ""), empty).versions]
+
+    key = placement_key(options, config.service, files, previous, changed)
+    result = memo.placement(key) if memo is not None else None
+    if result is None:
+        from assetsync.plan.shard import shard  # only a site spread over services pays for it
+
+        result = shard(files, previous, options, base_service=config.service, changed=changed)
+        if memo is not None:
+            memo.keep_placement(key, result)
+    return result
+
+
+def _in_service(files: Sequence[PublishedFile], placed: ShardResult, service: str
+                ) -> list[PublishedFile]:
+    """The files placed in `service` (C-level maps: a 10,000-file site comes through here)."""
+    where = map(placed.assignment.get, map(_PATH, files), repeat(service))
+    return list(compress(files, map(service.__eq__, where)))
+
+
+def _every(plans: Sequence[Plan], field: str) -> Iterator[Any]:
+    """One field's items of every plan, in turn."""
+    return chain.from_iterable(map(attrgetter(field), plans))
+
+
 def _merged(plans: Sequence[Plan], limits: BuildLimits) -> Plan:
     """Every service's plan as one (sorted by path; counts summed over the services)."""
     return Plan(
-        create_assets=tuple(sorted(p for plan in plans for p in plan.create_assets)),
-        uploads=tuple(sorted((f for plan in plans for f in plan.uploads),
-                             key=lambda f: f.path)),
-        reuses=tuple(sorted((r for plan in plans for r in plan.reuses),
-                            key=lambda r: r[0].path)),
-        drops=tuple(sorted(p for plan in plans for p in plan.drops)),
+        create_assets=tuple(sorted(_every(plans, "create_assets"))),
+        uploads=tuple(sorted(_every(plans, "uploads"), key=_PATH)),
+        reuses=tuple(sorted(_every(plans, "reuses"), key=lambda r: r[0].path)),
+        drops=tuple(sorted(_every(plans, "drops"))),
         kept_foreign=(),
         function_versions=(),
         dependencies=(),

@@ -8,7 +8,6 @@ are left out.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -118,6 +117,8 @@ def render_json(entries: Iterable[UrlEntry], *, detailed: bool = False) -> str:
 
 def render_csv(entries: Iterable[UrlEntry]) -> str:
     """CSV text with a header row (`CSV_COLUMNS`), sorted by path, `\\n` line ends."""
+    import csv  # only a CSV URL map needs it
+
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

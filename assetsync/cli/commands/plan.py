@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import heapq
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,11 @@ if TYPE_CHECKING:  # `assetsync --help` registers this command without loading t
     from assetsync.prepare.classify import Issue
     from assetsync.sync.offline_plan import LocalPlan
 
-__all__ = ["handler", "plan_locally", "print_blocking", "register"]
+__all__ = ["PRELOAD", "handler", "plan_locally", "print_blocking", "register"]
+
+# What the handler imports on its first call (`assetsync.cli.run` loads them first, with the
+# collector off, as it loads the command modules; `--help` loads neither).
+PRELOAD = ("assetsync.sync.offline_plan", "assetsync.functions.local")
 
 
 def plan_locally(config: Config, *, full: bool = False, verbose: int = 0,
@@ -95,20 +100,21 @@ def _nothing_to_do(result: LocalPlan) -> bool:
 def _human_rows(result: LocalPlan, every: bool) -> None:
     """One row per file (and function): action, visibility, path, size, service. Unless
     `every` (-v), reused files are counted, not listed, and at most `SHOWN_CHANGES` files are."""
-    # Spread over services: each row says which service it belongs to.
-    found = [(action, vis, path, size, s.service) for s in result.services
-             for action, vis, path, size in _rows(s.plan, every)] or [
-        (*row, "") for row in _rows(result.plan, every)]
+    # Spread over services: each row says which service it belongs to. Rows are made in
+    # their sort order (path, action, service) so that they sort with no key function.
+    plans = [(s.service, s.plan) for s in result.services] or [("", result.plan)]
     hidden = 0
-    if not every and len(found) > SHOWN_CHANGES:
-        # The first rows of the sorted listing, without sorting (or sizing) the thousands
-        # hidden: `nsmallest` gives exactly `sorted(...)[:n]`.
-        hidden = len(found) - SHOWN_CHANGES
-        found = heapq.nsmallest(SHOWN_CHANGES, found, key=_row_order)
+    if every:
+        found = sorted(row for service, plan in plans for row in _rows(plan, service))
     else:
-        found.sort(key=_row_order)
+        # The first rows of the sorted listing, without making (or sorting) the thousands
+        # hidden: each plan's uploads and drops are sorted by path already, so merging them
+        # gives exactly `sorted(...)[:n]`.
+        found = list(islice(heapq.merge(*(_changes(plan, service) for service, plan in plans)),
+                            SHOWN_CHANGES))
+        hidden = sum(len(plan.uploads) + len(plan.drops) for _s, plan in plans) - len(found)
     rows = [(action, vis, path, format_bytes(size) if size is not None else "", service)
-            for action, vis, path, size, service in found]
+            for path, action, service, vis, size in found]
     fplan = result.functions
     # The functions after the files, each row marked as one (`sync` deploys them together).
     rows += [(*row, "function") for row in _function_rows(fplan)] if fplan is not None else []
@@ -183,18 +189,25 @@ def _project_lines(result: LocalPlan) -> list[str]:
     return lines
 
 
-def _rows(plan: Plan, reuses: bool = True) -> list[tuple[str, str, str, int | None]]:
-    """Action, visibility, path and size (None: no size shown) of each file of the plan."""
-    rows: list[tuple[str, str, str, int | None]] = [
-        ("upload", f.visibility.value, f.path, f.size) for f in plan.uploads]
-    rows += [("reuse", f.visibility.value, f.path, None) for f, _sid in plan.reuses if reuses]
-    rows += [("drop", "", p, None) for p in plan.drops]
+# A listing row in its sort order: path, action, service, visibility, size (None: not shown).
+_Row = tuple[str, str, str, str, int | None]
+
+
+def _rows(plan: Plan, service: str) -> list[_Row]:
+    """Each file of the plan (of `service`, "" for the one service) as a listing row."""
+    rows: list[_Row] = [(f.path, "upload", service, f.visibility.value, f.size)
+                        for f in plan.uploads]
+    rows += [(f.path, "reuse", service, f.visibility.value, None) for f, _sid in plan.reuses]
+    rows += [(p, "drop", service, "", None) for p in plan.drops]
     return rows
 
 
-def _row_order(row: tuple[str, str, str, int | None, str]) -> tuple[str, str, str]:
-    """Rows by path, then action, then service."""
-    return row[2], row[0], row[4]
+def _changes(plan: Plan, service: str) -> Iterator[_Row]:
+    """The plan's uploads and drops as listing rows, in their order (a `Plan`'s tuples are
+    sorted by path), made one by one as they are asked for."""
+    return heapq.merge(((f.path, "upload", service, f.visibility.value, f.size)
+                        for f in plan.uploads),
+                       ((p, "drop", service, "", None) for p in plan.drops))
 
 
 def _json(config: Config, result: LocalPlan) -> dict[str, object]:
