@@ -232,21 +232,33 @@ def test_functions_line_counts_the_names_it_leaves_out(
 # --- 5. one .env per environment -------------------------------------------------------------
 
 
+def synced_and_promoted(
+    root: Path, emulator: Any, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, envs: dict[str, str], extra: str = ""
+) -> str:
+    """A Toolkit project with `env_file = ".env.{env}"` (`envs`: each file's text), synced to
+    dev and promoted to prod; promote's stderr."""
+    write_config(root, emulator)
+    toolkit_project(root)
+    text = (root / ".assetsync.toml").read_text()
+    (root / ".assetsync.toml").write_text(
+        text.replace('environment = "dev"\n', 'environment = "dev"\nenv_file = ".env.{env}"\n')
+        + extra)
+    for env, body in envs.items():
+        (root / f".env.{env}").write_text(body)
+    enter_cli(root, emulator, monkeypatch)
+    assert run(capsys, "sync")[0] == 0
+    code, _out, err = run(capsys, "promote", "dev", "prod")
+    assert code == 0, err
+    return err
+
+
 def test_each_environment_reads_its_own_env_file(
     tmp_path: Path, emulator: Any, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_config(tmp_path, emulator)
-    toolkit_project(tmp_path)
-    text = (tmp_path / ".assetsync.toml").read_text()
-    (tmp_path / ".assetsync.toml").write_text(
-        text.replace('environment = "dev"\n', 'environment = "dev"\nenv_file = ".env.{env}"\n'))
-    (tmp_path / ".env.dev").write_text("GREETING=dev-hello\n")
-    (tmp_path / ".env.prod").write_text("GREETING=prod-hello\nONLY_PROD=1\n")
-    enter_cli(tmp_path, emulator, monkeypatch)
-    assert run(capsys, "sync")[0] == 0
-    code, _out, err = run(capsys, "promote", "dev", "prod")
-    assert code == 0, err
+    synced_and_promoted(tmp_path, emulator, capsys, monkeypatch,
+                        {"dev": "GREETING=dev-hello\n", "prod": "GREETING=prod-hello\nONLY_PROD=1\n"})
     svc = api_get(emulator, "/v1/Services/site")
     envs = {e["unique_name"]: e for e in
             api_get(emulator, f"/v1/Services/{svc['sid']}/Environments")["environments"]}
@@ -269,18 +281,9 @@ def test_promote_says_each_config_warning_once(
     tmp_path: Path, emulator: Any, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_config(tmp_path, emulator)
-    toolkit_project(tmp_path)
-    text = (tmp_path / ".assetsync.toml").read_text()
-    (tmp_path / ".assetsync.toml").write_text(
-        text.replace('environment = "dev"\n', 'environment = "dev"\nenv_file = ".env.{env}"\n')
-        + '[optimize.profiles.whatsap]\nglobs = ["img/**"]\n')
-    (tmp_path / ".env.dev").write_text("A=1\n")
-    (tmp_path / ".env.prod").write_text("A=2\n")
-    enter_cli(tmp_path, emulator, monkeypatch)
-    assert run(capsys, "sync")[0] == 0
-    code, _out, err = run(capsys, "promote", "dev", "prod")
-    assert code == 0, err
+    err = synced_and_promoted(tmp_path, emulator, capsys, monkeypatch,
+                              {"dev": "A=1\n", "prod": "A=2\n"},
+                              extra='[optimize.profiles.whatsap]\nglobs = ["img/**"]\n')
     assert err.count("did you mean [optimize.profiles.whatsapp]?") == 1, err
 
 

@@ -21,6 +21,7 @@ from assetsync.plan.assets import LiveBuild, LiveVersion, RecordedService
 from assetsync.remote.resources import Build, VersionRef
 from assetsync.state.remote_manifest import (
     MANIFEST_PATH,
+    SID_TAIL,
     Manifest,
     ManifestEntry,
     Verified,
@@ -233,8 +234,14 @@ def test_encode_then_decode_gives_the_manifest_back(
     code = encode(Manifest(tuple(assets), tuple(functions), base)).decode("utf-8")
     found = decode(code)
     assert found is not None and found.build_base == base
-    assert sorted(found.assets, key=repr) == sorted(assets, key=repr)
-    assert sorted(found.functions, key=repr) == sorted(functions, key=repr)
+
+    def tails(entries: list[ManifestEntry]) -> list[ManifestEntry]:
+        # Format 2 carries each version SID's tail; `verify` takes it whole from the build.
+        return sorted((e._replace(version_sid=e.version_sid[-SID_TAIL:]) for e in entries),
+                      key=repr)
+
+    assert sorted(found.assets, key=repr) == tails(assets)
+    assert sorted(found.functions, key=repr) == tails(functions)
     # The same manifest in another order encodes to the same bytes (so it is reused).
     assert encode(Manifest(tuple(reversed(assets)), tuple(functions), base)).decode() == code
 
@@ -262,6 +269,38 @@ def test_verify_keeps_only_what_the_build_holds() -> None:
     exact = Manifest((kept,), holds=holds_digest(["ZN1", "ZN3"]))
     assert verify(exact, build).exact
     assert not verify(replace(exact, holds=holds_digest(["ZN1"])), build).exact
+
+
+def test_a_decoded_manifest_gets_each_sid_whole_from_its_build_and_drops_a_replaced_one() -> None:
+    sid_a, sid_b = "ZN" + "a" * 24 + "0badcafe", "ZN" + "b" * 24 + "12345678"
+    manifest = Manifest((ManifestEntry("/a.txt", "public", "d1", sid_a, 1, "text/plain", "a.txt"),
+                         ManifestEntry("/b.txt", "public", "d2", sid_b, 2, "text/plain", "src/b")))
+    code = encode(manifest).decode()
+    assert sid_a not in code and sid_b not in code  # tails only: a third of the bytes
+    found = decode(code)
+    assert found is not None
+    replaced = "ZN" + "c" * 24 + "87654321"  # another tool's version at /b.txt
+    build = Build("ZB1", "ZS1", "completed",
+                  (VersionRef(sid_a, "ZH1", "/a.txt", "PUBLIC"),
+                   VersionRef(replaced, "ZH2", "/b.txt", "PUBLIC")), (), (), None, None)
+    verified = verify(found, build)
+    assert verified.manifest.assets == (manifest.assets[0],) and verified.dropped == 1
+    whole = Build("ZB2", "ZS1", "completed",
+                  (VersionRef(sid_a, "ZH1", "/a.txt", "PUBLIC"),
+                   VersionRef(sid_b, "ZH2", "/b.txt", "PUBLIC")), (), (), None, None)
+    assert verify(found, whole).manifest.assets == manifest.assets
+
+
+def test_a_format_1_manifest_is_still_read() -> None:
+    import base64
+    import json
+    import zlib
+
+    row = ["/a", "public", "d1", "ZN" + "1" * 32, 1, "text/plain", "a", None]
+    doc = {"format": 1, "build_base": None, "holds": "", "assets": [row], "functions": []}
+    packed = base64.b64encode(zlib.compress(json.dumps(doc).encode())).decode()
+    found = decode(f'exports.manifest = "{packed}";')
+    assert found is not None and found.assets == (ManifestEntry(*row),)
 
 
 SHARD = """[shard]

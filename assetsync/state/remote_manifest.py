@@ -10,18 +10,26 @@ syncs as if it had the state: one changed file, one upload.
 
 Format: a small CommonJS module, so the build stays a valid Functions build:
 
-    // assetsync service manifest (format 1): private, never served; see docs/sync.md
+    // assetsync service manifest (format 2): private, never served; see docs/sync.md
     exports.manifest = "<base64 of zlib(JSON)>";
     exports.handler = (context, event, callback) => callback(null, {});
 
 zlib + base64 rather than plain JSON: a manifest of 1,000 files is ~190 KB of JSON, mostly
 random hex (SIDs, digests), which deflate brings to roughly half, and base64 keeps it text
 (the Content route returns the code as a JSON string). The JSON is
-`{"format": 1, "build_base": SID | null, "holds": hex, "assets": [row...], "functions":
-[row...]}` with each row `[path, visibility, digest, version_sid, size, content_type, source,
+`{"format": 2, "build_base": SID | null, "holds": hex, "assets": [row...], "functions":
+[row...]}` with each row `[path, visibility, digest, sid_tail, size, content_type, source,
 recipe]`; `holds` is `holds_digest` of every version SID the build holds besides the manifest,
 so a build another tool made by carrying the manifest over (the Console does) is told apart
 from the build the manifest was written for.
+
+Format 2 keeps only the last `SID_TAIL` characters of each version SID, and a null `source`
+where it is the path without its `/`: the build that carries the manifest lists every version's
+full SID by path, so `verify` takes the SID from there and the tail only confirms that the
+version at that path is still the one the manifest describes (a version another tool put there
+has another SID; its tail matches by chance once in 16**8). Every build carries the manifest, so
+its size is paid on every sync: for 1,000 files 67 KB in format 1, 41 KB in format 2 (a
+one-file sync sent 119 KB, now ~93 KB; issue 26). Format 1 (full SIDs) is still read.
 
 This module is pure (bytes and values) plus `import_manifest`, which writes a verified manifest
 into the local state; fetching and uploading it is `assetsync.sync.remote_manifest`'s.
@@ -62,14 +70,16 @@ __all__ = [
 # is refused (assetsync.plan.assess), and nothing under it is listed as the user's.
 RESERVED_PREFIX = "/_assetsync/"
 MANIFEST_PATH = RESERVED_PREFIX + "manifest"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
+SID_TAIL = 8  # hex characters of a version SID kept per row (format 2)
 # A private Function Version goes to the upload host, which takes at most 10 MB for a private
 # version (api-contract.md §4; `assetsync.functions.toolkit.function_size_limit`). A build holds
 # at most 1,100 versions, whose rows stay far below it; past it the build goes out without a
 # manifest and the sync says so (the next fresh machine then uploads everything, as before).
 MANIFEST_LIMIT = MAX_PRIVATE_ASSET_BYTES
 
-_HEADER = ("// assetsync service manifest (format 1): private, never served; see docs/sync.md\n")
+_HEADER = ("// assetsync service manifest (format 2): private, never served; see docs/sync.md\n")
 _PAYLOAD = re.compile(r'exports\.manifest\s*=\s*"([A-Za-z0-9+/=]*)"')
 
 
@@ -84,7 +94,7 @@ class ManifestEntry(NamedTuple):
     path: str
     visibility: str
     digest: str
-    version_sid: str
+    version_sid: str  # decoded from format 2: the SID's tail, until `verify` gives it whole
     size: int
     content_type: str
     source: str
@@ -123,8 +133,8 @@ def encode(manifest: Manifest) -> bytes:
         "format": MANIFEST_FORMAT,
         "build_base": manifest.build_base,
         "holds": manifest.holds,
-        "assets": sorted(manifest.assets, key=_order),
-        "functions": sorted(manifest.functions, key=_order),
+        "assets": [_row(e) for e in sorted(manifest.assets, key=_order)],
+        "functions": [_row(e) for e in sorted(manifest.functions, key=_order)],
     }
     raw = json.dumps(doc, separators=(",", ":")).encode("utf-8")
     packed = base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
@@ -133,11 +143,21 @@ def encode(manifest: Manifest) -> bytes:
             ).encode("utf-8")
 
 
-def _entries(rows: object) -> tuple[ManifestEntry, ...]:
+def _row(entry: ManifestEntry) -> list[object]:
+    """A format-2 row: the SID's tail, and null for a source that is the path without its
+    `/`."""
+    source = None if entry.source == entry.path[1:] else entry.source
+    return [entry.path, entry.visibility, entry.digest, entry.version_sid[-SID_TAIL:],
+            entry.size, entry.content_type, source, entry.recipe]
+
+
+def _entries(rows: object, form: int) -> tuple[ManifestEntry, ...]:
     if not isinstance(rows, list):
         raise TypeError("rows are not a list")
     out = []
     for row in rows:
+        if form >= 2 and isinstance(row, list) and len(row) == 8 and row[6] is None:
+            row[6] = row[0][1:] if isinstance(row[0], str) else None
         if not (isinstance(row, list) and len(row) == 8 and isinstance(row[4], int)
                 and all(isinstance(x, str) for x in row[:4] + row[5:7])
                 and (row[7] is None or isinstance(row[7], str))):
@@ -160,10 +180,11 @@ def decode(code: str) -> Manifest | None:
         return None
     try:
         doc = json.loads(zlib.decompress(base64.b64decode(found.group(1), validate=True)))
-        if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+        form = doc.get("format") if isinstance(doc, dict) else None
+        if form not in _READABLE_FORMATS:
             return None
         base, holds = doc.get("build_base"), doc.get("holds")
-        return Manifest(_entries(doc.get("assets")), _entries(doc.get("functions")),
+        return Manifest(_entries(doc.get("assets"), form), _entries(doc.get("functions"), form),
                         base if isinstance(base, str) else None,
                         holds if isinstance(holds, str) else "")
     except (ValueError, zlib.error, binascii.Error, TypeError):
@@ -171,8 +192,15 @@ def decode(code: str) -> Manifest | None:
 
 
 def _kept(entries: Iterable[ManifestEntry], refs: Sequence[VersionRef]) -> tuple[ManifestEntry, ...]:
-    have = {(r.sid, r.path, r.visibility.lower()) for r in refs}
-    return tuple(e for e in entries if (e.version_sid, e.path, e.visibility.lower()) in have)
+    """The entries whose version the build still holds at their path, each with its SID whole
+    (a format-1 entry names it whole, a format-2 one by its tail)."""
+    sid_at = {(r.path, r.visibility.lower()): r.sid for r in refs}
+    kept = []
+    for entry in entries:
+        sid = sid_at.get((entry.path, entry.visibility.lower()))
+        if sid is not None and entry.version_sid and sid.endswith(entry.version_sid):
+            kept.append(entry._replace(version_sid=sid))
+    return tuple(kept)
 
 
 @dataclass(frozen=True, slots=True)
