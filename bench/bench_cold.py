@@ -13,7 +13,10 @@ each round); each is a whole process (assetsync's bytecode compiled first, as `p
 does). Reported per tool: wall time, client CPU (user + system of the process and its
 children, from `getrusage`), requests and bytes (the emulator's request log); medians, each
 run's figures, and the ratios official / assetsync (wall and CPU: above 1 is assetsync faster or
-cheaper). Both tools use 10 requests at once (each tool's default; api-contract.md §7.2)
+cheaper). From the request log's times, each run also reports when its first request arrived
+(`first_request_s`, from the process's launch), how many requests it kept in flight on average
+until its last answer (`mean_in_flight`: at most the concurrency) and how long only one was in
+flight (`one_in_flight_s`: requests sent one after another, the other slots idle). Both tools use 10 requests at once (each tool's default; api-contract.md §7.2)
 unless `--concurrency` sets assetsync's.
 
 `--latency-ms` delays every request in the emulator by that many milliseconds, plus a uniform
@@ -33,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,27 @@ class Emulator(bf.Emulator):
         if not self.url.startswith("http://127.0.0.1:"):
             raise SystemExit("the emulator did not start")
 
+    def timeline(self, launched: float) -> dict[str, float]:
+        """How the run kept its requests in flight, from the request log's arrival and answer
+        times (the emulator's clock is this machine's wall clock): the first request's
+        arrival after the process was launched, the mean number in flight from then to the
+        last answer, and the time spent with a single request in flight (one after another,
+        every other slot idle)."""
+        entries = json.loads(self._ask("log"))
+        if not entries:
+            return {}
+        edges = sorted([(e[5], 1) for e in entries] + [(e[6], -1) for e in entries])
+        busy = alone = 0.0
+        depth, last = 0, edges[0][0]
+        for when, step in edges:
+            busy += depth * (when - last)
+            alone += (when - last) if depth == 1 else 0.0
+            depth, last = depth + step, when
+        span = edges[-1][0] - edges[0][0]
+        return {"first_request_s": round(edges[0][0] - launched, 3),
+                "mean_in_flight": round(busy / span, 2) if span > 0 else 0.0,
+                "one_in_flight_s": round(alone, 2)}
+
 
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -66,13 +91,15 @@ def _run(emulator: Emulator, command: list[str], cwd: Path) -> dict[str, Any]:
     the children's usage grows by this process and its own children only), traffic."""
     emulator.clear()
     cpu = _children_cpu()
+    launched = time.time()
     wall, done = bf.timed(command, cwd)
     if done.returncode != 0:
         raise SystemExit(f"{command[0]} failed: {(done.stderr or done.stdout).strip()[-1500:]}")
     traffic = emulator.traffic()
     return {"wall_s": wall, "cpu_s": round(_children_cpu() - cpu, 3),
             "requests": traffic["requests"], "uploads": traffic["uploads"],
-            "megabytes_sent": round(traffic["bytes_sent"] / 1e6, 1)}
+            "megabytes_sent": round(traffic["bytes_sent"] / 1e6, 1),
+            **emulator.timeline(launched)}
 
 
 def official(emulator: Emulator, script: Path, project: Path, n: int) -> dict[str, Any]:

@@ -156,6 +156,7 @@ class _EmulatorApp:
         )
         scope["assetsync.kind"] = kind
         counted = {"in": 0, "status": 0, "logged": 0}
+        started = state.now()
 
         def log() -> None:
             # Logged before the last byte leaves, so a client that has its answer always finds
@@ -164,7 +165,8 @@ class _EmulatorApp:
                 counted["logged"] = 1
                 state.request_log.append(
                     RequestLogEntry(
-                        method, kind, path, counted["status"], counted["in"], state.now()
+                        method, kind, path, counted["status"], counted["in"], state.now(),
+                        started,
                     )
                 )
 

@@ -187,7 +187,9 @@ def parse_fault_spec(
 
 @dataclass(frozen=True, slots=True)
 class RequestLogEntry:
-    """One request the emulator answered (status 0: the connection was dropped)."""
+    """One request the emulator answered (status 0: the connection was dropped); `time` when
+    it was answered, `started` when it arrived (the emulator's clock), so a request log shows
+    how many requests a client kept in flight."""
 
     method: str
     kind: HostKind
@@ -195,6 +197,7 @@ class RequestLogEntry:
     status: int
     bytes_in: int
     time: float
+    started: float = 0.0
 
 
 class RequestLog(list[RequestLogEntry]):

@@ -17,6 +17,7 @@ TCP's congestion avoidance grows its window only on acknowledgements of data sen
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from types import TracebackType
 
 __all__ = ["AdaptiveLimit", "Admission"]
@@ -36,6 +37,12 @@ class AdaptiveLimit:
 
     `async with limit.admit() as admission:` holds a place; then `succeeded(admission)` or
     `throttled()`.
+
+    A counter and a FIFO of waiters: a place is taken without suspending while one is free,
+    and a place given up is handed to the oldest waiter directly (each admit and leave is
+    O(1); a Condition's `wait_for` woke every waiter to re-test its predicate on every leave,
+    and made every admit take a lock). Handing over keeps the order fair: a newcomer never
+    overtakes a request that was already waiting.
     """
 
     def __init__(self, maximum: int) -> None:
@@ -45,22 +52,39 @@ class AdaptiveLimit:
         self.in_flight = 0
         self.generation = 0  # bumped on every decrease
         self._successes = 0
-        self._changed = asyncio.Condition()
+        # Each waiter's future gets the generation its place was handed over in.
+        self._waiters: deque[asyncio.Future[int]] = deque()
 
     def admit(self) -> _Place:
         """A place under the limit, remembering the generation it was admitted in."""
         return _Place(self)
 
     async def _enter(self) -> Admission:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.in_flight < self.limit)
+        if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
             return Admission(self.generation)
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            generation = await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._leave()  # handed a place just as it was cancelled: pass it on
+            raise
+        return Admission(generation)
 
-    async def _leave(self) -> None:
-        async with self._changed:
-            self.in_flight -= 1
-            self._changed.notify_all()
+    def _leave(self) -> None:
+        self.in_flight -= 1
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Give the free places to the oldest waiters (counted as in flight at once)."""
+        waiters = self._waiters
+        while waiters and self.in_flight < self.limit:
+            waiter = waiters.popleft()
+            if not waiter.done():  # a cancelled waiter has left already
+                self.in_flight += 1
+                waiter.set_result(self.generation)
 
     def throttled(self) -> None:
         """The server said too many: halve the limit (multiplicative decrease)."""
@@ -80,6 +104,7 @@ class AdaptiveLimit:
         if self._successes >= self.limit:
             self.limit += 1
             self._successes = 0
+            self._hand_over()  # the new place is free now, not at the next leave
 
 
 class _Place:
@@ -101,4 +126,4 @@ class _Place:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._limit._leave()
+        self._limit._leave()

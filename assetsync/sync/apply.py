@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from typing import TypeVar
 
 from assetsync.errors import ApiStatusError, BuildFailedError
 from assetsync.models import PublishedFile
@@ -38,6 +39,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,18 +82,21 @@ async def ensure_assets(
     concurrency: int,
     on_event: EventCallback | None,
     family: Family = ASSETS,
+    failures: list[Exception] | None = None,
+    fresh_service: bool = False,
 ) -> tuple[str, ...]:
     """Make sure every path has an Asset (or Function) resource; returns the paths that got a
     new one.
 
     Existing resources named after a path (from a run that crashed before recording them, or
-    from another deployer) are adopted instead of duplicated.
+    from another deployer) are adopted instead of duplicated; `fresh_service`: this run made
+    the service, so it has none and they are not listed. `failures`: see `run_all`.
     """
     missing = sorted({p for p in paths if ledger.asset_sid(p) is None})
     if not missing:
         return ()
     existing: dict[str, str] = {}
-    for asset in await family.list_resources(client, service_sid):
+    for asset in await family.list_resources(client, service_sid) if not fresh_service else ():
         existing.setdefault(asset.friendly_name, asset.sid)
     created: dict[str, str] = {}
 
@@ -101,7 +109,7 @@ async def ensure_assets(
     adopted = {p: existing[p] for p in missing if p in existing}
     try:
         await run_all((partial(create, p) for p in missing if p not in existing),
-                      limit=concurrency)
+                      limit=concurrency, failures=failures)
     finally:
         # One transaction for the lot: an Asset created but not recorded before a crash is
         # found by its name on the next run (above), never created twice.
@@ -180,20 +188,70 @@ async def deploy(
         return mine[-1].sid if mine else ""
 
 
-async def _upload_functions(
-    client: ServerlessClient, service_sid: str, files: Sequence[PublishedFile],
-    ledger: Ledger | None, *, options: ApplyOptions, on_event: EventCallback | None,
-) -> list[Uploaded]:
+@dataclass(frozen=True, slots=True)
+class _Sending:
+    """What the resources and uploads of one apply share, `failures` among them (the first
+    failure of any of them stops them all: see `run_all`)."""
+
+    client: ServerlessClient
+    service_sid: str
+    options: ApplyOptions
+    on_event: EventCallback | None
+    fresh_service: bool
+    failures: list[Exception] = field(default_factory=list)
+
+
+async def _send(
+    how: _Sending, family: Family, paths: Iterable[str], files: Sequence[PublishedFile],
+    ledger: Ledger,
+) -> tuple[tuple[str, ...], list[Uploaded]]:
+    """Make sure of the resources of `paths` (Assets or Functions), then upload `files`'
+    versions through `ledger`'s journal; returns the paths made and the uploads."""
+    created = await ensure_assets(how.client, how.service_sid, paths, ledger,
+                                  concurrency=how.options.concurrency, on_event=how.on_event,
+                                  family=family, failures=how.failures,
+                                  fresh_service=how.fresh_service)
+    uploaded = await upload_files(how.client, how.service_sid, files, ledger,
+                                  concurrency=how.options.concurrency, on_event=how.on_event,
+                                  family=family, failures=how.failures)
+    return created, uploaded
+
+
+async def _send_functions(how: _Sending, files: Sequence[PublishedFile],
+                          ledger: Ledger | None) -> list[Uploaded]:
     """Upload Function Versions through the Function tables' journal (`ledger`)."""
     if not files:
         return []
     if ledger is None:
         raise ValueError("function uploads need the function ledger")
-    await ensure_assets(client, service_sid, (f.path for f in files), ledger,
-                        concurrency=options.concurrency, on_event=on_event, family=FUNCTIONS)
-    return await upload_files(client, service_sid, files, ledger,
-                              concurrency=options.concurrency, on_event=on_event,
-                              family=FUNCTIONS)
+    return (await _send(how, FUNCTIONS, (f.path for f in files), files, ledger))[1]
+
+
+async def _side_by_side(failures: list[Exception], first: Awaitable[_A],
+                        second: Awaitable[_B]) -> tuple[_A, _B]:
+    """Await both concurrently; when one fails, the other (sharing its `failures` list, see
+    `run_all`) starts no more work and finishes what is in flight, and the first error is
+    raised once both are done: nothing acknowledged is left unrecorded."""
+
+    async def stopping(step: Awaitable[_T]) -> _T:
+        try:
+            return await step
+        except Exception as exc:
+            failures.append(exc)  # a failure outside `run_all` (a listing) stops the other
+            raise
+
+    one, two = await asyncio.gather(stopping(first), stopping(second), return_exceptions=True)
+    # The earliest failure (the other side's may only be it, raised again); else (a
+    # cancellation is not among `failures`) the outcome itself.
+    if isinstance(one, BaseException):
+        raise failures[0] if failures else one
+    if isinstance(two, BaseException):
+        raise failures[0] if failures else two
+    return one, two
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def apply_changes(
@@ -217,6 +275,8 @@ async def apply_changes(
                              Awaitable[str | None]] | None = None,
     before_deploy: Callable[[], Awaitable[None]] | None = None,
     live_versions: Mapping[str, str] | None = None,
+    alongside: Awaitable[None] | None = None,
+    fresh_service: bool = False,
 ) -> ApplyOutcome:
     """Create assets, upload, build from reused + new versions (+ functions), wait, deploy.
 
@@ -230,17 +290,21 @@ async def apply_changes(
     `live_versions`: path -> SID of the live build's version of it. A file that changed
     between its checks and its upload (`Uploaded.changed`) keeps that version in this build
     (a new file waits): its new bytes were never checked, so the next sync checks them.
+    `alongside`: other work the build needs done, run while the files upload (the service
+    manifest's Function resource). `fresh_service`: this run made the service, so it has no
+    Asset or Function to adopt and none is listed.
     """
-    sent = await _upload_functions(client, service_sid, function_uploads, function_ledger,
-                                   options=options, on_event=on_event)
+    # Functions, assets and `alongside` share the request slots rather than take turns: a
+    # function's three requests one after another (list, create, upload) left nine slots idle.
+    how = _Sending(client, service_sid, options, on_event, fresh_service)
+    sent, ((created, uploaded), _) = await _side_by_side(
+        how.failures, _send_functions(how, function_uploads, function_ledger),
+        _side_by_side(how.failures,
+                      _send(how, ASSETS, {*create_assets, *(f.path for f in uploads)},
+                            uploads, ledger),
+                      alongside if alongside is not None else _nothing()),
+    )
     function_sids = [*function_sids, *(u.sid for u in sent)]
-    needed = {*create_assets, *(f.path for f in uploads)}
-    created = await ensure_assets(
-        client, service_sid, needed, ledger, concurrency=options.concurrency, on_event=on_event
-    )
-    uploaded = await upload_files(
-        client, service_sid, uploads, ledger, concurrency=options.concurrency, on_event=on_event
-    )
     uploaded, kept = _checked_uploads(uploaded, live_versions or {})
     version_sids = sorted({*reused_sids, *(u.sid for u in uploaded), *kept})
     extra = (await extra_function(uploaded, sent, [*version_sids, *function_sids])

@@ -9,6 +9,7 @@ function `plan` and `status` ask).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache, partial
@@ -40,6 +41,7 @@ from assetsync.sync.apply import ApplyOptions, apply_changes, finish_build, repa
 from assetsync.sync.locate import Located, drift_of, locate_target, peek_target, to_live_build
 from assetsync.sync.remote_manifest import (
     entries_of,
+    manifest_function,
     moved_live,
     sync_state_from_live,
     upload_manifest,
@@ -168,6 +170,7 @@ class _Target:
     live: Build | None
     ledger: StateLedger | None
     fn_ledger: StateLedger | None
+    created: bool = False  # this run made the service: it holds nothing to list or adopt
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +198,9 @@ class _Request:
     functions: FunctionProject | None
     held: frozenset[str]
     on_event: EventCallback | None
+    # The Variables' writes, going on while the files upload: awaited before any deployment
+    # (the functions read them once deployed), and by `sync_service` before it returns.
+    variables: asyncio.Future[None] | None = None
 
 
 async def _locate(req: _Request, service: str, environment: str,
@@ -215,7 +221,8 @@ async def _locate(req: _Request, service: str, environment: str,
     fn_ledger = (StateLedger(req.state, req.target, service_sid, env.sid, kind="function")
                  if ledger is not None and service_sid is not None and env is not None
                  and req.functions is not None else None)
-    return _Target(service, environment, service_sid, env, where.live, ledger, fn_ledger)
+    return _Target(service, environment, service_sid, env, where.live, ledger, fn_ledger,
+                   where.created)
 
 
 async def _recover(req: _Request, at: _Target, notes: list[str]) -> str | None:
@@ -366,6 +373,8 @@ async def _upload_build_deploy(
                 function_uploads=found.functions.uploads if found.functions is not None else (),
                 function_ledger=at.fn_ledger,
                 extra_function=_manifest_maker(req, at, found, live, notes),
+                alongside=_before_build(_manifest_resource(req, at, live), req.variables),
+                fresh_service=at.created,
                 before_deploy=_still_live(req, at),
                 live_versions=({v.path: v.sid for v in live.asset_versions}
                                if live is not None else None),
@@ -406,6 +415,7 @@ async def _apply(req: _Request, at: _Target, found: Assessment, live_view: LiveB
         return _Applied()
     if resumable and pending is not None:
         notes.append(f"finished build {pending}, interrupted by an earlier run")
+        await _before_build(req.variables)
         deployment = await finish_build(req.client, ledger.service_sid, ledger.environment_sid,
                                         pending, ledger, options=req.options,
                                         on_event=req.on_event,
@@ -467,16 +477,24 @@ async def sync_service(
     notes.extend([read.note] if read.note else [])
     live_view = _live_view(req, at, notes)
     found = _assess(req, at, live_view, snapshot if read.source == "local" else None)
-    variables = (await plan_live_variables(client, functions, at.service_sid, at.env,
+    # A service this run made has no Variables to list.
+    variables = (await plan_live_variables(client, functions, at.service_sid,
+                                           None if at.created else at.env,
                                            prune=flags.prune_variables)
                  if functions is not None and functions.variables is not None else None)
     if on_event is not None:
         on_event(SyncEvent("planned", files=found.uploads_count, bytes=found.upload_bytes,
                            total=len(files) + (len(functions.functions) if functions else 0)))
     _assessment_notes(found, at.live, notes)
-    await _set_variables(req, at, variables, notes)
-    at, found, applied, urls = await _rounds(req, _Round(at, found, live_view, pending),
-                                             while_building, notes)
+    writing = asyncio.ensure_future(_set_variables(req, at, variables, notes))
+    try:
+        at, found, applied, urls = await _rounds(replace(req, variables=writing),
+                                                 _Round(at, found, live_view, pending),
+                                                 while_building, notes)
+    except BaseException:
+        await asyncio.gather(writing, return_exceptions=True)  # this error is the one raised
+        raise
+    await writing
     if options.repair and not flags.dry_run and at.ledger is not None:  # after the build is live
         repaired = await repair_names(client, at.ledger, at.fn_ledger, on_event)
         notes.extend([repaired] if repaired else [])
@@ -590,6 +608,27 @@ def _manifest_maker(
         return sid
 
     return make
+
+
+async def _before_build(*steps: Awaitable[None] | None) -> None:
+    """What a build (or a deployment) waits for, done side by side; the first error is raised
+    once all are done."""
+    done = await asyncio.gather(*(s for s in steps if s is not None), return_exceptions=True)
+    for outcome in done:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+def _manifest_resource(req: _Request, at: _Target,
+                       live: LiveBuild | None) -> Awaitable[None] | None:
+    """The service manifest's Function resource, made while the files upload rather than
+    after them (None when `[sync] remote_manifest` is off)."""
+    if not req.options.remote_manifest or at.ledger is None:
+        return None
+    ledger = StateLedger(req.state, req.target, at.ledger.service_sid,
+                         at.ledger.environment_sid, kind="function")
+    return manifest_function(req.client, ledger, live.service_manifest if live else None,
+                             fresh=at.created)
 
 
 def _still_live(req: _Request, at: _Target) -> Callable[[], Awaitable[None]]:

@@ -38,6 +38,7 @@ from assetsync.sync.uploads import FUNCTIONS, upload_files
 __all__ = [
     "ManifestRead",
     "entries_of",
+    "manifest_function",
     "moved_live",
     "read_live_manifest",
     "sync_state_from_live",
@@ -120,18 +121,21 @@ def entries_of(files: Iterable[tuple[PublishedFile, str]]) -> tuple[ManifestEntr
                                f.content_type, f.source, f.variant) for f, sid in files)
 
 
-async def _function_sid(client: ServerlessClient, ledger: StateLedger,
-                        live: LiveVersion | None) -> str:
+async def manifest_function(client: ServerlessClient, ledger: StateLedger,
+                            live: LiveVersion | None, *, fresh: bool = False) -> None:
     """The manifest's Function: recorded, else the live build's, else one of its name, else
-    a new one (recorded at once, as every Function assetsync makes)."""
-    sid = ledger.asset_sid(MANIFEST_PATH) or (live.asset_sid if live is not None else None)
+    a new one (recorded at once, as every Function assetsync makes). `fresh`: the service is
+    new (this run made it), so it has none to look for."""
+    recorded = ledger.asset_sid(MANIFEST_PATH)
+    if recorded is not None:
+        return
+    sid = live.asset_sid if live is not None else None
     if sid is None:
-        found = [fn.sid for fn in await client.list_functions(ledger.service_sid)
-                 if fn.friendly_name == MANIFEST_PATH]
+        found = ([] if fresh else [fn.sid for fn in await client.list_functions(
+            ledger.service_sid) if fn.friendly_name == MANIFEST_PATH])
         sid = found[0] if found else (
             await client.create_function(ledger.service_sid, MANIFEST_PATH)).sid
     ledger.record_asset(MANIFEST_PATH, sid)
-    return sid
 
 
 async def upload_manifest(
@@ -148,7 +152,7 @@ async def upload_manifest(
     for v in ledger.versions():
         if (v.digest, v.path, v.visibility) == (digest, MANIFEST_PATH, "private"):
             return v.version_sid
-    await _function_sid(client, ledger, live)
+    await manifest_function(client, ledger, live)
     fd, tmp = tempfile.mkstemp(prefix="assetsync-manifest-", suffix=".js")
     try:
         with os.fdopen(fd, "wb") as out:

@@ -77,23 +77,38 @@ class Uploaded:
     changed: bool = False
 
 
-async def run_all(jobs: Iterable[Callable[[], Awaitable[None]]], *, limit: int) -> None:
+async def run_all(
+    jobs: Iterable[Callable[[], Awaitable[Awaitable[None] | None]]], *, limit: int,
+    failures: list[Exception] | None = None,
+) -> None:
     """Run jobs, at most `limit` at a time; the first failure stops new jobs from starting.
+
+    `failures`: a list shared by several `run_all` going on side by side, so that the first
+    failure in any of them stops them all (each raises it). A job may return a tail (an
+    awaitable): it runs after the job's place is given to the next job. An upload's tail records what the server acknowledged: held in its place, the
+    fsync'd record kept a request slot idle, and the group commit then freed ten slots at
+    once, so the uploads went out in lock-step waves rather than one as each slot freed.
 
     Jobs already in flight are left to finish rather than cancelled: an upload the server has
     acknowledged is then recorded, instead of being lost and sent again by the next run. The
     first error is raised once they are done.
     """
     slots = asyncio.Semaphore(max(1, limit))
-    errors: list[Exception] = []
+    errors: list[Exception] = [] if failures is None else failures
 
-    async def one(job: Callable[[], Awaitable[None]]) -> None:
+    async def one(job: Callable[[], Awaitable[Awaitable[None] | None]]) -> None:
         async with slots:
             if errors:
                 return
             try:
-                await job()
+                tail = await job()
             except Exception as exc:  # noqa: BLE001 - re-raised below, after the others finish
+                errors.append(exc)
+                return
+        if tail is not None:
+            try:
+                await tail
+            except Exception as exc:  # noqa: BLE001 - as above
                 errors.append(exc)
 
     await asyncio.gather(*(one(job) for job in jobs))
@@ -157,11 +172,13 @@ async def upload_files(
     concurrency: int,
     on_event: EventCallback | None,
     family: Family = ASSETS,
+    failures: list[Exception] | None = None,
 ) -> list[Uploaded]:
     """Upload versions concurrently, recording each as soon as it is acknowledged.
 
     The first fatal error stops new uploads from starting (a bad credential or a rejected file
-    ends the run quickly); the ones in flight finish and are recorded.
+    ends the run quickly); the ones in flight finish and are recorded. `failures`: see
+    `run_all` (shared with work going on beside these uploads).
     """
     if not files:
         return []
@@ -178,7 +195,7 @@ async def upload_files(
     # with other bytes (the file changed after it was hashed) leaves its intent to clear.
     unsettled = [False]
 
-    async def upload(file: PublishedFile) -> None:
+    async def upload(file: PublishedFile) -> Awaitable[None]:
         asset_sid = ledger.asset_sid(file.path)
         if asset_sid is None:  # ensure_assets ran first; a None here is a bug
             raise RuntimeError(f"no {family.kind} resource recorded for {file.path}")
@@ -201,6 +218,9 @@ async def upload_files(
             asset_sid = (await family.create_resource(client, service_sid, file.path)).sid
             await asyncio.to_thread(ledger.record_asset, file.path, asset_sid)
             sent = await send(asset_sid)
+        return acknowledged(file, sent)  # recorded after the request slot is given up
+
+    async def acknowledged(file: PublishedFile, sent: UploadedVersion) -> None:
         # Record what was actually sent: if the file changed since it was hashed, the version
         # holds the new bytes and must never be reused for the old digest.
         await commits.record(VersionRecord(service_sid, sent.digest, file.path,
@@ -215,7 +235,8 @@ async def upload_files(
         done.append(Uploaded(file.path, sent.version.sid, changed=sent.digest != file.digest))
 
     try:
-        await run_all((partial(upload, file) for file in files), limit=concurrency)
+        await run_all((partial(upload, file) for file in files), limit=concurrency,
+                      failures=failures)
     except Exception:
         # Every upload that was acknowledged has been recorded (the ones in flight finished).
         await _write_with(inline, ledger.clear_intents)
