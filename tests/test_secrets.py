@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import ast
 import base64
+import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ import assetsync
 from assetsync.cli import main
 from assetsync.config import load_config
 from assetsync.prepare.secret_check import CACHE_NAME
+from assetsync.prepare.secret_values import RULES_VERSION
 from assetsync.prepare.secrets import (
     KNOWN_MIN_LENGTH,
     RULES,
@@ -117,16 +121,34 @@ def test_a_file_fed_byte_by_byte_gives_the_same_findings() -> None:
         ("gcp-service-account", 3002), ("twilio-api-key", 3008)]
 
 
-def test_the_scanner_module_is_pure() -> None:
-    tree = ast.parse((Path(assetsync.__file__).parent / "prepare" / "secrets.py").read_text())
-    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
-                for a in n.names}
-    imported |= {n.module.split(".")[0] for n in ast.walk(tree)
-                 if isinstance(n, ast.ImportFrom) and n.module}
-    assert imported <= {"__future__", "re", "collections", "dataclasses"}
+def _imports(module: str) -> tuple[set[str], set[str]]:
+    """The modules `assetsync/prepare/<module>.py` imports, and the names it calls."""
+    tree = ast.parse((Path(assetsync.__file__).parent / "prepare" / module).read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     calls = {n.func.id for n in ast.walk(tree)
              if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    return imported, calls
+
+
+def test_the_scanner_module_is_pure() -> None:
+    imported, calls = _imports("secrets.py")
+    assert imported <= {"__future__", "re", "collections.abc", "dataclasses",
+                        "assetsync.prepare.secret_values"}
     assert not calls & {"open", "print", "input"}
+    imported, calls = _imports("secret_values.py")
+    assert imported <= {"__future__", "dataclasses"}
+    assert not calls & {"open", "print", "input"}
+
+
+def test_a_rule_change_comes_with_a_new_rules_version() -> None:
+    """Cached verdicts are trusted under the `RULES_VERSION` they were found with: a change to
+    any rule must bump it (assetsync/prepare/secret_values.py), then pin the new digest here."""
+    rules = repr([(r.id, r.kind, r.token, r.covers, r.example,
+                   [[(a.pattern.pattern, a.literal) for a in part] for part in r.parts])
+                  for r in RULES])
+    digest = hashlib.sha256(rules.encode()).hexdigest()[:16]
+    assert (RULES_VERSION, digest) == (1, "fb0b2ff679a0974b")
 
 
 # ---------------------------------------------------------------------- sync, plan and the CLI
@@ -260,6 +282,72 @@ def test_a_no_op_sync_reads_no_file_and_new_credentials_scan_again(
     assert key_secret.encode() not in (tmp_path / ".assetsync" / CACHE_NAME).read_bytes()
 
 
+def test_an_all_clean_check_is_claimed_and_the_claim_covers_exactly_its_files(
+    tmp_path: Path,
+) -> None:
+    """A check that found every file clean ends the cache with a claim line; the next check of
+    the same files trusts it without the verdicts, any other list takes the verdicts (and
+    reads only the new content), and a finding is never claimed."""
+    make_tree(tmp_path / "site", 5)
+    (tmp_path / ".assetsync.toml").write_text('[project]\nsource = "site"\nservice = "demo"\n')
+    config = load_config(tmp_path / ".assetsync.toml", environ={})
+    cache = tmp_path / ".assetsync" / CACHE_NAME
+
+    def plan() -> tuple[int, int]:
+        events: list[SyncEvent] = []
+        assetsync.plan(config, on_event=events.append)
+        return _checked(events)
+
+    assert plan() == (5, 5)
+    header, *verdicts, claim = cache.read_text().splitlines()
+    assert len(verdicts) == 5 and claim.startswith("=") and len(claim) == 33
+    # Only the header and the claim left: the claim alone says these five are clean.
+    cache.write_text(f"{header}\n{claim}\n")
+    assert plan() == (0, 5)
+    (tmp_path / "site" / "d0" / "f0000.txt").write_text("changed")
+    assert plan() == (5, 5)  # another list: the verdicts decide (and none is left)
+    (tmp_path / "site" / "d0" / "f0000.txt").write_text("changed again")
+    assert plan() == (1, 5)
+    assert cache.read_text().splitlines()[-1] not in (claim, "")
+    (tmp_path / "site" / "key.txt").write_text(AWS_KEY)
+    assert plan() == (1, 6)
+    assert not cache.read_text().splitlines()[-1].startswith("=")  # a finding: no claim
+    assert plan() == (0, 6)
+    cache.unlink()  # the verdicts and the claim go together
+    assert plan() == (6, 6)
+
+
+def test_a_plan_whose_verdicts_are_all_cached_loads_no_rule(tmp_path: Path) -> None:
+    """The rules (their patterns compile at import) load only when some file is read or a
+    finding is named: a plan whose every verdict is cached and clean does not import them (a
+    fresh interpreter, as a user runs it); a cached finding is still refused by name."""
+    make_tree(tmp_path / "site", 3)
+    cfg = tmp_path / ".assetsync.toml"
+    cfg.write_text('[project]\nsource = "site"\nservice = "demo"\n')
+    code = (
+        "import sys, io\n"
+        "from assetsync.cli import main\n"
+        "out, sys.stdout = sys.stdout, io.StringIO()\n"
+        f"rc = main(['-c', {str(cfg)!r}, 'plan'])\n"
+        "sys.stdout = out\n"
+        "print(rc, 'assetsync.prepare.secrets' in sys.modules)\n"
+    )
+
+    def plan() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True, cwd=tmp_path)
+
+    assert [plan().stdout.split() for _ in range(3)] == [["0", "True"], ["0", "False"],
+                                                          ["0", "False"]]
+    (tmp_path / "site" / "key.txt").write_text(AWS_KEY)
+    for _ in range(2):  # read and found, then refused from the cache
+        done = plan()
+        assert done.stdout.split() == ["1", "True"]
+        assert "key.txt: holds an AWS access key (line 1)" in done.stderr, done.stderr
+    lines = (tmp_path / ".assetsync" / CACHE_NAME).read_text().splitlines()
+    assert len([line for line in lines[1:] if not line.startswith("=")]) == 4  # one per content
+
+
 def test_media_is_sniffed_not_scanned(tmp_path: Path, emulator: Any) -> None:
     write_config(tmp_path, emulator)
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
@@ -346,3 +434,23 @@ def test_the_shortest_formats_are_found_between_binary_bytes(parts: list[bytes],
     noise = bytes(range(128, 256)) * 40  # no text byte: the scan skips it
     data = noise + b"\0".join(parts) + noise
     assert [(f.rule, f.line) for f in find_secrets(data)] == [(rule, 1)]
+
+
+def test_a_match_that_ends_where_a_chunk_ends_waits_for_the_next_byte() -> None:
+    """A token cut by a chunk boundary right after its 28th character: the chunk alone would
+    match, but the next chunk goes on with `-`, so the whole file holds no Google secret (the
+    token is longer than the format) — found by the property above."""
+    data = (b"\0" * 18 + b"GOCSPX-" + b"g" * 28 + b"-----BEGIN RSA PRIVATE KEY-----\n"
+            + b"MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"
+            + b"-----END RSA PRIVATE KEY-----\n")
+    whole = find_secrets(data)
+    for cut in (53, 52, 54, len(data) - 1):
+        scan = SecretScan()
+        scan.feed(data[:cut])
+        scan.feed(data[cut:])
+        assert scan.findings() == whole, cut
+    assert "google-oauth-secret" not in {f.rule for f in whole}
+    ending = b"x GOCSPX-" + b"g" * 28  # at the very end of a file it is one
+    scan = SecretScan()
+    scan.feed(ending)
+    assert [f.rule for f in scan.findings()] == ["google-oauth-secret"]

@@ -14,9 +14,9 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Literal
 
-from assetsync.scan.globs import compile_glob_set
 from assetsync.limits import MAX_PATH_LENGTH, MAX_PRIVATE_ASSET_BYTES, MAX_PUBLIC_ASSET_BYTES
 from assetsync.models import PublishedFile, ScannedFile, Visibility
+from assetsync.scan.globs import compile_glob_set
 
 __all__ = [
     "Classified",

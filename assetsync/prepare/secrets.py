@@ -35,6 +35,8 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from assetsync.prepare.secret_values import RULES_VERSION, KnownSecret
+
 __all__ = [
     "KNOWN_MIN_LENGTH",
     "OVERLAP",
@@ -48,8 +50,9 @@ __all__ = [
     "find_secrets",
 ]
 
-# Bump when a rule changes, so that verdicts cached under the older rules are not trusted.
-RULES_VERSION = 1
+# `RULES_VERSION` and `KnownSecret` live in `assetsync.prepare.secret_values`, so that a run
+# whose verdicts are all cached does not compile these patterns: bump the version there when a
+# rule here changes.
 
 # Bytes on each side of a seam between two chunks: longer than any one match can be (a PEM
 # header with its RFC 1421 header lines and the first base64 run is well under 1 KiB; the
@@ -89,15 +92,6 @@ class Rule:
     token: bool = True
     covers: tuple[str, ...] = ()
     example: bytes = b""
-
-
-@dataclass(frozen=True, slots=True)
-class KnownSecret:
-    """A credential assetsync itself holds (from the config), matched exactly."""
-
-    id: str
-    kind: str
-    value: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +289,10 @@ class SecretScan:
         self._pending = b""
         # rule id -> part index -> the first line it matched on
         self._parts: dict[str, dict[int, int]] = {}
+        # Matches that end where the bytes fed so far end: the next byte, not yet seen, may
+        # undo them (a pattern's lookahead, a token that goes on). The next chunk's seam scan
+        # looks at them again with what follows; at the end of the file they count.
+        self._open: dict[str, dict[int, int]] = {}
         self._exact: dict[str, int] = {}
 
     def feed(self, chunk: bytes) -> None:
@@ -302,6 +300,7 @@ class SecretScan:
         if not chunk:
             return
         self._advance()
+        self._open.clear()
         tail = self._tail
         if tail:
             # The seam: a match across the end of what came before (however short the chunks).
@@ -352,7 +351,10 @@ class SecretScan:
                 if index in found:
                     continue
                 for low, high in regions:  # in order: the first region with a match has the first
-                    start = _first_match(rule, patterns, data, before, low, high)
+                    start, at_end = _first_match(rule, patterns, data, before, low, high)
+                    if at_end is not None and (start is None or at_end < start):
+                        opened = self._open.setdefault(rule.id, {})
+                        opened.setdefault(index, line + data.count(b"\n", 0, at_end))
                     if start is not None:
                         found[index] = line + data.count(b"\n", 0, start)
                         self._parts[rule.id] = found
@@ -363,10 +365,14 @@ class SecretScan:
         then the rules in order."""
         found = [Finding(k.id, k.kind, self._exact[k.id])
                  for k in self._known if k.id in self._exact]
-        complete = [rule for rule in self._rules
-                    if len(self._parts.get(rule.id, ())) == len(rule.parts)]
+        parts: dict[str, dict[int, int]] = {}
+        for rule in self._rules:  # the file ends here: what ended with it counts
+            closed, opened = self._parts.get(rule.id, {}), self._open.get(rule.id, {})
+            parts[rule.id] = {i: min(x for x in (closed.get(i), opened.get(i)) if x is not None)
+                              for i in closed.keys() | opened.keys()}
+        complete = [rule for rule in self._rules if len(parts[rule.id]) == len(rule.parts)]
         covered = {c for rule in complete for c in rule.covers}
-        found += [Finding(rule.id, rule.kind, min(self._parts[rule.id].values()))
+        found += [Finding(rule.id, rule.kind, min(parts[rule.id].values()))
                   for rule in complete if rule.id not in covered]
         return tuple(found)
 
@@ -399,10 +405,12 @@ def _matches(alternative: Alternative, data: bytes, low: int,
 
 
 def _first_match(rule: Rule, part: Sequence[Alternative], data: bytes, before: int | None,
-                 low: int, high: int) -> int | None:
+                 low: int, high: int) -> tuple[int | None, int | None]:
     """Where the first acceptable match of any of the part's patterns starts in
-    `data[low:high]`."""
+    `data[low:high]`, and where the first one that ends with `data` starts (it holds only if
+    `data` is the file's end)."""
     first: int | None = None
+    at_end: int | None = None
     for alternative in part:
         for match in _matches(alternative, data, low, high):
             if rule.example and match.group().endswith(rule.example):
@@ -411,9 +419,12 @@ def _first_match(rule: Rule, part: Sequence[Alternative], data: bytes, before: i
             previous = data[start - 1] if start else before
             if rule.token and previous is not None and previous in _WORD:
                 continue  # the tail of a longer word
+            if match.end() == len(data):
+                at_end = start if at_end is None else min(at_end, start)
+                continue  # what follows may undo it
             first = start if first is None else min(first, start)
             break
-    return first
+    return first, at_end
 
 
 def find_secrets(data: bytes, known: Iterable[KnownSecret] = ()) -> tuple[Finding, ...]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TypeVar
 
 from assetsync.remote.wire import (
     Answer,
@@ -25,6 +26,7 @@ __all__ = ["Http1Connection"]
 
 # An answer's head larger than this is not an API answer (Twilio's are under 2 KB).
 MAX_HEAD_BYTES = 64 * 1024
+_T = TypeVar("_T")
 _NO_BODY_STATUS = frozenset({204, 304})
 
 
@@ -153,6 +155,27 @@ class _AnswerReader:
         assert self._head is not None
         status, reason, headers = self._head
         self.answer = Answer(status, reason, headers, content)
+
+
+# A Ctrl-C cancels the waiting future from inside a signal handler, which may run between any
+# two bytecodes of a callback: "not done" checked a moment ago is no guarantee. So a future is
+# settled by trying, and one settled meanwhile (cancelled) is left as it is.
+
+
+def _resolve(future: asyncio.Future[_T], result: _T) -> None:
+    try:
+        future.set_result(result)
+    except asyncio.InvalidStateError:
+        pass
+
+
+def _reject(future: asyncio.Future[_T], error: WireError) -> bool:
+    """Fail `future` with `error`; False if it was settled already."""
+    try:
+        future.set_exception(error)
+    except asyncio.InvalidStateError:
+        return False
+    return True
 
 
 class Http1Connection(asyncio.Protocol):
@@ -287,7 +310,7 @@ class Http1Connection(asyncio.Protocol):
         # being sent) and nothing follows the answer.
         self.reusable = (self._sent_whole and reader.keep_alive and not reader.buffer
                          and not self.closed)
-        self._answer.set_result(reader.answer)
+        _resolve(self._answer, reader.answer)
 
     def _lost(self, reason: str) -> WireError:
         if self._sent_whole:
@@ -295,19 +318,19 @@ class Http1Connection(asyncio.Protocol):
         return SendFailedError(f"{reason} while the request was being sent")
 
     def _fail(self, error: WireError) -> None:
-        if self._answer is not None and not self._answer.done():
-            self._answer.set_exception(error)
+        if self._answer is not None:
+            _reject(self._answer, error)
         self._wake_writer(error)
         self.close()
 
     def _wake_writer(self, error: WireError | None) -> None:
         waiter, self._writable = self._writable, None
-        if waiter is not None and not waiter.done():
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(error)
-                waiter.exception()  # the answer carries the error; nobody else need see it
+        if waiter is None:
+            return
+        if error is None:
+            _resolve(waiter, None)
+        elif _reject(waiter, error):
+            waiter.exception()  # the answer carries the error; nobody else need see it
 
     def _on_timer(self) -> None:
         if self._answer is None or self._answer.done():

@@ -404,7 +404,8 @@ def _as_closed(db_path: Path) -> bool:
     if os.path.exists(f"{db_path}-wal"):
         return False
     try:
-        marker = (db_path.parent / CHECKED_NAME).read_text(encoding="ascii")
+        # Bytes decoded: a text file object would import the ascii codec's module first.
+        marker = (db_path.parent / CHECKED_NAME).read_bytes().decode("ascii")
     except (OSError, ValueError):
         return False
     return marker == _file_key(db_path)

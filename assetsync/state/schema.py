@@ -20,7 +20,6 @@ each state makes for itself (in `meta`). Neither is exported, and an import forg
 from __future__ import annotations
 
 import marshal
-import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
 
@@ -228,6 +227,8 @@ VARIABLE_KEY_META = "variable_digest_key"
 def _new_variable_key(conn: sqlite3.Connection) -> None:
     """A key of this state's own, so a digest cannot be tested against guessed values by
     anyone who does not hold the state database itself (BLAKE2b keyed: a MAC, not a hash)."""
+    import secrets  # only when a state is created or migrated: it loads `random` (~1.5 ms)
+
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                  (VARIABLE_KEY_META, secrets.token_bytes(32).hex()))
 
