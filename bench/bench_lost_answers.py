@@ -7,7 +7,7 @@ For each fault mode (`fin`: the connection is closed after the request was proce
 is reset, `timeout`: no answer until the client's read timeout) a fresh emulator serves over a
 socket with `POST /v1/* <action> rate=R seed=S` armed (main host and upload host alike), after
 rules that make the first Service, Environment, Function, Build, Deployment and Variable create
-lose its answer too (as tests/test_exactly_once.py does; `--no-singles` leaves them out), and
+lose its answer too (as tests/sync/test_exactly_once.py does; `--no-singles` leaves them out), and
 `sync` publishes the project of tests/lost_answer_harness.py. Then, with the faults off, a
 second `sync`. Reported per mode: whether each sync succeeded (else its error), the duplicate
 Assets/Functions (beyond the first of a name), the versions holding content another version of

@@ -1,7 +1,7 @@
 """A Toolkit project synced while answers get lost, and what the emulator then holds: duplicate
 names, identical content uploaded twice, and whether the served files equal the folder.
 
-Shared by tests/test_exactly_once.py and bench/bench_lost_answers.py.
+Shared by tests/sync/test_exactly_once.py and bench/bench_lost_answers.py.
 """
 
 from __future__ import annotations

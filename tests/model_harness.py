@@ -1,4 +1,4 @@
-"""Helpers for the model-based agreement test (tests/test_model_agreement.py): a project driven
+"""Helpers for the model-based agreement test (tests/sync/test_model_agreement.py): a project driven
 through the CLI in-process, what the emulator really serves for an environment (over HTTP), the
 folder's expected publish set worked out independently of assetsync, and another tool deploying
 over assetsync through the emulator's API."""

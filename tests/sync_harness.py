@@ -84,7 +84,7 @@ def count(emulator: Any, method: str, suffix: str, status: int | None = None) ->
 
 def is_manifest_upload(emulator: Any, path: str) -> bool:
     """Whether an upload-host path is a version of assetsync's own manifest Function (which
-    every build carries: tests/test_remote_manifest.py counts those)."""
+    every build carries: tests/state/test_remote_manifest.py counts those)."""
     parts = path.split("/")
     if "Functions" not in parts[:-1]:  # `.../Functions` itself is the list, not a version
         return False

@@ -59,7 +59,7 @@ def live(emulator: Any, service: str = "site") -> dict[str, Any]:
     return {
         "build": build,
         # Builds embed versions with the visibility in upper case, as the spec's example does.
-        # assetsync's own manifest Function (tests/test_remote_manifest.py) is left out.
+        # assetsync's own manifest Function (tests/state/test_remote_manifest.py) is left out.
         "functions": sorted((v["path"], v["visibility"].lower())
                             for v in build["function_versions"] if v["path"] != MANIFEST_PATH),
         "function_names": sorted(f["friendly_name"] for f in functions

@@ -25,7 +25,7 @@ bytes hold such a run about once in 5 MB. So one `bytes.translate` and one `find
 together) list the runs, the patterns (and the exact credentials made of text bytes, all at
 least 16 long) are searched only inside them (`_regions`), and text, where the runs are most
 of the bytes, is scanned whole as before. Exact: a match found on the whole bytes is found in
-its run, and nothing else is (tests/test_secrets.py checks it against every pattern's
+its run, and nothing else is (tests/prepare/test_secrets.py checks it against every pattern's
 `finditer` over the whole bytes).
 """
 

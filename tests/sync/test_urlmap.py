@@ -25,7 +25,7 @@ from assetsync.sync.urlmap import (
     url_map_format,
     write_url_map,
 )
-from tests.test_shard import published
+from tests.plan.test_shard import published
 
 DOMAINS = {"media": "media-1234-dev.twil.io", "media-2": "media-2-5678-dev.twil.io"}
 FILES = [

@@ -14,7 +14,7 @@ import pytest
 from assetsync.cli import main
 from assetsync.state.db import State
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # What the repository's .assetsync.toml must publish from fixtures/site, and how.
 EXPECTED = {

@@ -20,7 +20,7 @@ from assetsync.plan.shard import (
     service_name,
     shard,
 )
-from tests.test_shard import published
+from tests.plan.test_shard import published
 
 BASE = "site"
 FOLDERS = ("a", "b", "c", "d")

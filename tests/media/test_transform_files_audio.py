@@ -12,7 +12,7 @@ from assetsync.media.options import BUILTIN_PROFILES, OptimizeOptions, parse_opt
 from assetsync.media.stage import TransformResult, transform_files
 from assetsync.media.cache import variant_recipe
 from tests.audio_signals import encode_as, pad_silence, speech_like, wav_pcm16
-from tests.test_transform_files import _tree
+from tests.media.test_transform_files import _tree
 
 PROMPT = wav_pcm16(pad_silence(speech_like(3.0, 22_050, level_db=-32.0), 22_050, 1.0, 0.5),
                    22_050)

@@ -1,7 +1,7 @@
 """Sharding end to end through `assetsync.sync.run.sync` on the emulator over a socket, at a tenth of
 issue 7's scale with the per-build limits lowered to match (100 and 5): files stay where they are,
 one change rebuilds one service, and a file that becomes private in a full service moves (and only
-it). tests/test_sharded_sync_e2e.py runs the full scale through the CLI.
+it). tests/sync/test_sharded_sync_e2e.py runs the full scale through the CLI.
 """
 
 from __future__ import annotations

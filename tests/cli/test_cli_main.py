@@ -11,7 +11,7 @@ import pytest
 
 from assetsync.cli import build_parser, main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_help_lists_every_command_module(capsys: pytest.CaptureFixture[str]) -> None:

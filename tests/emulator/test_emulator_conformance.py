@@ -19,7 +19,7 @@ from openapi_schema_validator import OAS30Validator
 
 from tests.conftest import EmulatorHandle, wait_for_build
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "reference" / "twilio_serverless_v1.yaml"
+SPEC = Path(__file__).resolve().parents[3] / "shared" / "reference" / "twilio_serverless_v1.yaml"
 
 
 @cache

@@ -12,7 +12,7 @@ import pytest
 from assetsync.cli import main
 from assetsync.cli.commands.plan import SHOWN_CHANGES
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIXTURE_FILES = 12  # what the repository's config publishes from fixtures/site
 
 

@@ -23,7 +23,7 @@ from assetsync.prepare.memo import MEMO_NAME
 from assetsync.results import SyncEvent
 from assetsync.sync.offline_plan import plan_offline
 from tests.sync_harness import enter_cli, load, make_tree
-from tests.test_carry import _png
+from tests.state.test_carry import _png
 
 BASE = '[project]\nsource = "site"\nservice = "memo"\nstate_dir = "state"\n'
 

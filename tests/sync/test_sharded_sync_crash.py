@@ -1,5 +1,5 @@
 """A sharded `assetsync sync` SIGKILLed mid-way (in a real subprocess, through the CLI's
-`ASSETSYNC_DEBUG_KILL_AFTER` switch, as tests/test_crash.py does) converges on rerun like a single
+`ASSETSYNC_DEBUG_KILL_AFTER` switch, as tests/sync/test_crash.py does) converges on rerun like a single
 service: every file is live in exactly one service, within the limits, and no content was
 uploaded twice, in any service.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.sync_harness import api_get, make_tree, write_config
-from tests.test_crash import KILLED, assert_state_opens, run_sync
+from tests.sync.test_crash import KILLED, assert_state_opens, run_sync
 
 SMALL = "[shard]\npublic_protected_per_build = 5\nprivate_per_build = 2\n"
 

@@ -11,7 +11,7 @@ from typing import Any
 from assetsync.config import Config, load_config
 from assetsync.watch.engine import EngineSync
 from assetsync.watch.run import WatchEvent
-from tests.test_watch_e2e import budget, make_config, wait_live
+from tests.watch.test_watch_e2e import budget, make_config, wait_live
 from tests.watch_harness import BOUND_S, Recorder, Running, run_watch
 
 

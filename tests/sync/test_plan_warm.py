@@ -14,7 +14,7 @@ from assetsync.results import SyncEvent
 from assetsync.sync.offline_plan import plan_offline
 from assetsync.sync.run import sync
 from tests.sync_harness import enter_cli, load
-from tests.test_carry import EXTRA, _forget_carried, _png, _site
+from tests.state.test_carry import EXTRA, _forget_carried, _png, _site
 
 
 def _plan_json(config_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from assetsync.functions.variables import (
 )
 from assetsync.remote.client import ServerlessClient
 from assetsync.remote.resources import Variable
-from tests.test_client import make_client
+from tests.remote.test_client import make_client
 
 T = TypeVar("T")
 SECRET = "tok-9f8e7d6c5b4a-UNIQUE-SECRET"
