@@ -256,9 +256,8 @@ async def peek_target(
     When the live build is the one assetsync deployed last, its kept manifest stands in for
     fetching it (a build never changes; with 1,000 assets the fetch is the largest response of
     a sync). With `parse_kept=False` such a build is left out (`live` None) for `resolve_live`
-    to parse later: the engine peeks while a thread prepares the files, and CPU work here would
-    only slow that thread down through the GIL. A build with no kept manifest is fetched either
-    way (a network wait overlaps well).
+    to parse later, once the carried outcome has had its say (it may make the parse needless).
+    A build with no kept manifest is fetched either way.
     """
     where = await locate_target(client, state, target, service, environment, create=False)
     kept = _kept_build(state, target, environment, where)

@@ -453,7 +453,8 @@ async def sync_service(
 ) -> SyncResult:
     """Sync one service's environment to `files`; the per-service unit of a (sharded) sync.
 
-    `located` is a `peek_target` result fetched while the files were being prepared; without
+    `located` is the caller's `peek_target` result (taken once every check has passed: no
+    request goes out before, not even a lookup); without
     it (or if it found no environment) the service and environment are looked up, and created
     unless `dry_run`. `snapshot`: what the caller read of this service's record, if still valid.
     `while_building`: the caller's work for the time a build takes (see `apply_changes`), given
