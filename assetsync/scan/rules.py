@@ -251,7 +251,7 @@ def hash_file(path: Path | str) -> str:
     """The "xxh3_128:<hex>" digest of a file, read in 1 MiB chunks (memory stays flat)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        return hash_fd(fd)
+        return hash_fd(fd, os.fstat(fd).st_size)
     finally:
         os.close(fd)
 

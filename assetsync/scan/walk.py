@@ -34,22 +34,32 @@ __all__ = [
 # 1 MiB: fewer syscalls than 64 KiB, still inside L2 (watch-hash-manifest.md §2.1: 7.42 GB/s).
 CHUNK_SIZE = 1 << 20
 _HASH_ATTEMPTS = 3
-# Hashing is spread over threads (read() and xxhash release the GIL) once there is enough of it;
-# the walk itself stays on one thread: on a busy 2-core machine walker threads lost more to GIL
-# hand-offs than they gained (bench/bench_scan.py, "scan_parts_ms").
+# Hashing is spread over threads (read() and xxhash release the GIL) once there is enough of it,
+# in files big enough for a thread to run long between GIL hand-offs; the walk itself stays on
+# one thread: on a busy 2-core machine walker threads lost more to GIL hand-offs than they
+# gained (bench/bench_scan.py, "scan_parts_ms").
 _PARALLEL_HASH_MIN = 8
-# ... and only when there is enough to pay for starting the threads (~1.5 ms): a few dozen
-# small files (those saved in the last seconds, hashed again under the racy rule) are hashed
-# faster on this thread, ~30 µs each.
-_PARALLEL_HASH_MANY = 64
 _PARALLEL_HASH_MIN_BYTES = 4 << 20
+# Measured on this 2-core machine, page cache warm: 1,000 files of 83 KB hashed in 38 ms on
+# one thread, 68-73 ms on two or four; 64 files of 1 MiB 20-22 ms either way; files of 32 MiB
+# 58 -> 34 ms on two. Below this average size threads only add hand-offs.
+_PARALLEL_HASH_MIN_AVERAGE = 1 << 20
 
 Ancestors = frozenset[tuple[int, int]]
 
 
-def hash_fd(fd: int) -> str:
-    """The digest of everything readable from `fd`, in CHUNK_SIZE reads (flat memory)."""
+def hash_fd(fd: int, size: int | None = None) -> str:
+    """The digest of everything readable from `fd`, in CHUNK_SIZE reads (flat memory).
+
+    `size`: what fstat said the file holds. A file under CHUNK_SIZE is then read in one call
+    of exactly that much (and one byte more, to see it grew): allocating and zeroing a 1 MiB
+    buffer per file had doubled the cost of hashing 1,000 files of 83 KB."""
     hasher = xxhash.xxh3_128()
+    if size is not None and size < CHUNK_SIZE:
+        data = os.read(fd, size + 1)
+        hasher.update(data)
+        if len(data) <= size:  # a regular file's read is short only at its end
+            return DIGEST_PREFIX + hasher.hexdigest()
     buffer = bytearray(CHUNK_SIZE)
     view = memoryview(buffer)
     reader = io.FileIO(fd, closefd=False)
@@ -76,7 +86,7 @@ def _hash_stable(path: str, follow: bool) -> tuple[str, os.stat_result]:
             before = os.fstat(fd)
             if not statmod.S_ISREG(before.st_mode):
                 raise IsADirectoryError(errno.EISDIR, "not a regular file")
-            digest = hash_fd(fd)
+            digest = hash_fd(fd, before.st_size)
             after = os.fstat(fd)
         finally:
             os.close(fd)
@@ -578,8 +588,9 @@ class Walker:
 
     def _hash_misses(self, files: dict[str, ScannedFile | None]) -> None:
         misses, result = self._misses, self.result
-        if self.workers > 1 and len(misses) >= _PARALLEL_HASH_MIN and (
-                len(misses) >= _PARALLEL_HASH_MANY or self._miss_bytes >= _PARALLEL_HASH_MIN_BYTES):
+        if (self.workers > 1 and len(misses) >= _PARALLEL_HASH_MIN
+                and self._miss_bytes >= _PARALLEL_HASH_MIN_BYTES
+                and self._miss_bytes >= len(misses) * _PARALLEL_HASH_MIN_AVERAGE):
             # Imported here: a no-change scan (the common one) hashes nothing.
             from concurrent.futures import ThreadPoolExecutor
 
