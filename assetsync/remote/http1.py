@@ -307,9 +307,12 @@ class Http1Connection(asyncio.Protocol):
     def _complete(self, reader: _AnswerReader) -> None:
         assert self._answer is not None and reader.answer is not None
         # Reusable only if the request went out whole (not an early answer to a body still
-        # being sent) and nothing follows the answer.
+        # being sent, nor still waiting in our write buffer: its rest would reach the server
+        # as the next request) and nothing follows the answer.
+        transport = self._transport
         self.reusable = (self._sent_whole and reader.keep_alive and not reader.buffer
-                         and not self.closed)
+                         and not self.closed and transport is not None
+                         and transport.get_write_buffer_size() == 0)
         _resolve(self._answer, reader.answer)
 
     def _lost(self, reason: str) -> WireError:

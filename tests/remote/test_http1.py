@@ -304,3 +304,25 @@ def test_any_split_of_the_bytes_parses_to_the_same_answer(cuts: list[int], body:
         whole = reader.feed(raw[start:end])
     assert whole and reader.answer is not None
     assert reader.answer.content == body and reader.keep_alive and not reader.buffer
+
+
+def test_an_early_answer_to_a_body_still_in_our_buffer_retires_the_connection() -> None:
+    """A body given whole (bytes) that the server answers before reading: what is still in the
+    write buffer would reach the server as the next request, so the connection is not kept."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.5)
+        writer.close()
+
+    async def scenario() -> tuple[int, int]:
+        listener, url = await _serve(handler)
+        wire = _wire()
+        answer = await wire.send("POST", f"{url}/v1/Builds", bytes(32 << 20), "text/plain", None)
+        idle = sum(len(v) for v in wire._idle.values())
+        await wire.aclose()
+        await listener.close()
+        return answer.status_code, idle
+
+    assert _run(scenario()) == (413, 0)
