@@ -116,7 +116,8 @@ class ServerlessClient(ApiSession):
         credentials: Basic-auth username (account SID or API key SID) and password.
         transport: an httpx transport (the embedded emulator), or None: our own HTTP/1.1
             client over sockets (`assetsync.remote.pool`).
-        timeout: connect/read/write timeouts in seconds.
+        timeout: `Timeouts`: seconds to connect, and the longest silence while sending or
+            waiting for an answer.
         retry: the retry policy.
         on_event: called with a `ClientEvent` for each retry and each page of a list.
         max_concurrency: requests in flight at most (a request sleeping in backoff holds none);
