@@ -7,8 +7,7 @@ never loads it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import httpx
 
@@ -21,9 +20,6 @@ from assetsync.remote.wire import (
     Timeouts,
     WireError,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Awaitable
 
 __all__ = ["TransportWire"]
 

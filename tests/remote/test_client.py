@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 import pytest
 
-from assetsync.remote.client import ClientEvent, RetryPolicy, ServerlessClient
 from assetsync.config import Credentials
 from assetsync.errors import (
     ApiConnectionError,
@@ -19,6 +18,7 @@ from assetsync.errors import (
     NotFoundError,
     RateLimitError,
 )
+from assetsync.remote.client import ClientEvent, RetryPolicy, ServerlessClient
 
 T = TypeVar("T")
 
@@ -300,8 +300,8 @@ def test_connection_refused_is_a_connection_error(tmp_path: Path) -> None:
 )
 def test_resolve_endpoints(target: dict[str, Any], environ: dict[str, str],
                            expected: tuple[str, str]) -> None:
-    from assetsync.remote.client import resolve_endpoints
     from assetsync.config import parse_config
+    from assetsync.remote.client import resolve_endpoints
 
     # The environment's stand-ins (TWILIO_REGION, ASSETSYNC_API_URL, ...) are applied once,
     # by the config; the client only ever sees the final target.
