@@ -5,7 +5,7 @@ Pure: values only. Sharding (assigning files to services within these limits) is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from assetsync.frozen import frozen
 
 __all__ = [
     "BUILDS_PER_HOUR",
@@ -54,7 +54,7 @@ UNREFERENCED_VERSION_RETENTION_S = 7 * 24 * 3600
 MAX_PATH_LENGTH = 255
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BuildLimits:
     """How many versions one build may hold; configurable, defaulting to the documented ones."""
 

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from assetsync.frozen import frozen
+
 if TYPE_CHECKING:  # annotations only: `import assetsync` must not load asyncio (start-up)
     from assetsync.functions.plan import FunctionPlan
     from assetsync.functions.variables import VariablePlan
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SyncEvent:
     """One step of a sync, for progress display; nothing below the CLI prints.
 
@@ -62,7 +64,7 @@ class SyncEvent:
 EventCallback = Callable[[SyncEvent], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FunctionsOutcome:
     """What a sync did (or would do) to the functions: paths only, never code.
 
@@ -175,7 +177,7 @@ class SyncResult:
         return doc
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StatusResult:
     """The environment's live build next to what assetsync recorded, and what a sync would do.
 
@@ -259,7 +261,7 @@ class StatusResult:
         return doc
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PruneResult:
     """Asset resources no live build uses: deleted, or (dry run) to delete."""
 

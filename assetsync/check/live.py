@@ -21,13 +21,13 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 
 from assetsync.config import Config, target_key
 from assetsync.errors import AssetsyncError, LockHeldError
+from assetsync.frozen import frozen
 from assetsync.plan.shard import service_names
 from assetsync.prepare.classify import content_type_for
 from assetsync.remote.client import USER_AGENT, resolve_endpoints
@@ -41,7 +41,7 @@ _CONTENT_RANGE = re.compile(r"bytes\s+\d+-\d+/(\d+)")
 _TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Probe:
     """One file the environment should serve (or, private, refuse)."""
 
@@ -53,7 +53,7 @@ class Probe:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ProbeResult:
     """What one probe found; `problem` is None when the file is served as it should be."""
 
@@ -68,7 +68,7 @@ class ProbeResult:
         return f"{self.probe.path}: {self.problem} ({self.probe.url})"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LiveReport:
     """Every probe's result, in path order, and what was left out and why."""
 
@@ -140,7 +140,7 @@ def _uploaded_types(config: Config) -> dict[tuple[str, str], str]:
     return {(f.path, f.digest): f.content_type for f in prepared.files}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Endpoint:
     """How probes reach the serving host: a transport (or the network), where a public URL is
     fetched from, and the token that signs."""

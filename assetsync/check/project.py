@@ -8,7 +8,6 @@ hands both to the pure `references` and `verify` modules.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from assetsync.check.references import (
@@ -21,6 +20,7 @@ from assetsync.check.references import (
 from assetsync.check.verify import Finding, Target, verify
 from assetsync.config import Config
 from assetsync.errors import LockHeldError
+from assetsync.frozen import frozen
 from assetsync.functions.local import FunctionProject, load_functions
 from assetsync.models import PublishedFile
 from assetsync.prepare.classify import Issue, Severity
@@ -36,7 +36,7 @@ _MAX_TEXT = 2 * 1024 * 1024
 _SKIP_DIRS = frozenset({"node_modules", ".git", ".assetsync", ".twiliodeployinfo", "dist"})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CheckReport:
     """What `check` found: each finding, and how much it looked at."""
 

@@ -13,14 +13,15 @@ import json
 import posixpath
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
+
+from assetsync.frozen import frozen
 
 __all__ = ["Reference", "html_references", "js_references", "studio_references",
            "twiml_references"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Reference:
     """One mention of a published path: where it is (file, 1-based line) and how it is used."""
 

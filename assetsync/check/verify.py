@@ -8,15 +8,15 @@ table (`assetsync.media.channels`) to each reference.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from assetsync.check.references import Reference
+from assetsync.frozen import frozen
 from assetsync.media.channels import MMS_TRANSCODED, WHATSAPP_IMAGE_MAX, rule_for
 
 __all__ = ["Finding", "Target", "verify"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Target:
     """A published path as `check` needs it."""
 
@@ -25,7 +25,7 @@ class Target:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Finding:
     """One problem: where (file, line), which published path, what is wrong."""
 

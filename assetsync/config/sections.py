@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assetsync.errors import ConfigError
+from assetsync.frozen import frozen
 from assetsync.limits import RUNTIMES
 from assetsync.models import Visibility
 from assetsync.prepare.classify import VisibilityRules
@@ -44,7 +45,7 @@ _SERVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,49}\Z")
 _ENVIRONMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,15}\Z")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Credentials:
     """HTTP Basic credentials for Twilio; `repr` never shows the secret."""
 
@@ -61,7 +62,7 @@ class Credentials:
     __str__ = __repr__
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TargetConfig:
     """Where to publish: `api` is "local" (embedded emulator), "twilio", or an http(s) URL.
 
@@ -76,7 +77,7 @@ class TargetConfig:
     edge: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SyncOptions:
     """`[sync]`: how the engine talks to the API."""
 
@@ -91,7 +92,7 @@ class SyncOptions:
     remote_manifest: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CheckOptions:
     """`[check]`: what `sync` does with the offline reference check's errors
     (`assetsync.check`): print them as warnings, or (`strict`) refuse before any request."""
@@ -118,7 +119,7 @@ def _default_shard() -> ShardOptions:
     return ShardOptions()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Config:
     """A validated configuration; paths are absolute.
 

@@ -12,8 +12,10 @@ import fnmatch
 import random
 import re
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal, get_args
+
+from assetsync.frozen import frozen
 
 __all__ = [
     "ANSWER_LOST_ACTIONS",
@@ -44,7 +46,7 @@ WRONG_CONTENT_TYPE = "application/octet-stream"
 DEFAULT_HANG_S = 90.0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FaultRule:
     """Answer matching requests (`method`, `path_pattern`) with `action`.
 
@@ -185,7 +187,7 @@ def parse_fault_spec(
     return match["method"].upper(), match["path"], match["action"], count, delay, rate, seed
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RequestLogEntry:
     """One request the emulator answered (status 0: the connection was dropped); `time` when
     it was answered, `started` when it arrived (the emulator's clock), so a request log shows

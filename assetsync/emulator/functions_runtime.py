@@ -36,9 +36,10 @@ import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
+from assetsync.frozen import frozen
 from assetsync.functions.toolkit import FUNCTION_EXECUTION_LIMIT_S
 
 __all__ = [
@@ -64,7 +65,7 @@ _REPLY_MARK = "\n\x1eassetsync-function-reply\x1e"
 NODE_RUNNER = Path(__file__).with_name("function_runner.js")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FunctionRequest:
     """One invocation: the code's file, its published path, and what the handler is given.
 
@@ -90,7 +91,7 @@ class FunctionRequest:
         return f"FunctionRequest(path={self.path!r}, file={self.file!r}, context=<hidden>)"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FunctionReply:
     """What the function answered (or the runtime, for an error or a timeout), and what it
     logged: (level, message) pairs, level `INFO`, `WARN` or `ERROR`."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from assetsync import limits as documented
 from assetsync.emulator.faults import FaultSwitches, RequestLog
 from assetsync.emulator.storage import VERSION_KINDS, ContentWriter, Record, Store
+from assetsync.frozen import frozen
 from assetsync.functions.toolkit import FUNCTION_EXECUTION_LIMIT_S
 
 __all__ = [
@@ -44,7 +45,7 @@ _SUFFIX = re.compile(r"^[A-Za-z0-9-]+$")
 _SWEEP_EVERY_S = 60.0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EmulatorLimits:
     """Every documented Serverless limit the emulator enforces (see `assetsync.limits`)."""
 

@@ -18,9 +18,10 @@ import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from assetsync.frozen import frozen
 
 __all__ = ["VERSION_KINDS", "ContentWriter", "Record", "Store"]
 
@@ -51,7 +52,7 @@ _VERSIONS_MAX = 20_000  # version records kept (~20 MB at most; a build names up
 VERSION_KINDS = ("asset_version", "function_version")  # the kinds never changed once stored
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Record:
     """One stored resource: its SID, kind, parent SID, creation time and JSON fields."""
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from types import MappingProxyType
 
 from assetsync.config import Config
 from assetsync.errors import ConfigError
+from assetsync.frozen import frozen
 from assetsync.models import PublishedFile
 from assetsync.prepare.classify import Issue
 from assetsync.scan.rules import IgnoreRules, hash_file
@@ -37,7 +38,7 @@ FUNCTION_CONTENT_TYPE = "application/javascript"
 _DEFAULT_FOLDER = "functions"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FunctionProject:
     """The functions to deploy with their build's Dependencies and the environment's Variables.
 

@@ -10,8 +10,8 @@ longer has is dropped, and `plan` says so).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
+from assetsync.frozen import frozen
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile
 from assetsync.plan.assets import LiveBuild
@@ -22,7 +22,7 @@ __all__ = ["FunctionPlan", "check_functions", "plan_functions", "recorded_functi
 VersionKey = tuple[str, str, str]  # (digest, path, visibility value)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FunctionPlan:
     """What a sync does to the functions. Tuples are sorted by path."""
 

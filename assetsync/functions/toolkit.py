@@ -18,9 +18,9 @@ import json
 import posixpath
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from assetsync.errors import ConfigError
+from assetsync.frozen import frozen
 from assetsync.limits import MAX_PATH_LENGTH, MAX_PRIVATE_ASSET_BYTES, MAX_PUBLIC_ASSET_BYTES
 from assetsync.models import Visibility
 
@@ -76,7 +76,7 @@ _INVALID_PATH_CHARS = ";,?:@+&$()' \""
 _INVALID_PATH_RE = re.compile("[" + re.escape(_INVALID_PATH_CHARS) + "]")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ToolkitFunction:
     """One function file of a Toolkit project.
 

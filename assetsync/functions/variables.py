@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from assetsync.errors import LimitError
+from assetsync.frozen import frozen
 from assetsync.remote.resources import Variable
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ VARIABLE_DIGEST_PREFIX = "blake2b:"
 _PERSON = b"assetsync.var.1"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class VariablePlan:
     """What a sync does to an environment's Variables, by key (sorted); never a value.
 

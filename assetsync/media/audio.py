@@ -14,13 +14,14 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from typing import Any, cast
 
 import av
 import numpy as np
 
 from assetsync.errors import LimitError, TransformError
+from assetsync.frozen import frozen
 from assetsync.media.audio_level import active_speech_level, peak_db, silence_bounds
 from assetsync.media.audio_options import AudioSettings
 from assetsync.media.sniff import AUDIO_EXTENSIONS, AUDIO_MIMES, AudioInfo
@@ -55,7 +56,7 @@ _ENCODER_OPTIONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AudioOutput:
     """A recipe's result: `data` None means "publish the original as it is"."""
 
@@ -83,7 +84,7 @@ class AudioOutput:
         return AUDIO_MIMES.get(self.kind, f"audio/{self.kind}")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Decoded:
     """Decoded audio: mono float32 samples at `rate` (full scale = 1.0) and what the source was."""
 

@@ -4,15 +4,16 @@ ranges, and which channel takes which key."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, NoReturn, cast
 
 from assetsync.errors import ConfigError
+from assetsync.frozen import frozen
 
 __all__ = ["AUDIO_KEYS", "IMAGE_KEYS", "AudioSettings", "parse_audio_settings"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AudioSettings:
     """How a profile treats audio (voice, whatsapp and mms profiles); see docs/media.md.
 

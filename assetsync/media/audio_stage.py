@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
+from assetsync.frozen import frozen
 from assetsync.media.options import Profile, variant_path
 from assetsync.media.report import FileReport
 from assetsync.media.sniff import AUDIO_EXTENSIONS, AUDIO_MIMES, AudioInfo
@@ -23,7 +24,7 @@ __all__ = ["AUDIO_RECIPE_VERSION", "AudioReport", "AudioTally", "assemble_audio"
 AUDIO_RECIPE_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AudioReport(FileReport):
     """What one audio recipe made of a file: a `FileReport` ("optimized" is a prompt replaced
     in place) with the source's and output's audio facts, the gain applied, the profile."""
@@ -56,7 +57,7 @@ class AudioReport(FileReport):
                 "to": asdict(self.audio_to) if self.audio_to else None}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AudioTally:
     """Totals over the audio files (in-place outputs; variants counted apart)."""
 

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -23,6 +23,7 @@ import xxhash
 
 from assetsync.atomic import write_atomic
 from assetsync.errors import LimitError, TransformError
+from assetsync.frozen import frozen
 from assetsync.media.options import OptimizeOptions, Profile
 from assetsync.media.sniff import MediaType, sniff
 from assetsync.models import DIGEST_PREFIX
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 RECIPE_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Job:
     """One encode to run: a recipe over one source file, and where its outcome is cached."""
 

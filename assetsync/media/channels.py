@@ -14,14 +14,14 @@ are bytes. Sources (read 2026-12; the same facts as ../shared/reference/media.md
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from assetsync.frozen import frozen
 
 __all__ = ["CHANNELS", "ChannelRule", "rule_for"]
 
 MB = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChannelRule:
     """What one channel accepts: content types, a hard size cap, a soft one, and the source."""
 

@@ -14,12 +14,12 @@ import io
 import struct
 import warnings
 import zlib
-from dataclasses import dataclass
 
 import oxipng
 from PIL import Image, UnidentifiedImageError
 
 from assetsync.errors import TransformError
+from assetsync.frozen import frozen
 from assetsync.media.sniff import DECODABLE
 
 __all__ = [
@@ -45,7 +45,7 @@ _OXIPNG_TIMEOUT_S = 60
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "gif": "gif"}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Output:
     """An encoded result: its bytes, format ("jpeg", "png", "gif") and what was done."""
 

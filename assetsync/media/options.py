@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import PurePosixPath
 from typing import Any, NoReturn, cast
 
 from assetsync.errors import ConfigError
+from assetsync.frozen import frozen
 from assetsync.media.audio_options import AUDIO_KEYS, AudioSettings, parse_audio_settings
 from assetsync.scan.globs import compile_glob_set, validate_glob
 
@@ -47,7 +48,7 @@ FORMATS = ("auto", "jpeg", "png")
 CHANNELS = ("mms", "whatsapp", "voice", "web")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Profile:
     """A channel profile: which source files it applies to and the variant it derives from them.
 
@@ -101,7 +102,7 @@ BUILTIN_PROFILES: Mapping[str, Profile] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OptimizeOptions:
     """What the transform stage does, from `[optimize]`; every default lives here.
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from assetsync.frozen import frozen
 
 __all__ = ["FileReport"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileReport:
     """One encode, for `assetsync optimize --report`: sizes before and after, time, outcome.
 

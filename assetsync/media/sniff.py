@@ -8,8 +8,8 @@ WhatsApp media guidance and the `<Play>` docs).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
+from assetsync.frozen import frozen
 from assetsync.media.channels import rule_for
 from assetsync.media.options import (
     MMS_MAX_BYTES,
@@ -28,7 +28,7 @@ __all__ = ["AUDIO_DECODABLE", "AUDIO_EXTENSIONS", "AUDIO_MIMES", "DECODABLE", "A
 # content sniffing
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MediaType:
     """A file type found from its first bytes: `kind` ("jpeg", "png", ...) and its MIME type."""
 
@@ -46,7 +46,7 @@ class MediaType:
         return self.kind in AUDIO_DECODABLE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AudioInfo:
     """What an audio file holds, for `plan` and `optimize --report`: container format ("WAV",
     "MP3", ...), codec (FFmpeg's name), sample rate, channels, duration."""

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 
+from assetsync.frozen import frozen
 from assetsync.media.audio_stage import (
     AudioReport,
     AudioTally,
@@ -60,7 +61,7 @@ _Planned = tuple[PublishedFile, str | None, list[tuple[Profile | None, str]]]
 _Heard = tuple[PublishedFile, str, str, list[tuple[Profile, str]]]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransformStats:
     """Totals over one run; bytes cover the images only (variants excluded)."""
 
@@ -75,7 +76,7 @@ class TransformStats:
     pruned_bytes: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransformResult:
     """What `transform_files` returns: the files to publish (sorted by path), issues, stats;
     `audio` and `audio_stats` cover the audio files (`reports` and `stats` the images)."""

@@ -9,9 +9,10 @@ they cannot disagree. Pure and deterministic: values in, a frozen value out.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from assetsync.frozen import frozen
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile
 from assetsync.plan.assets import LiveBuild, LiveVersion, Plan, RecordedService, build_plan
@@ -28,7 +29,7 @@ __all__ = ["Assessment", "FunctionRecords", "assess"]
 FunctionRecords = Sequence[tuple[str, str, str, str]]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Assessment:
     """What a sync of one service's environment would do, and what stops it.
 

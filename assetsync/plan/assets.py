@@ -7,11 +7,12 @@ Pure and deterministic: the same inputs give the same, sorted plan.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from operator import attrgetter, itemgetter
 from types import MappingProxyType
 from typing import NamedTuple
 
+from assetsync.frozen import frozen
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile, Visibility
 from assetsync.prepare.classify import Issue
@@ -32,7 +33,7 @@ def _frozen_map(value: Mapping[object, object] | None = None) -> Mapping[object,
     return MappingProxyType(dict(value or {}))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RecordedService:
     """What assetsync recorded about one service and environment.
 
@@ -63,7 +64,7 @@ class LiveVersion(NamedTuple):
     visibility: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LiveBuild:
     """The build currently deployed to the environment."""
 
@@ -77,7 +78,7 @@ class LiveBuild:
     service_manifest: LiveVersion | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PlanCounts:
     """Asset versions per visibility in the next build, and the per-build limits."""
 
@@ -93,7 +94,7 @@ class PlanCounts:
         return self.public + self.protected
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Plan:
     """What a sync would do. Every tuple is sorted by path."""
 
@@ -220,7 +221,7 @@ def _uploads_and_reuses(
     return uploads, reuses
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _LiveSplit:
     """The live build's asset versions as the next build treats them."""
 

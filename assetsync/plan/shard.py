@@ -19,14 +19,15 @@ from types import MappingProxyType
 from assetsync.errors import LimitError
 from assetsync.limits import BuildLimits
 from assetsync.models import PublishedFile, Visibility
-from assetsync.plan.assets import RecordedService
 from assetsync.plan.shard_options import (
     MAX_SERVICE_NAME_LENGTH,
     ShardGroup,
     ShardOptions,
     compile_glob,
     parse_shard_section,
+    previous_placement,
     service_name,
+    service_names,
 )
 from assetsync.plan.shard_result import BuildCounts, Move, MoveReason, ShardResult
 
@@ -543,27 +544,3 @@ def _result(
         limits=limits,
         retired=tuple(retired),
     )
-
-
-def service_names(service: str, shard_options: object) -> list[str]:
-    """Every name a service of the site may have: `service`, `service-2`, ... (`max_services`)."""
-    most = shard_options.max_services if isinstance(shard_options, ShardOptions) else 1
-    return [service_name(service, i) for i in range(1, most + 1)]
-
-
-def previous_placement(
-    files: Sequence[PublishedFile], recorded: Mapping[str, RecordedService]
-) -> dict[str, str]:
-    """Each file's service from the last sync: where it is deployed, else where its exact
-    version was uploaded (a run interrupted before that service built), so a rerun keeps the
-    placement the interrupted run had chosen and uploads nothing twice."""
-    previous: dict[str, str] = {}
-    for name, rec in recorded.items():
-        previous.update(dict.fromkeys(rec.owned_paths, name))
-    for f in files if recorded else ():
-        if f.path not in previous:
-            key = (f.digest, f.path, f.visibility)  # a StrEnum member hashes as its value
-            home = next((n for n, rec in recorded.items() if key in rec.versions), None)
-            if home is not None:
-                previous[f.path] = home
-    return previous

@@ -1,16 +1,23 @@
-"""The `[shard]` config section and the service naming scheme: options, group globs, unique names.
+"""The `[shard]` config section and the service naming scheme: options, group globs, unique names,
+and where the last sync placed each file.
 
-Pure. `assetsync.plan.shard` places files using these options (and re-exports them).
+Pure. `assetsync.plan.shard` places files using these options (and re-exports them); a plan
+whose placement is memoized needs only this module.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from assetsync.errors import ConfigError
+from assetsync.frozen import frozen
 from assetsync.limits import DEFAULT_BUILD_LIMITS, SERVICES_PER_ACCOUNT, BuildLimits
+
+if TYPE_CHECKING:
+    from assetsync.models import PublishedFile
+    from assetsync.plan.assets import RecordedService
 
 __all__ = [
     "MAX_SERVICE_NAME_LENGTH",
@@ -18,7 +25,9 @@ __all__ = [
     "ShardOptions",
     "compile_glob",
     "parse_shard_section",
+    "previous_placement",
     "service_name",
+    "service_names",
 ]
 
 # CreateServiceRequest.UniqueName in twilio_serverless_v1.yaml: "This value must be 50 characters
@@ -27,7 +36,7 @@ __all__ = [
 # only ever append `-<digits>`, which keeps a DNS-label-friendly name DNS-label-friendly.
 MAX_SERVICE_NAME_LENGTH = 50
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShardGroup:
     """Files whose published path matches any of `globs` must share one service (one domain)."""
 
@@ -35,7 +44,7 @@ class ShardGroup:
     globs: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShardOptions:
     """The `[shard]` section: limits per build, the account's service limit, groups.
 
@@ -196,3 +205,27 @@ def service_name(base: str, index: int) -> str:
         return base
     suffix = f"-{index}"
     return base[: MAX_SERVICE_NAME_LENGTH - len(suffix)].rstrip("-") + suffix
+
+
+def service_names(service: str, shard_options: object) -> list[str]:
+    """Every name a service of the site may have: `service`, `service-2`, ... (`max_services`)."""
+    most = shard_options.max_services if isinstance(shard_options, ShardOptions) else 1
+    return [service_name(service, i) for i in range(1, most + 1)]
+
+
+def previous_placement(
+    files: Sequence[PublishedFile], recorded: Mapping[str, RecordedService]
+) -> dict[str, str]:
+    """Each file's service from the last sync: where it is deployed, else where its exact
+    version was uploaded (a run interrupted before that service built), so a rerun keeps the
+    placement the interrupted run had chosen and uploads nothing twice."""
+    previous: dict[str, str] = {}
+    for name, rec in recorded.items():
+        previous.update(dict.fromkeys(rec.owned_paths, name))
+    for f in files if recorded else ():
+        if f.path not in previous:
+            key = (f.digest, f.path, f.visibility)  # a StrEnum member hashes as its value
+            home = next((n for n, rec in recorded.items() if key in rec.versions), None)
+            if home is not None:
+                previous[f.path] = home
+    return previous

@@ -6,9 +6,9 @@ Pure values; `assetsync.plan.shard` computes them (and re-exports them).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 
+from assetsync.frozen import frozen
 from assetsync.limits import BuildLimits
 
 __all__ = ["BuildCounts", "Move", "MoveReason", "ShardResult"]
@@ -33,7 +33,7 @@ _REASON_TEXT = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Move:
     """One already-published file that changes service, and why."""
 
@@ -50,7 +50,7 @@ class Move:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BuildCounts:
     """Versions one service's build holds, per class that a limit counts."""
 
@@ -59,7 +59,7 @@ class BuildCounts:
     functions: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShardResult:
     """Where every file goes.
 

@@ -8,12 +8,12 @@ import mimetypes
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
 from typing import Literal
 
+from assetsync.frozen import frozen
 from assetsync.limits import MAX_PATH_LENGTH, MAX_PRIVATE_ASSET_BYTES, MAX_PUBLIC_ASSET_BYTES
 from assetsync.models import PublishedFile, ScannedFile, Visibility
 from assetsync.scan.globs import compile_glob_set
@@ -35,7 +35,7 @@ _new_tuple = tuple.__new__
 Severity = Literal["error", "warning"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Issue:
     """One problem with one file; `error` means the file cannot be published."""
 
@@ -44,7 +44,7 @@ class Issue:
     severity: Severity = "error"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class VisibilityRules:
     """How a file's visibility is chosen, from `[visibility]` in the config.
 
@@ -57,7 +57,7 @@ class VisibilityRules:
     private: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Classified:
     """What `classify` returns: files to publish, sorted by path, and issues found."""
 

@@ -4,7 +4,7 @@ file has to be scanned)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from assetsync.frozen import frozen
 
 __all__ = ["RULES_VERSION", "KnownSecret"]
 
@@ -13,7 +13,7 @@ __all__ = ["RULES_VERSION", "KnownSecret"]
 RULES_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KnownSecret:
     """A credential assetsync itself holds (from the config), matched exactly."""
 

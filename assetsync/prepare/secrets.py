@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 
+from assetsync.frozen import frozen
 from assetsync.prepare.secret_values import RULES_VERSION, KnownSecret
 
 __all__ = [
@@ -66,7 +66,7 @@ KNOWN_MIN_LENGTH = 16
 _Pattern = re.Pattern[bytes]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Alternative:
     """One pattern of a part; `literal`: its leading literal, found with `bytes.find` (empty:
     the pattern is searched with `re`)."""
@@ -75,7 +75,7 @@ class Alternative:
     literal: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rule:
     """One kind of credential: each of `parts` (alternative patterns) must match somewhere in
     the file, in any order.
@@ -94,7 +94,7 @@ class Rule:
     example: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Finding:
     """A credential found: which rule, what kind (for the message), and on which line."""
 

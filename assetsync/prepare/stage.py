@@ -10,12 +10,13 @@ very same lines.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assetsync.config import Config
 from assetsync.errors import LimitError
+from assetsync.frozen import frozen
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile, ScannedFile
 from assetsync.prepare.classify import (
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Prepared:
     """The files to publish, after scan, classify, transform and checks."""
 
@@ -251,7 +252,7 @@ def issue_line(issue: Issue) -> str:
 
 # ------------------------------------------------------------------------------- the checks
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PublishSet:
     """What the checks look at: the prepared files, the project's functions (None: it deploys
     none), the per-build limits and the source folder (for messages)."""

@@ -36,6 +36,7 @@ from assetsync.errors import (
     NotFoundError,
     RateLimitError,
 )
+from assetsync.frozen import frozen
 from assetsync.remote.limiter import AdaptiveLimit
 from assetsync.remote.pool import SocketWire
 from assetsync.remote.upload import BodyChangedError, MultipartFile
@@ -91,7 +92,7 @@ class BuildTimeoutError(BuildFailedError):
     """A build was still `building` when the wait timed out; it may yet complete."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientEvent:
     """Something the client did: a `retry` (attempt = the failed attempt's number, delay_s the
     wait before the next) or a `page` of a list (attempt = the page's number, from 1)."""
@@ -109,7 +110,7 @@ class _Sleep(Protocol):
     def __call__(self, seconds: float, /) -> Awaitable[None]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RetryPolicy:
     """How hard to retry a retryable failure (429, 5xx, transport errors).
 

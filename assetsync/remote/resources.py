@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from assetsync.errors import ApiError
+from assetsync.frozen import frozen
 
 __all__ = [
     "Asset",
@@ -41,7 +42,7 @@ JsonObject = Mapping[str, object]
 _new_tuple = tuple.__new__
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Service:
     """A Serverless Service (`ZS…`)."""
 
@@ -51,7 +52,7 @@ class Service:
     domain_base: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Environment:
     """An Environment (`ZE…`); `build_sid` is the live build, None before any deployment."""
 
@@ -64,7 +65,7 @@ class Environment:
     date_created: str = ""  # ISO 8601 as Twilio sends it; `preview` names the oldest by it
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Asset:
     """An Asset resource (`ZH…`); assetsync names it after the published path."""
 
@@ -73,7 +74,7 @@ class Asset:
     friendly_name: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FunctionResource:
     """A Function resource (`ZH…`)."""
 
@@ -82,7 +83,7 @@ class FunctionResource:
     friendly_name: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AssetVersion:
     """An Asset Version (`ZN…`) as the upload host acknowledged it or a list returned it."""
 
@@ -104,7 +105,7 @@ class VersionRef(NamedTuple):
     visibility: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Build:
     """A Build (`ZB…`) with its embedded versions, dependencies and runtime."""
 
@@ -118,7 +119,7 @@ class Build:
     date_created: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Deployment:
     """A Deployment (`ZD…`): a build made live on an environment."""
 
@@ -292,7 +293,7 @@ def parse_variable(obj: JsonObject) -> Variable:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LogEntry:
     """A Log (`NO…`): one line a function invocation wrote (`level` INFO, WARN or ERROR)."""
 

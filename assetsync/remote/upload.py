@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import xxhash
 
 from assetsync.errors import ScanError
+from assetsync.frozen import frozen
 from assetsync.models import DIGEST_PREFIX
 from assetsync.remote.resources import AssetVersion
 
@@ -26,7 +26,7 @@ __all__ = ["BodyChangedError", "MultipartFile", "UploadedVersion"]
 CHUNK_SIZE = 256 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UploadedVersion:
     """An acknowledged upload: the version, and the digest and size of the bytes sent."""
 

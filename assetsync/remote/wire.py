@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Protocol
+
+from assetsync.frozen import frozen
 
 __all__ = [
     "Answer",
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Timeouts:
     """Seconds to connect, and the longest silence while sending or waiting for an answer.
 

@@ -13,12 +13,12 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from itertools import compress, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from assetsync.errors import ConfigError, ScanError
+from assetsync.frozen import frozen
 from assetsync.models import ScannedFile
 from assetsync.results import SyncEvent
 from assetsync.scan.globs import GlobSet, compile_glob_set
@@ -92,7 +92,7 @@ DENY_PATTERNS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class IgnoreRules:
     """What the scan skips: the deny list, the user's `[ignore] patterns`, and whole folders
     (the state folder) given by their path relative to the source folder.
@@ -225,7 +225,7 @@ class StatCache(Protocol):
         """Replace the cached table (stored in one transaction, now or later: it is a cache)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ScanIssue:
     """One file or folder the scan could not take; the rest of the scan went on."""
 
@@ -233,7 +233,7 @@ class ScanIssue:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Snapshot:
     """The scanned tree: files by relative path (sorted), problems found, and work done."""
 

@@ -30,13 +30,13 @@ from __future__ import annotations
 import marshal
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import compress, count, repeat
 from operator import attrgetter, is_not, ne
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from assetsync.config import Config
+from assetsync.frozen import frozen
 from assetsync.models import PublishedFile, ScannedFile, Visibility
 from assetsync.plan.assets import RecordedService
 from assetsync.state.db import State
@@ -57,7 +57,7 @@ _SOURCE = attrgetter("source")
 _MOST_CHANGED = 0.25
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Carried:
     """An environment's last outcome (see the module docstring)."""
 

@@ -4,7 +4,7 @@ state's `RemoteRecords` methods return and take).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from assetsync.frozen import frozen
 
 __all__ = [
     "BuildRecord",
@@ -16,7 +16,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServiceRecord:
     """A service assetsync uses, by unique name."""
 
@@ -25,7 +25,7 @@ class ServiceRecord:
     domain_base: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EnvironmentRecord:
     """An environment of a service, and what assetsync last deployed to it."""
 
@@ -37,7 +37,7 @@ class EnvironmentRecord:
     deployment_sid: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class VersionRecord:
     """An asset version assetsync uploaded (acknowledged by the API)."""
 
@@ -50,7 +50,7 @@ class VersionRecord:
     created_at: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UploadIntent:
     """An upload about to be sent: journalled first, so that a run killed after the server
     acknowledged it, but before its SID was recorded, can find that version and record it
@@ -64,7 +64,7 @@ class UploadIntent:
     created_at: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BuildRecord:
     """A build assetsync created."""
 
@@ -76,7 +76,7 @@ class BuildRecord:
     created_at: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PendingOperation:
     """A build created for an environment but not yet deployed: a rerun finishes it."""
 

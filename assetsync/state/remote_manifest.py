@@ -39,9 +39,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from assetsync.frozen import frozen
 from assetsync.limits import MAX_PRIVATE_ASSET_BYTES
 
 if TYPE_CHECKING:  # the plan imports the prefix; it need not load SQLite, the client, the
@@ -101,7 +101,7 @@ class ManifestEntry(NamedTuple):
     recipe: str | None = None  # the optimize profile (variant) that made it, if any
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Manifest:
     """A build's manifest: its assets and functions, and the build it was assessed against."""
 
@@ -203,7 +203,7 @@ def _kept(entries: Iterable[ManifestEntry], refs: Sequence[VersionRef]) -> tuple
     return tuple(kept)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Verified:
     """A manifest checked against the build that carries it: `manifest` keeps only the entries
     the build really holds; `dropped` counts the others; `exact` says the build holds exactly

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import partial
 from typing import TypeVar
 
 from assetsync.errors import ApiStatusError, BuildFailedError
+from assetsync.frozen import frozen
 from assetsync.models import PublishedFile
 from assetsync.remote.client import BuildTimeoutError, ServerlessClient
 from assetsync.remote.resources import Asset, Build, FunctionResource
@@ -45,7 +46,7 @@ _B = TypeVar("_B")
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ApplyOptions:
     """Knobs from `[sync]`; `runtime` None keeps the live build's."""
 
@@ -57,7 +58,7 @@ class ApplyOptions:
     remote_manifest: bool = True  # each build carries the service manifest (remote_manifest)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ApplyOutcome:
     """What apply did."""
 
@@ -188,7 +189,7 @@ async def deploy(
         return mine[-1].sid if mine else ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Sending:
     """What the resources and uploads of one apply share, `failures` among them (the first
     failure of any of them stops them all: see `run_all`)."""
@@ -347,7 +348,7 @@ def _checked_uploads(uploaded: Sequence[Uploaded], live_versions: Mapping[str, s
     return [u for u in uploaded if not u.changed], kept
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Duplicates:
     """Names that several Assets (or Functions) of one service carry, each with their SIDs in
     the order the API lists them (oldest first). assetsync never makes two (DESIGN.md invariant 7); another tool can, and

@@ -20,13 +20,13 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from assetsync.atomic import write_atomic
 from assetsync.errors import AssetsyncError, BuildFailedError, SyncError
+from assetsync.frozen import frozen
 from assetsync.limits import BUILDS_PER_HOUR
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def services_spanned(result: object, limit: int) -> int:
     return max(1, min(limit, len(getattr(result, "services", None) or ()) or 1))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Reservation:
     """`slots` build slots taken from the budget at clock time `at`; settle it once the sync
     is done."""

@@ -9,9 +9,10 @@ does (api-contract.md §7.3 steps 1-2).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from assetsync.errors import ApiStatusError, NotFoundError
+from assetsync.frozen import frozen
 from assetsync.remote.client import ServerlessClient
 from assetsync.remote.resources import Build, Environment, Service
 from assetsync.state.db import State
@@ -106,7 +107,7 @@ async def fetch_live_build(client: ServerlessClient, env: Environment | None) ->
     return await client.fetch_build(env.service_sid, env.build_sid)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Drift:
     """How the live build differs from the one assetsync deployed last."""
 
@@ -192,7 +193,7 @@ def drift_of(state: State, target: str, service_sid: str, live: Build,
         {v.sid: v.path for v in kept.function_versions} if kept is not None else None))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Located:
     """The service SID, environment and live build a sync works on (None: not found)."""
 

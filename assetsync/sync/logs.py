@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from assetsync.config import Config
 from assetsync.errors import AssetsyncError, ConfigError
+from assetsync.frozen import frozen
 from assetsync.remote.client import ServerlessClient
 from assetsync.remote.resources import LogEntry
 from assetsync.sync.locate import fetch_live_build, find_environment, find_service
@@ -27,7 +28,7 @@ _SINCE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LogLine:
     """One Log as `logs` shows it: time, level, the function's path, the message."""
 
@@ -42,7 +43,7 @@ class LogLine:
         return f"{self.date_created} {self.level:<5} {self.function} {self.message}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TailOptions:
     """How `tail_logs` polls: every `interval_s` while logs come, doubling to `max_interval_s`
     while none do; `sleep` waits (injectable), `stop` is asked before every poll."""

@@ -12,19 +12,20 @@ recorded build, only the changed files are prepared again, exactly as `sync` doe
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import chain, compress, repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+from assetsync.collector import fewer_collections
 from assetsync.config import Config, target_key
 from assetsync.errors import LimitError, LockHeldError
+from assetsync.frozen import frozen
 from assetsync.limits import BuildLimits
 from assetsync.models import PublishedFile, Visibility
 from assetsync.plan.assess import assess
 from assetsync.plan.assets import LiveBuild, Plan, PlanCounts, RecordedService, build_plan
-from assetsync.plan.shard import previous_placement, service_names
-from assetsync.plan.shard_options import ShardOptions
+from assetsync.plan.shard_options import ShardOptions, previous_placement, service_names
 from assetsync.prepare.classify import Issue
 from assetsync.prepare.memo import PrepareMemo, placement_key
 from assetsync.prepare.stage import Prepared, blocking_problems, prepare_files
@@ -47,7 +48,7 @@ _PATH = attrgetter("path")
 _VISIBILITY = attrgetter("visibility")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServicePlan:
     """One service's plan in a site spread over several services."""
 
@@ -55,7 +56,7 @@ class ServicePlan:
     plan: Plan
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LocalPlan:
     """The plan plus what led to it: the scan and every issue found on the way.
 
@@ -171,6 +172,14 @@ def plan_offline(config: Config, *, full: bool = False, prune_variables: bool = 
     Raises:
         ConfigError: an unreadable or invalid package.json or .env (one line naming it).
     """
+    # A plan makes an object or more per file, and all of them live until it is printed.
+    with fewer_collections():
+        return _plan_offline(config, full=full, prune_variables=prune_variables,
+                             on_event=on_event)
+
+
+def _plan_offline(config: Config, *, full: bool, prune_variables: bool,
+                  on_event: Callable[[SyncEvent], None] | None) -> LocalPlan:
     from assetsync.functions.local import load_functions
 
     project = load_functions(config)  # first, as in `sync`: a bad .env stops before the scan
@@ -256,7 +265,7 @@ def _issues(prepared: Prepared, problems: Sequence[Issue], functions: FunctionPl
     return tuple(sorted(found, key=lambda i: (i.severity != "error", i.path, i.message)))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _ProjectPlan:
     """The Variables' plan of a Toolkit project, offline."""
 

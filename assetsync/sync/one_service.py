@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cache, partial
 
 from assetsync.config import Config
 from assetsync.errors import AssetsyncError, BuildFailedError, DriftError, NotFoundError
+from assetsync.frozen import frozen
 from assetsync.functions.local import FunctionProject
 from assetsync.functions.plan import FunctionPlan
 from assetsync.functions.variables import (
@@ -71,7 +72,7 @@ def url_entries(
                          exclude=frozenset(exclude))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SyncFlags:
     """How a sync treats the plan: `dry_run` (write nothing), `full` (upload everything
     again), `adopt` / `force` (what to do about drift; see `sync`), `prune_variables` (delete
@@ -84,7 +85,7 @@ class SyncFlags:
     prune_variables: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RecordedSnapshot:
     """`State.recorded_service` as a caller read it before `sync_service` (a sharded sync reads
     every service's to place files): reused when it is of the service the sync found and the
@@ -158,7 +159,7 @@ async def _missing_versions(
     return missing
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Target:
     """Where a sync writes (the locate phase's answer): None SIDs in a dry run of a service
     or environment that does not exist yet."""
@@ -173,7 +174,7 @@ class _Target:
     created: bool = False  # this run made the service: it holds nothing to list or adopt
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Applied:
     """What the upload, build and deploy phases did."""
 
@@ -184,7 +185,7 @@ class _Applied:
     functions_uploaded: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Request:
     """One service's sync as asked: the fixed inputs every phase reads."""
 
@@ -509,7 +510,7 @@ async def sync_service(
 _REBASES = 3
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Round:
     """One attempt at the write phases: where, what was assessed, against which live build."""
 
@@ -655,7 +656,7 @@ def _deployed(found: Assessment) -> tuple[PublishedFile, ...]:
     return (*files, *fplan.uploads, *(f for f, _sid in fplan.reuses))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Tally:
     """The request counters around a sync, its notes and its URL map."""
 

@@ -7,13 +7,14 @@ it works, and returns a frozen result from `assetsync.results`.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 from assetsync.config import Config, target_key
 from assetsync.errors import AssetsyncError, ConfigError, DriftError, NotFoundError
+from assetsync.frozen import frozen
 from assetsync.functions.local import (
     FunctionProject,
     functions_folder,
@@ -82,7 +83,7 @@ def _deploy_result(service: str, env_name: str, service_sid: str, env_sid: str,
 
 # ------------------------------------------------------------------------------- status
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _LiveSide:
     """What `status` reads of one service's environment: where it is, its live build and
     that build's status, the build assetsync recorded and a pending one, and drift."""
@@ -429,7 +430,7 @@ def promote(
 
 # ------------------------------------------------------------------------------- prune
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Candidate:
     sid: str
     name: str

@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from assetsync.config import Config, target_key
 from assetsync.errors import AssetsyncError, ConfigError, LimitError, NotFoundError
+from assetsync.frozen import frozen
 from assetsync.limits import ENVIRONMENTS_PER_SERVICE
 from assetsync.remote.client import ServerlessClient
 from assetsync.remote.resources import Environment
@@ -165,7 +166,7 @@ def _parse_expiry(value: str) -> datetime | None:
 
 # ------------------------------------------------------------------------------- results
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PreviewEnvironment:
     """One preview environment of one service of the site."""
 
@@ -193,7 +194,7 @@ class PreviewEnvironment:
                 "expired": self.expired}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PreviewResult:
     """A deployed preview: the sync's own result, its URL and its expiry."""
 
@@ -208,7 +209,7 @@ class PreviewResult:
                 "preview": {"name": self.name, "url": self.url, "expires": self.expires}}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PreviewPrune:
     """What `preview --prune` found: the expired previews (deleted unless a dry run)."""
 

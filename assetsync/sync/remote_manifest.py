@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import xxhash
 
 from assetsync.errors import NotFoundError
+from assetsync.frozen import frozen
 from assetsync.models import DIGEST_PREFIX, PublishedFile, Visibility
 from assetsync.plan.assets import LiveVersion
 from assetsync.remote.client import ServerlessClient
@@ -52,7 +52,7 @@ _FALLBACK = ("the live build {sid} carries no assetsync manifest this version ca
              "off): every file is uploaded again, as without one")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ManifestRead:
     """Where a sync's records of the live build came from: `source` "local" or "service
     manifest"; `note` a line for the result (None when there is nothing to say)."""

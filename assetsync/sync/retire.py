@@ -12,9 +12,9 @@ rerun finds what is left (a DELETE of something already gone counts as done).
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 
 from assetsync.errors import NotFoundError
+from assetsync.frozen import frozen
 from assetsync.remote.client import ServerlessClient
 from assetsync.remote.resources import Environment
 from assetsync.results import EventCallback, SyncEvent, SyncResult
@@ -24,7 +24,7 @@ from assetsync.state.remote_manifest import is_reserved
 __all__ = ["Retirement", "plan_retirement", "retire_service", "retirement_result"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Retirement:
     """What retiring one service does.
 

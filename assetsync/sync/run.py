@@ -16,12 +16,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from assetsync.config import Config, target_key
 from assetsync.errors import ConfigError, StateError
+from assetsync.frozen import frozen
 from assetsync.functions.local import FunctionProject, load_functions
 from assetsync.models import PublishedFile
 from assetsync.plan.assets import RecordedService
@@ -166,7 +167,7 @@ def _remember(
         logger.warning("sync outcome not kept: %s", exc)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Run:
     """One sync as asked: the config, where it goes and how."""
 

@@ -8,12 +8,11 @@ both build on this module, and neither imports the other.
 from __future__ import annotations
 
 import asyncio
-import gc
-import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
+from assetsync.collector import fewer_collections
 from assetsync.config import Config, Credentials
 from assetsync.remote.client import ClientEvent, RetryPolicy, ServerlessClient, resolve_endpoints
 from assetsync.results import EventCallback, SyncEvent
@@ -86,50 +85,12 @@ async def open_client(
         api.on_event = previous
 
 
-# CPython collects its youngest generation every 700 allocations of container objects. A sync
-# of 1,000 files makes ~15,000 such objects, nearly all freed by reference counting, so those
-# collections (22 of them, 1.5 ms of a 90 ms sync, measured) find next to nothing. 50,000 is
-# the threshold commonly recommended for such programs (M. Kennedy, "Python gc settings:
-# change this and make your app go 20% faster", 2024); cycles are still collected.
-_YOUNG_THRESHOLD = 50_000
-
-
-class _Threshold:
-    """The interpreter's young-generation threshold, raised while any run is inside (watch
-    mode's runs and a library caller's may overlap in threads: the first in saves it, the
-    last out restores it). The garbage collector is process-wide, so its bookkeeping is too."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.inside = 0
-        self.saved = 0
-
-    @contextmanager
-    def raised(self) -> Iterator[None]:
-        with self.lock:
-            young, *older = gc.get_threshold()
-            if self.inside == 0:
-                self.saved = young
-                gc.set_threshold(max(young, _YOUNG_THRESHOLD), *older)
-            self.inside += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.inside -= 1
-                if self.inside == 0:
-                    gc.set_threshold(self.saved, *gc.get_threshold()[1:])
-
-
-_THRESHOLD = _Threshold()
-
-
 def run_sync(make: Callable[[], Coroutine[object, object, T]]) -> T:
     """Run `make()` to completion from synchronous code (the CLI, watch mode, tests), with
     fewer garbage collections while it runs."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        with _THRESHOLD.raised():
+        with fewer_collections():
             return asyncio.run(make())
     raise RuntimeError("called from a running event loop: use the *_async variant instead")

@@ -14,12 +14,13 @@ shares its one concurrency limit.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import compress
 from operator import attrgetter, not_
 
 from assetsync.config import Config, target_key
 from assetsync.errors import ApiStatusError, AuthenticationError, DriftError, LimitError
+from assetsync.frozen import frozen
 from assetsync.functions.local import FunctionProject
 from assetsync.models import PublishedFile, Visibility
 from assetsync.plan.assets import RecordedService
@@ -116,7 +117,7 @@ def preflight(
 
 # ------------------------------------------------------------------------------- the survey
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Site:
     """What the state and the live services say about the site before it is sharded."""
 
@@ -293,7 +294,7 @@ async def provision_services(
 
 # ------------------------------------------------------------------------------- the syncs
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Run:
     """What every service's sync of one sharded sync shares."""
 

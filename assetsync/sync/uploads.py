@@ -23,13 +23,13 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
 import xxhash
 
 from assetsync.errors import ApiError, NotFoundError
+from assetsync.frozen import frozen
 from assetsync.models import DIGEST_PREFIX, PublishedFile
 from assetsync.remote.adopt import CLOCK_SKEW, parse_time
 from assetsync.remote.client import ServerlessClient
@@ -42,7 +42,7 @@ __all__ = ["ASSETS", "FUNCTIONS", "Family", "Uploaded", "recover_uploads", "run_
            "upload_files"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Family:
     """Assets or Functions: the API gives both the same shape (a resource per path named after
     it, versions on the upload host), so one journal serves both; these are the client's
@@ -65,7 +65,7 @@ FUNCTIONS = Family("function", ServerlessClient.list_functions, ServerlessClient
                    ServerlessClient.fetch_function_version_content)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Uploaded:
     """One acknowledged and recorded upload. `changed`: the bytes sent are not the ones
     prepared (the file changed after it was hashed and checked): the version is recorded under

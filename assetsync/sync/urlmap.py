@@ -14,12 +14,12 @@ import logging
 import os
 import re
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from assetsync.atomic import write_atomic
 from assetsync.errors import ConfigError
+from assetsync.frozen import frozen
 from assetsync.models import Visibility
 
 __all__ = [
@@ -47,7 +47,7 @@ _PLAIN_PATH_RE = re.compile(r"[A-Za-z0-9/_.~-]*")
 CSV_COLUMNS = ("path", "url", "visibility", "service", "environment_domain")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UrlEntry:
     """Where one published file can be fetched."""
 

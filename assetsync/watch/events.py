@@ -30,6 +30,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
+from assetsync.frozen import frozen
 from assetsync.functions.toolkit import toolkit_function
 from assetsync.scan.rules import IgnoreRules
 
@@ -101,7 +102,7 @@ def _function_ignored(rel: str, is_dir: bool) -> bool:
     return _EDITOR_TEMP(rel, is_dir) or (not is_dir and toolkit_function(rel) is None)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WatchTarget:
     """A folder watched besides the source folder. `ignored` takes paths relative to `folder`;
     the poller never enters an ignored folder, nor any folder of a target that is not recursive."""
@@ -111,7 +112,7 @@ class WatchTarget:
     ignored: Ignored
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ToolkitPaths:
     """The Serverless Toolkit side of the project, which every sync re-reads from disk
     (`functions_local.load_functions`): the functions folder, watched recursively, and single
@@ -167,7 +168,7 @@ def split_batch(batch: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(paths) - toolkit, toolkit
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Change:
     """One filesystem event, from the watchdog thread or the poller (absolute paths, loop clock)."""
 

@@ -15,12 +15,13 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal, Protocol
 
 from watchdog.observers import Observer
 
+from assetsync.frozen import frozen
 from assetsync.watch.events import EVENT_FILTER, Change, Ignored, QueueHandler, WatchTarget
 from assetsync.watch.options import PollingMode
 from assetsync.watch.poll import TreePoller
@@ -62,7 +63,7 @@ class Watcher(Protocol):
     def join(self, timeout: float | None = None) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ObserverChoice:
     """How the source folder is watched, and why (for the status line and the log)."""
 

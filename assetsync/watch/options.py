@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Literal
 
 from assetsync.errors import ConfigError
+from assetsync.frozen import frozen
 from assetsync.limits import BUILDS_PER_HOUR
 
 __all__ = ["PollingMode", "WatchOptions", "parse_watch_section"]
@@ -15,7 +15,7 @@ __all__ = ["PollingMode", "WatchOptions", "parse_watch_section"]
 PollingMode = Literal["auto", "on", "off"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WatchOptions:
     """How `assetsync watch` debounces changes and spends builds.
 

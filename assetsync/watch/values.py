@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Protocol
 
+from assetsync.frozen import frozen
 from assetsync.results import SyncEvent
 from assetsync.watch.events import Ignored, ToolkitPaths
 from assetsync.watch.options import WatchOptions
@@ -26,7 +27,7 @@ class SyncFn(Protocol):
 
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WatchStatus:
     """A snapshot of the watch loop for the status line. Times are the budget's wall clock.
 
@@ -59,7 +60,7 @@ class WatchStatus:
     config_error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WatchEvent:
     """Progress from watch(): `kind` is "started", "advice", "changes", "overflow",
     "sync-started", "synced", "sync-failed", "waiting" (the wait or the time of the next build
@@ -80,7 +81,7 @@ class WatchEvent:
     toolkit: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WatchSetup:
     """What the loop watches, from one config: the source folder, what to drop there, the
     Toolkit side, the `[watch]` options and the config file (absolute, normalized; None: it is
