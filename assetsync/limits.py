@@ -9,7 +9,6 @@ from assetsync.frozen import frozen
 
 __all__ = [
     "BUILDS_PER_HOUR",
-    "BuildLimits",
     "DEFAULT_BUILD_LIMITS",
     "DEFAULT_RUNTIME",
     "ENVIRONMENTS_PER_SERVICE",
@@ -23,6 +22,7 @@ __all__ = [
     "SERVICES_PER_ACCOUNT",
     "UNDEPLOYED_BUILD_RETENTION_S",
     "UNREFERENCED_VERSION_RETENTION_S",
+    "BuildLimits",
 ]
 
 # twilio.com/docs/serverless/api ("Limitations"), as summarised in
