@@ -7,7 +7,7 @@ engine's dependencies.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from assetsync.frozen import frozen
@@ -88,7 +88,7 @@ class FunctionsOutcome:
         }
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+@frozen
 class SyncResult:
     """What one sync did (or, with `dry_run`, would do).
 

@@ -43,6 +43,7 @@ from assetsync.remote.upload import BodyChangedError, MultipartFile
 from assetsync.remote.wire import (
     Answer,
     ConnectFailedError,
+    ProxySetupError,
     SendFailedError,
     Timeouts,
     Wire,
@@ -418,12 +419,13 @@ class ApiSession:
                 maybe_acted = maybe_acted or response.status_code >= 500  # a gateway timeout
             except (WireError, BodyChangedError) as exc:
                 reason = str(exc) or type(exc).__name__
+                # A malformed proxy variable or a proxy refusing the tunnel (407, 403) fails
+                # the same way every time: said at once, not after minutes of backoff.
+                setup = isinstance(exc, ProxySetupError)
+                hint = "check the proxy variables" if setup else "check the network and retry"
                 error = ApiConnectionError(
-                    f"{method} {shown} failed: {reason}; check the network and retry",
-                    method=method,
-                    url=shown,
-                )
-                retryable = True
+                    f"{method} {shown} failed: {reason}; {hint}", method=method, url=shown)
+                retryable = not setup
                 maybe_acted = maybe_acted or not isinstance(exc, _NOT_SENT)
             finally:
                 if body is not None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from assetsync.remote.http1 import Http1Connection
+from assetsync.remote.proxy import open_tunnel, proxy_for
 from assetsync.remote.wire import (
     Answer,
     ConnectFailedError,
@@ -109,16 +110,26 @@ class SocketWire:
         context = self._ssl_context() if scheme == "https" else None
         loop = asyncio.get_running_loop()
         idle_s = self._timeouts.idle
+        # Read at each new connection, not once: cheap next to a handshake, and a long watch
+        # follows a changed environment the way a new process would.
+        proxy = proxy_for(scheme, host, port)
+        where = f"{host}:{port}" if proxy is None else (
+            f"{host}:{port} through proxy {proxy.label} (from {proxy.variable})")
         try:
+            # The connect timeout covers the whole proxy handshake, CONNECT and TLS included.
             async with asyncio.timeout(self._timeouts.connect):
-                _, connection = await loop.create_connection(
-                    lambda: Http1Connection(idle_s), host, port, ssl=context,
-                    server_hostname=host if context is not None else None)
+                if proxy is not None:
+                    connection = await open_tunnel(proxy, scheme, host, port, self._ssl_context,
+                                                   lambda: Http1Connection(idle_s))
+                else:
+                    _, connection = await loop.create_connection(
+                        lambda: Http1Connection(idle_s), host, port, ssl=context,
+                        server_hostname=host if context is not None else None)
         except TimeoutError:
             raise ConnectFailedError(
-                f"no connection to {host}:{port} within {self._timeouts.connect:g} s") from None
+                f"no connection to {where} within {self._timeouts.connect:g} s") from None
         except OSError as exc:
-            raise ConnectFailedError(f"cannot connect to {host}:{port}: {_reason(exc)}") from None
+            raise ConnectFailedError(f"cannot connect to {where}: {_reason(exc)}") from None
         return connection
 
     def _give_back(self, origin: _Origin, connection: Http1Connection) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from assetsync.errors import ApiError
@@ -130,7 +129,7 @@ class Deployment:
     date_created: str | None
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+@frozen
 class Variable:
     """An environment Variable (`ZV…`). Its value is a secret: `repr` and `str` hide it."""
 

@@ -19,6 +19,7 @@ __all__ = [
     "Answer",
     "AnswerLostError",
     "ConnectFailedError",
+    "ProxySetupError",
     "RequestBody",
     "SendFailedError",
     "Timeouts",
@@ -70,6 +71,12 @@ class WireError(Exception):
 
 class ConnectFailedError(WireError):
     """No connection: nothing was sent, so the server cannot have acted."""
+
+
+class ProxySetupError(ConnectFailedError):
+    """A proxy setting that cannot work as it stands (a malformed variable, credentials or a
+    tunnel the proxy refuses with a 4xx, `assetsync.remote.proxy`): sending again cannot
+    help, changing the setting can."""
 
 
 class SendFailedError(WireError):

@@ -185,3 +185,10 @@ def test_no_value_appears_in_logs_errors_json_or_reprs(
     assert SECRET not in caplog.text
     for text in seen:
         assert SECRET not in text, text
+
+
+def test_a_variables_value_never_shows_in_its_repr_or_str() -> None:
+    variable = Variable(sid="ZV" + "0" * 32, key="API_KEY", value="s3cr3t-value")
+    for text in (repr(variable), str(variable), repr((variable,))):
+        assert "s3cr3t-value" not in text and "API_KEY" in text
+    assert variable == Variable(sid="ZV" + "0" * 32, key="API_KEY", value="s3cr3t-value")
