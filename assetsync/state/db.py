@@ -7,7 +7,8 @@ the moment `record_version` returns (DESIGN.md invariant 1). Schema changes are 
 migrations; a corrupt, empty (0 bytes, or no tables) or newer state is an error, never a silent
 reset: a new database is made under a temporary name and renamed into place whole.
 
-Remote records live in `assetsync.state.service_records` (a mixin) to keep each file to one concern.
+Remote records live in `assetsync.state.service_records` (`RemoteRecords`, a mixin gathering one
+mixin per kind of record) to keep each file to one concern.
 """
 
 from __future__ import annotations

@@ -24,8 +24,9 @@ from assetsync.limits import BuildLimits
 from assetsync.plan.assets import LiveBuild, LiveVersion
 from assetsync.remote.resources import Build, VersionRef, parse_build
 from assetsync.state.db import State
+from assetsync.state.records import UploadIntent, VersionRecord
 from assetsync.state.remote_manifest import MANIFEST_PATH, is_reserved
-from assetsync.state.service_records import AssetSidsOnFirstUse, UploadIntent, VersionRecord
+from assetsync.state.service_records import AssetSidsOnFirstUse
 
 if TYPE_CHECKING:
     from assetsync.functions.local import FunctionProject

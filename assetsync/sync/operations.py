@@ -41,17 +41,16 @@ from assetsync.sync.locate import (
     locate_target,
     to_live_build,
 )
-from assetsync.sync.one_service import (  # sync's own plan and record of the Variables
-    apply_options,
-    plan_live_variables,
-    remember_variables,
-    url_entries,
-)
+from assetsync.sync.phase_values import apply_options
 from assetsync.sync.remote_manifest import sync_state_from_live
 from assetsync.sync.session import open_client, run_sync
 from assetsync.sync.sharded import combine_results, service_names
 from assetsync.sync.uploads import run_all
-from assetsync.sync.urlmap import UrlEntry
+from assetsync.sync.urlmap import UrlEntry, url_entries
+from assetsync.sync.variables_sync import (  # sync's own plan and record of the Variables
+    plan_live_variables,
+    remember_variables,
+)
 
 __all__ = ["promote", "prune", "published_urls", "rollback", "status"]
 

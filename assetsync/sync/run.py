@@ -43,15 +43,10 @@ from assetsync.state import last_outcome as carry
 from assetsync.state.db import State
 from assetsync.sync.budget import BuildSlots
 from assetsync.sync.locate import Located, peek_target, resolve_live
-from assetsync.sync.one_service import (
-    RecordedSnapshot,
-    SyncFlags,
-    apply_options,
-    sync_service,
-    url_entries,
-)
+from assetsync.sync.one_service import sync_service
+from assetsync.sync.phase_values import RecordedSnapshot, SyncFlags, apply_options
 from assetsync.sync.session import make_client, open_client, run_sync
-from assetsync.sync.urlmap import write_url_map
+from assetsync.sync.urlmap import url_entries, write_url_map
 
 __all__ = [
     "Prepared",

@@ -40,7 +40,8 @@ from assetsync.state.records import ServiceRecord
 from assetsync.state.remote_manifest import is_reserved
 from assetsync.sync.apply import ApplyOptions
 from assetsync.sync.locate import Located, locate_target, peek_target
-from assetsync.sync.one_service import RecordedSnapshot, SyncFlags, sync_service
+from assetsync.sync.one_service import sync_service
+from assetsync.sync.phase_values import RecordedSnapshot, SyncFlags
 from assetsync.sync.remote_manifest import sync_state_from_live
 from assetsync.sync.retire import plan_retirement, retire_service, retirement_result
 

@@ -31,6 +31,7 @@ __all__ = [
     "render_csv",
     "render_json",
     "render_url_map",
+    "url_entries",
     "url_map_format",
     "write_url_map",
 ]
@@ -99,6 +100,17 @@ def build_url_map(
         entries.append(UrlEntry(path, service, domain, asset_url(domain, path, origin=origin), vis))
     entries.sort(key=lambda e: e.path)
     return tuple(entries)
+
+
+def url_entries(
+    service: str, domain_name: str | None, files: Iterable[tuple[str, str]],
+    *, exclude: Iterable[str] = (),
+) -> tuple[UrlEntry, ...]:
+    """The URL map of one service's (path, visibility) pairs; private files have no URL."""
+    if not domain_name:
+        return ()
+    return build_url_map(((path, vis, service) for path, vis in files), {service: domain_name},
+                         exclude=frozenset(exclude))
 
 
 def render_json(entries: Iterable[UrlEntry], *, detailed: bool = False) -> str:

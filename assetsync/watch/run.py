@@ -2,10 +2,10 @@
 
 This module is the public face: `watch()` and its types, and the `[watch]` section parser that
 `config.parse_config` uses. The pieces: `options` (settings), `events` (events → dirty paths),
-`mode` (inotify or polling), `loop` (debounce, budget, retries, config reloads), `reach` (does
-the target answer), `engine` (the engine's sync_fn). In a Serverless Toolkit project it also
-watches what a sync deploys beside the source folder (the functions folder, package.json, the
-env file): see `toolkit_paths`.
+`mode` (inotify or polling), `loop` (debounce, budget, retries, config reloads; its state in
+`loop_state`, its syncs in `loop_sync`), `reach` (does the target answer), `engine` (the
+engine's sync_fn). In a Serverless Toolkit project it also watches what a sync deploys beside
+the source folder (the functions folder, package.json, the env file): see `toolkit_paths`.
 """
 
 from __future__ import annotations
@@ -21,18 +21,11 @@ from assetsync.config import Config
 from assetsync.errors import ConfigError
 from assetsync.functions.local import functions_folder
 from assetsync.scan.rules import IgnoreRules
-from assetsync.sync.budget import BuildBudget
+from assetsync.sync.budget import BuildBudget, builds_made
 from assetsync.watch.events import ToolkitPaths, ignored_by
-from assetsync.watch.loop import (
-    SyncFn,
-    WatchEvent,
-    WatchLoop,
-    WatchSetup,
-    WatchStatus,
-    builds_made,
-    coalesce_window,
-)
+from assetsync.watch.loop import WatchLoop, coalesce_window
 from assetsync.watch.options import WatchOptions, parse_watch_section
+from assetsync.watch.values import SyncFn, WatchEvent, WatchSetup, WatchStatus
 
 __all__ = [
     "SyncFn",

@@ -18,8 +18,8 @@ from assetsync.remote.resources import Build, VersionRef
 from assetsync.scan.rules import StatEntry
 from assetsync.state.db import DB_NAME, LOCK_NAME, SCHEMA_VERSION, State
 from assetsync.state.ledger import StateLedger, recorded_build
+from assetsync.state.records import UploadIntent, VersionRecord
 from assetsync.state.schema import MIGRATIONS, load_stat_table
-from assetsync.state.service_records import UploadIntent, VersionRecord
 
 TARGET = "local"
 ZS = "ZS" + "1" * 32

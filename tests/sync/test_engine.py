@@ -407,7 +407,7 @@ def test_a_recorded_snapshot_is_reused_only_while_the_state_is_unchanged(
     from assetsync.config import target_key
     from assetsync.sync.run import apply_options, open_client, prepare_files, sync_service
     from assetsync.plan.assets import RecordedService
-    from assetsync.sync.one_service import RecordedSnapshot
+    from assetsync.sync.phase_values import RecordedSnapshot
 
     config = load(tmp_path, emulator)
     make_tree(config.source, 6)
