@@ -6,6 +6,7 @@ Pure and deterministic: the same inputs give the same, sorted plan.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import field
 from operator import attrgetter, itemgetter
@@ -201,6 +202,7 @@ def _limit_issues(counts: PlanCounts) -> list[Issue]:
 
 _BY_PATH_SOURCE_DIGEST = itemgetter(0, 4, 2)  # a PublishedFile's (path, source, digest)
 _BY_PATH_SID = attrgetter("path", "sid")
+_VISIBILITY = attrgetter("visibility")
 
 
 def _uploads_and_reuses(
@@ -269,8 +271,7 @@ def _counts(
     limits: BuildLimits,
 ) -> PlanCounts:
     by_class = {vis: 0 for vis in Visibility}
-    for f in files:
-        by_class[f.visibility] += 1
+    by_class.update(Counter(map(_VISIBILITY, files)))  # counted in C: a site has 10,000 files
     for v in carried:
         vis = v.visibility.lower()
         by_class[

@@ -10,7 +10,7 @@ from typing import cast
 from assetsync.state.record_tables import RecordTables
 from assetsync.state.records import UploadIntent, VersionRecord
 
-__all__ = ["AssetRecords", "GONE"]
+__all__ = ["GONE", "AssetRecords"]
 
 # Marks the digest of a version whose Asset was deleted (`AssetRecords.retire_asset`).
 GONE = "gone:"

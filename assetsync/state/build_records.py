@@ -4,13 +4,12 @@ pending-operation journal (a build still to deploy), and how much of that histor
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from assetsync.state.record_tables import RecordTables
 from assetsync.state.records import BuildRecord, PendingOperation
 
-__all__ = ["BuildRecords", "KEPT_BUILDS_PER_ENVIRONMENT"]
+__all__ = ["KEPT_BUILDS_PER_ENVIRONMENT", "BuildRecords"]
 
 # Builds remembered per environment besides the live and pending ones. An older one could
 # rarely be rebuilt anyway: Twilio deletes an undeployed build after 24 hours and a version 7
@@ -39,6 +38,8 @@ class BuildRecords(RecordTables):
         In the same transaction: its `manifest` (the API's JSON of it), if given, and with
         `pending` the journal row that makes a rerun deploy it to `environment_sid`.
         """
+        import json  # here: `plan`, which records no build, need not load it (~1 ms)
+
         with self._write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO builds VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -115,6 +116,8 @@ class BuildRecords(RecordTables):
         )
         if row is None:
             return None
+        import json  # see `record_build`
+
         sids = tuple(json.loads(str(row[4])))
         return BuildRecord(row[0], row[1], row[2], row[3], sids, row[5])  # type: ignore[arg-type]
 
