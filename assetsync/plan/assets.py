@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import field
-from operator import attrgetter, itemgetter
+from itertools import compress, repeat
+from operator import attrgetter, is_not, itemgetter, not_
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -203,6 +204,9 @@ def _limit_issues(counts: PlanCounts) -> list[Issue]:
 _BY_PATH_SOURCE_DIGEST = itemgetter(0, 4, 2)  # a PublishedFile's (path, source, digest)
 _BY_PATH_SID = attrgetter("path", "sid")
 _VISIBILITY = attrgetter("visibility")
+# A StrEnum member hashes and compares as its value: no `.value` per file.
+_VERSION_KEY = attrgetter("digest", "path", "visibility")
+_SECOND = itemgetter(1)
 
 
 def _uploads_and_reuses(
@@ -211,16 +215,13 @@ def _uploads_and_reuses(
     versions = recorded.versions
     if full or not versions:  # a never-synced service (or a full sync): every file uploads
         return list(files), []
-    uploads: list[PublishedFile] = []
-    reuses: list[tuple[PublishedFile, str]] = []
-    for f in files:
-        # A StrEnum member hashes and compares as its value: no `.value` per file.
-        sid = None if full else versions.get((f.digest, f.path, f.visibility))
-        if sid is None:
-            uploads.append(f)
-        else:
-            reuses.append((f, sid))
-    return uploads, reuses
+    # Each file's recorded version SID or None, then both lists, in C (maps, `compress`):
+    # a Python loop here was most of an unchanged 10,000-file site's plan (measured).
+    sids = list(map(versions.get, map(_VERSION_KEY, files)))
+    recorded_ones = list(map(is_not, sids, repeat(None)))
+    uploads = list(compress(files, map(not_, recorded_ones)))
+    reuses = list(zip(compress(files, recorded_ones), compress(sids, recorded_ones)))
+    return uploads, reuses  # type: ignore[return-value]
 
 
 @frozen
@@ -315,12 +316,12 @@ def build_plan(
     wanted_paths = {f.path for f in files}
     # A path with a recorded version has its Asset (made before its first upload): only the
     # others are looked up, so an incremental sync need not read every Asset SID.
-    unversioned = wanted_paths.difference([path for _d, path, _v in recorded.versions])
+    unversioned = wanted_paths.difference(map(_SECOND, recorded.versions))  # their paths
     create_assets = tuple(sorted(p for p in unversioned if p not in recorded.asset_sids))
     uploads, reuses = _uploads_and_reuses(files, recorded, full)
     split = _split_live(live, recorded, wanted_paths, held)
     carried = (*split.kept, *split.held)
-    next_sids = {sid for _f, sid in reuses} | {v.sid for v in carried}
+    next_sids = set(map(_SECOND, reuses)) | {v.sid for v in carried}  # reuses' SIDs
     needs_build = bool(uploads) or next_sids != split.reference
     functions = live.function_versions if live is not None else ()
     counts = _counts(files, carried, len(functions), limits)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from itertools import compress, repeat
+from operator import attrgetter, ne, not_
 from typing import TYPE_CHECKING
 
 from assetsync.errors import ConfigError
@@ -23,6 +25,7 @@ __all__ = [
     "MAX_SERVICE_NAME_LENGTH",
     "ShardGroup",
     "ShardOptions",
+    "changed_paths",
     "compile_glob",
     "parse_shard_section",
     "previous_placement",
@@ -35,6 +38,10 @@ __all__ = [
 # the start of every environment's domain (`domain_base`, api-contract.md §3.1), so derived names
 # only ever append `-<digits>`, which keeps a DNS-label-friendly name DNS-label-friendly.
 MAX_SERVICE_NAME_LENGTH = 50
+
+_PATH = attrgetter("path")
+# A StrEnum member hashes and compares as its value: no `.value` per file.
+_VERSION_KEY = attrgetter("digest", "path", "visibility")
 
 @frozen
 class ShardGroup:
@@ -222,10 +229,34 @@ def previous_placement(
     previous: dict[str, str] = {}
     for name, rec in recorded.items():
         previous.update(dict.fromkeys(rec.owned_paths, name))
-    for f in files if recorded else ():
-        if f.path not in previous:
-            key = (f.digest, f.path, f.visibility)  # a StrEnum member hashes as its value
-            home = next((n for n, rec in recorded.items() if key in rec.versions), None)
-            if home is not None:
-                previous[f.path] = home
+    # Only the files no build holds (in C: on a synced site that is none of 10,000).
+    unplaced = compress(files, map(not_, map(previous.__contains__, map(_PATH, files))))
+    for f in unplaced if recorded else ():
+        key = (f.digest, f.path, f.visibility)  # a StrEnum member hashes as its value
+        home = next((n for n, rec in recorded.items() if key in rec.versions), None)
+        if home is not None:
+            previous[f.path] = home
     return previous
+
+
+def changed_paths(files: Sequence[PublishedFile], recorded: Mapping[str, RecordedService],
+                   previous: Mapping[str, str]) -> list[str]:
+    """The paths of the files whose exact version (content, path, visibility) is not recorded
+    in the service the last sync placed them in, in the files' order.
+
+    `shard`'s `changed`. In C (maps, `compress`): a synced 10,000-file site asks this on every
+    plan, and a Python loop over the files took ~10 ms of it (measured). Each key is looked up
+    once in all services' versions together; a key recorded in two services (a file that
+    moved) would make that ambiguous, and then each file is looked up in its own service."""
+    keys = list(map(_VERSION_KEY, files))
+    homes = map(previous.get, map(_PATH, files), repeat(""))
+    owner: dict[tuple[str, str, str], str] = {}
+    total = 0
+    for name, rec in recorded.items():
+        owner.update(zip(rec.versions.keys(), repeat(name)))
+        total += len(rec.versions)
+    if len(owner) == total:  # no key in two services: its one owner says it all
+        found = map(owner.get, keys)
+        return list(compress(map(_PATH, files), map(ne, homes, found)))
+    return [f.path for f, key, home in zip(files, keys, homes)
+            if home not in recorded or key not in recorded[home].versions]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from itertools import chain, compress, repeat
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from assetsync.collector import fewer_collections
@@ -25,7 +25,12 @@ from assetsync.limits import BuildLimits
 from assetsync.models import PublishedFile, Visibility
 from assetsync.plan.assess import assess
 from assetsync.plan.assets import LiveBuild, Plan, PlanCounts, RecordedService, build_plan
-from assetsync.plan.shard_options import ShardOptions, previous_placement, service_names
+from assetsync.plan.shard_options import (
+    ShardOptions,
+    changed_paths,
+    previous_placement,
+    service_names,
+)
 from assetsync.prepare.classify import Issue
 from assetsync.prepare.memo import PrepareMemo, placement_key
 from assetsync.prepare.stage import Prepared, blocking_problems, prepare_files
@@ -45,6 +50,7 @@ if TYPE_CHECKING:  # only for types: a plan that does not need them does not loa
 __all__ = ["LocalPlan", "ServicePlan", "plan_offline"]
 
 _PATH = attrgetter("path")
+_FIRST = itemgetter(0)
 _VISIBILITY = attrgetter("visibility")
 
 
@@ -134,7 +140,10 @@ def _recorded(state: State, config: Config, names: Sequence[str], *,
             continue
         service = state.get_service(key, name)
         if service is not None:
-            recorded[name] = state.recorded_service(key, service.service_sid, config.environment)
+            # The Asset SIDs only if a new file's path is looked up, while the state is open
+            # (the plan is made inside it): an unchanged site's plan reads none of them.
+            recorded[name] = state.recorded_service(key, service.service_sid, config.environment,
+                                                    assets_on_first_use=True)
     return recorded
 
 
@@ -360,11 +369,8 @@ def _placed(config: Config, files: Sequence[PublishedFile], recorded: dict[str, 
             ) -> ShardResult:
     """Each file's service as `shard` places it, or as the memo kept it for these very inputs
     (the same answer). Raises `LimitError` as `shard` does."""
-    empty = RecordedService()
-
-    def changed() -> list[str]:  # asked only when a service overflows
-        return [f.path for f in files if (f.digest, f.path, f.visibility.value)
-                not in recorded.get(previous.get(f.path, ""), empty).versions]
+    def changed() -> list[str]:  # asked when some file was placed before
+        return changed_paths(files, recorded, previous)
 
     key = placement_key(options, config.service, files, previous, changed)
     result = memo.placement(key) if memo is not None else None
@@ -394,7 +400,8 @@ def _merged(plans: Sequence[Plan], limits: BuildLimits) -> Plan:
     return Plan(
         create_assets=tuple(sorted(_every(plans, "create_assets"))),
         uploads=tuple(sorted(_every(plans, "uploads"), key=_PATH)),
-        reuses=tuple(sorted(_every(plans, "reuses"), key=lambda r: r[0].path)),
+        # (file, SID) pairs by their file, whose path comes first and is unique
+        reuses=tuple(sorted(_every(plans, "reuses"), key=_FIRST)),
         drops=tuple(sorted(_every(plans, "drops"))),
         kept_foreign=(),
         function_versions=(),

@@ -28,6 +28,7 @@ from assetsync.plan.shard import (
     BuildCounts,
     ShardOptions,
     ShardResult,
+    changed_paths,
     previous_placement,
     service_names,
     shard,
@@ -218,9 +219,7 @@ def _place(files: Sequence[PublishedFile], site: _Site, options: ShardOptions,
     """Shard the files, knowing what the live builds carry and the account holds."""
 
     def changed() -> list[str]:  # asked for only when files may have to move
-        return [f.path for f in files  # (a StrEnum member hashes as its value)
-                if (f.digest, f.path, f.visibility)
-                not in site.recorded.get(site.previous.get(f.path, ""), _EMPTY).versions]
+        return changed_paths(files, site.recorded, site.previous)
 
     return shard(files, site.previous, options, base_service=service, reserved=site.reserved(),
                  foreign_services=site.foreign, changed=changed)
