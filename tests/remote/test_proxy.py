@@ -420,24 +420,30 @@ def test_a_407_is_one_line_naming_the_proxy_and_never_the_credentials(
     assert "wrong-secret" not in message and "ci:" not in message and "\n" not in message
 
 
+def _get_through_proxy_answering(answer: bytes, variable: str, url: str) -> None:
+    """One GET of `url` with `variable` naming a proxy that answers CONNECT with `answer`
+    (raises what the wire raises)."""
+    async def scenario() -> None:
+        async with Origin() as origin, ConnectProxy(origin.port, refuse=answer) as proxy:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv(variable, proxy.url)
+                wire = _wire()
+                try:
+                    await _get(wire, url)
+                finally:
+                    await wire.aclose()
+
+    _run(scenario())
+
+
 @pytest.mark.parametrize(("answer", "status", "setting"), [
     (b"HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n\r\nno way", "403 Forbidden", True),
     (b"HTTP/1.1 502 Bad Gateway\r\n\r\n", "502 Bad Gateway", False),
 ])
 def test_a_proxy_refusing_the_tunnel_gives_its_status(answer: bytes, status: str,
                                                       setting: bool) -> None:
-    async def scenario() -> None:
-        async with Origin() as origin, ConnectProxy(origin.port, refuse=answer) as proxy:
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setenv("HTTP_PROXY", proxy.url)
-                wire = _wire()
-                try:
-                    await _get(wire, f"http://{API}/x")
-                finally:
-                    await wire.aclose()
-
     with pytest.raises(ConnectFailedError, match=rf"refused CONNECT {API}:80: {status}$") as caught:
-        _run(scenario())
+        _get_through_proxy_answering(answer, "HTTP_PROXY", f"http://{API}/x")
     # A 4xx is the setting's to fix; a 5xx (the proxy could not reach the host) may pass.
     assert isinstance(caught.value, ProxySetupError) is setting
 
@@ -448,19 +454,9 @@ def test_a_proxy_refusing_the_tunnel_gives_its_status(answer: bytes, status: str
     (b"HTTP/1.1 200 Connection est", "closed the connection before answering"),
 ])
 def test_a_proxy_answering_nonsense_is_a_connect_failure(answer: bytes, what: str) -> None:
-    async def scenario() -> None:
-        async with Origin() as origin, ConnectProxy(origin.port, refuse=answer) as proxy:
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setenv("HTTPS_PROXY", proxy.url)
-                wire = _wire()
-                try:
-                    await _get(wire, f"https://{API}/v1/Services")
-                finally:
-                    await wire.aclose()
-
     with pytest.raises(ConnectFailedError,
                        match=rf"^proxy http://127\.0\.0\.1:\d+ {what}.* \(CONNECT {API}:443\)$"):
-        _run(scenario())
+        _get_through_proxy_answering(answer, "HTTPS_PROXY", f"https://{API}/v1/Services")
 
 
 def test_no_proxy_listening_is_a_connect_failure_naming_proxy_and_variable(
