@@ -198,6 +198,25 @@ class RemoteRecords(AssetRecords, BuildRecords, OutcomeRecords, VariableRecords)
 
     # --- the plan's view ---------------------------------------------------------------------
 
+    def environment_build(
+        self, target: str, service_sid: str, environment: str
+    ) -> tuple[str | None, str | None] | None:
+        """The environment's recorded build SID and that build's version SIDs as stored (one
+        text; None when the build is not recorded), or None when the environment is not: with
+        the recorded versions, all that `recorded_service` is made of."""
+        row = self._one(
+            "SELECT e.build_sid, b.version_sids FROM environments e LEFT JOIN builds b "
+            "ON b.target = e.target AND b.service_sid = e.service_sid "
+            "AND b.build_sid = e.build_sid "
+            "WHERE e.target = ? AND e.service_sid = ? AND e.unique_name = ?",
+            (target, service_sid, environment),
+        )
+        if row is None:
+            return None
+        build_sid, sids = row
+        return (None if build_sid is None else str(build_sid),
+                None if sids is None else str(sids))
+
     def recorded_service(
         self, target: str, service_sid: str, environment: str, *, assets_on_first_use: bool = False
     ) -> RecordedService:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # only for types: a plan that does not need them does not loa
     from assetsync.functions.variables import VariablePlan
     from assetsync.media.audio_stage import AudioReport
     from assetsync.plan.shard_result import ShardResult
+    from assetsync.state.recorded_views import RecordedViews
 
 __all__ = ["LocalPlan", "ServicePlan", "plan_offline"]
 
@@ -134,16 +135,22 @@ def _recorded(state: State, config: Config, names: Sequence[str], *,
     configured service's."""
     key = target_key(config)
     recorded: dict[str, RecordedService] = {}
+    views: RecordedViews | None = None
     for name in names:
         if view is not None and name == config.service:
             recorded[name] = view
             continue
         service = state.get_service(key, name)
         if service is not None:
-            # The Asset SIDs only if a new file's path is looked up, while the state is open
-            # (the plan is made inside it): an unchanged site's plan reads none of them.
-            recorded[name] = state.recorded_service(key, service.service_sid, config.environment,
-                                                    assets_on_first_use=True)
+            if views is None:  # only a site with a recorded service reads or keeps views
+                from assetsync.state.recorded_views import RecordedViews
+
+                views = RecordedViews(state, config.state_dir)
+            # As the state makes it (the Asset SIDs read only if a new file's path is looked
+            # up, while the state is open: the plan is made inside it), or as it was kept.
+            recorded[name] = views.recorded_service(key, service.service_sid, config.environment)
+    if views is not None:
+        views.save()
     return recorded
 
 

@@ -21,6 +21,7 @@ from assetsync.cli import main
 from assetsync.config import load_config
 from assetsync.prepare.memo import MEMO_NAME
 from assetsync.results import SyncEvent
+from assetsync.state.recorded_views import VIEWS_NAME
 from assetsync.sync.offline_plan import plan_offline
 from tests.sync_harness import enter_cli, load, make_tree
 from tests.state.test_carry import _png
@@ -67,15 +68,18 @@ def _memo(config_path: Path) -> Path:
 
 
 def _uncached(config_path: Path) -> tuple[int, str]:
-    """The plan without a memo (the memo the cached run left is put back afterwards)."""
-    memo = _memo(config_path)
-    kept = memo.read_bytes() if memo.exists() else None
-    memo.unlink(missing_ok=True)
+    """The plan without a memo or kept recorded views (what the cached run left is put back
+    afterwards)."""
+    caches = [_memo(config_path), config_path.parent / "state" / VIEWS_NAME]
+    kept = [path.read_bytes() if path.exists() else None for path in caches]
+    for path in caches:
+        path.unlink(missing_ok=True)
     try:
         return _plan_out(config_path)
     finally:
-        if kept is not None:
-            memo.write_bytes(kept)
+        for path, data in zip(caches, kept, strict=True):
+            if data is not None:
+                path.write_bytes(data)
 
 
 def _same_as_uncached(config_path: Path) -> dict[str, Any]:
