@@ -1,4 +1,4 @@
-"""Atomic file replacement: a reader, or a crash, sees the old file or the new one, never a torn one."""
+"""Atomic file replacement: a reader, or a crash, sees the old file or the new, never a torn one."""
 
 from __future__ import annotations
 

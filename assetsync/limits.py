@@ -1,6 +1,7 @@
 """Twilio Serverless's documented limits as named constants, each citing its source.
 
-Pure: values only. Sharding (assigning files to services within these limits) is `assetsync.plan.shard`.
+Pure: values only. Sharding (assigning files to services within these limits) is
+`assetsync.plan.shard`.
 """
 
 from __future__ import annotations

@@ -113,7 +113,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """
     parser = _Parser(
         prog="assetsync",
-        description="Publish a folder of static assets to Twilio Serverless, uploading only what changed.",
+        description=(
+            "Publish a folder of static assets to Twilio Serverless, uploading only what changed."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"assetsync {__version__}")
     parser.add_argument(

@@ -40,7 +40,8 @@ def config_from_args(args: object, overrides: Mapping[str, object] | None = None
     # config's own path and root, which the scan then meets as a `..` glob segment.
     file = Path(os.path.abspath(path)) if path else None
     config = load_config(file, environ=os.environ, overrides=given)
-    for line in config.warnings if warn else ():  # problems that do not stop the run (a misspelled profile)
+    # problems that do not stop the run (a misspelled profile)
+    for line in config.warnings if warn else ():
         sys.stderr.write(f"warning: {line}\n")
     return config
 

@@ -62,7 +62,8 @@ class EmulatorLimits:
     # Twilio's 429 is about too many *concurrent* requests per account (api-contract.md §6), at a
     # level it does not document: 0 (the default) means no limit.
     concurrent_requests: int = 0
-    # A function invocation is ended after 10 s (assetsync.functions.toolkit.FUNCTION_EXECUTION_LIMIT_S).
+    # A function invocation is ended after 10 s
+    # (assetsync.functions.toolkit.FUNCTION_EXECUTION_LIMIT_S).
     function_execution_s: float = FUNCTION_EXECUTION_LIMIT_S
 
 

@@ -1,1 +1,2 @@
-"""Functions stage: Toolkit naming rules, the functions folder, package.json Dependencies and .env Variables."""
+"""Functions stage: Toolkit naming rules, the functions folder, package.json Dependencies and
+.env Variables."""

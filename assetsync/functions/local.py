@@ -1,8 +1,9 @@
 """The service's Toolkit side, read from disk: the functions folder, package.json and .env.
 
-The edge that reads them (files only, no network); the naming rules are `assetsync.functions.toolkit`'s
-and the checks `assetsync.functions.plan`'s. Variable values are read here and held only in
-memory: `FunctionProject`'s repr names keys, and nothing of a value reaches a log or the state.
+The edge that reads them (files only, no network); the naming rules are
+`assetsync.functions.toolkit`'s and the checks `assetsync.functions.plan`'s. Variable values are
+read here and held only in memory: `FunctionProject`'s repr names keys, and nothing of a value
+reaches a log or the state.
 """
 
 from __future__ import annotations

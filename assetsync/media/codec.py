@@ -194,7 +194,12 @@ def jpeg_strip(data: bytes, orientation: int) -> tuple[bytes | None, bool]:
             out.append(b"\xff\xd9")
             dirty = dirty or pos < size
             if orientation != 1:
-                return jpeg_insert_app1(b"".join(out), b"Exif\x00\x00" + orientation_tiff(orientation)), dirty
+                return (
+                    jpeg_insert_app1(
+                        b"".join(out), b"Exif\x00\x00" + orientation_tiff(orientation)
+                    ),
+                    dirty,
+                )
             return b"".join(out), dirty
         if marker in range(0xD0, 0xD8) or marker == 0x01:
             out.append(bytes((0xFF, marker)))
@@ -310,7 +315,8 @@ def png_strip(data: bytes, *, keep_orientation: bytes | None) -> tuple[bytes, bo
 
 
 def png_insert_chunk(data: bytes, kind: bytes, body: bytes) -> bytes:
-    """Insert a chunk before the first IDAT (where PNG §5.6 puts eXIf), replacing any of its kind."""
+    """Insert a chunk before the first IDAT (where PNG §5.6 puts eXIf), replacing any of its
+    kind."""
     chunks = _png_chunks(data)
     if chunks is None:
         raise ValueError("broken PNG chunk structure")

@@ -21,7 +21,16 @@ from assetsync.media.options import (
 from assetsync.models import PublishedFile
 from assetsync.prepare.classify import Issue
 
-__all__ = ["AUDIO_DECODABLE", "AUDIO_EXTENSIONS", "AUDIO_MIMES", "DECODABLE", "AudioInfo", "MediaType", "channel_warnings", "sniff"]
+__all__ = [
+    "AUDIO_DECODABLE",
+    "AUDIO_EXTENSIONS",
+    "AUDIO_MIMES",
+    "DECODABLE",
+    "AudioInfo",
+    "MediaType",
+    "channel_warnings",
+    "sniff",
+]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,12 +1,11 @@
 """The transform stage: optimize images, make audio channel-ready, derive channel variants.
 
-`transform_files` is what the sync engine calls between classify and its checks. The pure
-recipes live beside it: `assetsync.media.lossless` (the lossless pass),
-`assetsync.media.variants` (channel variants), `assetsync.media.codec` (safe decoding,
-metadata surgery), `assetsync.media.audio` (audio; its outcomes are applied by
-`assetsync.media.audio_stage`); options and profiles in `assetsync.media.options`, content sniffing and
-channel checks in `assetsync.media.sniff`; the content cache and the process pool in
-`assetsync.media.cache`.
+`transform_files` is what the sync engine calls between classify and its checks. The pure recipes
+live beside it: `assetsync.media.lossless` (the lossless pass), `assetsync.media.variants` (channel
+variants), `assetsync.media.codec` (safe decoding, metadata surgery), `assetsync.media.audio`
+(audio; its outcomes are applied by `assetsync.media.audio_stage`); options and profiles in
+`assetsync.media.options`, content sniffing and channel checks in `assetsync.media.sniff`; the
+content cache and the process pool in `assetsync.media.cache`.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Plan stage (pure): the assessment of local vs recorded vs live, asset plans and shard placement."""
+"""Plan stage (pure): the assessment of local vs recorded vs live, asset plans, shard placement."""

@@ -1,9 +1,9 @@
 """Sharding: which service each published file lives in, so that every build stays within limits.
 
-Pure: values in, values out. `shard()` places files stably over the services of the naming
-scheme. Re-exported here: the `[shard]` section, group globs and service names
-(`assetsync.plan.shard_options`) and the result types (`assetsync.plan.shard_result`). The URL map is
-`assetsync.sync.urlmap`; the limits are `assetsync.limits`.
+Pure: values in, values out. `shard()` places files stably over the services of the naming scheme.
+Re-exported here: the `[shard]` section, group globs and service names
+(`assetsync.plan.shard_options`) and the result types (`assetsync.plan.shard_result`). The URL map
+is `assetsync.sync.urlmap`; the limits are `assetsync.limits`.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Prepare stage: classify and transform scanned files into the publish set; every check runs here."""
+"""Prepare stage: classify and transform the scan into the publish set; every check runs here."""

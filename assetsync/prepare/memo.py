@@ -3,15 +3,16 @@ kept in `<state_dir>/prepared.bin` and keyed by everything each depends on, so t
 an unchanged tree neither prepares (classify, transform, per-file checks) nor places its files
 again.
 
-A prepared set depends on the scan's rows (path, size, content digest of every file), the
-settings that classify and transform read (source and state folders, `[visibility]`,
-`[optimize]`), assetsync's version and format, Python's version (the built-in MIME table) and,
-when images were encoded, the image encoders' versions; it is reused when all of them are
-equal. A set with audio reports, or with images no encoder took, is not kept. When the scan finds the same files with a few contents changed, only those are
-prepared and spliced in, exactly as a carried outcome splices (`assetsync.state.last_outcome`).
-A placement depends on the `[shard]` section, the configured service, every file's published
-path and visibility (in order), the last sync's placement and which files changed since it
-(`assetsync.plan.shard.shard`'s inputs); it is reused when all of them are equal.
+A prepared set depends on the scan's rows (path, size, content digest of every file), the settings
+that classify and transform read (source and state folders, `[visibility]`, `[optimize]`),
+assetsync's version and format, Python's version (the built-in MIME table) and, when images were
+encoded, the image encoders' versions; it is reused when all of them are equal. A set with audio
+reports, or with images no encoder took, is not kept. When the scan finds the same files with a few
+contents changed, only those are prepared and spliced in, exactly as a carried outcome splices
+(`assetsync.state.last_outcome`). A placement depends on the `[shard]` section, the configured
+service, every file's published path and visibility (in order), the last sync's placement and which
+files changed since it (`assetsync.plan.shard.shard`'s inputs); it is reused when all of them are
+equal.
 
 The secret check still runs over the reused set (its own verdict cache spares the reads), as do
 the project checks and the plan. A memo is a cache: unreadable, damaged or of another format, it

@@ -9,7 +9,8 @@ from assetsync.frozen import frozen
 __all__ = ["RULES_VERSION", "KnownSecret"]
 
 # Bump when a rule in `assetsync.prepare.secrets` changes, so that verdicts cached under the
-# older rules are not trusted (tests/prepare/test_secrets.py pins a digest of the rules to this number).
+# older rules are not trusted (tests/prepare/test_secrets.py pins a digest of the rules to this
+# number).
 RULES_VERSION = 1
 
 

@@ -169,7 +169,8 @@ def prepare_files(
         if hit is not None:
             if on_event is not None:
                 on_event(SyncEvent("prepared", files=len(hit.files), total=len(snapshot.files),
-                                   message="from the preparation memo (changed files prepared again)"))
+                                   message="from the preparation memo "
+                                           "(changed files prepared again)"))
             return _refuse_secrets(config, state, on_event, replace(
                 hit, warnings=scan_warnings + hit.warnings, snapshot=snapshot, held=held))
     every = _prepare(config, snapshot.files.values(), on_event)

@@ -1,1 +1,2 @@
-"""Remote stage: the HTTP session, one method per Serverless endpoint, typed resources, uploads, the limiter."""
+"""Remote stage: the HTTP session, one method per Serverless endpoint, typed resources, uploads,
+the limiter."""

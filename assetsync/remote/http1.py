@@ -232,7 +232,9 @@ class Http1Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._answer is not None and not self._answer.done():
-            reason = f"the connection was lost ({exc})" if exc else "the server closed the connection"
+            reason = (
+                f"the connection was lost ({exc})" if exc else "the server closed the connection"
+            )
             self._fail(self._lost(reason))
         self._wake_writer(None)
 

@@ -1,10 +1,10 @@
 """A multipart upload body streamed from disk, hashing exactly the bytes it sends.
 
-The upload host takes `Path`, `Visibility` and `Content` as multipart form fields
-(api-contract.md §4). Building the body ourselves, rather than through an HTTP library's multipart helper, keeps
-the file on disk (peak memory is one chunk), gives an exact `Content-Length`, and lets the body
-report the xxh3_128 digest of what actually went over the wire: if the file changed between scan
-and upload, the engine records the version under the content it really holds.
+The upload host takes `Path`, `Visibility` and `Content` as multipart form fields (api-contract.md
+§4). Building the body ourselves, rather than through an HTTP library's multipart helper, keeps the
+file on disk (peak memory is one chunk), gives an exact `Content-Length`, and lets the body report
+the xxh3_128 digest of what actually went over the wire: if the file changed between scan and
+upload, the engine records the version under the content it really holds.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""State stage: the SQLite manifest (schema, records, journal, ledger) and the last sync's outcome."""
+"""State stage: the SQLite manifest (schema, records, journal, ledger), the last sync's outcome."""

@@ -150,7 +150,9 @@ def plan_recorded_functions(
 ) -> FunctionPlan:
     """The functions' plan against the Function Versions this state recorded for the service
     and `live` (the live build for `sync`; the recorded one for the offline `plan`)."""
-    live_sids = frozenset(v.sid for v in live.function_versions) if live is not None else frozenset()
+    live_sids = (
+        frozenset(v.sid for v in live.function_versions) if live is not None else frozenset()
+    )
     rows = ([(v.digest, v.path, v.visibility, v.version_sid)
              for v in state.versions(target, service_sid, kind="function")]
             if service_sid else [])

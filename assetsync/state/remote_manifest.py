@@ -191,7 +191,9 @@ def decode(code: str) -> Manifest | None:
         return None
 
 
-def _kept(entries: Iterable[ManifestEntry], refs: Sequence[VersionRef]) -> tuple[ManifestEntry, ...]:
+def _kept(
+    entries: Iterable[ManifestEntry], refs: Sequence[VersionRef]
+) -> tuple[ManifestEntry, ...]:
     """The entries whose version the build still holds at their path, each with its SID whole
     (a format-1 entry names it whole, a format-2 one by its tail)."""
     sid_at = {(r.path, r.visibility.lower()): r.sid for r in refs}

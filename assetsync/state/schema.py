@@ -8,12 +8,12 @@ all of it every time: rows (schema 1), then a marshal'd dict of rows (2), now a
 `assetsync.scan.stat_table.StatTable` of per-folder columns (5), which loads ~10x faster than the
 dict (bench/bench_scan.py, "load_stat_cache"). Exports still show it as rows.
 
-Carried outcomes (`assetsync.state.last_outcome`) are a cache as well: one blob per environment, never
-exported, forgotten by an import; triggers on `asset_versions` move `versions_generation` on
+Carried outcomes (`assetsync.state.last_outcome`) are a cache as well: one blob per environment,
+never exported, forgotten by an import; triggers on `asset_versions` move `versions_generation` on
 every write, so an outcome can tell whether the record changed since it was kept.
 
-Variable digests (schema 9) are kept per environment for the offline `plan`: a keyed BLAKE2b of
-each variable (`assetsync.functions.variables.variable_digests`), never a value, under a random key that
+Variable digests (schema 9) are kept per environment for the offline `plan`: a keyed BLAKE2b of each
+variable (`assetsync.functions.variables.variable_digests`), never a value, under a random key that
 each state makes for itself (in `meta`). Neither is exported, and an import forgets the digests.
 """
 

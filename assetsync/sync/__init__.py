@@ -1,1 +1,2 @@
-"""Sync stage: one command's composition (locate, recover, assess, upload, build, deploy, record), sharded sites, rollback, promote, prune, status, urls."""
+"""Sync stage: one command's composition (locate, recover, assess, upload, build, deploy, record),
+sharded sites, rollback, promote, prune, status, urls."""

@@ -350,9 +350,10 @@ def _checked_uploads(uploaded: Sequence[Uploaded], live_versions: Mapping[str, s
 
 @frozen
 class Duplicates:
-    """Names that several Assets (or Functions) of one service carry, each with their SIDs in
-    the order the API lists them (oldest first). assetsync never makes two (DESIGN.md invariant 7); another tool can, and
-    Twilio then fails deploys with "Conflicting SIDs" (serverless-toolkit #469)."""
+    """Names that several Assets (or Functions) of one service carry, each with their SIDs in the
+    order the API lists them (oldest first). assetsync never makes two (DESIGN.md invariant 7);
+    another tool can, and Twilio then fails deploys with "Conflicting SIDs" (serverless-toolkit
+    #469)."""
 
     assets: Mapping[str, tuple[str, ...]]
     functions: Mapping[str, tuple[str, ...]]

@@ -254,7 +254,9 @@ class BuildBudget:
             return []
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             # A damaged ledger only costs pacing accuracy; never let it stop a deploy.
-            log.warning("build budget ledger %s is unreadable (%s); starting it afresh", self.path, exc)
+            log.warning(
+                "build budget ledger %s is unreadable (%s); starting it afresh", self.path, exc
+            )
             return []
         # An entry from the future means the wall clock went back: count it as made now,
         # so a clock change can neither free nor block the budget for longer than an hour.

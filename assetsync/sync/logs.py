@@ -114,7 +114,8 @@ async def _lines(api: ServerlessClient, source: _Source, entries: tuple[LogEntry
         # (the Toolkit and assetsync name Functions so).
         for fn in await api.list_functions(source.service_sid):
             source.paths.setdefault(fn.sid, fn.friendly_name)
-    ordered = sorted(entries, key=lambda e: e.date_created)  # stable: the API's order within a second
+    # stable: the API's order within a second
+    ordered = sorted(entries, key=lambda e: e.date_created)
     return [LogLine(e.sid, e.date_created, e.level, source.paths.get(e.function_sid) or
                     e.function_sid or "-", e.message) for e in ordered]
 

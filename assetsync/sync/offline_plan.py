@@ -328,7 +328,8 @@ def _plan_services(
     memo: PrepareMemo | None = None,
 ) -> tuple[Plan, ShardResult | None, tuple[ServicePlan, ...], list[Issue]]:
     """One plan when the site fits one build and lives in one service (the usual case), else
-    the files sharded as `assetsync.sync.sharded.sync_sharded` shards them and one plan per service."""
+    the files sharded as `assetsync.sync.sharded.sync_sharded` shards them and one plan per
+    service."""
     limits = options.limits
     empty = RecordedService()
     previous = previous_placement(files, recorded)

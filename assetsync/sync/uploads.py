@@ -83,11 +83,12 @@ async def run_all(
 ) -> None:
     """Run jobs, at most `limit` at a time; the first failure stops new jobs from starting.
 
-    `failures`: a list shared by several `run_all` going on side by side, so that the first
-    failure in any of them stops them all (each raises it). A job may return a tail (an
-    awaitable): it runs after the job's place is given to the next job. An upload's tail records what the server acknowledged: held in its place, the
-    fsync'd record kept a request slot idle, and the group commit then freed ten slots at
-    once, so the uploads went out in lock-step waves rather than one as each slot freed.
+    `failures`: a list shared by several `run_all` going on side by side, so that the first failure
+    in any of them stops them all (each raises it). A job may return a tail (an awaitable): it runs
+    after the job's place is given to the next job. An upload's tail records what the server
+    acknowledged: held in its place, the fsync'd record kept a request slot idle, and the group
+    commit then freed ten slots at once, so the uploads went out in lock-step waves rather than one
+    as each slot freed.
 
     Jobs already in flight are left to finish rather than cancelled: an upload the server has
     acknowledged is then recorded, instead of being lost and sent again by the next run. The

@@ -68,8 +68,10 @@ EVENT_FILTER: list[type[FileSystemEvent]] = [
 # `___jb_old___`, gedit `.goutputstream-*`, Sublime `.subl*.tmp` (watch-hash-manifest.md §3.4).
 _EDITOR_TEMP_NAMES = re.compile(
     r"(?:sed[A-Za-z0-9]{6}"  # `sed -i` (watch-hash-manifest.md §3.2)
-    r"|.+\.vsctmp"  # VS Code's atomic write: `name.vsctmp` (microsoft/vscode, `{postfix: '.vsctmp'}`)
-    r"|\..+\.tmp-[^/]*"  # `.name.tmp-XXXX`: VS Code extensions', Node's and Python's temp-then-rename
+    # VS Code's atomic write: `name.vsctmp` (microsoft/vscode, `{postfix: '.vsctmp'}`)
+    r"|.+\.vsctmp"
+    # `.name.tmp-XXXX`: VS Code extensions', Node's and Python's temp-then-rename
+    r"|\..+\.tmp-[^/]*"
     r"|#.+#)"  # emacs auto-save `#name#`
     r"\Z"
 )
@@ -190,7 +192,15 @@ class QueueHandler(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         dest = os.fsdecode(event.dest_path) if event.dest_path else None
-        self._sink(Change(event.event_type, os.fsdecode(event.src_path), dest, event.is_directory, self._clock()))
+        self._sink(
+            Change(
+                event.event_type,
+                os.fsdecode(event.src_path),
+                dest,
+                event.is_directory,
+                self._clock(),
+            )
+        )
 
 
 class OverflowHook(logging.Handler):

@@ -65,7 +65,9 @@ class WatchLoop(LoopSync):
         try:
             change, self.carry = self.carry, None
             if change is None:
-                change = self.changes.get(timeout=timeout) if timeout > 0 else self.changes.get_nowait()
+                change = (
+                    self.changes.get(timeout=timeout) if timeout > 0 else self.changes.get_nowait()
+                )
             for _ in range(_DRAIN_MAX):
                 self.events += 1
                 self.dirty.add(change, trust_close=trust_close)
@@ -90,7 +92,11 @@ class WatchLoop(LoopSync):
             if self.choice.mode == "inotify":
                 # Folders without a watch would go unseen: poll the whole tree from now on.
                 self._start_observer(
-                    ObserverChoice("polling", "inotify ran out of watches", sysctl_advice(inotify_watch_limit()))
+                    ObserverChoice(
+                        "polling",
+                        "inotify ran out of watches",
+                        sysctl_advice(inotify_watch_limit()),
+                    )
                 )
                 self._full(now, "watch limit")
         if now >= self.next_full_at and not self.full_pending:

@@ -145,7 +145,9 @@ def choose_mode(
             mountinfo = ""
     fs_type = filesystem_type(root.resolve(), mountinfo)
     if fs_type is not None and _remote(fs_type):
-        return ObserverChoice("polling", f"{root} is on a {fs_type} mount, which inotify cannot watch")
+        return ObserverChoice(
+            "polling", f"{root} is on a {fs_type} mount, which inotify cannot watch"
+        )
     limit = watch_limit if watch_limit is not None else inotify_watch_limit()
     if limit is not None:
         dirs = _count_dirs(root, int(limit * _WATCH_SHARE))
@@ -197,6 +199,8 @@ def start_observer(
                     else sysctl_advice(None, "max_user_instances")
                 ),
             )
-    poller = TreePoller(root, sink, ignored=ignored, interval_s=poll_interval_s, clock=clock, extra=extra)
+    poller = TreePoller(
+        root, sink, ignored=ignored, interval_s=poll_interval_s, clock=clock, extra=extra
+    )
     poller.start()
     return poller, choice

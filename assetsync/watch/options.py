@@ -102,7 +102,9 @@ def parse_watch_section(table: Mapping[str, object], *, file: str) -> WatchOptio
     """
     for key in table:
         if key not in _KNOWN_KEYS:
-            raise _fail(file, key, f"is not a known key; use one of: {', '.join(sorted(_KNOWN_KEYS))}")
+            raise _fail(
+                file, key, f"is not a known key; use one of: {', '.join(sorted(_KNOWN_KEYS))}"
+            )
     values: dict[str, object] = {}
     for key, value in table.items():
         if key in _SECONDS_KEYS:
@@ -116,7 +118,8 @@ def parse_watch_section(table: Mapping[str, object], *, file: str) -> WatchOptio
         raise _fail(
             file,
             "max_wait_s",
-            f"({options.max_wait_s:g}) is shorter than quiet_window_s ({options.quiet_window_s:g}); "
+            f"({options.max_wait_s:g}) is shorter than "
+            f"quiet_window_s ({options.quiet_window_s:g}); "
             "make it at least as long",
         )
     return options

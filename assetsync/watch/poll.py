@@ -116,7 +116,9 @@ class TreePoller:
                     found[found_key] = (True, 0, 0, 0, 0)
                     pending.append((key_prefix, rel + "/", entry.path, ignored, recursive))
                 else:
-                    found[found_key] = (False, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                    found[found_key] = (
+                        False, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+                    )
         self._verdicts = verdicts  # only what still exists, so the memo never outgrows the tree
         return found
 

@@ -1,4 +1,4 @@
-"""Watch mode: watchdog events mark paths dirty; a debounced loop reconciles them through the engine.
+"""Watch mode: watchdog events mark paths dirty; a debounced loop reconciles them via the engine.
 
 This module is the public face: `watch()` and its types, and the `[watch]` section parser that
 `config.parse_config` uses. The pieces: `options` (settings), `events` (events → dirty paths),

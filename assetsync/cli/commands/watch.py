@@ -1,4 +1,7 @@
-"""`assetsync watch`: keep the source folder published; a status line on a terminal, log lines otherwise."""
+"""`assetsync watch`: keep the source folder published.
+
+A status line on a terminal, log lines otherwise.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--builds-per-hour", type=int, metavar="N", help="override [watch] builds_per_hour"
     )
     parser.add_argument(
-        "--plain", action="store_true", help="log lines instead of a status line, even on a terminal"
+        "--plain",
+        action="store_true",
+        help="log lines instead of a status line, even on a terminal",
     )
     parser.set_defaults(func=handler)
 
@@ -72,14 +77,19 @@ def _changes(event: WatchEvent) -> str:
 def _uploaded(result: object) -> int:
     """Asset and Function Versions a sync uploaded."""
     functions = getattr(result, "functions", None)
-    return len(getattr(result, "uploaded", ()) or ()) + len(getattr(functions, "uploaded", ()) or ())
+    return (
+        len(getattr(result, "uploaded", ()) or ())
+        + len(getattr(functions, "uploaded", ()) or ())
+    )
 
 
 def _variables_changed(result: object) -> str:
     """The Variables a sync set or deleted, keys only (values are secrets); "" for none. They
     change the environment without a build."""
     plan = getattr(result, "variables", None)
-    keys = sorted({*getattr(plan, "create", ()), *getattr(plan, "update", ()), *getattr(plan, "delete", ())})
+    keys = sorted(
+        {*getattr(plan, "create", ()), *getattr(plan, "update", ()), *getattr(plan, "delete", ())}
+    )
     return f"variables changed ({' '.join(keys)})" if keys else ""
 
 
@@ -118,7 +128,10 @@ class _Display:
     def _describe(self, event: WatchEvent) -> str | None:
         s = event.status
         if event.kind == "started":
-            return f"watching ({event.message}); budget {s.budget_remaining}/{s.budget_limit} builds this hour"
+            return (
+                f"watching ({event.message}); "
+                f"budget {s.budget_remaining}/{s.budget_limit} builds this hour"
+            )
         if event.kind in ("advice", "overflow", "config-reloaded", "unreachable", "reachable"):
             return f"note: {event.message}"
         if event.kind == "config-error":
@@ -136,9 +149,15 @@ class _Display:
             if event.message == self.shown_failure:
                 return None
             self.shown_failure = event.message
-            return f"sync failed: {event.message}; retrying at {_clock(s.next_build_at)} or on the next change"
+            return (
+                f"sync failed: {event.message}; "
+                f"retrying at {_clock(s.next_build_at)} or on the next change"
+            )
         if event.kind == "waiting" and s.state == "budget":
-            return f"build budget spent ({s.budget_limit}/hour); next build at {_clock(s.next_build_at)}"
+            return (
+                f"build budget spent ({s.budget_limit}/hour); "
+                f"next build at {_clock(s.next_build_at)}"
+            )
         return None
 
     def _synced(self, event: WatchEvent) -> str | None:
@@ -166,7 +185,9 @@ class _Display:
 
     def finish(self, status: WatchStatus) -> None:
         pending = status.pending + (1 if _undeployed(status) and not status.pending else 0)
-        self.line(f"stopped; {status.builds} builds, {status.failures} failed syncs, {pending} pending")
+        self.line(
+            f"stopped; {status.builds} builds, {status.failures} failed syncs, {pending} pending"
+        )
 
 
 class _StatusLine(_Display):
@@ -239,7 +260,8 @@ def _watch_lock(config: Config) -> Iterator[None]:
             pid_text = lock.read().strip()
             pid = int(pid_text) if pid_text.isdigit() else None
             raise LockHeldError(
-                f"another `assetsync watch` is running for {config.config_path} (pid {pid_text or '?'}); "
+                f"another `assetsync watch` is running for {config.config_path} "
+                f"(pid {pid_text or '?'}); "
                 "stop it first",
                 pid=pid,
             ) from None
@@ -260,7 +282,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
         stop.set()
         # Never print() here: the signal may land inside a print of the main thread, and a
         # nested write to the same stream raises "reentrant call". A raw write cannot.
-        os.write(sys.stderr.fileno(), clear + b"assetsync: stopping after the current sync (Ctrl-C again to abort it)\n")
+        os.write(
+            sys.stderr.fileno(),
+            clear + b"assetsync: stopping after the current sync (Ctrl-C again to abort it)\n",
+        )
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -308,7 +333,9 @@ def handler(args: argparse.Namespace) -> int:
     config = config_from_args(args, {"project.environment": args.env})
     options = _options(config, args)
     budget = budget_for_config(config, limit=options.builds_per_hour)
-    display = _StatusLine(sys.stdout) if sys.stdout.isatty() and not args.plain else _Display(sys.stdout)
+    display = (
+        _StatusLine(sys.stdout) if sys.stdout.isatty() and not args.plain else _Display(sys.stdout)
+    )
     stop = threading.Event()
     engine = EngineSync(dataclasses.replace(config, watch=options), load=_reloader(args),
                         on_event=display.on_sync_event)
