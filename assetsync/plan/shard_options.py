@@ -43,6 +43,7 @@ _PATH = attrgetter("path")
 # A StrEnum member hashes and compares as its value: no `.value` per file.
 _VERSION_KEY = attrgetter("digest", "path", "visibility")
 
+
 @frozen
 class ShardGroup:
     """Files whose published path matches any of `globs` must share one service (one domain)."""

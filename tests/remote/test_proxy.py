@@ -176,6 +176,15 @@ async def _get(wire: SocketWire, url: str) -> Answer:
     return await wire.send("GET", url, None, None, None)
 
 
+async def _get_once(url: str, connect_s: float = 5.0) -> Answer:
+    """One GET over a new wire, closed after it however the GET ends."""
+    wire = _wire(connect_s)
+    try:
+        return await _get(wire, url)
+    finally:
+        await wire.aclose()
+
+
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
@@ -212,9 +221,7 @@ def test_http_targets_tunnel_too_and_a_bare_host_port_proxy_means_http(
         async with Origin() as origin, ConnectProxy(origin.port) as proxy:
             monkeypatch.setenv("http_proxy", f"127.0.0.1:{proxy.port}")
             monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the lower-case one wins
-            wire = _wire()
-            answer = await _get(wire, f"http://{API}:8080/x")
-            await wire.aclose()
+            answer = await _get_once(f"http://{API}:8080/x")
             return answer, proxy
 
     answer, proxy = _run(scenario())
@@ -227,9 +234,7 @@ def test_tls_to_an_https_proxy_and_tls_to_the_target_inside_it(
     async def scenario() -> tuple[Answer, ConnectProxy]:
         async with Origin(tls=True) as origin, ConnectProxy(origin.port, tls=True) as proxy:
             monkeypatch.setenv("ALL_PROXY", proxy.url)
-            wire = _wire()
-            answer = await _get(wire, f"https://{API}/v1/Services")
-            await wire.aclose()
+            answer = await _get_once(f"https://{API}/v1/Services")
             return answer, proxy
 
     answer, proxy = _run(scenario())
@@ -242,11 +247,7 @@ def test_the_target_certificate_is_checked_against_the_target_name(
     async def scenario() -> None:
         async with Origin(tls=True) as origin, ConnectProxy(origin.port) as proxy:
             monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-            wire = _wire()
-            try:
-                await _get(wire, "https://elsewhere.example.test/v1/Services")
-            finally:
-                await wire.aclose()
+            await _get_once("https://elsewhere.example.test/v1/Services")
 
     with pytest.raises(ConnectFailedError, match="certificate is not trusted") as caught:
         _run(scenario())
@@ -259,9 +260,7 @@ def test_credentials_go_as_proxy_authorization_decoded_from_the_url(
         async with Origin(tls=True) as origin, \
                 ConnectProxy(origin.port, password="ci@corp:p:ss") as proxy:
             monkeypatch.setenv("https_proxy", f"http://ci%40corp:p%3Ass@127.0.0.1:{proxy.port}")
-            wire = _wire()
-            answer = await _get(wire, f"https://{API}/v1/Services")
-            await wire.aclose()
+            answer = await _get_once(f"https://{API}/v1/Services")
             return answer, proxy
 
     answer, proxy = _run(scenario())
@@ -427,11 +426,7 @@ def _get_through_proxy_answering(answer: bytes, variable: str, url: str) -> None
         async with Origin() as origin, ConnectProxy(origin.port, refuse=answer) as proxy:
             with pytest.MonkeyPatch.context() as patch:
                 patch.setenv(variable, proxy.url)
-                wire = _wire()
-                try:
-                    await _get(wire, url)
-                finally:
-                    await wire.aclose()
+                await _get_once(url)
 
     _run(scenario())
 
@@ -465,11 +460,7 @@ def test_no_proxy_listening_is_a_connect_failure_naming_proxy_and_variable(
         async with Origin() as origin, ConnectProxy(origin.port) as proxy:
             port = proxy.port
         monkeypatch.setenv("HTTPS_PROXY", f"http://ci:hunter22@127.0.0.1:{port}")
-        wire = _wire()
-        try:
-            await _get(wire, f"https://{API}/v1/Services")
-        finally:
-            await wire.aclose()
+        await _get_once(f"https://{API}/v1/Services")
 
     with pytest.raises(ConnectFailedError) as caught:
         _run(scenario())
@@ -484,11 +475,7 @@ def test_the_connect_timeout_covers_a_proxy_that_never_answers(
     async def scenario() -> None:
         async with Origin() as origin, ConnectProxy(origin.port, silent=True) as proxy:
             monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-            wire = _wire(connect_s=0.2)
-            try:
-                await _get(wire, f"https://{API}/v1/Services")
-            finally:
-                await wire.aclose()
+            await _get_once(f"https://{API}/v1/Services", connect_s=0.2)
 
     with pytest.raises(ConnectFailedError, match=rf"^no connection to {API}:443 through proxy "
                                                  r"http://127\.0\.0\.1:\d+ \(from HTTPS_PROXY\)"
@@ -506,11 +493,7 @@ def test_a_malformed_variable_is_one_line_naming_it(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("HTTPS_PROXY", value)
 
     async def scenario() -> None:
-        wire = _wire()
-        try:
-            await _get(wire, f"https://{API}/v1/Services")
-        finally:
-            await wire.aclose()
+        await _get_once(f"https://{API}/v1/Services")
 
     with pytest.raises(ProxySetupError) as caught:
         _run(scenario())
