@@ -15,8 +15,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from assetsync.emulator import builds
-from assetsync.emulator import logs as emulator_logs
+from assetsync.emulator.builds import create_build, create_deployment, delete_build
+from assetsync.emulator.logs import fetch_log, list_logs
 from assetsync.emulator.render import (
     list_body,
     render,
@@ -241,7 +241,7 @@ async def deployments(request: Request) -> Response:
     if request.method == "GET":
         return await _list(request, "deployment", env, "deployments")
     form = await _form(request)
-    rec = builds.create_deployment(state, svc, env, _optional(form, "BuildSid") or None)
+    rec = create_deployment(state, svc, env, _optional(form, "BuildSid") or None)
     return _json(state, request, rec, 201)
 
 
@@ -274,12 +274,12 @@ async def variable(request: Request) -> Response:
 
 async def logs(request: Request) -> Response:
     # What deployed functions logged (assetsync.emulator.logs): filtered by date and function.
-    return await emulator_logs.list_logs(_state(request), _environment(request), request,
+    return await list_logs(_state(request), _environment(request), request,
                                          base_url(request))
 
 
 async def log(request: Request) -> Response:
-    return emulator_logs.fetch_log(_state(request), _environment(request), request,
+    return fetch_log(_state(request), _environment(request), request,
                                    base_url(request))
 
 
@@ -392,7 +392,7 @@ async def builds_list(request: Request) -> Response:
     # One lookup of the named versions serves the build's checks and its answer, which embeds
     # them (1,000 records cost ~5 ms to fetch: half of this request's time, twice).
     versions = state.store.get_many([*assets, *functions])
-    rec = builds.create_build(
+    rec = create_build(
         state,
         svc,
         assets,
@@ -408,7 +408,7 @@ async def build(request: Request) -> Response:
     state = _state(request)
     rec = _child(request, "build", "sid", _service(request))
     if request.method == "DELETE":
-        builds.delete_build(state, rec)
+        delete_build(state, rec)
         return Response(status_code=204)
     return _build_json(state, request, rec, 200)
 
