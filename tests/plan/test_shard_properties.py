@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 from assetsync.errors import LimitError
 from assetsync.limits import BuildLimits
 from assetsync.models import PublishedFile, Visibility
+from assetsync.plan.assets import RecordedService
 from assetsync.plan.shard import (
     BuildCounts,
     ShardGroup,
     ShardOptions,
     ShardResult,
+    changed_paths,
     service_name,
     shard,
 )
@@ -289,3 +291,34 @@ def test_the_one_service_shortcut_places_as_the_general_placement_does(
             return str(exc)
 
     assert outcome(options) == outcome(general)
+
+
+# --- changed_paths: the C-level lookup against its plain definition -----------------------
+
+_DIGESTS = st.sampled_from(["xxh3_128:" + c * 32 for c in "abc"])
+_SERVICES = st.sampled_from(["site", "site-2", "site-3"])
+
+
+@given(
+    files=st.dictionaries(st.sampled_from([f"/f{i}" for i in range(8)]),
+                          st.tuples(_DIGESTS, st.sampled_from(list(Visibility))), max_size=8),
+    recorded=st.dictionaries(_SERVICES, st.lists(st.tuples(
+        _DIGESTS, st.sampled_from([f"/f{i}" for i in range(8)]),
+        st.sampled_from([v.value for v in Visibility])), max_size=8), max_size=3),
+    previous=st.dictionaries(st.sampled_from([f"/f{i}" for i in range(8)]), _SERVICES),
+)
+def test_changed_paths_is_every_file_whose_version_its_service_does_not_hold(
+        files: dict[str, tuple[str, Visibility]], recorded: dict[str, list[tuple[str, str, str]]],
+        previous: dict[str, str]) -> None:
+    """Whatever the services hold, a key in two of them included (a file that moved): the
+    files, in order, whose (digest, path, visibility) the service the last sync placed them in
+    did not record."""
+    published_files = [published(path, vis)._replace(digest=digest)
+                       for path, (digest, vis) in files.items()]
+    services = {name: RecordedService(versions={key: f"ZN{i}" for i, key in enumerate(keys)})
+                for name, keys in recorded.items()}
+    expected = [f.path for f in published_files
+                if f.path not in previous or previous[f.path] not in services
+                or (f.digest, f.path, f.visibility.value)
+                not in services[previous[f.path]].versions]
+    assert changed_paths(published_files, services, previous) == expected
