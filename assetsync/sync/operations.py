@@ -6,11 +6,10 @@ it works, and returns a frozen result from `assetsync.results`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 from assetsync.config import Config, target_key
 from assetsync.errors import AssetsyncError, ConfigError, DriftError, NotFoundError
@@ -43,7 +42,7 @@ from assetsync.sync.locate import (
 )
 from assetsync.sync.phase_values import apply_options
 from assetsync.sync.remote_manifest import sync_state_from_live
-from assetsync.sync.session import open_client, run_sync
+from assetsync.sync.session import run_on_state
 from assetsync.sync.sharded import combine_results, service_names
 from assetsync.sync.uploads import run_all
 from assetsync.sync.urlmap import UrlEntry, url_entries
@@ -53,18 +52,6 @@ from assetsync.sync.variables_sync import (  # sync's own plan and record of the
 )
 
 __all__ = ["promote", "prune", "published_urls", "rollback", "status"]
-
-T = TypeVar("T")
-
-
-def _run(config: Config, client: ServerlessClient | None, on_event: EventCallback | None,
-         work: Callable[[ServerlessClient, State, str], Coroutine[object, object, T]]) -> T:
-    async def main() -> T:
-        with State.open(config.state_dir) as state:
-            async with open_client(config, client, on_event) as api:
-                return await work(api, state, target_key(config))
-
-    return run_sync(main)
 
 
 def _deploy_result(service: str, env_name: str, service_sid: str, env_sid: str,
@@ -228,7 +215,7 @@ def status(
             services=tuple(parts),
         )
 
-    return _run(config, client, None, work)
+    return run_on_state(config, client, None, work)
 
 
 def _site_services(config: Config, state: State, target: str) -> list[str]:
@@ -318,7 +305,7 @@ def rollback(
         return _deploy_result(name, env_name, svc, env.sid, env.domain_name, rebuilt,
                               deployment, len(choice.version_sids), api, notes)
 
-    return _run(config, client, on_event, work)
+    return run_on_state(config, client, on_event, work)
 
 
 def _rollback_target(state: State, target: str, svc: str, env_sid: str,
@@ -424,7 +411,7 @@ def promote(
                                                    *notes])
         return replace(done, variables=variables)
 
-    return _run(config, client, on_event, work)
+    return run_on_state(config, client, on_event, work)
 
 
 # ------------------------------------------------------------------------------- prune
@@ -491,7 +478,7 @@ def prune(
         return PruneResult(svc.sid, tuple((c.sid, c.name) for c in candidates),
                            tuple(sorted(deleted)), not yes, service=name)
 
-    return _run(config, client, on_event, work)
+    return run_on_state(config, client, on_event, work)
 
 
 # ------------------------------------------------------------------------------- urls

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 from assetsync.config import Config, target_key
 from assetsync.errors import AssetsyncError, ConfigError, LimitError, NotFoundError
@@ -30,7 +29,7 @@ from assetsync.results import EventCallback, SyncResult
 from assetsync.state.db import State
 from assetsync.sync.locate import find_environment, find_service
 from assetsync.sync.run import sync_async
-from assetsync.sync.session import open_client, run_sync
+from assetsync.sync.session import open_client, run_on_state, run_sync
 from assetsync.sync.sharded import service_names
 
 __all__ = [
@@ -51,7 +50,6 @@ __all__ = [
     "sanitize_name",
 ]
 
-T = TypeVar("T")
 
 # The Variable that marks an environment as a preview and says when it expires.
 EXPIRES_VARIABLE = "ASSETSYNC_PREVIEW_EXPIRES"
@@ -225,16 +223,6 @@ class PreviewPrune:
 
 # ------------------------------------------------------------------------------- remote side
 
-def _run(config: Config, client: ServerlessClient | None, on_event: EventCallback | None,
-         work: Callable[[ServerlessClient, State, str], Coroutine[object, object, T]]) -> T:
-    async def main() -> T:
-        with State.open(config.state_dir) as state:
-            async with open_client(config, client, on_event) as api:
-                return await work(api, state, target_key(config))
-
-    return run_sync(main)
-
-
 async def _site_service_sids(api: ServerlessClient, state: State, target: str,
                              config: Config) -> list[tuple[str, str]]:
     """(unique name, SID) of each existing service of the site: the configured one, then a
@@ -391,7 +379,7 @@ def list_previews(
             found += (await _previews_of(api, service, sid, when))[0]
         return tuple(_oldest_first(found))
 
-    return _run(config, client, None, work)
+    return run_on_state(config, client, None, work)
 
 
 async def _delete(api: ServerlessClient, state: State, target: str,
@@ -427,7 +415,7 @@ def delete_preview(
         await _delete(api, state, target, doomed)
         return tuple(doomed)
 
-    return _run(config, client, None, work)
+    return run_on_state(config, client, None, work)
 
 
 def prune_previews(
@@ -447,4 +435,4 @@ def prune_previews(
             await _delete(api, state, target, expired)
         return PreviewPrune(expired, kept, dry_run=not yes)
 
-    return _run(config, client, None, work)
+    return run_on_state(config, client, None, work)

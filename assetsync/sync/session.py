@@ -13,11 +13,12 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from assetsync.collector import fewer_collections
-from assetsync.config import Config, Credentials
+from assetsync.config import Config, Credentials, target_key
 from assetsync.remote.client import ClientEvent, RetryPolicy, ServerlessClient, resolve_endpoints
 from assetsync.results import EventCallback, SyncEvent
+from assetsync.state.db import State
 
-__all__ = ["make_client", "open_client", "run_sync"]
+__all__ = ["make_client", "open_client", "run_on_state", "run_sync"]
 
 T = TypeVar("T")
 
@@ -94,3 +95,17 @@ def run_sync(make: Callable[[], Coroutine[object, object, T]]) -> T:
         with fewer_collections():
             return asyncio.run(make())
     raise RuntimeError("called from a running event loop: use the *_async variant instead")
+
+
+def run_on_state(config: Config, client: ServerlessClient | None, on_event: EventCallback | None,
+                 work: Callable[[ServerlessClient, State, str], Coroutine[object, object, T]]
+                 ) -> T:
+    """Run `work(client, state, target key)` to completion with the state open (its lock held)
+    and a client for the config's target: the remote-side operations (rollback, promote, prune,
+    previews)."""
+    async def main() -> T:
+        with State.open(config.state_dir) as state:
+            async with open_client(config, client, on_event) as api:
+                return await work(api, state, target_key(config))
+
+    return run_sync(main)
