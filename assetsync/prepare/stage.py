@@ -131,6 +131,7 @@ def prepare_files(
     carried: Carried | None = None,
     memory: ScanMemory | None = None,
     memo: PrepareMemo | None = None,
+    snapshot: Snapshot | None = None,
 ) -> Prepared:
     """Scan (through the stat cache), classify, transform and check the source folder.
 
@@ -139,15 +140,17 @@ def prepare_files(
     again. `paths` (watch mode's hint: only these may have changed) is used with `memory`, the
     caller's last snapshot of this folder; without one the whole folder is scanned. `memo`
     (`plan`'s): the state folder's preparation memo, reused when the scan rows and settings
-    are those it was kept under, and kept afresh otherwise (the caller saves it).
+    are those it was kept under, and kept afresh otherwise (the caller saves it). `snapshot`:
+    the folder as the caller has just scanned it through this state (`plan`'s, which keys its
+    output memo by it), instead of scanning it again.
     """
     rules = IgnoreRules.for_config(config)
     key = (str(config.source), str(config.state_dir))
     previous = memory.get(key) if memory is not None else None
-    if paths is not None and previous is not None:
+    if snapshot is None and paths is not None and previous is not None:
         snapshot = rescan_paths(previous, paths, source=config.source, rules=rules, cache=state,
                                 on_event=on_event)
-    else:
+    elif snapshot is None:
         snapshot = scan_tree(config.source, rules=rules, cache=state, on_event=on_event)
     if memory is not None:
         memory.keep(key, snapshot)

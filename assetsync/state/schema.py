@@ -39,7 +39,7 @@ __all__ = [
     "load_stat_table",
 ]
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 EXPORT_FORMAT = "assetsync-state"
 EXPORT_VERSION = 1  # the JSON shape; independent of how the database stores it
 _MARSHAL_VERSION = 4
@@ -242,6 +242,17 @@ _VERSION_TRIGGERS = tuple(
     "BEGIN UPDATE versions_generation SET n = n + 1; END"
     for event in ("INSERT", "UPDATE", "DELETE"))
 
+# Every write to a table `plan` reads moves a state-wide counter (`State.state_generation`), which
+# keys `plan`'s output memo (`assetsync.sync.plan_memo`). Not the stat cache's blob: the scan's rows
+# are in that key themselves. A table added later needs its own triggers in its own step.
+_PLANNED_TABLES = ("meta", "services", "environments", "assets", "asset_versions", "builds",
+                   "pending", "build_manifests", "upload_intents", "functions",
+                   "function_versions", "function_intents", "carried", "variable_digests")
+_STATE_TRIGGERS = tuple(
+    f"CREATE TRIGGER {table}_generation_{event.lower()} AFTER {event} ON {table} "
+    "BEGIN UPDATE state_generation SET n = n + 1; END"
+    for table in _PLANNED_TABLES for event in ("INSERT", "UPDATE", "DELETE"))
+
 # MIGRATIONS[n] takes schema n to n + 1. Never edit a released step; append a new one.
 MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     (  # 0 -> 1: everything, the stat cache as rows
@@ -290,6 +301,12 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
          "environment_sid TEXT NOT NULL, key TEXT NOT NULL, digest TEXT, "
          "PRIMARY KEY (target, service_sid, environment_sid, key)) WITHOUT ROWID"),
         _new_variable_key,
+    ),
+    (  # 9 -> 10: a counter of every change to what `plan` reads (its output memo's key)
+        ("CREATE TABLE state_generation (id INTEGER PRIMARY KEY CHECK (id = 1), "
+         "n INTEGER NOT NULL)"),
+        "INSERT INTO state_generation VALUES (1, 0)",
+        *_STATE_TRIGGERS,
     ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

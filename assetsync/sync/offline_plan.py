@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from assetsync.collector import fewer_collections
 from assetsync.config import Config, target_key
-from assetsync.errors import LimitError, LockHeldError
+from assetsync.errors import LimitError
 from assetsync.frozen import frozen
 from assetsync.limits import BuildLimits
 from assetsync.models import PublishedFile, Visibility
@@ -39,6 +39,7 @@ from assetsync.scan.rules import Snapshot
 from assetsync.state.db import State
 from assetsync.state.last_outcome import Carried, recorded_view, settings_of
 from assetsync.state.last_outcome import load as load_carried
+from assetsync.sync.plan_inputs import PlanInputs, open_inputs
 
 if TYPE_CHECKING:  # only for types: a plan that does not need them does not load them
     from assetsync.functions.local import FunctionProject
@@ -81,20 +82,12 @@ class LocalPlan:
     variables: VariablePlan | None = None  # keys only; None: no functions or no .env
     variables_recorded: bool = False  # a sync recorded the environment's variable digests
     new_services: tuple[str, ...] = ()  # services of `shard` that sync creates first
+    images: bool = False  # some file went through the image transform step (its encoders')
 
     @property
     def valid(self) -> bool:
         """No file that cannot be published."""
         return not any(i.severity == "error" for i in self.issues)
-
-
-def _open_state(config: Config, on_event: Callable[[SyncEvent], None]) -> State:
-    """The state, or a read-only view of it while another assetsync (say `watch`) holds it."""
-    try:
-        return State.open(config.state_dir)
-    except LockHeldError as exc:
-        on_event(SyncEvent("note", message=f"{exc}; planning from a read-only view"))
-        return State.open(config.state_dir, readonly=True)
 
 
 def _carried(state: State, config: Config, options: ShardOptions, *,
@@ -178,51 +171,55 @@ def _function_records(state: State, config: Config) -> list[tuple[str, str, str,
 
 
 def plan_offline(config: Config, *, full: bool = False, prune_variables: bool = False,
-                 on_event: Callable[[SyncEvent], None] | None = None) -> LocalPlan:
+                 on_event: Callable[[SyncEvent], None] | None = None,
+                 inputs: PlanInputs | None = None) -> LocalPlan:
     """Prepare and check the folder exactly as `sync` does, then assess it against the
     recorded state (offline), spreading the files over services as `sync` would when they do
     not fit one build. A file the scan could not take is an error here: it cannot be
     published. A functions folder adds the functions' and Variables' plans
-    (`prune_variables`: as `sync --prune-variables` would).
+    (`prune_variables`: as `sync --prune-variables` would). `inputs`: the project, state and
+    scan the caller opened (`assetsync.sync.plan_inputs.open_inputs`), else they are opened here.
 
     Raises:
         ConfigError: an unreadable or invalid package.json or .env (one line naming it).
     """
     # A plan makes an object or more per file, and all of them live until it is printed.
     with fewer_collections():
-        return _plan_offline(config, full=full, prune_variables=prune_variables,
-                             on_event=on_event)
+        if inputs is not None:
+            return _plan_offline(config, inputs, full=full, prune_variables=prune_variables,
+                                 on_event=on_event)
+        with open_inputs(config, on_event or (lambda _event: None)) as opened:
+            return _plan_offline(config, opened, full=full, prune_variables=prune_variables,
+                                 on_event=on_event)
 
 
-def _plan_offline(config: Config, *, full: bool, prune_variables: bool,
+def _plan_offline(config: Config, inputs: PlanInputs, *, full: bool, prune_variables: bool,
                   on_event: Callable[[SyncEvent], None] | None) -> LocalPlan:
-    from assetsync.functions.local import load_functions
-
-    project = load_functions(config)  # first, as in `sync`: a bad .env stops before the scan
+    project, state = inputs.project, inputs.state
     options = config.shard if isinstance(config.shard, ShardOptions) else ShardOptions()
-    with _open_state(config, on_event or (lambda _event: None)) as state:
-        memo = PrepareMemo(config, readonly=state.readonly)
-        prepared, problems, view = _prepare(state, config, options, project, full=full,
-                                            on_event=on_event, memo=memo)
-        recorded = _recorded(state, config, service_names(config.service, options),
-                             view=view[0] if view is not None else None)
-        live = view[1] if view is not None else _recorded_live(state, config, config.service)
-        plan, shard_result, services, shard_issues = _plan_services(
-            config, prepared.files, recorded, options, full=full, memo=memo)
-        memo.save()
-        # Functions deploy with the configured service only, as `sync` deploys them: only its
-        # assets can take a function's path.
-        beside = (prepared.files if shard_result is None else
-                  _in_service(prepared.files, shard_result, config.service))
-        found = assess(beside, recorded.get(config.service, RecordedService()),
-                       live, limits=options.limits,
-                       full=full, held=prepared.held, problems=problems, functions=project,
-                       function_records=_function_records(state, config) if project else (),
-                       manifest=config.sync.remote_manifest)
-        if shard_result is None and not shard_issues:
-            plan = found.plan  # the site fits one service: its assessment is the plan
-        project_plan = (_ProjectPlan.of(state, config, project, prune=prune_variables)
-                        if project is not None else None)
+    memo = PrepareMemo(config, readonly=state.readonly)
+    prepared, problems, view = _prepare(state, config, options, project, full=full,
+                                        on_event=on_event, memo=memo,
+                                        snapshot=inputs.snapshot)
+    recorded = _recorded(state, config, service_names(config.service, options),
+                         view=view[0] if view is not None else None)
+    live = view[1] if view is not None else _recorded_live(state, config, config.service)
+    plan, shard_result, services, shard_issues = _plan_services(
+        config, prepared.files, recorded, options, full=full, memo=memo)
+    memo.save()
+    # Functions deploy with the configured service only, as `sync` deploys them: only its
+    # assets can take a function's path.
+    beside = (prepared.files if shard_result is None else
+              _in_service(prepared.files, shard_result, config.service))
+    found = assess(beside, recorded.get(config.service, RecordedService()),
+                   live, limits=options.limits,
+                   full=full, held=prepared.held, problems=problems, functions=project,
+                   function_records=_function_records(state, config) if project else (),
+                   manifest=config.sync.remote_manifest)
+    if shard_result is None and not shard_issues:
+        plan = found.plan  # the site fits one service: its assessment is the plan
+    project_plan = (_ProjectPlan.of(state, config, project, prune=prune_variables)
+                    if project is not None else None)
     issues = _issues(prepared, problems, found.functions, shard_issues, plan, project_plan)
     return LocalPlan(snapshot=prepared.snapshot, plan=plan, issues=issues,
                      shard=shard_result, services=services, audio=_audio_reports(prepared),
@@ -230,18 +227,21 @@ def _plan_offline(config: Config, *, full: bool, prune_variables: bool,
                      variables=project_plan.variables if project_plan is not None else None,
                      variables_recorded=project_plan is not None and project_plan.recorded,
                      new_services=tuple(n for n in (shard_result.services if shard_result
-                                                    else ()) if n not in recorded))
+                                                    else ()) if n not in recorded),
+                     images=prepared.images)
 
 
 def _prepare(
     state: State, config: Config, options: ShardOptions, project: FunctionProject | None, *,
     full: bool, on_event: Callable[[SyncEvent], None] | None, memo: PrepareMemo,
+    snapshot: Snapshot,
 ) -> tuple[Prepared, tuple[Issue, ...], tuple[RecordedService, LiveBuild] | None]:
     """The prepared files and every problem in them, as `sync` prepares and checks them, and
     the carried outcome's view of the configured service when it stands in (see
     `_carried_view`; then, as in `sync`, only the changed files were prepared again)."""
     carried = _carried(state, config, options, full=full)
-    prepared = prepare_files(config, state, on_event=on_event, carried=carried, memo=memo)
+    prepared = prepare_files(config, state, on_event=on_event, carried=carried, memo=memo,
+                             snapshot=snapshot)
     problems = blocking_problems(prepared, project, source=config.source, limits=options.limits)
     if config.check.strict:  # then a broken reference stops `sync`: say so here too
         from assetsync.check.project import reference_issues

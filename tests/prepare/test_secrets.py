@@ -32,6 +32,7 @@ from assetsync.prepare.secrets import (
     find_secrets,
 )
 from assetsync.results import SyncEvent
+from assetsync.sync.plan_memo import MEMO_NAME as PLAN_OUTPUT_MEMO
 from assetsync.sync.run import sync
 from tests.sync_harness import credentials_env, enter_cli, make_tree, write_config
 
@@ -342,9 +343,14 @@ def test_a_plan_whose_verdicts_are_all_cached_loads_no_rule(tmp_path: Path) -> N
                                                           ["0", "False"]]
     (tmp_path / "site" / "key.txt").write_text(AWS_KEY)
     for _ in range(2):  # read and found, then refused from the cache
+        # (planned each time: the plan's output memo, which would print it again without
+        # reaching the secret check, is let go; test_plan_output_memo.py covers that memo)
+        (tmp_path / ".assetsync" / PLAN_OUTPUT_MEMO).unlink(missing_ok=True)
         done = plan()
         assert done.stdout.split() == ["1", "True"]
         assert "key.txt: holds an AWS access key (line 1)" in done.stderr, done.stderr
+    again = plan()  # printed again from the output memo: refused by name all the same
+    assert again.stdout.split() == ["1", "False"] and again.stderr == done.stderr
     lines = (tmp_path / ".assetsync" / CACHE_NAME).read_text().splitlines()
     assert len([line for line in lines[1:] if not line.startswith("=")]) == 4  # one per content
 

@@ -34,12 +34,15 @@ if TYPE_CHECKING:  # `assetsync --help` registers this command without loading t
     from assetsync.plan.assets import Plan
     from assetsync.prepare.classify import Issue
     from assetsync.sync.offline_plan import LocalPlan
+    from assetsync.sync.plan_inputs import PlanInputs
+    from assetsync.sync.plan_memo import PlanOutputs
 
 __all__ = ["PRELOAD", "handler", "plan_locally", "print_blocking", "register"]
 
 # What the handler imports on its first call (`assetsync.cli.run` loads them first, with the
-# collector off, as it loads the command modules; `--help` loads neither).
-PRELOAD = ("assetsync.sync.offline_plan", "assetsync.functions.local")
+# collector off, as it loads the command modules; `--help` loads neither): what a plan printed
+# again from its output memo needs. The planner loads only when it plans.
+PRELOAD = ("assetsync.sync.plan_memo", "assetsync.functions.local")
 
 
 def plan_locally(config: Config, *, full: bool = False, verbose: int = 0,
@@ -253,12 +256,55 @@ def _json(config: Config, result: LocalPlan) -> dict[str, object]:
 
 
 def handler(args: argparse.Namespace) -> int:
-    """Run `assetsync plan`."""
+    """Run `assetsync plan`: printed again from the output memo when the inputs are those of a
+    kept plan (`assetsync.sync.plan_memo`), else planned and printed (and kept)."""
     config = config_from_args(args, {
         "project.environment": args.env,
         "project.env_file": str(Path(args.env_file).resolve()) if args.env_file else None})
-    result = plan_locally(config, full=args.full, verbose=args.verbose,
-                          prune_variables=args.prune_variables)
+    if args.verbose:  # progress lines: planned every time, never kept
+        return _print(config, args, plan_locally(config, full=args.full, verbose=args.verbose,
+                                                 prune_variables=args.prune_variables))
+    from assetsync.collector import fewer_collections
+    from assetsync.sync.plan_inputs import open_inputs
+    from assetsync.sync.plan_memo import PlanOutputs, output_key
+
+    with fewer_collections(), open_inputs(config, event_printer()) as inputs:
+        memo = None if inputs.state.readonly else PlanOutputs(config.state_dir)
+        key = output_key(config, inputs, mode="json" if args.json else "human",
+                         flags=(args.full, args.prune_variables)) if memo is not None else None
+        kept = memo.find(key) if memo is not None and key is not None else None
+        if kept is not None:
+            return kept.replay()
+        return _plan_and_keep(config, args, inputs, memo, key)
+
+
+def _plan_and_keep(config: Config, args: argparse.Namespace, inputs: PlanInputs,
+                   memo: PlanOutputs | None, key: bytes | None) -> int:
+    """Plan from `inputs`, print it, and keep what was printed under `key` when it can be
+    printed again as it is (see `assetsync.sync.plan_memo`)."""
+    from assetsync.cli._recording import recording
+    from assetsync.sync.offline_plan import plan_offline
+    from assetsync.sync.plan_memo import PlanOutput
+
+    with recording() as printed:
+        result = plan_offline(config, full=args.full, prune_variables=args.prune_variables,
+                              on_event=event_printer(), inputs=inputs)
+        status = _print(config, args, result)
+    if memo is None or key is None or not printed.replayable or result.audio:
+        return status
+    encoders = ""
+    if result.images:
+        if "PIL" not in sys.modules:
+            return status  # no image was encoded: reading the versions would load Pillow
+        from assetsync.media.cache import encoder_versions
+
+        encoders = encoder_versions()
+    memo.keep(key, PlanOutput(tuple(printed.chunks), status, encoders))
+    return status
+
+
+def _print(config: Config, args: argparse.Namespace, result: LocalPlan) -> int:
+    """Print the plan as asked; the exit status (1: some file cannot be published)."""
     if args.json:
         print_json(_json(config, result))
     else:

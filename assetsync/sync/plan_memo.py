@@ -1,0 +1,174 @@
+"""`plan`'s output memo: what the last plans of a state folder printed, kept in
+`<state_dir>/plan-output.bin` under a key of everything that output depends on, so that `plan`
+on an unchanged tree prints it again after its scan, without preparing, reading the records or
+planning, or loading the modules that do (issue 26: a published 10,000-file site's plan).
+
+The key is a BLAKE2b, keyed with the state's own random key (the one Variables' digests use:
+`State.variable_digest_key`), of:
+- the memo's format, assetsync's version and the stat of its every source file (an edited
+  checkout plans afresh), and Python's version (the built-in MIME table);
+- the output mode and the flags that change a plan (`--json`, `--full`, `--prune-variables`);
+  `-v` plans are never kept;
+- the whole config's repr (every section, environment and `--env-file` included; the
+  credentials' repr hides the token);
+- the state's change counter (`State.state_generation`: triggers move it on every write to a
+  table a plan reads);
+- the functions project as loaded: each function's digest, package.json's Dependencies, the
+  .env's keys and values (only ever inside this keyed digest), its issues and warnings;
+- the scan: every file's path, size and digest, its issues, and how many files it hashed and
+  reused (the plan prints those counts).
+
+A plan whose images went through the transform step is kept with the image encoders' versions
+and replayed only under the same ones; one with audio is never kept (its encoder's version is
+not read without loading it). Neither is a plan that failed, that logged a warning, or one made
+from a read-only state (another assetsync holds it). The memo is a cache: unreadable, damaged or
+of another format, it is ignored and written anew (never fsync'd). Tests hold a replayed plan
+equal to one made without the memo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import marshal
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from assetsync.atomic import write_atomic
+from assetsync.config import Config
+from assetsync.frozen import frozen
+from assetsync.sync.plan_inputs import PlanInputs
+
+__all__ = ["MEMO_NAME", "PlanOutput", "PlanOutputs", "output_key"]
+
+log = logging.getLogger(__name__)
+
+MEMO_NAME = "plan-output.bin"
+# Bump when what an entry holds, or what a plan prints from the same inputs, changes meaning.
+_FORMAT = 1
+_MARSHAL_VERSION = 4
+_KEEP = 4  # entries: a human and a JSON plan, of two environments say
+
+
+@frozen
+class PlanOutput:
+    """What one plan printed, in order: (stream, text) chunks, 1 stdout and 2 stderr; its exit
+    status; the image encoders' versions it depends on ("": none)."""
+
+    chunks: tuple[tuple[int, str], ...]
+    status: int
+    encoders: str = ""
+
+    def replay(self) -> int:
+        """Print the chunks again, each to its stream; the exit status."""
+        streams = {1: sys.stdout, 2: sys.stderr}
+        for stream, text in self.chunks:
+            streams[stream].write(text)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return self.status
+
+
+def _source_files_stat() -> tuple[tuple[str, int, int], ...]:
+    """Each source file of the assetsync package: (path, size, mtime_ns), sorted."""
+    found: list[tuple[str, int, int]] = []
+    folders = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.name.endswith(".py"):
+                    st = entry.stat()
+                    found.append((entry.path, st.st_size, st.st_mtime_ns))
+                elif entry.is_dir() and entry.name != "__pycache__":
+                    folders.append(entry.path)
+    return tuple(sorted(found))
+
+
+def _project_part(inputs: PlanInputs) -> str:
+    """The functions project as the plan reads it, as text equal in every process (the .env's
+    values included: they only ever go into the keyed digest)."""
+    p = inputs.project
+    if p is None:
+        return ""
+    variables = sorted(p.variables.items()) if p.variables is not None else None
+    return repr((str(p.folder), p.functions, p.dependencies, p.package_json, variables,
+                 p.env_file, p.issues, p.warnings))
+
+
+def _snapshot_part(inputs: PlanInputs) -> bytes:
+    """The scan's rows by columns (path, size, digest), its issues and its counts."""
+    snap = inputs.snapshot
+    rows = tuple(zip(*snap.files.values())) if snap.files else ()
+    issues = tuple((i.path, i.message) for i in snap.issues)
+    return marshal.dumps((rows, issues, snap.hashed, snap.bytes_hashed, snap.reused),
+                         _MARSHAL_VERSION)
+
+
+def output_key(config: Config, inputs: PlanInputs, *, mode: str,
+               flags: Sequence[bool]) -> bytes | None:
+    """The memo key of a plan of these inputs printed in `mode` ("human", "json") with these
+    flags; None when the state has no key of its own to make it with (no migrated state)."""
+    from assetsync import __version__
+
+    secret = inputs.state.variable_digest_key()
+    if not secret:
+        return None
+    digest = hashlib.blake2b(key=secret[:64], digest_size=32)
+    digest.update(marshal.dumps((
+        _FORMAT, __version__, sys.version, _source_files_stat(), mode, tuple(flags),
+        repr(config), inputs.state.state_generation()), _MARSHAL_VERSION))
+    digest.update(_project_part(inputs).encode("utf-8", "surrogatepass"))
+    digest.update(_snapshot_part(inputs))
+    return digest.digest()
+
+
+class PlanOutputs:
+    """The memo of one state folder: `find` a kept output, `keep` a new one (written at once)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self._path = state_dir / MEMO_NAME
+        self._entries: list[tuple[bytes, tuple[Any, ...]]] = []  # most recent first
+        try:
+            data = self._path.read_bytes()
+        except OSError:
+            return
+        try:
+            fmt, entries = marshal.loads(data)
+            if fmt == _FORMAT:
+                self._entries = [(bytes(k), tuple(v)) for k, v in entries]
+        except (EOFError, ValueError, TypeError) as exc:
+            log.debug("plan memo %s ignored: %s", self._path, exc)
+
+    def find(self, key: bytes) -> PlanOutput | None:
+        """The output kept under `key`, if its encoders (if any) are still the ones here."""
+        for kept, value in self._entries:
+            if kept != key:
+                continue
+            try:
+                chunks, status, encoders = value
+                found = PlanOutput(tuple((int(s), str(t)) for s, t in chunks), int(status),
+                                   str(encoders))
+            except (TypeError, ValueError) as exc:
+                log.debug("plan memo %s: an entry ignored: %s", self._path, exc)
+                return None
+            if found.encoders:
+                from assetsync.media.cache import encoder_versions  # imports Pillow
+
+                if found.encoders != encoder_versions():
+                    return None
+            return found
+        return None
+
+    def keep(self, key: bytes, output: PlanOutput) -> None:
+        """Keep `output` under `key` as the most recent entry, the oldest beyond `_KEEP` let
+        go, and write the memo (one that cannot be written is only logged)."""
+        entry = (key, (output.chunks, output.status, output.encoders))
+        self._entries = [entry, *(e for e in self._entries if e[0] != key)][:_KEEP]
+        try:
+            data = marshal.dumps((_FORMAT, self._entries), _MARSHAL_VERSION)
+            write_atomic(self._path, data, durable=False)  # a cache: a torn file is ignored
+        except (OSError, ValueError) as exc:
+            log.debug("plan memo not saved in %s: %s", self._path, exc)
