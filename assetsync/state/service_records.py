@@ -16,14 +16,16 @@ from collections.abc import Callable, Iterator, Mapping
 from itertools import compress
 from operator import itemgetter, methodcaller, not_
 from types import MappingProxyType
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from assetsync.plan.assets import RecordedService
 from assetsync.state.asset_records import GONE, AssetRecords
 from assetsync.state.build_records import BuildRecords
 from assetsync.state.outcome_records import OutcomeRecords
 from assetsync.state.records import EnvironmentRecord, ServiceRecord
 from assetsync.state.variable_records import VariableRecords
+
+if TYPE_CHECKING:  # built by `recorded_service` only: a state opened for a scan loads no plan
+    from assetsync.plan.assets import RecordedService
 
 __all__ = ["AssetSidsOnFirstUse", "RemoteRecords"]
 
@@ -252,6 +254,8 @@ class RemoteRecords(AssetRecords, BuildRecords, OutcomeRecords, VariableRecords)
         # the version its build holds, so an unchanged file needs no new build.
         held = list(compress(ours, map(not_, map(_is_gone, map(_DIGEST, ours)))))
         versions.update(zip(map(_KEY, held), map(_SID, held)))
+        from assetsync.plan.assets import RecordedService
+
         return RecordedService(
             asset_sids=(AssetSidsOnFirstUse(lambda: self.asset_sids(target, service_sid))
                         if assets_on_first_use

@@ -28,12 +28,13 @@ equal to one made without the memo.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import marshal
 import os
 import sys
+from array import array
 from collections.abc import Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,11 @@ from assetsync.atomic import write_atomic
 from assetsync.config import Config
 from assetsync.frozen import frozen
 from assetsync.sync.plan_inputs import PlanInputs
+
+try:  # CPython's own BLAKE2, without `hashlib`, which loads OpenSSL's bindings (~3 ms)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter without the built-in module
+    from hashlib import blake2b
 
 __all__ = ["MEMO_NAME", "PlanOutput", "PlanOutputs", "output_key"]
 
@@ -51,6 +57,7 @@ MEMO_NAME = "plan-output.bin"
 _FORMAT = 1
 _MARSHAL_VERSION = 4
 _KEEP = 4  # entries: a human and a JSON plan, of two environments say
+_REL, _SIZE, _DIGEST = itemgetter(0), itemgetter(1), itemgetter(2)  # of a `ScannedFile`
 
 
 @frozen
@@ -99,12 +106,20 @@ def _project_part(inputs: PlanInputs) -> str:
 
 
 def _snapshot_part(inputs: PlanInputs) -> bytes:
-    """The scan's rows by columns (path, size, digest), its issues and its counts."""
+    """An xxh3_128 (as every content digest here is) of the scan's rows by columns (paths,
+    sizes, digests: NUL cannot be in a name), its issues and its counts: the keyed digest then
+    runs over 16 bytes instead of a 10,000-file site's ~600 KB, in C-level joins."""
+    import xxhash  # loaded by the scan already
+
     snap = inputs.snapshot
-    rows = tuple(zip(*snap.files.values())) if snap.files else ()
-    issues = tuple((i.path, i.message) for i in snap.issues)
-    return marshal.dumps((rows, issues, snap.hashed, snap.bytes_hashed, snap.reused),
-                         _MARSHAL_VERSION)
+    rows = snap.files.values()
+    digest = xxhash.xxh3_128()
+    digest.update("\0".join(map(_REL, rows)).encode("utf-8", "surrogateescape"))
+    digest.update(array("Q", map(_SIZE, rows)))
+    digest.update("\0".join(map(_DIGEST, rows)).encode("ascii"))
+    digest.update(marshal.dumps((len(snap.files), tuple((i.path, i.message) for i in snap.issues),
+                                 snap.hashed, snap.bytes_hashed, snap.reused), _MARSHAL_VERSION))
+    return digest.digest()
 
 
 def output_key(config: Config, inputs: PlanInputs, *, mode: str,
@@ -116,7 +131,7 @@ def output_key(config: Config, inputs: PlanInputs, *, mode: str,
     secret = inputs.state.variable_digest_key()
     if not secret:
         return None
-    digest = hashlib.blake2b(key=secret[:64], digest_size=32)
+    digest = blake2b(key=secret[:64], digest_size=32)
     digest.update(marshal.dumps((
         _FORMAT, __version__, sys.version, _source_files_stat(), mode, tuple(flags),
         repr(config), inputs.state.state_generation()), _MARSHAL_VERSION))
