@@ -17,11 +17,14 @@ Measured side by side in one run, interleaved, medians (the machine is shared an
    fresh interpreter each time, the `assetsync` command as a user runs it, assetsync's bytecode
    compiled first as `pip install` does), against `git status --porcelain` as a process, next
    to `python -c pass` for the interpreter's own start-up. The tree spreads over 10 services
-   and was never synced: no carried outcome covers it, the preparation memo
-   (`assetsync.prepare.memo`) does; `plan_human_without_memo_ms` times the same plan with the
-   memo deleted before each run. Then `after_sync`: the same tree published once (`assetsync
-   sync` to the embedded emulator, not timed) and planned again, every file now a recorded
-   version found reused: the plan an unchanged, published site gets.
+   and was never synced: no carried outcome covers it. An unchanged tree's plan is printed
+   again from the output memo (`assetsync.sync.plan_memo`) after its scan; for context,
+   `plan_human_planned_ms` times the same plan with that memo deleted before each run (what
+   the first plan after any change pays: planned, the preparation memo `assetsync.prepare.memo`
+   still in place), and `plan_human_without_memo_ms` with both memos deleted. Then
+   `after_sync`: the same tree published once (`assetsync sync` to the embedded emulator, not
+   timed) and planned again, every file now a recorded version found reused: the plan an
+   unchanged, published site gets, again with and without its output memo.
 3. Hash throughput of `hash_file` over a file in the page cache, against xxh3_128 over the same
    bytes: (a) a plain readinto loop with no stat protocol, (b) `hashlib.file_digest`, and
    (c) the bytes already in memory (no I/O at all: an upper bound no file reader reaches).
@@ -223,7 +226,9 @@ def bench_plan_process(work: Path, rounds: int) -> dict[str, object]:
     git_s: list[float] = []
     python_s: list[float] = []
     cold_s: list[float] = []
+    planned_s: list[float] = []
     memo = work / "state" / "prepared.bin"
+    output_memo = work / "state" / "plan-output.bin"
     size = human_size = 0
     codes: set[int] = set()
     for _ in range(rounds):
@@ -246,12 +251,9 @@ def bench_plan_process(work: Path, rounds: int) -> dict[str, object]:
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         python_s.append(time.perf_counter() - t)
-        if len(cold_s) < 3:  # for context: the same plan preparing and placing every file
-            memo.unlink(missing_ok=True)
-            t = time.perf_counter()
-            subprocess.run(human, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           check=False)
-            cold_s.append(time.perf_counter() - t)
+        if len(cold_s) < 3:  # for context: planned, then preparing and placing every file
+            planned_s.append(_timed_without(human, [output_memo]))
+            cold_s.append(_timed_without(human, [output_memo, memo]))
     synced = _bench_synced_plan(work, human, rounds)
     return {
         "plan_json_ms": _median_ms(plan_s),
@@ -260,6 +262,7 @@ def bench_plan_process(work: Path, rounds: int) -> dict[str, object]:
         "ratio_plan_human_over_git_status": round(
             statistics.median(human_s) / statistics.median(git_s), 1),
         "python_startup_ms": _median_ms(python_s),
+        "plan_human_planned_ms": _median_ms(planned_s),
         "plan_human_without_memo_ms": _median_ms(cold_s),
         "load_average": [round(x, 1) for x in os.getloadavg()],
         "json_bytes": size,
@@ -269,6 +272,15 @@ def bench_plan_process(work: Path, rounds: int) -> dict[str, object]:
         "goal_ratio_at_most": 8,
         "after_sync": synced,
     }
+
+
+def _timed_without(cmd: list[str], caches: list[Path]) -> float:
+    """One run of `cmd` with these cache files deleted first (seconds)."""
+    for path in caches:
+        path.unlink(missing_ok=True)
+    t = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - t
 
 
 def _bench_synced_plan(work: Path, human: list[str], rounds: int) -> dict[str, object]:
@@ -283,6 +295,7 @@ def _bench_synced_plan(work: Path, human: list[str], rounds: int) -> dict[str, o
     subprocess.run(human, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     plan_s: list[float] = []
     git_s: list[float] = []
+    planned_s: list[float] = []
     out = b""
     for _ in range(rounds):
         t = time.perf_counter()
@@ -293,6 +306,8 @@ def _bench_synced_plan(work: Path, human: list[str], rounds: int) -> dict[str, o
         subprocess.run(["git", "status", "--porcelain"], cwd=work / "site", env=GIT_ENV,
                        stdout=subprocess.DEVNULL, check=True)
         git_s.append(time.perf_counter() - t)
+        if len(planned_s) < 3:
+            planned_s.append(_timed_without(human, [work / "state" / "plan-output.bin"]))
     if b"nothing to do" not in out:
         raise SystemExit("the plan after the sync is not a no-op")
     return {
@@ -300,6 +315,7 @@ def _bench_synced_plan(work: Path, human: list[str], rounds: int) -> dict[str, o
         "git_status_process_ms": _median_ms(git_s),
         "ratio_plan_human_over_git_status": round(
             statistics.median(plan_s) / statistics.median(git_s), 1),
+        "plan_human_planned_ms": _median_ms(planned_s),
     }
 
 
