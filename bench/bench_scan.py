@@ -228,7 +228,7 @@ def bench_plan_process(work: Path, rounds: int) -> dict[str, object]:
     cold_s: list[float] = []
     planned_s: list[float] = []
     memo = work / "state" / "prepared.bin"
-    output_memo = work / "state" / "plan-output.bin"
+    output_memo = work / "state" / "plan-output.bin"  # the human plan's (JSON's is apart)
     size = human_size = 0
     codes: set[int] = set()
     for _ in range(rounds):

@@ -48,15 +48,17 @@ try:  # CPython's own BLAKE2, without `hashlib`, which loads OpenSSL's bindings 
 except ImportError:  # pragma: no cover - an interpreter without the built-in module
     from hashlib import blake2b
 
-__all__ = ["MEMO_NAME", "PlanOutput", "PlanOutputs", "output_key"]
+__all__ = ["JSON_MEMO_NAME", "MEMO_NAME", "PlanOutput", "PlanOutputs", "output_key"]
 
 log = logging.getLogger(__name__)
 
-MEMO_NAME = "plan-output.bin"
+MEMO_NAME = "plan-output.bin"  # the human plans'
+# `--json` plans' apart: a 10,000-file site's is 2.3 MB, which a human plan should not read.
+JSON_MEMO_NAME = "plan-output-json.bin"
 # Bump when what an entry holds, or what a plan prints from the same inputs, changes meaning.
 _FORMAT = 1
 _MARSHAL_VERSION = 4
-_KEEP = 4  # entries: a human and a JSON plan, of two environments say
+_KEEP = 2  # entries per file: a plan of two environments, say, or before and after a change
 _REL, _SIZE, _DIGEST = itemgetter(0), itemgetter(1), itemgetter(2)  # of a `ScannedFile`
 
 
@@ -141,10 +143,11 @@ def output_key(config: Config, inputs: PlanInputs, *, mode: str,
 
 
 class PlanOutputs:
-    """The memo of one state folder: `find` a kept output, `keep` a new one (written at once)."""
+    """The memo of one state folder's plans in one output mode ("human", "json"): `find` a kept
+    output, `keep` a new one (written at once)."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self._path = state_dir / MEMO_NAME
+    def __init__(self, state_dir: Path, mode: str) -> None:
+        self._path = state_dir / (JSON_MEMO_NAME if mode == "json" else MEMO_NAME)
         self._entries: list[tuple[bytes, tuple[Any, ...]]] = []  # most recent first
         try:
             data = self._path.read_bytes()

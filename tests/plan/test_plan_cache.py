@@ -23,7 +23,7 @@ from assetsync.prepare.memo import MEMO_NAME
 from assetsync.results import SyncEvent
 from assetsync.state.recorded_views import VIEWS_NAME
 from assetsync.sync.offline_plan import plan_offline
-from assetsync.sync.plan_memo import MEMO_NAME as OUTPUT_MEMO
+from assetsync.sync.plan_memo import JSON_MEMO_NAME
 from tests.sync_harness import enter_cli, load, make_tree
 from tests.state.test_carry import _png
 
@@ -54,7 +54,7 @@ def _plan_out(config_path: Path) -> tuple[int, str]:
     output memo above the preparation memo (`assetsync.sync.plan_memo`, tested in
     test_plan_output_memo.py) is let go first, or an unchanged tree's plan would be printed
     from it without reaching the memo tested here."""
-    (config_path.parent / "state" / OUTPUT_MEMO).unlink(missing_ok=True)
+    (config_path.parent / "state" / JSON_MEMO_NAME).unlink(missing_ok=True)
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         code = main(["-c", str(config_path), "plan", "--json"])

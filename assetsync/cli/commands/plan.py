@@ -269,8 +269,9 @@ def handler(args: argparse.Namespace) -> int:
     from assetsync.sync.plan_memo import PlanOutputs, output_key
 
     with fewer_collections(), open_inputs(config, event_printer()) as inputs:
-        memo = None if inputs.state.readonly else PlanOutputs(config.state_dir)
-        key = output_key(config, inputs, mode="json" if args.json else "human",
+        mode = "json" if args.json else "human"
+        memo = None if inputs.state.readonly else PlanOutputs(config.state_dir, mode)
+        key = output_key(config, inputs, mode=mode,
                          flags=(args.full, args.prune_variables)) if memo is not None else None
         kept = memo.find(key) if memo is not None and key is not None else None
         if kept is not None:
