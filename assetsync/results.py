@@ -7,10 +7,9 @@ engine's dependencies.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import field
 from typing import TYPE_CHECKING
 
-from assetsync.frozen import frozen
+from assetsync.frozen import field, frozen
 
 if TYPE_CHECKING:  # annotations only: `import assetsync` must not load asyncio (start-up)
     from assetsync.functions.plan import FunctionPlan

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
@@ -25,6 +24,7 @@ from assetsync.config.sections import (
     TargetConfig,
 )
 from assetsync.errors import ConfigError
+from assetsync.frozen import replace
 from assetsync.models import Visibility
 from assetsync.prepare.classify import VisibilityRules
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assetsync.errors import ConfigError
-from assetsync.frozen import frozen
+from assetsync.frozen import field, frozen
 from assetsync.limits import RUNTIMES
 from assetsync.models import Visibility
 from assetsync.prepare.classify import VisibilityRules

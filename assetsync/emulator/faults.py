@@ -12,10 +12,9 @@ import fnmatch
 import random
 import re
 import threading
-from dataclasses import replace
 from typing import Literal, get_args
 
-from assetsync.frozen import frozen
+from assetsync.frozen import frozen, replace
 
 __all__ = [
     "ANSWER_LOST_ACTIONS",

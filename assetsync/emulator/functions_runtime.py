@@ -36,10 +36,9 @@ import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import field
 from pathlib import Path
 
-from assetsync.frozen import frozen
+from assetsync.frozen import field, frozen
 from assetsync.functions.toolkit import FUNCTION_EXECUTION_LIMIT_S
 
 __all__ = [

@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import field
 from pathlib import Path
 from types import MappingProxyType
 
 from assetsync.config import Config
 from assetsync.errors import ConfigError
-from assetsync.frozen import frozen
+from assetsync.frozen import field, frozen
 from assetsync.models import PublishedFile
 from assetsync.prepare.classify import Issue
 from assetsync.scan.rules import IgnoreRules, hash_file

@@ -14,14 +14,13 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, fields
 from typing import Any, cast
 
 import av
 import numpy as np
 
 from assetsync.errors import LimitError, TransformError
-from assetsync.frozen import frozen
+from assetsync.frozen import asdict, fields, frozen
 from assetsync.media.audio_level import active_speech_level, peak_db, silence_bounds
 from assetsync.media.audio_options import AudioSettings
 from assetsync.media.sniff import AUDIO_EXTENSIONS, AUDIO_MIMES, AudioInfo

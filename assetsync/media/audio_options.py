@@ -4,11 +4,10 @@ ranges, and which channel takes which key."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any, NoReturn, cast
 
 from assetsync.errors import ConfigError
-from assetsync.frozen import frozen
+from assetsync.frozen import frozen, replace
 
 __all__ = ["AUDIO_KEYS", "IMAGE_KEYS", "AudioSettings", "parse_audio_settings"]
 

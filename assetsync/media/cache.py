@@ -15,7 +15,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -23,7 +22,7 @@ import xxhash
 
 from assetsync.atomic import write_atomic
 from assetsync.errors import LimitError, TransformError
-from assetsync.frozen import frozen
+from assetsync.frozen import asdict, frozen
 from assetsync.media.options import OptimizeOptions, Profile
 from assetsync.media.sniff import MediaType, sniff
 from assetsync.models import DIGEST_PREFIX

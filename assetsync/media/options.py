@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import field, replace
 from pathlib import PurePosixPath
 from typing import Any, NoReturn, cast
 
 from assetsync.errors import ConfigError
-from assetsync.frozen import frozen
+from assetsync.frozen import field, frozen, replace
 from assetsync.media.audio_options import AUDIO_KEYS, AudioSettings, parse_audio_settings
 from assetsync.scan.globs import compile_glob_set, validate_glob
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import field, replace
 from pathlib import Path
 
-from assetsync.frozen import frozen
+from assetsync.frozen import field, frozen, replace
 from assetsync.media.audio_stage import (
     AudioReport,
     AudioTally,

@@ -9,10 +9,9 @@ they cannot disagree. Pure and deterministic: values in, a frozen value out.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from assetsync.frozen import frozen
+from assetsync.frozen import frozen, replace
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile
 from assetsync.plan.assets import LiveBuild, LiveVersion, Plan, RecordedService, build_plan

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import field
 from itertools import compress, repeat
 from operator import attrgetter, is_not, itemgetter, not_
 from types import MappingProxyType
 from typing import NamedTuple
 
-from assetsync.frozen import frozen
+from assetsync.frozen import field, frozen
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile, Visibility
 from assetsync.prepare.classify import Issue

@@ -27,7 +27,6 @@ import logging
 import marshal
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from itertools import repeat
 from operator import add, attrgetter, ne
 from types import MappingProxyType
@@ -37,6 +36,7 @@ import xxhash
 
 from assetsync.atomic import write_atomic
 from assetsync.config import Config
+from assetsync.frozen import replace
 from assetsync.models import PublishedFile, ScannedFile, Visibility
 from assetsync.plan.shard_options import ShardOptions
 from assetsync.plan.shard_result import BuildCounts, Move, MoveReason, ShardResult

@@ -10,13 +10,12 @@ very same lines.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assetsync.config import Config
 from assetsync.errors import LimitError
-from assetsync.frozen import frozen
+from assetsync.frozen import frozen, replace
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile, ScannedFile
 from assetsync.prepare.classify import (

@@ -21,7 +21,6 @@ import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
@@ -135,21 +134,47 @@ class RetryPolicy:
         return float(self.random() * cap)
 
 
-@dataclass(slots=True)
+_COUNTERS = ("requests", "write_requests", "retries", "uploads", "bytes_sent",
+             "lowest_concurrency")
+
+
 class ClientStats:
     """Counters for a client's lifetime: every HTTP attempt, writes, retries, bytes sent."""
 
-    requests: int = 0
-    write_requests: int = 0
-    retries: int = 0
-    uploads: int = 0
-    bytes_sent: int = 0
-    lowest_concurrency: int = 1_000_000  # the adaptive limit's low point (after 429s)
+    # A plain slotted class with a mutable dataclass's `__init__`, eq, repr and no hash: the
+    # `dataclasses` import costs every process ~7 ms (issue 26).
+    __slots__ = _COUNTERS
+    __match_args__ = ("requests", "write_requests", "retries", "uploads", "bytes_sent",
+                      "lowest_concurrency")
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, requests: int = 0, write_requests: int = 0, retries: int = 0,
+                 uploads: int = 0, bytes_sent: int = 0,
+                 lowest_concurrency: int = 1_000_000) -> None:
+        self.requests = requests
+        self.write_requests = write_requests
+        self.retries = retries
+        self.uploads = uploads
+        self.bytes_sent = bytes_sent
+        self.lowest_concurrency = lowest_concurrency  # the adaptive limit's low point (429s)
+
+    def _values(self) -> tuple[int, ...]:
+        return (self.requests, self.write_requests, self.retries, self.uploads,
+                self.bytes_sent, self.lowest_concurrency)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._values() == other._values()
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in zip(_COUNTERS, self._values(),
+                                                                       strict=True))
+        return f"{type(self).__qualname__}({shown})"
 
     def snapshot(self) -> ClientStats:
         """A copy, so callers can diff before and after."""
-        return ClientStats(self.requests, self.write_requests, self.retries, self.uploads,
-                           self.bytes_sent, self.lowest_concurrency)
+        return ClientStats(*self._values())
 
 
 _Body = Mapping[str, str | Sequence[str]] | None

@@ -17,11 +17,10 @@ import ipaddress
 import os
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import field
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-from assetsync.frozen import frozen
+from assetsync.frozen import field, frozen
 from assetsync.remote.wire import ConnectFailedError, ProxySetupError
 
 __all__ = ["Proxy", "ProxySetupError", "bypasses_proxy", "open_tunnel", "parse_proxy",

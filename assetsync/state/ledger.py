@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import repeat
 from typing import TYPE_CHECKING, Protocol
 
 from assetsync.errors import ApiError
+from assetsync.frozen import replace
 from assetsync.functions.plan import FunctionPlan, plan_functions, recorded_function_versions
 from assetsync.limits import BuildLimits
 from assetsync.plan.assets import LiveBuild, LiveVersion

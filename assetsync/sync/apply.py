@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import field
 from functools import partial
 from typing import TypeVar
 
 from assetsync.errors import ApiStatusError, BuildFailedError
-from assetsync.frozen import frozen
+from assetsync.frozen import field, frozen
 from assetsync.models import PublishedFile
 from assetsync.remote.client import BuildTimeoutError, ServerlessClient
 from assetsync.remote.resources import Asset, Build, FunctionResource

@@ -5,9 +5,8 @@ and every rebase (`assetsync.sync.live_rounds`) runs it again.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from assetsync.errors import AssetsyncError, DriftError
+from assetsync.frozen import replace
 from assetsync.plan.assess import Assessment, assess
 from assetsync.plan.assets import LiveBuild, RecordedService
 from assetsync.prepare.stage import raise_blocking

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from functools import cache, partial
 
 from assetsync.errors import BuildFailedError, DriftError, NotFoundError
-from assetsync.frozen import frozen
+from assetsync.frozen import frozen, replace
 from assetsync.models import PublishedFile
 from assetsync.plan.assess import Assessment
 from assetsync.plan.assets import LiveBuild

@@ -9,10 +9,9 @@ does (api-contract.md §7.3 steps 1-2).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 
 from assetsync.errors import ApiStatusError, NotFoundError
-from assetsync.frozen import frozen
+from assetsync.frozen import frozen, replace
 from assetsync.remote.client import ServerlessClient
 from assetsync.remote.resources import Build, Environment, Service
 from assetsync.state.db import State

@@ -12,7 +12,6 @@ recorded build, only the changed files are prepared again, exactly as `sync` doe
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from itertools import chain, compress, repeat
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from assetsync.collector import fewer_collections
 from assetsync.config import Config, target_key
 from assetsync.errors import LimitError
-from assetsync.frozen import frozen
+from assetsync.frozen import frozen, replace
 from assetsync.limits import BuildLimits
 from assetsync.models import PublishedFile, Visibility
 from assetsync.plan.assess import assess

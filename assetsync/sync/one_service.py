@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from assetsync.errors import NotFoundError
+from assetsync.frozen import replace
 from assetsync.functions.local import FunctionProject
 from assetsync.limits import DEFAULT_BUILD_LIMITS, BuildLimits
 from assetsync.models import PublishedFile

@@ -7,13 +7,12 @@ it works, and returns a frozen result from `assetsync.results`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from assetsync.config import Config, target_key
 from assetsync.errors import AssetsyncError, ConfigError, DriftError, NotFoundError
-from assetsync.frozen import frozen
+from assetsync.frozen import frozen, replace
 from assetsync.functions.local import (
     FunctionProject,
     functions_folder,

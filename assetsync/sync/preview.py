@@ -16,12 +16,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from assetsync.config import Config, target_key
 from assetsync.errors import AssetsyncError, ConfigError, LimitError, NotFoundError
-from assetsync.frozen import frozen
+from assetsync.frozen import frozen, replace
 from assetsync.limits import ENVIRONMENTS_PER_SERVICE
 from assetsync.remote.client import ServerlessClient
 from assetsync.remote.resources import Environment

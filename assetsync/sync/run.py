@@ -16,13 +16,12 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from assetsync.config import Config, target_key
 from assetsync.errors import ConfigError, StateError
-from assetsync.frozen import frozen
+from assetsync.frozen import frozen, replace
 from assetsync.functions.local import FunctionProject, load_functions
 from assetsync.models import PublishedFile
 from assetsync.plan.assets import RecordedService

@@ -14,13 +14,12 @@ shares its one concurrency limit.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from itertools import compress
 from operator import attrgetter, not_
 
 from assetsync.config import Config, target_key
 from assetsync.errors import ApiStatusError, AuthenticationError, DriftError, LimitError
-from assetsync.frozen import frozen
+from assetsync.frozen import frozen, replace
 from assetsync.functions.local import FunctionProject
 from assetsync.models import PublishedFile, Visibility
 from assetsync.plan.assets import RecordedService

@@ -15,13 +15,12 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal, Protocol
 
 from watchdog.observers import Observer
 
-from assetsync.frozen import frozen
+from assetsync.frozen import frozen, replace
 from assetsync.watch.events import EVENT_FILTER, Change, Ignored, QueueHandler, WatchTarget
 from assetsync.watch.options import PollingMode
 from assetsync.watch.poll import TreePoller

@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import field
 from pathlib import Path
 from typing import Protocol
 
-from assetsync.frozen import frozen
+from assetsync.frozen import field, frozen
 from assetsync.results import SyncEvent
 from assetsync.watch.events import Ignored, ToolkitPaths
 from assetsync.watch.options import WatchOptions

@@ -122,7 +122,7 @@ def test_a_400_mid_sync_keeps_only_what_was_acknowledged(
     project: Path, emulator: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # One file over the emulator's (lowered) size limit: its upload gets a 4xx.
-    from dataclasses import replace
+    from assetsync.frozen import replace
 
     emulator.state.limits = replace(emulator.state.limits, max_public_bytes=1000)
     (project / "site" / "big.txt").write_bytes(b"x" * 5000)

@@ -3,7 +3,6 @@ context, event, callback, Twilio.Response, the 10 s limit), or a 501 naming the 
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from assetsync.emulator.serve import start_in_thread
 from assetsync.emulator.serving import twilio_signature
 from assetsync.emulator.state import AdjustableClock, EmulatorState
+from assetsync.frozen import replace
 from tests.conftest import EmulatorHandle, publish, wait_for_build
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH")
@@ -200,7 +200,7 @@ def test_protected_function_needs_a_signature_over_url_and_post_params(
 def test_a_function_past_the_execution_limit_is_ended(
     emulator: EmulatorHandle, site: dict[str, Any]
 ) -> None:
-    emulator.state.limits = dataclasses.replace(emulator.state.limits, function_execution_s=0.5)
+    emulator.state.limits = replace(emulator.state.limits, function_execution_s=0.5)
     got = call(emulator, site, "/hangs")
     assert got.status_code == 504
     assert "timed out" in got.text and "/hangs" in got.text

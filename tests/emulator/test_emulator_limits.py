@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import httpx
@@ -10,11 +9,12 @@ import pytest
 
 from assetsync import limits as documented
 from assetsync.emulator.state import EmulatorLimits
+from assetsync.frozen import replace
 from tests.conftest import EmulatorHandle, publish, wait_for_build
 
 
 def _limit(emulator: EmulatorHandle, **changes: Any) -> None:
-    emulator.state.limits = dataclasses.replace(EmulatorLimits(), **changes)
+    emulator.state.limits = replace(EmulatorLimits(), **changes)
 
 
 def _error(response: httpx.Response, status: int, code: int) -> str:

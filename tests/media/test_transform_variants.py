@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from assetsync.errors import LimitError, TransformError
+from assetsync.frozen import replace
 from assetsync.media.options import BUILTIN_PROFILES, Profile
 from assetsync.media.variants import make_variant
 from tests.test_media_helpers import (

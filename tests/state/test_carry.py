@@ -8,7 +8,6 @@ import random
 import sqlite3
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from PIL import Image
 
 from assetsync.config import Config, target_key
 from assetsync.errors import DriftError
+from assetsync.frozen import replace
 from assetsync.media.cache import SniffCache
 from assetsync.plan.assets import build_plan
 from assetsync.prepare.stage import prepare_files

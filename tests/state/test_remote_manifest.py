@@ -5,7 +5,6 @@ route and syncs as if it had the state. Real emulator over a socket, real trees 
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from assetsync.errors import AssetsyncError
+from assetsync.frozen import replace
 from assetsync.limits import BuildLimits
 from assetsync.plan.assess import assess
 from assetsync.plan.assets import LiveBuild, LiveVersion, RecordedService

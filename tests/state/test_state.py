@@ -8,12 +8,12 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from assetsync.errors import LockHeldError, StateError
+from assetsync.frozen import replace
 from assetsync.remote.resources import Build, VersionRef
 from assetsync.scan.rules import StatEntry
 from assetsync.state.db import DB_NAME, LOCK_NAME, SCHEMA_VERSION, State

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import errno
 import os
 import re
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from assetsync.config import find_config, load_config
 from assetsync.errors import ConfigError
+from assetsync.frozen import fields
 
 # The emulator (Starlette, httpx) is imported by the handler: `assetsync --help` registers this
 # command without loading it.
@@ -34,7 +34,7 @@ _ACCOUNT = re.compile(r"^AC[0-9a-fA-F]{32}$")
 def _limit_names() -> list[str]:
     from assetsync.emulator.state import EmulatorLimits
 
-    return [f.name for f in dataclasses.fields(EmulatorLimits)]
+    return [f.name for f in fields(EmulatorLimits)]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

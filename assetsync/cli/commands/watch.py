@@ -6,7 +6,6 @@ A status line on a terminal, log lines otherwise.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import fcntl
 import os
 import shutil
@@ -23,6 +22,7 @@ from assetsync.cli import EXIT_INTERRUPTED, EXIT_OK
 from assetsync.cli._common import config_from_args
 from assetsync.config import Config
 from assetsync.errors import LockHeldError
+from assetsync.frozen import asdict, replace
 
 # The watcher and the sync engine are imported by the handler: `assetsync --help` registers
 # this command without loading them.
@@ -242,7 +242,7 @@ def _options(config: Config, args: argparse.Namespace) -> WatchOptions:
     from assetsync.watch.run import parse_watch_section
 
     # The same checks as the config file, so a bad flag gets the same one-line error.
-    table = {**dataclasses.asdict(base), **chosen}
+    table = {**asdict(base), **chosen}
     if "quiet_window_s" in chosen:
         table["max_wait_s"] = max(base.max_wait_s, chosen["quiet_window_s"])
     return parse_watch_section(table, file="command line")
@@ -318,7 +318,7 @@ def _reloader(args: argparse.Namespace) -> Callable[[], Config]:
     """Reads the config file again as the command did at start (environment, flags)."""
     def load() -> Config:
         config = config_from_args(args, {"project.environment": args.env})
-        return dataclasses.replace(config, watch=_options(config, args))
+        return replace(config, watch=_options(config, args))
 
     return load
 
@@ -337,7 +337,7 @@ def handler(args: argparse.Namespace) -> int:
         _StatusLine(sys.stdout) if sys.stdout.isatty() and not args.plain else _Display(sys.stdout)
     )
     stop = threading.Event()
-    engine = EngineSync(dataclasses.replace(config, watch=options), load=_reloader(args),
+    engine = EngineSync(replace(config, watch=options), load=_reloader(args),
                         on_event=display.on_sync_event)
     with _watch_lock(config), _stop_on_signals(stop):
         status = watch(
