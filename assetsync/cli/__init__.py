@@ -98,11 +98,11 @@ def _command_modules(command: str | None) -> list[str]:
         except ModuleNotFoundError as exc:
             if exc.name != name:
                 raise  # the command's module exists but one of its imports is missing
-    import pkgutil
-
-    return [f"{commands.__name__}.{m.name}" for m in sorted(
-        pkgutil.iter_modules(commands.__path__), key=lambda m: m.name)
-        if not m.name.startswith("_")]
+    # The folder's own listing, not `pkgutil.iter_modules`: pkgutil loads `inspect` (~5 ms of
+    # `--help`), and the commands are plain modules, one `.py` file each.
+    names = {entry.name[:-3] for folder in commands.__path__ for entry in os.scandir(folder)
+             if entry.name.endswith(".py") and not entry.name.startswith("_")}
+    return [f"{commands.__name__}.{name}" for name in sorted(names)]
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
