@@ -9,8 +9,9 @@ The key is a BLAKE2b, keyed with the state's own random key (the one Variables' 
   checkout plans afresh), and Python's version (the built-in MIME table);
 - the output mode and the flags that change a plan (`--json`, `--full`, `--prune-variables`);
   `-v` plans are never kept;
-- the whole config's repr (every section, environment and `--env-file` included; the
-  credentials' repr hides the token);
+- the whole config's repr (every section, environment and `--env-file` included), and the
+  credentials in use, secret too, which its repr hides: the secret check refuses a public file
+  that holds it (only ever inside this keyed digest);
 - the state's change counter (`State.state_generation`: triggers move it on every write to a
   table a plan reads);
 - the functions project as loaded: each function's digest, package.json's Dependencies, the
@@ -96,6 +97,13 @@ def _source_files_stat() -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted(found))
 
 
+def _credentials_part(config: Config) -> tuple[str, ...]:
+    """The credentials in use, the secret included (`repr(config)` hides it, and the secret
+    check looks for it in every public file: `known_secrets`)."""
+    c = config.credentials
+    return (c.account_sid, c.username, c.password) if c is not None else ()
+
+
 def _project_part(inputs: PlanInputs) -> str:
     """The functions project as the plan reads it, as text equal in every process (the .env's
     values included: they only ever go into the keyed digest)."""
@@ -136,7 +144,8 @@ def output_key(config: Config, inputs: PlanInputs, *, mode: str,
     digest = blake2b(key=secret[:64], digest_size=32)
     digest.update(marshal.dumps((
         _FORMAT, __version__, sys.version, _source_files_stat(), mode, tuple(flags),
-        repr(config), inputs.state.state_generation()), _MARSHAL_VERSION))
+        repr(config), _credentials_part(config), inputs.state.state_generation()),
+        _MARSHAL_VERSION))
     digest.update(_project_part(inputs).encode("utf-8", "surrogatepass"))
     digest.update(_snapshot_part(inputs))
     return digest.digest()
