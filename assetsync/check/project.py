@@ -26,7 +26,8 @@ from assetsync.models import PublishedFile
 from assetsync.prepare.classify import Issue, Severity
 from assetsync.state.db import State
 
-__all__ = ["CheckReport", "check_project", "check_publish_set", "reference_issues", "targets_of"]
+__all__ = ["CheckReport", "check_project", "check_publish_set", "reference_issues", "studio_files",
+           "targets_of"]
 
 _TWIML = (".xml", ".twiml")
 _HTML = (".html", ".htm")
@@ -128,14 +129,15 @@ def _texts(config: Config, files: tuple[PublishedFile, ...],
             text = _read(Path(fn.content_path))
             if text is not None:
                 yield _label(Path(fn.content_path), root), text, None
-    for flow in _studio_files(root, config):
+    for flow in studio_files(root, config):
         text = _read(flow)
         if text is not None and '"states"' in text:
             yield _label(flow, root), text, None
 
 
-def _studio_files(root: Path, config: Config) -> Iterator[Path]:
-    """JSON files in the project folder and its first level of subfolders (not the source)."""
+def studio_files(root: Path, config: Config) -> Iterator[Path]:
+    """JSON files in the project folder and its first level of subfolders (not the source):
+    the Studio flow exports the check reads (`plan`'s output memo keys on them too)."""
     skip = {config.source.resolve(), config.state_dir.resolve()}
     for path in sorted(root.glob("*.json")) + sorted(root.glob("*/*.json")):
         if path.parent.resolve() in skip or path.parent.name in _SKIP_DIRS:

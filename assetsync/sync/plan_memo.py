@@ -17,7 +17,9 @@ The key is a BLAKE2b, keyed with the state's own random key (the one Variables' 
 - the functions project as loaded: each function's digest, package.json's Dependencies, the
   .env's keys and values (only ever inside this keyed digest), its issues and warnings;
 - the scan: every file's path, size and digest, its issues, and how many files it hashed and
-  reused (the plan prints those counts).
+  reused (the plan prints those counts);
+- with `[check] strict = true`, the Studio flow exports beside the source that the reference
+  check reads (`assetsync.check.project.studio_files`): each one's path and content.
 
 A plan whose images went through the transform step is kept with the image encoders' versions
 and replayed only under the same ones; one with audio is never kept (its encoder's version is
@@ -148,6 +150,26 @@ def output_key(config: Config, inputs: PlanInputs, *, mode: str,
         _MARSHAL_VERSION))
     digest.update(_project_part(inputs).encode("utf-8", "surrogatepass"))
     digest.update(_snapshot_part(inputs))
+    if config.check.strict:
+        digest.update(_flows_part(config))
+    return digest.digest()
+
+
+def _flows_part(config: Config) -> bytes:
+    """The Studio flow exports a strict plan's reference check reads (they live outside the
+    source folder, so the scan does not see them): each one's path and content."""
+    import xxhash
+
+    from assetsync.check.project import studio_files  # a strict plan loads it anyway
+
+    digest = xxhash.xxh3_128()
+    for path in studio_files(config.root, config):
+        try:
+            content = path.read_bytes()
+        except OSError as exc:  # as the check reads it: an unreadable file is skipped
+            content = f"unreadable: {exc.errno}".encode()
+        digest.update(marshal.dumps((str(path), len(content)), _MARSHAL_VERSION))
+        digest.update(content)
     return digest.digest()
 
 

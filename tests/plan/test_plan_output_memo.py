@@ -429,6 +429,25 @@ def test_each_flag_makes_a_plan_of_its_own(site: Site, flags: tuple[str, ...]) -
     _agree(run, site.reference(*flags))
 
 
+def test_a_strict_plan_keys_on_the_studio_flows_beside_the_source(site: Site) -> None:
+    """With `[check] strict = true` the reference check also reads the Studio flow exports in
+    the project folder, which the scan does not see: each one's content is in the key."""
+    site.config.unlink()
+    write_config(site.root, site.emulator, service="pom",
+                 extra="[shard]\npublic_protected_per_build = 6\n[check]\nstrict = true\n")
+    flow = site.root / "flow.json"
+    flow.write_text(json.dumps({"description": "IVR", "states": []}))
+    before = site.aged()
+    assert before.status == 0
+    flow.write_text(json.dumps({"description": "IVR", "states": [
+        {"name": "greet", "type": "say-play",
+         "properties": {"play": "https://pom-1234-dev.twil.io/audio/missing.mp3"}}]}))
+    run = site.plan()
+    assert not run.hit and run.status == 1 and "flow.json" in run.err
+    _agree(run, site.reference())
+    assert site.plan().hit  # the same flow again: kept
+
+
 @pytest.mark.parametrize("variable", ["TWILIO_AUTH_TOKEN", "TWILIO_API_SECRET"])
 def test_a_new_credential_makes_a_new_plan(site: Site, monkeypatch: pytest.MonkeyPatch,
                                            variable: str) -> None:
