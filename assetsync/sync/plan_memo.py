@@ -85,17 +85,22 @@ class PlanOutput:
 
 
 def _source_files_stat() -> tuple[tuple[str, int, int], ...]:
-    """Each source file of the assetsync package: (path, size, mtime_ns), sorted."""
+    """Each source file of the assetsync package: (path, size, mtime_ns), sorted (an edited
+    checkout plans afresh; a package that is not plain files, a zip say, gives none: its
+    version stands for it)."""
     found: list[tuple[str, int, int]] = []
     folders = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-    while folders:
-        with os.scandir(folders.pop()) as entries:
-            for entry in entries:
-                if entry.name.endswith(".py"):
-                    st = entry.stat()
-                    found.append((entry.path, st.st_size, st.st_mtime_ns))
-                elif entry.is_dir() and entry.name != "__pycache__":
-                    folders.append(entry.path)
+    try:
+        while folders:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    if entry.name.endswith(".py"):
+                        st = entry.stat()
+                        found.append((entry.path, st.st_size, st.st_mtime_ns))
+                    elif entry.is_dir() and entry.name != "__pycache__":
+                        folders.append(entry.path)
+    except OSError:
+        return ()
     return tuple(sorted(found))
 
 
