@@ -21,8 +21,8 @@ class OutcomeRecords(RecordTables):
         return int(cast("int", row[0])) if row else 0
 
     def state_generation(self) -> int:
-        """A count that moves whenever anything a plan reads is written (every table but the
-        stat cache's): kept by triggers, as `versions_generation` is."""
+        """A value that changes, to a random one, whenever anything a plan reads is written
+        (every table but the stat cache's): kept by triggers, as `versions_generation` is."""
         row = self._one("SELECT n FROM state_generation WHERE id = 1", ())
         return int(cast("int", row[0])) if row else 0
 

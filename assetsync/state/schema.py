@@ -242,15 +242,17 @@ _VERSION_TRIGGERS = tuple(
     "BEGIN UPDATE versions_generation SET n = n + 1; END"
     for event in ("INSERT", "UPDATE", "DELETE"))
 
-# Every write to a table `plan` reads moves a state-wide counter (`State.state_generation`), which
-# keys `plan`'s output memo (`assetsync.sync.plan_memo`). Not the stat cache's blob: the scan's rows
-# are in that key themselves. A table added later needs its own triggers in its own step.
+# Every write to a table `plan` reads gives a state-wide value a new random one
+# (`State.state_generation`), which keys `plan`'s output memo (`assetsync.sync.plan_memo`). Random,
+# not a count: a state restored from a backup and written again never comes back to a value that
+# stood for other contents. Not the stat cache's blob: the scan's rows are in that key
+# themselves. A table added later needs its own triggers in its own step.
 _PLANNED_TABLES = ("meta", "services", "environments", "assets", "asset_versions", "builds",
                    "pending", "build_manifests", "upload_intents", "functions",
                    "function_versions", "function_intents", "carried", "variable_digests")
 _STATE_TRIGGERS = tuple(
     f"CREATE TRIGGER {table}_generation_{event.lower()} AFTER {event} ON {table} "
-    "BEGIN UPDATE state_generation SET n = n + 1; END"
+    "BEGIN UPDATE state_generation SET n = random(); END"
     for table in _PLANNED_TABLES for event in ("INSERT", "UPDATE", "DELETE"))
 
 # MIGRATIONS[n] takes schema n to n + 1. Never edit a released step; append a new one.
@@ -302,7 +304,7 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
          "PRIMARY KEY (target, service_sid, environment_sid, key)) WITHOUT ROWID"),
         _new_variable_key,
     ),
-    (  # 9 -> 10: a counter of every change to what `plan` reads (its output memo's key)
+    (  # 9 -> 10: a value every change to what `plan` reads renews (its output memo's key)
         ("CREATE TABLE state_generation (id INTEGER PRIMARY KEY CHECK (id = 1), "
          "n INTEGER NOT NULL)"),
         "INSERT INTO state_generation VALUES (1, 0)",

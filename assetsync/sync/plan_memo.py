@@ -12,8 +12,8 @@ The key is a BLAKE2b, keyed with the state's own random key (the one Variables' 
 - the whole config's repr (every section, environment and `--env-file` included), and the
   credentials in use, secret too, which its repr hides: the secret check refuses a public file
   that holds it (only ever inside this keyed digest);
-- the state's change counter (`State.state_generation`: triggers move it on every write to a
-  table a plan reads);
+- the state's generation (`State.state_generation`: triggers give it a new random value on
+  every write to a table a plan reads);
 - the functions project as loaded: each function's digest, package.json's Dependencies, the
   .env's keys and values (only ever inside this keyed digest), its issues and warnings;
 - the scan: every file's path, size and digest, its issues, and how many files it hashed and
