@@ -280,7 +280,7 @@ def _walker(source: str, rules: IgnoreRules, cache: StatCache | None, now_ns: in
 
 def _finish(
     result: WalkResult,
-    files: dict[str, ScannedFile],
+    files: Mapping[str, ScannedFile],
     issues: list[ScanIssue],
     ordered: bool,
     started: float,
@@ -390,7 +390,7 @@ def rescan_paths(
     walker = _walker(top, rules, cache, now_ns)
     result = walker.walk([item for t in targets for item in walker.single(t, rules.is_ignored)])
     files = {k: v for k, v in previous.files.items() if not covered(k)}
-    files.update(result.files)
+    files.update(result.files.items())
     issues = [i for i in previous.issues if not covered(i.path)]
     gone = [k for k in previous.files if covered(k) and k not in result.files]
     if cache is not None and (result.put or gone):

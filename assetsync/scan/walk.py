@@ -12,13 +12,13 @@ import os
 import stat as statmod
 from array import array
 from collections.abc import Callable, Iterable
-from itertools import repeat
 from operator import attrgetter
 
 import xxhash
 
 from assetsync.models import DIGEST_PREFIX, ScannedFile
 from assetsync.scan.globs import GlobSet
+from assetsync.scan.scan_files import Run, ScanFiles
 from assetsync.scan.stat_table import RACY_WINDOW_NS, FolderRecord, Listing, StatRow, StatTable
 
 __all__ = [
@@ -95,7 +95,6 @@ def _hash_stable(path: str, follow: bool) -> tuple[str, os.stat_result]:
     raise _Changed
 
 
-_new_tuple = tuple.__new__
 _SIZE = attrgetter("st_size")
 _MTIME = attrgetter("st_mtime_ns")
 _CTIME = attrgetter("st_ctime_ns")
@@ -112,7 +111,7 @@ def _display(name: str) -> str:
 Subdir = tuple[str, str, Ancestors]
 # What a folder yields, in sorted order: runs of (rel, file) pairs (None while a file waits to
 # be hashed) and, between them, its subfolders, so a depth-first walk emits sorted paths.
-Item = Iterable[tuple[str, ScannedFile | None]] | Subdir
+Item = Iterable[tuple[str, ScannedFile | None]] | Run | Subdir
 
 
 def _sort_key(entry: os.DirEntry[str]) -> str:
@@ -197,7 +196,7 @@ class WalkResult:
                  "rebuilt")
 
     def __init__(self) -> None:
-        self.files: dict[str, ScannedFile] = {}
+        self.files = ScanFiles()
         self.issues: list[tuple[str, str]] = []
         self.put: list[StatRow] = []
         self.hashed = 0
@@ -292,7 +291,6 @@ class Walker:
             inodes = array("Q", map(_INODE, sts))
         except (OSError, OverflowError):
             return None  # changed since the folder was stat'ed: list it
-        rels = list(map(prefix.__add__, names))
         if (
             old.clean
             and sizes == old.sizes
@@ -300,26 +298,39 @@ class Walker:
             and ctimes == old.ctimes
             and inodes == old.inodes
         ):
+            # The cache vouches for every file: its columns are the files (`ScanFiles` makes
+            # a record of each only when one is read).
             self.result.folders[prefix] = old
-            files: list[ScannedFile | None] = list(
-                map(_new_tuple, repeat(ScannedFile), zip(rels, sizes.tolist(), old.digests))
-            )
-        else:
-            files = self._compare_each(base, prefix, old, rels, sts)  # type: ignore[assignment]
-            if files is None:
-                return None
+            digests = old.digests
+            return self._between_subdirs(
+                base, prefix, ancestors, old,
+                lambda start, end: Run(prefix, names[start:end], sizes[start:end],
+                                       digests[start:end]))
+        rels = list(map(prefix.__add__, names))
+        files = self._compare_each(base, prefix, old, rels, sts)
+        if files is None:
+            return None
+        return self._between_subdirs(base, prefix, ancestors, old,
+                                     lambda start, end: zip(rels[start:end], files[start:end]))
+
+    @staticmethod
+    def _between_subdirs(base: str, prefix: str, ancestors: Ancestors, old: FolderRecord,
+                         run: Callable[[int, int], Item]) -> list[Item]:
+        """A known folder's items in sorted order: `run(start, end)` of its files between
+        its subfolders, each subfolder where it sorts."""
+        count = len(old.names)
         subdirs = old.subdirs
         if not subdirs:
-            return [zip(rels, files)]
+            return [run(0, count)]
         items: list[Item] = []
         start = 0
         for pos, name in zip(old.subdir_positions(), subdirs, strict=True):
             if pos > start:
-                items.append(zip(rels[start:pos], files[start:pos]))
+                items.append(run(start, pos))
             items.append((base + name, prefix + name + "/", ancestors))
             start = pos
-        if start < len(rels):
-            items.append(zip(rels[start:], files[start:]))
+        if start < count:
+            items.append(run(start, count))
         return items
 
     def _compare_each(
@@ -580,19 +591,22 @@ class Walker:
         """Walk `items` depth first (each folder's items where the folder sorts), hash what
         the cache could not vouch for, and rebuild the records of folders that changed."""
         result = self.result
-        files: dict[str, ScannedFile | None] = result.files  # type: ignore[assignment]
+        files = result.files
         stack = items[::-1]
         while stack:
             item = stack.pop()
-            if type(item) is tuple:
-                stack.extend(reversed(self.folder(*item)))
+            kind = type(item)
+            if kind is tuple:
+                stack.extend(reversed(self.folder(*item)))  # type: ignore[misc]
+            elif kind is Run:
+                files.add_run(item)  # type: ignore[arg-type]
             else:
-                files.update(item)  # type: ignore[arg-type]
+                files.add_pairs(item)  # type: ignore[arg-type]
         self._hash_misses(files)
         self._rebuild()
         return result
 
-    def _hash_misses(self, files: dict[str, ScannedFile | None]) -> None:
+    def _hash_misses(self, files: ScanFiles) -> None:
         misses, result = self._misses, self.result
         if (self.workers > 1 and len(misses) >= _PARALLEL_HASH_MIN
                 and self._miss_bytes >= _PARALLEL_HASH_MIN_BYTES
@@ -606,12 +620,12 @@ class Walker:
             hashed = [self._hash(m) for m in misses]
         for (_path, rel, _follow), outcome in zip(misses, hashed, strict=True):
             if isinstance(outcome, str):
-                del files[rel]
+                files.drop(rel)
                 result.issues.append((rel, outcome))
                 continue
             digest, st = outcome
             size, mtime_ns, ctime_ns, inode = _validator(st)
-            files[rel] = ScannedFile(rel, size, digest)
+            files.fill(rel, ScannedFile(rel, size, digest))
             result.put.append((rel, size, mtime_ns, ctime_ns, inode, digest, self.now_ns))
             result.hashed += 1
             result.bytes_hashed += size

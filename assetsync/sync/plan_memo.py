@@ -44,6 +44,7 @@ from typing import Any
 from assetsync.atomic import write_atomic
 from assetsync.config import Config
 from assetsync.frozen import frozen
+from assetsync.scan.scan_files import ScanFiles
 from assetsync.sync.plan_inputs import PlanInputs
 
 try:  # CPython's own BLAKE2, without `hashlib`, which loads OpenSSL's bindings (~3 ms)
@@ -129,11 +130,16 @@ def _snapshot_part(inputs: PlanInputs) -> bytes:
     import xxhash  # loaded by the scan already
 
     snap = inputs.snapshot
-    rows = snap.files.values()
+    files = snap.files
+    if isinstance(files, ScanFiles):  # a walk's: its columns, no record made per file
+        rels, sizes, digests = files.columns()
+    else:
+        rows = list(files.values())
+        rels, sizes, digests = map(_REL, rows), map(_SIZE, rows), map(_DIGEST, rows)
     digest = xxhash.xxh3_128()
-    digest.update("\0".join(map(_REL, rows)).encode("utf-8", "surrogateescape"))
-    digest.update(array("Q", map(_SIZE, rows)))
-    digest.update("\0".join(map(_DIGEST, rows)).encode("ascii"))
+    digest.update("\0".join(rels).encode("utf-8", "surrogateescape"))
+    digest.update(array("Q", sizes))
+    digest.update("\0".join(digests).encode("ascii"))
     digest.update(marshal.dumps((len(snap.files), tuple((i.path, i.message) for i in snap.issues),
                                  snap.hashed, snap.bytes_hashed, snap.reused), _MARSHAL_VERSION))
     return digest.digest()
