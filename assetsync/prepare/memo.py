@@ -45,7 +45,7 @@ from assetsync.prepare.stage import Prepared
 from assetsync.scan.rules import Snapshot
 from assetsync.state.last_outcome import changed_rows, splice_files
 
-__all__ = ["MEMO_NAME", "PlacementKey", "PrepareMemo", "placement_key"]
+__all__ = ["MEMO_NAME", "PlacementKey", "PrepareMemo", "kept_encoders", "placement_key"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,23 @@ def _settings(config: Config) -> str:
 
     return repr((_FORMAT, __version__, sys.version_info[:2], str(config.source),
                  str(config.state_dir), config.visibility, config.optimize))
+
+
+def kept_encoders(*, images: bool, audio: bool) -> str | None:
+    """The encoders' versions a kept result of the transform step depends on ("": none), or
+    None when it is not to be kept (prepared, or planned, again next time): one with audio
+    (its encoder's version is not read without loading it), or one whose images no encoder
+    took (say, only types none takes): Pillow is then not loaded, and reading its version
+    would load it for nothing. Shared by this memo and `plan`'s output memo."""
+    if audio:
+        return None
+    if not images:
+        return ""
+    if "PIL" not in sys.modules:
+        return None
+    from assetsync.media.cache import encoder_versions
+
+    return encoder_versions()
 
 
 def placement_key(options: ShardOptions, base_service: str, files: Sequence[PublishedFile],
@@ -272,20 +289,10 @@ class PrepareMemo:
         """Keep `prepared` (everything `prepare_files` found before the secret check) as the
         set of these scan rows; a set with audio reports is not kept (it is prepared again)."""
         self._dirty = True
-        if prepared.audio:
+        encoders = kept_encoders(images=prepared.images, audio=bool(prepared.audio))
+        if encoders is None:
             self._entry = None
             return
-        encoders = ""
-        if prepared.images:
-            if "PIL" not in sys.modules:
-                # No image was encoded (say, only types no encoder takes): reading the
-                # encoders' versions would load Pillow for nothing, and a plan that encodes
-                # nothing never loads it. Not kept: the next plan prepares again.
-                self._entry = None
-                return
-            from assetsync.media.cache import encoder_versions
-
-            encoders = encoder_versions()
         self._entry = _Entry(encoders, _columns(tuple(scanned.values()), 3), prepared.files,
                              prepared.warnings, prepared.errors, prepared.clean, prepared.images)
 

@@ -5,8 +5,6 @@ the embedded target; a file served with the wrong Content-Type (a fault switch) 
 from __future__ import annotations
 
 import json
-import struct
-import wave
 from pathlib import Path
 
 import httpx
@@ -16,17 +14,9 @@ from assetsync.check.live import check_live, expected_probes, sign_url
 from assetsync.cli import main
 from assetsync.emulator.serving import twilio_signature
 from assetsync.sync.run import sync
+from tests.check.test_check import _wav
 from tests.conftest import EmulatorHandle
 from tests.sync_harness import credentials_env, deploy_function_build, load
-
-
-def _wav(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(struct.pack("<800h", *([0] * 800)))
 
 
 def _site(site: Path) -> None:

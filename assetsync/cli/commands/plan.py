@@ -284,6 +284,7 @@ def _plan_and_keep(config: Config, args: argparse.Namespace, inputs: PlanInputs,
     """Plan from `inputs`, print it, and keep what was printed under `key` when it can be
     printed again as it is (see `assetsync.sync.plan_memo`)."""
     from assetsync.cli._recording import recording
+    from assetsync.prepare.memo import kept_encoders
     from assetsync.sync.offline_plan import plan_offline
     from assetsync.sync.plan_memo import PlanOutput
 
@@ -291,16 +292,9 @@ def _plan_and_keep(config: Config, args: argparse.Namespace, inputs: PlanInputs,
         result = plan_offline(config, full=args.full, prune_variables=args.prune_variables,
                               on_event=event_printer(), inputs=inputs)
         status = _print(config, args, result)
-    if memo is None or key is None or not printed.replayable or result.audio:
-        return status
-    encoders = ""
-    if result.images:
-        if "PIL" not in sys.modules:
-            return status  # no image was encoded: reading the versions would load Pillow
-        from assetsync.media.cache import encoder_versions
-
-        encoders = encoder_versions()
-    memo.keep(key, PlanOutput(tuple(printed.chunks), status, encoders))
+    encoders = kept_encoders(images=result.images, audio=bool(result.audio))
+    if memo is not None and key is not None and printed.replayable and encoders is not None:
+        memo.keep(key, PlanOutput(tuple(printed.chunks), status, encoders))
     return status
 
 
