@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,18 @@ from assetsync.emulator.serve import RunningEmulator, start_in_thread
 from assetsync.emulator.state import AdjustableClock, EmulatorLimits, EmulatorState
 
 DEFAULT_BUILD_DELAY_S = 0.05
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the CLI processes the tests start a default Ctrl-C.
+
+    A shell without job control (a script's `cmd &`, many CI wrappers) starts a background job
+    with SIGINT ignored, and an ignored signal stays ignored across fork and exec: every
+    `assetsync` a test starts would then ignore the Ctrl-C it is sent, as it should from such a
+    shell. A caught signal is reset to the default at exec, so Python's own handler here gives
+    each child the disposition a terminal's foreground job has."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
