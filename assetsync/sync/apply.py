@@ -227,15 +227,19 @@ async def _send_functions(how: _Sending, files: Sequence[PublishedFile],
     return (await _send(how, FUNCTIONS, (f.path for f in files), files, ledger))[1]
 
 
-async def _side_by_side(failures: list[Exception], first: Awaitable[_A],
-                        second: Awaitable[_B]) -> tuple[_A, _B]:
-    """Await both concurrently; when one fails, the other (sharing its `failures` list, see
+async def _side_by_side(failures: list[Exception], first: Callable[[], Awaitable[_A]],
+                        second: Callable[[], Awaitable[_B]]) -> tuple[_A, _B]:
+    """Run both concurrently; when one fails, the other (sharing its `failures` list, see
     `run_all`) starts no more work and finishes what is in flight, and the first error is
-    raised once both are done: nothing acknowledged is left unrecorded."""
+    raised once both are done: nothing acknowledged is left unrecorded.
 
-    async def stopping(step: Awaitable[_T]) -> _T:
+    Each side is made (`first()`) only when its task starts: a coroutine made before and handed
+    in was never started when a Ctrl-C cancelled the run in between, and Python printed
+    "RuntimeWarning: coroutine ... was never awaited" under "assetsync: interrupted"."""
+
+    async def stopping(step: Callable[[], Awaitable[_T]]) -> _T:
         try:
-            return await step
+            return await step()
         except Exception as exc:
             failures.append(exc)  # a failure outside `run_all` (a listing) stops the other
             raise
@@ -275,7 +279,7 @@ async def apply_changes(
                              Awaitable[str | None]] | None = None,
     before_deploy: Callable[[], Awaitable[None]] | None = None,
     live_versions: Mapping[str, str] | None = None,
-    alongside: Awaitable[None] | None = None,
+    alongside: Callable[[], Awaitable[None]] | None = None,
     fresh_service: bool = False,
 ) -> ApplyOutcome:
     """Create assets, upload, build from reused + new versions (+ functions), wait, deploy.
@@ -290,19 +294,19 @@ async def apply_changes(
     `live_versions`: path -> SID of the live build's version of it. A file that changed
     between its checks and its upload (`Uploaded.changed`) keeps that version in this build
     (a new file waits): its new bytes were never checked, so the next sync checks them.
-    `alongside`: other work the build needs done, run while the files upload (the service
-    manifest's Function resource). `fresh_service`: this run made the service, so it has no
+    `alongside`: makes other work the build needs done, run while the files upload (the
+    service manifest's Function resource). `fresh_service`: this run made the service, so it has no
     Asset or Function to adopt and none is listed.
     """
     # Functions, assets and `alongside` share the request slots rather than take turns: a
     # function's three requests one after another (list, create, upload) left nine slots idle.
     how = _Sending(client, service_sid, options, on_event, fresh_service)
     sent, ((created, uploaded), _) = await _side_by_side(
-        how.failures, _send_functions(how, function_uploads, function_ledger),
-        _side_by_side(how.failures,
-                      _send(how, ASSETS, {*create_assets, *(f.path for f in uploads)},
-                            uploads, ledger),
-                      alongside if alongside is not None else _nothing()),
+        how.failures, partial(_send_functions, how, function_uploads, function_ledger),
+        partial(_side_by_side, how.failures,
+                partial(_send, how, ASSETS, {*create_assets, *(f.path for f in uploads)},
+                        uploads, ledger),
+                alongside if alongside is not None else _nothing),
     )
     function_sids = [*function_sids, *(u.sid for u in sent)]
     uploaded, kept = _checked_uploads(uploaded, live_versions or {})

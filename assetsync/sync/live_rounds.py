@@ -182,7 +182,8 @@ async def _upload_build_deploy(
                 function_uploads=found.functions.uploads if found.functions is not None else (),
                 function_ledger=at.fn_ledger,
                 extra_function=manifest_maker(req, at, found, live, notes),
-                alongside=_before_build(manifest_resource(req, at, live), req.variables),
+                alongside=lambda: _before_build(manifest_resource(req, at, live),
+                                                req.variables),
                 fresh_service=at.created,
                 before_deploy=_still_live(req, at),
                 live_versions=({v.path: v.sid for v in live.asset_versions}
