@@ -26,6 +26,22 @@ class GlobError(ValueError):
     """A glob pattern that cannot be compiled; the message says why."""
 
 
+# Inside a regex set these begin what Python's `re` reads (or will read, warning now) as a
+# nested set or a set operation (`[[`, `&&`, `~~`, `||`, `--`: re's FutureWarning); in a glob
+# they are plain characters.
+_SET_LITERALS = str.maketrans({c: "\\" + c for c in "\\[&~|"})
+
+
+def _set_items(inner: str) -> str:
+    """A glob set's contents (after a leading '^', kept) as regex set items: ranges stay
+    ranges, every other character stands for itself."""
+    negate = "^" if inner.startswith("^") else ""
+    items = inner[len(negate):].translate(_SET_LITERALS)
+    while "--" in items:  # a second '-' in a row: a literal, not a set difference
+        items = items.replace("--", "-\\-", 1)
+    return negate + items
+
+
 def _translate(body: str) -> str:
     """Regex source for one pattern body (no anchoring, no trailing slash)."""
     out: list[str] = []
@@ -49,7 +65,9 @@ def _translate(body: str) -> str:
         elif c == "?":
             out.append("[^/]")
         elif c == "[":
-            end = body.find("]", i + 2 if body.startswith(("[!", "[^", "[]"), i) else i + 1)
+            first = i + 2 if body.startswith(("[!", "[^"), i) else i + 1
+            # A ']' first in the set (after any '!') is one of its characters, not its end.
+            end = body.find("]", first + 1 if body.startswith("]", first) else first)
             if end < 0:
                 raise GlobError("unclosed '[' character set")
             inner = body[i + 1 : end]
@@ -57,7 +75,7 @@ def _translate(body: str) -> str:
                 inner = "^" + inner[1:]
             if not inner.strip("^"):
                 raise GlobError("empty '[]' character set")
-            out.append("[" + inner.replace("\\", "\\\\") + "]")
+            out.append("[" + _set_items(inner) + "]")
             i = end + 1
             continue
         elif c == "\\":

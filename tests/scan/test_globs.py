@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from assetsync.scan.globs import GlobSet, compile_glob_set, validate_glob
 
 # Every character a user could type into a pattern, regex metacharacters included.
-_CHARS = st.sampled_from(list("ab.-_/*?\\!^$()+{}|] \t~") + ["é", "[", "**"])
+_CHARS = st.sampled_from(list("ab.-_/*?\\!^$()+{}|&] \t~") + ["é", "[", "**"])
 
 
 @given(st.lists(_CHARS, min_size=1, max_size=12).map("".join))
@@ -27,6 +27,23 @@ def test_a_bad_character_set_range_is_refused_with_the_regex_error() -> None:
     problem = validate_glob("img/[z-a].png")
     assert problem is not None and "range" in problem
     assert validate_glob("img/[a-z].png") is None
+
+
+def test_set_characters_that_regex_sets_treat_specially_are_plain_characters() -> None:
+    # `[[`, `&&`, `~~`, `||` and `--` open a nested set or a set operation in a regex set
+    # (Python's re warns of them now); in a glob set they are characters like any other.
+    for pattern, inside, outside in (("[[]x", "[x", "]x"), ("[a&&]", "&", "b"),
+                                     ("[~~]", "~", "a"), ("[a||]", "|", "b"),
+                                     ("[!--/]", "a", "-")):
+        glob_set = compile_glob_set((pattern,))  # filterwarnings=error: a warning fails here
+        assert glob_set.match(inside) and not glob_set.match(outside), pattern
+
+
+def test_a_closing_bracket_first_in_a_set_is_one_of_its_characters() -> None:
+    assert compile_glob_set(("[]]",)).match("]")
+    negated = compile_glob_set(("[!]]",))
+    assert negated.match("a") and not negated.match("]")
+    assert validate_glob("[!]") is not None  # no character before the end: unclosed
 
 
 def test_escaped_metacharacters_match_literally() -> None:
