@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from assetsync.remote.client import RetryPolicy, ServerlessClient
 from assetsync.config import Config, load_config
+from assetsync.remote.client import RetryPolicy, ServerlessClient
 from assetsync.state.remote_manifest import MANIFEST_PATH
 from assetsync.sync.run import make_client
 

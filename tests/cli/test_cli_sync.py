@@ -202,8 +202,8 @@ def test_builds_on_a_twilio_target_count_against_the_shared_budget(
     tmp_path: Path, emulator: Any, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from assetsync.sync.budget import budget_for_config
     from assetsync.config import load_config
+    from assetsync.sync.budget import budget_for_config
 
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "a.txt").write_text("a")

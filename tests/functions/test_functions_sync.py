@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from assetsync.sync.run import sync
 from assetsync.errors import DriftError, LimitError
+from assetsync.sync.run import sync
 from tests.sync_harness import api_get, load, quick_client
 from tests.toolkit_harness import (
     HELLO,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assetsync.media.audio_options import AudioSettings
 from assetsync.errors import ConfigError
+from assetsync.media.audio_options import AudioSettings
 from assetsync.media.options import parse_optimize_section
 
 

@@ -13,11 +13,11 @@ import httpx
 import numpy as np
 import pytest
 
-from assetsync.media.audio_level import active_speech_level
 from assetsync.cli import main
-from assetsync.sync.run import sync
-from assetsync.results import SyncEvent
 from assetsync.media.audio import decode_audio
+from assetsync.media.audio_level import active_speech_level
+from assetsync.results import SyncEvent
+from assetsync.sync.run import sync
 from tests.audio_signals import encode_as, pad_silence, speech_like, wav_pcm16
 from tests.sync_harness import enter_cli, load, uploads, write_config
 

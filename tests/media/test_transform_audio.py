@@ -12,11 +12,11 @@ import av
 import numpy as np
 import pytest
 
+from assetsync.errors import LimitError, TransformError
+from assetsync.media.audio import decode_audio, fit_mms, make_voice, make_voice_note
 from assetsync.media.audio_level import active_speech_level
 from assetsync.media.audio_options import AudioSettings
-from assetsync.errors import LimitError, TransformError
 from assetsync.media.sniff import sniff
-from assetsync.media.audio import decode_audio, fit_mms, make_voice, make_voice_note
 from tests.audio_signals import FORMATS, encode_as, pad_silence, speech_like, wav_pcm16
 
 RATE = 44_100

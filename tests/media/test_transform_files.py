@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import xxhash
 
-from assetsync.prepare.classify import content_type_for
 from assetsync.media.options import OptimizeOptions, parse_optimize_section
-from assetsync.models import DIGEST_PREFIX, PublishedFile, Visibility
-from assetsync.scan.rules import hash_file
-from assetsync.results import SyncEvent
 from assetsync.media.stage import TransformResult, transform_files
+from assetsync.models import DIGEST_PREFIX, PublishedFile, Visibility
+from assetsync.prepare.classify import content_type_for
+from assetsync.results import SyncEvent
+from assetsync.scan.rules import hash_file
 from tests.test_media_helpers import decode, encode, graphic_rgba, jpeg_with_secrets, noise, photo
 
 

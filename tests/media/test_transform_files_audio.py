@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from assetsync.media.cache import variant_recipe
 from assetsync.media.options import BUILTIN_PROFILES, OptimizeOptions, parse_optimize_section
 from assetsync.media.stage import TransformResult, transform_files
-from assetsync.media.cache import variant_recipe
 from tests.audio_signals import encode_as, pad_silence, speech_like, wav_pcm16
 from tests.media.test_transform_files import _tree
 

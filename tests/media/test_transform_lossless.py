@@ -10,8 +10,8 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from assetsync.errors import TransformError
-from assetsync.media.options import OptimizeOptions
 from assetsync.media.lossless import optimize_image
+from assetsync.media.options import OptimizeOptions
 from tests.test_media_helpers import (
     GPS_IFD,
     MAKE,

@@ -24,8 +24,8 @@ from assetsync.results import SyncEvent
 from assetsync.state.recorded_views import VIEWS_NAME
 from assetsync.sync.offline_plan import plan_offline
 from assetsync.sync.plan_memo import JSON_MEMO_NAME
-from tests.sync_harness import enter_cli, load, make_tree
 from tests.state.test_carry import _png
+from tests.sync_harness import enter_cli, load, make_tree
 
 BASE = '[project]\nsource = "site"\nservice = "memo"\nstate_dir = "state"\n'
 

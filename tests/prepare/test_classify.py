@@ -8,6 +8,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from assetsync.limits import MAX_PRIVATE_ASSET_BYTES, MAX_PUBLIC_ASSET_BYTES
+from assetsync.models import PublishedFile, ScannedFile, Visibility
 from assetsync.prepare.classify import (
     VisibilityRules,
     check_published,
@@ -16,8 +18,6 @@ from assetsync.prepare.classify import (
     published_name,
 )
 from assetsync.scan.globs import GlobSet, validate_glob
-from assetsync.limits import MAX_PRIVATE_ASSET_BYTES, MAX_PUBLIC_ASSET_BYTES
-from assetsync.models import PublishedFile, ScannedFile, Visibility
 
 P, PR, PV = Visibility.PUBLIC, Visibility.PROTECTED, Visibility.PRIVATE
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from assetsync.errors import ConfigError
+from assetsync.results import SyncEvent
 from assetsync.scan.globs import compile_glob_set
 from assetsync.scan.rules import (
     CHUNK_SIZE,
@@ -27,7 +28,6 @@ from assetsync.scan.rules import (
     scan_tree,
 )
 from assetsync.state.db import State
-from assetsync.results import SyncEvent
 from tests.scan_helpers import LATER, MemoryCache, digest_of, make_tree
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from assetsync.config import target_key
-from assetsync.sync.run import sync
 from assetsync.errors import AssetsyncError, BuildFailedError, DriftError, LimitError
+from assetsync.results import SyncEvent, SyncResult
 from assetsync.state.db import State
 from assetsync.state.remote_manifest import MANIFEST_PATH
-from assetsync.results import SyncEvent, SyncResult
+from assetsync.sync.run import sync
 from tests.sync_harness import (
     api_get,
     assert_functions_kept,
@@ -405,9 +405,9 @@ def test_a_recorded_snapshot_is_reused_only_while_the_state_is_unchanged(
     # record would make it upload every file again: it must be ignored once anything was
     # committed since it was read, and when it is of another service.
     from assetsync.config import target_key
-    from assetsync.sync.run import apply_options, open_client, prepare_files, sync_service
     from assetsync.plan.assets import RecordedService
     from assetsync.sync.phase_values import RecordedSnapshot
+    from assetsync.sync.run import apply_options, open_client, prepare_files, sync_service
 
     config = load(tmp_path, emulator)
     make_tree(config.source, 6)

@@ -13,8 +13,8 @@ from assetsync.cli import main
 from assetsync.results import SyncEvent
 from assetsync.sync.offline_plan import plan_offline
 from assetsync.sync.run import sync
-from tests.sync_harness import enter_cli, load
 from tests.state.test_carry import EXTRA, _forget_carried, _png, _site
+from tests.sync_harness import enter_cli, load
 
 
 def _plan_json(config_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:

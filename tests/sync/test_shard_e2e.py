@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from assetsync.sync.run import sync
 from assetsync.results import SyncResult
+from assetsync.sync.run import sync
 from tests.sync_harness import count, load, uploads, writes
 
 SHARD = """urls_file = "urls.json"

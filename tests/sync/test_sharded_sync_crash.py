@@ -11,8 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.sync_harness import api_get, make_tree, write_config
 from tests.sync.test_crash import KILLED, assert_state_opens, run_sync
+from tests.sync_harness import api_get, make_tree, write_config
 
 SMALL = "[shard]\npublic_protected_per_build = 5\nprivate_per_build = 2\n"
 

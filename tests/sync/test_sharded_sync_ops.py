@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from assetsync.sync.budget import BuildBudget
 from assetsync.cli import main
+from assetsync.sync.budget import BuildBudget
 from tests.sync_harness import (
     api_get,
     count,
@@ -137,8 +137,8 @@ def test_prune_covers_every_service_of_the_site(
 def twilio_site(root: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> BuildBudget:
     """A "twilio" target whose URL is overridden to the emulator (as a proxy would be), so the
     account's shared build budget applies; returns that budget (in a tmp ledger folder)."""
-    from assetsync.sync.budget import budget_for_config
     from assetsync.config import load_config
+    from assetsync.sync.budget import budget_for_config
 
     make_tree(root / "site", 12)
     (root / ".assetsync.toml").write_text(
