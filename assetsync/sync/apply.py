@@ -295,8 +295,8 @@ async def apply_changes(
     between its checks and its upload (`Uploaded.changed`) keeps that version in this build
     (a new file waits): its new bytes were never checked, so the next sync checks them.
     `alongside`: makes other work the build needs done, run while the files upload (the
-    service manifest's Function resource). `fresh_service`: this run made the service, so it has no
-    Asset or Function to adopt and none is listed.
+    service manifest's Function resource). `fresh_service`: this run made the service, so it
+    has no Asset or Function to adopt and none is listed.
     """
     # Functions, assets and `alongside` share the request slots rather than take turns: a
     # function's three requests one after another (list, create, upload) left nine slots idle.
