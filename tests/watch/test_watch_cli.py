@@ -109,6 +109,39 @@ def test_interrupt_with_undeployed_changes_exits_130(project: tuple[Path, dict[s
     assert any("stopped; 1 change not deployed: run `assetsync sync`" in line for line in watcher.lines)
 
 
+def test_a_second_ctrl_c_aborts_the_sync_in_flight_and_the_next_sync_converges(
+    project: tuple[Path, dict[str, str]], emulator: Any
+) -> None:
+    root, env = project
+    for i in range(30):
+        (root / "site" / f"page{i}.html").write_text(f"<p>{i}</p>")
+    # Every upload answers after 0.3 s: the start's full reconcile is still uploading when
+    # both Ctrl-Cs arrive.
+    emulator.state.faults.add("POST", "/v1/Services/*/Assets/*/Versions", "delay", count=31,
+                              delay_s=0.3)
+    watcher = Watcher(root, env)
+    try:
+        watcher.wait_line("watching (")
+        watcher.proc.send_signal(signal.SIGINT)
+        watcher.wait_line("stopping after the current sync (Ctrl-C again to abort it)")
+        code = watcher.interrupt()
+    finally:
+        watcher.kill()
+    assert code == 130
+    assert watcher.lines[-1] == "assetsync: interrupted", watcher.lines
+    assert not any("Traceback" in line or "Warning" in line for line in watcher.lines)
+    assert not any("deployed" in line for line in watcher.lines)  # aborted before its build
+
+    emulator.state.faults.clear()
+    done = subprocess.run([sys.executable, "-m", "assetsync", "sync", "--json"], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=BOUND_S, check=False)
+    assert done.returncode == 0, done.stderr
+    with emulator.client() as http:
+        live = http.get("/v1/Services/watch-cli/Environments").json()["environments"][0]
+        build = http.get(f"/v1/Services/watch-cli/Builds/{live['build_sid']}").json()
+    assert len(build["asset_versions"]) == 31  # index.html and the 30 pages
+
+
 def test_second_watch_on_the_same_project_exits_3(project: tuple[Path, dict[str, str]]) -> None:
     root, env = project
     first = Watcher(root, env)
