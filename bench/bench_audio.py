@@ -15,14 +15,15 @@ envelopes), with digital silence padding, as:
 
 each `--minutes` long (default 1). Per file: bytes before/after and their ratio for the voice
 prompt (and the WhatsApp voice note), CPU seconds of the recipe (process time, decode to
-encode) per minute of audio, and the active speech level (ITU-T P.56) of the decoded output
-against the -26 dBov target. `voice_cpu_split_s_per_min` times the voice recipe's stages
-again, separately: decoding to mono at the output rate, encoding the output, and the rest
-(the recipe's total minus those two: trim, P.56 level, peak check, gain). Peak RSS is that of a separate process that only runs the recipes
-over the corpus files (after a warm-up on a 1 s clip: first-call set-up is paid once per
-worker process), with one OpenBLAS thread as in the transform pool's workers. Then, unless `--skip-sync`, the real CLI once: `assetsync sync` as a
-subprocess against the emulator (another process, over a socket) with the voice profile on the
-corpus: wall time of the first sync (encode + upload + build + deploy) and of a second,
+encode; the median of 3 runs) per minute of audio, and the active speech level (ITU-T P.56) of
+the decoded output against the -26 dBov target. `voice_cpu_split_s_per_min` times the voice
+recipe's stages again, separately: decoding to mono at the output rate, encoding the output,
+and the rest (the recipe's total minus those two: trim, P.56 level, peak check, gain). Peak RSS
+is that of a separate process that only runs the recipes over the corpus files (after a warm-up
+on a 1 s clip: first-call set-up is paid once per worker process), with one OpenBLAS thread as
+in the transform pool's workers. Then, unless `--skip-sync`, the real CLI once: `assetsync sync`
+as a subprocess against the emulator (another process, over a socket) with the voice profile on
+the corpus: wall time of the first sync (encode + upload + build + deploy) and of a second,
 no-change sync. Excluded: generating the corpus and starting the emulator.
 Goals (issue 15): voice >= 10x smaller than 44.1 kHz stereo PCM, loudness within 1 dB of the
 target, < 0.2 s CPU per minute of audio.
@@ -34,10 +35,13 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.audio_signals
@@ -45,7 +49,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.audio_s
 import numpy as np
 from bench_sync import ENV, start_emulator
 
-from assetsync.media.audio import decode_audio, encode_audio, make_voice, make_voice_note
+from assetsync.media.audio import (
+    AudioOutput,
+    decode_audio,
+    encode_audio,
+    make_voice,
+    make_voice_note,
+)
 from assetsync.media.audio_level import active_speech_level
 from assetsync.media.audio_options import AudioSettings
 from assetsync.media.sniff import sniff
@@ -93,12 +103,8 @@ def measure(folder: Path, names: dict[str, bool]) -> dict[str, object]:
     for name, speech in names.items():
         data = (folder / name).read_bytes()
         kind = (sniff(data[:64]) or sys.exit(f"{name}: not sniffed")).kind
-        started = time.process_time()
-        voice = make_voice(data, kind, settings)
-        voice_cpu = time.process_time() - started
-        started = time.process_time()
-        note = make_voice_note(data, kind, settings)
-        note_cpu = time.process_time() - started
+        voice, voice_cpu = _median_cpu(partial(make_voice, data, kind, settings))
+        note, note_cpu = _median_cpu(partial(make_voice_note, data, kind, settings))
         assert voice.data is not None and note.data is not None
         minutes = voice.before.seconds / 60
         split = _voice_split(data, kind, voice.kind, settings)
@@ -129,6 +135,17 @@ def measure(folder: Path, names: dict[str, bool]) -> dict[str, object]:
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "rss_after_imports_mb": round(baseline_rss, 1),
     }
+
+
+def _median_cpu(recipe: Callable[[], AudioOutput], runs: int = 3) -> tuple[AudioOutput, float]:
+    """The recipe's output and the median CPU seconds of `runs` runs of it (one run alone
+    swung by ~15% on this machine)."""
+    times = []
+    for _ in range(runs):
+        started = time.process_time()
+        output = recipe()
+        times.append(time.process_time() - started)
+    return output, statistics.median(times)
 
 
 def _voice_split(data: bytes, kind: str, out_kind: str, settings: AudioSettings
